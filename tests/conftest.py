@@ -1,0 +1,16 @@
+"""Test-wide isolation: nothing a test does may touch the real home directory.
+
+DSPy reads DSPY_CACHEDIR when it is imported and litellm may fetch a cost map over the
+network, so both are redirected before any test module imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_SANDBOX = tempfile.mkdtemp(prefix="dspyops-tests-")
+os.environ["HOME"] = _SANDBOX
+os.environ["DSPY_CACHEDIR"] = os.path.join(_SANDBOX, "dspy_cache")
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ.setdefault("DSPYOPS_LOG_LEVEL", "warning")
