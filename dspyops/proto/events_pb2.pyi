@@ -1,0 +1,349 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class VersionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERSION_STATUS_UNSPECIFIED: _ClassVar[VersionStatus]
+    DEVELOPMENT: _ClassVar[VersionStatus]
+    STAGING: _ClassVar[VersionStatus]
+    PRODUCTION: _ClassVar[VersionStatus]
+    DEPRECATED: _ClassVar[VersionStatus]
+    ARCHIVED: _ClassVar[VersionStatus]
+
+class RouteRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTE_ROLE_UNSPECIFIED: _ClassVar[RouteRole]
+    PRIMARY: _ClassVar[RouteRole]
+    SHADOW: _ClassVar[RouteRole]
+VERSION_STATUS_UNSPECIFIED: VersionStatus
+DEVELOPMENT: VersionStatus
+STAGING: VersionStatus
+PRODUCTION: VersionStatus
+DEPRECATED: VersionStatus
+ARCHIVED: VersionStatus
+ROUTE_ROLE_UNSPECIFIED: RouteRole
+PRIMARY: RouteRole
+SHADOW: RouteRole
+
+class ProgramSpec(_message.Message):
+    __slots__ = ("module", "signature", "instructions")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    signature: str
+    instructions: str
+    def __init__(self, module: _Optional[str] = ..., signature: _Optional[str] = ..., instructions: _Optional[str] = ...) -> None: ...
+
+class LMConfig(_message.Message):
+    __slots__ = ("model", "temperature", "max_tokens", "api_base", "api_key_env")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    API_BASE_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_ENV_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    temperature: float
+    max_tokens: int
+    api_base: str
+    api_key_env: str
+    def __init__(self, model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., api_base: _Optional[str] = ..., api_key_env: _Optional[str] = ...) -> None: ...
+
+class Example(_message.Message):
+    __slots__ = ("fields", "input_keys")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.ScalarMap[str, str]
+    input_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fields: _Optional[_Mapping[str, str]] = ..., input_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Lineage(_message.Message):
+    __slots__ = ("job_id", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "baseline_score", "final_score", "dspy_version")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    TRAINSET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    VALSET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TRAINSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VALSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DSPY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    optimizer: str
+    params: _struct_pb2.Struct
+    metric: str
+    trainset_digest: str
+    valset_digest: str
+    trainset_size: int
+    valset_size: int
+    baseline_score: float
+    final_score: float
+    dspy_version: str
+    def __init__(self, job_id: _Optional[str] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., dspy_version: _Optional[str] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("version", "weight", "role")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    weight: float
+    role: RouteRole
+    def __init__(self, version: _Optional[str] = ..., weight: _Optional[float] = ..., role: _Optional[_Union[RouteRole, str]] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("lm_calls", "input_tokens", "output_tokens")
+    LM_CALLS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    lm_calls: int
+    input_tokens: int
+    output_tokens: int
+    def __init__(self, lm_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
+
+class JobAccepted(_message.Message):
+    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    TRAINSET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    VALSET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TRAINSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VALSET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    program: str
+    spec: ProgramSpec
+    lm: LMConfig
+    optimizer: str
+    params: _struct_pb2.Struct
+    metric: str
+    trainset_digest: str
+    valset_digest: str
+    trainset_size: int
+    valset_size: int
+    min_score: float
+    auto_promote: bool
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ...) -> None: ...
+
+class JobStarted(_message.Message):
+    __slots__ = ("optimizer", "planned_trials")
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    PLANNED_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    optimizer: str
+    planned_trials: int
+    def __init__(self, optimizer: _Optional[str] = ..., planned_trials: _Optional[int] = ...) -> None: ...
+
+class BaselineEvaluated(_message.Message):
+    __slots__ = ("score", "examples")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    examples: int
+    def __init__(self, score: _Optional[float] = ..., examples: _Optional[int] = ...) -> None: ...
+
+class JobProgress(_message.Message):
+    __slots__ = ("step", "total", "message")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    total: int
+    message: str
+    def __init__(self, step: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class TrialCompleted(_message.Message):
+    __slots__ = ("trial", "score", "best_score", "candidate")
+    TRIAL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    trial: int
+    score: float
+    best_score: float
+    candidate: str
+    def __init__(self, trial: _Optional[int] = ..., score: _Optional[float] = ..., best_score: _Optional[float] = ..., candidate: _Optional[str] = ...) -> None: ...
+
+class JobCompleted(_message.Message):
+    __slots__ = ("program", "version", "final_score", "baseline_score", "improvement", "gate_passed", "gate_reason", "status", "usage", "wall_seconds", "artifact_digest")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    GATE_PASSED_FIELD_NUMBER: _ClassVar[int]
+    GATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    final_score: float
+    baseline_score: float
+    improvement: float
+    gate_passed: bool
+    gate_reason: str
+    status: VersionStatus
+    usage: Usage
+    wall_seconds: float
+    artifact_digest: str
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., final_score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., improvement: _Optional[float] = ..., gate_passed: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., wall_seconds: _Optional[float] = ..., artifact_digest: _Optional[str] = ...) -> None: ...
+
+class JobFailed(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    def __init__(self, error: _Optional[str] = ...) -> None: ...
+
+class JobCancelled(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class JobInterrupted(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class VersionRegistered(_message.Message):
+    __slots__ = ("program", "version", "spec", "lm", "artifact_digest", "artifact", "lineage", "status")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    spec: ProgramSpec
+    lm: LMConfig
+    artifact_digest: str
+    artifact: bytes
+    lineage: Lineage
+    status: VersionStatus
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ..., artifact: _Optional[bytes] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., status: _Optional[_Union[VersionStatus, str]] = ...) -> None: ...
+
+class VersionStatusChanged(_message.Message):
+    __slots__ = ("program", "version", "status", "previous_status", "reason")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    status: VersionStatus
+    previous_status: VersionStatus
+    reason: str
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., previous_status: _Optional[_Union[VersionStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AliasSet(_message.Message):
+    __slots__ = ("program", "alias", "version", "previous_version")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    alias: str
+    version: str
+    previous_version: str
+    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...
+
+class DeploymentCreated(_message.Message):
+    __slots__ = ("deployment", "program")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    program: str
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ...) -> None: ...
+
+class RoutesSet(_message.Message):
+    __slots__ = ("deployment", "routes", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EventPayload(_message.Message):
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "version_registered", "version_status_changed", "alias_set", "deployment_created", "routes_set")
+    JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    JOB_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    JOB_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FAILED_FIELD_NUMBER: _ClassVar[int]
+    JOB_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    JOB_INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_SET_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_CREATED_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_SET_FIELD_NUMBER: _ClassVar[int]
+    job_accepted: JobAccepted
+    job_started: JobStarted
+    baseline_evaluated: BaselineEvaluated
+    job_progress: JobProgress
+    trial_completed: TrialCompleted
+    job_completed: JobCompleted
+    job_failed: JobFailed
+    job_cancelled: JobCancelled
+    job_interrupted: JobInterrupted
+    version_registered: VersionRegistered
+    version_status_changed: VersionStatusChanged
+    alias_set: AliasSet
+    deployment_created: DeploymentCreated
+    routes_set: RoutesSet
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    stream: str
+    version: int
+    event_id: str
+    type: str
+    recorded_at: _timestamp_pb2.Timestamp
+    hash: bytes
+    payload: EventPayload
+    def __init__(self, position: _Optional[int] = ..., stream: _Optional[str] = ..., version: _Optional[int] = ..., event_id: _Optional[str] = ..., type: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[bytes] = ..., payload: _Optional[_Union[EventPayload, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,333 @@
+import datetime
+
+from dspyops.proto import events_pb2 as _events_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    QUEUED: _ClassVar[JobState]
+    RUNNING: _ClassVar[JobState]
+    SUCCEEDED: _ClassVar[JobState]
+    FAILED: _ClassVar[JobState]
+    CANCELLED: _ClassVar[JobState]
+    INTERRUPTED: _ClassVar[JobState]
+JOB_STATE_UNSPECIFIED: JobState
+QUEUED: JobState
+RUNNING: JobState
+SUCCEEDED: JobState
+FAILED: JobState
+CANCELLED: JobState
+INTERRUPTED: JobState
+
+class StartOptimizationRequest(_message.Message):
+    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    TRAINSET_FIELD_NUMBER: _ClassVar[int]
+    VALSET_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_LM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    spec: _events_pb2.ProgramSpec
+    lm: _events_pb2.LMConfig
+    optimizer: str
+    params: _struct_pb2.Struct
+    metric: str
+    trainset: _containers.RepeatedCompositeFieldContainer[_events_pb2.Example]
+    valset: _containers.RepeatedCompositeFieldContainer[_events_pb2.Example]
+    min_score: float
+    auto_promote: bool
+    prompt_lm: _events_pb2.LMConfig
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ...) -> None: ...
+
+class OptimizationEvent(_message.Message):
+    __slots__ = ("job_id", "sequence", "at", "accepted", "started", "baseline", "progress", "trial", "completed", "failed", "cancelled", "interrupted")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    sequence: int
+    at: _timestamp_pb2.Timestamp
+    accepted: _events_pb2.JobAccepted
+    started: _events_pb2.JobStarted
+    baseline: _events_pb2.BaselineEvaluated
+    progress: _events_pb2.JobProgress
+    trial: _events_pb2.TrialCompleted
+    completed: _events_pb2.JobCompleted
+    failed: _events_pb2.JobFailed
+    cancelled: _events_pb2.JobCancelled
+    interrupted: _events_pb2.JobInterrupted
+    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[_events_pb2.JobAccepted, _Mapping]] = ..., started: _Optional[_Union[_events_pb2.JobStarted, _Mapping]] = ..., baseline: _Optional[_Union[_events_pb2.BaselineEvaluated, _Mapping]] = ..., progress: _Optional[_Union[_events_pb2.JobProgress, _Mapping]] = ..., trial: _Optional[_Union[_events_pb2.TrialCompleted, _Mapping]] = ..., completed: _Optional[_Union[_events_pb2.JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[_events_pb2.JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[_events_pb2.JobCancelled, _Mapping]] = ..., interrupted: _Optional[_Union[_events_pb2.JobInterrupted, _Mapping]] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("job_id", "after_sequence")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    after_sequence: int
+    def __init__(self, job_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("job_id", "program", "optimizer", "state", "baseline_score", "final_score", "best_score", "trials", "version", "error", "created_at", "last_sequence")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    program: str
+    optimizer: str
+    state: JobState
+    baseline_score: float
+    final_score: float
+    best_score: float
+    trials: int
+    version: str
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    last_sequence: int
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., optimizer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., best_score: _Optional[float] = ..., trials: _Optional[int] = ..., version: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    def __init__(self, program: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class ProgramVersion(_message.Message):
+    __slots__ = ("program", "version", "status", "spec", "lm", "artifact_digest", "lineage", "aliases", "registered_position", "registered_at")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    status: _events_pb2.VersionStatus
+    spec: _events_pb2.ProgramSpec
+    lm: _events_pb2.LMConfig
+    artifact_digest: str
+    lineage: _events_pb2.Lineage
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    registered_position: int
+    registered_at: _timestamp_pb2.Timestamp
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[_events_pb2.VersionStatus, str]] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ..., lineage: _Optional[_Union[_events_pb2.Lineage, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., registered_position: _Optional[int] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ProgramInfo(_message.Message):
+    __slots__ = ("program", "versions", "aliases", "production_version")
+    class AliasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    versions: _containers.RepeatedScalarFieldContainer[str]
+    aliases: _containers.ScalarMap[str, str]
+    production_version: str
+    def __init__(self, program: _Optional[str] = ..., versions: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Mapping[str, str]] = ..., production_version: _Optional[str] = ...) -> None: ...
+
+class ListProgramsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProgramsResponse(_message.Message):
+    __slots__ = ("programs",)
+    PROGRAMS_FIELD_NUMBER: _ClassVar[int]
+    programs: _containers.RepeatedCompositeFieldContainer[ProgramInfo]
+    def __init__(self, programs: _Optional[_Iterable[_Union[ProgramInfo, _Mapping]]] = ...) -> None: ...
+
+class ListVersionsRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    def __init__(self, program: _Optional[str] = ...) -> None: ...
+
+class ListVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[ProgramVersion]
+    def __init__(self, versions: _Optional[_Iterable[_Union[ProgramVersion, _Mapping]]] = ...) -> None: ...
+
+class GetVersionRequest(_message.Message):
+    __slots__ = ("program", "version")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class SetVersionStatusRequest(_message.Message):
+    __slots__ = ("program", "version", "status", "reason")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    status: _events_pb2.VersionStatus
+    reason: str
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[_events_pb2.VersionStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetAliasRequest(_message.Message):
+    __slots__ = ("program", "alias", "version")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    alias: str
+    version: str
+    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("deployment", "program", "routes", "stream_version", "log_position")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    program: str
+    routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
+    stream_version: int
+    log_position: int
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., stream_version: _Optional[int] = ..., log_position: _Optional[int] = ...) -> None: ...
+
+class CreateDeploymentRequest(_message.Message):
+    __slots__ = ("deployment", "program")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    program: str
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ...) -> None: ...
+
+class SetRoutesRequest(_message.Message):
+    __slots__ = ("deployment", "routes", "expected_version", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
+    expected_version: int
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetDeploymentRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDeploymentsResponse(_message.Message):
+    __slots__ = ("deployments",)
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
+    def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
+
+class ReadLogRequest(_message.Message):
+    __slots__ = ("after", "limit", "stream_prefix")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    after: int
+    limit: int
+    stream_prefix: str
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., stream_prefix: _Optional[str] = ...) -> None: ...
+
+class ReadLogResponse(_message.Message):
+    __slots__ = ("events", "head")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_events_pb2.Event]
+    head: int
+    def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ..., head: _Optional[int] = ...) -> None: ...
+
+class SubscribeLogRequest(_message.Message):
+    __slots__ = ("after", "stream_prefix")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    STREAM_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    after: int
+    stream_prefix: str
+    def __init__(self, after: _Optional[int] = ..., stream_prefix: _Optional[str] = ...) -> None: ...
+
+class VerifyLogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyLogResponse(_message.Message):
+    __slots__ = ("ok", "checked", "first_broken_position", "reason")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BROKEN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    checked: int
+    first_broken_position: int
+    reason: str
+    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_broken_position: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
