@@ -1,0 +1,46 @@
+"""Domain errors that carry the field they are about.
+
+Command handlers raise these; the servers map each class to one gRPC status code, so a
+client always gets a status naming the field and the problem, and nothing is appended.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class DspyopsError(Exception):
+    """Base: `field` names the request field at fault ('' when none applies)."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class InvalidArgument(DspyopsError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DspyopsError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DspyopsError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DspyopsError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(DspyopsError):
+    """Optimistic concurrency lost: re-read and retry."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class Unavailable(DspyopsError):
+    code = grpc.StatusCode.UNAVAILABLE

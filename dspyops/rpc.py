@@ -1,0 +1,94 @@
+"""What both gRPC servers share: server construction (health, reflection, message size
+limits) and the mapping from domain errors to gRPC statuses.
+
+Handlers raise `DspyopsError` subclasses; the decorators here turn them into a status that
+names the field. Any other exception becomes INTERNAL with a generic message (the details
+go to the service log, not to the client), and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dspyops.errors import DspyopsError
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # inline datasets are bounded by this (see README)
+_log = structlog.get_logger()
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def unary(
+    fn: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await fn(self, request, context)
+        except DspyopsError as exc:
+            await context.abort(exc.code, str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            _log.exception("rpc_failed", rpc=fn.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{fn.__name__}: internal error (see server log)")
+        raise AssertionError("unreachable")  # abort() always raises
+
+    return wrapper
+
+
+def streaming(
+    fn: Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]]:
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except DspyopsError as exc:
+            await context.abort(exc.code, str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            _log.exception("rpc_failed", rpc=fn.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{fn.__name__}: internal error (see server log)")
+
+    return wrapper
+
+
+def make_server(service_names: Sequence[str]) -> tuple[grpc.aio.Server, health.HealthServicer]:
+    """A grpc.aio server with the health and reflection services registered."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    return server, health_servicer
+
+
+async def set_serving(health_servicer: Any, service_names: Sequence[str], serving: bool = True) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", *service_names):
+        result = health_servicer.set(name, status)
+        if hasattr(result, "__await__"):
+            await result
+
+
+def bind(server: grpc.aio.Server, host: str, port: int) -> int:
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    return bound

@@ -1,0 +1,268 @@
+"""The fold: log events -> registry, deployment and job state, at any log position.
+
+`fold` is a pure function: it never mutates the state it is given (every change copies
+the few containers on its path), so a gateway can keep serving from the old state while
+the next one is built, and replaying the same events always gives the same state. The
+`state_hash` of two folds of the same events is equal byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from dspyops.eventlog import StoredEvent
+from dspyops.events import decode
+from dspyops.proto import events_pb2 as pb
+
+STATUS_NAMES: dict[int, str] = {
+    pb.DEVELOPMENT: "development",
+    pb.STAGING: "staging",
+    pb.PRODUCTION: "production",
+    pb.DEPRECATED: "deprecated",
+    pb.ARCHIVED: "archived",
+}
+ROLE_NAMES: dict[int, str] = {pb.ROUTE_ROLE_UNSPECIFIED: "primary", pb.PRIMARY: "primary", pb.SHADOW: "shadow"}
+
+
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    program: str
+    version: str
+    spec: Mapping[str, str]
+    lm: Mapping[str, Any]
+    artifact_digest: str
+    status: str
+    lineage: Mapping[str, Any]
+    registered_position: int
+    registered_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramState:
+    name: str
+    versions: Mapping[str, VersionState] = field(default_factory=dict)  # in registration order
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve(self, ref: str) -> VersionState | None:
+        """A version by semver or alias ('@champion' or 'champion')."""
+        if ref in self.versions:
+            return self.versions[ref]
+        target = self.aliases.get(ref.removeprefix("@"))
+        return self.versions.get(target) if target else None
+
+    @property
+    def production_version(self) -> str:
+        return next((v for v, s in self.versions.items() if s.status == "production"), "")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteState:
+    version: str
+    weight: float
+    role: str = "primary"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentState:
+    name: str
+    program: str
+    routes: tuple[RouteState, ...] = ()
+    stream_version: int = 0
+    created_position: int = 0
+    changed_position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    job_id: str
+    program: str
+    optimizer: str
+    state: str  # running | succeeded | failed | cancelled | interrupted
+    accepted_position: int
+    accepted_at_us: int
+    baseline_score: float = 0.0
+    final_score: float = 0.0
+    best_score: float = 0.0
+    trials: int = 0
+    version: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    position: int = 0
+    programs: Mapping[str, ProgramState] = field(default_factory=dict)
+    deployments: Mapping[str, DeploymentState] = field(default_factory=dict)
+    jobs: Mapping[str, JobSummary] = field(default_factory=dict)
+
+
+EMPTY = State()
+
+
+def fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
+    """Apply events (in log order, all after `state.position`) and return the new state."""
+    for event in events:
+        if event.position <= state.position:
+            raise ValueError(f"event at position {event.position} is not after state position {state.position}")
+        state = _apply(state, event, decode(event))
+        state = replace(state, position=event.position)
+    return state
+
+
+def state_hash(state: State) -> str:
+    """sha256 of the canonical JSON of the whole state."""
+    data = json.dumps(asdict(state), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _plain(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _with(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    copy = dict(mapping)
+    copy[key] = value
+    return copy
+
+
+def _apply(state: State, event: StoredEvent, payload: Message) -> State:
+    handler = _HANDLERS.get(type(payload).__name__)
+    return handler(state, event, payload) if handler else state
+
+
+def _version_registered(state: State, event: StoredEvent, msg: pb.VersionRegistered) -> State:
+    program = state.programs.get(msg.program) or ProgramState(name=msg.program)
+    version = VersionState(
+        program=msg.program,
+        version=msg.version,
+        spec=_plain(msg.spec),
+        lm=_plain(msg.lm),
+        artifact_digest=msg.artifact_digest,
+        status=STATUS_NAMES.get(msg.status, "development"),
+        lineage=_plain(msg.lineage),
+        registered_position=event.position,
+        registered_at_us=_micros(event),
+    )
+    program = replace(program, versions=_with(program.versions, msg.version, version))
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _status_changed(state: State, event: StoredEvent, msg: pb.VersionStatusChanged) -> State:
+    program = state.programs.get(msg.program)
+    if program is None or msg.version not in program.versions:
+        return state  # the writer validates; the fold stays total for any input
+    version = replace(program.versions[msg.version], status=STATUS_NAMES.get(msg.status, "development"))
+    program = replace(program, versions=_with(program.versions, msg.version, version))
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _alias_set(state: State, event: StoredEvent, msg: pb.AliasSet) -> State:
+    program = state.programs.get(msg.program)
+    if program is None:
+        return state
+    program = replace(program, aliases=_with(program.aliases, msg.alias, msg.version))
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _deployment_created(state: State, event: StoredEvent, msg: pb.DeploymentCreated) -> State:
+    deployment = DeploymentState(
+        name=msg.deployment,
+        program=msg.program,
+        stream_version=event.version,
+        created_position=event.position,
+        changed_position=event.position,
+    )
+    return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
+
+
+def _routes_set(state: State, event: StoredEvent, msg: pb.RoutesSet) -> State:
+    current = state.deployments.get(msg.deployment)
+    if current is None:
+        return state
+    routes = tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in msg.routes)
+    deployment = replace(
+        current,
+        routes=routes,
+        stream_version=event.version,
+        changed_position=event.position,
+    )
+    return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
+
+
+def _job_id(event: StoredEvent) -> str:
+    return event.stream.removeprefix("job-")
+
+
+def _job_update(state: State, event: StoredEvent, **changes: Any) -> State:
+    job_id = _job_id(event)
+    job = state.jobs.get(job_id)
+    if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
+        return state
+    return replace(state, jobs=_with(state.jobs, job_id, replace(job, **changes)))
+
+
+def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> State:
+    job = JobSummary(
+        job_id=msg.job_id,
+        program=msg.program,
+        optimizer=msg.optimizer,
+        state="running",
+        accepted_position=event.position,
+        accepted_at_us=_micros(event),
+    )
+    return replace(state, jobs=_with(state.jobs, msg.job_id, job))
+
+
+def _baseline(state: State, event: StoredEvent, msg: pb.BaselineEvaluated) -> State:
+    return _job_update(state, event, baseline_score=msg.score)
+
+
+def _trial(state: State, event: StoredEvent, msg: pb.TrialCompleted) -> State:
+    job = state.jobs.get(_job_id(event))
+    trials = (job.trials if job else 0) + 1
+    return _job_update(state, event, trials=trials, best_score=msg.best_score)
+
+
+def _completed(state: State, event: StoredEvent, msg: pb.JobCompleted) -> State:
+    return _job_update(
+        state, event, state="succeeded", final_score=msg.final_score, version=msg.version
+    )
+
+
+def _failed(state: State, event: StoredEvent, msg: pb.JobFailed) -> State:
+    return _job_update(state, event, state="failed", error=msg.error)
+
+
+def _cancelled(state: State, event: StoredEvent, msg: pb.JobCancelled) -> State:
+    return _job_update(state, event, state="cancelled", error=msg.reason)
+
+
+def _interrupted(state: State, event: StoredEvent, msg: pb.JobInterrupted) -> State:
+    return _job_update(state, event, state="interrupted", error=msg.reason)
+
+
+def _micros(event: StoredEvent) -> int:
+    return int(event.recorded_at.timestamp() * 1_000_000)
+
+
+_HANDLERS: dict[str, Any] = {
+    "VersionRegistered": _version_registered,
+    "VersionStatusChanged": _status_changed,
+    "AliasSet": _alias_set,
+    "DeploymentCreated": _deployment_created,
+    "RoutesSet": _routes_set,
+    "JobAccepted": _job_accepted,
+    "BaselineEvaluated": _baseline,
+    "TrialCompleted": _trial,
+    "JobCompleted": _completed,
+    "JobFailed": _failed,
+    "JobCancelled": _cancelled,
+    "JobInterrupted": _interrupted,
+}

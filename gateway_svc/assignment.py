@@ -1,0 +1,87 @@
+"""Sticky variant assignment, compatible with GrowthBook's SDKs.
+
+The same routing key, seed and weights give the same variant in any language that has a
+GrowthBook SDK: FNV-1a 32-bit hashing (v1 and v2), bucket ranges from cumulative weights
+scaled by coverage, and the half-open range lookup. Verified against the SDKs' own
+cross-language cases in shared/conformance/growthbook_cases.json.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+_FNV_OFFSET = 0x811C9DC5
+_FNV_PRIME = 0x01000193
+
+
+def fnv1a32(value: str) -> int:
+    h = _FNV_OFFSET
+    for byte in value.encode("utf-8"):
+        h ^= byte
+        h = (h * _FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def gb_hash(seed: str, value: str, version: int) -> float | None:
+    """A number in [0, 1) for (seed, value); None for an unknown hash version."""
+    if version == 2:
+        return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
+    if version == 1:
+        return (fnv1a32(value + seed) % 1000) / 1000
+    return None
+
+
+def equal_weights(n: int) -> list[float]:
+    return [1.0 / n] * n if n >= 1 else []
+
+
+def bucket_ranges(n: int, coverage: float = 1.0, weights: Sequence[float] | None = None) -> list[tuple[float, float]]:
+    coverage = min(max(coverage, 0.0), 1.0)
+    chosen = list(weights) if weights is not None else equal_weights(n)
+    if len(chosen) != n:
+        chosen = equal_weights(n)
+    total = sum(chosen)
+    if total < 0.99 or total > 1.01:
+        chosen = equal_weights(n)
+    ranges = []
+    cumulative = 0.0
+    for weight in chosen:
+        start = cumulative
+        cumulative += weight
+        ranges.append((start, start + coverage * weight))
+    return ranges
+
+
+def choose_variation(n: float, ranges: Sequence[tuple[float, float]]) -> int:
+    """Index of the half-open range holding n, or -1 (outside coverage)."""
+    for index, (start, end) in enumerate(ranges):
+        if start <= n < end:
+            return index
+    return -1
+
+
+def in_namespace(user_id: str, namespace: tuple[str, float, float]) -> bool:
+    n = gb_hash("__" + namespace[0], user_id, 1)
+    return n is not None and namespace[1] <= n < namespace[2]
+
+
+def assign(
+    routing_key: str,
+    seed: str,
+    weights: Sequence[float],
+    *,
+    hash_version: int = 2,
+    rng: random.Random | None = None,
+) -> tuple[int, float]:
+    """(route index, hash value). Sticky for a routing key; a random draw without one."""
+    if routing_key:
+        n = gb_hash(seed, routing_key, hash_version)
+        if n is None:
+            raise ValueError(f"unknown hash version {hash_version}")
+    else:
+        n = (rng or random).random()
+    index = choose_variation(n, bucket_ranges(len(weights), 1.0, weights))
+    if index < 0:  # float edge: cumulative weights summing to 0.999...; take the last route
+        index = len(weights) - 1
+    return index, n
