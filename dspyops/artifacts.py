@@ -1,0 +1,152 @@
+"""Content-addressed program artifacts, verified on every load.
+
+An artifact is the canonical JSON (sorted keys, compact separators, UTF-8) of
+``{"spec", "state", "lm", "dspy_version"}``; its address is the sha256 hex of those bytes.
+The bytes are what gets stored and hashed, so any reader can re-verify them without this
+package. Nothing here ever unpickles: the state is DSPy's own JSON save format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from dspyops.lm import LMConfig
+from dspyops.programs import ProgramSpec
+
+_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ArtifactCorrupt(Exception):
+    """The bytes do not hash to the expected digest, or are not a well-formed artifact."""
+
+
+class ArtifactNotFound(Exception):
+    """No artifact with that digest in the store."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    digest: str
+    spec: ProgramSpec
+    state: dict[str, Any]
+    lm: dict[str, Any]  # LMConfig.public_dict(): no secrets, kept as data
+    dspy_version: str
+
+
+def canonical_json(value: Any) -> bytes:
+    """Byte-stable JSON: sorted keys, no whitespace, UTF-8, NaN refused (it is not JSON)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def encode_artifact(spec: ProgramSpec, state: dict[str, Any], lm: LMConfig) -> tuple[str, bytes]:
+    spec.validate()
+    lm.validate()
+    body = {
+        "spec": spec.to_dict(),
+        "state": state,
+        "lm": lm.public_dict(),
+        "dspy_version": dspy.__version__,
+    }
+    try:
+        data = canonical_json(body)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"state: not JSON-serialisable: {exc}") from exc
+    return sha256_hex(data), data
+
+
+def check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise ValueError(f"digest: expected 64 lowercase hex characters, got {digest!r}")
+    return digest
+
+
+def decode_artifact(data: bytes, expected_digest: str) -> Artifact:
+    check_digest(expected_digest)
+    actual = sha256_hex(data)
+    # Verify before parsing: a corrupt file is never interpreted.
+    if actual != expected_digest:
+        raise ArtifactCorrupt(f"artifact digest mismatch: expected {expected_digest}, bytes hash to {actual}")
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactCorrupt(f"artifact {expected_digest} is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(body, dict) or set(body) != {"spec", "state", "lm", "dspy_version"}:
+        raise ArtifactCorrupt(f"artifact {expected_digest} lacks the keys spec, state, lm, dspy_version")
+    try:
+        spec = ProgramSpec.from_dict(body["spec"])
+    except ValueError as exc:
+        raise ArtifactCorrupt(f"artifact {expected_digest} has a bad spec: {exc}") from exc
+    if not isinstance(body["state"], dict) or not isinstance(body["lm"], dict):
+        raise ArtifactCorrupt(f"artifact {expected_digest}: state and lm must be JSON objects")
+    return Artifact(
+        digest=expected_digest,
+        spec=spec,
+        state=body["state"],
+        lm=body["lm"],
+        dspy_version=str(body["dspy_version"]),
+    )
+
+
+class ArtifactStore:
+    """Files under ``root/sha256/ab/<digest>.json``; written once, atomically, never modified."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, digest: str) -> Path:
+        check_digest(digest)
+        return self.root / "sha256" / digest[:2] / f"{digest}.json"
+
+    def has(self, digest: str) -> bool:
+        return self.path_for(digest).is_file()
+
+    def put(self, data: bytes) -> str:
+        digest = sha256_hex(data)
+        path = self.path_for(digest)
+        if path.is_file():
+            return digest  # content-addressed: same digest, same bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Temp file in the same directory + fsync + rename: readers see the whole file or none.
+        fd, tmp = tempfile.mkstemp(prefix=f".{digest[:8]}-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        path = self.path_for(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"no artifact {digest} in {self.root}") from None
+        actual = sha256_hex(data)
+        if actual != digest:
+            raise ArtifactCorrupt(f"artifact file {path} hashes to {actual}, expected {digest}")
+        return data
+
+    def load(self, digest: str) -> Artifact:
+        return decode_artifact(self.get(digest), digest)
