@@ -1,0 +1,65 @@
+"""The append-only event log: one interface, backends behind it (SQLite first).
+
+``open_store`` picks the backend from a URL so services and the CLI take one setting.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from dspyops.eventlog.hashchain import GENESIS, event_hash
+from dspyops.eventlog.sqlite import SQLiteEventStore
+from dspyops.eventlog.store import (
+    ANY,
+    AppendResult,
+    DuplicateEventId,
+    EventStore,
+    NewEvent,
+    StoredEvent,
+    StoreUnavailable,
+    VerifyResult,
+    WrongExpectedVersion,
+)
+
+__all__ = [
+    "ANY",
+    "GENESIS",
+    "AppendResult",
+    "DuplicateEventId",
+    "EventStore",
+    "NewEvent",
+    "SQLiteEventStore",
+    "StoreUnavailable",
+    "StoredEvent",
+    "VerifyResult",
+    "WrongExpectedVersion",
+    "event_hash",
+    "open_store",
+]
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def open_store(url_or_path: str) -> EventStore:
+    """Open the store named by a plain file path or a ``sqlite:///`` URL.
+
+    URLs follow SQLAlchemy's convention: ``sqlite:///events.db`` is relative to the working
+    directory, ``sqlite:////var/lib/dspyops/events.db`` is absolute. ``?mode=ro`` opens the
+    file read-only.
+    """
+    if not url_or_path:
+        raise ValueError("open_store needs a path or a sqlite:/// URL")
+    if url_or_path.startswith(_SQLITE_PREFIX):
+        path, _, query = url_or_path[len(_SQLITE_PREFIX) :].partition("?")
+        options = parse_qs(query, strict_parsing=bool(query))
+        unknown = set(options) - {"mode"}
+        if unknown:
+            raise ValueError(f"unknown option(s) in {url_or_path!r}: {', '.join(sorted(unknown))}")
+        mode = options.get("mode", ["rw"])[-1]
+        if mode not in ("rw", "ro"):
+            raise ValueError(f"mode must be 'rw' or 'ro' in {url_or_path!r}, got {mode!r}")
+        return SQLiteEventStore(path, read_only=mode == "ro")
+    if "://" in url_or_path:
+        scheme = url_or_path.split("://", 1)[0]
+        raise ValueError(f"no event store backend for {scheme!r} URLs (supported: sqlite:///, a file path)")
+    return SQLiteEventStore(url_or_path)

@@ -1,0 +1,405 @@
+"""The embedded SQLite backend: one file, WAL mode, safe for many threads and processes.
+
+Why it is gapless: every append runs inside ``BEGIN IMMEDIATE``, which takes SQLite's single
+write lock before reading the head, so writers (threads or processes) are serialized and
+commit in position order. A reader therefore never sees position n + 1 without n.
+
+Why it is durable: ``synchronous=FULL`` makes the WAL fsync on every commit, so an
+acknowledged append survives kill -9 or power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote
+
+import sqlite_utils
+
+from dspyops.eventlog.hashchain import GENESIS, HASH_SIZE, event_hash
+from dspyops.eventlog.store import (
+    ANY,
+    AppendResult,
+    DuplicateEventId,
+    EventStore,
+    NewEvent,
+    StoredEvent,
+    StoreUnavailable,
+    VerifyResult,
+    WrongExpectedVersion,
+    validate_append,
+    validate_read,
+)
+
+SCHEMA_VERSION: Final = 1
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMNS: Final = "position, stream, version, event_id, type, payload, recorded_at, hash"
+_ID_CHUNK: Final = 500  # stays far below SQLite's bound-parameter limit
+
+# Primary result codes that mean "the storage cannot serve this now", as opposed to a bug in
+# our SQL or a corrupt file: busy past the timeout, out of memory, read-only, I/O error,
+# disk full, cannot open, WAL lock protocol failure.
+_UNAVAILABLE_CODES: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+class SQLiteEventStore(EventStore):
+    """Event store in one SQLite file.
+
+    ``read_only=True`` opens the file with SQLite's ``mode=ro``: reads work, appends raise
+    StoreUnavailable. ``busy_timeout`` bounds how long an append waits for another process's
+    write lock before giving up with StoreUnavailable.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, read_only: bool = False, busy_timeout: float = 30.0
+    ) -> None:
+        super().__init__()
+        path = os.fspath(path)
+        if not path or path == ":memory:" or path.startswith("file:"):
+            # Each thread has its own connection, so an in-memory database would not be shared.
+            raise ValueError(f"SQLiteEventStore needs a file path, got {path!r}")
+        self.path = str(Path(path).absolute())
+        self.read_only = read_only
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._conns_lock = threading.Lock()
+        self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        # In-process appends queue on this lock instead of spinning in SQLite's busy handler;
+        # BEGIN IMMEDIATE still serializes them against other processes.
+        self._write_lock = threading.Lock()
+        if read_only and not os.path.exists(self.path):
+            raise StoreUnavailable(f"cannot open {self.path} read-only: no such file")
+        with self._io("open"):
+            if read_only:
+                self._conn().execute("SELECT 1 FROM events LIMIT 1")
+            else:
+                self._create_schema()
+
+    def __repr__(self) -> str:
+        return f"SQLiteEventStore({self.path!r}{', read_only=True' if self.read_only else ''})"
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            target, uri = f"file:{quote(self.path)}?mode=ro", True
+        else:
+            target, uri = self.path, False
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False only so
+        # close() may close connections of other threads; each thread otherwise uses its own.
+        conn = sqlite3.connect(
+            target,
+            uri=uri,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not be shared mid-transaction)."""
+        if self._closed:
+            raise StoreUnavailable(f"the event store {self.path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        conn = self._connect()
+        with self._conns_lock:
+            if self._closed:
+                conn.close()
+                raise StoreUnavailable(f"the event store {self.path} is closed")
+            # Close connections whose threads have ended, so a thread-per-task caller does not
+            # accumulate open file handles until close().
+            kept = []
+            for ref, other in self._conns:
+                thread = ref()
+                if thread is None or not thread.is_alive():
+                    other.close()
+                else:
+                    kept.append((ref, other))
+            kept.append((weakref.ref(threading.current_thread()), conn))
+            self._conns = kept
+        self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _io(self, action: str) -> Iterator[None]:
+        """Turn storage-level failures into StoreUnavailable; let bugs surface as they are."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
+                raise StoreUnavailable(f"{action} {self.path}: {exc} ({exc.sqlite_errorname})") from exc
+            raise
+        except sqlite3.ProgrammingError as exc:
+            if self._closed:  # another thread closed the store under us
+                raise StoreUnavailable(f"the event store {self.path} is closed") from exc
+            raise
+
+    def _create_schema(self) -> None:
+        conn = self._conn()
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        db.enable_wal()  # persistent in the file: readers never block the writer, nor it them
+        events = db.table("events")
+        events.create(
+            {
+                "position": int,
+                "stream": str,
+                "version": int,
+                "event_id": str,
+                "type": str,
+                "payload": bytes,
+                "recorded_at": int,
+                "hash": bytes,
+            },
+            pk="position",
+            not_null={"stream", "version", "event_id", "type", "payload", "recorded_at", "hash"},
+            if_not_exists=True,
+        )
+        # Unique indexes play the part of UNIQUE(stream, version) and UNIQUE(event_id).
+        events.create_index(["stream", "version"], "events_stream_version", unique=True, if_not_exists=True)
+        events.create_index(["event_id"], "events_event_id", unique=True, if_not_exists=True)
+        # Serves read(stream_prefix=...): a range scan on stream, already in position order.
+        events.create_index(["stream", "position"], "events_stream_position", if_not_exists=True)
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def append(self, stream: str, events: Sequence[NewEvent], expected_version: int | None) -> AppendResult:
+        validate_append(stream, events, expected_version)
+        with self._write_lock, self._io(f"append to stream {stream!r} in"):
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                result = self._append_in_transaction(conn, stream, events, expected_version)
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself on some errors (e.g. SQLITE_FULL); on others the
+                # transaction is still open and must not leak into this thread's next call.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        if not result.deduplicated:
+            self._appended.notify()
+        return result
+
+    def _append_in_transaction(
+        self,
+        conn: sqlite3.Connection,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+    ) -> AppendResult:
+        ids = [event.event_id for event in events]
+        stored = self._stored_ids(conn, ids)
+        if stored:
+            # A retry must hit the same stream; ids stored elsewhere mean a collision or a bug.
+            if len(stored) < len(ids) or any(s != stream for s, _, _ in stored.values()):
+                raise DuplicateEventId(stream, [i for i in ids if i in stored])
+            last_stream, last_pos, last_ver = max(stored.values(), key=lambda row: row[1])
+            return AppendResult(
+                stream=last_stream,
+                first_position=min(pos for _, pos, _ in stored.values()),
+                last_position=last_pos,
+                stream_version=last_ver,
+                deduplicated=True,
+            )
+
+        current = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()[0]
+        if expected_version is not ANY and expected_version != current:
+            raise WrongExpectedVersion(stream, expected_version, current)
+
+        row = conn.execute(
+            "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        position, prev_hash, prev_at = row if row else (0, GENESIS, 0)
+        # recorded_at never goes backwards along positions (even if the wall clock does), so
+        # "the state at time T" is always a prefix of the log.
+        recorded_at = max(time.time_ns() // 1000, prev_at)
+        rows = []
+        for offset, event in enumerate(events, start=1):
+            prev_hash = event_hash(prev_hash, position + offset, event.type, event.payload)
+            rows.append(
+                (
+                    position + offset,
+                    stream,
+                    current + offset,
+                    event.event_id,
+                    event.type,
+                    event.payload,
+                    recorded_at,
+                    prev_hash,
+                )
+            )
+        conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return AppendResult(
+            stream=stream,
+            first_position=position + 1,
+            last_position=position + len(events),
+            stream_version=current + len(events),
+            deduplicated=False,
+        )
+
+    @staticmethod
+    def _stored_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """event_id -> (stream, position, version) for the ids already in the log."""
+        found: dict[str, tuple[str, int, int]] = {}
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for event_id, stream, position, version in conn.execute(
+                f"SELECT event_id, stream, position, version FROM events WHERE event_id IN ({marks})",
+                chunk,
+            ):
+                found[event_id] = (stream, position, version)
+        return found
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def read(
+        self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
+    ) -> list[StoredEvent]:
+        validate_read(after_position, limit)
+        sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
+        params: list[object] = [after_position]
+        if stream_prefix:
+            # A range on the raw (UTF-8, memcmp) ordering instead of LIKE: uses the index and
+            # has no wildcard or case-folding surprises.
+            sql += " AND stream >= ?"
+            params.append(stream_prefix)
+            upper = _prefix_upper_bound(stream_prefix)
+            if upper is not None:
+                sql += " AND stream < ?"
+                params.append(upper)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(limit)
+        with self._io("read"):
+            return [_to_event(row) for row in self._conn().execute(sql, params)]
+
+    def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
+        with self._io("read"):
+            rows = self._conn().execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
+                (stream, after_version),
+            )
+            return [_to_event(row) for row in rows]
+
+    def stream_version(self, stream: str) -> int:
+        with self._io("read"):
+            return int(
+                self._conn()
+                .execute("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,))
+                .fetchone()[0]
+            )
+
+    def head(self) -> int:
+        with self._io("read"):
+            return int(self._conn().execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
+
+    def verify(self) -> VerifyResult:
+        checked = 0
+        prev_hash = GENESIS
+        versions: dict[str, int] = {}
+        with self._io("verify"):
+            # One SELECT is one consistent snapshot, streamed row by row (no full load).
+            rows = self._conn().execute(
+                "SELECT position, stream, version, type, payload, hash FROM events ORDER BY position"
+            )
+            for position, stream, version, type_, payload, stored_hash in rows:
+                expected = checked + 1
+                if position != expected:
+                    reason = f"position {expected} is missing (the next row is {position})"
+                    return _broken(checked, expected, reason)
+                if not isinstance(stored_hash, bytes) or len(stored_hash) != HASH_SIZE:
+                    return _broken(checked, position, f"position {position}: hash is not {HASH_SIZE} bytes")
+                if isinstance(payload, str):  # a BLOB rewritten as TEXT by hand
+                    payload = payload.encode("utf-8")
+                recomputed = event_hash(prev_hash, position, type_, payload)
+                if recomputed != stored_hash:
+                    return _broken(
+                        checked,
+                        position,
+                        f"position {position}: hash mismatch (its type, payload or hash was altered)",
+                    )
+                want_version = versions.get(stream, 0) + 1
+                if version != want_version:
+                    reason = (
+                        f"position {position}: stream {stream!r} is at version {version}, not {want_version}"
+                    )
+                    return _broken(checked, position, reason)
+                versions[stream] = version
+                prev_hash = stored_hash
+                checked += 1
+        reason = f"{checked} events, chain intact"
+        return VerifyResult(ok=True, checked=checked, first_broken_position=None, reason=reason)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._conns_lock:
+            if self._closed:
+                return
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for _, conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._appended.notify()  # wake subscribers so they notice the store is closed
+
+
+def _to_event(row: tuple[int, str, int, str, str, bytes, int, bytes]) -> StoredEvent:
+    position, stream, version, event_id, type_, payload, recorded_at, hash_ = row
+    return StoredEvent(
+        position=position,
+        stream=stream,
+        version=version,
+        event_id=event_id,
+        type=type_,
+        payload=payload,
+        recorded_at=_EPOCH + timedelta(microseconds=recorded_at),
+        hash=hash_,
+    )
+
+
+def _broken(checked: int, position: int, reason: str) -> VerifyResult:
+    return VerifyResult(ok=False, checked=checked, first_broken_position=position, reason=reason)
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``.
+
+    None when there is none (the prefix is all U+10FFFF). Surrogates are skipped because they
+    cannot be encoded in UTF-8.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None

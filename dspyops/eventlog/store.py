@@ -1,0 +1,290 @@
+"""The event store interface: value types, errors, and the backend-independent parts.
+
+Backends implement the abstract methods. Subscriptions and ``wait_for`` are written once here
+on top of ``read``/``head``; they only rely on the backend contract that a reader never sees
+position ``n + 1`` before position ``n`` (positions become visible in order, without gaps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from dspyops.eventlog.wakeup import AppendSignal
+
+ANY: Final = None
+"""``expected_version=ANY`` appends whatever version the stream is at."""
+
+DEFAULT_PAGE_SIZE: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    type: str  # full protobuf type name, e.g. "dspyops.v1.VersionRegistered"
+    payload: bytes  # serialized protobuf
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    position: int  # global, gapless, strictly increasing, starts at 1
+    stream: str
+    version: int  # 1-based index of the event inside its stream
+    event_id: str
+    type: str
+    payload: bytes
+    recorded_at: datetime  # UTC, timezone-aware, microsecond precision
+    hash: bytes  # 32 bytes, see hashchain.event_hash
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    stream: str
+    first_position: int
+    last_position: int
+    stream_version: int  # the stream's version after the batch (for a retry: as it was then)
+    deduplicated: bool  # True: every event was already stored, nothing was appended
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    checked: int  # rows whose link was checked and found good
+    first_broken_position: int | None
+    reason: str
+
+
+# The exceptions pass their fields to Exception.__init__ so that they survive pickling by
+# multiprocessing or concurrent.futures, which rebuild them as cls(*args).
+
+
+class WrongExpectedVersion(Exception):
+    """The stream is not at the version the caller expected; nothing was appended."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(stream, expected, actual)
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+    def __str__(self) -> str:
+        return f"stream {self.stream!r} is at version {self.actual}, expected version {self.expected}"
+
+
+class DuplicateEventId(Exception):
+    """Some, but not all, event ids of the batch are already stored; nothing was appended."""
+
+    def __init__(self, stream: str, event_ids: Sequence[str]) -> None:
+        super().__init__(stream, tuple(event_ids))
+        self.stream = stream
+        self.event_ids = tuple(event_ids)
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.event_ids[:5]) + (" ..." if len(self.event_ids) > 5 else "")
+        return (
+            f"append to stream {self.stream!r}: {len(self.event_ids)} event id(s) already stored "
+            f"({shown}); a retry must resend exactly the original batch"
+        )
+
+
+class StoreUnavailable(Exception):
+    """The store could not be read or written (I/O error, disk full, read-only, closed).
+
+    For an append this means nothing was written: the batch may be retried as is.
+    """
+
+
+def validate_append(stream: str, events: Sequence[NewEvent], expected_version: int | None) -> None:
+    """Argument checks shared by every backend, done before touching storage."""
+    if not isinstance(stream, str) or not stream:
+        raise ValueError("stream must be a non-empty string")
+    if not events:
+        raise ValueError(f"append to stream {stream!r}: the batch is empty")
+    if expected_version is not ANY and (
+        isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0
+    ):
+        raise ValueError(f"expected_version must be ANY (None) or an int >= 0, got {expected_version!r}")
+    seen: set[str] = set()
+    for i, event in enumerate(events):
+        if not isinstance(event, NewEvent):
+            raise TypeError(f"events[{i}] is {type(event).__name__}, not NewEvent")
+        if not event.type:
+            raise ValueError(f"events[{i}]: type must be a non-empty string")
+        if not isinstance(event.payload, bytes):
+            raise TypeError(f"events[{i}]: payload must be bytes, got {type(event.payload).__name__}")
+        if not event.event_id:
+            raise ValueError(f"events[{i}]: event_id must be a non-empty string")
+        if event.event_id in seen:
+            raise ValueError(f"events[{i}]: event_id {event.event_id!r} appears twice in the batch")
+        seen.add(event.event_id)
+
+
+def validate_read(after_position: int, limit: int) -> None:
+    if after_position < 0:
+        raise ValueError(f"after_position must be >= 0, got {after_position}")
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+
+
+class EventStore(ABC):
+    """An append-only log of events in streams, with optimistic concurrency per stream."""
+
+    def __init__(self) -> None:
+        # Backends call notify() after every committed append that wrote something.
+        self._appended = AppendSignal()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- what a backend implements ----------------------------------------------------------
+
+    @abstractmethod
+    def append(self, stream: str, events: Sequence[NewEvent], expected_version: int | None) -> AppendResult:
+        """Atomically append ``events`` to ``stream``.
+
+        ``expected_version``: 0 = the stream must not exist yet, n = it must be at version n,
+        ANY = no check. All events or none are written, at consecutive positions and versions.
+        If every event_id is already stored in this stream (a retry), nothing is written and the
+        original positions come back with ``deduplicated=True`` (expected_version unchecked).
+        Raises WrongExpectedVersion, DuplicateEventId, StoreUnavailable, ValueError.
+        """
+
+    @abstractmethod
+    def read(
+        self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` events with position > ``after_position``, in position order."""
+
+    @abstractmethod
+    def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
+        """All events of ``stream`` with version > ``after_version``, in order."""
+
+    @abstractmethod
+    def stream_version(self, stream: str) -> int:
+        """The stream's last version, 0 if it has no events."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The last position, 0 if the log is empty."""
+
+    @abstractmethod
+    def verify(self) -> VerifyResult:
+        """Walk the hash chain from position 1; name the first position that does not check."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release resources; running subscriptions end. Idempotent."""
+
+    # -- built on the above -----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        after_position: int = 0,
+        *,
+        stop: threading.Event | None = None,
+        poll_interval: float = 0.01,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[StoredEvent]:
+        """Catch-up subscription: every event after ``after_position``, then live ones.
+
+        Never skips or repeats a position. Ends when ``stop`` is set or the store is closed.
+        Local appends wake it at once; other processes' appends are seen within
+        ``poll_interval``.
+        """
+        validate_read(after_position, page_size)
+        last = after_position
+        while not self._should_stop(stop):
+            seen = self._appended.seq
+            try:
+                page = self.read(after_position=last, limit=page_size)
+            except StoreUnavailable:
+                if self._closed:
+                    return
+                raise
+            fresh = _contiguous(page, last)
+            for event in fresh:
+                if self._should_stop(stop):
+                    return
+                yield event
+                last = event.position
+            if len(fresh) < page_size:  # caught up (or hit a not-yet-visible position)
+                self._appended.wait(seen, poll_interval)
+
+    async def asubscribe(
+        self,
+        after_position: int = 0,
+        *,
+        poll_interval: float = 0.01,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[StoredEvent]:
+        """``subscribe`` for asyncio: reads run in a worker thread, never on the event loop.
+
+        Cancelling the consuming task ends the subscription; so does closing the store.
+        """
+        validate_read(after_position, page_size)
+        wake = self._appended.register_async()
+        try:
+            last = after_position
+            while not self._closed:
+                wake.clear()  # before the read, so an append racing with it still wakes us
+                try:
+                    page = await asyncio.to_thread(self.read, last, page_size)
+                except StoreUnavailable:
+                    if self._closed:
+                        return
+                    raise
+                fresh = _contiguous(page, last)
+                for event in fresh:
+                    yield event
+                    last = event.position
+                if len(fresh) < page_size:
+                    try:
+                        async with asyncio.timeout(poll_interval):
+                            await wake.wait()
+                    except TimeoutError:
+                        pass
+        finally:
+            self._appended.unregister_async(wake)
+
+    def wait_for(self, position: int, timeout: float, *, poll_interval: float = 0.01) -> bool:
+        """Block until ``head() >= position``; False if ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._appended.seq
+            if self.head() >= position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed:
+                return False
+            self._appended.wait(seen, min(poll_interval, remaining))
+
+    def _should_stop(self, stop: threading.Event | None) -> bool:
+        return self._closed or (stop is not None and stop.is_set())
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _contiguous(page: list[StoredEvent], last: int) -> list[StoredEvent]:
+    """The prefix of ``page`` that continues exactly from ``last``.
+
+    A backend whose positions could become visible out of order (a server database with
+    concurrent writers) would show a gap here; stopping at it and re-reading later is what
+    keeps a subscription gapless.
+    """
+    for i, event in enumerate(page):
+        if event.position != last + 1 + i:
+            return page[:i]
+    return page
