@@ -200,12 +200,12 @@ def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
 
-def _job_update(state: State, event: StoredEvent, **changes: Any) -> State:
+def _job_update(current: State, event: StoredEvent, /, **changes: Any) -> State:
     job_id = _job_id(event)
-    job = state.jobs.get(job_id)
+    job = current.jobs.get(job_id)
     if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
-        return state
-    return replace(state, jobs=_with(state.jobs, job_id, replace(job, **changes)))
+        return current
+    return replace(current, jobs=_with(current.jobs, job_id, replace(job, **changes)))
 
 
 def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> State:
