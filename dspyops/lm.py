@@ -304,11 +304,17 @@ _PROPOSAL_FIELDS: Final = frozenset(
 )
 
 
+_SUFFIXES: Final = ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "ed", "es", "er", "ly", "s", "y", "e")
+
+
 def _stem(word: str) -> str:
-    # Light suffix stripping so "charged"/"charges"/"charging" meet; deterministic and cheap.
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
+    # Light suffix stripping (two passes) so "charged"/"charges"/"charge" and
+    # "delivery"/"delivered" meet; crude next to Porter, but deterministic and cheap.
+    for _ in range(2):
+        for suffix in _SUFFIXES:
+            if len(word) - len(suffix) >= 3 and word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
     return word
 
 
