@@ -1,0 +1,639 @@
+"""The behaviour every EventStore backend must have, as an abstract test suite.
+
+A backend's test module subclasses ``EventStoreContract`` and provides the fixtures marked
+"backend hook" (the pattern of the eventsourcing library's abstract recorder tests). The class
+name does not start with "Test", so pytest only runs it through those subclasses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dspyops.eventlog import (
+    ANY,
+    DuplicateEventId,
+    EventStore,
+    NewEvent,
+    StoredEvent,
+    StoreUnavailable,
+    WrongExpectedVersion,
+    event_hash,
+    open_store,
+)
+from dspyops.eventlog.hashchain import GENESIS
+
+from .workers import EVENT_TYPE, ack_forever, check_log, process_writer, tagged_batch, write_batches
+
+StoreFactory = Callable[[], EventStore]
+Tamper = Callable[[int, str, object], None]
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def ev(payload: bytes = b"p", type: str = "dspyops.v1.Test", event_id: str | None = None) -> NewEvent:
+    return NewEvent(type, payload) if event_id is None else NewEvent(type, payload, event_id)
+
+
+def fill(store: EventStore, n: int, stream: str = "fill") -> None:
+    for i in range(n):
+        store.append(stream, tagged_batch("fill", i, 1), ANY)
+
+
+class EventStoreContract:
+    # -- backend hooks ------------------------------------------------------------------------
+
+    @pytest.fixture
+    def store_url(self) -> str:
+        """Backend hook: a URL for open_store naming a fresh, empty store for this test."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def new_empty_store(self) -> Iterator[StoreFactory]:
+        """Backend hook: each call returns a store on its own fresh, empty storage."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def make_readonly_store(self, store_url: str) -> StoreFactory:
+        """Backend hook: opens the store at store_url so that writes fail as on read-only media."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def tamper(self, store_url: str) -> Tamper:
+        """Backend hook: tamper(position, column, value) rewrites one stored column behind the
+        store's back, as an attacker with file access would."""
+        raise NotImplementedError
+
+    # -- shared fixtures ----------------------------------------------------------------------
+
+    @pytest.fixture
+    def make_store(self, store_url: str) -> Iterator[StoreFactory]:
+        opened: list[EventStore] = []
+
+        def make() -> EventStore:
+            store = open_store(store_url)
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
+
+    @pytest.fixture
+    def store(self, make_store: StoreFactory) -> EventStore:
+        return make_store()
+
+    # -- basics -------------------------------------------------------------------------------
+
+    def test_empty_store(self, store: EventStore) -> None:
+        assert store.head() == 0
+        assert store.read() == []
+        assert store.read_stream("program-x") == []
+        assert store.stream_version("program-x") == 0
+        result = store.verify()
+        assert result.ok and result.checked == 0 and result.first_broken_position is None
+
+    def test_append_and_read_back(self, store: EventStore) -> None:
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        first = store.append("program-a", [ev(b"a1"), ev(b"a2")], 0)
+        second = store.append("program-b", [ev(b"b1", type="dspyops.v1.Other")], 0)
+        third = store.append("program-a", [ev(b"a3")], 2)
+
+        assert (first.stream, first.first_position, first.last_position, first.stream_version) == (
+            "program-a",
+            1,
+            2,
+            2,
+        )
+        assert (second.first_position, second.last_position, second.stream_version) == (3, 3, 1)
+        assert (third.first_position, third.last_position, third.stream_version) == (4, 4, 3)
+        assert not (first.deduplicated or second.deduplicated or third.deduplicated)
+
+        events = store.read()
+        assert [(e.position, e.stream, e.version, e.payload) for e in events] == [
+            (1, "program-a", 1, b"a1"),
+            (2, "program-a", 2, b"a2"),
+            (3, "program-b", 1, b"b1"),
+            (4, "program-a", 3, b"a3"),
+        ]
+        assert events[2].type == "dspyops.v1.Other"
+        for e in events:
+            assert e.recorded_at.tzinfo is not None and e.recorded_at.utcoffset() == timedelta(0)
+            assert before <= e.recorded_at <= datetime.now(UTC) + timedelta(seconds=1)
+            assert len(e.hash) == 32
+        assert [e.recorded_at for e in events] == sorted(e.recorded_at for e in events)
+
+        assert [e.payload for e in store.read_stream("program-a")] == [b"a1", b"a2", b"a3"]
+        assert [e.version for e in store.read_stream("program-a", after_version=1)] == [2, 3]
+        assert store.stream_version("program-a") == 3
+        assert store.stream_version("program-b") == 1
+        assert store.head() == 4
+
+    def test_event_ids_are_kept(self, store: EventStore) -> None:
+        store.append("s", [ev(event_id="id-1"), ev(event_id="id-2")], 0)
+        assert [e.event_id for e in store.read()] == ["id-1", "id-2"]
+        generated = NewEvent("t", b"")
+        store.append("s", [generated], ANY)
+        assert store.read(after_position=2)[0].event_id == generated.event_id
+        assert store.read(after_position=2)[0].payload == b""
+
+    def test_stored_hashes_form_the_documented_chain(self, store: EventStore) -> None:
+        store.append("s", [ev(b"x"), ev(b"y", type="dspyops.v1.Y")], 0)
+        one, two = store.read()
+        assert one.hash == event_hash(GENESIS, 1, one.type, b"x")
+        assert two.hash == event_hash(one.hash, 2, "dspyops.v1.Y", b"y")
+
+    def test_read_paging_and_stream_prefix(self, store: EventStore) -> None:
+        store.append("job-1", [ev(b"j1")], 0)
+        store.append("program-a", [ev(b"p1")], 0)
+        store.append("job-2", [ev(b"j2"), ev(b"j2b")], 0)
+        store.append("jobs", [ev(b"not-a-job-stream-but-matches-job")], 0)
+        store.append("program-a", [ev(b"p2")], 1)
+
+        assert [e.position for e in store.read(after_position=2, limit=2)] == [3, 4]
+        assert [e.position for e in store.read(after_position=6)] == []
+        assert [e.payload for e in store.read(stream_prefix="program-")] == [b"p1", b"p2"]
+        assert [e.stream for e in store.read(stream_prefix="job-")] == ["job-1", "job-2", "job-2"]
+        assert [e.position for e in store.read(after_position=3, stream_prefix="job-")] == [4]
+        assert [e.position for e in store.read(limit=1, stream_prefix="job-")] == [1]
+        assert len(store.read(stream_prefix="job")) == 4  # "jobs" too: a prefix, not a separator
+        assert store.read(stream_prefix="nothing-") == []
+        # A prefix is literal: no LIKE wildcards.
+        assert store.read(stream_prefix="job_") == []
+        assert store.read(stream_prefix="%") == []
+
+    def test_invalid_arguments(self, store: EventStore) -> None:
+        with pytest.raises(ValueError, match="empty"):
+            store.append("s", [], 0)
+        with pytest.raises(ValueError, match="stream"):
+            store.append("", [ev()], 0)
+        with pytest.raises(ValueError, match="expected_version"):
+            store.append("s", [ev()], -1)
+        with pytest.raises(ValueError, match="twice"):
+            store.append("s", [ev(event_id="same"), ev(event_id="same")], 0)
+        with pytest.raises(TypeError, match="bytes"):
+            store.append("s", [NewEvent("t", "text")], 0)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="limit"):
+            store.read(limit=0)
+        with pytest.raises(ValueError, match="after_position"):
+            store.read(after_position=-1)
+        assert store.head() == 0
+
+    # -- optimistic concurrency ---------------------------------------------------------------
+
+    def test_expected_version_zero_means_new_stream(self, store: EventStore) -> None:
+        store.append("s", [ev()], 0)
+        with pytest.raises(WrongExpectedVersion) as info:
+            store.append("s", [ev()], 0)
+        assert (info.value.stream, info.value.expected, info.value.actual) == ("s", 0, 1)
+        assert store.head() == 1
+
+    def test_wrong_expected_version_names_both_and_appends_nothing(self, store: EventStore) -> None:
+        store.append("program-a", [ev(), ev(), ev()], 0)
+        store.append("program-b", [ev()], 0)
+        for wrong in (0, 2, 4, 17):
+            with pytest.raises(WrongExpectedVersion) as info:
+                store.append("program-a", [ev(b"late"), ev(b"late2")], wrong)
+            assert info.value.expected == wrong and info.value.actual == 3
+            message = str(info.value)
+            assert "program-a" in message and str(wrong) in message and "3" in message
+        assert store.head() == 4
+        assert store.stream_version("program-a") == 3
+        assert all(e.payload != b"late" for e in store.read())
+        with pytest.raises(WrongExpectedVersion):  # an absent stream is at version 0
+            store.append("program-new", [ev()], 1)
+        assert store.stream_version("program-new") == 0
+
+    def test_expected_version_any_skips_the_check(self, store: EventStore) -> None:
+        assert store.append("s", [ev()], ANY).stream_version == 1
+        assert store.append("s", [ev(), ev()], ANY).stream_version == 3
+        assert store.append("s", [ev()], 3).stream_version == 4
+
+    # -- idempotency --------------------------------------------------------------------------
+
+    def test_retry_with_same_ids_is_a_noop(self, store: EventStore) -> None:
+        batch = [ev(b"1"), ev(b"2")]
+        original = store.append("s", batch, 0)
+        store.append("other", [ev()], 0)
+        # A retry after a lost acknowledgement: the expected version is stale now, but the
+        # batch is recognised by its ids before the version is checked.
+        for expected in (0, ANY, 7):
+            retry = store.append("s", batch, expected)
+            assert retry.deduplicated
+            assert (retry.stream, retry.first_position, retry.last_position, retry.stream_version) == (
+                original.stream,
+                original.first_position,
+                original.last_position,
+                original.stream_version,
+            )
+        assert store.head() == 3
+        assert [e.payload for e in store.read_stream("s")] == [b"1", b"2"]
+
+    def test_batch_mixing_stored_and_new_ids_is_rejected(self, store: EventStore) -> None:
+        stored = ev(b"old", event_id="old-id")
+        store.append("s", [stored], 0)
+        with pytest.raises(DuplicateEventId) as info:
+            store.append("s", [ev(b"new", event_id="new-id"), stored], 1)
+        assert info.value.event_ids == ("old-id",)
+        assert "old-id" in str(info.value)
+        assert store.head() == 1
+        assert store.stream_version("s") == 1
+
+    def test_reusing_ids_in_another_stream_is_rejected(self, store: EventStore) -> None:
+        stored = ev(event_id="shared-id")
+        store.append("a", [stored], 0)
+        with pytest.raises(DuplicateEventId):
+            store.append("b", [stored], 0)
+        assert store.head() == 1 and store.stream_version("b") == 0
+
+    # -- many writers -------------------------------------------------------------------------
+
+    def test_racing_writers_exactly_one_wins(self, make_store: StoreFactory) -> None:
+        """All threads read version 0, then all append expecting it: one wins, the rest get a
+        WrongExpectedVersion naming the winner's version."""
+        store = make_store()
+        n = 8
+        barrier = threading.Barrier(n)
+        outcomes: list[object] = [None] * n
+
+        def racer(i: int) -> None:
+            version = store.stream_version("deployment-web")
+            barrier.wait()
+            try:
+                outcomes[i] = store.append("deployment-web", tagged_batch(str(i), 0, 2), version)
+            except WrongExpectedVersion as exc:
+                outcomes[i] = exc
+
+        threads = [threading.Thread(target=racer, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        winners = [o for o in outcomes if not isinstance(o, WrongExpectedVersion)]
+        losers = [o for o in outcomes if isinstance(o, WrongExpectedVersion)]
+        assert len(winners) == 1 and len(losers) == n - 1, outcomes
+        assert all((e.expected, e.actual) == (0, 2) for e in losers)
+        assert store.head() == 2
+
+    def test_threads_appending_concurrently(self, make_store: StoreFactory) -> None:
+        threads_n, batches, size = 8, 12, 3
+        streams = ["program-a", "program-b", "deployment-web"]
+        stores = [make_store(), make_store()]  # two instances in one process, too
+        conflicts = [0] * threads_n
+        errors: list[BaseException] = []
+
+        def worker(i: int) -> None:
+            try:
+                conflicts[i] = write_batches(stores[i % 2], f"t{i}", streams, batches, size)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        events = stores[0].read(limit=10_000)
+        check_log(events, {(f"t{i}", b): size for i in range(threads_n) for b in range(batches)})
+        assert stores[1].verify().ok
+
+    def test_processes_appending_concurrently(self, store_url: str, make_store: StoreFactory) -> None:
+        store = make_store()  # create the storage before the children race to open it
+        procs, threads_n, batches, size = 2, 2, 40, 2
+        streams = ["program-a", "program-b"]
+        conflicts: list[int] = []
+        with SPAWN.Manager() as manager, ProcessPoolExecutor(procs, mp_context=SPAWN) as pool:
+            gate = manager.Barrier(procs + threads_n)
+            futures = [
+                pool.submit(process_writer, store_url, f"p{i}", streams, batches, size, gate)
+                for i in range(procs)
+            ]
+            # Threads of this process join the race while the children run.
+            threads = [
+                threading.Thread(
+                    target=lambda i=i: conflicts.append(
+                        write_batches(store, f"t{i}", streams, batches, size, gate)
+                    )
+                )
+                for i in range(threads_n)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            # result() re-raises anything but WrongExpectedVersion from a child.
+            conflicts += [f.result(timeout=60) for f in futures]
+        assert len(conflicts) == procs + threads_n
+        writers = [f"p{i}" for i in range(procs)] + [f"t{i}" for i in range(threads_n)]
+        check_log(store.read(limit=10_000), {(w, b): size for w in writers for b in range(batches)})
+        assert store.verify().ok
+
+    def test_acknowledged_appends_survive_kill_9(self, store_url: str, make_store: StoreFactory) -> None:
+        make_store()
+        parent_end, child_end = SPAWN.Pipe(duplex=False)
+        child = SPAWN.Process(target=ack_forever, args=(store_url, child_end), daemon=True)
+        child.start()
+        acked: list[int] = []
+        try:
+            while len(acked) < 30:
+                assert parent_end.poll(30), "the writer process stopped acknowledging"
+                acked.append(parent_end.recv())
+        finally:
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+            child.join(10)
+        assert child.exitcode == -signal.SIGKILL
+        reopened = make_store()
+        events = reopened.read(limit=10_000)
+        assert [e.position for e in events] == list(range(1, len(events) + 1))
+        assert set(acked) <= {e.position for e in events}
+        assert reopened.verify().ok
+        # The store is writable again: the killed writer left no lock behind.
+        assert reopened.append("after-crash", [ev()], 0).last_position == len(events) + 1
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writers(
+        self, store: EventStore, store_url: str
+    ) -> Iterator[tuple[Callable[[], None], dict[tuple[str, int], int]]]:
+        """Two threads and one other process appending, all started together.
+
+        Yields (join, expected batches); join() waits for every writer and re-raises failures.
+        """
+        streams = ["job-1", "program-a", "deployment-web"]
+        with SPAWN.Manager() as manager, ProcessPoolExecutor(1, mp_context=SPAWN) as pool:
+            gate = manager.Barrier(3)
+            future = pool.submit(process_writer, store_url, "p0", streams, 30, 3, gate)
+            threads = [
+                threading.Thread(target=write_batches, args=(store, f"t{i}", streams, 30, 2, gate))
+                for i in range(2)
+            ]
+            for t in threads:
+                t.start()
+            expected = {(f"t{i}", b): 2 for i in range(2) for b in range(30)}
+            expected |= {("p0", b): 3 for b in range(30)}
+
+            def join() -> None:
+                for t in threads:
+                    t.join(60)
+                future.result(timeout=60)
+
+            yield join, expected
+
+    def test_subscription_sees_every_event_once_in_order(
+        self, store_url: str, make_store: StoreFactory
+    ) -> None:
+        store = make_store()
+        fill(store, 25)  # history to catch up on, in several pages
+        received: list[StoredEvent] = []
+        stop = threading.Event()
+        with self._writers(store, store_url) as (join, expected):
+            total = 25 + sum(expected.values())
+
+            def consume() -> None:
+                for event in store.subscribe(0, stop=stop, page_size=7):
+                    received.append(event)
+                    if len(received) == total:
+                        return
+
+            consumer = threading.Thread(target=consume)
+            consumer.start()
+            join()
+            consumer.join(30)
+            stop.set()
+            assert not consumer.is_alive(), f"subscription stalled after {len(received)} of {total}"
+
+        assert [e.position for e in received] == list(range(1, total + 1))
+        assert received == store.read(limit=10_000)
+        check_log(received, expected | {("fill", i): 1 for i in range(25)})
+
+    def test_async_subscription_sees_every_event_once_in_order(
+        self, store_url: str, make_store: StoreFactory
+    ) -> None:
+        store = make_store()
+        fill(store, 25)
+
+        async def main() -> tuple[list[StoredEvent], dict[tuple[str, int], int]]:
+            received: list[StoredEvent] = []
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.001)
+                    ticks += 1
+
+            tick_task = asyncio.create_task(ticker())
+            with self._writers(store, store_url) as (join, expected):
+                total = 25 + sum(expected.values())
+                async with asyncio.timeout(60):
+                    async for event in store.asubscribe(0, page_size=7):
+                        received.append(event)
+                        if len(received) == total:
+                            break
+                await asyncio.to_thread(join)
+            tick_task.cancel()
+            # The loop kept running while the subscription read and waited.
+            assert ticks > 10
+            return received, expected
+
+        received, expected = asyncio.run(main())
+        assert [e.position for e in received] == list(range(1, len(received) + 1))
+        assert received == store.read(limit=10_000)
+        check_log(received, expected | {("fill", i): 1 for i in range(25)})
+
+    def test_subscription_from_a_position_and_stop(self, store: EventStore) -> None:
+        fill(store, 5)
+        stop = threading.Event()
+        it = store.subscribe(3, stop=stop)
+        assert [next(it).position, next(it).position] == [4, 5]
+        stop.set()
+        assert list(it) == []
+
+    def test_live_subscriber_wakes_promptly_on_local_append(self, store: EventStore) -> None:
+        stop = threading.Event()
+        got: list[tuple[int, float]] = []
+
+        def consume() -> None:
+            # A long poll interval: only the in-process wake-up can make this prompt.
+            for event in store.subscribe(0, stop=stop, poll_interval=5.0):
+                got.append((event.position, time.monotonic()))
+                return
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        time.sleep(0.2)  # let it catch up and start waiting
+        appended_at = time.monotonic()
+        store.append("s", [ev()], 0)
+        consumer.join(4)
+        stop.set()
+        assert got and got[0][0] == 1
+        assert got[0][1] - appended_at < 1.0
+
+    def test_close_ends_subscriptions(self, make_store: StoreFactory) -> None:
+        store = make_store()
+        fill(store, 2)
+        received: list[int] = []
+        consumer = threading.Thread(target=lambda: received.extend(e.position for e in store.subscribe(0)))
+        consumer.start()
+        time.sleep(0.2)
+        store.close()
+        consumer.join(5)
+        assert not consumer.is_alive()
+        assert received == [1, 2]
+        with pytest.raises(StoreUnavailable, match="closed"):
+            store.head()
+
+    def test_cancelling_an_async_subscriber_ends_it_cleanly(self, store: EventStore) -> None:
+        fill(store, 3)
+
+        async def main() -> list[int]:
+            seen: list[int] = []
+
+            async def consume() -> None:
+                async for event in store.asubscribe(0, poll_interval=0.05):
+                    seen.append(event.position)
+
+            task = asyncio.create_task(consume())
+            async with asyncio.timeout(10):
+                while len(seen) < 3:
+                    await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # After cancellation nothing more arrives, and the store no longer wakes it.
+            store.append("after", [ev()], 0)
+            await asyncio.sleep(0.1)
+            return seen
+
+        assert asyncio.run(main()) == [1, 2, 3]
+        assert store.head() == 4
+        assert not store._appended._async_waiters  # the cancelled subscriber unregistered
+
+    def test_wait_for(self, store: EventStore) -> None:
+        assert store.wait_for(0, timeout=0)
+        started = time.monotonic()
+        assert not store.wait_for(1, timeout=0.2)
+        assert time.monotonic() - started >= 0.19
+        timer = threading.Timer(0.1, lambda: store.append("s", [ev(), ev()], 0))
+        timer.start()
+        started = time.monotonic()
+        assert store.wait_for(2, timeout=10)
+        assert time.monotonic() - started < 5
+        timer.join()
+
+    # -- integrity ----------------------------------------------------------------------------
+
+    def test_verify_clean_log(self, store: EventStore) -> None:
+        fill(store, 10)
+        store.append("program-a", [ev(), ev()], 0)
+        result = store.verify()
+        assert result.ok and result.checked == 12 and result.first_broken_position is None
+
+    @pytest.mark.parametrize(
+        ("column", "value"),
+        [
+            ("payload", b"evil"),
+            ("type", "dspyops.v1.Forged"),
+            ("hash", bytes(32)),
+            ("hash", b"short"),
+            ("version", 99),
+        ],
+    )
+    def test_verify_names_the_tampered_position(
+        self, store: EventStore, tamper: Tamper, column: str, value: object
+    ) -> None:
+        fill(store, 10)
+        tamper(6, column, value)
+        result = store.verify()
+        assert not result.ok
+        assert result.first_broken_position == 6
+        assert result.checked == 5
+        assert "6" in result.reason
+
+    def test_verify_detects_a_moved_or_missing_position(self, store: EventStore, tamper: Tamper) -> None:
+        fill(store, 10)
+        tamper(4, "position", 400)
+        result = store.verify()
+        assert not result.ok and result.first_broken_position == 4
+        assert "missing" in result.reason
+
+    # -- unavailable storage ------------------------------------------------------------------
+
+    def test_read_only_storage(self, store: EventStore, make_readonly_store: StoreFactory) -> None:
+        fill(store, 3)
+        readonly = make_readonly_store()
+        with pytest.raises(StoreUnavailable, match=r"(?i)read.?only"):
+            readonly.append("s", [ev()], ANY)
+        # Still fully readable after the failed write, and nothing was written.
+        assert readonly.head() == 3
+        assert readonly.read() == store.read()
+        assert readonly.verify().ok
+        with pytest.raises(StoreUnavailable):
+            readonly.append("s", [ev()], ANY)
+        assert store.head() == 3
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        ops=st.lists(
+            st.tuples(
+                st.sampled_from(["program-a", "program-b", "job-1", "deployment-web"]),
+                st.integers(min_value=1, max_value=4),
+                st.sampled_from(["exact", "any", "stale", "retry"]),
+            ),
+            max_size=25,
+        )
+    )
+    def test_positions_and_versions_stay_dense(
+        self, new_empty_store: StoreFactory, ops: list[tuple[str, int, str]]
+    ) -> None:
+        store = new_empty_store()
+        model: dict[str, int] = {}
+        appended = 0
+        last_batch: tuple[str, list[NewEvent]] | None = None
+        for stream, size, mode in ops:
+            current = model.get(stream, 0)
+            if mode == "retry" and last_batch is not None:
+                before = store.head()
+                assert store.append(last_batch[0], last_batch[1], ANY).deduplicated
+                assert store.head() == before
+                continue
+            batch = [NewEvent(EVENT_TYPE, f"{appended}:{i}".encode()) for i in range(size)]
+            if mode == "stale":
+                with pytest.raises(WrongExpectedVersion):
+                    store.append(stream, batch, current + 1)
+                continue
+            result = store.append(stream, batch, current if mode == "exact" else ANY)
+            assert result.first_position == appended + 1
+            assert result.stream_version == current + size
+            model[stream] = current + size
+            appended += size
+            last_batch = (stream, batch)
+
+        events = store.read(limit=10_000)
+        assert [e.position for e in events] == list(range(1, appended + 1))
+        assert store.head() == appended
+        for stream, count in model.items():
+            assert [e.version for e in store.read_stream(stream)] == list(range(1, count + 1))
+            assert store.stream_version(stream) == count
+        assert store.verify().ok

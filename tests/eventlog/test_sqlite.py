@@ -1,0 +1,174 @@
+"""The SQLite backend: the shared contract plus what only SQLite has (files, pragmas, URLs).
+
+Read-only storage is simulated with SQLite's own read-only modes (``mode=ro`` for a new
+store, ``PRAGMA query_only`` for a live one), because the tests run as root and chmod 0o444
+does not stop root from writing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dspyops.eventlog import (
+    ANY,
+    EventStore,
+    NewEvent,
+    SQLiteEventStore,
+    StoreUnavailable,
+    open_store,
+)
+from dspyops.eventlog.sqlite import _prefix_upper_bound
+
+from .contract import EventStoreContract, StoreFactory, Tamper, fill
+
+
+class TestSQLiteEventStore(EventStoreContract):
+    @pytest.fixture
+    def db_path(self, tmp_path: Path) -> Path:
+        return tmp_path / "events.db"
+
+    @pytest.fixture
+    def store_url(self, db_path: Path) -> str:
+        return f"sqlite:///{db_path}"  # db_path is absolute, so this is sqlite:////...
+
+    @pytest.fixture
+    def new_empty_store(self, tmp_path: Path) -> Iterator[StoreFactory]:
+        counter = itertools.count()
+        opened: list[EventStore] = []
+
+        def make() -> EventStore:
+            store = SQLiteEventStore(tmp_path / f"fresh-{next(counter)}.db")
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
+
+    @pytest.fixture
+    def make_readonly_store(self, store_url: str) -> Iterator[StoreFactory]:
+        opened: list[EventStore] = []
+
+        def make() -> EventStore:
+            store = open_store(store_url + "?mode=ro")
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
+
+    @pytest.fixture
+    def tamper(self, db_path: Path) -> Tamper:
+        def tamper(position: int, column: str, value: object) -> None:
+            assert column in {"payload", "type", "hash", "version", "position"}
+            with sqlite3.connect(db_path) as conn:
+                changed = conn.execute(
+                    f"UPDATE events SET {column} = ? WHERE position = ?", (value, position)
+                ).rowcount
+            conn.close()
+            assert changed == 1
+
+        return tamper
+
+    # -- SQLite only --------------------------------------------------------------------------
+
+    def test_file_settings(self, store: SQLiteEventStore, db_path: Path) -> None:
+        conn = store._conn()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        indexes = {row[1]: row[2] for row in conn.execute("PRAGMA index_list(events)")}
+        assert indexes["events_stream_version"] == 1 and indexes["events_event_id"] == 1
+        assert "events_stream_position" in indexes
+        # The prefix read uses the stream index rather than scanning every row.
+        plan = " ".join(
+            row[-1]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM events WHERE position > 0 AND stream >= ? "
+                "AND stream < ? ORDER BY position LIMIT 10",
+                ("job-", "job."),
+            )
+        )
+        assert "events_stream" in plan, plan
+        # Reopening an existing file keeps its contents.
+        store.append("s", [NewEvent("t", b"x")], 0)
+        again = SQLiteEventStore(db_path)
+        try:
+            assert again.head() == 1 and again.verify().ok
+        finally:
+            again.close()
+
+    def test_disk_full_appends_nothing_and_stays_usable(self, store: SQLiteEventStore) -> None:
+        fill(store, 3)
+        conn = store._conn()  # this thread's connection, which the next append uses
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count={pages}")  # the "disk" cannot grow any more
+        with pytest.raises(StoreUnavailable, match="full"):
+            store.append("s", [NewEvent("t", b"x" * 200_000)], ANY)
+        assert not conn.in_transaction
+        assert store.head() == 3 and len(store.read()) == 3
+        conn.execute("PRAGMA max_page_count=1073741823")
+        assert store.append("s", [NewEvent("t", b"x" * 200_000)], ANY).last_position == 4
+        assert store.verify().ok
+
+    def test_live_store_turned_read_only(self, store: SQLiteEventStore) -> None:
+        fill(store, 2)
+        conn = store._conn()
+        conn.execute("PRAGMA query_only=ON")
+        with pytest.raises(StoreUnavailable, match="readonly"):
+            store.append("s", [NewEvent("t", b"x")], ANY)
+        assert store.head() == 2 and store.stream_version("fill") == 2
+        conn.execute("PRAGMA query_only=OFF")
+        assert store.append("s", [NewEvent("t", b"x")], 0).last_position == 3
+
+    def test_read_only_open_of_a_missing_file(self, tmp_path: Path) -> None:
+        with pytest.raises(StoreUnavailable, match="no such file"):
+            SQLiteEventStore(tmp_path / "absent.db", read_only=True)
+        assert not (tmp_path / "absent.db").exists()
+
+    def test_open_store_urls(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        relative = open_store("sqlite:///rel.db")
+        plain = open_store(str(tmp_path / "plain.db"))
+        absolute = open_store(f"sqlite:///{tmp_path / 'abs.db'}")
+        try:
+            assert isinstance(relative, SQLiteEventStore)
+            assert relative.path == str(tmp_path / "rel.db")
+            assert plain.path == str(tmp_path / "plain.db")  # type: ignore[attr-defined]
+            assert absolute.path == str(tmp_path / "abs.db")  # type: ignore[attr-defined]
+        finally:
+            for s in (relative, plain, absolute):
+                s.close()
+        readonly = open_store("sqlite:///rel.db?mode=ro")
+        assert isinstance(readonly, SQLiteEventStore) and readonly.read_only
+        readonly.close()
+        for bad in ("", "postgresql://localhost/db", "sqlite:///x.db?mode=wx", "sqlite:///x.db?cache=1"):
+            with pytest.raises(ValueError):
+                open_store(bad)
+        with pytest.raises(ValueError, match="file path"):
+            SQLiteEventStore(":memory:")
+
+    def test_connections_of_finished_threads_are_released(self, store: SQLiteEventStore) -> None:
+        import threading
+
+        for _ in range(5):
+            t = threading.Thread(target=store.head)
+            t.start()
+            t.join()
+        store.head()  # opening this thread's connection prunes those of dead threads
+        assert len(store._conns) <= 2
+
+
+@pytest.mark.parametrize(
+    ("prefix", "upper"),
+    [("job-", "job."), ("a", "b"), ("a\U0010ffff", "b"), ("\U0010ffff", None), ("x\ud7ff", "x\ue000")],
+)
+def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
+    assert _prefix_upper_bound(prefix) == upper
