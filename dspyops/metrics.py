@@ -1,8 +1,9 @@
 """Built-in metrics, by name, with DSPy's metric signature ``(example, prediction, trace) -> float``.
 
-Every metric compares each output field of the example (its non-input keys) that the
-prediction should have; a missing or None field scores 0 for that field, never raises.
-The score is the mean over those fields.
+Every metric compares each output field of the example (its non-input keys) with the
+prediction's field of the same name; a missing or None field scores 0 for that field and
+never raises. ``exact_match`` is 1.0 only when every field matches; ``f1`` and ``contains``
+average over the fields.
 """
 
 from __future__ import annotations
@@ -33,12 +34,11 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def _output_keys(example: dspy.Example) -> list[str]:
-    try:
-        keys = list(example.labels().keys())
-    except (ValueError, AttributeError):
-        keys = []  # no inputs declared: every key counts as an output
-    return keys or [k for k in example.keys() if not k.startswith("dspy_")]
+def _output_keys(example: dspy.Example, prediction: Any) -> list[str]:
+    if getattr(example, "_input_keys", None) is not None:
+        return list(example.labels().keys())
+    # No inputs declared: the fields the prediction answers are the outputs to check.
+    return [k for k in example.keys() if _predicted(prediction, k) is not None]
 
 
 def _predicted(prediction: Any, key: str) -> str | None:
@@ -49,17 +49,16 @@ def _predicted(prediction: Any, key: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _per_field(score: Callable[[str, str], float]) -> Metric:
+def _per_field(score: Callable[[str, str], float], combine: Callable[[list[float]], float]) -> Metric:
     def metric(example: dspy.Example, prediction: Any, trace: Any = None) -> float:
-        keys = _output_keys(example)
+        keys = _output_keys(example, prediction)
         if not keys or prediction is None:
             return 0.0
-        total = 0.0
+        scores = []
         for key in keys:
             got = _predicted(prediction, key)
-            if got is not None:
-                total += score(str(example[key]), got)
-        return total / len(keys)
+            scores.append(0.0 if got is None else score(str(example[key]), got))
+        return combine(scores)
 
     return metric
 
@@ -83,9 +82,13 @@ def _contains(expected: str, got: str) -> float:
     return float(_squash(expected) in _squash(got))
 
 
-exact_match: Final = _per_field(_exact)
-f1: Final = _per_field(_f1)
-contains: Final = _per_field(_contains)
+def _mean(scores: list[float]) -> float:
+    return sum(scores) / len(scores)
+
+
+exact_match: Final = _per_field(_exact, min)
+f1: Final = _per_field(_f1, _mean)
+contains: Final = _per_field(_contains, _mean)
 
 _BY_NAME: Final[dict[str, Metric]] = {"exact_match": exact_match, "f1": f1, "contains": contains}
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import dspy
+from dspy.utils.saving import get_dependency_versions
 
 MODULE_KINDS: Final = ("Predict", "ChainOfThought")
 
@@ -81,12 +82,37 @@ def build_module(spec: ProgramSpec) -> dspy.Module:
     return dspy.Predict(sig)
 
 
+def _strip_lms(state: Any) -> Any:
+    """Drop per-predictor LM settings: the LM is recorded as an LMConfig, never with its key."""
+    if isinstance(state, dict):
+        if "signature" in state and "lm" in state:
+            state = {**state, "lm": None}
+        return {k: _strip_lms(v) for k, v in state.items()}
+    return state
+
+
 def program_state(module: dspy.Module) -> dict[str, Any]:
-    """DSPy's own JSON-able state (what `module.save("x.json")` writes, minus nothing)."""
-    return module.dump_state()
+    """What ``module.save("x.json")`` writes (state + DSPy's ``metadata``), minus per-predictor LMs.
+
+    Keeping DSPy's own format means plain ``module.load(path)`` reads a saved state without
+    this package.
+    """
+    state = _strip_lms(module.dump_state())
+    state["metadata"] = {"dependency_versions": get_dependency_versions()}
+    return state
 
 
 def load_program(spec: ProgramSpec, state: dict[str, Any]) -> dspy.Module:
+    """Build the module from its spec, then load DSPy's JSON state into it. Never unpickles."""
+    if not isinstance(state, dict):
+        raise ValueError("state: must be a JSON object as written by module.save(...json)")
     module = build_module(spec)
-    module.load_state(state)
+    # `metadata` is save-file bookkeeping; Predict.load_state would set it as an attribute.
+    body = {k: v for k, v in state.items() if k != "metadata"}
+    try:
+        module.load_state(body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"state: does not fit a {spec.module} with signature {spec.signature!r}: {exc!r}"
+        ) from exc
     return module
