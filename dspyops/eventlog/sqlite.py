@@ -86,6 +86,7 @@ class SQLiteEventStore(EventStore):
         # In-process appends queue on this lock instead of spinning in SQLite's busy handler;
         # BEGIN IMMEDIATE still serializes them against other processes.
         self._write_lock = threading.Lock()
+        self._pid = os.getpid()
         if read_only and not os.path.exists(self.path):
             raise StoreUnavailable(f"cannot open {self.path} read-only: no such file")
         with self._io("open"):
@@ -120,6 +121,8 @@ class SQLiteEventStore(EventStore):
         """This thread's connection (SQLite connections must not be shared mid-transaction)."""
         if self._closed:
             raise StoreUnavailable(f"the event store {self.path} is closed")
+        if self._pid != os.getpid():
+            self._after_fork()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
@@ -141,6 +144,15 @@ class SQLiteEventStore(EventStore):
             self._conns = kept
         self._local.conn = conn
         return conn
+
+    def _after_fork(self) -> None:
+        """A forked child must not touch its parent's SQLite connections (or locks that may have
+        been held at fork time): drop them unclosed and start afresh."""
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._conns_lock = threading.Lock()
+        self._conns = []
+        self._write_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _io(self, action: str) -> Iterator[None]:
@@ -334,6 +346,8 @@ class SQLiteEventStore(EventStore):
                 if position != expected:
                     reason = f"position {expected} is missing (the next row is {position})"
                     return _broken(checked, expected, reason)
+                if not isinstance(type_, str):
+                    return _broken(checked, position, f"position {position}: type is not text")
                 if not isinstance(stored_hash, bytes) or len(stored_hash) != HASH_SIZE:
                     return _broken(checked, position, f"position {position}: hash is not {HASH_SIZE} bytes")
                 if isinstance(payload, str):  # a BLOB rewritten as TEXT by hand

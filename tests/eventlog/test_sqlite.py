@@ -8,7 +8,9 @@ does not stop root from writing.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,15 +157,29 @@ class TestSQLiteEventStore(EventStoreContract):
         with pytest.raises(ValueError, match="file path"):
             SQLiteEventStore(":memory:")
 
-    def test_connections_of_finished_threads_are_released(self, store: SQLiteEventStore) -> None:
-        import threading
+    def test_forked_child_gets_its_own_connection(self, store: SQLiteEventStore) -> None:
+        fill(store, 2)  # the parent's connection exists before the fork
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(target=_append_one, args=(store,))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        assert store.head() == 3 and store.read_stream("forked")[0].payload == b"from child"
+        assert store.append("s", [NewEvent("t", b"x")], 0).last_position == 4
+        assert store.verify().ok
 
+    def test_connections_of_finished_threads_are_released(self, store: SQLiteEventStore) -> None:
         for _ in range(5):
             t = threading.Thread(target=store.head)
             t.start()
             t.join()
         store.head()  # opening this thread's connection prunes those of dead threads
         assert len(store._conns) <= 2
+
+
+def _append_one(store: SQLiteEventStore) -> None:
+    store.append("forked", [NewEvent("t", b"from child")], 0)
+    store.close()
 
 
 @pytest.mark.parametrize(
