@@ -292,19 +292,35 @@ _FREE_TEXT_FIELDS: Final = frozenset(
         "thoughts",
     }
 )
+# Output fields only DSPy's instruction proposers ask for (MIPROv2 GroundedProposer, COPRO).
 _PROPOSAL_FIELDS: Final = frozenset(
-    {
-        "proposed_instruction",
-        "proposed_prefix_for_output_field",
-        "program_description",
-        "module_description",
-        "observations",
-        "summary",
-    }
+    {"proposed_instruction", "proposed_prefix_for_output_field", "program_description", "module_description"}
+)
+# The dataset describers' outputs are common words, so they also need their proposer inputs.
+_DESCRIBER_SIGNATURES: Final = (
+    (frozenset({"observations"}), frozenset({"examples"})),
+    (frozenset({"observations"}), frozenset({"examples", "prior_observations"})),
+    (frozenset({"summary"}), frozenset({"observations"})),
 )
 
 
-_SUFFIXES: Final = ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "ed", "es", "er", "ly", "s", "y", "e")
+_SUFFIXES: Final = (
+    "ations",
+    "ation",
+    "ments",
+    "ment",
+    "ings",
+    "ing",
+    "ies",
+    "ied",
+    "ed",
+    "es",
+    "er",
+    "ly",
+    "s",
+    "y",
+    "e",
+)
 
 
 def _stem(word: str) -> str:
@@ -376,23 +392,35 @@ _PREFIX_VARIANTS: Final = ("Answer:", "Final answer:", "Result:", "Output:")
 
 
 def _base_instruction(prompt: ParsedPrompt) -> str:
+    """The task's current instruction, with any variant sentence we added earlier removed."""
     current = prompt.current
+    base = ""
     if current.get("basic_instruction"):
-        return " ".join(current["basic_instruction"].split())
-    attempts = current.get("attempted_instructions", "")
-    if attempts:
-        # COPRO lists attempts in increasing score order: build on the last (best) one.
-        found = re.findall(r"Instruction #\d+:\s*(.+)", attempts)
-        if found:
-            return found[-1].strip()
-    return "Given the input fields, produce the output fields."
+        base = current["basic_instruction"]
+    elif current.get("attempted_instructions"):
+        # COPRO lists attempts in increasing score order, as "[n] «Instruction #k: ...»"
+        # items (DSPy's list formatting): build on the last, best, one.
+        found = re.findall(
+            r"Instruction #\d+:\s*(.+?)»?\s*$", current["attempted_instructions"], re.MULTILINE
+        )
+        base = found[-1] if found else ""
+    base = " ".join(base.split())
+    for variant in _INSTRUCTION_VARIANTS:  # variants replace each other instead of piling up
+        base = base.replace(variant, "")
+    base = " ".join(base.split()).rstrip(". ")
+    return base or "Given the input fields, produce the output fields"
 
 
 def _proposal_value(name: str, prompt: ParsedPrompt, counter: int) -> str:
     base = _base_instruction(prompt)
     if name == "proposed_instruction":
-        variant = _INSTRUCTION_VARIANTS[counter % len(_INSTRUCTION_VARIANTS)]
-        return f"{base.rstrip('.')}. {variant}" if base else variant
+        # Start at the hashed counter and skip variants the prompt already shows as tried,
+        # so COPRO's later rounds propose something new.
+        seen = "\n".join(prompt.current.values())
+        n = len(_INSTRUCTION_VARIANTS)
+        order = [_INSTRUCTION_VARIANTS[(counter + i) % n] for i in range(n)]
+        variant = next((v for v in order if v not in seen), order[0])
+        return f"{base}. {variant}"
     if name == "proposed_prefix_for_output_field":
         return _PREFIX_VARIANTS[counter % len(_PREFIX_VARIANTS)]
     if name == "program_description":
@@ -412,8 +440,12 @@ def _proposal_value(name: str, prompt: ParsedPrompt, counter: int) -> str:
 
 
 def _is_proposal(prompt: ParsedPrompt) -> bool:
-    names = {f.name for f in prompt.outputs}
-    return bool(names) and names <= _PROPOSAL_FIELDS
+    """An instruction-proposal or describer prompt, as opposed to a task prompt with such field names."""
+    outputs = frozenset(f.name for f in prompt.outputs)
+    inputs = frozenset(f.name for f in prompt.inputs)
+    if prompt.demos or not outputs:
+        return False
+    return outputs <= _PROPOSAL_FIELDS or (outputs, inputs) in _DESCRIBER_SIGNATURES
 
 
 def answer(prompt: ParsedPrompt, prompt_key: str) -> dict[str, Any]:
