@@ -30,8 +30,10 @@ DSPy's ChatAdapter or JSONAdapter built and answers like a (very small) model wo
    ``summary``) get plausible variants of the task's current instruction, chosen by a
    counter hashed from the prompt, so those optimizers run end to end.
 
-The reply is always in the format the adapter parses: ``[[ ## field ## ]]`` sections ending
-with ``[[ ## completed ## ]]`` for ChatAdapter, a JSON object for JSONAdapter. Usage reports
+A raw call that is not an adapter prompt (``lm("hello")``) gets a short plain-text echo.
+The reply to an adapter prompt is always in the format the adapter parses:
+``[[ ## field ## ]]`` sections ending with ``[[ ## completed ## ]]`` for ChatAdapter, a JSON
+object for JSONAdapter (or when the request asks for a response_format). Usage reports
 whitespace token counts of prompt and reply. ``latency_ms`` adds a fixed per-call delay
 (``time.sleep`` in the sync engine, ``asyncio.sleep`` in the async one) for benchmarks.
 """
@@ -280,17 +282,9 @@ _STOP_WORDS: Final = frozenset(
     will with would you your yours yourself hi hello thanks thank please hey""".split()
 )
 _WORD_RE: Final = re.compile(r"[a-z0-9]+")
+# Output fields answered with prose rather than a label-like word when there is no demo.
 _FREE_TEXT_FIELDS: Final = frozenset(
-    {
-        "reasoning",
-        "rationale",
-        "explanation",
-        "summary",
-        "observations",
-        "description",
-        "analysis",
-        "thoughts",
-    }
+    "reasoning rationale explanation summary observations description analysis thoughts".split()
 )
 # Output fields only DSPy's instruction proposers ask for (MIPROv2 GroundedProposer, COPRO).
 _PROPOSAL_FIELDS: Final = frozenset(
@@ -304,23 +298,8 @@ _DESCRIBER_SIGNATURES: Final = (
 )
 
 
-_SUFFIXES: Final = (
-    "ations",
-    "ation",
-    "ments",
-    "ment",
-    "ings",
-    "ing",
-    "ies",
-    "ied",
-    "ed",
-    "es",
-    "er",
-    "ly",
-    "s",
-    "y",
-    "e",
-)
+# Longest first: the first suffix that leaves a stem of 3+ letters is stripped.
+_SUFFIXES: Final = tuple("ations ation ments ment ings ing ies ied ed es er ly s y e".split())
 
 
 def _stem(word: str) -> str:
@@ -359,11 +338,9 @@ def _neutral_value(info: FieldInfo, inputs_text: str) -> Any:
     if info.choices:
         lowered = inputs_text.lower()
         named = [c for c in info.choices if re.search(rf"\b{re.escape(c.lower())}\b", lowered)]
-        return (
-            named[0]
-            if named
-            else info.choices[_stable_index(info.name + "\x00" + inputs_text, len(info.choices))]
-        )
+        if named:
+            return named[0]
+        return info.choices[_stable_index(info.name + "\x00" + inputs_text, len(info.choices))]
     if t == "bool":
         return False
     if t == "int":
@@ -526,6 +503,15 @@ def complete_offline(request: Request) -> _Completion:
     system = _system_text(request)
     messages = [(m.role, m.text or "") for m in request.messages]
     prompt = parse_prompt(system, messages)
+    if request.config.response_format is not None:
+        prompt.json_mode = True  # structured-output requests want a bare JSON object
+    if not prompt.outputs and not prompt.current:
+        # A raw call such as lm("hello"), not an adapter prompt: reply in plain text.
+        last = next((t for role, t in reversed(messages) if role == "user"), "")
+        text = f"(offline model, no demonstrations) {_short(last, 30)}".rstrip()
+        return _Completion(
+            text, _count_tokens(system) + sum(_count_tokens(t) for _, t in messages), _count_tokens(text)
+        )
     key_material = json.dumps([system, messages, request.config.temperature], ensure_ascii=False)
     text = format_completion(prompt, answer(prompt, key_material))
     prompt_tokens = _count_tokens(system) + sum(_count_tokens(t) for _, t in messages)

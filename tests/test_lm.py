@@ -10,10 +10,10 @@ from typing import Literal
 
 import dspy
 import pytest
-from dspy.lm15 import Message, Request
+from dspy.lm15 import Config, Message, Request
 
 from dspyops.datasets import load_dataset, split
-from dspyops.lm import OFFLINE_MODEL, AsyncOfflineEngine, LMConfig, OfflineEngine, build_lm
+from dspyops.lm import OFFLINE_MODEL, AsyncOfflineEngine, LMConfig, OfflineEngine, build_lm, parse_prompt
 from dspyops.metrics import get_metric
 
 DEMOS = [
@@ -290,3 +290,54 @@ def test_mipro_and_copro_compile_to_completion(
             eval_kwargs={"num_threads": 1, "display_progress": False},
         )
         assert prompted.predict.signature.instructions
+
+
+def test_response_format_and_raw_calls(offline: dspy.LM) -> None:
+    system = "Your input fields are:\n1. `text` (str):\nYour output fields are:\n1. `label` (str):\n"
+    demo = (
+        Message.user("[[ ## text ## ]]\nparcel late"),
+        Message.assistant('{"label": "shipping"}'),
+        Message.user("[[ ## text ## ]]\nmy parcel is late again"),
+    )
+    request = Request(
+        model=OFFLINE_MODEL,
+        system=system,
+        messages=demo,
+        config=Config(response_format={"type": "json_object"}),
+    )
+    assert json.loads(OfflineEngine().complete(request).message.text) == {"label": "shipping"}
+    (reply,) = offline("hello there")
+    assert "hello there" in reply and "[[" not in reply
+
+
+def test_parse_prompt_reads_adapter_layout() -> None:
+    system = (
+        "Your input fields are:\n1. `text` (str): the ticket\nYour output fields are:\n"
+        "1. `reasoning` (str): \n2. `queue` (Literal['a b', 'c']): where it goes\n"
+        "All interactions will be structured in the following way...\n"
+        "In adhering to this structure, your objective is: \n        Route   the ticket."
+    )
+    prompt = parse_prompt(
+        system,
+        [
+            (
+                "user",
+                "This is an example of the task, though some input or output fields are not supplied."
+                "\n\n[[ ## text ## ]]\nx",
+            ),
+            (
+                "assistant",
+                "[[ ## reasoning ## ]]\nNot supplied for this particular example. "
+                "\n\n[[ ## queue ## ]]\nc\n\n[[ ## completed ## ]]",
+            ),
+            (
+                "user",
+                "[[ ## text ## ]]\ny\n\nRespond with the corresponding output fields, starting with ...",
+            ),
+        ],
+    )
+    assert [f.name for f in prompt.inputs] == ["text"]
+    assert [(f.name, f.choices) for f in prompt.outputs] == [("reasoning", ()), ("queue", ("a b", "c"))]
+    assert prompt.instructions == "Route the ticket."
+    assert prompt.demos == [({"text": "x"}, {"queue": "c"})]
+    assert prompt.current == {"text": "y"} and not prompt.json_mode
