@@ -38,7 +38,7 @@ class Artifact:
     digest: str
     spec: ProgramSpec
     state: dict[str, Any]
-    lm: dict[str, Any]  # LMConfig.public_dict(): no secrets, kept as data
+    lm: LMConfig  # rebuilt from LMConfig.public_dict(): no secrets
     dspy_version: str
 
 
@@ -93,11 +93,15 @@ def decode_artifact(data: bytes, expected_digest: str) -> Artifact:
         raise ArtifactCorrupt(f"artifact {expected_digest} has a bad spec: {exc}") from exc
     if not isinstance(body["state"], dict) or not isinstance(body["lm"], dict):
         raise ArtifactCorrupt(f"artifact {expected_digest}: state and lm must be JSON objects")
+    try:
+        lm = LMConfig.from_dict(body["lm"])
+    except (TypeError, ValueError) as exc:
+        raise ArtifactCorrupt(f"artifact {expected_digest} has a bad lm config: {exc}") from exc
     return Artifact(
         digest=expected_digest,
         spec=spec,
         state=body["state"],
-        lm=body["lm"],
+        lm=lm,
         dspy_version=str(body["dspy_version"]),
     )
 

@@ -43,7 +43,7 @@ def test_decode_round_trip_and_load() -> None:
     digest, data = encode_artifact(SPEC, _state(), LMConfig(temperature=0.5))
     artifact = decode_artifact(data, digest)
     assert artifact.digest == digest and artifact.spec == SPEC
-    assert artifact.lm["temperature"] == 0.5
+    assert artifact.lm == LMConfig(temperature=0.5)
     module = load_program(artifact.spec, artifact.state)
     assert module.demos[0]["label"] == "shipping"
 
@@ -60,6 +60,9 @@ def test_decode_verifies_before_parsing() -> None:
         decode_artifact(wrong_shape, hashlib.sha256(wrong_shape).hexdigest())
     with pytest.raises(ValueError, match="digest"):
         decode_artifact(data, "abc")
+    bad_lm = data.replace(b'"temperature":0.0', b'"temperature":9.0')
+    with pytest.raises(ArtifactCorrupt, match="bad lm config: temperature"):
+        decode_artifact(bad_lm, hashlib.sha256(bad_lm).hexdigest())
 
 
 def test_no_secret_in_artifact(monkeypatch: pytest.MonkeyPatch) -> None:
