@@ -1,0 +1,84 @@
+"""Cooperative cancellation of a running optimization job.
+
+DSPy swallows ordinary exceptions in many places (callback handlers, Evaluate's worker
+wrapper, BootstrapFewShot's per-example try, MIPROv2's candidate evaluation, Optuna
+trials), so a cancel must be a ``BaseException``: it then passes every ``except
+Exception`` on its way out, including out of ``ParallelExecutor`` worker threads, whose
+futures re-raise it in the thread that waits on them.
+
+``CancelCallback`` checks the token before every module and LM call; it belongs LAST in
+the callback list so that the progress callbacks before it still see the call start.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dspy.utils.callback import BaseCallback
+
+
+class JobCancelled(BaseException):
+    """Raised inside a job once its token is cancelled; BaseException so DSPy cannot swallow it."""
+
+    def __init__(self, reason: str = "cancelled by user") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CancelToken:
+    """Set from any thread; checked by the job's callbacks, metric and runner."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._reason = ""
+
+    def cancel(self, reason: str = "cancelled by user") -> None:
+        with self._lock:
+            if not self._event.is_set():  # the first reason wins
+                self._reason = reason
+                self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise JobCancelled(self._reason)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
+class CancelCallback(BaseCallback):
+    """Stops a job at the next module, LM, evaluation or compile boundary.
+
+    Raising from a start handler prevents the call itself, so a cancelled job makes at
+    most the LM calls already in flight.
+    """
+
+    def __init__(self, token: CancelToken) -> None:
+        self.token = token
+
+    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.token.check()
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.token.check()
+
+    def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.token.check()
+
+    def on_evaluate_end(
+        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
+    ) -> None:
+        self.token.check()
+
+    def on_compile_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self.token.check()

@@ -1,0 +1,124 @@
+"""Run one optimization job: baseline evaluation, compile with live progress, final evaluation.
+
+Called from a worker thread of the server. Everything DSPy-related happens inside one
+``dspy.context(lm=..., callbacks=[capture, cancel LAST], usage_tracker=...)``: the context is
+a ContextVar, so concurrent jobs on other threads never see each other's LM or callbacks,
+and ``dspy.configure`` is never called. The optimizer is constructed inside the context too
+(MIPROv2 captures ``dspy.settings.lm`` in its constructor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+
+from dspyops.lm import LMConfig, build_lm
+from dspyops.metrics import get_metric
+from dspyops.programs import ProgramSpec, build_module, program_state
+from optimizer_svc.cancel import CancelCallback, CancelToken
+from optimizer_svc.optimizers import CompileInputs, get_adapter, validate_params
+from optimizer_svc.progress import (
+    BaselineEvaluated,
+    JobEvent,
+    ProgressCapture,
+    SharedUsageTracker,
+    Started,
+    Usage,
+    evaluation_score,
+)
+
+
+@dataclass
+class JobSpec:
+    job_id: str
+    spec: ProgramSpec
+    lm: LMConfig
+    optimizer: str
+    params: dict[str, Any]
+    metric: str
+    trainset: list[dspy.Example]
+    valset: list[dspy.Example]
+    prompt_lm: LMConfig | None = None
+
+
+@dataclass
+class JobResult:
+    program: dspy.Module
+    state: dict[str, Any]
+    baseline_score: float
+    final_score: float
+    usage: Usage
+    trials: int
+
+
+def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken) -> JobResult:
+    """Optimize ``job.spec``; raises JobCancelled when cancelled, anything else on failure.
+
+    ``emit`` is called from DSPy's worker threads as well as this one.
+    """
+    # Everything that can be rejected is rejected before the first LM call.
+    adapter = get_adapter(job.optimizer)
+    params = validate_params(job.optimizer, job.params)
+    if not job.trainset:
+        raise ValueError("trainset: at least one example is required")
+    metric = get_metric(job.metric)
+    lm = build_lm(job.lm)
+    prompt_lm = build_lm(job.prompt_lm) if job.prompt_lm is not None else None
+    student = build_module(job.spec)
+    evalset = job.valset or job.trainset
+    num_threads = params["num_threads"]
+    cancel.check()
+
+    usage = SharedUsageTracker()
+    capture = ProgressCapture(emit, adapter.describe, usage, cancel)
+    job_metric = capture.wrap_metric(metric)
+    callbacks = [capture, CancelCallback(cancel)]  # cancel LAST: the capture sees every start first
+    try:
+        with (
+            dspy.context(lm=lm, callbacks=callbacks, usage_tracker=usage),
+            capture.dspy_log_progress(),
+        ):
+            inputs = CompileInputs(
+                student=student,
+                trainset=list(job.trainset),
+                valset=list(job.valset),
+                metric=job_metric,
+                params=params,
+                prompt_lm=prompt_lm,
+            )
+            optimizer = adapter.build(inputs)
+            capture.emit(Started(adapter.name, adapter.planned_trials(inputs)))
+
+            baseline = _evaluate(student, evalset, job_metric, num_threads)
+            cancel.check()
+            capture.emit(BaselineEvaluated(baseline, len(evalset)))
+
+            compiled = adapter.compile(optimizer, inputs)
+            cancel.check()  # DSPy may have finished the compile on a swallowed error path
+
+            final = _evaluate(compiled, evalset, job_metric, num_threads)
+            cancel.check()
+            if capture.trials == 0:
+                # LabeledFewShot and BootstrapFewShot score no candidates: their one trial is the result.
+                capture.record_trial(final, adapter.describe(compiled))
+    finally:
+        capture.close()
+
+    return JobResult(
+        program=compiled,
+        state=program_state(compiled),
+        baseline_score=baseline,
+        final_score=final,
+        usage=usage.snapshot(),
+        trials=capture.trials,
+    )
+
+
+def _evaluate(
+    program: dspy.Module, devset: list[dspy.Example], metric: Callable[..., float], threads: int
+) -> float:
+    result = dspy.Evaluate(devset=devset, metric=metric, num_threads=threads, display_progress=False)(program)
+    return evaluation_score(result)
