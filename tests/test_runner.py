@@ -317,3 +317,24 @@ def test_empty_valset_evaluates_on_the_trainset(data: tuple[list, list], probe: 
     baseline = probe.of(BaselineEvaluated)[0]
     assert baseline.examples == len(train)
     assert result.final_score > result.baseline_score
+
+
+def test_prompt_lm_writes_the_instructions(data: tuple[list, list], monkeypatch: pytest.MonkeyPatch) -> None:
+    import optimizer_svc.runner as runner_module
+
+    built: list[dspy.LM] = []
+    original = runner_module.build_lm
+
+    def recording_build_lm(config: LMConfig) -> dspy.LM:
+        built.append(original(config))
+        return built[-1]
+
+    monkeypatch.setattr(runner_module, "build_lm", recording_build_lm)
+    train, val = data
+    spec = job("COPRO", {"breadth": 2, "depth": 1}, train, val)
+    spec.prompt_lm = LMConfig()
+    run_job(spec, lambda event: None, CancelToken())
+    task_lm, prompt_lm = built
+    proposals = [h for h in prompt_lm.history if "proposed_instruction" in str(h["messages"])]
+    assert proposals and len(proposals) == len(prompt_lm.history)
+    assert not any("proposed_instruction" in str(h["messages"]) for h in task_lm.history)
