@@ -81,19 +81,19 @@ class SQLiteEventStore(EventStore):
         self.read_only = read_only
         self._busy_timeout = busy_timeout
         self._local = threading.local()
-        self._conns_lock = threading.Lock()
-        self._conns: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._handles_lock = threading.Lock()
+        self._handles: list[_Handle] = []
         # In-process appends queue on this lock instead of spinning in SQLite's busy handler;
         # BEGIN IMMEDIATE still serializes them against other processes.
         self._write_lock = threading.Lock()
         self._pid = os.getpid()
         if read_only and not os.path.exists(self.path):
             raise StoreUnavailable(f"cannot open {self.path} read-only: no such file")
-        with self._io("open"):
+        with self._connection("open") as conn:
             if read_only:
-                self._conn().execute("SELECT 1 FROM events LIMIT 1")
+                conn.execute("SELECT 1 FROM events LIMIT 1")
             else:
-                self._create_schema()
+                self._create_schema(conn)
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({self.path!r}{', read_only=True' if self.read_only else ''})"
@@ -117,41 +117,65 @@ class SQLiteEventStore(EventStore):
         conn.execute("PRAGMA synchronous=FULL")
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection (SQLite connections must not be shared mid-transaction)."""
-        if self._closed:
-            raise StoreUnavailable(f"the event store {self.path} is closed")
+    def _handle(self) -> _Handle:
+        """This thread's connection handle, opened on first use.
+
+        One connection per thread because a SQLite connection carries its own transaction
+        state; a thread must never see another thread's BEGIN.
+        """
         if self._pid != os.getpid():
             self._after_fork()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        conn = self._connect()
-        with self._conns_lock:
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None:
+            return handle
+        if self._closed:
+            raise StoreUnavailable(f"the event store {self.path} is closed")
+        handle = _Handle(self._connect(), weakref.ref(threading.current_thread()))
+        with self._handles_lock:
             if self._closed:
-                conn.close()
+                handle.conn.close()
                 raise StoreUnavailable(f"the event store {self.path} is closed")
-            # Close connections whose threads have ended, so a thread-per-task caller does not
-            # accumulate open file handles until close().
+            # Close the connections of threads that have ended, so a thread-per-task caller does
+            # not pile up open files until close().
             kept = []
-            for ref, other in self._conns:
-                thread = ref()
+            for other in self._handles:
+                thread = other.thread()
                 if thread is None or not thread.is_alive():
-                    other.close()
+                    with other.lock:
+                        other.conn.close()
                 else:
-                    kept.append((ref, other))
-            kept.append((weakref.ref(threading.current_thread()), conn))
-            self._conns = kept
-        self._local.conn = conn
-        return conn
+                    kept.append(other)
+            kept.append(handle)
+            self._handles = kept
+        self._local.handle = handle
+        return handle
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's raw connection, for tests that set pragmas on it. Store code uses
+        ``_connection()``, which also keeps close() from closing it mid-statement."""
+        return self._handle().conn
+
+    @contextlib.contextmanager
+    def _connection(self, action: str) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, held for one operation, with errors mapped.
+
+        The handle's lock is what makes close() from another thread safe: closing a SQLite
+        connection while a statement runs on it crashes the interpreter, so close() takes each
+        lock and thereby waits for the operation in flight to finish.
+        """
+        handle = self._handle()
+        with handle.lock, self._io(action):
+            if self._closed:
+                raise StoreUnavailable(f"the event store {self.path} is closed")
+            yield handle.conn
 
     def _after_fork(self) -> None:
         """A forked child must not touch its parent's SQLite connections (or locks that may have
         been held at fork time): drop them unclosed and start afresh."""
         self._pid = os.getpid()
         self._local = threading.local()
-        self._conns_lock = threading.Lock()
-        self._conns = []
+        self._handles_lock = threading.Lock()
+        self._handles = []
         self._write_lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -163,13 +187,8 @@ class SQLiteEventStore(EventStore):
             if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
                 raise StoreUnavailable(f"{action} {self.path}: {exc} ({exc.sqlite_errorname})") from exc
             raise
-        except sqlite3.ProgrammingError as exc:
-            if self._closed:  # another thread closed the store under us
-                raise StoreUnavailable(f"the event store {self.path} is closed") from exc
-            raise
 
-    def _create_schema(self) -> None:
-        conn = self._conn()
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn, execute_plugins=False)
         db.enable_wal()  # persistent in the file: readers never block the writer, nor it them
         events = db.table("events")
@@ -200,8 +219,7 @@ class SQLiteEventStore(EventStore):
 
     def append(self, stream: str, events: Sequence[NewEvent], expected_version: int | None) -> AppendResult:
         validate_append(stream, events, expected_version)
-        with self._write_lock, self._io(f"append to stream {stream!r} in"):
-            conn = self._conn()
+        with self._write_lock, self._connection(f"append to stream {stream!r} in") as conn:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 result = self._append_in_transaction(conn, stream, events, expected_version)
@@ -309,36 +327,36 @@ class SQLiteEventStore(EventStore):
                 params.append(upper)
         sql += " ORDER BY position LIMIT ?"
         params.append(limit)
-        with self._io("read"):
-            return [_to_event(row) for row in self._conn().execute(sql, params)]
+        with self._connection("read") as conn:
+            return [_to_event(row) for row in conn.execute(sql, params)]
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
-        with self._io("read"):
-            rows = self._conn().execute(
+        with self._connection("read") as conn:
+            rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
                 (stream, after_version),
             )
             return [_to_event(row) for row in rows]
 
     def stream_version(self, stream: str) -> int:
-        with self._io("read"):
+        with self._connection("read") as conn:
             return int(
-                self._conn()
-                .execute("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,))
-                .fetchone()[0]
+                conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,)
+                ).fetchone()[0]
             )
 
     def head(self) -> int:
-        with self._io("read"):
-            return int(self._conn().execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
+        with self._connection("read") as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
 
     def verify(self) -> VerifyResult:
         checked = 0
         prev_hash = GENESIS
         versions: dict[str, int] = {}
-        with self._io("verify"):
+        with self._connection("verify") as conn:
             # One SELECT is one consistent snapshot, streamed row by row (no full load).
-            rows = self._conn().execute(
+            rows = conn.execute(
                 "SELECT position, stream, version, type, payload, hash FROM events ORDER BY position"
             )
             for position, stream, version, type_, payload, stored_hash in rows:
@@ -374,15 +392,27 @@ class SQLiteEventStore(EventStore):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._conns_lock:
+        with self._handles_lock:
             if self._closed:
                 return
             self._closed = True
-            conns, self._conns = self._conns, []
-        for _, conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            handles, self._handles = self._handles, []
+        for handle in handles:
+            with handle.lock:  # waits for that thread's operation in flight, if any
+                with contextlib.suppress(sqlite3.Error):
+                    handle.conn.close()
         self._appended.notify()  # wake subscribers so they notice the store is closed
+
+
+class _Handle:
+    """A thread's connection and the lock held while it is in use."""
+
+    __slots__ = ("conn", "lock", "thread")
+
+    def __init__(self, conn: sqlite3.Connection, thread: weakref.ref[threading.Thread]) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.thread = thread
 
 
 def _to_event(row: tuple[int, str, int, str, str, bytes, int, bytes]) -> StoredEvent:

@@ -498,6 +498,45 @@ class EventStoreContract:
         with pytest.raises(StoreUnavailable, match="closed"):
             store.head()
 
+    def test_close_while_other_threads_are_busy(self, make_store: StoreFactory) -> None:
+        """close() racing with reads, verify and subscriptions in other threads: every thread
+        ends with its results or StoreUnavailable. (Closing a SQLite connection under a running
+        statement used to crash the interpreter here.)"""
+        fill(make_store(), 20)
+        for round_ in range(30):
+            self._close_under_load(make_store(), delay=0.001 * (round_ % 4))
+
+    @staticmethod
+    def _close_under_load(store: EventStore, delay: float) -> None:
+        failures: list[BaseException] = []
+
+        def busy(work: Callable[[], object]) -> None:
+            try:
+                while not store.closed:  # a subscription just ends when the store closes
+                    work()
+            except StoreUnavailable:
+                pass
+            except BaseException as exc:
+                failures.append(exc)
+
+        def tail() -> None:
+            for _ in store.subscribe(0, poll_interval=0.0005, page_size=3):
+                pass
+
+        threads = [
+            threading.Thread(target=busy, args=(lambda: store.read(limit=20),)),
+            threading.Thread(target=busy, args=(store.verify,)),
+            threading.Thread(target=busy, args=(tail,)),
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(delay)
+        store.close()
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+        assert not failures, failures
+
     def test_cancelling_an_async_subscriber_ends_it_cleanly(self, store: EventStore) -> None:
         fill(store, 3)
 

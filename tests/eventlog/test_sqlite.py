@@ -174,7 +174,7 @@ class TestSQLiteEventStore(EventStoreContract):
             t.start()
             t.join()
         store.head()  # opening this thread's connection prunes those of dead threads
-        assert len(store._conns) <= 2
+        assert len(store._handles) <= 2
 
 
 def _append_one(store: SQLiteEventStore) -> None:
