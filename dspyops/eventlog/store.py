@@ -79,7 +79,8 @@ class WrongExpectedVersion(Exception):
 
 
 class DuplicateEventId(Exception):
-    """Some, but not all, event ids of the batch are already stored; nothing was appended."""
+    """Some, but not all, event ids of the batch are already stored (or all are, but in another
+    stream, so this is no retry); nothing was appended."""
 
     def __init__(self, stream: str, event_ids: Sequence[str]) -> None:
         super().__init__(stream, tuple(event_ids))
