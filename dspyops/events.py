@@ -18,8 +18,7 @@ from dspyops.proto import events_pb2
 _ONEOF = events_pb2.EventPayload.DESCRIPTOR.oneofs_by_name["kind"]
 #: full type name -> (oneof field name, message class)
 PAYLOAD_TYPES: dict[str, tuple[str, type[Message]]] = {
-    field.message_type.full_name: (field.name, field.message_type._concrete_class)
-    for field in _ONEOF.fields
+    field.message_type.full_name: (field.name, field.message_type._concrete_class) for field in _ONEOF.fields
 }
 
 

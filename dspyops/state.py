@@ -28,7 +28,11 @@ STATUS_NAMES: dict[int, str] = {
     pb.DEPRECATED: "deprecated",
     pb.ARCHIVED: "archived",
 }
-ROLE_NAMES: dict[int, str] = {pb.ROUTE_ROLE_UNSPECIFIED: "primary", pb.PRIMARY: "primary", pb.SHADOW: "shadow"}
+ROLE_NAMES: dict[int, str] = {
+    pb.ROUTE_ROLE_UNSPECIFIED: "primary",
+    pb.PRIMARY: "primary",
+    pb.SHADOW: "shadow",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,9 @@ def fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
     """Apply events (in log order, all after `state.position`) and return the new state."""
     for event in events:
         if event.position <= state.position:
-            raise ValueError(f"event at position {event.position} is not after state position {state.position}")
+            raise ValueError(
+                f"event at position {event.position} is not after state position {state.position}"
+            )
         state = _apply(state, event, decode(event))
         state = replace(state, position=event.position)
     return state
@@ -231,9 +237,7 @@ def _trial(state: State, event: StoredEvent, msg: pb.TrialCompleted) -> State:
 
 
 def _completed(state: State, event: StoredEvent, msg: pb.JobCompleted) -> State:
-    return _job_update(
-        state, event, state="succeeded", final_score=msg.final_score, version=msg.version
-    )
+    return _job_update(state, event, state="succeeded", final_score=msg.final_score, version=msg.version)
 
 
 def _failed(state: State, event: StoredEvent, msg: pb.JobFailed) -> State:

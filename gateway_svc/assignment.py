@@ -36,7 +36,9 @@ def equal_weights(n: int) -> list[float]:
     return [1.0 / n] * n if n >= 1 else []
 
 
-def bucket_ranges(n: int, coverage: float = 1.0, weights: Sequence[float] | None = None) -> list[tuple[float, float]]:
+def bucket_ranges(
+    n: int, coverage: float = 1.0, weights: Sequence[float] | None = None
+) -> list[tuple[float, float]]:
     coverage = min(max(coverage, 0.0), 1.0)
     chosen = list(weights) if weights is not None else equal_weights(n)
     if len(chosen) != n:

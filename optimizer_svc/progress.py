@@ -316,6 +316,11 @@ class ProgressCapture(BaseCallback):
         """Forward the optimizers' phase lines from the ``dspy`` logger while the job runs."""
         handler = _JobLogHandler(self)
         logger = logging.getLogger("dspy")
+        if logger.getEffectiveLevel() > logging.INFO:
+            # The phase lines are INFO records: a quieter level set elsewhere in the process
+            # (a user's logging config) would silently drop the job's progress. Not restored
+            # afterwards, since another job may be running under the same logger.
+            logger.setLevel(logging.INFO)
         logger.addHandler(handler)
         try:
             yield

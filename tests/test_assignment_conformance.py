@@ -9,7 +9,9 @@ import pytest
 
 from gateway_svc.assignment import bucket_ranges, choose_variation, equal_weights, gb_hash, in_namespace
 
-CASES = json.loads((Path(__file__).resolve().parents[2] / "shared" / "conformance" / "growthbook_cases.json").read_text())
+CASES = json.loads(
+    (Path(__file__).resolve().parents[2] / "shared" / "conformance" / "growthbook_cases.json").read_text()
+)
 
 
 @pytest.mark.parametrize("seed,value,version,expected", CASES["hash"])

@@ -276,7 +276,16 @@ def test_mipro_and_copro_compile_to_completion(
 ) -> None:
     train, val = tickets
     metric = get_metric("exact_match")
-    logging.getLogger("dspy").setLevel(logging.WARNING)
+    dspy_logger = logging.getLogger("dspy")
+    level = dspy_logger.level
+    dspy_logger.setLevel(logging.WARNING)
+    try:
+        _compile_mipro_and_copro(train, val, metric)
+    finally:
+        dspy_logger.setLevel(level)
+
+
+def _compile_mipro_and_copro(train: list[dspy.Example], val: list[dspy.Example], metric: object) -> None:
     with dspy.context(lm=build_lm(LMConfig())):
         mipro = dspy.MIPROv2(metric=metric, auto="light", num_threads=1)  # captures the context LM here
         tuned = mipro.compile(dspy.Predict("text -> label"), trainset=train[:16], valset=val[:10])

@@ -24,15 +24,34 @@ def payloads() -> st.SearchStrategy:
     version = st.sampled_from(VERSIONS)
     status = st.sampled_from([pb.DEVELOPMENT, pb.STAGING, pb.PRODUCTION, pb.DEPRECATED, pb.ARCHIVED])
     return st.one_of(
-        st.builds(lambda p, v: pb.VersionRegistered(program=p, version=v, artifact_digest=v * 3,
-                                                    spec=pb.ProgramSpec(module="Predict", signature="a -> b")),
-                  program, version),
-        st.builds(lambda p, v, s: pb.VersionStatusChanged(program=p, version=v, status=s), program, version, status),
+        st.builds(
+            lambda p, v: pb.VersionRegistered(
+                program=p,
+                version=v,
+                artifact_digest=v * 3,
+                spec=pb.ProgramSpec(module="Predict", signature="a -> b"),
+            ),
+            program,
+            version,
+        ),
+        st.builds(
+            lambda p, v, s: pb.VersionStatusChanged(program=p, version=v, status=s), program, version, status
+        ),
         st.builds(lambda p, v: pb.AliasSet(program=p, alias="champion", version=v), program, version),
-        st.builds(lambda d, p: pb.DeploymentCreated(deployment=d, program=p), st.sampled_from(["web", "api"]), program),
-        st.builds(lambda d, v, w: pb.RoutesSet(deployment=d, routes=[pb.Route(version=v, weight=w)]),
-                  st.sampled_from(["web", "api"]), version, st.floats(0, 1)),
-        st.builds(lambda j: pb.JobAccepted(job_id=j, program="a", optimizer="X"), st.sampled_from(["j1", "j2"])),
+        st.builds(
+            lambda d, p: pb.DeploymentCreated(deployment=d, program=p),
+            st.sampled_from(["web", "api"]),
+            program,
+        ),
+        st.builds(
+            lambda d, v, w: pb.RoutesSet(deployment=d, routes=[pb.Route(version=v, weight=w)]),
+            st.sampled_from(["web", "api"]),
+            version,
+            st.floats(0, 1),
+        ),
+        st.builds(
+            lambda j: pb.JobAccepted(job_id=j, program="a", optimizer="X"), st.sampled_from(["j1", "j2"])
+        ),
         st.builds(lambda s: pb.TrialCompleted(trial=1, score=s, best_score=s), st.floats(0, 1)),
         st.builds(lambda s: pb.JobCompleted(final_score=s, version="1.0.0"), st.floats(0, 1)),
     )
@@ -45,9 +64,18 @@ def stored(messages: list) -> list[StoredEvent]:
         stream = _stream(message)
         versions[stream] = versions.get(stream, 0) + 1
         new = new_event(message)
-        events.append(StoredEvent(position=i, stream=stream, version=versions[stream], event_id=new.event_id,
-                                  type=new.type, payload=new.payload, recorded_at=T0 + timedelta(seconds=i),
-                                  hash=b"\0" * 32))
+        events.append(
+            StoredEvent(
+                position=i,
+                stream=stream,
+                version=versions[stream],
+                event_id=new.event_id,
+                type=new.type,
+                payload=new.payload,
+                recorded_at=T0 + timedelta(seconds=i),
+                hash=b"\0" * 32,
+            )
+        )
     return events
 
 
@@ -76,20 +104,30 @@ def test_fold_in_pieces_equals_fold_at_once(messages: list, cut: int) -> None:
 
 
 def test_registry_and_routes_are_folded() -> None:
-    events = stored([
-        pb.VersionRegistered(program="a", version="1.0.0", status=pb.PRODUCTION, artifact_digest="d1"),
-        pb.VersionRegistered(program="a", version="1.1.0", artifact_digest="d2"),
-        pb.AliasSet(program="a", alias="champion", version="1.1.0"),
-        pb.DeploymentCreated(deployment="web", program="a"),
-        pb.RoutesSet(deployment="web", routes=[pb.Route(version="1.0.0", weight=0.9),
-                                               pb.Route(version="1.1.0", weight=0.1, role=pb.SHADOW)]),
-    ])
+    events = stored(
+        [
+            pb.VersionRegistered(program="a", version="1.0.0", status=pb.PRODUCTION, artifact_digest="d1"),
+            pb.VersionRegistered(program="a", version="1.1.0", artifact_digest="d2"),
+            pb.AliasSet(program="a", alias="champion", version="1.1.0"),
+            pb.DeploymentCreated(deployment="web", program="a"),
+            pb.RoutesSet(
+                deployment="web",
+                routes=[
+                    pb.Route(version="1.0.0", weight=0.9),
+                    pb.Route(version="1.1.0", weight=0.1, role=pb.SHADOW),
+                ],
+            ),
+        ]
+    )
     state = fold(events)
     program = state.programs["a"]
     assert program.production_version == "1.0.0"
     assert program.resolve("@champion").artifact_digest == "d2"
     web = state.deployments["web"]
-    assert [(r.version, r.weight, r.role) for r in web.routes] == [("1.0.0", 0.9, "primary"), ("1.1.0", 0.1, "shadow")]
+    assert [(r.version, r.weight, r.role) for r in web.routes] == [
+        ("1.0.0", 0.9, "primary"),
+        ("1.1.0", 0.1, "shadow"),
+    ]
     assert web.stream_version == 2 and web.changed_position == 5
     assert state_hash(state) != state_hash(fold(events[:-1]))
     assert fold([]) == EMPTY

@@ -1,0 +1,592 @@
+"""`dspyops`: a thin command-line face over dspyops.client (one subcommand per call).
+
+Addresses come from --optimizer / --gateway or the DSPYOPS_OPTIMIZER / DSPYOPS_GATEWAY
+environment variables. `--json` prints protobuf messages as one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+
+from dspyops import client as api
+from dspyops.proto import events_pb2 as pb
+
+# Piped output (CI logs, tests, `| less`) gets a wide fixed width instead of rich's 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+DEFAULT_OPTIMIZER = "127.0.0.1:50051"
+DEFAULT_GATEWAY = "127.0.0.1:50052"
+
+
+def _dict(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _print_json(message: Message) -> None:
+    print(json.dumps(_dict(message), sort_keys=True), flush=True)
+
+
+def _optimizer(args: argparse.Namespace) -> api.OptimizerClient:
+    return api.OptimizerClient(args.optimizer)
+
+
+def _gateway(args: argparse.Namespace) -> api.GatewayClient:
+    return api.GatewayClient(args.gateway)
+
+
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what}: expected key=value, got {item!r}")
+        result[key] = value
+    return result
+
+
+def _param_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def read_rows(path_or_name: str) -> list[dict[str, str]]:
+    """Rows of a JSONL file, or of a dataset shipped with dspyops (e.g. support_tickets)."""
+    path = Path(path_or_name)
+    if not path.exists():
+        path = Path(__file__).parent / "data" / f"{path_or_name}.jsonl"
+    if not path.exists():
+        raise SystemExit(f"dataset: no file {path_or_name!r} and no shipped dataset of that name")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def split_rows(rows: list[dict[str, str]], val_fraction: float, seed: int) -> tuple[list, list]:
+    import random
+
+    shuffled = list(rows)
+    random.Random(seed).shuffle(shuffled)
+    cut = len(shuffled) - round(len(shuffled) * val_fraction)
+    return shuffled[:cut], shuffled[cut:]
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def describe_event(event: pb.Event) -> str:
+    """One line saying what a log event did (for `dspyops log` and the demo)."""
+    kind = event.payload.WhichOneof("kind")
+    p = getattr(event.payload, kind) if kind else None
+    match kind:
+        case "job_accepted":
+            sizes = f"{p.trainset_size} train / {p.valset_size} val"
+            return f"job {p.job_id} accepted: {p.optimizer} on {p.program} ({sizes})"
+        case "job_started":
+            return f"started {p.optimizer}" + (
+                f", {p.planned_trials} trials planned" if p.planned_trials else ""
+            )
+        case "baseline_evaluated":
+            return f"baseline score {p.score:.3f} on {p.examples} examples"
+        case "trial_completed":
+            return f"trial {p.trial}: score {p.score:.3f} (best {p.best_score:.3f}) {p.candidate[:60]!r}"
+        case "job_completed":
+            return (
+                f"completed: {p.program} {p.version} score {p.final_score:.3f} "
+                f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f}), {p.usage.lm_calls} LM calls"
+            )
+        case "job_failed":
+            return f"failed: {p.error[:100]}"
+        case "job_cancelled":
+            return f"cancelled: {p.reason}"
+        case "job_interrupted":
+            return f"interrupted: {p.reason}"
+        case "version_registered":
+            return (
+                f"registered {p.program} {p.version} ({pb.VersionStatus.Name(p.status).lower()}), "
+                f"artifact {p.artifact_digest[:12]}, job {p.lineage.job_id}"
+            )
+        case "version_status_changed":
+            return (
+                f"{p.program} {p.version}: {pb.VersionStatus.Name(p.previous_status).lower()} -> "
+                f"{pb.VersionStatus.Name(p.status).lower()}" + (f" ({p.reason})" if p.reason else "")
+            )
+        case "alias_set":
+            return f"{p.program} @{p.alias} -> {p.version}"
+        case "deployment_created":
+            return f"deployment {p.deployment} created for {p.program}"
+        case "routes_set":
+            routes = ", ".join(f"{r.version}:{r.weight:g}" for r in p.routes)
+            return f"routes of {p.deployment}: {routes}" + (f" ({p.reason})" if p.reason else "")
+    return event.type
+
+
+def log_table(events: Iterable[pb.Event], title: str = "audit log") -> Table:
+    table = Table(title=title)
+    for column in ("pos", "recorded at", "stream", "v", "event"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        table.add_row(
+            str(event.position),
+            event.recorded_at.ToDatetime().strftime("%H:%M:%S.%f")[:-3],
+            event.stream,
+            str(event.version),
+            describe_event(event),
+        )
+    return table
+
+
+def render_job_events(events: Iterable, as_json: bool) -> Any:
+    """Print a job's event stream: JSON lines, or a rich progress bar with a line per result.
+    Returns the last event (Completed / Failed / Cancelled)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    last = None
+    if as_json:
+        for event in events:
+            _print_json(event)
+            last = event
+        return last
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("queued", total=None, note="")
+        for event in events:
+            last = event
+            kind = event.WhichOneof("kind")
+            p = getattr(event, kind)
+            if kind == "accepted":
+                bar.update(task, description=f"job {p.job_id}")
+            elif kind == "started":
+                bar.update(task, total=p.planned_trials or None, note=p.optimizer)
+            elif kind == "baseline":
+                bar.console.print(f"  baseline score: {p.score:.3f} on {p.examples} examples")
+            elif kind == "progress":
+                bar.update(task, note=p.message[:60])
+            elif kind == "trial":
+                bar.update(task, completed=p.trial, note=f"best {p.best_score:.3f}")
+                bar.console.print(
+                    f"  trial {p.trial}: score {p.score:.3f}  best {p.best_score:.3f}  {p.candidate[:70]}"
+                )
+            elif kind == "completed":
+                bar.update(task, completed=bar.tasks[0].total or p.usage.lm_calls, note="done")
+                bar.console.print(
+                    f"  [green]completed[/green]: {p.program} {p.version}  score {p.final_score:.3f} "
+                    f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f})  gate: {p.gate_reason}  "
+                    f"{p.usage.lm_calls} LM calls, {p.wall_seconds:.1f}s"
+                )
+            elif kind in ("failed", "cancelled", "interrupted"):
+                bar.console.print(
+                    f"  [red]{kind}[/red]: {getattr(p, 'error', '') or getattr(p, 'reason', '')}"
+                )
+    return last
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.service == "optimizer":
+        from optimizer_svc.server import OptimizerConfig, serve
+
+        config = OptimizerConfig(
+            log=args.log,
+            data_dir=Path(args.data_dir),
+            host=args.host,
+            port=args.port,
+            port_file=Path(args.port_file) if args.port_file else None,
+        )
+        asyncio.run(serve(config))
+    else:
+        from gateway_svc.server import GatewayConfig
+        from gateway_svc.server import serve as serve_gateway
+
+        if bool(args.log_given) == bool(args.from_optimizer):
+            raise SystemExit("serve gateway: give --log PATH or --from-optimizer ADDRESS")
+        asyncio.run(
+            serve_gateway(
+                GatewayConfig(
+                    log=args.log if args.log_given else "",
+                    optimizer=args.from_optimizer or "",
+                    host=args.host,
+                    port=args.port,
+                    port_file=args.port_file or "",
+                )
+            )
+        )
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    rows = read_rows(args.dataset)
+    trainset, valset = split_rows(rows, args.val_fraction, args.seed) if args.val_fraction > 0 else (rows, [])
+    params = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
+    lm = pb.LMConfig(
+        model=args.model or "",
+        api_base=args.api_base or "",
+        api_key_env=args.api_key_env or "",
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+    )
+    with _optimizer(args) as opt:
+        events = opt.start_optimization(
+            args.program,
+            args.signature,
+            trainset=trainset,
+            valset=valset,
+            optimizer=args.optimizer_name,
+            params=params,
+            metric=args.metric,
+            module=args.module,
+            lm=lm,
+            min_score=args.min_score,
+            auto_promote=args.auto_promote,
+        )
+        last = render_job_events(events, args.json)
+    return 0 if last is not None and last.WhichOneof("kind") == "completed" else 1
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        jobs = opt.list_jobs(args.program or "")
+    if args.json:
+        for job in jobs:
+            _print_json(job)
+        return 0
+    table = Table(title="jobs")
+    for column in ("job", "program", "optimizer", "state", "baseline", "final", "trials", "version"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(
+            job.job_id,
+            job.program,
+            job.optimizer,
+            opb_state(job.state),
+            f"{job.baseline_score:.3f}",
+            f"{job.final_score:.3f}",
+            str(job.trials),
+            job.version or "-",
+        )
+    console.print(table)
+    return 0
+
+
+def opb_state(value: int) -> str:
+    from dspyops.proto import optimizer_pb2 as opb
+
+    return opb.JobState.Name(value).lower()
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        last = render_job_events(opt.watch_job(args.job_id, args.after), args.json)
+    return 0 if last is not None else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        job = opt.cancel_job(args.job_id, args.reason)
+    console.print(f"cancel requested for job {job.job_id} (state {opb_state(job.state)})")
+    return 0
+
+
+def cmd_programs(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        programs = opt.list_programs()
+    if args.json:
+        for program in programs:
+            _print_json(program)
+        return 0
+    table = Table(title="programs")
+    for column in ("program", "versions", "production", "aliases"):
+        table.add_column(column)
+    for p in programs:
+        aliases = ", ".join(f"@{a}={v}" for a, v in sorted(p.aliases.items()))
+        table.add_row(p.program, ", ".join(p.versions), p.production_version or "-", aliases or "-")
+    console.print(table)
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        versions = opt.list_versions(args.program)
+    if args.json:
+        for version in versions:
+            _print_json(version)
+        return 0
+    table = Table(title=f"versions of {args.program}")
+    for column in ("version", "status", "optimizer", "baseline", "score", "job", "artifact", "aliases"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            v.version,
+            pb.VersionStatus.Name(v.status).lower(),
+            v.lineage.optimizer,
+            f"{v.lineage.baseline_score:.3f}",
+            f"{v.lineage.final_score:.3f}",
+            v.lineage.job_id,
+            v.artifact_digest[:12],
+            ", ".join("@" + a for a in v.aliases) or "-",
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        version = opt.set_version_status(args.program, args.version, args.status, args.reason)
+    console.print(
+        f"{version.program} {version.version} is now {pb.VersionStatus.Name(version.status).lower()}"
+    )
+    return 0
+
+
+def cmd_alias(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        info = opt.set_alias(args.program, args.alias, args.version)
+    console.print(
+        f"{info.program} @{args.alias.removeprefix('@')} -> {info.aliases[args.alias.removeprefix('@')]}"
+    )
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        deployment = opt.create_deployment(args.deployment, args.program)
+    console.print(
+        f"deployment {deployment.deployment} serves {deployment.program}; routes: "
+        f"{_routes_text(deployment.routes)}"
+    )
+    return 0
+
+
+def _routes_text(routes: Iterable[pb.Route]) -> str:
+    return ", ".join(f"{r.version}={r.weight:g}" for r in routes) or "(none yet)"
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        if not args.routes:
+            deployment = opt.get_deployment(args.deployment)
+        else:
+            weights = {k: float(v) for k, v in _pairs(args.routes, "routes").items()}
+            deployment = opt.set_routes(
+                args.deployment, weights, expected_version=args.expected_version, reason=args.reason
+            )
+    console.print(
+        f"{deployment.deployment} (stream version {deployment.stream_version}): "
+        f"{_routes_text(deployment.routes)}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        response = gw.predict(args.deployment, _pairs(args.inputs, "inputs"), args.key)
+    if args.json:
+        _print_json(response)
+    else:
+        outputs = ", ".join(f"{k}={v!r}" for k, v in response.outputs.items())
+        console.print(
+            f"{outputs}  [dim]served by {response.program} {response.version} "
+            f"(prediction {response.prediction_id[:12]}, log position {response.log_position}, "
+            f"{response.latency_ms:.1f} ms)[/dim]"
+        )
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        if args.action == "verify":
+            result = opt.verify_log()
+            if result.ok:
+                console.print(f"log ok: {result.checked} events, hash chain intact")
+                return 0
+            console.print(
+                f"[red]log broken[/red] at position {result.first_broken_position}: {result.reason}"
+            )
+            return 1
+        if args.follow:
+            for event in opt.subscribe_log(args.from_position, args.stream or ""):
+                if args.json:
+                    _print_json(event)
+                else:
+                    console.print(f"{event.position:>6} {event.stream:<32} {describe_event(event)}")
+            return 0
+        response = opt.read_log(args.from_position, args.limit, args.stream or "")
+    if args.json:
+        for event in response.events:
+            _print_json(event)
+    else:
+        console.print(log_table(response.events))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dspyops.demo import run_demo
+
+    return run_demo(Path(args.workdir) if args.workdir else None)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dspyops", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--optimizer",
+        default=os.environ.get("DSPYOPS_OPTIMIZER", DEFAULT_OPTIMIZER),
+        help="optimizer_svc address (env DSPYOPS_OPTIMIZER)",
+    )
+    parser.add_argument(
+        "--gateway",
+        default=os.environ.get("DSPYOPS_GATEWAY", DEFAULT_GATEWAY),
+        help="gateway_svc address (env DSPYOPS_GATEWAY)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run a service in the foreground")
+    p.add_argument("service", choices=["optimizer", "gateway"])
+    p.add_argument("--log", default="dspyops.db", help="SQLite log file")
+    p.add_argument("--data-dir", default="dspyops-data", help="optimizer: artifact directory")
+    p.add_argument(
+        "--from-optimizer", default="", help="gateway: tail this optimizer's SubscribeLog instead of --log"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0: any free port (see --port-file)")
+    p.add_argument("--port-file", default="", help="write the bound port here once serving")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("optimize", help="run an optimizer as a job and stream its progress")
+    p.add_argument("program")
+    p.add_argument("--signature", required=True, help='e.g. "text -> label"')
+    p.add_argument(
+        "--dataset", required=True, help="JSONL file, or a shipped dataset such as support_tickets"
+    )
+    p.add_argument("--optimizer-name", "-O", default="BootstrapFewShot")
+    p.add_argument(
+        "--param", "-p", action="append", default=[], help="optimizer parameter key=value (JSON value)"
+    )
+    p.add_argument("--metric", default="exact_match")
+    p.add_argument("--module", default="Predict", choices=["Predict", "ChainOfThought"])
+    p.add_argument("--val-fraction", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="", help="LiteLLM model string; default: the offline engine")
+    p.add_argument("--api-base", default="")
+    p.add_argument(
+        "--api-key-env", default="", help="NAME of the env var holding the key (read by the server)"
+    )
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--min-score", type=float, default=None)
+    p.add_argument("--auto-promote", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("jobs", help="list jobs")
+    p.add_argument("--program", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("watch", help="re-attach to a job's event stream")
+    p.add_argument("job_id")
+    p.add_argument("--after", type=int, default=0, help="skip events up to this sequence number")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("cancel", help="cancel a running job")
+    p.add_argument("job_id")
+    p.add_argument("--reason", default="cancelled from the CLI")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("programs", help="list registered programs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_programs)
+
+    p = sub.add_parser("versions", help="list a program's versions")
+    p.add_argument("program")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("promote", help="set a version's status (default: production)")
+    p.add_argument("program")
+    p.add_argument("version", help="semver or @alias")
+    p.add_argument("--status", default="production", choices=sorted(api.STATUSES))
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("alias", help="point an alias such as @champion at a version")
+    p.add_argument("program")
+    p.add_argument("alias")
+    p.add_argument("version")
+    p.set_defaults(func=cmd_alias)
+
+    p = sub.add_parser("deploy", help="create a deployment of a program")
+    p.add_argument("deployment")
+    p.add_argument("program")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("routes", help="show or set a deployment's routes: VERSION=WEIGHT ...")
+    p.add_argument("deployment")
+    p.add_argument("routes", nargs="*")
+    p.add_argument("--expected-version", type=int, default=None)
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_routes)
+
+    p = sub.add_parser("predict", help="call a deployment through the gateway: FIELD=VALUE ...")
+    p.add_argument("deployment")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--key", default="", help="routing key (sticky assignment), e.g. a user id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("log", help="read, follow or verify the audit log")
+    p.add_argument("action", nargs="?", choices=["verify"], help="verify: walk the hash chain")
+    p.add_argument("--from", dest="from_position", type=int, default=0, help="start after this position")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--stream", default="", help="stream prefix, e.g. program- or job-")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("demo", help="run the whole loop on a fresh log with the offline LM")
+    p.add_argument("--workdir", default="", help="keep the log and artifacts here (default: a temp dir)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        args.log_given = any(a == "--log" or a.startswith("--log=") for a in (argv or sys.argv[1:]))
+    try:
+        return int(args.func(args) or 0)
+    except grpc.RpcError as exc:
+        code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        console.print(f"[red]error[/red] {code}: {details}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

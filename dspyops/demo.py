@@ -1,0 +1,235 @@
+"""`dspyops demo` / `make demo`: the whole loop, on a fresh log, with the offline LM.
+
+Starts both services as real subprocesses on free loopback ports, optimizes the shipped
+support-ticket dataset with BootstrapFewShot and MIPROv2 (streamed progress), compares
+baseline and optimized scores, registers and promotes the better version, deploys a 90/10
+split, sends predictions through the gateway, prints the audit log, verifies the hash
+chain, and stops everything.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rich.rule import Rule
+from rich.table import Table
+
+from dspyops.cli import console, log_table, read_rows, render_job_events, split_rows
+from dspyops.client import GatewayClient, OptimizerClient
+
+PROGRAM = "ticket-router"
+DEPLOYMENT = "support-web"
+SIGNATURE = "text -> label"
+
+
+class ServiceProcess:
+    """A service started with `python -m dspyops.cli serve ...`, stopped with SIGTERM."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.port_file = workdir / f"{name}.port"
+        self.stderr = open(workdir / f"{name}.log", "w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dspyops.cli",
+                "serve",
+                *args,
+                "--port",
+                "0",
+                "--port-file",
+                str(self.port_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            env=env,
+        )
+        self.address = f"127.0.0.1:{self._wait_port()}"
+        self._wait_serving()
+
+    def _wait_port(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; see {self.stderr.name}"
+                )
+            if self.port_file.exists() and self.port_file.read_text().strip():
+                return int(self.port_file.read_text())
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not start within {timeout}s")
+
+    def _wait_serving(self, timeout: float = 30.0) -> None:
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                with contextlib.suppress(grpc.RpcError):
+                    if (
+                        stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        == health_pb2.HealthCheckResponse.SERVING
+                    ):
+                        return
+                time.sleep(0.05)
+        raise TimeoutError(f"{self.name} is not SERVING after {timeout}s")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.stderr.close()
+        return self.process.returncode
+
+
+@contextlib.contextmanager
+def services(workdir: Path) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    env = dict(os.environ)
+    env.setdefault("DSPY_CACHEDIR", str(workdir / "dspy_cache"))
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env.setdefault("DSPYOPS_LOG_LEVEL", "warning")
+    log = str(workdir / "dspyops.db")
+    started: list[ServiceProcess] = []
+    try:
+        optimizer = ServiceProcess(
+            "optimizer", ["optimizer", "--log", log, "--data-dir", str(workdir / "data")], workdir, env
+        )
+        started.append(optimizer)
+        gateway = ServiceProcess("gateway", ["gateway", "--log", log], workdir, env)
+        started.append(gateway)
+        yield optimizer, gateway
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def _optimize(opt: OptimizerClient, optimizer: str, params: dict, trainset: list, valset: list) -> object:
+    console.print(Rule(f"{optimizer} on {len(trainset)} training / {len(valset)} validation tickets"))
+    events = opt.start_optimization(
+        PROGRAM,
+        SIGNATURE,
+        trainset=trainset,
+        valset=valset,
+        optimizer=optimizer,
+        params=params,
+        metric="exact_match",
+    )
+    last = render_job_events(events, as_json=False)
+    if last is None or last.WhichOneof("kind") != "completed":
+        raise RuntimeError(f"{optimizer} did not complete: {last}")
+    return last.completed
+
+
+def run_demo(workdir: Path | None = None) -> int:
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dspyops-demo-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows = read_rows("support_tickets")
+        trainset, valset = split_rows(rows, 0.35, seed=7)
+        console.print(
+            f"[bold]dspyops demo[/bold]: log {workdir / 'dspyops.db'}, offline LM, "
+            f"{len(rows)} support tickets -> {SIGNATURE!r}"
+        )
+        optimizer_svc, gateway_svc = stack.enter_context(services(workdir))
+        console.print(f"optimizer_svc on {optimizer_svc.address}, gateway_svc on {gateway_svc.address}")
+        opt = stack.enter_context(OptimizerClient(optimizer_svc.address))
+        gw = stack.enter_context(GatewayClient(gateway_svc.address))
+
+        runs = [
+            ("BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 8}),
+            (
+                "MIPROv2",
+                {"auto": "light", "max_bootstrapped_demos": 4, "max_labeled_demos": 8, "num_threads": 1},
+            ),
+        ]
+        results = [(name, _optimize(opt, name, params, trainset, valset)) for name, params in runs]
+
+        table = Table(title="baseline vs optimized (exact match on the validation split)")
+        for column in ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls", "seconds"):
+            table.add_column(column)
+        for name, done in results:
+            table.add_row(
+                name,
+                done.version,
+                f"{done.baseline_score:.3f}",
+                f"{done.final_score:.3f}",
+                f"{done.improvement:+.3f}",
+                str(done.usage.lm_calls),
+                f"{done.wall_seconds:.1f}",
+            )
+        console.print(table)
+        if any(done.final_score <= done.baseline_score for _, done in results):
+            console.print("[red]an optimized program did not beat its baseline[/red]")
+            return 1
+
+        best = max(results, key=lambda r: r[1].final_score)[1]
+        other = next(done for _, done in results if done.version != best.version)
+        console.print(Rule("registry and deployment"))
+        opt.set_version_status(
+            PROGRAM, best.version, "production", reason="best validation score in the demo"
+        )
+        opt.set_alias(PROGRAM, "champion", best.version)
+        opt.create_deployment(DEPLOYMENT, PROGRAM)
+        deployment = opt.set_routes(
+            DEPLOYMENT, {best.version: 0.9, other.version: 0.1}, reason="90/10 split: champion and challenger"
+        )
+        console.print(
+            f"{PROGRAM} {best.version} promoted to production (@champion); deployment {DEPLOYMENT}: "
+            + ", ".join(f"{r.version} {r.weight:.0%}" for r in deployment.routes)
+        )
+
+        console.print(Rule("predictions through the gateway (sticky per user)"))
+        # the gateway tails the log: wait until it has applied the routes we just set
+        deadline = time.monotonic() + 5
+        while gw.get_deployment_state(DEPLOYMENT).log_position < deployment.log_position:
+            if time.monotonic() > deadline:
+                raise TimeoutError("gateway did not apply the routes within 5 s")
+            time.sleep(0.01)
+        table = Table(title="predictions")
+        for column in ("user", "ticket", "predicted", "expected", "version"):
+            table.add_column(column, overflow="fold")
+        served: collections.Counter[str] = collections.Counter()
+        correct: collections.Counter[str] = collections.Counter()
+        for i, row in enumerate(valset * 2):
+            response = gw.predict(DEPLOYMENT, {"text": row["text"]}, routing_key=f"user-{i}")
+            served[response.version] += 1
+            correct[response.version] += response.outputs["label"].strip().lower() == row["label"].lower()
+            if i < 12:
+                table.add_row(
+                    f"user-{i}", row["text"][:48], response.outputs["label"], row["label"], response.version
+                )
+        again = gw.predict(DEPLOYMENT, {"text": valset[0]["text"]}, routing_key="user-0")
+        console.print(table)
+        for version, count in sorted(served.items()):
+            console.print(
+                f"  {version}: served {count} of {sum(served.values())} requests, "
+                f"{correct[version] / count:.0%} correct"
+            )
+        console.print(f"  user-0 asked again: served by {again.version} again (sticky)")
+
+        console.print(Rule("audit log"))
+        response = opt.read_log(0, 1000, "")
+        console.print(log_table(response.events, title=f"audit log ({response.head} events)"))
+        verified = opt.verify_log()
+        console.print(f"hash chain: {'intact' if verified.ok else 'BROKEN'} over {verified.checked} events")
+        if not verified.ok:
+            return 1
+    console.print(f"[bold green]demo finished in {time.monotonic() - started:.1f} s[/bold green]")
+    return 0

@@ -1,0 +1,70 @@
+"""The writer's view of the log: the folded state plus a checked append.
+
+Every command reads the state as of the log's head, decides, and appends with the stream's
+expected version, so two writers (threads or processes) racing on one stream cannot both
+win: the loser gets ABORTED and nothing of its batch is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from google.protobuf.message import Message
+
+from dspyops.errors import Aborted, Unavailable
+from dspyops.eventlog import (
+    AppendResult,
+    EventStore,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
+from dspyops.events import new_event
+from dspyops.state import EMPTY, State, fold
+
+_PAGE = 5000
+
+
+class Ledger:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._state = EMPTY
+        self._lock = threading.Lock()
+        self.refresh()
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def refresh(self) -> State:
+        """Fold whatever was appended since the last look (by us or by another process)."""
+        with self._lock:
+            state = self._state
+            while True:
+                page = self.store.read(after_position=state.position, limit=_PAGE)
+                if not page:
+                    break
+                state = fold(page, state)
+            self._state = state
+            return state
+
+    def append(
+        self,
+        stream: str,
+        payloads: Sequence[Message],
+        expected_version: int | None,
+        *,
+        event_ids: Sequence[str] | None = None,
+    ) -> AppendResult:
+        events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
+        try:
+            result = self.store.append(stream, events, expected_version)
+        except WrongExpectedVersion as exc:
+            raise Aborted(
+                "expected_version",
+                f"stream {stream} is at version {exc.actual}, not {exc.expected}: re-read and retry",
+            ) from None
+        except StoreUnavailable as exc:
+            raise Unavailable("", f"the log cannot be written: {exc}") from None
+        self.refresh()
+        return result

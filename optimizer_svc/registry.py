@@ -1,0 +1,229 @@
+"""Registry and deployment commands: validate against the current state, then append.
+
+Each command either appends one atomic batch to one stream (with that stream's expected
+version) or raises a DspyopsError naming the field, having appended nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from dspyops.names import (
+    check_alias,
+    check_name,
+    deployment_stream,
+    parse_semver,
+    program_stream,
+)
+from dspyops.proto import events_pb2 as pb
+from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, VersionState
+from optimizer_svc.ledger import Ledger
+
+_WEIGHT_TOLERANCE = 1e-6
+_MAX_ROUTES = 64
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    version: str
+    weight: float
+    role: int = pb.PRIMARY
+
+
+def next_version(program: ProgramState | None, spec: pb.ProgramSpec) -> str:
+    """Semver for a new optimization: 1.0.0 first; minor bump for the same module and
+    signature as the latest version; major bump when the signature or module changed."""
+    if program is None or not program.versions:
+        return "1.0.0"
+    latest = max(program.versions.values(), key=lambda v: parse_semver("version", v.version))
+    major, minor, _ = parse_semver("version", latest.version)
+    same = latest.spec.get("module", "") == spec.module and _norm(latest.spec.get("signature", "")) == _norm(
+        spec.signature
+    )
+    return f"{major}.{minor + 1}.0" if same else f"{major + 1}.0.0"
+
+
+def _norm(signature: str) -> str:
+    return " ".join(signature.split())
+
+
+class Registry:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    # ------------------------------------------------------------------ reads
+
+    def program(self, name: str, field: str = "program") -> ProgramState:
+        check_name(field, name)
+        program = self.ledger.refresh().programs.get(name)
+        if program is None:
+            raise NotFound(field, f"no program named {name!r}")
+        return program
+
+    def version(self, program_name: str, ref: str, field: str = "version") -> VersionState:
+        program = self.program(program_name)
+        if not ref:
+            raise InvalidArgument(field, "is required (a semver such as 1.0.0 or an alias such as @champion)")
+        version = program.resolve(ref)
+        if version is None:
+            raise NotFound(field, f"program {program_name!r} has no version or alias {ref!r}")
+        return version
+
+    def deployment(self, name: str, field: str = "deployment") -> DeploymentState:
+        check_name(field, name)
+        deployment = self.ledger.refresh().deployments.get(name)
+        if deployment is None:
+            raise NotFound(field, f"no deployment named {name!r}")
+        return deployment
+
+    # ------------------------------------------------------------------ commands
+
+    def register_version(self, registered: pb.VersionRegistered, *, promote: bool) -> VersionState:
+        """Append VersionRegistered (and, when promoting, the demotion of the current
+        production version) as one batch. `registered.version` is assigned here."""
+        stream = program_stream(registered.program)
+        for _ in range(5):  # another registration may win the semver race: recompute and retry
+            state = self.ledger.refresh()
+            program = state.programs.get(registered.program)
+            registered.version = next_version(program, registered.spec)
+            registered.status = pb.PRODUCTION if promote else registered.status or pb.DEVELOPMENT
+            batch: list = [registered]
+            if promote and program and program.production_version:
+                batch.insert(
+                    0,
+                    self._status_event(
+                        program.versions[program.production_version],
+                        pb.DEPRECATED,
+                        f"superseded by {registered.version}",
+                    ),
+                )
+            expected = self.ledger.store.stream_version(stream)
+            try:
+                self.ledger.append(stream, batch, expected)
+            except Aborted:
+                continue
+            return self.ledger.state.programs[registered.program].versions[registered.version]
+        raise FailedPrecondition(
+            "program", f"could not register a version of {registered.program!r}: too much contention"
+        )
+
+    def set_status(self, program_name: str, ref: str, status: int, reason: str) -> VersionState:
+        if status not in STATUS_NAMES:
+            raise InvalidArgument(
+                "status", f"must be one of {', '.join(s.upper() for s in STATUS_NAMES.values())}"
+            )
+        version = self.version(program_name, ref)
+        if STATUS_NAMES[status] == version.status:
+            return version  # already there: nothing to record
+        if version.status == "archived" and status == pb.PRODUCTION:
+            raise FailedPrecondition(
+                "status", f"version {version.version} is archived; move it to staging first"
+            )
+        program = self.program(program_name)
+        batch = []
+        if status == pb.PRODUCTION and program.production_version:
+            current = program.versions[program.production_version]
+            batch.append(self._status_event(current, pb.DEPRECATED, f"superseded by {version.version}"))
+        batch.append(self._status_event(version, status, reason))
+        stream = program_stream(program_name)
+        self.ledger.append(stream, batch, self.ledger.store.stream_version(stream))
+        return self.ledger.state.programs[program_name].versions[version.version]
+
+    def set_alias(self, program_name: str, alias: str, ref: str) -> ProgramState:
+        bare = check_alias("alias", alias)
+        version = self.version(program_name, ref)
+        program = self.program(program_name)
+        previous = program.aliases.get(bare, "")
+        if previous == version.version:
+            return program
+        event = pb.AliasSet(
+            program=program_name, alias=bare, version=version.version, previous_version=previous
+        )
+        stream = program_stream(program_name)
+        self.ledger.append(stream, [event], self.ledger.store.stream_version(stream))
+        return self.ledger.state.programs[program_name]
+
+    def create_deployment(self, name: str, program_name: str) -> DeploymentState:
+        check_name("deployment", name)
+        program = self.program(program_name)
+        if name in self.ledger.state.deployments:
+            raise AlreadyExists("deployment", f"a deployment named {name!r} exists already")
+        batch: list = [pb.DeploymentCreated(deployment=name, program=program_name)]
+        if program.production_version:  # start serving the production version right away
+            batch.append(
+                pb.RoutesSet(
+                    deployment=name,
+                    routes=[pb.Route(version=program.production_version, weight=1.0, role=pb.PRIMARY)],
+                    reason="initial route: production version",
+                )
+            )
+        # expected 0: the stream must not exist, which settles a creation race in the log itself
+        self.ledger.append(deployment_stream(name), batch, 0)
+        return self.ledger.state.deployments[name]
+
+    def set_routes(
+        self,
+        name: str,
+        routes: Sequence[RouteInput],
+        expected_version: int | None,
+        reason: str,
+    ) -> DeploymentState:
+        deployment = self.deployment(name)
+        program = self.program(deployment.program)
+        resolved = self._validate_routes(program, routes)
+        event = pb.RoutesSet(deployment=name, routes=resolved, reason=reason)
+        self.ledger.append(
+            deployment_stream(name),
+            [event],
+            deployment.stream_version if expected_version is None else expected_version,
+        )
+        return self.ledger.state.deployments[name]
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _status_event(version: VersionState, status: int, reason: str) -> pb.VersionStatusChanged:
+        previous = next(k for k, v in STATUS_NAMES.items() if v == version.status)
+        return pb.VersionStatusChanged(
+            program=version.program,
+            version=version.version,
+            status=status,
+            previous_status=previous,
+            reason=reason,
+        )
+
+    @staticmethod
+    def _validate_routes(program: ProgramState, routes: Sequence[RouteInput]) -> list[pb.Route]:
+        if not routes:
+            raise InvalidArgument("routes", "at least one route is required")
+        if len(routes) > _MAX_ROUTES:
+            raise InvalidArgument("routes", f"at most {_MAX_ROUTES} routes, got {len(routes)}")
+        resolved: list[pb.Route] = []
+        seen: set[str] = set()
+        primary_total = 0.0
+        for i, route in enumerate(routes):
+            field = f"routes[{i}]"
+            if route.role not in (pb.ROUTE_ROLE_UNSPECIFIED, pb.PRIMARY, pb.SHADOW):
+                raise InvalidArgument(f"{field}.role", f"unknown role {route.role}")
+            role = pb.PRIMARY if route.role == pb.ROUTE_ROLE_UNSPECIFIED else route.role
+            if not math.isfinite(route.weight) or route.weight < 0 or route.weight > 1:
+                raise InvalidArgument(f"{field}.weight", f"must be a number in [0, 1], got {route.weight}")
+            version = program.resolve(route.version) if route.version else None
+            if version is None:
+                raise NotFound(
+                    f"{field}.version", f"program {program.name!r} has no version or alias {route.version!r}"
+                )
+            if version.status == "archived":
+                raise FailedPrecondition(f"{field}.version", f"version {version.version} is archived")
+            if version.version in seen:
+                raise InvalidArgument(f"{field}.version", f"version {version.version} appears twice")
+            seen.add(version.version)
+            if role == pb.PRIMARY:
+                primary_total += route.weight
+            resolved.append(pb.Route(version=version.version, weight=route.weight, role=role))
+        if abs(primary_total - 1.0) > _WEIGHT_TOLERANCE:
+            raise InvalidArgument("routes", f"weights of primary routes must sum to 1, got {primary_total:g}")
+        return resolved

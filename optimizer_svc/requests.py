@@ -1,0 +1,159 @@
+"""StartOptimizationRequest -> a validated job, before any LM call or any append.
+
+Every problem is reported as INVALID_ARGUMENT naming the request field, e.g.
+`trainset[3].fields: missing "label" (an output of the signature)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+from google.protobuf.json_format import MessageToDict
+
+from dspyops.datasets import dataset_digest
+from dspyops.errors import InvalidArgument
+from dspyops.lm import OFFLINE_MODEL, LMConfig
+from dspyops.metrics import METRICS
+from dspyops.names import check_name
+from dspyops.programs import ProgramSpec
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
+from optimizer_svc.optimizers import InvalidOptimizerParams, validate_params
+
+MAX_EXAMPLES = 5000  # per set; the gRPC message limit bounds the bytes (README: limits)
+MAX_FIELD_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class ValidatedJob:
+    program: str
+    spec: ProgramSpec
+    lm: LMConfig
+    prompt_lm: LMConfig | None
+    optimizer: str
+    params: dict[str, Any]
+    metric: str
+    trainset: list[dspy.Example]
+    valset: list[dspy.Example]
+    min_score: float | None
+    auto_promote: bool
+
+    @property
+    def trainset_digest(self) -> str:
+        return dataset_digest(self.trainset)
+
+    @property
+    def valset_digest(self) -> str:
+        return dataset_digest(self.valset) if self.valset else ""
+
+
+def _field_error(prefix: str, exc: ValueError) -> InvalidArgument:
+    """ValueError('signature: ...') from the kernel -> InvalidArgument('spec.signature', '...')."""
+    name, sep, problem = str(exc).partition(": ")
+    if sep and name.isidentifier():
+        return InvalidArgument(f"{prefix}.{name}", problem)
+    return InvalidArgument(prefix, str(exc))
+
+
+def spec_from_proto(spec: pb.ProgramSpec, field: str = "spec") -> ProgramSpec:
+    result = ProgramSpec(
+        module=spec.module or "Predict", signature=spec.signature, instructions=spec.instructions
+    )
+    try:
+        result.validate()
+    except ValueError as exc:
+        raise _field_error(field, exc) from None
+    return result
+
+
+def lm_from_proto(lm: pb.LMConfig, field: str = "lm") -> LMConfig:
+    config = LMConfig(
+        model=lm.model or OFFLINE_MODEL,
+        temperature=lm.temperature,
+        max_tokens=lm.max_tokens or 512,
+        api_base=lm.api_base,
+        api_key_env=lm.api_key_env,
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise _field_error(field, exc) from None
+    return config
+
+
+def lm_to_proto(config: LMConfig) -> pb.LMConfig:
+    return pb.LMConfig(
+        model=config.model,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        api_base=config.api_base,
+        api_key_env=config.api_key_env,
+    )
+
+
+def spec_to_proto(spec: ProgramSpec) -> pb.ProgramSpec:
+    return pb.ProgramSpec(module=spec.module, signature=spec.signature, instructions=spec.instructions)
+
+
+def examples_from_proto(examples: Any, spec: ProgramSpec, field: str) -> list[dspy.Example]:
+    if len(examples) > MAX_EXAMPLES:
+        raise InvalidArgument(field, f"at most {MAX_EXAMPLES} examples inline, got {len(examples)}")
+    inputs, outputs = spec.input_fields(), spec.output_fields()
+    result = []
+    for i, example in enumerate(examples):
+        fields = dict(example.fields)
+        where = f"{field}[{i}]"
+        for name in (*inputs, *outputs):
+            if name not in fields:
+                role = "input" if name in inputs else "output"
+                raise InvalidArgument(f"{where}.fields", f"missing {name!r} (an {role} of the signature)")
+        for name, value in fields.items():
+            if len(value) > MAX_FIELD_CHARS:
+                raise InvalidArgument(f"{where}.fields.{name}", f"longer than {MAX_FIELD_CHARS} characters")
+        keys = list(example.input_keys) or inputs
+        unknown = [k for k in keys if k not in fields]
+        if unknown:
+            raise InvalidArgument(f"{where}.input_keys", f"{unknown} are not fields of the example")
+        result.append(dspy.Example(**fields).with_inputs(*keys))
+    return result
+
+
+def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
+    program = check_name("program", request.program)
+    spec = spec_from_proto(request.spec)
+    lm = lm_from_proto(request.lm)
+    prompt_lm = lm_from_proto(request.prompt_lm, "prompt_lm") if request.HasField("prompt_lm") else None
+    if not request.optimizer:
+        raise InvalidArgument("optimizer", "is required")
+    try:
+        params = validate_params(
+            request.optimizer, MessageToDict(request.params) if request.HasField("params") else {}
+        )
+    except InvalidOptimizerParams as exc:
+        raise InvalidArgument(exc.field, exc.problem) from None
+    metric = request.metric or "exact_match"
+    if metric not in METRICS:
+        raise InvalidArgument("metric", f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if not request.trainset:
+        raise InvalidArgument("trainset", "at least one example is required")
+    trainset = examples_from_proto(request.trainset, spec, "trainset")
+    valset = examples_from_proto(request.valset, spec, "valset")
+    min_score = request.min_score if request.HasField("min_score") else None
+    if min_score is not None and not (math.isfinite(min_score) and 0.0 <= min_score <= 1.0):
+        raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")
+    return ValidatedJob(
+        program=program,
+        spec=spec,
+        lm=lm,
+        prompt_lm=prompt_lm,
+        optimizer=request.optimizer,
+        params=params,
+        metric=metric,
+        trainset=trainset,
+        valset=valset,
+        min_score=min_score,
+        auto_promote=request.auto_promote,
+    )

@@ -1,0 +1,276 @@
+"""optimizer_svc's gRPC face: validates each request, runs the command, maps errors.
+
+Blocking work (SQLite appends with fsync, folding) runs in worker threads so the event
+loop keeps answering other RPCs and streaming job progress while jobs run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+
+from dspyops import rpc
+from dspyops.artifacts import ArtifactStore
+from dspyops.errors import InvalidArgument
+from dspyops.eventlog import EventStore, open_store
+from dspyops.events import to_proto
+from dspyops.logs import configure
+from dspyops.names import check_name
+from dspyops.proto import optimizer_pb2 as opb
+from dspyops.proto import optimizer_pb2_grpc
+from optimizer_svc.jobs import JobManager
+from optimizer_svc.ledger import Ledger
+from optimizer_svc.registry import Registry, RouteInput
+from optimizer_svc.requests import validate_start
+from optimizer_svc.views import deployment_view, program_view, version_view
+
+SERVICE = opb.DESCRIPTOR.services_by_name["Optimizer"].full_name
+_MAX_READ = 10_000
+
+
+class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
+    def __init__(self, store: EventStore, jobs: JobManager, registry: Registry) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.registry = registry
+        self.ledger = registry.ledger
+
+    # ------------------------------------------------------------------ jobs
+
+    @rpc.streaming
+    async def StartOptimization(
+        self, request: opb.StartOptimizationRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[opb.OptimizationEvent]:
+        job = await asyncio.to_thread(validate_start, request)
+        handle = await asyncio.to_thread(self.jobs.submit, job)
+        structlog.get_logger().info(
+            "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer
+        )
+        async for event in handle.watch(0):
+            yield event
+
+    @rpc.streaming
+    async def WatchJob(
+        self, request: opb.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[opb.OptimizationEvent]:
+        handle = await asyncio.to_thread(self.jobs.get, request.job_id)
+        async for event in handle.watch(request.after_sequence):
+            yield event
+
+    @rpc.unary
+    async def CancelJob(self, request: opb.CancelJobRequest, context: grpc.aio.ServicerContext) -> opb.Job:
+        handle = await asyncio.to_thread(self.jobs.cancel, request.job_id, request.reason)
+        return handle.to_proto()
+
+    @rpc.unary
+    async def GetJob(self, request: opb.GetJobRequest, context: grpc.aio.ServicerContext) -> opb.Job:
+        handle = await asyncio.to_thread(self.jobs.get, request.job_id)
+        return handle.to_proto()
+
+    @rpc.unary
+    async def ListJobs(
+        self, request: opb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ListJobsResponse:
+        if request.program:
+            check_name("program", request.program)
+        state = await asyncio.to_thread(self.ledger.refresh)
+        jobs = []
+        for summary in sorted(state.jobs.values(), key=lambda j: j.accepted_position):
+            if request.program and summary.program != request.program:
+                continue
+            handle = self.jobs.jobs.get(summary.job_id)
+            jobs.append(
+                handle.to_proto()
+                if handle
+                else (await asyncio.to_thread(self.jobs.get, summary.job_id)).to_proto()
+            )
+        return opb.ListJobsResponse(jobs=jobs)
+
+    # ------------------------------------------------------------------ registry
+
+    @rpc.unary
+    async def ListPrograms(
+        self, request: opb.ListProgramsRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ListProgramsResponse:
+        state = await asyncio.to_thread(self.ledger.refresh)
+        return opb.ListProgramsResponse(
+            programs=[program_view(p) for p in sorted(state.programs.values(), key=lambda p: p.name)]
+        )
+
+    @rpc.unary
+    async def ListVersions(
+        self, request: opb.ListVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ListVersionsResponse:
+        program = await asyncio.to_thread(self.registry.program, request.program)
+        return opb.ListVersionsResponse(
+            versions=[version_view(v, program) for v in program.versions.values()]
+        )
+
+    @rpc.unary
+    async def GetVersion(
+        self, request: opb.GetVersionRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ProgramVersion:
+        version = await asyncio.to_thread(self.registry.version, request.program, request.version)
+        return version_view(version, self.ledger.state.programs[request.program])
+
+    @rpc.unary
+    async def SetVersionStatus(
+        self, request: opb.SetVersionStatusRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ProgramVersion:
+        version = await asyncio.to_thread(
+            self.registry.set_status, request.program, request.version, request.status, request.reason
+        )
+        return version_view(version, self.ledger.state.programs[request.program])
+
+    @rpc.unary
+    async def SetAlias(
+        self, request: opb.SetAliasRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ProgramInfo:
+        program = await asyncio.to_thread(
+            self.registry.set_alias, request.program, request.alias, request.version
+        )
+        return program_view(program)
+
+    # ------------------------------------------------------------------ deployments
+
+    @rpc.unary
+    async def CreateDeployment(
+        self, request: opb.CreateDeploymentRequest, context: grpc.aio.ServicerContext
+    ) -> opb.Deployment:
+        deployment = await asyncio.to_thread(
+            self.registry.create_deployment, request.deployment, request.program
+        )
+        return deployment_view(deployment)
+
+    @rpc.unary
+    async def SetRoutes(
+        self, request: opb.SetRoutesRequest, context: grpc.aio.ServicerContext
+    ) -> opb.Deployment:
+        routes = [RouteInput(version=r.version, weight=r.weight, role=r.role) for r in request.routes]
+        expected = request.expected_version if request.HasField("expected_version") else None
+        deployment = await asyncio.to_thread(
+            self.registry.set_routes, request.deployment, routes, expected, request.reason
+        )
+        return deployment_view(deployment)
+
+    @rpc.unary
+    async def GetDeployment(
+        self, request: opb.GetDeploymentRequest, context: grpc.aio.ServicerContext
+    ) -> opb.Deployment:
+        return deployment_view(await asyncio.to_thread(self.registry.deployment, request.deployment))
+
+    @rpc.unary
+    async def ListDeployments(
+        self, request: opb.ListDeploymentsRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ListDeploymentsResponse:
+        state = await asyncio.to_thread(self.ledger.refresh)
+        return opb.ListDeploymentsResponse(
+            deployments=[deployment_view(d) for d in sorted(state.deployments.values(), key=lambda d: d.name)]
+        )
+
+    # ------------------------------------------------------------------ log
+
+    @rpc.unary
+    async def ReadLog(
+        self, request: opb.ReadLogRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ReadLogResponse:
+        limit = request.limit or 100
+        if limit > _MAX_READ:
+            raise InvalidArgument("limit", f"at most {_MAX_READ}, got {limit}")
+        events = await asyncio.to_thread(self.store.read, request.after, limit, request.stream_prefix or None)
+        head = await asyncio.to_thread(self.store.head)
+        return opb.ReadLogResponse(events=[to_proto(e) for e in events], head=head)
+
+    @rpc.streaming
+    async def SubscribeLog(
+        self, request: opb.SubscribeLogRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator:
+        prefix = request.stream_prefix
+        async for event in self.store.asubscribe(request.after):
+            if not prefix or event.stream.startswith(prefix):
+                yield to_proto(event)
+
+    @rpc.unary
+    async def VerifyLog(
+        self, request: opb.VerifyLogRequest, context: grpc.aio.ServicerContext
+    ) -> opb.VerifyLogResponse:
+        result = await asyncio.to_thread(self.store.verify)
+        return opb.VerifyLogResponse(
+            ok=result.ok,
+            checked=result.checked,
+            first_broken_position=result.first_broken_position or 0,
+            reason=result.reason,
+        )
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    log: str  # path of the SQLite log (or a store URL)
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_jobs: int = 4
+    port_file: Path | None = None
+
+
+class RunningOptimizer:
+    """A started server, for tests and the CLI: `.port`, `.stop()`."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, jobs: JobManager, store: EventStore) -> None:
+        self.server = server
+        self.port = port
+        self.jobs = jobs
+        self.store = store
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await asyncio.to_thread(self.jobs.shutdown, "optimizer shutting down", grace)
+        await self.server.stop(grace)
+        self.store.close()
+
+
+async def start(config: OptimizerConfig) -> RunningOptimizer:
+    configure("optimizer_svc")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.log)
+    ledger = await asyncio.to_thread(Ledger, store)
+    registry = Registry(ledger)
+    jobs = JobManager(
+        ledger,
+        registry,
+        ArtifactStore(config.data_dir / "artifacts"),
+        asyncio.get_running_loop(),
+        max_running=config.max_jobs,
+    )
+    orphans = await asyncio.to_thread(jobs.interrupt_orphans)
+    server, health = rpc.make_server([SERVICE])
+    optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerService(store, jobs, registry), server)
+    port = rpc.bind(server, config.host, config.port)
+    await server.start()
+    await rpc.set_serving(health, [SERVICE])
+    structlog.get_logger().info(
+        "optimizer_listening", port=port, log=str(config.log), interrupted_jobs=orphans
+    )
+    if config.port_file:
+        config.port_file.write_text(str(port))
+    return RunningOptimizer(server, port, jobs, store)
+
+
+async def serve(config: OptimizerConfig) -> None:
+    """Run until SIGTERM/SIGINT; running jobs end Cancelled on the record before exit."""
+    running = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop()

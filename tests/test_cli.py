@@ -1,0 +1,113 @@
+"""The CLI against real servers: each command is one client call, output is what users read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dspyops.cli import main
+from gateway_svc.server import GatewayConfig
+from gateway_svc.server import start as start_gateway
+from optimizer_svc.server import OptimizerConfig
+from optimizer_svc.server import start as start_optimizer
+from tests.harness import ServerThread, wait_until
+
+
+@pytest.fixture(scope="module")
+def addresses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    tmp = tmp_path_factory.mktemp("cli")
+    log = str(tmp / "log.db")
+    optimizer = ServerThread(lambda: start_optimizer(OptimizerConfig(log=log, data_dir=tmp / "data")))
+    gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=log)))
+    yield ["--optimizer", optimizer.address, "--gateway", gateway.address]
+    gateway.stop()
+    optimizer.stop()
+
+
+def cli(capsys: pytest.CaptureFixture[str], addresses: list[str], *args: str) -> tuple[int, str]:
+    code = main([*addresses, *args])
+    return code, capsys.readouterr().out
+
+
+def test_the_loop_through_the_cli(
+    capsys: pytest.CaptureFixture[str], addresses: list[str], tmp_path: Path
+) -> None:
+    rows = [{"text": f"refund for order {i}", "label": "refund"} for i in range(6)]
+    rows += [{"text": f"password reset {i}", "label": "account"} for i in range(6)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+
+    code, out = cli(
+        capsys,
+        addresses,
+        "optimize",
+        "tickets",
+        "--signature",
+        "text -> label",
+        "--dataset",
+        str(data),
+        "-O",
+        "LabeledFewShot",
+        "-p",
+        "k=4",
+        "--json",
+    )
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert "accepted" in events[0] and events[-1]["completed"]["version"] == "1.0.0"
+
+    code, out = cli(
+        capsys,
+        addresses,
+        "optimize",
+        "tickets",
+        "--signature",
+        "text -> label",
+        "--dataset",
+        "support_tickets",
+        "-O",
+        "BootstrapFewShot",
+        "-p",
+        "max_bootstrapped_demos=2",
+    )
+    assert code == 0 and "completed" in out and "1.1.0" in out and "baseline score" in out
+
+    code, out = cli(capsys, addresses, "versions", "tickets")
+    assert code == 0 and "1.0.0" in out and "1.1.0" in out and "BootstrapFewShot" in out
+    code, out = cli(capsys, addresses, "promote", "tickets", "1.1.0")
+    assert code == 0 and "is now production" in out
+    code, out = cli(capsys, addresses, "alias", "tickets", "@champion", "1.1.0")
+    assert code == 0 and "@champion -> 1.1.0" in out
+    code, out = cli(capsys, addresses, "deploy", "web", "tickets")
+    assert code == 0 and "1.1.0=1" in out
+    code, out = cli(
+        capsys, addresses, "routes", "web", "1.0.0=0.2", "@champion=0.8", "--expected-version", "2"
+    )
+    assert code == 0 and "1.0.0=0.2, 1.1.0=0.8" in out
+    code, out = cli(capsys, addresses, "routes", "web", "1.0.0=1", "--expected-version", "2")
+    assert code == 1 and "ABORTED" in out
+
+    code, out = cli(capsys, addresses, "log", "--json", "--stream", "deployment-")
+    position = max(int(json.loads(line)["position"]) for line in out.splitlines())
+    code, out = cli(capsys, addresses, "programs")
+    assert code == 0 and "tickets" in out
+
+    def gateway_caught_up() -> bool:
+        code, out = cli(capsys, addresses, "predict", "web", "text=refund please", "--key", "u1", "--json")
+        return code == 0 and int(json.loads(out)["log_position"]) >= position
+
+    assert wait_until(gateway_caught_up, 5)
+    code, out = cli(capsys, addresses, "predict", "web", "text=I want my money back", "--key", "u1")
+    assert code == 0 and "served by tickets" in out
+    code, out = cli(capsys, addresses, "predict", "web", "txt=wrong field")
+    assert code == 1 and "INVALID_ARGUMENT" in out and "inputs" in out
+
+    code, out = cli(capsys, addresses, "jobs")
+    assert code == 0 and "LabeledFewShot" in out and "succeeded" in out
+    code, out = cli(capsys, addresses, "log")
+    assert code == 0 and "registered tickets 1.0.0" in out and "routes of web" in out
+    code, out = cli(capsys, addresses, "log", "verify")
+    assert code == 0 and "hash chain intact" in out

@@ -1,0 +1,30 @@
+"""`dspyops demo` as users run it: both services as subprocesses, the whole loop, exit 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_the_loop_and_optimization_helps(tmp_path: Path) -> None:
+    env = dict(os.environ, DSPY_CACHEDIR=str(tmp_path / "cache"), HOME=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "dspyops.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    rows = re.findall(r"│ (BootstrapFewShot|MIPROv2)\s+│ (\S+)\s+│ ([\d.]+)\s+│ ([\d.]+)\s+│", out)
+    assert [r[0] for r in rows] == ["BootstrapFewShot", "MIPROv2"]
+    for _, _, baseline, optimized in rows:
+        assert float(optimized) > float(baseline)
+    assert "promoted to production" in out and "(sticky)" in out
+    assert re.search(r"hash chain: intact over \d+ events", out)
+    assert (tmp_path / "demo" / "dspyops.db").exists()
+    assert not (Path(env["HOME"]) / ".dspy_cache").exists()
