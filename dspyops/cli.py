@@ -95,7 +95,9 @@ def describe_event(event: pb.Event) -> str:
             return f"job {p.job_id} accepted: {p.optimizer} on {p.program} ({sizes})"
         case "job_started":
             return f"started {p.optimizer}" + (
-                f", {p.planned_trials} trials planned" if p.planned_trials else ""
+                f", {p.planned_trials} trial{'s' if p.planned_trials != 1 else ''} planned"
+                if p.planned_trials
+                else ""
             )
         case "baseline_evaluated":
             return f"baseline score {p.score:.3f} on {p.examples} examples"

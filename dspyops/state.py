@@ -53,6 +53,9 @@ class ProgramState:
     name: str
     versions: Mapping[str, VersionState] = field(default_factory=dict)  # in registration order
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # version of the program-<name> stream this state reflects: writers decide from this
+    # state and append with it as expected_version, so a decision on stale state aborts
+    stream_version: int = 0
 
     def resolve(self, ref: str) -> VersionState | None:
         """A version by semver or alias ('@champion' or 'champion')."""
@@ -156,7 +159,9 @@ def _version_registered(state: State, event: StoredEvent, msg: pb.VersionRegiste
         registered_position=event.position,
         registered_at_us=_micros(event),
     )
-    program = replace(program, versions=_with(program.versions, msg.version, version))
+    program = replace(
+        program, versions=_with(program.versions, msg.version, version), stream_version=event.version
+    )
     return replace(state, programs=_with(state.programs, msg.program, program))
 
 
@@ -165,7 +170,9 @@ def _status_changed(state: State, event: StoredEvent, msg: pb.VersionStatusChang
     if program is None or msg.version not in program.versions:
         return state  # the writer validates; the fold stays total for any input
     version = replace(program.versions[msg.version], status=STATUS_NAMES.get(msg.status, "development"))
-    program = replace(program, versions=_with(program.versions, msg.version, version))
+    program = replace(
+        program, versions=_with(program.versions, msg.version, version), stream_version=event.version
+    )
     return replace(state, programs=_with(state.programs, msg.program, program))
 
 
@@ -173,7 +180,9 @@ def _alias_set(state: State, event: StoredEvent, msg: pb.AliasSet) -> State:
     program = state.programs.get(msg.program)
     if program is None:
         return state
-    program = replace(program, aliases=_with(program.aliases, msg.alias, msg.version))
+    program = replace(
+        program, aliases=_with(program.aliases, msg.alias, msg.version), stream_version=event.version
+    )
     return replace(state, programs=_with(state.programs, msg.program, program))
 
 

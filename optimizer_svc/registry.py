@@ -7,6 +7,8 @@ version) or raises a DspyopsError naming the field, having appended nothing.
 from __future__ import annotations
 
 import math
+import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, VersionSt
 from optimizer_svc.ledger import Ledger
 
 _WEIGHT_TOLERANCE = 1e-6
+_REGISTER_ATTEMPTS = 50
 _MAX_ROUTES = 64
 
 
@@ -64,12 +67,17 @@ class Registry:
         return program
 
     def version(self, program_name: str, ref: str, field: str = "version") -> VersionState:
-        program = self.program(program_name)
+        return self._resolve(self.program(program_name), ref, field)
+
+    @staticmethod
+    def _resolve(program: ProgramState, ref: str, field: str = "version") -> VersionState:
+        """A version of this very snapshot of the program (decisions and expected_version
+        must come from the same state)."""
         if not ref:
             raise InvalidArgument(field, "is required (a semver such as 1.0.0 or an alias such as @champion)")
         version = program.resolve(ref)
         if version is None:
-            raise NotFound(field, f"program {program_name!r} has no version or alias {ref!r}")
+            raise NotFound(field, f"program {program.name!r} has no version or alias {ref!r}")
         return version
 
     def deployment(self, name: str, field: str = "deployment") -> DeploymentState:
@@ -85,7 +93,7 @@ class Registry:
         """Append VersionRegistered (and, when promoting, the demotion of the current
         production version) as one batch. `registered.version` is assigned here."""
         stream = program_stream(registered.program)
-        for _ in range(5):  # another registration may win the semver race: recompute and retry
+        for attempt in range(_REGISTER_ATTEMPTS):  # another registration may win the semver race
             state = self.ledger.refresh()
             program = state.programs.get(registered.program)
             registered.version = next_version(program, registered.spec)
@@ -100,10 +108,11 @@ class Registry:
                         f"superseded by {registered.version}",
                     ),
                 )
-            expected = self.ledger.store.stream_version(stream)
+            expected = program.stream_version if program else 0
             try:
                 self.ledger.append(stream, batch, expected)
             except Aborted:
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # jitter, so racers spread out
                 continue
             return self.ledger.state.programs[registered.program].versions[registered.version]
         raise FailedPrecondition(
@@ -115,35 +124,33 @@ class Registry:
             raise InvalidArgument(
                 "status", f"must be one of {', '.join(s.upper() for s in STATUS_NAMES.values())}"
             )
-        version = self.version(program_name, ref)
+        program = self.program(program_name)
+        version = self._resolve(program, ref)
         if STATUS_NAMES[status] == version.status:
             return version  # already there: nothing to record
         if version.status == "archived" and status == pb.PRODUCTION:
             raise FailedPrecondition(
                 "status", f"version {version.version} is archived; move it to staging first"
             )
-        program = self.program(program_name)
         batch = []
         if status == pb.PRODUCTION and program.production_version:
             current = program.versions[program.production_version]
             batch.append(self._status_event(current, pb.DEPRECATED, f"superseded by {version.version}"))
         batch.append(self._status_event(version, status, reason))
-        stream = program_stream(program_name)
-        self.ledger.append(stream, batch, self.ledger.store.stream_version(stream))
+        self.ledger.append(program_stream(program_name), batch, program.stream_version)
         return self.ledger.state.programs[program_name].versions[version.version]
 
     def set_alias(self, program_name: str, alias: str, ref: str) -> ProgramState:
         bare = check_alias("alias", alias)
-        version = self.version(program_name, ref)
         program = self.program(program_name)
+        version = self._resolve(program, ref)
         previous = program.aliases.get(bare, "")
         if previous == version.version:
             return program
         event = pb.AliasSet(
             program=program_name, alias=bare, version=version.version, previous_version=previous
         )
-        stream = program_stream(program_name)
-        self.ledger.append(stream, [event], self.ledger.store.stream_version(stream))
+        self.ledger.append(program_stream(program_name), [event], program.stream_version)
         return self.ledger.state.programs[program_name]
 
     def create_deployment(self, name: str, program_name: str) -> DeploymentState:

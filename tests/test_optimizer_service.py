@@ -112,6 +112,23 @@ def test_watch_job_replays_what_was_missed(opt: OptimizerClient) -> None:
     assert kinds(replay) == kinds(events[2:])
 
 
+def test_watch_job_attaches_to_a_running_job(opt: OptimizerClient) -> None:
+    params = {"num_candidate_programs": 6, "max_bootstrapped_demos": 2, "max_labeled_demos": 4}
+    stream = opt.start_optimization(
+        "tickets",
+        "text -> label",
+        trainset=TRAIN,
+        valset=VAL,
+        optimizer="BootstrapFewShotWithRandomSearch",
+        params=params,
+    )
+    first = next(stream)
+    watched = list(opt.watch_job(first.job_id, after_sequence=0))  # attaches while the job runs
+    original = [first, *stream]
+    assert [e.sequence for e in watched] == [e.sequence for e in original]
+    assert kinds(watched) == kinds(original) and kinds(watched)[-1] == "completed"
+
+
 def test_cancel_stops_a_running_job_and_registers_nothing(opt: OptimizerClient, server: ServerThread) -> None:
     params = {"num_candidate_programs": 16, "max_bootstrapped_demos": 2, "max_labeled_demos": 4}
     stream = opt.start_optimization(
