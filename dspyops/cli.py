@@ -25,7 +25,7 @@ from dspyops import client as api
 from dspyops.proto import events_pb2 as pb
 
 # Piped output (CI logs, tests, `| less`) gets a wide fixed width instead of rich's 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+console = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 DEFAULT_OPTIMIZER = "127.0.0.1:50051"
 DEFAULT_GATEWAY = "127.0.0.1:50052"
 
