@@ -7,6 +7,7 @@ in `dspyops.proto`, so their cross-imports are rewritten to match.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,9 +52,11 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def main() -> int:
-    for stale in OUT_DIR.glob("*_pb2*.py*"):
-        stale.unlink()
-    files = generate(OUT_DIR)
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generate(Path(tmp))  # raises before anything is touched if protoc fails
+        for stale in OUT_DIR.glob("*_pb2*.py*"):
+            stale.unlink()
+        files = [Path(shutil.copy2(f, OUT_DIR / f.name)) for f in fresh]
     print(f"generated {len(files)} files in {OUT_DIR.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

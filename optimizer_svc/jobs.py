@@ -27,12 +27,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
 from dspyops.events import decode
+from dspyops.ledger import Ledger
 from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc import progress
 from optimizer_svc.cancel import CancelToken, JobCancelled
-from optimizer_svc.ledger import Ledger
 from optimizer_svc.registry import Registry
 from optimizer_svc.requests import ValidatedJob, lm_to_proto, spec_to_proto
 from optimizer_svc.runner import JobResult, JobSpec, run_job

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from dspyops.ledger import Ledger
 from dspyops.names import (
     check_alias,
     check_name,
@@ -22,7 +23,6 @@ from dspyops.names import (
 )
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, VersionState
-from optimizer_svc.ledger import Ledger
 
 _WEIGHT_TOLERANCE = 1e-6
 _REGISTER_ATTEMPTS = 50

@@ -25,7 +25,7 @@ from dspyops.names import check_name
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from optimizer_svc.jobs import JobManager
-from optimizer_svc.ledger import Ledger
+from dspyops.ledger import Ledger
 from optimizer_svc.registry import Registry, RouteInput
 from optimizer_svc.requests import validate_start
 from optimizer_svc.views import deployment_view, program_view, version_view

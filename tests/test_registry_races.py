@@ -9,8 +9,8 @@ from pathlib import Path
 
 from dspyops.errors import Aborted
 from dspyops.eventlog import open_store
+from dspyops.ledger import Ledger
 from dspyops.proto import events_pb2 as pb
-from optimizer_svc.ledger import Ledger
 from optimizer_svc.registry import Registry
 
 

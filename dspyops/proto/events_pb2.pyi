@@ -25,6 +25,12 @@ class RouteRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROUTE_ROLE_UNSPECIFIED: _ClassVar[RouteRole]
     PRIMARY: _ClassVar[RouteRole]
     SHADOW: _ClassVar[RouteRole]
+
+class MetricKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRIC_KIND_UNSPECIFIED: _ClassVar[MetricKind]
+    BINARY: _ClassVar[MetricKind]
+    CONTINUOUS: _ClassVar[MetricKind]
 VERSION_STATUS_UNSPECIFIED: VersionStatus
 DEVELOPMENT: VersionStatus
 STAGING: VersionStatus
@@ -34,6 +40,9 @@ ARCHIVED: VersionStatus
 ROUTE_ROLE_UNSPECIFIED: RouteRole
 PRIMARY: RouteRole
 SHADOW: RouteRole
+METRIC_KIND_UNSPECIFIED: MetricKind
+BINARY: MetricKind
+CONTINUOUS: MetricKind
 
 class ProgramSpec(_message.Message):
     __slots__ = ("module", "signature", "instructions")
@@ -296,8 +305,84 @@ class RoutesSet(_message.Message):
     reason: str
     def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class Experiment(_message.Message):
+    __slots__ = ("experiment_id", "control", "treatments", "weights", "metric", "alpha", "min_samples_per_arm", "sequential", "hash_version", "seed", "coverage")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    TREATMENTS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLES_PER_ARM_FIELD_NUMBER: _ClassVar[int]
+    SEQUENTIAL_FIELD_NUMBER: _ClassVar[int]
+    HASH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    control: str
+    treatments: _containers.RepeatedScalarFieldContainer[str]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    metric: MetricKind
+    alpha: float
+    min_samples_per_arm: int
+    sequential: bool
+    hash_version: int
+    seed: str
+    coverage: float
+    def __init__(self, experiment_id: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ...) -> None: ...
+
+class ExperimentStarted(_message.Message):
+    __slots__ = ("deployment", "experiment", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    experiment: Experiment
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExperimentConcluded(_message.Message):
+    __slots__ = ("deployment", "experiment_id", "decision", "winner", "routes", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    experiment_id: str
+    decision: str
+    winner: str
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., decision: _Optional[str] = ..., winner: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExperimentStopped(_message.Message):
+    __slots__ = ("deployment", "experiment_id", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    experiment_id: str
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RolledBack(_message.Message):
+    __slots__ = ("deployment", "to_position", "routes", "experiment", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    to_position: int
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    experiment: Experiment
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "version_registered", "version_status_changed", "alias_set", "deployment_created", "routes_set")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "version_registered", "version_status_changed", "alias_set", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +397,10 @@ class EventPayload(_message.Message):
     ALIAS_SET_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_CREATED_FIELD_NUMBER: _ClassVar[int]
     ROUTES_SET_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_STARTED_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_CONCLUDED_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_STOPPED_FIELD_NUMBER: _ClassVar[int]
+    ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
     job_accepted: JobAccepted
     job_started: JobStarted
     baseline_evaluated: BaselineEvaluated
@@ -326,7 +415,11 @@ class EventPayload(_message.Message):
     alias_set: AliasSet
     deployment_created: DeploymentCreated
     routes_set: RoutesSet
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ...) -> None: ...
+    experiment_started: ExperimentStarted
+    experiment_concluded: ExperimentConcluded
+    experiment_stopped: ExperimentStopped
+    rolled_back: RolledBack
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload")

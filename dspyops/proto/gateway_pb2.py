@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from dspyops.proto import events_pb2 as dspyops_dot_v1_dot_events__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64spyops/v1/gateway.proto\x12\ndspyops.v1\x1a\x17\x64spyops/v1/events.proto\"\xa0\x01\n\x0ePredictRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x36\n\x06inputs\x18\x02 \x03(\x0b\x32&.dspyops.v1.PredictRequest.InputsEntry\x12\x13\n\x0brouting_key\x18\x03 \x01(\t\x1a-\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xef\x01\n\x0fPredictResponse\x12\x39\n\x07outputs\x18\x01 \x03(\x0b\x32(.dspyops.v1.PredictResponse.OutputsEntry\x12\x0f\n\x07program\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rprediction_id\x18\x04 \x01(\t\x12\x14\n\x0clog_position\x18\x05 \x01(\x04\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x0e\n\x06\x62ucket\x18\x07 \x01(\r\x1a.\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x19GetDeploymentStateRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\"\xa0\x01\n\x0f\x44\x65ploymentState\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x0f\n\x07program\x18\x02 \x01(\t\x12!\n\x06routes\x18\x03 \x03(\x0b\x32\x11.dspyops.v1.Route\x12\x14\n\x0clog_position\x18\x04 \x01(\x04\x12\x12\n\nstate_hash\x18\x05 \x01(\t\x12\x1b\n\x13\x63hanged_at_position\x18\x06 \x01(\x04\"\x1d\n\x1bListDeploymentStatesRequest\"f\n\x1cListDeploymentStatesResponse\x12\x30\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x1b.dspyops.v1.DeploymentState\x12\x14\n\x0clog_position\x18\x02 \x01(\x04\x32\x92\x02\n\x07Gateway\x12\x42\n\x07Predict\x12\x1a.dspyops.v1.PredictRequest\x1a\x1b.dspyops.v1.PredictResponse\x12X\n\x12GetDeploymentState\x12%.dspyops.v1.GetDeploymentStateRequest\x1a\x1b.dspyops.v1.DeploymentState\x12i\n\x14ListDeploymentStates\x12\'.dspyops.v1.ListDeploymentStatesRequest\x1a(.dspyops.v1.ListDeploymentStatesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64spyops/v1/gateway.proto\x12\ndspyops.v1\x1a\x17\x64spyops/v1/events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n\x04\x41sOf\x12\x12\n\x08position\x18\x01 \x01(\x04H\x00\x12*\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x07\n\x05point\"\xc1\x01\n\x0ePredictRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x36\n\x06inputs\x18\x02 \x03(\x0b\x32&.dspyops.v1.PredictRequest.InputsEntry\x12\x13\n\x0brouting_key\x18\x03 \x01(\t\x12\x1f\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x10.dspyops.v1.AsOf\x1a-\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaa\x02\n\x0fPredictResponse\x12\x39\n\x07outputs\x18\x01 \x03(\x0b\x32(.dspyops.v1.PredictResponse.OutputsEntry\x12\x0f\n\x07program\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\rprediction_id\x18\x04 \x01(\t\x12\x14\n\x0clog_position\x18\x05 \x01(\x04\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x0e\n\x06\x62ucket\x18\x07 \x01(\r\x12\x15\n\rexperiment_id\x18\x08 \x01(\t\x12\x14\n\x0chash_version\x18\t \x01(\x05\x12\x0c\n\x04seed\x18\n \x01(\t\x1a.\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x14RecordOutcomeRequest\x12\x15\n\rprediction_id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"V\n\x15RecordOutcomeResponse\x12\x15\n\rprediction_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"P\n\x19GetDeploymentStateRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x1f\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x10.dspyops.v1.AsOf\"\xe4\x01\n\x0f\x44\x65ploymentState\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x0f\n\x07program\x18\x02 \x01(\t\x12!\n\x06routes\x18\x03 \x03(\x0b\x32\x11.dspyops.v1.Route\x12\x14\n\x0clog_position\x18\x04 \x01(\x04\x12\x12\n\nstate_hash\x18\x05 \x01(\t\x12\x1b\n\x13\x63hanged_at_position\x18\x06 \x01(\x04\x12*\n\nexperiment\x18\x07 \x01(\x0b\x32\x16.dspyops.v1.Experiment\x12\x16\n\x0estream_version\x18\x08 \x01(\x04\"\x1d\n\x1bListDeploymentStatesRequest\"f\n\x1cListDeploymentStatesResponse\x12\x30\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x1b.dspyops.v1.DeploymentState\x12\x14\n\x0clog_position\x18\x02 \x01(\x04\"\xc4\x02\n\x16StartExperimentRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontrol\x18\x02 \x01(\t\x12\x12\n\ntreatments\x18\x03 \x03(\t\x12\x0f\n\x07weights\x18\x04 \x03(\x01\x12&\n\x06metric\x18\x05 \x01(\x0e\x32\x16.dspyops.v1.MetricKind\x12\r\n\x05\x61lpha\x18\x06 \x01(\x01\x12\x1b\n\x13min_samples_per_arm\x18\x07 \x01(\x05\x12\x12\n\nsequential\x18\x08 \x01(\x08\x12\x14\n\x0chash_version\x18\t \x01(\x05\x12\x0c\n\x04seed\x18\n \x01(\t\x12\x10\n\x08\x63overage\x18\x0b \x01(\x01\x12\x1d\n\x10\x65xpected_version\x18\x0c \x01(\x04H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\r \x01(\tB\x13\n\x11_expected_version\"1\n\x1bGetExperimentResultsRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\"\xf6\x01\n\tArmResult\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontrol\x18\x02 \x01(\x08\x12\x10\n\x08\x61ssigned\x18\x03 \x01(\x04\x12\t\n\x01n\x18\x04 \x01(\x04\x12\x0c\n\x04mean\x18\x05 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x06 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x07 \x01(\x01\x12\x0c\n\x04lift\x18\x08 \x01(\x01\x12\x13\n\x0blift_ci_low\x18\t \x01(\x01\x12\x14\n\x0clift_ci_high\x18\n \x01(\x01\x12\x15\n\rrelative_lift\x18\x0b \x01(\x01\x12\x0f\n\x07p_value\x18\x0c \x01(\x01\x12\x1a\n\x12sequential_p_value\x18\r \x01(\x01\"\xbf\x01\n\x11\x45xperimentResults\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12*\n\nexperiment\x18\x02 \x01(\x0b\x32\x16.dspyops.v1.Experiment\x12#\n\x04\x61rms\x18\x03 \x03(\x0b\x32\x15.dspyops.v1.ArmResult\x12\x13\n\x0bsrm_p_value\x18\x04 \x01(\x01\x12\x10\n\x08\x64\x65\x63ision\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0e\n\x06winner\x18\x07 \x01(\t\"W\n\x19\x43oncludeExperimentRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x16\n\x0epromote_winner\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\";\n\x15StopExperimentRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x87\x01\n\x0fRollbackRequest\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x1c\n\x02to\x18\x02 \x01(\x0b\x32\x10.dspyops.v1.AsOf\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"1\n\x18\x45xplainPredictionRequest\x12\x15\n\rprediction_id\x18\x01 \x01(\t\"\xe8\x02\n\x0b\x45xplanation\x12\x15\n\rprediction_id\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x18\n\x10recorded_version\x18\x03 \x01(\t\x12\x17\n\x0frecorded_bucket\x18\x04 \x01(\r\x12\x1a\n\x12recomputed_version\x18\x05 \x01(\t\x12\x19\n\x11recomputed_bucket\x18\x06 \x01(\r\x12\x12\n\nreproduced\x18\x07 \x01(\x08\x12\x14\n\x0clog_position\x18\x08 \x01(\x04\x12\x15\n\rexperiment_id\x18\t \x01(\t\x12\x14\n\x0chash_version\x18\n \x01(\x05\x12\x0c\n\x04seed\x18\x0b \x01(\t\x12\x18\n\x10routing_key_hash\x18\x0c \x01(\t\x12\x12\n\nhash_value\x18\r \x01(\x01\x12!\n\x06routes\x18\x0e \x03(\x0b\x32\x11.dspyops.v1.Route\x12\x0e\n\x06reason\x18\x0f \x01(\t2\xe2\x06\n\x07Gateway\x12\x42\n\x07Predict\x12\x1a.dspyops.v1.PredictRequest\x1a\x1b.dspyops.v1.PredictResponse\x12T\n\rRecordOutcome\x12 .dspyops.v1.RecordOutcomeRequest\x1a!.dspyops.v1.RecordOutcomeResponse\x12X\n\x12GetDeploymentState\x12%.dspyops.v1.GetDeploymentStateRequest\x1a\x1b.dspyops.v1.DeploymentState\x12i\n\x14ListDeploymentStates\x12\'.dspyops.v1.ListDeploymentStatesRequest\x1a(.dspyops.v1.ListDeploymentStatesResponse\x12R\n\x0fStartExperiment\x12\".dspyops.v1.StartExperimentRequest\x1a\x1b.dspyops.v1.DeploymentState\x12^\n\x14GetExperimentResults\x12\'.dspyops.v1.GetExperimentResultsRequest\x1a\x1d.dspyops.v1.ExperimentResults\x12X\n\x12\x43oncludeExperiment\x12%.dspyops.v1.ConcludeExperimentRequest\x1a\x1b.dspyops.v1.DeploymentState\x12P\n\x0eStopExperiment\x12!.dspyops.v1.StopExperimentRequest\x1a\x1b.dspyops.v1.DeploymentState\x12\x44\n\x08Rollback\x12\x1b.dspyops.v1.RollbackRequest\x1a\x1b.dspyops.v1.DeploymentState\x12R\n\x11\x45xplainPrediction\x12$.dspyops.v1.ExplainPredictionRequest\x1a\x17.dspyops.v1.Explanationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,22 +37,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._loaded_options = None
   _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_options = b'8\001'
-  _globals['_PREDICTREQUEST']._serialized_start=66
-  _globals['_PREDICTREQUEST']._serialized_end=226
-  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_start=181
-  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_end=226
-  _globals['_PREDICTRESPONSE']._serialized_start=229
-  _globals['_PREDICTRESPONSE']._serialized_end=468
-  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_start=422
-  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_end=468
-  _globals['_GETDEPLOYMENTSTATEREQUEST']._serialized_start=470
-  _globals['_GETDEPLOYMENTSTATEREQUEST']._serialized_end=517
-  _globals['_DEPLOYMENTSTATE']._serialized_start=520
-  _globals['_DEPLOYMENTSTATE']._serialized_end=680
-  _globals['_LISTDEPLOYMENTSTATESREQUEST']._serialized_start=682
-  _globals['_LISTDEPLOYMENTSTATESREQUEST']._serialized_end=711
-  _globals['_LISTDEPLOYMENTSTATESRESPONSE']._serialized_start=713
-  _globals['_LISTDEPLOYMENTSTATESRESPONSE']._serialized_end=815
-  _globals['_GATEWAY']._serialized_start=818
-  _globals['_GATEWAY']._serialized_end=1092
+  _globals['_ASOF']._serialized_start=98
+  _globals['_ASOF']._serialized_end=177
+  _globals['_PREDICTREQUEST']._serialized_start=180
+  _globals['_PREDICTREQUEST']._serialized_end=373
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_start=328
+  _globals['_PREDICTREQUEST_INPUTSENTRY']._serialized_end=373
+  _globals['_PREDICTRESPONSE']._serialized_start=376
+  _globals['_PREDICTRESPONSE']._serialized_end=674
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_start=628
+  _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_end=674
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=676
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=736
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=738
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=824
+  _globals['_GETDEPLOYMENTSTATEREQUEST']._serialized_start=826
+  _globals['_GETDEPLOYMENTSTATEREQUEST']._serialized_end=906
+  _globals['_DEPLOYMENTSTATE']._serialized_start=909
+  _globals['_DEPLOYMENTSTATE']._serialized_end=1137
+  _globals['_LISTDEPLOYMENTSTATESREQUEST']._serialized_start=1139
+  _globals['_LISTDEPLOYMENTSTATESREQUEST']._serialized_end=1168
+  _globals['_LISTDEPLOYMENTSTATESRESPONSE']._serialized_start=1170
+  _globals['_LISTDEPLOYMENTSTATESRESPONSE']._serialized_end=1272
+  _globals['_STARTEXPERIMENTREQUEST']._serialized_start=1275
+  _globals['_STARTEXPERIMENTREQUEST']._serialized_end=1599
+  _globals['_GETEXPERIMENTRESULTSREQUEST']._serialized_start=1601
+  _globals['_GETEXPERIMENTRESULTSREQUEST']._serialized_end=1650
+  _globals['_ARMRESULT']._serialized_start=1653
+  _globals['_ARMRESULT']._serialized_end=1899
+  _globals['_EXPERIMENTRESULTS']._serialized_start=1902
+  _globals['_EXPERIMENTRESULTS']._serialized_end=2093
+  _globals['_CONCLUDEEXPERIMENTREQUEST']._serialized_start=2095
+  _globals['_CONCLUDEEXPERIMENTREQUEST']._serialized_end=2182
+  _globals['_STOPEXPERIMENTREQUEST']._serialized_start=2184
+  _globals['_STOPEXPERIMENTREQUEST']._serialized_end=2243
+  _globals['_ROLLBACKREQUEST']._serialized_start=2246
+  _globals['_ROLLBACKREQUEST']._serialized_end=2381
+  _globals['_EXPLAINPREDICTIONREQUEST']._serialized_start=2383
+  _globals['_EXPLAINPREDICTIONREQUEST']._serialized_end=2432
+  _globals['_EXPLANATION']._serialized_start=2435
+  _globals['_EXPLANATION']._serialized_end=2795
+  _globals['_GATEWAY']._serialized_start=2798
+  _globals['_GATEWAY']._serialized_end=3664
 # @@protoc_insertion_point(module_scope)

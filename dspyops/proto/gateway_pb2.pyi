@@ -1,4 +1,7 @@
+import datetime
+
 from dspyops.proto import events_pb2 as _events_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -7,8 +10,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AsOf(_message.Message):
+    __slots__ = ("position", "time")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, position: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class PredictRequest(_message.Message):
-    __slots__ = ("deployment", "inputs", "routing_key")
+    __slots__ = ("deployment", "inputs", "routing_key", "as_of")
     class InputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -19,13 +30,15 @@ class PredictRequest(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     inputs: _containers.ScalarMap[str, str]
     routing_key: str
-    def __init__(self, deployment: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., routing_key: _Optional[str] = ...) -> None: ...
+    as_of: AsOf
+    def __init__(self, deployment: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., routing_key: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("outputs", "program", "version", "prediction_id", "log_position", "latency_ms", "bucket")
+    __slots__ = ("outputs", "program", "version", "prediction_id", "log_position", "latency_ms", "bucket", "experiment_id", "hash_version", "seed")
     class OutputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +53,9 @@ class PredictResponse(_message.Message):
     LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HASH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.ScalarMap[str, str]
     program: str
     version: str
@@ -47,29 +63,56 @@ class PredictResponse(_message.Message):
     log_position: int
     latency_ms: float
     bucket: int
-    def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ...) -> None: ...
+    experiment_id: str
+    hash_version: int
+    seed: str
+    def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ...) -> None: ...
+
+class RecordOutcomeRequest(_message.Message):
+    __slots__ = ("prediction_id", "value")
+    PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    prediction_id: str
+    value: float
+    def __init__(self, prediction_id: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+
+class RecordOutcomeResponse(_message.Message):
+    __slots__ = ("prediction_id", "version", "experiment_id")
+    PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    prediction_id: str
+    version: str
+    experiment_id: str
+    def __init__(self, prediction_id: _Optional[str] = ..., version: _Optional[str] = ..., experiment_id: _Optional[str] = ...) -> None: ...
 
 class GetDeploymentStateRequest(_message.Message):
-    __slots__ = ("deployment",)
+    __slots__ = ("deployment", "as_of")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     deployment: str
-    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+    as_of: AsOf
+    def __init__(self, deployment: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class DeploymentState(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position")
+    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
     STATE_HASH_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_POSITION_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
     log_position: int
     state_hash: str
     changed_at_position: int
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ...) -> None: ...
+    experiment: _events_pb2.Experiment
+    stream_version: int
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ...) -> None: ...
 
 class ListDeploymentStatesRequest(_message.Message):
     __slots__ = ()
@@ -82,3 +125,157 @@ class ListDeploymentStatesResponse(_message.Message):
     deployments: _containers.RepeatedCompositeFieldContainer[DeploymentState]
     log_position: int
     def __init__(self, deployments: _Optional[_Iterable[_Union[DeploymentState, _Mapping]]] = ..., log_position: _Optional[int] = ...) -> None: ...
+
+class StartExperimentRequest(_message.Message):
+    __slots__ = ("deployment", "control", "treatments", "weights", "metric", "alpha", "min_samples_per_arm", "sequential", "hash_version", "seed", "coverage", "expected_version", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    TREATMENTS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLES_PER_ARM_FIELD_NUMBER: _ClassVar[int]
+    SEQUENTIAL_FIELD_NUMBER: _ClassVar[int]
+    HASH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    control: str
+    treatments: _containers.RepeatedScalarFieldContainer[str]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    metric: _events_pb2.MetricKind
+    alpha: float
+    min_samples_per_arm: int
+    sequential: bool
+    hash_version: int
+    seed: str
+    coverage: float
+    expected_version: int
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetExperimentResultsRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class ArmResult(_message.Message):
+    __slots__ = ("version", "control", "assigned", "n", "mean", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "relative_lift", "p_value", "sequential_p_value")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    LIFT_CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    LIFT_CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_LIFT_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENTIAL_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    control: bool
+    assigned: int
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    lift: float
+    lift_ci_low: float
+    lift_ci_high: float
+    relative_lift: float
+    p_value: float
+    sequential_p_value: float
+    def __init__(self, version: _Optional[str] = ..., control: _Optional[bool] = ..., assigned: _Optional[int] = ..., n: _Optional[int] = ..., mean: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., relative_lift: _Optional[float] = ..., p_value: _Optional[float] = ..., sequential_p_value: _Optional[float] = ...) -> None: ...
+
+class ExperimentResults(_message.Message):
+    __slots__ = ("deployment", "experiment", "arms", "srm_p_value", "decision", "reason", "winner")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    SRM_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    experiment: _events_pb2.Experiment
+    arms: _containers.RepeatedCompositeFieldContainer[ArmResult]
+    srm_p_value: float
+    decision: str
+    reason: str
+    winner: str
+    def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmResult, _Mapping]]] = ..., srm_p_value: _Optional[float] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., winner: _Optional[str] = ...) -> None: ...
+
+class ConcludeExperimentRequest(_message.Message):
+    __slots__ = ("deployment", "promote_winner", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_WINNER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    promote_winner: bool
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., promote_winner: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StopExperimentRequest(_message.Message):
+    __slots__ = ("deployment", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("deployment", "to", "reason", "expected_version")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    to: AsOf
+    reason: str
+    expected_version: int
+    def __init__(self, deployment: _Optional[str] = ..., to: _Optional[_Union[AsOf, _Mapping]] = ..., reason: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class ExplainPredictionRequest(_message.Message):
+    __slots__ = ("prediction_id",)
+    PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    prediction_id: str
+    def __init__(self, prediction_id: _Optional[str] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason")
+    PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTED_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    REPRODUCED_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HASH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    HASH_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    prediction_id: str
+    deployment: str
+    recorded_version: str
+    recorded_bucket: int
+    recomputed_version: str
+    recomputed_bucket: int
+    reproduced: bool
+    log_position: int
+    experiment_id: str
+    hash_version: int
+    seed: str
+    routing_key_hash: str
+    hash_value: float
+    routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
+    reason: str
+    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...

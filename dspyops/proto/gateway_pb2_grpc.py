@@ -39,6 +39,11 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.PredictRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.PredictResponse.FromString,
                 _registered_method=True)
+        self.RecordOutcome = channel.unary_unary(
+                '/dspyops.v1.Gateway/RecordOutcome',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.RecordOutcomeRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.RecordOutcomeResponse.FromString,
+                _registered_method=True)
         self.GetDeploymentState = channel.unary_unary(
                 '/dspyops.v1.Gateway/GetDeploymentState',
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetDeploymentStateRequest.SerializeToString,
@@ -49,13 +54,51 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.ListDeploymentStatesRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ListDeploymentStatesResponse.FromString,
                 _registered_method=True)
+        self.StartExperiment = channel.unary_unary(
+                '/dspyops.v1.Gateway/StartExperiment',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.StartExperimentRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+                _registered_method=True)
+        self.GetExperimentResults = channel.unary_unary(
+                '/dspyops.v1.Gateway/GetExperimentResults',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetExperimentResultsRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExperimentResults.FromString,
+                _registered_method=True)
+        self.ConcludeExperiment = channel.unary_unary(
+                '/dspyops.v1.Gateway/ConcludeExperiment',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.ConcludeExperimentRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+                _registered_method=True)
+        self.StopExperiment = channel.unary_unary(
+                '/dspyops.v1.Gateway/StopExperiment',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.StopExperimentRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+                _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/dspyops.v1.Gateway/Rollback',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.RollbackRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+                _registered_method=True)
+        self.ExplainPrediction = channel.unary_unary(
+                '/dspyops.v1.Gateway/ExplainPrediction',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.ExplainPredictionRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.Explanation.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Predict(self, request, context):
-        """Routes by the deployment's weights (sticky per routing_key) and runs the program.
+        """Routes by the deployment's experiment or weights (sticky per routing_key), runs the
+        program, and records the prediction before answering.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordOutcome(self, request, context):
+        """The outcome of a recorded prediction, once: a second one is ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +116,44 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperimentResults(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConcludeExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopExperiment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollback(self, request, context):
+        """Appends an event restoring routes and experiment as they were at a position or time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainPrediction(self, request, context):
+        """Rebuilds the state at the prediction's log position and recomputes its assignment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +161,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.Predict,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.PredictRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.PredictResponse.SerializeToString,
+            ),
+            'RecordOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcome,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.RecordOutcomeRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.RecordOutcomeResponse.SerializeToString,
             ),
             'GetDeploymentState': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeploymentState,
@@ -90,6 +176,36 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ListDeploymentStates,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ListDeploymentStatesRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.ListDeploymentStatesResponse.SerializeToString,
+            ),
+            'StartExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartExperiment,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.StartExperimentRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.SerializeToString,
+            ),
+            'GetExperimentResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentResults,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.GetExperimentResultsRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.ExperimentResults.SerializeToString,
+            ),
+            'ConcludeExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConcludeExperiment,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ConcludeExperimentRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.SerializeToString,
+            ),
+            'StopExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopExperiment,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.StopExperimentRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.RollbackRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.SerializeToString,
+            ),
+            'ExplainPrediction': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPrediction,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExplainPredictionRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.Explanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -119,6 +235,33 @@ class Gateway:
             '/dspyops.v1.Gateway/Predict',
             dspyops_dot_v1_dot_gateway__pb2.PredictRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/RecordOutcome',
+            dspyops_dot_v1_dot_gateway__pb2.RecordOutcomeRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.RecordOutcomeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -173,6 +316,168 @@ class Gateway:
             '/dspyops.v1.Gateway/ListDeploymentStates',
             dspyops_dot_v1_dot_gateway__pb2.ListDeploymentStatesRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.ListDeploymentStatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/StartExperiment',
+            dspyops_dot_v1_dot_gateway__pb2.StartExperimentRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/GetExperimentResults',
+            dspyops_dot_v1_dot_gateway__pb2.GetExperimentResultsRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.ExperimentResults.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConcludeExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/ConcludeExperiment',
+            dspyops_dot_v1_dot_gateway__pb2.ConcludeExperimentRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/StopExperiment',
+            dspyops_dot_v1_dot_gateway__pb2.StopExperimentRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/Rollback',
+            dspyops_dot_v1_dot_gateway__pb2.RollbackRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPrediction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/ExplainPrediction',
+            dspyops_dot_v1_dot_gateway__pb2.ExplainPredictionRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.Explanation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-"""The writer's view of the log: the folded state plus a checked append.
+"""A writer's view of the log: the folded state plus a checked append (both services write).
 
 Every command reads the state as of the log's head, decides, and appends with the stream's
 expected version, so two writers (threads or processes) racing on one stream cannot both
