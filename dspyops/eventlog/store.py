@@ -8,9 +8,9 @@ position ``n + 1`` before position ``n`` (positions become visible in order, wit
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,13 +23,29 @@ ANY: Final = None
 """``expected_version=ANY`` appends whatever version the stream is at."""
 
 DEFAULT_PAGE_SIZE: Final = 500
+_RAND_B_MASK: Final = (1 << 62) - 1
+
+
+def new_event_id() -> str:
+    """A UUIDv7 (RFC 9562) string: 48-bit Unix milliseconds, then 74 random bits.
+
+    Time-ordered ids land at the right edge of the unique event_id index instead of on a
+    random leaf page each, so a 100-event batch dirties a few index pages rather than ~100
+    (about 2x the batch append rate on SQLite, see BENCHMARKS.md). Ids made within the
+    same millisecond differ in 74 random bits.
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 12 for rand_a, 62 for rand_b
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) << 64) | (0b10 << 62) | (rand & _RAND_B_MASK)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     type: str  # full protobuf type name, e.g. "dspyops.v1.VersionRegistered"
     payload: bytes  # serialized protobuf
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = field(default_factory=new_event_id)  # time-ordered UUIDv7 unless given
 
 
 @dataclass(frozen=True, slots=True)
