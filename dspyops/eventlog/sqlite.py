@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -328,7 +328,7 @@ class SQLiteEventStore(EventStore):
         sql += " ORDER BY position LIMIT ?"
         params.append(limit)
         with self._connection("read") as conn:
-            return [_to_event(row) for row in conn.execute(sql, params)]
+            return _to_events(conn.execute(sql, params))
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
         with self._connection("read") as conn:
@@ -336,7 +336,7 @@ class SQLiteEventStore(EventStore):
                 f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
                 (stream, after_version),
             )
-            return [_to_event(row) for row in rows]
+            return _to_events(rows)
 
     def stream_version(self, stream: str) -> int:
         with self._connection("read") as conn:
@@ -415,18 +415,18 @@ class _Handle:
         self.thread = thread
 
 
-def _to_event(row: tuple[int, str, int, str, str, bytes, int, bytes]) -> StoredEvent:
-    position, stream, version, event_id, type_, payload, recorded_at, hash_ = row
-    return StoredEvent(
-        position=position,
-        stream=stream,
-        version=version,
-        event_id=event_id,
-        type=type_,
-        payload=payload,
-        recorded_at=_EPOCH + timedelta(microseconds=recorded_at),
-        hash=hash_,
-    )
+def _to_events(rows: Iterable[tuple[int, str, int, str, str, bytes, int, bytes]]) -> list[StoredEvent]:
+    """Rows -> StoredEvents. Replay reads millions of rows, so this is kept lean: positional
+    construction, and one datetime per distinct recorded_at (a batch shares its timestamp)."""
+    events = []
+    add = events.append
+    last_us: int | None = None
+    last_at = _EPOCH
+    for position, stream, version, event_id, type_, payload, recorded_at, hash_ in rows:
+        if recorded_at != last_us:
+            last_us, last_at = recorded_at, _EPOCH + timedelta(microseconds=recorded_at)
+        add(StoredEvent(position, stream, version, event_id, type_, payload, last_at, hash_))
+    return events
 
 
 def _broken(checked: int, position: int, reason: str) -> VerifyResult:
