@@ -1,0 +1,286 @@
+"""What the benchmarks share: machine description, percentiles, result files, fixture logs,
+and servers (in a thread of this process, or as `dspyops serve` subprocesses)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dspy
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DATA = ROOT / "dspyops" / "data" / "support_tickets.jsonl"
+PROGRAM = "tickets"
+DEPLOYMENT = "web"
+SIGNATURE = "text -> label"
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="smoke run: small sizes, a few seconds")
+    return p
+
+
+def loadavg() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "grpcio": grpc.__version__,
+        "dspy": dspy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def summary_ms(samples_s: Sequence[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "n": len(ms),
+        "p50_ms": pct(ms, 50),
+        "p99_ms": pct(ms, 99),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+    }
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    """Write bench/results/<name>.json (with machine and load) and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": name, "machine": machine(), "loadavg_end": loadavg(), **result}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
+def banner(name: str, quick: bool) -> None:
+    la = loadavg()
+    print(f"== {name}{' (quick)' if quick else ''}  load avg {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}", flush=True)
+
+
+def verdict(ratio: float, goal: float, higher_is_better: bool) -> str:
+    ok = ratio >= goal if higher_is_better else ratio <= goal
+    return f"{'MET' if ok else 'MISSED'} (goal {'>=' if higher_is_better else '<='} {goal:g})"
+
+
+def plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+def ticket_rows() -> list[dict[str, str]]:
+    return [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+
+
+def artifact_for(latency_ms: int = 0, demos: int = 8, instructions: str = "") -> tuple[str, bytes]:
+    """A Predict("text -> label") with `demos` labelled demos from the ticket data and an
+    offline LM with the given injected latency: the shape of a LabeledFewShot result."""
+    from dspyops.artifacts import encode_artifact
+    from dspyops.lm import LMConfig
+    from dspyops.programs import ProgramSpec, build_module, program_state
+
+    spec = ProgramSpec(module="Predict", signature=SIGNATURE, instructions=instructions)
+    module = build_module(spec)
+    rows = ticket_rows()[:demos]
+    module.demos = [dspy.Example(**row).with_inputs("text") for row in rows]
+    return encode_artifact(spec, program_state(module), LMConfig(latency_ms=latency_ms))
+
+
+def version_event(version: str, latency_ms: int = 0, demos: int = 8, instructions: str = ""):
+    """A VersionRegistered event carrying the artifact built above.
+
+    The proto LMConfig has no latency_ms field, so a version whose offline LM injects latency
+    cannot be registered through the optimizer's job API; the benchmark appends the event
+    itself (the artifact is what the gateway builds the LM from)."""
+    from dspyops.proto import events_pb2 as pb
+
+    digest, data = artifact_for(latency_ms, demos, instructions)
+    return pb.VersionRegistered(
+        program=PROGRAM,
+        version=version,
+        spec=pb.ProgramSpec(module="Predict", signature=SIGNATURE, instructions=instructions),
+        lm=pb.LMConfig(model="offline/nearest-demo", max_tokens=512),
+        artifact_digest=digest,
+        artifact=data,
+        status=pb.PRODUCTION if version == "1.0.0" else pb.STAGING,
+        lineage=pb.Lineage(optimizer="bench-fixture"),
+    )
+
+
+def build_log(path: Path, latency_ms: int = 0, versions: Sequence[str] = ("1.0.0",)) -> None:
+    """A log with program `tickets` (the given versions) and deployment `web` -> versions[0]."""
+    from dspyops.eventlog import open_store
+    from dspyops.events import new_event
+    from dspyops.proto import events_pb2 as pb
+
+    store = open_store(str(path))
+    try:
+        events = [new_event(version_event(v, latency_ms, instructions=f"v{v}")) for v in versions]
+        store.append(f"program-{PROGRAM}", events, 0)
+        store.append(
+            f"deployment-{DEPLOYMENT}",
+            [
+                new_event(pb.DeploymentCreated(deployment=DEPLOYMENT, program=PROGRAM)),
+                new_event(
+                    pb.RoutesSet(
+                        deployment=DEPLOYMENT,
+                        routes=[pb.Route(version=versions[0], weight=1.0, role=pb.PRIMARY)],
+                        reason="bench",
+                    )
+                ),
+            ],
+            0,
+        )
+    finally:
+        store.close()
+
+
+def in_process_program(latency_ms: int = 0) -> dspy.Module:
+    """The same program the gateway runs, built the way the gateway builds it."""
+    from gateway_svc.loader import ProgramCache
+
+    digest, data = artifact_for(latency_ms, instructions="v1.0.0")
+    return ProgramCache().get(digest, data).module
+
+
+def query_texts(n: int = 50) -> list[str]:
+    return [row["text"] for row in ticket_rows()[-n:]]
+
+
+def tmpdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix=f"dspyops-bench-{prefix}-")
+
+
+# ------------------------------------------------------------------ servers
+
+
+class ServerThread:
+    """An asyncio server started on its own loop in a daemon thread (as tests/harness.py)."""
+
+    def __init__(self, start: Callable[[], Awaitable[Any]]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-server", daemon=True)
+        self.thread.start()
+        self.running = asyncio.run_coroutine_threadsafe(start(), self.loop).result(120)
+
+    @property
+    def address(self) -> str:
+        return self.running.address
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.running.stop(1.0), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class ServeProcess:
+    """`dspyops serve gateway|optimizer` as a subprocess; `.address` once it is serving."""
+
+    def __init__(
+        self, kind: str, log: Path | None, workdir: Path, *extra: str, timeout: float = 180.0
+    ) -> None:
+        self.port_file = workdir / f"{kind}-{os.getpid()}-{id(self)}.port"
+        self.port_file.unlink(missing_ok=True)
+        self.started = time.perf_counter()
+        if kind == "remote-gateway":  # extra = (optimizer address,)
+            cmd = [sys.executable, "-m", "bench.launch", "--optimizer", extra[0]]
+            cmd += ["--predictions", str(workdir / f"remote-{id(self)}.predictions")]
+            cmd += ["--port-file", str(self.port_file)]
+        else:
+            cmd = [sys.executable, "-m", "dspyops.cli", "serve", kind]
+            if log is not None:
+                cmd += ["--log", str(log)]
+            cmd += ["--port-file", str(self.port_file), *extra]
+        self.log_path = workdir / f"{kind}-{id(self)}.out"
+        self._out = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not (self.port_file.exists() and self.port_file.read_text().strip()):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited: {self.log_path.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{kind} did not start in {timeout}s")
+            time.sleep(0.005)
+        self.port = int(self.port_file.read_text())
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._out.close()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
