@@ -85,7 +85,8 @@ def main() -> None:
     slope = slope_kib_per_10k(points)
     elapsed = points[-1][2]
     print(
-        f"  {total:,} predictions in {elapsed:.0f} s ({total / elapsed:.0f}/s): RSS at start {start_rss / 1024:.1f} MiB, "
+        f"  {total:,} predictions in {elapsed:.0f} s ({total / elapsed:.0f}/s): "
+        f"RSS at start {start_rss / 1024:.1f} MiB, "
         f"after 10% {warm / 1024:.1f} MiB, at end {end / 1024:.1f} MiB "
         f"(end / warm = {end / warm:.3f}); slope over the second half {slope:+.0f} KiB per 10k requests"
     )

@@ -114,8 +114,10 @@ def main() -> None:
                         "overhead_s": overhead,
                     }
                     print(
-                        f"  {optimizer:16s} service {best['service']:6.2f} s  compile() {best['compile']:6.2f} s"
-                        f"  compile+evals {best['compile_and_evals']:6.2f} s  ratio vs compile {r_compile:.2f} "
+                        f"  {optimizer:16s} service {best['service']:6.2f} s  "
+                        f"compile() {best['compile']:6.2f} s  "
+                        f"compile+evals {best['compile_and_evals']:6.2f} s  "
+                        f"ratio vs compile {r_compile:.2f} "
                         f"{common.verdict(r_compile, 1.10, False)}; vs same work {r_same:.2f} "
                         f"{common.verdict(r_same, 1.10, False)}; +{overhead:.2f} s",
                         flush=True,

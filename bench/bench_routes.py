@@ -83,7 +83,8 @@ def main() -> None:
         s = stats[n]
         print(
             f"  {n:13s} propagation p50 {s['p50_ms']:6.1f} ms  p99 {s['p99_ms']:6.1f} ms  "
-            f"(Predict alone p50 {idle_stats[n]['p50_ms']:.1f} ms; mean polls {sum(polls[n]) / len(polls[n]):.1f})"
+            f"(Predict alone p50 {idle_stats[n]['p50_ms']:.1f} ms; "
+            f"mean polls {sum(polls[n]) / len(polls[n]):.1f})"
             f"  {common.verdict(s['p99_ms'], 50, False)}"
         )
     common.save(

@@ -238,7 +238,7 @@ class ServeProcess:
                 cmd += ["--log", str(log)]
             cmd += ["--port-file", str(self.port_file), *extra]
         self.log_path = workdir / f"{kind}-{id(self)}.out"
-        self._out = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self._out = open(self.log_path, "wb")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=self._out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
