@@ -12,10 +12,12 @@ scripts:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
@@ -199,15 +201,104 @@ class GatewayClient(_Client):
         return self
 
     def predict(
-        self, deployment: str, inputs: Mapping[str, str], routing_key: str = ""
+        self,
+        deployment: str,
+        inputs: Mapping[str, str],
+        routing_key: str = "",
+        *,
+        as_of: int | datetime | None = None,
     ) -> gpb.PredictResponse:
-        request = gpb.PredictRequest(deployment=deployment, inputs=dict(inputs), routing_key=routing_key)
+        request = gpb.PredictRequest(
+            deployment=deployment, inputs=dict(inputs), routing_key=routing_key, as_of=as_of_point(as_of)
+        )
         return self.stub.Predict(request, timeout=self.timeout)
 
-    def get_deployment_state(self, deployment: str) -> gpb.DeploymentState:
-        return self.stub.GetDeploymentState(
-            gpb.GetDeploymentStateRequest(deployment=deployment), timeout=self.timeout
-        )
+    def record_outcome(self, prediction_id: str, value: float) -> gpb.RecordOutcomeResponse:
+        request = gpb.RecordOutcomeRequest(prediction_id=prediction_id, value=value)
+        return self.stub.RecordOutcome(request, timeout=self.timeout)
+
+    def get_deployment_state(
+        self, deployment: str, *, as_of: int | datetime | None = None
+    ) -> gpb.DeploymentState:
+        request = gpb.GetDeploymentStateRequest(deployment=deployment, as_of=as_of_point(as_of))
+        return self.stub.GetDeploymentState(request, timeout=self.timeout)
 
     def list_deployment_states(self) -> gpb.ListDeploymentStatesResponse:
         return self.stub.ListDeploymentStates(gpb.ListDeploymentStatesRequest(), timeout=self.timeout)
+
+    def start_experiment(
+        self,
+        deployment: str,
+        control: str,
+        treatments: Sequence[str],
+        *,
+        metric: str | int = "binary",
+        weights: Sequence[float] = (),
+        alpha: float = 0.05,
+        min_samples_per_arm: int = 100,
+        sequential: bool = True,
+        hash_version: int = 2,
+        seed: str = "",
+        coverage: float = 1.0,
+        expected_version: int | None = None,
+        reason: str = "",
+    ) -> gpb.DeploymentState:
+        request = gpb.StartExperimentRequest(
+            deployment=deployment,
+            control=control,
+            treatments=list(treatments),
+            weights=list(weights),
+            metric=METRIC_KINDS[metric] if isinstance(metric, str) else metric,
+            alpha=alpha,
+            min_samples_per_arm=min_samples_per_arm,
+            sequential=sequential,
+            hash_version=hash_version,
+            seed=seed,
+            coverage=coverage,
+            reason=reason,
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self.stub.StartExperiment(request, timeout=self.timeout)
+
+    def get_experiment_results(self, deployment: str) -> gpb.ExperimentResults:
+        request = gpb.GetExperimentResultsRequest(deployment=deployment)
+        return self.stub.GetExperimentResults(request, timeout=self.timeout)
+
+    def conclude_experiment(
+        self, deployment: str, *, promote_winner: bool, reason: str = ""
+    ) -> gpb.DeploymentState:
+        request = gpb.ConcludeExperimentRequest(
+            deployment=deployment, promote_winner=promote_winner, reason=reason
+        )
+        return self.stub.ConcludeExperiment(request, timeout=self.timeout)
+
+    def stop_experiment(self, deployment: str, reason: str = "") -> gpb.DeploymentState:
+        request = gpb.StopExperimentRequest(deployment=deployment, reason=reason)
+        return self.stub.StopExperiment(request, timeout=self.timeout)
+
+    def rollback(
+        self, deployment: str, to: int | datetime, *, reason: str = "", expected_version: int | None = None
+    ) -> gpb.DeploymentState:
+        request = gpb.RollbackRequest(deployment=deployment, to=as_of_point(to), reason=reason)
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self.stub.Rollback(request, timeout=self.timeout)
+
+    def explain_prediction(self, prediction_id: str, routing_key: str = "") -> gpb.Explanation:
+        request = gpb.ExplainPredictionRequest(prediction_id=prediction_id, routing_key=routing_key)
+        return self.stub.ExplainPrediction(request, timeout=self.timeout)
+
+
+METRIC_KINDS = {"binary": pb.BINARY, "continuous": pb.CONTINUOUS}
+
+
+def as_of_point(point: int | datetime | None) -> gpb.AsOf:
+    """A log position (int) or a time (datetime; naive means UTC) as an AsOf message."""
+    if point is None:
+        return gpb.AsOf()
+    if isinstance(point, datetime):
+        stamp = Timestamp()
+        stamp.FromDatetime(point if point.tzinfo else point.replace(tzinfo=UTC))
+        return gpb.AsOf(time=stamp)
+    return gpb.AsOf(position=point)

@@ -56,15 +56,27 @@ class Ledger:
         *,
         event_ids: Sequence[str] | None = None,
     ) -> AppendResult:
-        events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
-        try:
-            result = self.store.append(stream, events, expected_version)
-        except WrongExpectedVersion as exc:
-            raise Aborted(
-                "expected_version",
-                f"stream {stream} is at version {exc.actual}, not {exc.expected}: re-read and retry",
-            ) from None
-        except StoreUnavailable as exc:
-            raise Unavailable("", f"the log cannot be written: {exc}") from None
+        result = checked_append(self.store, stream, payloads, expected_version, event_ids=event_ids)
         self.refresh()
         return result
+
+
+def checked_append(
+    store: EventStore,
+    stream: str,
+    payloads: Sequence[Message],
+    expected_version: int | None,
+    *,
+    event_ids: Sequence[str] | None = None,
+) -> AppendResult:
+    """Append payload messages, turning store errors into statuses that name the problem."""
+    events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
+    try:
+        return store.append(stream, events, expected_version)
+    except WrongExpectedVersion as exc:
+        raise Aborted(
+            "expected_version",
+            f"stream {stream} is at version {exc.actual}, not {exc.expected}: re-read and retry",
+        ) from None
+    except StoreUnavailable as exc:
+        raise Unavailable("", f"the log cannot be written: {exc}") from None

@@ -76,6 +76,62 @@ class RouteState:
     role: str = "primary"
 
 
+METRIC_KINDS: dict[int, str] = {pb.BINARY: "binary", pb.CONTINUOUS: "continuous"}
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentState:
+    experiment_id: str
+    control: str
+    treatments: tuple[str, ...]
+    weights: tuple[float, ...]  # one per arm, control first
+    metric: str  # binary | continuous
+    alpha: float
+    min_samples_per_arm: int
+    sequential: bool
+    hash_version: int
+    seed: str
+    coverage: float
+    started_position: int = 0
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (self.control, *self.treatments)
+
+    @classmethod
+    def from_proto(cls, msg: pb.Experiment, position: int) -> ExperimentState:
+        return cls(
+            experiment_id=msg.experiment_id,
+            control=msg.control,
+            treatments=tuple(msg.treatments),
+            weights=tuple(msg.weights),
+            metric=METRIC_KINDS.get(msg.metric, "binary"),
+            alpha=msg.alpha,
+            min_samples_per_arm=msg.min_samples_per_arm,
+            sequential=msg.sequential,
+            hash_version=msg.hash_version,
+            seed=msg.seed,
+            coverage=msg.coverage,
+            started_position=position,
+        )
+
+    def to_proto(self) -> pb.Experiment:
+        kinds = {v: k for k, v in METRIC_KINDS.items()}
+        return pb.Experiment(
+            experiment_id=self.experiment_id,
+            control=self.control,
+            treatments=list(self.treatments),
+            weights=list(self.weights),
+            metric=kinds[self.metric],
+            alpha=self.alpha,
+            min_samples_per_arm=self.min_samples_per_arm,
+            sequential=self.sequential,
+            hash_version=self.hash_version,
+            seed=self.seed,
+            coverage=self.coverage,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class DeploymentState:
     name: str
@@ -84,6 +140,7 @@ class DeploymentState:
     stream_version: int = 0
     created_position: int = 0
     changed_position: int = 0
+    experiment: ExperimentState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +268,38 @@ def _routes_set(state: State, event: StoredEvent, msg: pb.RoutesSet) -> State:
     return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
 
 
+def _routes(routes: Any) -> tuple[RouteState, ...]:
+    return tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in routes)
+
+
+def _deployment_update(current: State, event: StoredEvent, name: str, /, **changes: Any) -> State:
+    deployment = current.deployments.get(name)
+    if deployment is None:
+        return current
+    changed = replace(deployment, stream_version=event.version, changed_position=event.position, **changes)
+    return replace(current, deployments=_with(current.deployments, name, changed))
+
+
+def _experiment_started(state: State, event: StoredEvent, msg: pb.ExperimentStarted) -> State:
+    experiment = ExperimentState.from_proto(msg.experiment, event.position)
+    return _deployment_update(state, event, msg.deployment, experiment=experiment)
+
+
+def _experiment_concluded(state: State, event: StoredEvent, msg: pb.ExperimentConcluded) -> State:
+    return _deployment_update(state, event, msg.deployment, experiment=None, routes=_routes(msg.routes))
+
+
+def _experiment_stopped(state: State, event: StoredEvent, msg: pb.ExperimentStopped) -> State:
+    return _deployment_update(state, event, msg.deployment, experiment=None)
+
+
+def _rolled_back(state: State, event: StoredEvent, msg: pb.RolledBack) -> State:
+    experiment = (
+        ExperimentState.from_proto(msg.experiment, event.position) if msg.HasField("experiment") else None
+    )
+    return _deployment_update(state, event, msg.deployment, routes=_routes(msg.routes), experiment=experiment)
+
+
 def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
@@ -271,6 +360,10 @@ _HANDLERS: dict[str, Any] = {
     "AliasSet": _alias_set,
     "DeploymentCreated": _deployment_created,
     "RoutesSet": _routes_set,
+    "ExperimentStarted": _experiment_started,
+    "ExperimentConcluded": _experiment_concluded,
+    "ExperimentStopped": _experiment_stopped,
+    "RolledBack": _rolled_back,
     "JobAccepted": _job_accepted,
     "BaselineEvaluated": _baseline,
     "TrialCompleted": _trial,

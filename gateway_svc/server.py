@@ -7,36 +7,47 @@ runs and the log position it reports all come from the same moment of the log.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 
 import grpc
 import structlog
 
 from dspyops import rpc
-from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
-from dspyops.eventlog import open_store
+from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.eventlog import EventStore, open_store
 from dspyops.logs import configure
-from dspyops.names import check_name
-from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.state import DeploymentState, State, state_hash
-from gateway_svc.assignment import assign
+from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
+from gateway_svc.history import History
 from gateway_svc.loader import ProgramCache
+from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
 from gateway_svc.replica import Replica
+from gateway_svc.routing import decide, decide_from_hash, hash_value
 from gateway_svc.source import FileLogSource, LogSource, RemoteLogSource
 
 SERVICE = gpb.DESCRIPTOR.services_by_name["Gateway"].full_name
-_ROLE_VALUES = {"primary": pb.PRIMARY, "shadow": pb.SHADOW}
 _MAX_INPUT_CHARS = 100_000
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServicer):
-    def __init__(self, replica: Replica) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        records: PredictionStore,
+        store: EventStore | None,
+    ) -> None:
         self.replica = replica
+        self.records = records
+        self.store = store  # None when tailing a remote optimizer: no history, no writes
+        self.history = History(store) if store else None
+        self.experiments = Experiments(store, self.history, records) if store and self.history else None
         self.programs = ProgramCache()
         self._hash_cache: tuple[int, str] = (-1, "")
 
@@ -45,28 +56,46 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             self._hash_cache = (state.position, state_hash(state))
         return self._hash_cache[1]
 
-    def _deployment(self, state: State, name: str) -> DeploymentState:
-        check_name("deployment", name)
-        deployment = state.deployments.get(name)
-        if deployment is None:
-            raise NotFound("deployment", f"no deployment named {name!r} (log position {state.position})")
-        return deployment
+    def _need_log(self, field: str) -> tuple[History, Experiments]:
+        if self.history is None or self.experiments is None:
+            raise FailedPrecondition(
+                field,
+                "this gateway tails a remote optimizer: history and commands need a gateway "
+                "started with --log",
+            )
+        return self.history, self.experiments
+
+    async def _state_as_of(self, as_of: gpb.AsOf, field: str = "as_of") -> State:
+        point = as_of.WhichOneof("point")
+        if point is None:
+            return self.replica.state
+        history, _ = self._need_log(field)
+        position = await asyncio.to_thread(self._position, history, as_of, field)
+        return await asyncio.to_thread(history.state_at, position)
+
+    @staticmethod
+    def _position(history: History, as_of: gpb.AsOf, field: str) -> int:
+        if as_of.WhichOneof("point") == "position":
+            return as_of.position
+        when = as_of.time.ToDatetime(tzinfo=UTC)
+        return history.position_at(when)
+
+    async def _applied(self, position: int) -> State:
+        """Wait until the replica has folded our own append, so the answer shows it."""
+        await self.replica.wait_for(position, timeout=10)
+        return self.replica.state
+
+    # ------------------------------------------------------------------ serving
 
     @rpc.unary
     async def Predict(
         self, request: gpb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> gpb.PredictResponse:
         started = time.perf_counter()
-        state = self.replica.state
-        deployment = self._deployment(state, request.deployment)
-        primary = [r for r in deployment.routes if r.role == "primary"]
-        if not primary:
-            raise FailedPrecondition(
-                "deployment", f"deployment {deployment.name!r} has no routes yet (SetRoutes)"
-            )
-        index, _ = assign(request.routing_key, deployment.name, [r.weight for r in primary])
-        route = primary[index]
-        version = state.programs[deployment.program].versions[route.version]
+        state = await self._state_as_of(request.as_of)
+        deployment = deployment_of(state, request.deployment)
+        decision = decide(deployment, request.routing_key)
+        version = state.programs[deployment.program].versions[decision.version]
         loaded = self.programs.get(version.artifact_digest, self.replica.artifacts[version.artifact_digest])
         inputs = dict(request.inputs)
         expected = list(loaded.inputs)
@@ -83,16 +112,40 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         log = structlog.get_logger().bind(
             deployment=deployment.name, version=version.version, prediction_id=prediction_id
         )
+        error = ""
+        outputs: dict[str, str] = {}
         try:
             prediction = await loaded.module.acall(**inputs)
+            outputs = {name: str(prediction.get(name, "")) for name in loaded.outputs}
         except Exception as exc:
-            log.warning("predict_failed", error=f"{type(exc).__name__}: {exc}"[:500])
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("predict_failed", error=error)
+        latency_ms = (time.perf_counter() - started) * 1000
+        await self.records.record(
+            PredictionRecord(
+                prediction_id=prediction_id,
+                deployment=deployment.name,
+                program=deployment.program,
+                version=version.version,
+                bucket=decision.bucket,
+                experiment_id=decision.experiment_id,
+                routing_key_sha256=key_digest(request.routing_key),
+                hash_value=decision.hash_value,
+                hash_version=decision.hash_version,
+                seed=decision.seed,
+                log_position=state.position,
+                latency_ms=latency_ms,
+                error=error,
+                recorded_at_us=time.time_ns() // 1000,
+                outputs_json=json.dumps(outputs, sort_keys=True),
+            )
+        )
+        if error:
             raise FailedPrecondition(
                 "",
-                f"version {version.version} of {deployment.program!r} could not answer: {type(exc).__name__}",
-            ) from None
-        outputs = {name: str(prediction.get(name, "")) for name in loaded.outputs}
-        latency_ms = (time.perf_counter() - started) * 1000
+                f"version {version.version} of {deployment.program!r} could not answer "
+                f"({error.split(':', 1)[0]}); prediction {prediction_id} records the failure",
+            )
         return gpb.PredictResponse(
             outputs=outputs,
             program=deployment.program,
@@ -100,28 +153,41 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             prediction_id=prediction_id,
             log_position=state.position,
             latency_ms=latency_ms,
-            bucket=index,
+            bucket=decision.bucket,
+            experiment_id=decision.experiment_id,
+            hash_version=decision.hash_version,
+            seed=decision.seed,
+        )
+
+    @rpc.unary
+    async def RecordOutcome(
+        self, request: gpb.RecordOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.RecordOutcomeResponse:
+        record = await asyncio.to_thread(self.records.add_outcome, request.prediction_id, request.value)
+        return gpb.RecordOutcomeResponse(
+            prediction_id=record.prediction_id, version=record.version, experiment_id=record.experiment_id
         )
 
     def _state_view(self, state: State, deployment: DeploymentState) -> gpb.DeploymentState:
-        return gpb.DeploymentState(
+        view = gpb.DeploymentState(
             deployment=deployment.name,
             program=deployment.program,
-            routes=[
-                pb.Route(version=r.version, weight=r.weight, role=_ROLE_VALUES[r.role])
-                for r in deployment.routes
-            ],
+            routes=routes_proto(deployment),
             log_position=state.position,
-            state_hash=self._state_hash(state),
+            state_hash=self._state_hash(state) if state is self.replica.state else state_hash(state),
             changed_at_position=deployment.changed_position,
+            stream_version=deployment.stream_version,
         )
+        if deployment.experiment is not None:
+            view.experiment.CopyFrom(deployment.experiment.to_proto())
+        return view
 
     @rpc.unary
     async def GetDeploymentState(
         self, request: gpb.GetDeploymentStateRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
-        state = self.replica.state
-        return self._state_view(state, self._deployment(state, request.deployment))
+        state = await self._state_as_of(request.as_of)
+        return self._state_view(state, deployment_of(state, request.deployment))
 
     @rpc.unary
     async def ListDeploymentStates(
@@ -135,21 +201,117 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             log_position=state.position,
         )
 
+    # ------------------------------------------------------------------ experiments and rollback
+
+    @rpc.unary
+    async def StartExperiment(
+        self, request: gpb.StartExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        _, experiments = self._need_log("deployment")
+        result = await asyncio.to_thread(experiments.start, self.replica.state, request)
+        state = await self._applied(result.last_position)
+        return self._state_view(state, deployment_of(state, request.deployment))
+
+    @rpc.unary
+    async def GetExperimentResults(
+        self, request: gpb.GetExperimentResultsRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ExperimentResults:
+        _, experiments = self._need_log("deployment")
+        results = await asyncio.to_thread(experiments.results, self.replica.state, request.deployment)
+        return results_proto(request.deployment, results)
+
+    @rpc.unary
+    async def ConcludeExperiment(
+        self, request: gpb.ConcludeExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        _, experiments = self._need_log("deployment")
+        result = await asyncio.to_thread(experiments.conclude, self.replica.state, request)
+        state = await self._applied(result.last_position)
+        return self._state_view(state, deployment_of(state, request.deployment))
+
+    @rpc.unary
+    async def StopExperiment(
+        self, request: gpb.StopExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        _, experiments = self._need_log("deployment")
+        result = await asyncio.to_thread(experiments.stop, self.replica.state, request)
+        state = await self._applied(result.last_position)
+        return self._state_view(state, deployment_of(state, request.deployment))
+
+    @rpc.unary
+    async def Rollback(
+        self, request: gpb.RollbackRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        history, experiments = self._need_log("deployment")
+        if request.to.WhichOneof("point") is None:
+            raise InvalidArgument("to", "give a log position or a time to roll back to")
+        position = await asyncio.to_thread(self._position, history, request.to, "to")
+        result = await asyncio.to_thread(experiments.rollback, self.replica.state, request, position)
+        state = await self._applied(result.last_position)
+        return self._state_view(state, deployment_of(state, request.deployment))
+
+    @rpc.unary
+    async def ExplainPrediction(
+        self, request: gpb.ExplainPredictionRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.Explanation:
+        history, _ = self._need_log("prediction_id")
+        record = await asyncio.to_thread(self.records.get, request.prediction_id)
+        state = await asyncio.to_thread(history.state_at, record.log_position)
+        deployment = deployment_of(state, record.deployment)
+        again = decide_from_hash(deployment, record.hash_value)
+        explanation = gpb.Explanation(
+            prediction_id=record.prediction_id,
+            deployment=record.deployment,
+            recorded_version=record.version,
+            recorded_bucket=record.bucket,
+            recomputed_version=again.version,
+            recomputed_bucket=again.bucket,
+            reproduced=(again.version, again.bucket, again.experiment_id)
+            == (record.version, record.bucket, record.experiment_id),
+            log_position=record.log_position,
+            experiment_id=record.experiment_id,
+            hash_version=record.hash_version,
+            seed=record.seed,
+            routing_key_hash=record.routing_key_sha256,
+            hash_value=record.hash_value if record.routing_key_sha256 else -1.0,
+            routes=routes_proto(deployment),
+            reason=again.reason
+            if record.routing_key_sha256
+            else f"random draw (no routing key); {again.reason}",
+        )
+        if request.routing_key:
+            explanation.routing_key_matches = key_digest(
+                request.routing_key
+            ) == record.routing_key_sha256 and (
+                hash_value(deployment, request.routing_key) == record.hash_value
+            )
+        return explanation
+
 
 @dataclass(frozen=True)
 class GatewayConfig:
     log: str = ""  # SQLite log path (same machine) ...
     optimizer: str = ""  # ... or the optimizer's address, to tail its SubscribeLog
+    predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
 
 
 class RunningGateway:
-    def __init__(self, server: grpc.aio.Server, port: int, replica: Replica) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        replica: Replica,
+        records: PredictionStore,
+        store: EventStore | None,
+    ) -> None:
         self.server = server
         self.port = port
         self.replica = replica
+        self.records = records
+        self.store = store
 
     @property
     def address(self) -> str:
@@ -158,6 +320,9 @@ class RunningGateway:
     async def stop(self, grace: float = 5.0) -> None:
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
+        self.records.close()
+        if self.store is not None:
+            self.store.close()
 
 
 async def start(config: GatewayConfig) -> RunningGateway:
@@ -165,16 +330,23 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if bool(config.log) == bool(config.optimizer):
         raise ValueError("give exactly one of log (a file path) or optimizer (an address)")
     source: LogSource
+    store: EventStore | None = None
     head: int | None = None
     if config.log:
         store = open_store(config.log)
         head = await asyncio.to_thread(store.head)
-        source = FileLogSource(store)
+        source = FileLogSource(
+            open_store(config.log)
+        )  # its own connections: the tail never waits on commands
     else:
         source = RemoteLogSource(config.optimizer)
+    predictions = config.predictions or (f"{config.log}.predictions" if config.log else "")
+    if not predictions:
+        raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
+    records = PredictionStore(predictions)
     replica = Replica(source)
     server, health = rpc.make_server([SERVICE])
-    gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(replica), server)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(replica, records, store), server)
     port = rpc.bind(server, config.host, config.port)
     await server.start()
     await rpc.set_serving(health, [SERVICE], serving=False)
@@ -184,7 +356,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    return RunningGateway(server, port, replica)
+    return RunningGateway(server, port, replica, records, store)
 
 
 async def serve(config: GatewayConfig) -> None:

@@ -53,7 +53,8 @@ def gateway(
     request: pytest.FixtureRequest, stack: tuple[OptimizerClient, str, Path]
 ) -> Iterator[GatewayClient]:
     _, address, log = stack
-    config = GatewayConfig(log=str(log)) if request.param == "file" else GatewayConfig(optimizer=address)
+    remote = GatewayConfig(optimizer=address, predictions=str(log.parent / "remote.predictions"))
+    config = GatewayConfig(log=str(log)) if request.param == "file" else remote
     thread = ServerThread(lambda: start_gateway(config))
     with GatewayClient(thread.address) as client:
         head = stack[0].read_log(0, 1).head

@@ -241,13 +241,15 @@ class RollbackRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., to: _Optional[_Union[AsOf, _Mapping]] = ..., reason: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class ExplainPredictionRequest(_message.Message):
-    __slots__ = ("prediction_id",)
+    __slots__ = ("prediction_id", "routing_key")
     PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
-    def __init__(self, prediction_id: _Optional[str] = ...) -> None: ...
+    routing_key: str
+    def __init__(self, prediction_id: _Optional[str] = ..., routing_key: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason")
+    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches")
     PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     RECORDED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +265,7 @@ class Explanation(_message.Message):
     HASH_VALUE_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_KEY_MATCHES_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     deployment: str
     recorded_version: str
@@ -278,4 +281,5 @@ class Explanation(_message.Message):
     hash_value: float
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
     reason: str
-    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+    routing_key_matches: bool
+    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ...) -> None: ...

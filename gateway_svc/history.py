@@ -1,0 +1,57 @@
+"""The state as it was: fold the log up to a position, or up to the last event recorded at
+or before a time. Positions and timestamps only grow, so "as of time T" is a prefix of the
+log found by binary search. Folded states are cached by position (the fold is pure, so a
+cached state is exactly what a fresh replay would give)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import datetime
+
+from dspyops.errors import InvalidArgument
+from dspyops.eventlog import EventStore
+from dspyops.state import EMPTY, State, fold
+
+_PAGE = 5000
+
+
+class History:
+    def __init__(self, store: EventStore, cache_size: int = 64) -> None:
+        self.store = store
+        self._cache: OrderedDict[int, State] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def position_at(self, when: datetime) -> int:
+        """The last position recorded at or before `when` (0: before the first event)."""
+        low, high = 0, self.store.head()
+        while low < high:  # invariant: events <= low are at or before `when`
+            mid = (low + high + 1) // 2
+            event = self.store.read(after_position=mid - 1, limit=1)[0]
+            if event.recorded_at <= when:
+                low = mid
+            else:
+                high = mid - 1
+        return low
+
+    def state_at(self, position: int) -> State:
+        head = self.store.head()
+        if position > head:
+            raise InvalidArgument("as_of.position", f"position {position} is beyond the log's head {head}")
+        with self._lock:
+            if position in self._cache:
+                self._cache.move_to_end(position)
+                return self._cache[position]
+            base = max((p for p in self._cache if p <= position), default=0)
+            state = self._cache[base] if base else EMPTY
+        while state.position < position:
+            page = self.store.read(after_position=state.position, limit=min(_PAGE, position - state.position))
+            if not page:
+                break
+            state = fold(page, state)
+        with self._lock:
+            self._cache[position] = state
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return state
