@@ -13,7 +13,14 @@ What DSPy 3.4.1 exposes, and what each source becomes:
 * ``on_module_end`` of MIPROv2's ``GenerateModuleInstruction`` -> one ``Progress`` per
   proposed instruction.
 * The ``dspy`` logger (it does not propagate, so a handler is attached to it directly):
-  MIPROv2's "==> STEP n: ... <==" phase lines and COPRO's "Iteration Depth" lines.
+  MIPROv2's "==> STEP n: ... <==" phase lines, COPRO's "Iteration Depth" lines, SIMBA's
+  "Starting batch" / "Scores after" / "Final trainset scores" lines (SIMBA scores its
+  candidates with ``dspy.Parallel``, not ``Evaluate``: these lines are its only score report)
+  and BetterTogether's "==> STEP i/n: OPTIMIZER <==" lines.
+* ``on_module_end`` of InferRules' ``RulesInductionProgram`` -> one ``Progress`` per rule set.
+* GEPA's own callbacks (``GepaProgress``, passed as ``gepa_kwargs={"callbacks": [...]}``):
+  each valset evaluation of a candidate -> ``TrialCompleted``; candidate selection, proposed
+  instructions and acceptance -> ``Progress``. GEPA's minibatch ``Evaluate`` calls are not trials.
 * ``on_lm_end`` + a usage tracker shared by all threads -> ``Usage``.
 
 Callbacks and metric calls happen on DSPy's worker threads as well as the job thread, so
@@ -22,6 +29,7 @@ all state is behind one lock and ``emit`` may be called from any thread.
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 import threading
@@ -138,6 +146,27 @@ class _Bootstrap:
 
 _STEP_RE = re.compile(r"==> STEP (\d+): (.+?) <==")
 _DEPTH_RE = re.compile(r"Iteration Depth: (\d+)/(\d+)")
+_SIMBA_BATCH_RE = re.compile(r"^Starting batch (\d+) of (\d+)\.")
+_SIMBA_STRATEGY_RE = re.compile(r"^Batch (\d+): Invoking strategy: (\w+)")
+_SIMBA_SCORES_RE = re.compile(r"^Scores after (\d+) batches: \[(.*?)\], Best:")
+_SIMBA_FINAL_RE = re.compile(r"^Final trainset scores: \[(.*?)\], Best:")
+_BT_STEP_RE = re.compile(r"==> STEP (\d+)/(\d+): (\w+)")
+_NUMPY_SCALAR_RE = re.compile(r"np\.\w+\(([^()]*)\)")
+_TELEPROMPTERS = {name.upper(): name for name in dir(dspy.teleprompt) if not name.startswith("_")}
+_PROPOSERS = frozenset({"GenerateModuleInstruction", "RulesInductionProgram"})
+
+
+def _scores(text: str) -> list[float]:
+    """'0.5, np.float64(0.25)' -> [0.5, 0.25] (numpy 2 reprs its scalars)."""
+    cleaned = _NUMPY_SCALAR_RE.sub(r"\1", text).strip()
+    if not cleaned:
+        return []
+    values = ast.literal_eval(f"[{cleaned}]")
+    return [float(v) for v in values]
+
+
+def _oneline(value: Any, n: int = 300) -> str:
+    return " ".join(str(value or "").split())[:n]
 
 
 class ProgressCapture(BaseCallback):
@@ -153,20 +182,26 @@ class ProgressCapture(BaseCallback):
         describe: Callable[[dspy.Module], str],
         usage: SharedUsageTracker,
         cancel: CancelToken,
+        *,
+        trials_from_evaluate: bool = True,
     ) -> None:
         self._emit = emit
         self._describe = describe
         self.usage = usage
         self._cancel = cancel
+        self._trials_from_evaluate = trials_from_evaluate
         self._lock = threading.Lock()
         self._closed = False
+        self._in_compile = False
+        self._outer_seen = False
         self._outer_compile: str | None = None
         self._outer_is_labeled = False
         self._evaluations: dict[str, tuple[dspy.Module | None, bool]] = {}
         self._bootstraps: dict[str, _Bootstrap] = {}
         self._bootstrap_count = 0
-        self._proposals: set[str] = set()
+        self._proposals: dict[str, str] = {}
         self._proposed = 0
+        self._rule_sets = 0
         self.trials = 0
         self.best_score: float | None = None
 
@@ -182,7 +217,24 @@ class ProgressCapture(BaseCallback):
 
     @property
     def compiling(self) -> bool:
-        return self._outer_compile is not None
+        return self._in_compile
+
+    @contextmanager
+    def compile_phase(self) -> Iterator[None]:
+        """While the adapter's compile runs: only then are evaluations trials and log lines progress.
+
+        Set by the runner rather than by the first ``on_compile_start``, since some adapters
+        compile several teleprompters in turn (Ensemble) or run nested compiles after the
+        outer one (KNNFewShot compiles a BootstrapFewShot per input).
+        """
+        self._in_compile = True
+        try:
+            yield
+        finally:
+            self._in_compile = False
+
+    def progress(self, step: int, total: int, message: str) -> None:
+        self.emit(Progress(step, total, message))
 
     def record_trial(self, score: float, candidate: str, *, counts_for_best: bool = True) -> TrialCompleted:
         with self._lock:
@@ -198,7 +250,8 @@ class ProgressCapture(BaseCallback):
 
     def on_compile_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         with self._lock:
-            if self._outer_compile is None:
+            if self._in_compile and not self._outer_seen:
+                self._outer_seen = True
                 self._outer_compile = call_id
                 self._outer_is_labeled = type(instance) is dspy.LabeledFewShot
             if isinstance(instance, dspy.BootstrapFewShot):
@@ -233,7 +286,7 @@ class ProgressCapture(BaseCallback):
     # ------------------------------------------------------------------ evaluations
 
     def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        if not self.compiling:
+        if not self.compiling or not self._trials_from_evaluate:
             return
         metadata = inputs.get("callback_metadata") or {}
         minibatch = metadata.get("metric_key") == "eval_minibatch"
@@ -258,24 +311,30 @@ class ProgressCapture(BaseCallback):
     # ------------------------------------------------------------------ modules and LM calls
 
     def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        # MIPROv2's instruction proposer, matched by name: it is not part of DSPy's public API.
-        if type(instance).__name__ == "GenerateModuleInstruction" and self.compiling:
+        # MIPROv2's instruction proposer and InferRules' rule writer, matched by name: they
+        # are not part of DSPy's public API.
+        if type(instance).__name__ in _PROPOSERS and self.compiling:
             with self._lock:
-                self._proposals.add(call_id)
+                self._proposals[call_id] = type(instance).__name__
 
     def on_module_end(
         self, call_id: str, outputs: Any | None, exception: BaseException | None = None
     ) -> None:
         with self._lock:
-            if call_id not in self._proposals:
+            kind = self._proposals.pop(call_id, None)
+            if kind is None or exception is not None:
                 return
-            self._proposals.discard(call_id)
-            if exception is not None:
-                return
-            self._proposed += 1
-            n = self._proposed
+            if kind == "RulesInductionProgram":
+                self._rule_sets += 1
+                n = self._rule_sets
+            else:
+                self._proposed += 1
+                n = self._proposed
+        if kind == "RulesInductionProgram":  # its forward returns the rules text itself
+            self.emit(Progress(n, 0, f"induced rule set {n}: {_oneline(outputs)}"))
+            return
         text = str(getattr(outputs, "proposed_instruction", "") or "")
-        self.emit(Progress(n, 0, f"proposed instruction {n}: {' '.join(text.split())[:300]}"))
+        self.emit(Progress(n, 0, f"proposed instruction {n}: {_oneline(text)}"))
 
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         self.usage.count_call()
@@ -336,6 +395,80 @@ class ProgressCapture(BaseCallback):
         elif match := _DEPTH_RE.search(message):
             depth, total = int(match.group(1)), int(match.group(2))
             self.emit(Progress(depth, total, f"refinement round {depth}/{total}"))
+        elif match := _SIMBA_BATCH_RE.search(message):
+            step, total = int(match.group(1)), int(match.group(2))
+            self.emit(Progress(step, total, f"SIMBA step {step}/{total}: sampling trajectories"))
+        elif match := _SIMBA_STRATEGY_RE.search(message):
+            step, strategy = int(match.group(1)), match.group(2).strip("_")
+            self.emit(Progress(step, 0, f"SIMBA step {step}: new candidate by {strategy}"))
+        elif match := _SIMBA_SCORES_RE.search(message):
+            step = int(match.group(1))
+            for i, score in enumerate(_scores(match.group(2)), 1):
+                # Minibatch scores: like MIPROv2's, they do not count for best_score.
+                self.record_trial(score, f"step {step} candidate {i} (minibatch)", counts_for_best=False)
+        elif match := _SIMBA_FINAL_RE.search(message):
+            for i, score in enumerate(_scores(match.group(1)), 1):
+                self.record_trial(score, f"finalist {i} (whole trainset)")
+        elif match := _BT_STEP_RE.search(message):
+            step, total = int(match.group(1)), int(match.group(2))
+            name = _TELEPROMPTERS.get(match.group(3), match.group(3))  # BetterTogether upper-cases it
+            self.emit(Progress(step, total, f"strategy step {step}/{total}: {name}"))
+
+
+class GepaProgress:
+    """GEPA's callback protocol (``gepa.core.callbacks.GEPACallback``: duck-typed, one event dict
+    per call) -> job events. GEPA calls these on the compile thread and swallows ``Exception``
+    from them; cancellation goes through its stop callback and our CancelCallback instead.
+    """
+
+    def __init__(self, capture: ProgressCapture, describe: Callable[[dspy.Module], str]) -> None:
+        self.capture = capture
+        self.describe = describe
+
+    def on_valset_evaluated(self, event: dict[str, Any]) -> None:
+        candidate = event.get("candidate") or {}
+        text = " || ".join(str(v) for v in candidate.values())
+        idx = event.get("candidate_idx")
+        label = "seed" if idx == 0 else f"candidate {idx}"
+        evaluated, total = event.get("num_examples_evaluated"), event.get("total_valset_size")
+        partial = f" ({evaluated}/{total} examples)" if evaluated != total else ""
+        self.capture.record_trial(
+            float(event.get("average_score", 0.0)), f"{label}: {_oneline(text)}{partial}"
+        )
+
+    def on_candidate_selected(self, event: dict[str, Any]) -> None:
+        i = int(event.get("iteration", 0))
+        self.capture.progress(
+            i,
+            0,
+            f"iteration {i}: improving candidate {event.get('candidate_idx')} (score {event.get('score')})",
+        )
+
+    def on_proposal_end(self, event: dict[str, Any]) -> None:
+        i = int(event.get("iteration", 0))
+        for name, text in (event.get("new_instructions") or {}).items():
+            where = "" if name == "self" else f" for {name}"
+            self.capture.progress(i, 0, f"iteration {i}: proposed instruction{where}: {_oneline(text)}")
+
+    def on_candidate_accepted(self, event: dict[str, Any]) -> None:
+        i = int(event.get("iteration", 0))
+        self.capture.progress(
+            i,
+            0,
+            f"iteration {i}: accepted candidate {event.get('new_candidate_idx')} (minibatch sum "
+            f"{event.get('new_score')})",
+        )
+
+    def on_candidate_rejected(self, event: dict[str, Any]) -> None:
+        i = int(event.get("iteration", 0))
+        self.capture.progress(
+            i, 0, f"iteration {i}: rejected (minibatch {event.get('new_score')} vs {event.get('old_score')})"
+        )
+
+    def on_merge_accepted(self, event: dict[str, Any]) -> None:
+        i = int(event.get("iteration", 0))
+        parents = list(event.get("parent_ids") or [])
+        self.capture.progress(i, 0, f"iteration {i}: merged candidates {parents}")
 
 
 class _JobLogHandler(logging.Handler):
@@ -359,6 +492,7 @@ class _JobLogHandler(logging.Handler):
 
 __all__ = [
     "BaselineEvaluated",
+    "GepaProgress",
     "JobEvent",
     "Progress",
     "ProgressCapture",

@@ -73,7 +73,9 @@ def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken)
     cancel.check()
 
     usage = SharedUsageTracker()
-    capture = ProgressCapture(emit, adapter.describe, usage, cancel)
+    capture = ProgressCapture(
+        emit, adapter.describe, usage, cancel, trials_from_evaluate=adapter.trials_from_evaluate
+    )
     job_metric = capture.wrap_metric(metric)
     callbacks = [capture, CancelCallback(cancel)]  # cancel LAST: the capture sees every start first
     try:
@@ -88,6 +90,8 @@ def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken)
                 metric=job_metric,
                 params=params,
                 prompt_lm=prompt_lm,
+                capture=capture,
+                cancel=cancel,
             )
             optimizer = adapter.build(inputs)
             capture.emit(Started(adapter.name, adapter.planned_trials(inputs)))
@@ -96,13 +100,20 @@ def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken)
             cancel.check()
             capture.emit(BaselineEvaluated(baseline, len(evalset)))
 
-            compiled = adapter.compile(optimizer, inputs)
-            cancel.check()  # DSPy may have finished the compile on a swallowed error path
+            with capture.compile_phase():
+                compiled = adapter.compile(optimizer, inputs)
+            cancel.check()  # DSPy may have finished the compile on a swallowed error path (GEPA's stop)
+            if adapter.export is not None:
+                # What the optimizer built does not fit a registry version (per-input demos, a
+                # vote of several programs): register, and so score, what export makes of it.
+                compiled = adapter.export(compiled, inputs)
+                cancel.check()
 
             final = _evaluate(compiled, evalset, job_metric, num_threads)
             cancel.check()
-            if capture.trials == 0:
-                # LabeledFewShot and BootstrapFewShot score no candidates: their one trial is the result.
+            if capture.trials == 0 or adapter.export is not None:
+                # LabeledFewShot and BootstrapFewShot score no candidates: their one trial is the
+                # result. An exported program is a candidate of its own.
                 capture.record_trial(final, adapter.describe(compiled))
     finally:
         capture.close()

@@ -58,6 +58,19 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("MIPROv2", {"minibatch": "yes"}, "params.minibatch", 'must be true or false, got "yes"'),
     ("COPRO", {"breadth": 1}, "params.breadth", "must be an integer in [2, 64], got 1"),
     ("COPRO", {"depth": []}, "params.depth", "got list"),
+    ("GEPA", {"auto": "light", "max_metric_calls": 50}, "params.auto", "either auto or max_metric_calls"),
+    ("GEPA", {"auto": None}, "params.max_metric_calls", "is required when auto is null"),
+    ("GEPA", {"max_metric_calls": 0}, "params.max_metric_calls", "in [1, 1000000], got 0"),
+    ("GEPA", {"candidate_selection_strategy": "best"}, "params.candidate_selection_strategy", "one of pareto"),
+    ("SIMBA", {"num_candidates": 0}, "params.num_candidates", "in [1, 32], got 0"),
+    ("KNNFewShot", {"k": 0}, "params.k", "in [1, 64], got 0"),
+    ("InferRules", {"num_rules": 51}, "params.num_rules", "got 51"),
+    ("BootstrapFewShotWithOptuna", {"max_bootstrapped_demos": 0}, "params.max_bootstrapped_demos", "got 0"),
+    ("Ensemble", {"size": 1}, "params.size", "in [2, 16], got 1"),
+    ("BetterTogether", {"strategy": "p -> w"}, "params.strategy", 'step "w" is a weight optimizer'),
+    ("BetterTogether", {"strategy": "p -> BootstrapFinetune"}, "params.strategy", "fine-tuning"),
+    ("BetterTogether", {"strategy": "p -> zz"}, "params.strategy", 'unknown step "zz"; known: p, bootstrap'),
+    ("BetterTogether", {"strategy": "p ->"}, "params.strategy", "steps separated by"),
 ]
 
 
@@ -99,18 +112,32 @@ def test_mipro_auto_resolution() -> None:
     assert validate_params("MIPROv2", {"auto": None, "num_trials": 5, "num_candidates": 3})["auto"] is None
 
 
-def test_the_five_optimizers_are_registered() -> None:
+def test_the_optimizers_are_registered() -> None:
     assert list(OPTIMIZERS) == [
         "LabeledFewShot",
         "BootstrapFewShot",
         "BootstrapFewShotWithRandomSearch",
         "MIPROv2",
         "COPRO",
+        "GEPA",
+        "SIMBA",
+        "KNNFewShot",
+        "InferRules",
+        "BootstrapFewShotWithOptuna",
+        "Ensemble",
+        "BetterTogether",
     ]
     assert {n for n, a in OPTIMIZERS.items() if a.needs_valset} == {
         "BootstrapFewShotWithRandomSearch",
         "MIPROv2",
+        "GEPA",
+        "InferRules",
+        "BootstrapFewShotWithOptuna",
+        "Ensemble",
+        "BetterTogether",
     }
+    assert not any(a.needs_teacher for a in OPTIMIZERS.values())
+    assert {n for n, a in OPTIMIZERS.items() if a.export} == {"KNNFewShot", "Ensemble"}
 
 
 def _inputs(optimizer: str, params: dict[str, Any], n_train: int = 20, n_val: int = 10) -> CompileInputs:
@@ -173,3 +200,36 @@ def test_construction_captures_the_context_lm() -> None:
     with dspy.context(lm=lm):
         optimizer = OPTIMIZERS["MIPROv2"].build(inputs)
     assert optimizer.task_model is lm and optimizer.prompt_model is lm
+
+
+def test_gepa_auto_resolution() -> None:
+    assert validate_params("GEPA", {})["auto"] == "light"
+    manual = validate_params("GEPA", {"max_metric_calls": 40.0})
+    assert manual["auto"] is None and manual["max_metric_calls"] == 40
+
+
+def test_simba_plan_mirrors_dspy() -> None:
+    simba = OPTIMIZERS["SIMBA"]
+    # bsize capped at the 20 training examples; 4 candidates+1 per step; finalists round(i*3/4), i<5
+    inputs = _inputs("SIMBA", {"bsize": 50, "num_candidates": 4, "max_steps": 3})
+    assert simba.planned_trials(inputs) == 3 * 5 + 4
+    assert simba.planned_trials(_inputs("SIMBA", {"bsize": 2, "num_candidates": 6, "max_steps": 2})) == 2 * 2 + 3
+
+
+def test_feedback_metric_names_the_wrong_field() -> None:
+    from optimizer_svc.optimizers import feedback_metric
+
+    gold = dspy.Example(text="t", label="billing").with_inputs("text")
+    metric = feedback_metric(lambda example, pred, trace=None: float(pred.label == example.label))
+    wrong = metric(gold, dspy.Prediction(label="refund"), None, "self", None)
+    assert wrong.score == 0.0 and "label: expected 'billing', got 'refund'" in wrong.feedback
+    assert metric(gold, dspy.Prediction(label="billing"), None, None, None).score == 1.0
+
+
+def test_hashed_embedding_is_deterministic_and_normalized() -> None:
+    import numpy as np
+
+    from optimizer_svc.optimizers import hashed_bag_of_words
+
+    a = hashed_bag_of_words(["refund my order please", "refund my order please", ""])
+    assert np.allclose(a[0], a[1]) and np.isclose(np.linalg.norm(a[0]), 1.0) and not a[2].any()
