@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,23 @@ def describe_event(event: pb.Event) -> str:
             return f"{p.program} @{p.alias} -> {p.version}"
         case "deployment_created":
             return f"deployment {p.deployment} created for {p.program}"
+        case "experiment_started":
+            e = p.experiment
+            return (
+                f"experiment {e.experiment_id} on {p.deployment}: control {e.control} vs "
+                f"{', '.join(e.treatments)} ({pb.MetricKind.Name(e.metric).lower()}, hash v{e.hash_version})"
+            )
+        case "experiment_concluded":
+            return f"experiment {p.experiment_id} concluded ({p.decision}): {p.winner} serves {p.deployment}"
+        case "experiment_stopped":
+            return f"experiment {p.experiment_id} on {p.deployment} stopped" + (
+                f" ({p.reason})" if p.reason else ""
+            )
+        case "rolled_back":
+            routes = ", ".join(f"{r.version}:{r.weight:g}" for r in p.routes)
+            return f"{p.deployment} rolled back to position {p.to_position}: {routes}" + (
+                f" ({p.reason})" if p.reason else ""
+            )
         case "routes_set":
             routes = ", ".join(f"{r.version}:{r.weight:g}" for r in p.routes)
             return f"routes of {p.deployment}: {routes}" + (f" ({p.reason})" if p.reason else "")
@@ -433,12 +451,176 @@ def cmd_log(args: argparse.Namespace) -> int:
                     console.print(f"{event.position:>6} {event.stream:<32} {describe_event(event)}")
             return 0
         response = opt.read_log(args.from_position, args.limit, args.stream or "")
+    events = [e for e in response.events if _log_filter(args, e)]
     if args.json:
-        for event in response.events:
+        for event in events:
             _print_json(event)
     else:
-        console.print(log_table(response.events))
+        console.print(log_table(events))
     return 0
+
+
+def _log_filter(args: argparse.Namespace, event: pb.Event) -> bool:
+    if args.type and event.type.rsplit(".", 1)[-1] not in args.type.split(","):
+        return False
+    when = event.recorded_at.ToDatetime(tzinfo=UTC)
+    if args.since and when < parse_point(args.since):  # type: ignore[operator]
+        return False
+    return not (args.until and when > parse_point(args.until))  # type: ignore[operator]
+
+
+def parse_point(text: str) -> int | datetime:
+    """A log position ("42") or an ISO time ("2026-11-22T06:00:00Z"; naive means UTC)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit(f"expected a log position or an ISO time, got {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def cmd_outcome(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        response = gw.record_outcome(args.prediction_id, args.value)
+    console.print(
+        f"outcome {args.value:g} recorded for {response.prediction_id} (version {response.version})"
+    )
+    return 0
+
+
+def _print_state(state: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(state)
+        return
+    console.print(
+        f"{state.deployment} ({state.program}) at log position {state.log_position}: "
+        f"routes {_routes_text(state.routes)}; state hash {state.state_hash[:16]}"
+    )
+    if state.HasField("experiment"):
+        e = state.experiment
+        console.print(
+            f"  experiment {e.experiment_id}: control {e.control}, treatments {', '.join(e.treatments)}, "
+            f"weights {', '.join(f'{w:g}' for w in e.weights)}, hash v{e.hash_version}, seed {e.seed!r}"
+        )
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        if args.action == "start":
+            weights = [float(w) for w in args.weights.split(",")] if args.weights else []
+            state = gw.start_experiment(
+                args.deployment,
+                args.control,
+                args.treatment,
+                metric=args.metric,
+                weights=weights,
+                alpha=args.alpha,
+                min_samples_per_arm=args.min_samples,
+                sequential=not args.fixed_horizon,
+                hash_version=args.hash_version,
+                seed=args.seed,
+                coverage=args.coverage,
+                reason=args.reason,
+            )
+            _print_state(state, args.json)
+        elif args.action == "results":
+            results = gw.get_experiment_results(args.deployment)
+            if args.json:
+                _print_json(results)
+            else:
+                console.print(results_table(results))
+                console.print(
+                    f"decision: [bold]{results.decision}[/bold] - {results.reason} "
+                    f"(SRM p = {results.srm_p_value:.3g})"
+                )
+        elif args.action == "conclude":
+            _print_state(
+                gw.conclude_experiment(
+                    args.deployment, promote_winner=not args.keep_control, reason=args.reason
+                ),
+                args.json,
+            )
+        else:
+            _print_state(gw.stop_experiment(args.deployment, args.reason), args.json)
+    return 0
+
+
+def results_table(results: Any) -> Table:
+    e = results.experiment
+    table = Table(
+        title=f"experiment {e.experiment_id} on {results.deployment} "
+        f"({pb.MetricKind.Name(e.metric).lower()}, alpha {e.alpha:g})"
+    )
+    for column in (
+        "version",
+        "arm",
+        "assigned",
+        "outcomes",
+        "mean",
+        "95% CI",
+        "lift",
+        "lift CI",
+        "p",
+        "always-valid p",
+    ):
+        table.add_column(column)
+    for arm in results.arms:
+        control = arm.control
+        table.add_row(
+            arm.version,
+            "control" if control else "treatment",
+            str(arm.assigned),
+            str(arm.n),
+            f"{arm.mean:.3f}",
+            f"[{arm.ci_low:.3f}, {arm.ci_high:.3f}]",
+            "-" if control else f"{arm.lift:+.3f}",
+            "-" if control else f"[{arm.lift_ci_low:+.3f}, {arm.lift_ci_high:+.3f}]",
+            "-" if control else f"{arm.p_value:.3g}",
+            "-" if control else f"{arm.sequential_p_value:.3g}",
+        )
+    return table
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        state = gw.rollback(args.deployment, parse_point(args.to), reason=args.reason)
+    console.print(
+        f"rolled back {state.deployment} to {args.to}: routes now {_routes_text(state.routes)} "
+        f"(log position {state.log_position})"
+    )
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        state = gw.get_deployment_state(
+            args.deployment, as_of=parse_point(args.as_of) if args.as_of else None
+        )
+    _print_state(state, args.json)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        e = gw.explain_prediction(args.prediction_id, args.key)
+    if args.json:
+        _print_json(e)
+        return 0 if e.reproduced else 1
+    verdict = "[green]reproduced[/green]" if e.reproduced else "[red]NOT reproduced[/red]"
+    console.print(
+        f"prediction {e.prediction_id} on {e.deployment}: recorded {e.recorded_version} "
+        f"(bucket {e.recorded_bucket}), recomputed {e.recomputed_version} (bucket {e.recomputed_bucket}): "
+        f"{verdict}"
+    )
+    console.print(f"  state at log position {e.log_position}: routes {_routes_text(e.routes)}")
+    console.print(f"  {e.reason}")
+    if args.key:
+        console.print(
+            f"  routing key {args.key!r} {'matches' if e.routing_key_matches else 'does NOT match'} "
+            "the recorded hash"
+        )
+    return 0 if e.reproduced else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -564,9 +746,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_position", type=int, default=0, help="start after this position")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--stream", default="", help="stream prefix, e.g. program- or job-")
+    p.add_argument("--type", default="", help="event types, comma-separated, e.g. RoutesSet,RolledBack")
+    p.add_argument("--since", default="", help="ISO time: only events recorded at or after it")
+    p.add_argument("--until", default="", help="ISO time: only events recorded at or before it")
     p.add_argument("--follow", "-f", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("outcome", help="record the outcome of a prediction (once)")
+    p.add_argument("prediction_id")
+    p.add_argument("value", type=float, help="1/0 for binary metrics, a score for continuous ones")
+    p.set_defaults(func=cmd_outcome)
+
+    p = sub.add_parser("experiment", help="start an A/B experiment, read its results, conclude or stop it")
+    p.add_argument("action", choices=["start", "results", "conclude", "stop"])
+    p.add_argument("deployment")
+    p.add_argument("--control", default="")
+    p.add_argument("--treatment", action="append", default=[])
+    p.add_argument("--weights", default="", help="comma-separated, control first (default: equal)")
+    p.add_argument("--metric", default="binary", choices=["binary", "continuous"])
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--min-samples", type=int, default=100)
+    p.add_argument("--fixed-horizon", action="store_true", help="decide on the fixed-horizon p-value")
+    p.add_argument("--hash-version", type=int, default=2)
+    p.add_argument("--seed", default="")
+    p.add_argument("--coverage", type=float, default=1.0)
+    p.add_argument("--keep-control", action="store_true", help="conclude: route everything to the control")
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser(
+        "rollback", help="restore a deployment's routes and experiment as of a position or time"
+    )
+    p.add_argument("deployment")
+    p.add_argument("--to", required=True, help="log position or ISO time")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("state", help="a deployment's state now, or as of a position or time")
+    p.add_argument("deployment")
+    p.add_argument("--as-of", default="", help="log position or ISO time")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_state)
+
+    p = sub.add_parser("explain", help="what served a prediction, and why (recomputed from the log)")
+    p.add_argument("prediction_id")
+    p.add_argument("--key", default="", help="also check this routing key against the recorded hash")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("demo", help="run the whole loop on a fresh log with the offline LM")
     p.add_argument("--workdir", default="", help="keep the log and artifacts here (default: a temp dir)")

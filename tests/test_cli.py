@@ -111,3 +111,48 @@ def test_the_loop_through_the_cli(
     assert code == 0 and "registered tickets 1.0.0" in out and "routes of web" in out
     code, out = cli(capsys, addresses, "log", "verify")
     assert code == 0 and "hash chain intact" in out
+
+
+def test_experiment_rollback_state_and_explain_through_the_cli(
+    capsys: pytest.CaptureFixture[str], addresses: list[str]
+) -> None:
+    code, out = cli(
+        capsys,
+        addresses,
+        "experiment",
+        "start",
+        "web",
+        "--control",
+        "1.0.0",
+        "--treatment",
+        "1.1.0",
+        "--min-samples",
+        "5",
+        "--json",
+    )
+    assert code == 0
+    started = json.loads(out)
+    assert started["experiment"]["control"] == "1.0.0"
+    predictions = []
+    for i in range(12):
+        code, out = cli(
+            capsys, addresses, "predict", "web", "text=I want a refund", "--key", f"u{i}", "--json"
+        )
+        predictions.append(json.loads(out))
+        assert cli(capsys, addresses, "outcome", predictions[-1]["prediction_id"], str(i % 2))[0] == 0
+    code, out = cli(capsys, addresses, "experiment", "results", "web")
+    assert code == 0 and "always-valid p" in out and "decision:" in out
+    code, out = cli(capsys, addresses, "explain", predictions[3]["prediction_id"], "--key", "u3")
+    assert code == 0 and "reproduced" in out and "matches the recorded hash" in out
+    code, out = cli(capsys, addresses, "state", "web", "--as-of", started["log_position"])
+    assert code == 0 and "experiment" in out
+    code, out = cli(capsys, addresses, "experiment", "conclude", "web", "--keep-control")
+    assert code == 0 and "1.0.0=1" in out
+    code, out = cli(capsys, addresses, "rollback", "web", "--to", str(int(started["log_position"]) - 1))
+    assert code == 0 and "rolled back web" in out
+    code, out = cli(capsys, addresses, "log", "--type", "ExperimentStarted,RolledBack")
+    assert (
+        code == 0 and "experiment" in out and "rolled back to position" in out and "routes of web" not in out
+    )
+    with pytest.raises(SystemExit, match="expected a log position or an ISO time"):
+        cli(capsys, addresses, "rollback", "web", "--to", "not-a-time")
