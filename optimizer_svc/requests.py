@@ -22,6 +22,7 @@ from dspyops.programs import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.optimizers import InvalidOptimizerParams, validate_params
+from optimizer_svc.presets import resolve as resolve_preset
 
 MAX_EXAMPLES = 5000  # per set; the gRPC message limit bounds the bytes (README: limits)
 MAX_FIELD_CHARS = 20_000
@@ -126,12 +127,14 @@ def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
     spec = spec_from_proto(request.spec)
     lm = lm_from_proto(request.lm)
     prompt_lm = lm_from_proto(request.prompt_lm, "prompt_lm") if request.HasField("prompt_lm") else None
-    if not request.optimizer:
-        raise InvalidArgument("optimizer", "is required")
+    optimizer = request.optimizer
+    raw_params = MessageToDict(request.params) if request.HasField("params") else {}
+    if not request.preset and not optimizer:
+        raise InvalidArgument("optimizer", "is required (or name a preset)")
     try:
-        params = validate_params(
-            request.optimizer, MessageToDict(request.params) if request.HasField("params") else {}
-        )
+        if request.preset:
+            optimizer, raw_params = resolve_preset(request.preset, optimizer, raw_params)
+        params = validate_params(optimizer, raw_params)
     except InvalidOptimizerParams as exc:
         raise InvalidArgument(exc.field, exc.problem) from None
     metric = request.metric or "exact_match"
@@ -149,7 +152,7 @@ def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
         spec=spec,
         lm=lm,
         prompt_lm=prompt_lm,
-        optimizer=request.optimizer,
+        optimizer=optimizer,
         params=params,
         metric=metric,
         trainset=trainset,

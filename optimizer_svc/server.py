@@ -92,6 +92,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
             )
         return opb.ListJobsResponse(jobs=jobs)
 
+    @rpc.unary
+    async def ListOptimizers(
+        self, request: opb.ListOptimizersRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ListOptimizersResponse:
+        from optimizer_svc.presets import catalog
+
+        return catalog()
+
     # ------------------------------------------------------------------ registry
 
     @rpc.unary

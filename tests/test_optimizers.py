@@ -61,7 +61,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("GEPA", {"auto": "light", "max_metric_calls": 50}, "params.auto", "either auto or max_metric_calls"),
     ("GEPA", {"auto": None}, "params.max_metric_calls", "is required when auto is null"),
     ("GEPA", {"max_metric_calls": 0}, "params.max_metric_calls", "in [1, 1000000], got 0"),
-    ("GEPA", {"candidate_selection_strategy": "best"}, "params.candidate_selection_strategy", "one of pareto"),
+    (
+        "GEPA",
+        {"candidate_selection_strategy": "best"},
+        "params.candidate_selection_strategy",
+        "one of pareto",
+    ),
     ("SIMBA", {"num_candidates": 0}, "params.num_candidates", "in [1, 32], got 0"),
     ("KNNFewShot", {"k": 0}, "params.k", "in [1, 64], got 0"),
     ("InferRules", {"num_rules": 51}, "params.num_rules", "got 51"),
@@ -213,7 +218,8 @@ def test_simba_plan_mirrors_dspy() -> None:
     # bsize capped at the 20 training examples; 4 candidates+1 per step; finalists round(i*3/4), i<5
     inputs = _inputs("SIMBA", {"bsize": 50, "num_candidates": 4, "max_steps": 3})
     assert simba.planned_trials(inputs) == 3 * 5 + 4
-    assert simba.planned_trials(_inputs("SIMBA", {"bsize": 2, "num_candidates": 6, "max_steps": 2})) == 2 * 2 + 3
+    small = _inputs("SIMBA", {"bsize": 2, "num_candidates": 6, "max_steps": 2})
+    assert simba.planned_trials(small) == 2 * 2 + 3
 
 
 def test_feedback_metric_names_the_wrong_field() -> None:

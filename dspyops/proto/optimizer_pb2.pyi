@@ -30,7 +30,7 @@ CANCELLED: JobState
 INTERRUPTED: JobState
 
 class StartOptimizationRequest(_message.Message):
-    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm")
+    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     LM_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class StartOptimizationRequest(_message.Message):
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     AUTO_PROMOTE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_LM_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
     program: str
     spec: _events_pb2.ProgramSpec
     lm: _events_pb2.LMConfig
@@ -53,7 +54,8 @@ class StartOptimizationRequest(_message.Message):
     min_score: float
     auto_promote: bool
     prompt_lm: _events_pb2.LMConfig
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ...) -> None: ...
+    preset: str
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class OptimizationEvent(_message.Message):
     __slots__ = ("job_id", "sequence", "at", "accepted", "started", "baseline", "progress", "trial", "completed", "failed", "cancelled", "interrupted")
@@ -144,6 +146,72 @@ class ListJobsResponse(_message.Message):
     JOBS_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class ListOptimizersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class OptimizerParam(_message.Message):
+    __slots__ = ("name", "type", "default", "minimum", "maximum", "choices", "nullable", "doc", "allowed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    NULLABLE_FIELD_NUMBER: _ClassVar[int]
+    DOC_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    default: _struct_pb2.Value
+    minimum: float
+    maximum: float
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    nullable: bool
+    doc: str
+    allowed: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., default: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., choices: _Optional[_Iterable[str]] = ..., nullable: _Optional[bool] = ..., doc: _Optional[str] = ..., allowed: _Optional[str] = ...) -> None: ...
+
+class OptimizerInfo(_message.Message):
+    __slots__ = ("name", "doc", "params", "needs_valset", "needs_teacher", "uses_prompt_lm", "prompt_lm_role", "rules")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DOC_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_VALSET_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_TEACHER_FIELD_NUMBER: _ClassVar[int]
+    USES_PROMPT_LM_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_LM_ROLE_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    doc: str
+    params: _containers.RepeatedCompositeFieldContainer[OptimizerParam]
+    needs_valset: bool
+    needs_teacher: bool
+    uses_prompt_lm: bool
+    prompt_lm_role: str
+    rules: str
+    def __init__(self, name: _Optional[str] = ..., doc: _Optional[str] = ..., params: _Optional[_Iterable[_Union[OptimizerParam, _Mapping]]] = ..., needs_valset: _Optional[bool] = ..., needs_teacher: _Optional[bool] = ..., uses_prompt_lm: _Optional[bool] = ..., prompt_lm_role: _Optional[str] = ..., rules: _Optional[str] = ...) -> None: ...
+
+class OptimizerPreset(_message.Message):
+    __slots__ = ("name", "optimizer", "params", "doc")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    DOC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    optimizer: str
+    params: _struct_pb2.Struct
+    doc: str
+    def __init__(self, name: _Optional[str] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., doc: _Optional[str] = ...) -> None: ...
+
+class ListOptimizersResponse(_message.Message):
+    __slots__ = ("optimizers", "presets")
+    OPTIMIZERS_FIELD_NUMBER: _ClassVar[int]
+    PRESETS_FIELD_NUMBER: _ClassVar[int]
+    optimizers: _containers.RepeatedCompositeFieldContainer[OptimizerInfo]
+    presets: _containers.RepeatedCompositeFieldContainer[OptimizerPreset]
+    def __init__(self, optimizers: _Optional[_Iterable[_Union[OptimizerInfo, _Mapping]]] = ..., presets: _Optional[_Iterable[_Union[OptimizerPreset, _Mapping]]] = ...) -> None: ...
 
 class ProgramVersion(_message.Message):
     __slots__ = ("program", "version", "status", "spec", "lm", "artifact_digest", "lineage", "aliases", "registered_position", "registered_at")

@@ -60,6 +60,11 @@ class OptimizerStub:
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListOptimizers = channel.unary_unary(
+                '/dspyops.v1.Optimizer/ListOptimizers',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersResponse.FromString,
+                _registered_method=True)
         self.ListPrograms = channel.unary_unary(
                 '/dspyops.v1.Optimizer/ListPrograms',
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListProgramsRequest.SerializeToString,
@@ -155,6 +160,13 @@ class OptimizerServicer:
 
     def ListJobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOptimizers(self, request, context):
+        """The optimizers a job can run, each with its parameter schema, and the named presets.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -260,6 +272,11 @@ def add_OptimizerServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListJobsRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'ListOptimizers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOptimizers,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersResponse.SerializeToString,
             ),
             'ListPrograms': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPrograms,
@@ -457,6 +474,33 @@ class Optimizer:
             '/dspyops.v1.Optimizer/ListJobs',
             dspyops_dot_v1_dot_optimizer__pb2.ListJobsRequest.SerializeToString,
             dspyops_dot_v1_dot_optimizer__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOptimizers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/ListOptimizers',
+            dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersResponse.FromString,
             options,
             channel_credentials,
             insecure,
