@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -25,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.rule import Rule
 from rich.table import Table
 
-from dspyops.cli import console, log_table, read_rows, render_job_events, split_rows
+from dspyops.cli import console, log_table, read_rows, render_job_events, results_table, split_rows
 from dspyops.client import GatewayClient, OptimizerClient
 
 PROGRAM = "ticket-router"
@@ -98,7 +99,7 @@ class ServiceProcess:
 
 
 @contextlib.contextmanager
-def services(workdir: Path) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+def services(workdir: Path) -> Iterator[tuple[ServiceProcess, ServiceProcess, ServiceProcess]]:
     env = dict(os.environ)
     env.setdefault("DSPY_CACHEDIR", str(workdir / "dspy_cache"))
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -112,7 +113,9 @@ def services(workdir: Path) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
         started.append(optimizer)
         gateway = ServiceProcess("gateway", ["gateway", "--log", log], workdir, env)
         started.append(gateway)
-        yield optimizer, gateway
+        second = ServiceProcess("gateway-2", ["gateway", "--log", log], workdir, env)
+        started.append(second)
+        yield optimizer, gateway, second
     finally:
         for service in reversed(started):
             service.stop()
@@ -135,6 +138,73 @@ def _optimize(opt: OptimizerClient, optimizer: str, params: dict, trainset: list
     return last.completed
 
 
+def _wait_applied(gateway: GatewayClient, position: int, timeout: float = 5.0) -> float:
+    """Milliseconds until this gateway serves from log position >= position."""
+    started = time.perf_counter()
+    while gateway.get_deployment_state(DEPLOYMENT).log_position < position:
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError(f"gateway did not reach log position {position} within {timeout} s")
+        time.sleep(0.001)
+    return (time.perf_counter() - started) * 1000
+
+
+def experiment_and_rollback(
+    opt: OptimizerClient, gateways: list[GatewayClient], valset: list[dict], better: str, worse: str
+) -> bool:
+    """A/B test worse (control) vs better (treatment) on live traffic through two gateways,
+    with outcomes scored against the labels; conclude; explain; roll back to before it."""
+    console.print(Rule("A/B experiment on live traffic (two gateway processes)"))
+    before = datetime.now(UTC)
+    time.sleep(0.01)
+    gw = gateways[0]
+    state = gw.start_experiment(
+        DEPLOYMENT,
+        worse,
+        [better],
+        metric="binary",
+        min_samples_per_arm=50,
+        sequential=True,
+        reason="does the MIPROv2 version win on live traffic?",
+    )
+    for other in gateways[1:]:
+        _wait_applied(other, state.log_position)
+    predictions = []
+    results = None
+    for batch in range(20):
+        for i in range(batch * 50, (batch + 1) * 50):
+            row = valset[i % len(valset)]
+            serving = gateways[i % len(gateways)]
+            response = serving.predict(DEPLOYMENT, {"text": row["text"]}, routing_key=f"visitor-{i}")
+            correct = response.outputs["label"].strip().lower() == row["label"].lower()
+            serving.record_outcome(response.prediction_id, float(correct))
+            predictions.append((f"visitor-{i}", response))
+        results = gw.get_experiment_results(DEPLOYMENT)
+        if results.decision != "keep_running":
+            break
+    assert results is not None
+    console.print(results_table(results))
+    console.print(
+        f"decision after {len(predictions)} predictions: [bold]{results.decision}[/bold] - {results.reason}"
+    )
+    if results.decision != "treatment_better":
+        console.print("[red]the experiment did not find the better version[/red]")
+        return False
+    sample = predictions[:: max(1, len(predictions) // 25)]
+    reproduced = sum(gw.explain_prediction(r.prediction_id, routing_key=key).reproduced for key, r in sample)
+    console.print(f"explain: {reproduced} of {len(sample)} sampled decisions recomputed from the log exactly")
+    concluded = gw.conclude_experiment(DEPLOYMENT, promote_winner=True, reason="treatment wins")
+    console.print(f"concluded: {concluded.deployment} now routes {concluded.routes[0].version} 100%")
+    rolled = gw.rollback(DEPLOYMENT, before, reason="roll back to before the experiment")
+    waits = [_wait_applied(g, rolled.log_position) for g in gateways]
+    console.print(
+        f"rolled back to {before.isoformat(timespec='milliseconds')}: routes "
+        + ", ".join(f"{r.version} {r.weight:.0%}" for r in rolled.routes)
+        + "; visible on both gateways after "
+        + " and ".join(f"{w:.1f} ms" for w in waits)
+    )
+    return reproduced == len(sample)
+
+
 def run_demo(workdir: Path | None = None) -> int:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -147,10 +217,14 @@ def run_demo(workdir: Path | None = None) -> int:
             f"[bold]dspyops demo[/bold]: log {workdir / 'dspyops.db'}, offline LM, "
             f"{len(rows)} support tickets -> {SIGNATURE!r}"
         )
-        optimizer_svc, gateway_svc = stack.enter_context(services(workdir))
-        console.print(f"optimizer_svc on {optimizer_svc.address}, gateway_svc on {gateway_svc.address}")
+        optimizer_svc, gateway_svc, second_svc = stack.enter_context(services(workdir))
+        console.print(
+            f"optimizer_svc on {optimizer_svc.address}, gateway_svc on {gateway_svc.address} "
+            f"and {second_svc.address}"
+        )
         opt = stack.enter_context(OptimizerClient(optimizer_svc.address))
         gw = stack.enter_context(GatewayClient(gateway_svc.address))
+        gw2 = stack.enter_context(GatewayClient(second_svc.address))
 
         runs = [
             ("BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 8}),
@@ -226,6 +300,9 @@ def run_demo(workdir: Path | None = None) -> int:
                 f"{correct[version] / count:.0%} correct"
             )
         console.print(f"  user-0 asked again: served by {again.version} again (sticky)")
+
+        if not experiment_and_rollback(opt, [gw, gw2], valset, best.version, other.version):
+            return 1
 
         console.print(Rule("audit log"))
         response = opt.read_log(0, 1000, "")
