@@ -133,6 +133,56 @@ class ExperimentState:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryState:
+    canary_id: str
+    baseline: str
+    candidate: str
+    steps: tuple[float, ...]  # percents
+    min_samples_per_step: int
+    metric: str
+    alpha: float
+    step: int = 0
+    step_started_position: int = 0
+
+    @property
+    def percent(self) -> float:
+        return self.steps[self.step]
+
+    @property
+    def step_key(self) -> str:
+        """Predictions made during a step are recorded under this key, so each step is
+        judged on its own traffic."""
+        return f"{self.canary_id}/{self.step}"
+
+    @classmethod
+    def from_proto(cls, msg: pb.Canary, position: int) -> CanaryState:
+        return cls(
+            canary_id=msg.canary_id,
+            baseline=msg.baseline,
+            candidate=msg.candidate,
+            steps=tuple(msg.steps),
+            min_samples_per_step=msg.min_samples_per_step,
+            metric=METRIC_KINDS.get(msg.metric, "binary"),
+            alpha=msg.alpha,
+            step=msg.step,
+            step_started_position=position,
+        )
+
+    def to_proto(self) -> pb.Canary:
+        kinds = {v: k for k, v in METRIC_KINDS.items()}
+        return pb.Canary(
+            canary_id=self.canary_id,
+            baseline=self.baseline,
+            candidate=self.candidate,
+            steps=list(self.steps),
+            min_samples_per_step=self.min_samples_per_step,
+            metric=kinds[self.metric],
+            alpha=self.alpha,
+            step=self.step,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentState:
     name: str
     program: str
@@ -141,6 +191,7 @@ class DeploymentState:
     created_position: int = 0
     changed_position: int = 0
     experiment: ExperimentState | None = None
+    canary: CanaryState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +348,28 @@ def _rolled_back(state: State, event: StoredEvent, msg: pb.RolledBack) -> State:
     experiment = (
         ExperimentState.from_proto(msg.experiment, event.position) if msg.HasField("experiment") else None
     )
-    return _deployment_update(state, event, msg.deployment, routes=_routes(msg.routes), experiment=experiment)
+    canary = CanaryState.from_proto(msg.canary, event.position) if msg.HasField("canary") else None
+    return _deployment_update(
+        state, event, msg.deployment, routes=_routes(msg.routes), experiment=experiment, canary=canary
+    )
+
+
+def _canary_started(state: State, event: StoredEvent, msg: pb.CanaryStarted) -> State:
+    return _deployment_update(
+        state, event, msg.deployment, canary=CanaryState.from_proto(msg.canary, event.position)
+    )
+
+
+def _canary_advanced(state: State, event: StoredEvent, msg: pb.CanaryAdvanced) -> State:
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None or deployment.canary is None or deployment.canary.canary_id != msg.canary_id:
+        return state
+    canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
+    return _deployment_update(state, event, msg.deployment, canary=canary)
+
+
+def _canary_ended(state: State, event: StoredEvent, msg: pb.CanaryEnded) -> State:
+    return _deployment_update(state, event, msg.deployment, canary=None, routes=_routes(msg.routes))
 
 
 def _job_id(event: StoredEvent) -> str:
@@ -364,6 +436,9 @@ _HANDLERS: dict[str, Any] = {
     "ExperimentConcluded": _experiment_concluded,
     "ExperimentStopped": _experiment_stopped,
     "RolledBack": _rolled_back,
+    "CanaryStarted": _canary_started,
+    "CanaryAdvanced": _canary_advanced,
+    "CanaryEnded": _canary_ended,
     "JobAccepted": _job_accepted,
     "BaselineEvaluated": _baseline,
     "TrialCompleted": _trial,

@@ -171,6 +171,8 @@ class Experiments:
         )
         if then.experiment is not None:
             event.experiment.CopyFrom(then.experiment.to_proto())
+        if then.canary is not None:
+            event.canary.CopyFrom(then.canary.to_proto())
         expected = request.expected_version if request.HasField("expected_version") else None
         return self._append(deployment, [event], expected)
 

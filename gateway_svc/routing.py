@@ -25,14 +25,19 @@ class Decision:
     reason: str
 
 
+def _seed(deployment: DeploymentState) -> tuple[str, int]:
+    if deployment.experiment is not None:
+        return deployment.experiment.seed, deployment.experiment.hash_version
+    if deployment.canary is not None:  # one seed for the whole canary: a user in the candidate stays there
+        return deployment.canary.canary_id, ROUTES_HASH_VERSION
+    return deployment.name, ROUTES_HASH_VERSION
+
+
 def hash_value(deployment: DeploymentState, routing_key: str, rng: random.Random | None = None) -> float:
     """The number in [0, 1) that places this request; a random draw without a routing key."""
     if not routing_key:
         return (rng or random).random()
-    experiment = deployment.experiment
-    seed, version = (
-        (experiment.seed, experiment.hash_version) if experiment else (deployment.name, ROUTES_HASH_VERSION)
-    )
+    seed, version = _seed(deployment)
     value = gb_hash(seed, routing_key, version)
     assert value is not None  # hash versions are validated when experiments start
     return value
@@ -63,6 +68,22 @@ def decide_from_hash(deployment: DeploymentState, n: float) -> Decision:
             experiment.seed,
             f"hash {n:.4f} is outside experiment {experiment.experiment_id}'s coverage "
             f"{experiment.coverage:g}: control serves, not counted in the experiment",
+        )
+    canary = deployment.canary
+    if canary is not None:
+        share = canary.percent / 100
+        # the candidate takes the bottom of the hash range, so raising its share only moves
+        # users from the baseline to the candidate, never back
+        index = 1 if n < share else 0
+        return Decision(
+            canary.candidate if index else canary.baseline,
+            index,
+            canary.step_key,
+            n,
+            ROUTES_HASH_VERSION,
+            canary.canary_id,
+            f"canary {canary.canary_id} step {canary.step} ({canary.percent:g}% candidate): hash {n:.4f} "
+            f"{'<' if index else '>='} {share:g} -> {'candidate' if index else 'baseline'}",
         )
     primary = [r for r in deployment.routes if r.role == "primary"]
     if not primary:

@@ -24,6 +24,7 @@ from dspyops.logs import configure
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.state import DeploymentState, State, state_hash
+from gateway_svc.canary import Canaries
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.history import History
 from gateway_svc.loader import ProgramCache
@@ -48,6 +49,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self.store = store  # None when tailing a remote optimizer: no history, no writes
         self.history = History(store) if store else None
         self.experiments = Experiments(store, self.history, records) if store and self.history else None
+        self.canaries = Canaries(store, records) if store else None
         self.programs = ProgramCache()
         self._hash_cache: tuple[int, str] = (-1, "")
 
@@ -180,6 +182,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         )
         if deployment.experiment is not None:
             view.experiment.CopyFrom(deployment.experiment.to_proto())
+        if deployment.canary is not None:
+            view.canary.CopyFrom(deployment.canary.to_proto())
         return view
 
     @rpc.unary
@@ -239,6 +243,57 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         return self._state_view(state, deployment_of(state, request.deployment))
 
     @rpc.unary
+    async def StartCanary(
+        self, request: gpb.StartCanaryRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        self._need_log("deployment")
+        assert self.canaries is not None
+        result = await asyncio.to_thread(self.canaries.start, self.replica.state, request)
+        state = await self._applied(result.last_position)
+        return self._state_view(state, deployment_of(state, request.deployment))
+
+    @rpc.unary
+    async def EvaluateCanary(
+        self, request: gpb.EvaluateCanaryRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.CanaryStatus:
+        self._need_log("deployment")
+        return await self.evaluate_canary(request.deployment)
+
+    async def evaluate_canary(self, name: str) -> gpb.CanaryStatus:
+        assert self.canaries is not None
+        decision = await asyncio.to_thread(self.canaries.evaluate, self.replica.state, name)
+        state = (
+            await self._applied(decision.appended.last_position) if decision.appended else self.replica.state
+        )
+        status = gpb.CanaryStatus(
+            deployment=name,
+            action=decision.action,
+            reason=decision.reason,
+            state=self._state_view(state, deployment_of(state, name)),
+        )
+        if decision.canary is not None:
+            status.canary.CopyFrom(decision.canary.to_proto())
+        if decision.check is not None:
+            status.check.CopyFrom(decision.check)
+        if decision.appended:
+            structlog.get_logger().info(
+                "canary_decision", deployment=name, action=decision.action, reason=decision.reason
+            )
+        return status
+
+    async def canary_loop(self, interval: float) -> None:
+        """Every gateway checks running canaries; the log settles who decides (expected_version)."""
+        while True:
+            await asyncio.sleep(interval)
+            for name, deployment in list(self.replica.state.deployments.items()):
+                if deployment.canary is None:
+                    continue
+                try:
+                    await self.evaluate_canary(name)
+                except Exception:  # a failed check must not stop the loop: the next tick retries
+                    structlog.get_logger().exception("canary_check_failed", deployment=name)
+
+    @rpc.unary
     async def Rollback(
         self, request: gpb.RollbackRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
@@ -293,6 +348,7 @@ class GatewayConfig:
     log: str = ""  # SQLite log path (same machine) ...
     optimizer: str = ""  # ... or the optimizer's address, to tail its SubscribeLog
     predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
+    canary_interval: float = 1.0  # seconds between canary checks; 0 disables the loop
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
@@ -312,12 +368,15 @@ class RunningGateway:
         self.replica = replica
         self.records = records
         self.store = store
+        self.tasks: list[asyncio.Task[None]] = []
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def stop(self, grace: float = 5.0) -> None:
+        for task in self.tasks:
+            task.cancel()
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
         self.records.close()
@@ -346,7 +405,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
     records = PredictionStore(predictions)
     replica = Replica(source)
     server, health = rpc.make_server([SERVICE])
-    gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayService(replica, records, store), server)
+    service = GatewayService(replica, records, store)
+    gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port)
     await server.start()
     await rpc.set_serving(health, [SERVICE], serving=False)
@@ -356,7 +416,12 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    return RunningGateway(server, port, replica, records, store)
+    running = RunningGateway(server, port, replica, records, store)
+    if store is not None and config.canary_interval > 0:
+        running.tasks.append(
+            asyncio.create_task(service.canary_loop(config.canary_interval), name="canary-loop")
+        )
+    return running
 
 
 async def serve(config: GatewayConfig) -> None:

@@ -20,12 +20,12 @@ from dspyops.artifacts import ArtifactStore
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore, open_store
 from dspyops.events import to_proto
+from dspyops.ledger import Ledger
 from dspyops.logs import configure
 from dspyops.names import check_name
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from optimizer_svc.jobs import JobManager
-from dspyops.ledger import Ledger
 from optimizer_svc.registry import Registry, RouteInput
 from optimizer_svc.requests import validate_start
 from optimizer_svc.views import deployment_view, program_view, version_view

@@ -368,21 +368,101 @@ class ExperimentStopped(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RolledBack(_message.Message):
-    __slots__ = ("deployment", "to_position", "routes", "experiment", "reason")
+    __slots__ = ("deployment", "to_position", "routes", "experiment", "reason", "canary")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     TO_POSITION_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     to_position: int
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     experiment: Experiment
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    canary: Canary
+    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
+
+class Canary(_message.Message):
+    __slots__ = ("canary_id", "baseline", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "step")
+    CANARY_ID_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLES_PER_STEP_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    canary_id: str
+    baseline: str
+    candidate: str
+    steps: _containers.RepeatedScalarFieldContainer[float]
+    min_samples_per_step: int
+    metric: MetricKind
+    alpha: float
+    step: int
+    def __init__(self, canary_id: _Optional[str] = ..., baseline: _Optional[str] = ..., candidate: _Optional[str] = ..., steps: _Optional[_Iterable[float]] = ..., min_samples_per_step: _Optional[int] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., step: _Optional[int] = ...) -> None: ...
+
+class GuardrailCheck(_message.Message):
+    __slots__ = ("candidate_n", "candidate_mean", "baseline_n", "baseline_mean", "p_value", "worse")
+    CANDIDATE_N_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_N_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_MEAN_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    WORSE_FIELD_NUMBER: _ClassVar[int]
+    candidate_n: int
+    candidate_mean: float
+    baseline_n: int
+    baseline_mean: float
+    p_value: float
+    worse: bool
+    def __init__(self, candidate_n: _Optional[int] = ..., candidate_mean: _Optional[float] = ..., baseline_n: _Optional[int] = ..., baseline_mean: _Optional[float] = ..., p_value: _Optional[float] = ..., worse: _Optional[bool] = ...) -> None: ...
+
+class CanaryStarted(_message.Message):
+    __slots__ = ("deployment", "canary", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    canary: Canary
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CanaryAdvanced(_message.Message):
+    __slots__ = ("deployment", "canary_id", "step", "percent", "check", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CANARY_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    canary_id: str
+    step: int
+    percent: float
+    check: GuardrailCheck
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., canary_id: _Optional[str] = ..., step: _Optional[int] = ..., percent: _Optional[float] = ..., check: _Optional[_Union[GuardrailCheck, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CanaryEnded(_message.Message):
+    __slots__ = ("deployment", "canary_id", "promoted", "routes", "check", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    CANARY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    canary_id: str
+    promoted: bool
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    check: GuardrailCheck
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., canary_id: _Optional[str] = ..., promoted: _Optional[bool] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., check: _Optional[_Union[GuardrailCheck, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "version_registered", "version_status_changed", "alias_set", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "version_registered", "version_status_changed", "alias_set", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -401,6 +481,9 @@ class EventPayload(_message.Message):
     EXPERIMENT_CONCLUDED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_STOPPED_FIELD_NUMBER: _ClassVar[int]
     ROLLED_BACK_FIELD_NUMBER: _ClassVar[int]
+    CANARY_STARTED_FIELD_NUMBER: _ClassVar[int]
+    CANARY_ADVANCED_FIELD_NUMBER: _ClassVar[int]
+    CANARY_ENDED_FIELD_NUMBER: _ClassVar[int]
     job_accepted: JobAccepted
     job_started: JobStarted
     baseline_evaluated: BaselineEvaluated
@@ -419,7 +502,10 @@ class EventPayload(_message.Message):
     experiment_concluded: ExperimentConcluded
     experiment_stopped: ExperimentStopped
     rolled_back: RolledBack
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ...) -> None: ...
+    canary_started: CanaryStarted
+    canary_advanced: CanaryAdvanced
+    canary_ended: CanaryEnded
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload")

@@ -74,6 +74,16 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.StopExperimentRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
                 _registered_method=True)
+        self.StartCanary = channel.unary_unary(
+                '/dspyops.v1.Gateway/StartCanary',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.StartCanaryRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+                _registered_method=True)
+        self.EvaluateCanary = channel.unary_unary(
+                '/dspyops.v1.Gateway/EvaluateCanary',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.EvaluateCanaryRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.CanaryStatus.FromString,
+                _registered_method=True)
         self.Rollback = channel.unary_unary(
                 '/dspyops.v1.Gateway/Rollback',
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.RollbackRequest.SerializeToString,
@@ -140,6 +150,21 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartCanary(self, request, context):
+        """Starts a gradual rollout of a candidate version; gateways advance or roll it back by
+        its guardrail as outcomes arrive.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateCanary(self, request, context):
+        """Runs the canary's guardrail check now (gateways also run it on their own, periodically).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Rollback(self, request, context):
         """Appends an event restoring routes and experiment as they were at a position or time.
         """
@@ -196,6 +221,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.StopExperiment,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.StopExperimentRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.SerializeToString,
+            ),
+            'StartCanary': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartCanary,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.StartCanaryRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DeploymentState.SerializeToString,
+            ),
+            'EvaluateCanary': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateCanary,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.EvaluateCanaryRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.CanaryStatus.SerializeToString,
             ),
             'Rollback': grpc.unary_unary_rpc_method_handler(
                     servicer.Rollback,
@@ -424,6 +459,60 @@ class Gateway:
             '/dspyops.v1.Gateway/StopExperiment',
             dspyops_dot_v1_dot_gateway__pb2.StopExperimentRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartCanary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/StartCanary',
+            dspyops_dot_v1_dot_gateway__pb2.StartCanaryRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DeploymentState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateCanary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/EvaluateCanary',
+            dspyops_dot_v1_dot_gateway__pb2.EvaluateCanaryRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.CanaryStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,176 @@
+"""Canary rollouts: start one, and decide its next move from its guardrail.
+
+A canary sends steps[i] percent of traffic to the candidate and the rest to the baseline.
+Each step is judged on the outcomes of its own predictions (recorded under the step's
+key): when both arms have enough outcomes, a one-sided test asks whether the candidate is
+significantly worse. Worse: roll back (baseline 100%). Not worse: the next step, and
+after the last step below 100%, promotion (candidate 100%). Every gateway may run the
+check; each decision is appended with the stream version it was taken on, so when several
+gateways decide at once exactly one append wins and the others see ABORTED and stand down.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from dspyops.eventlog import AppendResult, EventStore
+from dspyops.ledger import checked_append
+from dspyops.names import deployment_stream
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import gateway_pb2 as gpb
+from dspyops.state import CanaryState, State
+from gateway_svc import statistics
+from gateway_svc.experiments import deployment_of
+from gateway_svc.records import PredictionStore
+
+DEFAULT_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
+
+
+@dataclass(frozen=True)
+class CanaryDecision:
+    action: str  # none | wait | advanced | promoted | rolled_back
+    reason: str
+    canary: CanaryState | None = None
+    check: pb.GuardrailCheck | None = None
+    appended: AppendResult | None = None
+
+
+class Canaries:
+    def __init__(self, store: EventStore, records: PredictionStore) -> None:
+        self.store = store
+        self.records = records
+
+    def start(self, state: State, request: gpb.StartCanaryRequest) -> AppendResult:
+        deployment = deployment_of(state, request.deployment)
+        if deployment.experiment is not None or deployment.canary is not None:
+            running = (
+                deployment.experiment.experiment_id if deployment.experiment else deployment.canary.canary_id
+            )  # type: ignore[union-attr]
+            raise FailedPrecondition("deployment", f"{running} runs on {deployment.name!r}; end it first")
+        primary = [r for r in deployment.routes if r.role == "primary"]
+        if not primary:
+            raise FailedPrecondition(
+                "deployment", f"deployment {deployment.name!r} has no routes: nothing to compare with"
+            )
+        baseline = max(primary, key=lambda r: r.weight).version
+        if not request.candidate:
+            raise InvalidArgument("candidate", "is required (a version or an @alias)")
+        candidate = state.programs[deployment.program].resolve(request.candidate)
+        if candidate is None:
+            raise NotFound(
+                "candidate", f"program {deployment.program!r} has no version or alias {request.candidate!r}"
+            )
+        if candidate.version == baseline:
+            raise InvalidArgument("candidate", f"{candidate.version} is the baseline already")
+        if candidate.status == "archived":
+            raise FailedPrecondition("candidate", f"version {candidate.version} is archived")
+        steps = tuple(request.steps) or DEFAULT_STEPS
+        for i, step in enumerate(steps):
+            if not math.isfinite(step) or not 0 < step <= 100:
+                raise InvalidArgument(f"steps[{i}]", f"must be a percent in (0, 100], got {step}")
+            if i and step <= steps[i - 1]:
+                raise InvalidArgument(f"steps[{i}]", "steps must increase")
+        if steps[-1] != 100 or len(steps) < 2:
+            raise InvalidArgument("steps", "at least two steps, the last one 100 (promotion)")
+        min_samples = request.min_samples_per_step or 100
+        if not 2 <= min_samples <= 10_000_000:
+            raise InvalidArgument("min_samples_per_step", f"must be in [2, 10000000], got {min_samples}")
+        if request.metric not in (pb.BINARY, pb.CONTINUOUS):
+            raise InvalidArgument("metric", "must be BINARY or CONTINUOUS")
+        alpha = request.alpha or 0.05
+        if not 0 < alpha <= 0.5:
+            raise InvalidArgument("alpha", f"must be in (0, 0.5], got {alpha}")
+        canary = pb.Canary(
+            canary_id=f"canary-{uuid.uuid4().hex[:10]}",
+            baseline=baseline,
+            candidate=candidate.version,
+            steps=list(steps),
+            min_samples_per_step=min_samples,
+            metric=request.metric,
+            alpha=alpha,
+            step=0,
+        )
+        expected = (
+            request.expected_version if request.HasField("expected_version") else deployment.stream_version
+        )
+        event = pb.CanaryStarted(deployment=deployment.name, canary=canary, reason=request.reason)
+        return checked_append(self.store, deployment_stream(deployment.name), [event], expected)
+
+    def evaluate(self, state: State, name: str) -> CanaryDecision:
+        deployment = deployment_of(state, name)
+        canary = deployment.canary
+        if canary is None:
+            return CanaryDecision("none", f"no canary runs on {name!r}")
+        counts = self.records.arm_counts(name, canary.step_key)
+        arms = {
+            v: statistics.ArmSummary(counts[v].n, counts[v].total, counts[v].total_sq)
+            if v in counts
+            else statistics.ArmSummary()
+            for v in (canary.baseline, canary.candidate)
+        }
+        base, cand = arms[canary.baseline], arms[canary.candidate]
+        if min(base.n, cand.n) < canary.min_samples_per_step:
+            return CanaryDecision(
+                "wait",
+                f"step {canary.step} ({canary.percent:g}%): {cand.n} candidate and {base.n} baseline "
+                f"outcomes, {canary.min_samples_per_step} needed in each",
+                canary,
+            )
+        worse, p_value = statistics.guardrail_worse(base, cand, metric=canary.metric, alpha=canary.alpha)  # type: ignore[arg-type]
+        check = pb.GuardrailCheck(
+            candidate_n=cand.n,
+            candidate_mean=cand.mean,
+            baseline_n=base.n,
+            baseline_mean=base.mean,
+            p_value=p_value,
+            worse=worse,
+        )
+        summary = (
+            f"candidate {cand.mean:.3f} (n={cand.n}) vs baseline {base.mean:.3f} (n={base.n}), "
+            f"one-sided p={p_value:.3g}"
+        )
+        stream = deployment_stream(name)
+        if worse:
+            reason = f"step {canary.step}: candidate significantly worse (p < {canary.alpha:g}): {summary}"
+            event: object = pb.CanaryEnded(
+                deployment=name,
+                canary_id=canary.canary_id,
+                promoted=False,
+                routes=[pb.Route(version=canary.baseline, weight=1.0, role=pb.PRIMARY)],
+                check=check,
+                reason=reason,
+            )
+            action = "rolled_back"
+        elif canary.steps[canary.step + 1] >= 100:
+            reason = f"step {canary.step} passed, last step: promote: {summary}"
+            event = pb.CanaryEnded(
+                deployment=name,
+                canary_id=canary.canary_id,
+                promoted=True,
+                routes=[pb.Route(version=canary.candidate, weight=1.0, role=pb.PRIMARY)],
+                check=check,
+                reason=reason,
+            )
+            action = "promoted"
+        else:
+            nxt = canary.step + 1
+            reason = f"step {canary.step} passed, to {canary.steps[nxt]:g}%: {summary}"
+            event = pb.CanaryAdvanced(
+                deployment=name,
+                canary_id=canary.canary_id,
+                step=nxt,
+                percent=canary.steps[nxt],
+                check=check,
+                reason=reason,
+            )
+            action = "advanced"
+        try:
+            appended = checked_append(self.store, stream, [event], deployment.stream_version)
+        except Aborted:
+            return CanaryDecision(
+                "wait", "another writer changed the deployment first; re-check on fresh state", canary, check
+            )
+        return CanaryDecision(action, reason, canary, check, appended)
