@@ -271,7 +271,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             args.signature,
             trainset=trainset,
             valset=valset,
-            optimizer=args.optimizer_name,
+            optimizer=args.optimizer_name if not args.preset or args.optimizer_name_given else "",
+            preset=args.preset,
             params=params,
             metric=args.metric,
             module=args.module,
@@ -623,6 +624,71 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if e.reproduced else 1
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        if args.action == "start":
+            steps = [float(x) for x in args.steps.split(",")] if args.steps else []
+            state = gw.start_canary(
+                args.deployment,
+                args.candidate,
+                steps=steps,
+                metric=args.metric,
+                min_samples_per_step=args.min_samples,
+                alpha=args.alpha,
+                reason=args.reason,
+            )
+            _print_state(state, args.json)
+            c = state.canary
+            if not args.json:
+                console.print(
+                    f"  canary {c.canary_id}: {c.candidate} at {c.steps[0]:g}% against {c.baseline}, "
+                    f"steps {', '.join(f'{x:g}' for x in c.steps)}"
+                )
+            return 0
+        status = gw.evaluate_canary(args.deployment)
+    if args.json:
+        _print_json(status)
+    else:
+        console.print(f"{status.deployment}: [bold]{status.action}[/bold] - {status.reason}")
+    return 0
+
+
+def cmd_optimizers(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        catalog = opt.list_optimizers()
+    if args.json:
+        _print_json(catalog)
+        return 0
+    table = Table(title="optimizers")
+    for column in ("optimizer", "needs", "parameters", "what it does"):
+        table.add_column(column, overflow="fold")
+    for o in catalog.optimizers:
+        needs = (
+            ", ".join(
+                n
+                for n, on in (
+                    ("valset", o.needs_valset),
+                    ("teacher", o.needs_teacher),
+                    (f"prompt LM ({o.prompt_lm_role})", o.uses_prompt_lm),
+                )
+                if on
+            )
+            or "-"
+        )
+        params = "; ".join(p.name for p in o.params)
+        table.add_row(o.name, needs, params, o.doc)
+    console.print(table)
+    table = Table(title="presets (dspyops optimize --preset NAME)")
+    for column in ("preset", "optimizer", "params", "doc"):
+        table.add_column(column, overflow="fold")
+    for p in catalog.presets:
+        table.add_row(
+            p.name, p.optimizer, json.dumps(_dict(p.params)) if p.HasField("params") else "{}", p.doc
+        )
+    console.print(table)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dspyops.demo import run_demo
 
@@ -665,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", required=True, help="JSONL file, or a shipped dataset such as support_tickets"
     )
     p.add_argument("--optimizer-name", "-O", default="BootstrapFewShot")
+    p.add_argument("--preset", default="", help="a named optimizer + params (see `dspyops optimizers`)")
     p.add_argument(
         "--param", "-p", action="append", default=[], help="optimizer parameter key=value (JSON value)"
     )
@@ -796,6 +863,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_explain)
 
+    p = sub.add_parser("canary", help="start a canary rollout, or check its guardrail now")
+    p.add_argument("action", choices=["start", "check"])
+    p.add_argument("deployment")
+    p.add_argument("--candidate", default="")
+    p.add_argument("--steps", default="", help="percents, comma-separated (default 1,5,25,50,100)")
+    p.add_argument("--min-samples", type=int, default=100, help="outcomes per arm and step before deciding")
+    p.add_argument("--metric", default="binary", choices=["binary", "continuous"])
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_canary)
+
+    p = sub.add_parser("optimizers", help="the optimizers, their parameters and the named presets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_optimizers)
+
     p = sub.add_parser("demo", help="run the whole loop on a fresh log with the offline LM")
     p.add_argument("--workdir", default="", help="keep the log and artifacts here (default: a temp dir)")
     p.set_defaults(func=cmd_demo)
@@ -805,6 +888,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "optimize":
+        args.optimizer_name_given = any(
+            a in ("-O", "--optimizer-name") or a.startswith("--optimizer-name=")
+            for a in (argv or sys.argv[1:])
+        )
     if args.command == "serve":
         args.log_given = any(a == "--log" or a.startswith("--log=") for a in (argv or sys.argv[1:]))
     try:

@@ -84,7 +84,7 @@ class OptimizerClient(_Client):
         *,
         trainset: Iterable[Row],
         valset: Iterable[Row] = (),
-        optimizer: str = "BootstrapFewShot",
+        optimizer: str = "",
         params: Mapping[str, Any] | None = None,
         metric: str = "exact_match",
         module: str = "Predict",
@@ -94,6 +94,7 @@ class OptimizerClient(_Client):
         min_score: float | None = None,
         auto_promote: bool = False,
         input_keys: Sequence[str] = (),
+        preset: str = "",
     ) -> Iterator[opb.OptimizationEvent]:
         struct = Struct()
         struct.update(dict(params or {}))
@@ -107,12 +108,16 @@ class OptimizerClient(_Client):
             trainset=examples(trainset, input_keys),
             valset=examples(valset, input_keys),
             auto_promote=auto_promote,
+            preset=preset,
         )
         if prompt_lm is not None:
             request.prompt_lm.CopyFrom(prompt_lm)
         if min_score is not None:
             request.min_score = min_score
         return self.stub.StartOptimization(request)  # a stream: no deadline, jobs take their time
+
+    def list_optimizers(self) -> opb.ListOptimizersResponse:
+        return self.stub.ListOptimizers(opb.ListOptimizersRequest(), timeout=self.timeout)
 
     def watch_job(self, job_id: str, after_sequence: int = 0) -> Iterator[opb.OptimizationEvent]:
         return self.stub.WatchJob(opb.WatchJobRequest(job_id=job_id, after_sequence=after_sequence))
@@ -276,6 +281,36 @@ class GatewayClient(_Client):
     def stop_experiment(self, deployment: str, reason: str = "") -> gpb.DeploymentState:
         request = gpb.StopExperimentRequest(deployment=deployment, reason=reason)
         return self.stub.StopExperiment(request, timeout=self.timeout)
+
+    def start_canary(
+        self,
+        deployment: str,
+        candidate: str,
+        *,
+        steps: Sequence[float] = (),
+        min_samples_per_step: int = 100,
+        metric: str | int = "binary",
+        alpha: float = 0.05,
+        expected_version: int | None = None,
+        reason: str = "",
+    ) -> gpb.DeploymentState:
+        request = gpb.StartCanaryRequest(
+            deployment=deployment,
+            candidate=candidate,
+            steps=list(steps),
+            min_samples_per_step=min_samples_per_step,
+            metric=METRIC_KINDS[metric] if isinstance(metric, str) else metric,
+            alpha=alpha,
+            reason=reason,
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self.stub.StartCanary(request, timeout=self.timeout)
+
+    def evaluate_canary(self, deployment: str) -> gpb.CanaryStatus:
+        return self.stub.EvaluateCanary(
+            gpb.EvaluateCanaryRequest(deployment=deployment), timeout=self.timeout
+        )
 
     def rollback(
         self, deployment: str, to: int | datetime, *, reason: str = "", expected_version: int | None = None

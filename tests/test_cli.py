@@ -156,3 +156,42 @@ def test_experiment_rollback_state_and_explain_through_the_cli(
     )
     with pytest.raises(SystemExit, match="expected a log position or an ISO time"):
         cli(capsys, addresses, "rollback", "web", "--to", "not-a-time")
+
+
+def test_optimizers_presets_and_canary_through_the_cli(
+    capsys: pytest.CaptureFixture[str], addresses: list[str]
+) -> None:
+    code, out = cli(capsys, addresses, "optimizers")
+    assert code == 0 and "MIPROv2" in out and "GEPA" in out and "quick-bootstrap" in out
+    code, out = cli(
+        capsys,
+        addresses,
+        "optimize",
+        "tickets",
+        "--signature",
+        "text -> label",
+        "--dataset",
+        "support_tickets",
+        "--preset",
+        "quick-bootstrap",
+        "--json",
+    )
+    assert code == 0
+    last = json.loads(out.splitlines()[-1])
+    assert last["completed"]["version"] == "1.2.0"
+    code, out = cli(
+        capsys,
+        addresses,
+        "canary",
+        "start",
+        "web",
+        "--candidate",
+        "1.2.0",
+        "--steps",
+        "10,100",
+        "--min-samples",
+        "5",
+    )
+    assert code == 0 and "canary canary-" in out and "1.2.0 at 10%" in out
+    code, out = cli(capsys, addresses, "canary", "check", "web")
+    assert code == 0 and "wait" in out
