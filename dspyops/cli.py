@@ -653,6 +653,28 @@ def cmd_canary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    with _gateway(args) as gw:
+        results = gw.get_shadow_results(args.deployment)
+    if args.json:
+        _print_json(results)
+        return 0
+    table = Table(title=f"shadow traffic of {results.deployment}")
+    for column in ("version", "requests", "errors", "agreement with primary", "p50 ms", "primary p50 ms"):
+        table.add_column(column)
+    for v in results.versions:
+        table.add_row(
+            v.version,
+            str(v.n),
+            str(v.errors),
+            f"{v.agreement:.1%}",
+            f"{v.latency_p50_ms:.1f}",
+            f"{v.primary_latency_p50_ms:.1f}",
+        )
+    console.print(table)
+    return 0
+
+
 def cmd_optimizers(args: argparse.Namespace) -> int:
     with _optimizer(args) as opt:
         catalog = opt.list_optimizers()
@@ -874,6 +896,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_canary)
+
+    p = sub.add_parser("shadow", help="how shadow routes compare with the served answers")
+    p.add_argument("deployment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_shadow)
 
     p = sub.add_parser("optimizers", help="the optimizers, their parameters and the named presets")
     p.add_argument("--json", action="store_true")

@@ -307,6 +307,11 @@ class GatewayClient(_Client):
             request.expected_version = expected_version
         return self.stub.StartCanary(request, timeout=self.timeout)
 
+    def get_shadow_results(self, deployment: str) -> gpb.ShadowResults:
+        return self.stub.GetShadowResults(
+            gpb.GetShadowResultsRequest(deployment=deployment), timeout=self.timeout
+        )
+
     def evaluate_canary(self, deployment: str) -> gpb.CanaryStatus:
         return self.stub.EvaluateCanary(
             gpb.EvaluateCanaryRequest(deployment=deployment), timeout=self.timeout

@@ -160,6 +160,16 @@ class PredictionStore:
             version: ArmCounts(assigned, n, total, total_sq) for version, assigned, n, total, total_sq in rows
         }
 
+    def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
+        """(shadow version, shadow outputs, primary outputs, shadow latency, primary latency,
+        shadow error) for every shadow record of the deployment."""
+        sql = """
+            SELECT s.version, s.outputs_json, p.outputs_json, s.latency_ms, p.latency_ms, s.error
+            FROM predictions s JOIN predictions p ON p.prediction_id = s.shadow_of
+            WHERE s.deployment = ? AND s.shadow_of != ''
+        """
+        return [tuple(row) for row in self._db().execute(sql, [deployment]).fetchall()]
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:

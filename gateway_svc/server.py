@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC
+from statistics import median
 
 import grpc
 import structlog
@@ -51,6 +53,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self.experiments = Experiments(store, self.history, records) if store and self.history else None
         self.canaries = Canaries(store, records) if store else None
         self.programs = ProgramCache()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._hash_cache: tuple[int, str] = (-1, "")
 
     def _state_hash(self, state: State) -> str:
@@ -142,6 +145,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 outputs_json=json.dumps(outputs, sort_keys=True),
             )
         )
+        if not error and request.as_of.WhichOneof("point") is None:
+            self._send_to_shadows(state, deployment, inputs, prediction_id)
         if error:
             raise FailedPrecondition(
                 "",
@@ -160,6 +165,82 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             hash_version=decision.hash_version,
             seed=decision.seed,
         )
+
+    def _send_to_shadows(
+        self, state: State, deployment: DeploymentState, inputs: dict, primary_id: str
+    ) -> None:
+        """Copy a share of requests to shadow routes. Their answers are recorded, never
+        returned, and the caller does not wait for them."""
+        for route in deployment.routes:
+            if route.role != "shadow" or random.random() >= route.weight:
+                continue
+            task = asyncio.create_task(self._shadow(state, deployment, route.version, inputs, primary_id))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(
+        self, state: State, deployment: DeploymentState, version_name: str, inputs: dict, primary_id: str
+    ) -> None:
+        started = time.perf_counter()
+        version = state.programs[deployment.program].versions[version_name]
+        error, outputs = "", {}
+        try:
+            loaded = self.programs.get(
+                version.artifact_digest, self.replica.artifacts[version.artifact_digest]
+            )
+            prediction = await loaded.module.acall(**inputs)
+            outputs = {name: str(prediction.get(name, "")) for name in loaded.outputs}
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        try:
+            await self.records.record(
+                PredictionRecord(
+                    prediction_id=uuid.uuid4().hex,
+                    deployment=deployment.name,
+                    program=deployment.program,
+                    version=version_name,
+                    bucket=0,
+                    experiment_id="",
+                    routing_key_sha256="",
+                    hash_value=0.0,
+                    hash_version=0,
+                    seed="",
+                    log_position=state.position,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    error=error,
+                    recorded_at_us=time.time_ns() // 1000,
+                    outputs_json=json.dumps(outputs, sort_keys=True),
+                    shadow_of=primary_id,
+                )
+            )
+        except Exception:
+            structlog.get_logger().exception(
+                "shadow_record_failed", deployment=deployment.name, version=version_name
+            )
+
+    @rpc.unary
+    async def GetShadowResults(
+        self, request: gpb.GetShadowResultsRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ShadowResults:
+        deployment = deployment_of(self.replica.state, request.deployment)
+        pairs = await asyncio.to_thread(self.records.shadow_pairs, deployment.name)
+        by_version: dict[str, list[tuple[str, str, str, float, float, str]]] = {}
+        for pair in pairs:
+            by_version.setdefault(pair[0], []).append(pair)
+        results = gpb.ShadowResults(deployment=deployment.name)
+        for version, rows in sorted(by_version.items()):
+            ok = [r for r in rows if not r[5]]
+            results.versions.append(
+                gpb.ShadowVersionResult(
+                    version=version,
+                    n=len(ok),
+                    errors=len(rows) - len(ok),
+                    agreement=sum(r[1] == r[2] for r in ok) / len(ok) if ok else 0.0,
+                    latency_p50_ms=median(r[3] for r in ok) if ok else 0.0,
+                    primary_latency_p50_ms=median(r[4] for r in ok) if ok else 0.0,
+                )
+            )
+        return results
 
     @rpc.unary
     async def RecordOutcome(

@@ -327,3 +327,33 @@ class CanaryStatus(_message.Message):
     reason: str
     state: DeploymentState
     def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., check: _Optional[_Union[_events_pb2.GuardrailCheck, _Mapping]] = ..., action: _Optional[str] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[DeploymentState, _Mapping]] = ...) -> None: ...
+
+class GetShadowResultsRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class ShadowVersionResult(_message.Message):
+    __slots__ = ("version", "n", "errors", "agreement", "latency_p50_ms", "primary_latency_p50_ms")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    n: int
+    errors: int
+    agreement: float
+    latency_p50_ms: float
+    primary_latency_p50_ms: float
+    def __init__(self, version: _Optional[str] = ..., n: _Optional[int] = ..., errors: _Optional[int] = ..., agreement: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., primary_latency_p50_ms: _Optional[float] = ...) -> None: ...
+
+class ShadowResults(_message.Message):
+    __slots__ = ("deployment", "versions")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    versions: _containers.RepeatedCompositeFieldContainer[ShadowVersionResult]
+    def __init__(self, deployment: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ShadowVersionResult, _Mapping]]] = ...) -> None: ...

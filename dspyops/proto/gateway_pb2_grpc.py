@@ -84,6 +84,11 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.EvaluateCanaryRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.CanaryStatus.FromString,
                 _registered_method=True)
+        self.GetShadowResults = channel.unary_unary(
+                '/dspyops.v1.Gateway/GetShadowResults',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetShadowResultsRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ShadowResults.FromString,
+                _registered_method=True)
         self.Rollback = channel.unary_unary(
                 '/dspyops.v1.Gateway/Rollback',
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.RollbackRequest.SerializeToString,
@@ -165,6 +170,13 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetShadowResults(self, request, context):
+        """How shadow routes compare with what was served: agreement of outputs, latency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Rollback(self, request, context):
         """Appends an event restoring routes and experiment as they were at a position or time.
         """
@@ -231,6 +243,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.EvaluateCanary,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.EvaluateCanaryRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.CanaryStatus.SerializeToString,
+            ),
+            'GetShadowResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetShadowResults,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.GetShadowResultsRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.ShadowResults.SerializeToString,
             ),
             'Rollback': grpc.unary_unary_rpc_method_handler(
                     servicer.Rollback,
@@ -513,6 +530,33 @@ class Gateway:
             '/dspyops.v1.Gateway/EvaluateCanary',
             dspyops_dot_v1_dot_gateway__pb2.EvaluateCanaryRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.CanaryStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetShadowResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/GetShadowResults',
+            dspyops_dot_v1_dot_gateway__pb2.GetShadowResultsRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.ShadowResults.FromString,
             options,
             channel_credentials,
             insecure,
