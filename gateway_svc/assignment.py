@@ -87,3 +87,34 @@ def assign(
     if index < 0:  # float edge: cumulative weights summing to 0.999...; take the last route
         index = len(weights) - 1
     return index, n
+
+
+def run_experiment(attributes: dict[str, object], experiment: dict[str, object]) -> tuple[object, bool, bool]:
+    """GrowthBook's experiment run, for the fields dspyops uses (key, variations, weights,
+    coverage, seed, hashVersion, hashAttribute): (value, in_experiment, hash_used).
+
+    Outside the experiment (fewer than two variations, no hash attribute, a key outside
+    the coverage) the first variation is served and nothing is counted, as in the SDKs.
+    """
+    variations = list(experiment["variations"])  # type: ignore[call-overload]
+    not_in = (variations[0] if variations else None, False, False)
+    if len(variations) < 2:
+        return not_in
+    hash_value = attributes.get(str(experiment.get("hashAttribute") or "id"))
+    if hash_value in (None, ""):
+        return not_in
+    seed = str(experiment.get("seed") or experiment["key"])
+    n = gb_hash(seed, str(hash_value), int(experiment.get("hashVersion") or 1))  # type: ignore[call-overload]
+    if n is None:
+        return not_in
+    weights = experiment.get("weights")
+    coverage = experiment.get("coverage")
+    ranges = bucket_ranges(
+        len(variations),
+        1.0 if coverage is None else float(coverage),  # type: ignore[arg-type]
+        list(weights) if weights is not None else None,  # type: ignore[call-overload]
+    )
+    index = choose_variation(n, ranges)
+    if index < 0:
+        return not_in
+    return variations[index], True, True

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway_svc.assignment import bucket_ranges, choose_variation, equal_weights, gb_hash, in_namespace
+from gateway_svc.assignment import (
+    bucket_ranges,
+    choose_variation,
+    equal_weights,
+    gb_hash,
+    in_namespace,
+    run_experiment,
+)
 
 CASES = json.loads(
     (Path(__file__).resolve().parents[2] / "shared" / "conformance" / "growthbook_cases.json").read_text()
@@ -41,3 +48,12 @@ def test_in_namespace(name: str, user: str, namespace: list, expected: bool) -> 
 @pytest.mark.parametrize("n,expected", CASES["getEqualWeights"])
 def test_equal_weights(n: int, expected: list) -> None:
     assert equal_weights(n) == pytest.approx(expected, abs=1e-8)
+
+
+@pytest.mark.parametrize("name,context,experiment,value,in_experiment,hash_used", CASES["run"])
+def test_run(
+    name: str, context: dict, experiment: dict, value: object, in_experiment: bool, hash_used: bool
+) -> None:
+    assert run_experiment(context.get("attributes", {}), experiment) == (value, in_experiment, hash_used), (
+        name
+    )
