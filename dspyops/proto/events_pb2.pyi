@@ -120,14 +120,143 @@ class Route(_message.Message):
     def __init__(self, version: _Optional[str] = ..., weight: _Optional[float] = ..., role: _Optional[_Union[RouteRole, str]] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("lm_calls", "input_tokens", "output_tokens")
+    __slots__ = ("lm_calls", "input_tokens", "output_tokens", "cost_usd")
     LM_CALLS_FIELD_NUMBER: _ClassVar[int]
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
     lm_calls: int
     input_tokens: int
     output_tokens: int
-    def __init__(self, lm_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
+    cost_usd: float
+    def __init__(self, lm_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class Budget(_message.Message):
+    __slots__ = ("timeout_seconds", "max_lm_calls", "max_tokens", "max_cost_usd")
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LM_CALLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    timeout_seconds: float
+    max_lm_calls: int
+    max_tokens: int
+    max_cost_usd: float
+    def __init__(self, timeout_seconds: _Optional[float] = ..., max_lm_calls: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
+
+class GateEvaluated(_message.Message):
+    __slots__ = ("passed", "reason", "final_score", "min_score", "must_beat", "must_beat_score", "min_improvement")
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MUST_BEAT_FIELD_NUMBER: _ClassVar[int]
+    MUST_BEAT_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    passed: bool
+    reason: str
+    final_score: float
+    min_score: float
+    must_beat: str
+    must_beat_score: float
+    min_improvement: float
+    def __init__(self, passed: _Optional[bool] = ..., reason: _Optional[str] = ..., final_score: _Optional[float] = ..., min_score: _Optional[float] = ..., must_beat: _Optional[str] = ..., must_beat_score: _Optional[float] = ..., min_improvement: _Optional[float] = ...) -> None: ...
+
+class ClassMetrics(_message.Message):
+    __slots__ = ("label", "precision", "recall", "f1", "support")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    def __init__(self, label: _Optional[str] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., support: _Optional[int] = ...) -> None: ...
+
+class ExampleResult(_message.Message):
+    __slots__ = ("inputs", "expected", "predicted", "score", "error", "latency_ms")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ExpectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class PredictedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    inputs: _containers.ScalarMap[str, str]
+    expected: _containers.ScalarMap[str, str]
+    predicted: _containers.ScalarMap[str, str]
+    score: float
+    error: str
+    latency_ms: float
+    def __init__(self, inputs: _Optional[_Mapping[str, str]] = ..., expected: _Optional[_Mapping[str, str]] = ..., predicted: _Optional[_Mapping[str, str]] = ..., score: _Optional[float] = ..., error: _Optional[str] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class EvaluationReport(_message.Message):
+    __slots__ = ("program", "version", "metric", "dataset_digest", "examples", "score", "accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class", "latency_p50_ms", "latency_p95_ms", "usage", "errors", "results")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    DATASET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MACRO_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    MACRO_RECALL_FIELD_NUMBER: _ClassVar[int]
+    MACRO_F1_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    metric: str
+    dataset_digest: str
+    examples: int
+    score: float
+    accuracy: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    per_class: _containers.RepeatedCompositeFieldContainer[ClassMetrics]
+    latency_p50_ms: float
+    latency_p95_ms: float
+    usage: Usage
+    errors: int
+    results: _containers.RepeatedCompositeFieldContainer[ExampleResult]
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., metric: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., examples: _Optional[int] = ..., score: _Optional[float] = ..., accuracy: _Optional[float] = ..., macro_precision: _Optional[float] = ..., macro_recall: _Optional[float] = ..., macro_f1: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassMetrics, _Mapping]]] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., errors: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ExampleResult, _Mapping]]] = ...) -> None: ...
+
+class EvaluationRecorded(_message.Message):
+    __slots__ = ("program", "version", "report")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    report: EvaluationReport
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., report: _Optional[_Union[EvaluationReport, _Mapping]] = ...) -> None: ...
 
 class JobAccepted(_message.Message):
     __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote")
@@ -230,10 +359,14 @@ class JobFailed(_message.Message):
     def __init__(self, error: _Optional[str] = ...) -> None: ...
 
 class JobCancelled(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "usage", "budget")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    usage: Usage
+    budget: str
+    def __init__(self, reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., budget: _Optional[str] = ...) -> None: ...
 
 class JobInterrupted(_message.Message):
     __slots__ = ("reason",)
@@ -462,7 +595,7 @@ class CanaryEnded(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., canary_id: _Optional[str] = ..., promoted: _Optional[bool] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., check: _Optional[_Union[GuardrailCheck, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "version_registered", "version_status_changed", "alias_set", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -472,9 +605,11 @@ class EventPayload(_message.Message):
     JOB_FAILED_FIELD_NUMBER: _ClassVar[int]
     JOB_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     JOB_INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    GATE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
     VERSION_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     VERSION_STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     ALIAS_SET_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_RECORDED_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_CREATED_FIELD_NUMBER: _ClassVar[int]
     ROUTES_SET_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -493,9 +628,11 @@ class EventPayload(_message.Message):
     job_failed: JobFailed
     job_cancelled: JobCancelled
     job_interrupted: JobInterrupted
+    gate_evaluated: GateEvaluated
     version_registered: VersionRegistered
     version_status_changed: VersionStatusChanged
     alias_set: AliasSet
+    evaluation_recorded: EvaluationRecorded
     deployment_created: DeploymentCreated
     routes_set: RoutesSet
     experiment_started: ExperimentStarted
@@ -505,7 +642,7 @@ class EventPayload(_message.Message):
     canary_started: CanaryStarted
     canary_advanced: CanaryAdvanced
     canary_ended: CanaryEnded
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload")

@@ -30,7 +30,7 @@ CANCELLED: JobState
 INTERRUPTED: JobState
 
 class StartOptimizationRequest(_message.Message):
-    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset")
+    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     LM_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,13 @@ class StartOptimizationRequest(_message.Message):
     AUTO_PROMOTE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_LM_FIELD_NUMBER: _ClassVar[int]
     PRESET_FIELD_NUMBER: _ClassVar[int]
+    MUST_BEAT_FIELD_NUMBER: _ClassVar[int]
+    MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    TRAINSET_REF_FIELD_NUMBER: _ClassVar[int]
+    VALSET_REF_FIELD_NUMBER: _ClassVar[int]
+    VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
     program: str
     spec: _events_pb2.ProgramSpec
     lm: _events_pb2.LMConfig
@@ -55,10 +62,25 @@ class StartOptimizationRequest(_message.Message):
     auto_promote: bool
     prompt_lm: _events_pb2.LMConfig
     preset: str
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ...) -> None: ...
+    must_beat: str
+    min_improvement: float
+    budget: _events_pb2.Budget
+    trainset_ref: DatasetRef
+    valset_ref: DatasetRef
+    val_fraction: float
+    split_seed: int
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ...) -> None: ...
+
+class DatasetRef(_message.Message):
+    __slots__ = ("path", "input_keys")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    INPUT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    input_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[str] = ..., input_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OptimizationEvent(_message.Message):
-    __slots__ = ("job_id", "sequence", "at", "accepted", "started", "baseline", "progress", "trial", "completed", "failed", "cancelled", "interrupted")
+    __slots__ = ("job_id", "sequence", "at", "accepted", "started", "baseline", "progress", "trial", "completed", "failed", "cancelled", "interrupted", "gate")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +93,7 @@ class OptimizationEvent(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     sequence: int
     at: _timestamp_pb2.Timestamp
@@ -83,7 +106,8 @@ class OptimizationEvent(_message.Message):
     failed: _events_pb2.JobFailed
     cancelled: _events_pb2.JobCancelled
     interrupted: _events_pb2.JobInterrupted
-    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[_events_pb2.JobAccepted, _Mapping]] = ..., started: _Optional[_Union[_events_pb2.JobStarted, _Mapping]] = ..., baseline: _Optional[_Union[_events_pb2.BaselineEvaluated, _Mapping]] = ..., progress: _Optional[_Union[_events_pb2.JobProgress, _Mapping]] = ..., trial: _Optional[_Union[_events_pb2.TrialCompleted, _Mapping]] = ..., completed: _Optional[_Union[_events_pb2.JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[_events_pb2.JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[_events_pb2.JobCancelled, _Mapping]] = ..., interrupted: _Optional[_Union[_events_pb2.JobInterrupted, _Mapping]] = ...) -> None: ...
+    gate: _events_pb2.GateEvaluated
+    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[_events_pb2.JobAccepted, _Mapping]] = ..., started: _Optional[_Union[_events_pb2.JobStarted, _Mapping]] = ..., baseline: _Optional[_Union[_events_pb2.BaselineEvaluated, _Mapping]] = ..., progress: _Optional[_Union[_events_pb2.JobProgress, _Mapping]] = ..., trial: _Optional[_Union[_events_pb2.TrialCompleted, _Mapping]] = ..., completed: _Optional[_Union[_events_pb2.JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[_events_pb2.JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[_events_pb2.JobCancelled, _Mapping]] = ..., interrupted: _Optional[_Union[_events_pb2.JobInterrupted, _Mapping]] = ..., gate: _Optional[_Union[_events_pb2.GateEvaluated, _Mapping]] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
     __slots__ = ("job_id", "after_sequence")
@@ -399,3 +423,117 @@ class VerifyLogResponse(_message.Message):
     first_broken_position: int
     reason: str
     def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_broken_position: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EvaluateRequest(_message.Message):
+    __slots__ = ("program", "version", "spec", "state_json", "lm", "dataset", "dataset_ref", "metric", "num_threads", "include_results")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_REF_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    NUM_THREADS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    spec: _events_pb2.ProgramSpec
+    state_json: bytes
+    lm: _events_pb2.LMConfig
+    dataset: _containers.RepeatedCompositeFieldContainer[_events_pb2.Example]
+    dataset_ref: DatasetRef
+    metric: str
+    num_threads: int
+    include_results: bool
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., state_json: _Optional[bytes] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., dataset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., dataset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., metric: _Optional[str] = ..., num_threads: _Optional[int] = ..., include_results: _Optional[bool] = ...) -> None: ...
+
+class EvaluationProgress(_message.Message):
+    __slots__ = ("done", "total", "running_score")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_SCORE_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    total: int
+    running_score: float
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., running_score: _Optional[float] = ...) -> None: ...
+
+class EvaluationEvent(_message.Message):
+    __slots__ = ("progress", "report")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    progress: EvaluationProgress
+    report: _events_pb2.EvaluationReport
+    def __init__(self, progress: _Optional[_Union[EvaluationProgress, _Mapping]] = ..., report: _Optional[_Union[_events_pb2.EvaluationReport, _Mapping]] = ...) -> None: ...
+
+class CompareVersionsRequest(_message.Message):
+    __slots__ = ("program", "a", "b", "dataset", "dataset_ref", "metric")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_REF_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    a: str
+    b: str
+    dataset: _containers.RepeatedCompositeFieldContainer[_events_pb2.Example]
+    dataset_ref: DatasetRef
+    metric: str
+    def __init__(self, program: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., dataset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., dataset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., metric: _Optional[str] = ...) -> None: ...
+
+class VersionComparison(_message.Message):
+    __slots__ = ("a", "b", "examples", "score_a", "score_b", "test", "p_value", "a_only", "b_only", "verdict")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_A_FIELD_NUMBER: _ClassVar[int]
+    SCORE_B_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    A_ONLY_FIELD_NUMBER: _ClassVar[int]
+    B_ONLY_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    a: str
+    b: str
+    examples: int
+    score_a: float
+    score_b: float
+    test: str
+    p_value: float
+    a_only: int
+    b_only: int
+    verdict: str
+    def __init__(self, a: _Optional[str] = ..., b: _Optional[str] = ..., examples: _Optional[int] = ..., score_a: _Optional[float] = ..., score_b: _Optional[float] = ..., test: _Optional[str] = ..., p_value: _Optional[float] = ..., a_only: _Optional[int] = ..., b_only: _Optional[int] = ..., verdict: _Optional[str] = ...) -> None: ...
+
+class ImportProgramRequest(_message.Message):
+    __slots__ = ("program", "spec", "state_json", "lm")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    spec: _events_pb2.ProgramSpec
+    state_json: bytes
+    lm: _events_pb2.LMConfig
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., state_json: _Optional[bytes] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ...) -> None: ...
+
+class ExportVersionRequest(_message.Message):
+    __slots__ = ("program", "version")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    version: str
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class ExportVersionResponse(_message.Message):
+    __slots__ = ("spec", "state_json", "lm", "artifact_digest")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    LM_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    spec: _events_pb2.ProgramSpec
+    state_json: bytes
+    lm: _events_pb2.LMConfig
+    artifact_digest: str
+    def __init__(self, spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., state_json: _Optional[bytes] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ...) -> None: ...

@@ -110,6 +110,26 @@ class OptimizerStub:
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListDeploymentsRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListDeploymentsResponse.FromString,
                 _registered_method=True)
+        self.Evaluate = channel.unary_stream(
+                '/dspyops.v1.Optimizer/Evaluate',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.EvaluationEvent.FromString,
+                _registered_method=True)
+        self.CompareVersions = channel.unary_unary(
+                '/dspyops.v1.Optimizer/CompareVersions',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.CompareVersionsRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.VersionComparison.FromString,
+                _registered_method=True)
+        self.ImportProgram = channel.unary_unary(
+                '/dspyops.v1.Optimizer/ImportProgram',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ImportProgramRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ProgramVersion.FromString,
+                _registered_method=True)
+        self.ExportVersion = channel.unary_unary(
+                '/dspyops.v1.Optimizer/ExportVersion',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionResponse.FromString,
+                _registered_method=True)
         self.ReadLog = channel.unary_unary(
                 '/dspyops.v1.Optimizer/ReadLog',
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ReadLogRequest.SerializeToString,
@@ -226,6 +246,35 @@ class OptimizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evaluate(self, request, context):
+        """Runs a registered version (or a spec + saved state) over a dataset: progress, then a
+        report. For a registered version the report is also logged (EvaluationRecorded).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareVersions(self, request, context):
+        """Both versions on the same examples, with a paired test.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportProgram(self, request, context):
+        """Registers a state saved by plain DSPy (program.save("x.json")) with its spec.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportVersion(self, request, context):
+        """The version's state as JSON that plain DSPy loads with program.load().
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadLog(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -322,6 +371,26 @@ def add_OptimizerServicer_to_server(servicer, server):
                     servicer.ListDeployments,
                     request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListDeploymentsRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListDeploymentsResponse.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.EvaluateRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.EvaluationEvent.SerializeToString,
+            ),
+            'CompareVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareVersions,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.CompareVersionsRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.VersionComparison.SerializeToString,
+            ),
+            'ImportProgram': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportProgram,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ImportProgramRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ProgramVersion.SerializeToString,
+            ),
+            'ExportVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportVersion,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionResponse.SerializeToString,
             ),
             'ReadLog': grpc.unary_unary_rpc_method_handler(
                     servicer.ReadLog,
@@ -744,6 +813,114 @@ class Optimizer:
             '/dspyops.v1.Optimizer/ListDeployments',
             dspyops_dot_v1_dot_optimizer__pb2.ListDeploymentsRequest.SerializeToString,
             dspyops_dot_v1_dot_optimizer__pb2.ListDeploymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/Evaluate',
+            dspyops_dot_v1_dot_optimizer__pb2.EvaluateRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.EvaluationEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/CompareVersions',
+            dspyops_dot_v1_dot_optimizer__pb2.CompareVersionsRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.VersionComparison.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/ImportProgram',
+            dspyops_dot_v1_dot_optimizer__pb2.ImportProgramRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.ProgramVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/ExportVersion',
+            dspyops_dot_v1_dot_optimizer__pb2.ExportVersionRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.ExportVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,
