@@ -84,8 +84,10 @@ def summary_ms(samples_s: Sequence[float]) -> dict[str, float]:
 
 
 def save(name: str, result: dict[str, Any]) -> Path:
-    """Write bench/results/<name>.json (with machine and load) and return its path."""
+    """Write bench/results/<name>.json (<name>-quick.json for smoke runs) with machine and load."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if result.get("quick"):
+        name = f"{name}-quick"
     result = {"benchmark": name, "machine": machine(), "loadavg_end": loadavg(), **result}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
