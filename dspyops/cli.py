@@ -248,6 +248,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     host=args.host,
                     port=args.port,
                     port_file=args.port_file or "",
+                    predictions=args.predictions,
+                    canary_interval=args.canary_interval,
                 )
             )
         )
@@ -744,6 +746,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0: any free port (see --port-file)")
     p.add_argument("--port-file", default="", help="write the bound port here once serving")
+    p.add_argument(
+        "--predictions", default="", help="gateway: prediction records file (default: <log>.predictions)"
+    )
+    p.add_argument(
+        "--canary-interval", type=float, default=1.0, help="gateway: seconds between canary checks (0: off)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("optimize", help="run an optimizer as a job and stream its progress")
