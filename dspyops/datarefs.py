@@ -1,0 +1,138 @@
+"""Datasets by reference: JSONL or CSV files under a server's datasets directory.
+
+A request names a file relative to the directory the server was started with
+(``DatasetRef.path``) instead of carrying its examples inline. The path is checked before
+anything is read: no absolute paths, no ``..``, no way out through a symlink, only
+``.jsonl`` and ``.csv``. Every row must hold every field of the program's signature; the
+inputs are ``DatasetRef.input_keys`` or, by default, the signature's inputs.
+
+Every problem is a ``dspyops.errors`` error naming the request field: ``<field>.path`` for
+the file and its rows, ``<field>.input_keys`` for the keys; a server without a datasets
+directory refuses any reference with FAILED_PRECONDITION.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import dspy
+
+from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.programs import ProgramSpec
+
+EXTENSIONS = (".jsonl", ".csv")
+MAX_ROWS = 100_000
+MAX_FIELD_CHARS = 20_000
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+class DatasetRefLike(Protocol):
+    path: str
+    input_keys: Sequence[str]
+
+
+def check_ref_path(data_dir: Path | None, path: str, field: str) -> Path:
+    """The file ``path`` names under ``data_dir``, or the error naming ``<field>.path``."""
+    where = f"{field}.path"
+    if data_dir is None:
+        raise FailedPrecondition(
+            field, "this server has no datasets directory (start it with --datasets-dir)"
+        )
+    if not path:
+        raise InvalidArgument(where, "is required")
+    if "\\" in path or "\x00" in path:
+        raise InvalidArgument(where, f"{path!r}: use '/' as the separator")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or path.startswith("~"):
+        raise InvalidArgument(where, f"{path!r}: must be relative to the datasets directory")
+    if ".." in pure.parts:
+        raise InvalidArgument(where, f"{path!r}: '..' is not allowed")
+    if pure.suffix.lower() not in EXTENSIONS:
+        raise InvalidArgument(where, f"{path!r}: expected a .jsonl or .csv file")
+    root = data_dir.resolve()
+    resolved = (root / pure).resolve()
+    if not resolved.is_relative_to(root):
+        raise InvalidArgument(where, f"{path!r}: leads outside the datasets directory")
+    if not resolved.is_file():
+        raise InvalidArgument(where, f"{path!r}: no such file in the datasets directory")
+    if resolved.stat().st_size > MAX_FILE_BYTES:
+        raise InvalidArgument(where, f"{path!r}: larger than {MAX_FILE_BYTES} bytes")
+    return resolved
+
+
+def _rows(file: Path, shown: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
+    try:
+        with file.open(encoding="utf-8", newline="") as fh:
+            if file.suffix.lower() == ".csv":
+                reader = csv.DictReader(fh)
+                if not reader.fieldnames:
+                    raise InvalidArgument(where, f"{shown}: no header row")
+                for row in reader:
+                    if None in row:  # more cells than header names
+                        raise InvalidArgument(where, f"{shown}:{reader.line_num}: more cells than columns")
+                    if any(v is None for v in row.values()):
+                        raise InvalidArgument(where, f"{shown}:{reader.line_num}: fewer cells than columns")
+                    rows.append((reader.line_num, dict(row)))
+                    if len(rows) > MAX_ROWS:
+                        raise InvalidArgument(where, f"{shown}: more than {MAX_ROWS} rows")
+            else:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InvalidArgument(where, f"{shown}:{lineno}: not JSON ({exc.msg})") from None
+                    if not isinstance(row, dict):
+                        raise InvalidArgument(where, f"{shown}:{lineno}: expected a JSON object")
+                    rows.append((lineno, row))
+                    if len(rows) > MAX_ROWS:
+                        raise InvalidArgument(where, f"{shown}: more than {MAX_ROWS} rows")
+    except UnicodeDecodeError:
+        raise InvalidArgument(where, f"{shown}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise InvalidArgument(where, f"{shown}: not CSV ({exc})") from None
+    return rows
+
+
+def resolve_dataset_ref(
+    data_dir: Path | None, ref: DatasetRefLike, spec: ProgramSpec, field: str
+) -> list[dspy.Example]:
+    """Read the examples ``ref`` names; raise InvalidArgument/FailedPrecondition naming ``field``."""
+    file = check_ref_path(data_dir, ref.path, field)
+    where = f"{field}.path"
+    shown = ref.path
+    inputs, outputs = spec.input_fields(), spec.output_fields()
+    keys = list(ref.input_keys) or inputs
+    examples: list[dspy.Example] = []
+    for lineno, row in _rows(file, shown, where):
+        for name in (*inputs, *outputs):
+            if name not in row:
+                role = "input" if name in inputs else "output"
+                problem = f"{shown}:{lineno}: missing {name!r} (an {role} of the signature)"
+                raise InvalidArgument(where, problem)
+        fields: dict[str, str] = {}
+        for name, value in row.items():
+            if isinstance(value, dict | list):
+                raise InvalidArgument(where, f"{shown}:{lineno}: {name!r} must be a string, number or bool")
+            text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+            if len(text) > MAX_FIELD_CHARS:
+                problem = f"{shown}:{lineno}: {name!r} is longer than {MAX_FIELD_CHARS} characters"
+                raise InvalidArgument(where, problem)
+            fields[str(name)] = text
+        unknown = [k for k in keys if k not in fields]
+        if unknown:
+            problem = f"{unknown} are not columns of {shown} (line {lineno})"
+            raise InvalidArgument(f"{field}.input_keys", problem)
+        examples.append(dspy.Example(**fields).with_inputs(*keys))
+    if not examples:
+        raise InvalidArgument(where, f"{shown}: holds no examples")
+    return examples
+
+
+__all__ = ["EXTENSIONS", "check_ref_path", "resolve_dataset_ref"]
