@@ -112,7 +112,7 @@ def test_kill_9_the_optimizer_repeatedly(tmp_path: Path) -> None:
                 except grpc.RpcError:
                     pass
 
-            def commands() -> None:
+            def commands(stop: threading.Event = stop, round_: int = round_) -> None:
                 i = 0
                 while not stop.is_set():
                     alias = f"r{round_}-{i}"
@@ -224,7 +224,7 @@ def test_kill_9_a_gateway_under_load(tmp_path: Path) -> None:
             store.close()
             assert state.state_hash == state_hash(replayed)
 
-            def load(gw: GatewayClient = gw) -> None:
+            def load(gw: GatewayClient = gw, stop: threading.Event = stop) -> None:
                 i = 0
                 while not stop.is_set():
                     try:
