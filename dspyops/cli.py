@@ -232,6 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             port_file=Path(args.port_file) if args.port_file else None,
+            datasets_dir=Path(args.datasets_dir) if args.datasets_dir else None,
         )
         asyncio.run(serve(config))
     else:
@@ -740,6 +741,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", choices=["optimizer", "gateway"])
     p.add_argument("--log", default="dspyops.db", help="SQLite log file")
     p.add_argument("--data-dir", default="dspyops-data", help="optimizer: artifact directory")
+    p.add_argument(
+        "--datasets-dir",
+        default="",
+        help="optimizer: directory of JSONL/CSV files that requests may name (trainset_ref); none: refused",
+    )
     p.add_argument(
         "--from-optimizer", default="", help="gateway: tail this optimizer's SubscribeLog instead of --log"
     )

@@ -21,9 +21,10 @@ from dspy.utils.callback import BaseCallback
 class JobCancelled(BaseException):
     """Raised inside a job once its token is cancelled; BaseException so DSPy cannot swallow it."""
 
-    def __init__(self, reason: str = "cancelled by user") -> None:
+    def __init__(self, reason: str = "cancelled by user", budget: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.budget = budget  # the budget that was exceeded ("" for a cancel by request)
 
 
 class CancelToken:
@@ -33,11 +34,14 @@ class CancelToken:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._reason = ""
+        self._budget = ""
 
-    def cancel(self, reason: str = "cancelled by user") -> None:
+    def cancel(self, reason: str = "cancelled by user", *, budget: str = "") -> None:
+        """Stop the job; ``budget`` names the budget it exceeded, if that is why."""
         with self._lock:
             if not self._event.is_set():  # the first reason wins
                 self._reason = reason
+                self._budget = budget
                 self._event.set()
 
     @property
@@ -48,9 +52,13 @@ class CancelToken:
     def reason(self) -> str:
         return self._reason
 
+    @property
+    def budget(self) -> str:
+        return self._budget
+
     def check(self) -> None:
         if self._event.is_set():
-            raise JobCancelled(self._reason)
+            raise JobCancelled(self._reason, self._budget)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._event.wait(timeout)

@@ -15,8 +15,9 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dspy
 import structlog
@@ -33,14 +34,25 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc import progress
 from optimizer_svc.cancel import CancelToken, JobCancelled
+from optimizer_svc.gates import evaluate_gate, resolve_must_beat
 from optimizer_svc.registry import Registry
-from optimizer_svc.requests import ValidatedJob, lm_to_proto, spec_to_proto
+from optimizer_svc.requests import ValidatedJob, lm_to_proto, resolve_datasets, spec_to_proto
 from optimizer_svc.runner import JobResult, JobSpec, run_job
 
 _log = structlog.get_logger()
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
-_LOG_KINDS = {"accepted", "started", "baseline", "trial", "completed", "failed", "cancelled", "interrupted"}
+_LOG_KINDS = {
+    "accepted",
+    "started",
+    "baseline",
+    "trial",
+    "gate",
+    "completed",
+    "failed",
+    "cancelled",
+    "interrupted",
+}
 
 
 def _now() -> Timestamp:
@@ -127,7 +139,9 @@ class JobManager:
         loop: asyncio.AbstractEventLoop,
         *,
         max_running: int = 4,
+        datasets_dir: Path | None = None,
     ) -> None:
+        self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
         self.ledger = ledger
         self.registry = registry
         self.artifacts = artifacts
@@ -155,7 +169,17 @@ class JobManager:
     def running(self) -> list[JobHandle]:
         return [j for j in self.jobs.values() if not j.done]
 
+    def prepare(self, job: ValidatedJob) -> ValidatedJob:
+        """What needs the server: referenced datasets, the split, the must_beat version.
+        Raises naming the field, before any LM call or append."""
+        job = resolve_datasets(job, self.datasets_dir)
+        if job.must_beat:
+            must_beat = resolve_must_beat(self.registry, self.artifacts, job.program, job.must_beat, job.spec)
+            job = replace(job, must_beat_program=must_beat)
+        return job
+
     def submit(self, job: ValidatedJob) -> JobHandle:
+        job = self.prepare(job)
         if len(self.running()) >= self.max_running:
             raise FailedPrecondition("", f"{self.max_running} jobs are running already; retry when one ends")
         job_id = uuid.uuid4().hex[:12]
@@ -280,15 +304,20 @@ class JobManager:
             trainset=job.trainset,
             valset=job.valset,
             prompt_lm=job.prompt_lm,
+            budget=job.budget,
+            must_beat=job.must_beat_program.program if job.must_beat_program else None,
         )
         secrets = _secrets(job)
+        usage = progress.SharedUsageTracker()
         try:
-            result = run_job(spec, self._emit(handle), handle.cancel)
+            result = run_job(spec, self._emit(handle), handle.cancel, usage)
         except JobCancelled as exc:
             handle.error = str(exc.reason)
             reason = _scrub(str(exc.reason), secrets)
-            self._record(handle, "cancelled", pb.JobCancelled(reason=reason), final_state="cancelled")
-            log.info("job_cancelled", reason=exc.reason)
+            spent = usage.snapshot()
+            cancelled = pb.JobCancelled(reason=reason, usage=_usage_proto(spent), budget=exc.budget)
+            self._record(handle, "cancelled", cancelled, final_state="cancelled")
+            log.info("job_cancelled", reason=exc.reason, budget=exc.budget, lm_calls=spent.lm_calls)
             return
         except Exception as exc:
             message = _scrub(f"{type(exc).__name__}: {exc}", secrets)[:2000]
@@ -319,11 +348,16 @@ class JobManager:
     ) -> pb.JobCompleted:
         digest, artifact = encode_artifact(job.spec, result.state, job.lm)
         self.artifacts.put(artifact)
-        gate_passed, gate_reason = True, "no gate"
-        if job.min_score is not None:
-            gate_passed = result.final_score >= job.min_score
-            verdict = ">=" if gate_passed else "<"
-            gate_reason = f"final score {result.final_score:.4f} {verdict} min_score {job.min_score:.4f}"
+        gate = evaluate_gate(
+            final_score=result.final_score,
+            baseline_score=result.baseline_score,
+            min_score=job.min_score,
+            must_beat=job.must_beat_program.version if job.must_beat_program else "",
+            must_beat_score=result.must_beat_score,
+            min_improvement=job.min_improvement,
+        )
+        self._record(handle, "gate", gate)  # the verdict is on the record before the version
+        gate_passed, gate_reason = gate.passed, gate.reason
         params = Struct()
         ParseDict(_json_safe(job.params), params)
         registered = pb.VersionRegistered(
@@ -357,11 +391,7 @@ class JobManager:
             gate_passed=gate_passed,
             gate_reason=gate_reason,
             status=pb.PRODUCTION if version.status == "production" else pb.DEVELOPMENT,
-            usage=pb.Usage(
-                lm_calls=result.usage.lm_calls,
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-            ),
+            usage=_usage_proto(result.usage),
             wall_seconds=wall,
             artifact_digest=digest,
         )
@@ -410,7 +440,17 @@ _KIND_OF = {
     "JobFailed": "failed",
     "JobCancelled": "cancelled",
     "JobInterrupted": "interrupted",
+    "GateEvaluated": "gate",
 }
+
+
+def _usage_proto(usage: progress.Usage) -> pb.Usage:
+    return pb.Usage(
+        lm_calls=usage.lm_calls,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+    )
 
 
 def _json_safe(params: dict) -> dict:

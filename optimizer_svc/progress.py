@@ -81,6 +81,7 @@ class Usage:
     lm_calls: int
     input_tokens: int
     output_tokens: int
+    cost_usd: float = 0.0  # when the LM reports it in its usage (the offline engine does not)
 
 
 class SharedUsageTracker(UsageTracker):
@@ -89,14 +90,19 @@ class SharedUsageTracker(UsageTracker):
     ``ParallelExecutor`` deep-copies ``settings.usage_tracker`` into each worker thread (so
     ``dspy.track_usage`` loses worker usage); returning ``self`` from ``__deepcopy__`` keeps
     one tally. Only totals are kept, so a long job does not grow a list per call.
+
+    ``on_change`` (e.g. a budget check) is called with a snapshot after every update, on the
+    thread that made the call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[Usage], None] | None = None) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self.lm_calls = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.on_change = on_change
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SharedUsageTracker:
         return self
@@ -104,17 +110,25 @@ class SharedUsageTracker(UsageTracker):
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         prompt = _count(usage_entry.get("prompt_tokens"))
         completion = _count(usage_entry.get("completion_tokens"))
+        cost = _cost(usage_entry.get("cost"))
         with self._lock:
             self.input_tokens += prompt
             self.output_tokens += completion
+            self.cost_usd += cost
+        self._changed()
 
     def count_call(self) -> None:
         with self._lock:
             self.lm_calls += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.snapshot())
 
     def snapshot(self) -> Usage:
         with self._lock:
-            return Usage(self.lm_calls, self.input_tokens, self.output_tokens)
+            return Usage(self.lm_calls, self.input_tokens, self.output_tokens, self.cost_usd)
 
 
 def evaluation_score(result: Any) -> float:
@@ -131,6 +145,13 @@ def evaluation_score(result: Any) -> float:
 
 def _count(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _cost(value: Any) -> float:
+    """A provider-reported cost in USD (e.g. OpenRouter's ``usage.cost``); 0 when absent."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value and value >= 0:
+        return float(value)
+    return 0.0
 
 
 @dataclass

@@ -6,14 +6,17 @@ Every problem is reported as INVALID_ARGUMENT naming the request field, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dspy
 from google.protobuf.json_format import MessageToDict
 
-from dspyops.datasets import dataset_digest
+from dspyops.datarefs import resolve_dataset_ref
+from dspyops.datasets import dataset_digest, split
 from dspyops.errors import InvalidArgument
 from dspyops.lm import OFFLINE_MODEL, LMConfig
 from dspyops.metrics import METRICS
@@ -21,6 +24,8 @@ from dspyops.names import check_name
 from dspyops.programs import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
+from optimizer_svc.budgets import Budget, budget_from_proto
+from optimizer_svc.gates import MustBeat, check_min_improvement
 from optimizer_svc.optimizers import InvalidOptimizerParams, validate_params
 from optimizer_svc.presets import resolve as resolve_preset
 
@@ -41,6 +46,14 @@ class ValidatedJob:
     valset: list[dspy.Example]
     min_score: float | None
     auto_promote: bool
+    must_beat: str = ""
+    min_improvement: float | None = None
+    budget: Budget = field(default_factory=Budget)
+    trainset_ref: opb.DatasetRef | None = None  # resolved (into trainset) by resolve_datasets
+    valset_ref: opb.DatasetRef | None = None
+    val_fraction: float = 0.0  # split the trainset when no valset is given (0: none)
+    split_seed: int = 0
+    must_beat_program: MustBeat | None = None  # loaded at submission
 
     @property
     def trainset_digest(self) -> str:
@@ -140,13 +153,31 @@ def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
     metric = request.metric or "exact_match"
     if metric not in METRICS:
         raise InvalidArgument("metric", f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    if not request.trainset:
-        raise InvalidArgument("trainset", "at least one example is required")
+    trainset_ref = request.trainset_ref if request.HasField("trainset_ref") else None
+    valset_ref = request.valset_ref if request.HasField("valset_ref") else None
+    if trainset_ref is not None and request.trainset:
+        raise InvalidArgument("trainset_ref", "give trainset or trainset_ref, not both")
+    if valset_ref is not None and request.valset:
+        raise InvalidArgument("valset_ref", "give valset or valset_ref, not both")
+    if trainset_ref is None and not request.trainset:
+        raise InvalidArgument("trainset", "at least one example is required (or a trainset_ref)")
     trainset = examples_from_proto(request.trainset, spec, "trainset")
     valset = examples_from_proto(request.valset, spec, "valset")
+    val_fraction = request.val_fraction
+    if not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0):
+        raise InvalidArgument("val_fraction", f"must be in [0, 1), got {val_fraction}")
+    if val_fraction and (request.valset or valset_ref is not None):
+        raise InvalidArgument("val_fraction", "splits the trainset only when no valset is given")
     min_score = request.min_score if request.HasField("min_score") else None
     if min_score is not None and not (math.isfinite(min_score) and 0.0 <= min_score <= 1.0):
         raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")
+    min_improvement = check_min_improvement(
+        request.min_improvement if request.HasField("min_improvement") else None
+    )
+    must_beat = request.must_beat
+    if len(must_beat) > 200:
+        raise InvalidArgument("must_beat", "longer than 200 characters")
+    budget = budget_from_proto(request.budget) if request.HasField("budget") else Budget()
     return ValidatedJob(
         program=program,
         spec=spec,
@@ -159,4 +190,26 @@ def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
         valset=valset,
         min_score=min_score,
         auto_promote=request.auto_promote,
+        must_beat=must_beat,
+        min_improvement=min_improvement,
+        budget=budget,
+        trainset_ref=trainset_ref,
+        valset_ref=valset_ref,
+        val_fraction=val_fraction,
+        split_seed=request.split_seed,
     )
+
+
+def resolve_datasets(job: ValidatedJob, datasets_dir: Path | None) -> ValidatedJob:
+    """Read the referenced sets and split off a validation share: the sets the job runs on
+    (and whose digests go into its lineage). Before any LM call or append."""
+    trainset, valset = job.trainset, job.valset
+    if job.trainset_ref is not None:
+        trainset = resolve_dataset_ref(datasets_dir, job.trainset_ref, job.spec, "trainset_ref")
+    if job.valset_ref is not None:
+        valset = resolve_dataset_ref(datasets_dir, job.valset_ref, job.spec, "valset_ref")
+    if job.val_fraction:
+        if len(trainset) < 2:
+            raise InvalidArgument("val_fraction", "needs at least two training examples to split")
+        trainset, valset = split(trainset, job.val_fraction, job.split_seed)
+    return dataclasses.replace(job, trainset=trainset, valset=valset, trainset_ref=None, valset_ref=None)

@@ -10,7 +10,7 @@ and ``dspy.configure`` is never called. The optimizer is constructed inside the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
@@ -18,6 +18,7 @@ import dspy
 from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import get_metric
 from dspyops.programs import ProgramSpec, build_module, program_state
+from optimizer_svc.budgets import Budget, BudgetGuard
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.optimizers import CompileInputs, get_adapter, validate_params
 from optimizer_svc.progress import (
@@ -42,6 +43,8 @@ class JobSpec:
     trainset: list[dspy.Example]
     valset: list[dspy.Example]
     prompt_lm: LMConfig | None = None
+    budget: Budget = field(default_factory=Budget)
+    must_beat: dspy.Module | None = None  # a registered version to score on the same set
 
 
 @dataclass
@@ -52,12 +55,21 @@ class JobResult:
     final_score: float
     usage: Usage
     trials: int
+    must_beat_score: float | None = None
 
 
-def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken) -> JobResult:
-    """Optimize ``job.spec``; raises JobCancelled when cancelled, anything else on failure.
+def run_job(
+    job: JobSpec,
+    emit: Callable[[JobEvent], None],
+    cancel: CancelToken,
+    usage: SharedUsageTracker | None = None,
+) -> JobResult:
+    """Optimize ``job.spec``; raises JobCancelled when cancelled or out of budget, anything
+    else on failure.
 
-    ``emit`` is called from DSPy's worker threads as well as this one.
+    ``emit`` is called from DSPy's worker threads as well as this one. ``usage`` (the
+    caller's, to read what a cancelled job spent) counts every LM call of the job, in
+    whichever thread; ``job.budget`` is enforced through ``cancel``.
     """
     # Everything that can be rejected is rejected before the first LM call.
     adapter = get_adapter(job.optimizer)
@@ -72,12 +84,17 @@ def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken)
     num_threads = params["num_threads"]
     cancel.check()
 
-    usage = SharedUsageTracker()
+    guard = BudgetGuard(job.budget, cancel)
+    usage = usage if usage is not None else SharedUsageTracker()
+    usage.on_change = guard.check
     capture = ProgressCapture(
         emit, adapter.describe, usage, cancel, trials_from_evaluate=adapter.trials_from_evaluate
     )
     job_metric = capture.wrap_metric(metric)
-    callbacks = [capture, CancelCallback(cancel)]  # cancel LAST: the capture sees every start first
+    # cancel LAST: the capture sees every start first; the guard trips the token just before.
+    callbacks = [capture, guard, CancelCallback(cancel)]
+    guard.start_timer()
+    must_beat_score = None
     try:
         with (
             dspy.context(lm=lm, callbacks=callbacks, usage_tracker=usage),
@@ -115,7 +132,13 @@ def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken)
                 # LabeledFewShot and BootstrapFewShot score no candidates: their one trial is the
                 # result. An exported program is a candidate of its own.
                 capture.record_trial(final, adapter.describe(compiled))
+
+            if job.must_beat is not None:
+                # The gate's reference: same set, metric and LM (this context's) as the job.
+                must_beat_score = _evaluate(job.must_beat, evalset, job_metric, num_threads)
+                cancel.check()
     finally:
+        guard.stop()
         capture.close()
 
     return JobResult(
@@ -125,6 +148,7 @@ def run_job(job: JobSpec, emit: Callable[[JobEvent], None], cancel: CancelToken)
         final_score=final,
         usage=usage.snapshot(),
         trials=capture.trials,
+        must_beat_score=must_beat_score,
     )
 
 

@@ -225,6 +225,7 @@ class OptimizerConfig:
     port: int = 0
     max_jobs: int = 4
     port_file: Path | None = None
+    datasets_dir: Path | None = None  # trainset_ref/valset_ref files live here (None: refs refused)
 
 
 class RunningOptimizer:
@@ -258,6 +259,7 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
         ArtifactStore(config.data_dir / "artifacts"),
         asyncio.get_running_loop(),
         max_running=config.max_jobs,
+        datasets_dir=config.datasets_dir,
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE])
