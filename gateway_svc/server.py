@@ -12,16 +12,18 @@ import random
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from statistics import median
+from typing import Any
 
 import grpc
 import structlog
 
 from dspyops import rpc
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.eventlog import EventStore, open_store
+from dspyops.eventlog import AppendResult, EventStore, open_store
 from dspyops.logs import configure
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
@@ -288,14 +290,21 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
 
     # ------------------------------------------------------------------ experiments and rollback
 
+    async def _command(
+        self, command: Callable[..., AppendResult], request: Any, *args: Any
+    ) -> gpb.DeploymentState:
+        """Run a deployment command on the current state (in a thread: it appends), then
+        answer with the state once this replica has folded the append."""
+        result = await asyncio.to_thread(command, self.replica.state, request, *args)
+        state = await self._applied(result.last_position)
+        return self._state_view(state, deployment_of(state, request.deployment))
+
     @rpc.unary
     async def StartExperiment(
         self, request: gpb.StartExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        result = await asyncio.to_thread(experiments.start, self.replica.state, request)
-        state = await self._applied(result.last_position)
-        return self._state_view(state, deployment_of(state, request.deployment))
+        return await self._command(experiments.start, request)
 
     @rpc.unary
     async def GetExperimentResults(
@@ -310,18 +319,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.ConcludeExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        result = await asyncio.to_thread(experiments.conclude, self.replica.state, request)
-        state = await self._applied(result.last_position)
-        return self._state_view(state, deployment_of(state, request.deployment))
+        return await self._command(experiments.conclude, request)
 
     @rpc.unary
     async def StopExperiment(
         self, request: gpb.StopExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        result = await asyncio.to_thread(experiments.stop, self.replica.state, request)
-        state = await self._applied(result.last_position)
-        return self._state_view(state, deployment_of(state, request.deployment))
+        return await self._command(experiments.stop, request)
 
     @rpc.unary
     async def StartCanary(
@@ -329,9 +334,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     ) -> gpb.DeploymentState:
         self._need_log("deployment")
         assert self.canaries is not None
-        result = await asyncio.to_thread(self.canaries.start, self.replica.state, request)
-        state = await self._applied(result.last_position)
-        return self._state_view(state, deployment_of(state, request.deployment))
+        return await self._command(self.canaries.start, request)
 
     @rpc.unary
     async def EvaluateCanary(
@@ -382,9 +385,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         if request.to.WhichOneof("point") is None:
             raise InvalidArgument("to", "give a log position or a time to roll back to")
         position = await asyncio.to_thread(self._position, history, request.to, "to")
-        result = await asyncio.to_thread(experiments.rollback, self.replica.state, request, position)
-        state = await self._applied(result.last_position)
-        return self._state_view(state, deployment_of(state, request.deployment))
+        return await self._command(experiments.rollback, request, position)
 
     @rpc.unary
     async def ExplainPrediction(

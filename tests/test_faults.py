@@ -29,35 +29,35 @@ ROWS = ticket_rows()
 KILLS = 20
 
 
-def start_optimizer(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port_file = tmp / "port"
+def start_service(tmp: Path, env: dict[str, str], name: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """`dspyops serve ...` as a subprocess; returns it and its address once it listens."""
+    port_file = tmp / f"{name}.port"
     port_file.unlink(missing_ok=True)
+    log_file = tmp / f"{name}.log"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dspyops.cli",
-            "serve",
-            "optimizer",
-            "--log",
-            str(tmp / "log.db"),
-            "--data-dir",
-            str(tmp / "data"),
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-        ],
+        [sys.executable, "-m", "dspyops.cli", "serve", *args, "--port", "0", "--port-file", str(port_file)],
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "optimizer.log", "a"),
+        stderr=open(log_file, "a"),
         env=env,
     )
     deadline = time.monotonic() + 60
     while not (port_file.exists() and port_file.read_text()):
-        assert process.poll() is None, (tmp / "optimizer.log").read_text()[-2000:]
+        assert process.poll() is None, log_file.read_text()[-2000:]
         assert time.monotonic() < deadline
         time.sleep(0.02)
     return process, f"127.0.0.1:{port_file.read_text()}"
+
+
+def start_optimizer(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    return start_service(
+        tmp, env, "optimizer", "optimizer", "--log", str(tmp / "log.db"), "--data-dir", str(tmp / "data")
+    )
+
+
+def start_gateway(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    return start_service(
+        tmp, env, "gateway", "gateway", "--log", str(tmp / "log.db"), "--canary-interval", "0"
+    )
 
 
 def check_log(path: Path) -> None:
@@ -151,37 +151,6 @@ def test_kill_9_the_optimizer_repeatedly(tmp_path: Path) -> None:
     missing = [a for a, v in acknowledged if aliases.get(a) != v]
     assert not missing, f"{len(missing)} acknowledged alias changes lost: {missing[:5]}"
     assert len(acknowledged) > KILLS
-
-
-def start_gateway(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port_file = tmp / "gateway.port"
-    port_file.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dspyops.cli",
-            "serve",
-            "gateway",
-            "--log",
-            str(tmp / "log.db"),
-            "--canary-interval",
-            "0",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "gateway.log", "a"),
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while not (port_file.exists() and port_file.read_text()):
-        assert process.poll() is None, (tmp / "gateway.log").read_text()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    return process, f"127.0.0.1:{port_file.read_text()}"
 
 
 def test_kill_9_a_gateway_under_load(tmp_path: Path) -> None:
