@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import dspy
 import pytest
 
-from dspyops.metrics import METRICS, get_metric, normalize_answer
+from dspyops.metrics import (
+    METRICS,
+    allowed_metric_modules,
+    get_metric,
+    lcs_length,
+    normalize_answer,
+    resolve_metric,
+)
 
 
 def ex(**kw: str) -> dspy.Example:
@@ -13,7 +22,7 @@ def ex(**kw: str) -> dspy.Example:
 
 
 def test_names_and_unknown_metric() -> None:
-    assert METRICS == ("exact_match", "f1", "contains")
+    assert METRICS == ("exact_match", "f1", "contains", "rouge_l")
     for name in METRICS:
         assert callable(get_metric(name))
     with pytest.raises(KeyError) as err:
@@ -72,3 +81,58 @@ def test_dict_predictions_and_undeclared_inputs() -> None:
     assert metric(ex(answer="Paris"), {"answer": "paris"}) == 1.0
     # Without with_inputs the fields the prediction answers are the ones compared.
     assert metric(dspy.Example(question="q", answer="Paris"), dspy.Prediction(answer="paris")) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("expected", "predicted", "score"),
+    [
+        # LCS "the cat on the mat" = 5 tokens; P = 5/5, R = 5/6, F = 2PR/(P+R) = 10/11
+        ("the cat sat on the mat", "the cat on the mat", 10 / 11),
+        # LCS "police killed gunman" = 3; P = R = 3/4 -> 0.75 (the ROUGE paper's example)
+        ("police killed the gunman", "police kill the gunman", 0.75),
+        ("police killed the gunman", "the gunman police killed", 0.5),  # LCS "the gunman" = 2 of 4
+        ("A B C", "a, b. c!", 1.0),  # case and punctuation do not count
+        ("a b c d", "d c b a", 0.25),  # order matters: LCS 1
+        ("billing", "shipping", 0.0),
+        ("", "", 1.0),
+        ("answer", "", 0.0),
+    ],
+)
+def test_rouge_l_hand_computed(expected: str, predicted: str, score: float) -> None:
+    rouge_l = get_metric("rouge_l")
+    assert rouge_l(ex(answer=expected), dspy.Prediction(answer=predicted)) == pytest.approx(score)
+
+
+def test_lcs_length() -> None:
+    assert lcs_length("a b c b d a b".split(), "b d c a b a".split()) == 4  # CLRS's example
+    assert lcs_length([], ["a"]) == 0
+
+
+def test_allowlist_from_the_environment() -> None:
+    env = {"DSPYOPS_METRIC_MODULES": " tests.metric_plugins, other.mod ,bad-name,"}
+    assert allowed_metric_modules(env) == {"tests.metric_plugins", "other.mod"}
+    assert allowed_metric_modules({}) == frozenset()
+
+
+def test_resolve_metric_builtin_and_allowlisted() -> None:
+    assert resolve_metric("f1") is get_metric("f1")
+    half = resolve_metric("tests.metric_plugins:half", {"tests.metric_plugins"})
+    assert half(ex(answer="x"), dspy.Prediction(answer="y")) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("tests.metric_not_allowed:metric", "not allowlisted"),
+        ("os:system", "not allowlisted"),
+        ("accuracy", "unknown metric"),
+        ("tests.metric_plugins:no_such", "has no function"),
+        ("tests.metric_plugins:a.b", "not of the form"),
+        ("../x:y", "not of the form"),
+    ],
+)
+def test_resolve_metric_refuses_without_importing(name: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as err:
+        resolve_metric(name, {"tests.metric_plugins"})
+    assert str(err.value).startswith("metric: ")
+    assert "tests.metric_not_allowed" not in sys.modules
