@@ -101,3 +101,133 @@ def test_no_datasets_dir_is_a_failed_precondition() -> None:
     with pytest.raises(FailedPrecondition) as err:
         resolve_dataset_ref(None, _ref("qa.jsonl"), SPEC, "trainset_ref")
     assert err.value.field == "trainset_ref"
+
+
+# ---------------------------------------------------------------- through the server
+
+
+def _server(tmp_path: Path, datasets_dir: Path | None):
+    from optimizer_svc.server import OptimizerConfig, start
+    from tests.harness import ServerThread
+
+    config = OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "d", datasets_dir=datasets_dir)
+    return ServerThread(lambda: start(config))
+
+
+def _start(**kw: object) -> opb.StartOptimizationRequest:
+    from google.protobuf.struct_pb2 import Struct
+
+    from dspyops.proto import events_pb2 as pb
+
+    params = Struct()
+    params.update({"k": 4})
+    req = opb.StartOptimizationRequest(
+        program="tickets",
+        spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
+        optimizer="LabeledFewShot",
+        params=params,
+    )
+    for key, value in kw.items():
+        if isinstance(value, opb.DatasetRef):
+            getattr(req, key).CopyFrom(value)
+        else:
+            setattr(req, key, value)
+    return req
+
+
+@pytest.fixture
+def tickets_dir(tmp_path: Path) -> Path:
+    import csv
+
+    from tests.harness import ticket_rows
+
+    rows = ticket_rows()
+    root = tmp_path / "datasets"
+    root.mkdir()
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:30]))
+    with (root / "val.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows({"text": r["text"], "label": r["label"]} for r in rows[30:50])
+    return root
+
+
+def test_refs_and_split_through_the_server(tmp_path: Path, tickets_dir: Path) -> None:
+    from dspyops.client import OptimizerClient
+    from dspyops.datasets import dataset_digest, split
+
+    spec = ProgramSpec(module="Predict", signature="text -> label")
+    train = resolve_dataset_ref(tickets_dir, _ref("train.jsonl"), spec, "trainset_ref")
+    val = resolve_dataset_ref(tickets_dir, _ref("val.csv"), spec, "valset_ref")
+    thread = _server(tmp_path, tickets_dir)
+    try:
+        with OptimizerClient(thread.address) as opt:
+            req = _start(trainset_ref=_ref("train.jsonl"), valset_ref=_ref("val.csv"))
+            events = list(opt.stub.StartOptimization(req))
+            assert events[-1].WhichOneof("kind") == "completed", events[-1]
+            lineage = opt.get_version("tickets", events[-1].completed.version).lineage
+            assert (lineage.trainset_size, lineage.valset_size) == (30, 20)
+            assert lineage.trainset_digest == dataset_digest(train)
+            assert lineage.valset_digest == dataset_digest(val)
+            assert events[0].accepted.valset_digest == dataset_digest(val)
+
+            # no valset: a seeded split of the referenced trainset; same seed, same split
+            req = _start(trainset_ref=_ref("train.jsonl"), val_fraction=0.25, split_seed=7)
+            done = list(opt.stub.StartOptimization(req))[-1].completed
+            lineage = opt.get_version("tickets", done.version).lineage
+            want_train, want_val = split(train, 0.25, 7)
+            assert (lineage.trainset_size, lineage.valset_size) == (len(want_train), len(want_val)) == (22, 8)
+            assert lineage.trainset_digest == dataset_digest(want_train)
+            assert lineage.valset_digest == dataset_digest(want_val)
+    finally:
+        thread.stop()
+
+
+@pytest.mark.parametrize(
+    ("field", "path", "problem"),
+    [
+        ("trainset_ref", "../x.jsonl", "'..'"),
+        ("trainset_ref", "/etc/passwd", "relative"),
+        ("trainset_ref", "missing.jsonl", "no such file"),
+        ("trainset_ref", "x.txt", ".jsonl or .csv"),
+        ("valset_ref", "../../etc/passwd.csv", "'..'"),
+    ],
+)
+def test_bad_refs_are_refused_naming_the_field(
+    tmp_path: Path, tickets_dir: Path, field: str, path: str, problem: str
+) -> None:
+    import grpc
+
+    from dspyops.client import OptimizerClient
+
+    thread = _server(tmp_path, tickets_dir)
+    try:
+        with OptimizerClient(thread.address) as opt:
+            head = opt.read_log(0, 1).head
+            refs = {"trainset_ref": _ref("train.jsonl"), field: _ref(path)}
+            with pytest.raises(grpc.RpcError) as err:
+                list(opt.stub.StartOptimization(_start(**refs)))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert err.value.details().startswith(f"{field}.path: "), err.value.details()
+            assert problem in err.value.details()
+            assert opt.read_log(0, 1).head == head
+    finally:
+        thread.stop()
+
+
+def test_a_server_without_a_datasets_dir_refuses_refs(tmp_path: Path) -> None:
+    import grpc
+
+    from dspyops.client import OptimizerClient
+
+    thread = _server(tmp_path, None)
+    try:
+        with OptimizerClient(thread.address) as opt:
+            head = opt.read_log(0, 1).head
+            with pytest.raises(grpc.RpcError) as err:
+                list(opt.stub.StartOptimization(_start(trainset_ref=_ref("train.jsonl"))))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert err.value.details().startswith("trainset_ref: ")
+            assert opt.read_log(0, 1).head == head
+    finally:
+        thread.stop()
