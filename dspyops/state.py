@@ -46,6 +46,8 @@ class VersionState:
     lineage: Mapping[str, Any]
     registered_position: int
     registered_at_us: int
+    # summary of the latest EvaluationRecorded for this version (None: never evaluated)
+    last_evaluation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,30 @@ def _alias_set(state: State, event: StoredEvent, msg: pb.AliasSet) -> State:
     return replace(state, programs=_with(state.programs, msg.program, program))
 
 
+def _evaluation_recorded(state: State, event: StoredEvent, msg: pb.EvaluationRecorded) -> State:
+    program = state.programs.get(msg.program)
+    if program is None:
+        return state
+    # the event is on the program's stream: its version moves even if the version is unknown
+    versions = program.versions
+    if msg.version in versions:
+        report = msg.report
+        summary = {
+            "position": event.position,
+            "recorded_at_us": _micros(event),
+            "metric": report.metric,
+            "dataset_digest": report.dataset_digest,
+            "examples": report.examples,
+            "score": report.score,
+            "accuracy": report.accuracy,
+            "macro_f1": report.macro_f1,
+            "errors": report.errors,
+        }
+        versions = _with(versions, msg.version, replace(versions[msg.version], last_evaluation=summary))
+    program = replace(program, versions=versions, stream_version=event.version)
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
 def _deployment_created(state: State, event: StoredEvent, msg: pb.DeploymentCreated) -> State:
     deployment = DeploymentState(
         name=msg.deployment,
@@ -430,6 +456,7 @@ _HANDLERS: dict[str, Any] = {
     "VersionRegistered": _version_registered,
     "VersionStatusChanged": _status_changed,
     "AliasSet": _alias_set,
+    "EvaluationRecorded": _evaluation_recorded,
     "DeploymentCreated": _deployment_created,
     "RoutesSet": _routes_set,
     "ExperimentStarted": _experiment_started,
