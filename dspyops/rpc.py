@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -64,16 +66,46 @@ def streaming(
     return wrapper
 
 
-def make_server(service_names: Sequence[str]) -> tuple[grpc.aio.Server, health.HealthServicer]:
+@dataclass(frozen=True)
+class Security:
+    """How a server admits callers: bearer tokens (a file of token hashes with roles) and
+    TLS (server certificate; with client_ca, client certificates are required too)."""
+
+    tokens_file: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+
+    def credentials(self) -> grpc.ServerCredentials | None:
+        if not self.tls_cert:
+            if self.tls_key or self.tls_client_ca:
+                raise ValueError("tls_key and tls_client_ca need tls_cert")
+            return None
+        key, cert = Path(self.tls_key).read_bytes(), Path(self.tls_cert).read_bytes()
+        client_ca = Path(self.tls_client_ca).read_bytes() if self.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
+
+
+def make_server(
+    service_names: Sequence[str], security: Security | None = None
+) -> tuple[grpc.aio.Server, health.HealthServicer]:
     """A grpc.aio server with the health and reflection services registered."""
+    interceptors = []
+    if security and security.tokens_file:
+        from dspyops.auth import AuthInterceptor, load_tokens
+
+        interceptors.append(AuthInterceptor(load_tokens(security.tokens_file)))
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
-    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -89,8 +121,10 @@ async def set_serving(health_servicer: Any, service_names: Sequence[str], servin
             await result
 
 
-def bind(server: grpc.aio.Server, host: str, port: int) -> int:
-    bound = server.add_insecure_port(f"{host}:{port}")
+def bind(server: grpc.aio.Server, host: str, port: int, security: Security | None = None) -> int:
+    credentials = security.credentials() if security else None
+    address = f"{host}:{port}"
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if bound == 0:
-        raise OSError(f"cannot bind {host}:{port}")
+        raise OSError(f"cannot bind {address}")
     return bound

@@ -431,6 +431,7 @@ class GatewayConfig:
     optimizer: str = ""  # ... or the optimizer's address, to tail its SubscribeLog
     predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
     canary_interval: float = 1.0  # seconds between canary checks; 0 disables the loop
+    security: rpc.Security = rpc.Security()  # bearer tokens and TLS (default: neither)
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
@@ -486,10 +487,10 @@ async def start(config: GatewayConfig) -> RunningGateway:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
     records = PredictionStore(predictions)
     replica = Replica(source)
-    server, health = rpc.make_server([SERVICE])
+    server, health = rpc.make_server([SERVICE], config.security)
     service = GatewayService(replica, records, store)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
-    port = rpc.bind(server, config.host, config.port)
+    port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     await rpc.set_serving(health, [SERVICE], serving=False)
     await replica.start(head)  # serve only once the replay has reached the head it saw at start
