@@ -723,6 +723,154 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def _lm_from_args(args: argparse.Namespace) -> pb.LMConfig | None:
+    if not (args.model or args.api_base or args.api_key_env):
+        return None
+    return pb.LMConfig(model=args.model, api_base=args.api_base, api_key_env=args.api_key_env)
+
+
+def _add_lm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="", help="LiteLLM model string; default: the offline engine")
+    p.add_argument("--api-base", default="")
+    p.add_argument(
+        "--api-key-env", default="", help="NAME of the env var holding the key (read by the server)"
+    )
+
+
+def _add_dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="", help="JSONL file, or a shipped dataset such as support_tickets")
+    p.add_argument("--dataset-ref", default="", help="a file under the server's --datasets-dir instead")
+    p.add_argument(
+        "--metric", default="", help="exact_match (default), f1, contains, rouge_l, module:function"
+    )
+
+
+def _dataset_rows(args: argparse.Namespace) -> list[dict[str, str]]:
+    return read_rows(args.dataset) if args.dataset else []
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    spec, state_json = None, b""
+    if args.state:
+        if not args.signature:
+            raise SystemExit("evaluate: --state needs --signature")
+        spec = pb.ProgramSpec(module=args.module, signature=args.signature)
+        state_json = Path(args.state).read_bytes()
+    with _optimizer(args) as opt:
+        report = None
+        for event in opt.evaluate(
+            args.program or "",
+            args.version or "",
+            dataset=_dataset_rows(args),
+            dataset_ref=args.dataset_ref,
+            spec=spec,
+            state_json=state_json,
+            lm=_lm_from_args(args),
+            metric=args.metric,
+            num_threads=args.threads,
+            include_results=args.results,
+        ):
+            if args.json:
+                _print_json(event)
+            elif event.WhichOneof("kind") == "progress":
+                p = event.progress
+                console.print(f"{p.done}/{p.total} running score {p.running_score:.3f}")
+            if event.WhichOneof("kind") == "report":
+                report = event.report
+    if report is None:
+        return 1
+    if not args.json:
+        _print_report(report)
+    return 0
+
+
+def _print_report(r: pb.EvaluationReport) -> None:
+    what = f"{r.program} {r.version}" if r.program else "spec + state"
+    console.print(
+        f"{what}: {r.metric} {r.score:.4f} on {r.examples} examples (accuracy {r.accuracy:.4f}, "
+        f"{r.errors} errors), latency p50 {r.latency_p50_ms:.1f} ms p95 {r.latency_p95_ms:.1f} ms, "
+        f"{r.usage.lm_calls} LM calls, {r.usage.input_tokens + r.usage.output_tokens} tokens"
+        + (f", ${r.usage.cost_usd:.4f}" if r.usage.cost_usd else "")
+    )
+    if r.per_class:
+        table = Table(
+            title=f"per class (macro P {r.macro_precision:.3f} R {r.macro_recall:.3f} F1 {r.macro_f1:.3f})"
+        )
+        for column in ("label", "precision", "recall", "f1", "support"):
+            table.add_column(column)
+        for c in r.per_class:
+            table.add_row(c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support))
+        console.print(table)
+    if r.results:
+        table = Table(title="examples")
+        for column in ("inputs", "expected", "predicted", "score", "error"):
+            table.add_column(column)
+        for x in r.results:
+            table.add_row(
+                json.dumps(dict(x.inputs)),
+                json.dumps(dict(x.expected)),
+                json.dumps(dict(x.predicted)),
+                f"{x.score:.3f}",
+                x.error,
+            )
+        console.print(table)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        result = opt.compare_versions(
+            args.program,
+            args.a,
+            args.b,
+            dataset=_dataset_rows(args),
+            dataset_ref=args.dataset_ref,
+            metric=args.metric,
+        )
+    if args.json:
+        _print_json(result)
+        return 0
+    console.print(
+        f"{args.program} {result.a}: {result.score_a:.4f}  vs  {result.b}: {result.score_b:.4f} on "
+        f"{result.examples} examples; {result.test} p = {result.p_value:.4g} "
+        f"(only a: {result.a_only}, only b: {result.b_only}) -> {result.verdict}"
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        version = opt.import_program(
+            args.program,
+            args.signature,
+            Path(args.state).read_bytes(),
+            module=args.module,
+            lm=_lm_from_args(args),
+        )
+    if args.json:
+        _print_json(version)
+    else:
+        console.print(
+            f"imported {version.program} {version.version} (artifact {version.artifact_digest[:12]})"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _optimizer(args) as opt:
+        exported = opt.export_version(args.program, args.version)
+    if args.json:
+        _print_json(exported)
+        return 0
+    if args.out:
+        Path(args.out).write_bytes(exported.state_json)
+        console.print(
+            f"wrote {args.out}: dspy.{exported.spec.module}({exported.spec.signature!r}).load(path) reads it"
+        )
+    else:
+        sys.stdout.write(exported.state_json.decode("utf-8") + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dspyops", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -919,6 +1067,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("optimizers", help="the optimizers, their parameters and the named presets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_optimizers)
+
+    p = sub.add_parser("evaluate", help="run a version (or --state) over a dataset: progress, then a report")
+    p.add_argument("program", nargs="?", default="")
+    p.add_argument("version", nargs="?", default="", help="semver or @alias")
+    _add_dataset_args(p)
+    p.add_argument("--state", default="", help="a program.save() JSON file to evaluate instead of a version")
+    p.add_argument("--signature", default="", help="with --state")
+    p.add_argument("--module", default="Predict", choices=["Predict", "ChainOfThought"])
+    _add_lm_args(p)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--results", action="store_true", help="per-example results in the report")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="two versions on the same examples, with a paired test")
+    p.add_argument("program")
+    p.add_argument("a")
+    p.add_argument("b")
+    _add_dataset_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("import", help="register a state saved by plain DSPy (program.save('x.json'))")
+    p.add_argument("program")
+    p.add_argument("state", help="the JSON file program.save() wrote")
+    p.add_argument("--signature", required=True)
+    p.add_argument("--module", default="Predict", choices=["Predict", "ChainOfThought"])
+    _add_lm_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="a version's state as JSON that plain DSPy loads with program.load()")
+    p.add_argument("program")
+    p.add_argument("version")
+    p.add_argument("--out", default="", help="write the JSON here (default: stdout)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="run the whole loop on a fresh log with the offline LM")
     p.add_argument("--workdir", default="", help="keep the log and artifacts here (default: a temp dir)")

@@ -157,6 +157,87 @@ class OptimizerClient(_Client):
             opb.SetAliasRequest(program=program, alias=alias, version=version), timeout=self.timeout
         )
 
+    # evaluation, import, export
+    def evaluate(
+        self,
+        program: str = "",
+        version: str = "",
+        *,
+        dataset: Iterable[Row] = (),
+        dataset_ref: str = "",
+        dataset_input_keys: Sequence[str] = (),
+        spec: pb.ProgramSpec | None = None,
+        state_json: bytes = b"",
+        lm: pb.LMConfig | None = None,
+        metric: str = "",
+        num_threads: int = 0,
+        include_results: bool = False,
+        input_keys: Sequence[str] = (),
+    ) -> Iterator[opb.EvaluationEvent]:
+        """Progress events, then one report event (a stream: no deadline)."""
+        request = opb.EvaluateRequest(
+            program=program,
+            version=version,
+            state_json=state_json,
+            dataset=examples(dataset, input_keys),
+            metric=metric,
+            num_threads=num_threads,
+            include_results=include_results,
+        )
+        if spec is not None:
+            request.spec.CopyFrom(spec)
+        if lm is not None:
+            request.lm.CopyFrom(lm)
+        if dataset_ref:
+            request.dataset_ref.CopyFrom(
+                opb.DatasetRef(path=dataset_ref, input_keys=list(dataset_input_keys))
+            )
+        return self.stub.Evaluate(request)
+
+    def compare_versions(
+        self,
+        program: str,
+        a: str,
+        b: str,
+        *,
+        dataset: Iterable[Row] = (),
+        dataset_ref: str = "",
+        dataset_input_keys: Sequence[str] = (),
+        metric: str = "",
+        input_keys: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> opb.VersionComparison:
+        request = opb.CompareVersionsRequest(
+            program=program, a=a, b=b, dataset=examples(dataset, input_keys), metric=metric
+        )
+        if dataset_ref:
+            request.dataset_ref.CopyFrom(
+                opb.DatasetRef(path=dataset_ref, input_keys=list(dataset_input_keys))
+            )
+        return self.stub.CompareVersions(request, timeout=timeout)  # runs both: no short deadline
+
+    def import_program(
+        self,
+        program: str,
+        signature: str,
+        state_json: bytes,
+        *,
+        module: str = "Predict",
+        instructions: str = "",
+        lm: pb.LMConfig | None = None,
+    ) -> opb.ProgramVersion:
+        request = opb.ImportProgramRequest(
+            program=program,
+            spec=pb.ProgramSpec(module=module, signature=signature, instructions=instructions),
+            state_json=state_json,
+            lm=lm or pb.LMConfig(),
+        )
+        return self.stub.ImportProgram(request, timeout=self.timeout)
+
+    def export_version(self, program: str, version: str) -> opb.ExportVersionResponse:
+        request = opb.ExportVersionRequest(program=program, version=version)
+        return self.stub.ExportVersion(request, timeout=self.timeout)
+
     # deployments
     def create_deployment(self, deployment: str, program: str) -> opb.Deployment:
         request = opb.CreateDeploymentRequest(deployment=deployment, program=program)

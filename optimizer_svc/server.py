@@ -145,6 +145,62 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         )
         return program_view(program)
 
+    # ------------------------------------------------------------------ evaluation, import, export
+
+    def _metric_modules(self) -> frozenset[str]:
+        """The custom-metric allowlist, read from DSPYOPS_METRIC_MODULES once per service."""
+        from dspyops.metrics import allowed_metric_modules
+
+        if "_allowed_metric_modules" not in self.__dict__:
+            self.__dict__["_allowed_metric_modules"] = allowed_metric_modules()
+        return self.__dict__["_allowed_metric_modules"]
+
+    def _datasets_dir(self) -> Path | None:
+        return getattr(self.jobs, "datasets_dir", None)
+
+    @rpc.streaming
+    async def Evaluate(
+        self, request: opb.EvaluateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[opb.EvaluationEvent]:
+        from optimizer_svc.evaluation import stream_evaluation
+
+        async for event in stream_evaluation(
+            request, self.registry, self.jobs.artifacts, self._metric_modules(), self._datasets_dir()
+        ):
+            yield event
+
+    @rpc.unary
+    async def CompareVersions(
+        self, request: opb.CompareVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> opb.VersionComparison:
+        from optimizer_svc.evaluation import compare_versions
+
+        return await asyncio.to_thread(
+            compare_versions,
+            request,
+            self.registry,
+            self.jobs.artifacts,
+            self._metric_modules(),
+            self._datasets_dir(),
+        )
+
+    @rpc.unary
+    async def ImportProgram(
+        self, request: opb.ImportProgramRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ProgramVersion:
+        from optimizer_svc.imports import import_program
+
+        version = await asyncio.to_thread(import_program, request, self.registry, self.jobs.artifacts)
+        return version_view(version, self.ledger.state.programs[request.program])
+
+    @rpc.unary
+    async def ExportVersion(
+        self, request: opb.ExportVersionRequest, context: grpc.aio.ServicerContext
+    ) -> opb.ExportVersionResponse:
+        from optimizer_svc.imports import export_version
+
+        return await asyncio.to_thread(export_version, request, self.registry, self.jobs.artifacts)
+
     # ------------------------------------------------------------------ deployments
 
     @rpc.unary

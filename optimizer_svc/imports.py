@@ -1,0 +1,180 @@
+"""ImportProgram and ExportVersion: DSPy's own saved state in and out of the registry.
+
+Import takes what plain DSPy wrote with ``program.save("x.json")`` plus the program's
+spec, checks that it loads into the spec's module, and registers it (lineage optimizer
+``"import"``). Per-predictor LM settings in the file are dropped (the LM is the request's
+LMConfig, never a key), and keys DSPy would set as attributes on the module are refused.
+
+Version numbers of imports:
+- the first version of a program is 1.0.0;
+- re-registering an artifact the program already has (the same state, spec and LM, so the
+  same content digest), while the latest version has that spec: **patch** bump of the
+  latest version (1.1.0 -> 1.1.1);
+- anything else follows ``next_version``: minor bump for the latest version's module and
+  signature, major bump when the signature or module changed.
+
+Export returns the state as JSON that ``dspy.Predict(sig).load(path)`` reads (DSPy's load
+requires the ``metadata`` block, which import adds when the file lacks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from typing import Any
+
+import dspy
+from dspy.utils.saving import get_dependency_versions
+from google.protobuf.struct_pb2 import Struct
+
+from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
+from dspyops.names import check_name, parse_semver, program_stream
+from dspyops.programs import ProgramSpec, build_module
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
+from dspyops.state import ProgramState, VersionState
+from optimizer_svc.evaluation import build_program, load_version_artifact, parse_state_json
+from optimizer_svc.registry import Registry, next_version
+from optimizer_svc.requests import lm_from_proto, lm_to_proto, spec_from_proto, spec_to_proto
+
+IMPORT_OPTIMIZER = "import"
+# what Predict.dump_state writes; Predict.load_state sets any other key as an attribute
+_PREDICTOR_KEYS = frozenset({"traces", "train", "demos", "signature", "lm", "extended_signature", "fields"})
+_ATTEMPTS = 50
+
+
+def _check_predictor(name: str, state: Any, predictor: dspy.Predict) -> dict[str, Any]:
+    where = "the state" if name == "self" else f"predictor {name!r}"
+    if not isinstance(state, dict):
+        raise InvalidArgument("state_json", f"{where} must be a JSON object")
+    unknown = sorted(set(state) - _PREDICTOR_KEYS)
+    if unknown:
+        raise InvalidArgument("state_json", f"{where} has keys DSPy does not save: {unknown}")
+    for key in ("demos", "signature"):
+        if key not in state:
+            raise InvalidArgument(
+                "state_json", f"{where} lacks {key!r} (is this a program.save() JSON file?)"
+            )
+    signature = state["signature"]
+    if not isinstance(signature, dict) or not isinstance(signature.get("fields"), list):
+        raise InvalidArgument("state_json", f"{where}: 'signature' must hold a list of 'fields'")
+    expected = list(predictor.signature.fields)
+    if len(signature["fields"]) != len(expected):
+        raise InvalidArgument(
+            "state_json",
+            f"{where} was saved for a signature with {len(signature['fields'])} fields; "
+            f"the spec's has {len(expected)} ({', '.join(expected)})",
+        )
+    if not isinstance(state["demos"], list):
+        raise InvalidArgument("state_json", f"{where}: 'demos' must be a list")
+    for i, demo in enumerate(state["demos"]):
+        if not isinstance(demo, dict) or not set(demo) & set(expected):
+            raise InvalidArgument(
+                "state_json", f"{where}: demos[{i}] has none of the fields {', '.join(expected)}"
+            )
+    return {**state, "lm": None}  # the LM is the request's LMConfig; never a key from a file
+
+
+def normalize_imported_state(spec: ProgramSpec, state: dict[str, Any]) -> dict[str, Any]:
+    """The file's state, checked against the spec's module, LMs dropped, metadata present."""
+    module = build_module(spec)
+    metadata = state.get("metadata")
+    if metadata is None:
+        metadata = {"dependency_versions": get_dependency_versions()}
+    elif not isinstance(metadata, dict) or not isinstance(metadata.get("dependency_versions"), dict):
+        raise InvalidArgument("state_json", "'metadata' must hold a 'dependency_versions' object")
+    body = {k: v for k, v in state.items() if k != "metadata"}
+    if isinstance(module, dspy.Predict):
+        result = _check_predictor("self", body, module)
+    else:
+        predictors = dict(module.named_predictors())
+        unknown = sorted(set(body) - set(predictors))
+        if unknown:
+            raise InvalidArgument(
+                "state_json",
+                f"keys {unknown} are not predictors of a {spec.module} (expected {sorted(predictors)})",
+            )
+        result = {}
+        for name, predictor in predictors.items():
+            if name not in body:
+                raise InvalidArgument("state_json", f"lacks predictor {name!r} of a {spec.module}")
+            result[name] = _check_predictor(name, body[name], predictor)
+    result["metadata"] = metadata
+    build_program(spec, result)  # and DSPy itself must load it
+    return result
+
+
+def import_version(program: ProgramState | None, spec: pb.ProgramSpec, digest: str) -> str:
+    """Patch bump for an artifact the program has already (same spec as the latest version);
+    otherwise next_version's rules."""
+    if program is not None and program.versions:
+        latest = max(program.versions.values(), key=lambda v: parse_semver("version", v.version))
+        same_spec = latest.spec.get("module", "") == spec.module and " ".join(
+            latest.spec.get("signature", "").split()
+        ) == " ".join(spec.signature.split())
+        if same_spec and any(v.artifact_digest == digest for v in program.versions.values()):
+            major, minor, patch = parse_semver("version", latest.version)
+            return f"{major}.{minor}.{patch + 1}"
+    return next_version(program, spec)
+
+
+def import_program(
+    request: opb.ImportProgramRequest, registry: Registry, artifacts: ArtifactStore
+) -> VersionState:
+    name = check_name("program", request.program)
+    if not request.HasField("spec"):
+        raise InvalidArgument("spec", "is required (module and signature of the saved program)")
+    spec = spec_from_proto(request.spec)
+    lm = lm_from_proto(request.lm)
+    raw = request.state_json
+    state = normalize_imported_state(spec, parse_state_json(raw))
+    try:
+        digest, artifact = encode_artifact(spec, state, lm)
+    except ValueError as exc:
+        raise InvalidArgument("state_json", str(exc).removeprefix("state: ")) from None
+    artifacts.put(artifact)
+    params = Struct()
+    params.update({"state_sha256": hashlib.sha256(raw).hexdigest()})
+    saved_with = state["metadata"]["dependency_versions"].get("dspy")
+    registered = pb.VersionRegistered(
+        program=name,
+        spec=spec_to_proto(spec),
+        lm=lm_to_proto(lm),
+        artifact_digest=digest,
+        artifact=artifact,
+        status=pb.DEVELOPMENT,
+        lineage=pb.Lineage(
+            optimizer=IMPORT_OPTIMIZER,
+            params=params,
+            dspy_version=saved_with if isinstance(saved_with, str) and saved_with else dspy.__version__,
+        ),
+    )
+    stream = program_stream(name)
+    for attempt in range(_ATTEMPTS):  # another registration may win the semver race
+        program = registry.ledger.refresh().programs.get(name)
+        registered.version = import_version(program, registered.spec, digest)
+        try:
+            registry.ledger.append(stream, [registered], program.stream_version if program else 0)
+        except Aborted:
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            continue
+        return registry.ledger.state.programs[name].versions[registered.version]
+    raise FailedPrecondition("program", f"could not register a version of {name!r}: too much contention")
+
+
+def export_version(
+    request: opb.ExportVersionRequest, registry: Registry, artifacts: ArtifactStore
+) -> opb.ExportVersionResponse:
+    version = registry.version(request.program, request.version)
+    artifact = load_version_artifact(registry, artifacts, version)
+    state = dict(artifact.state)
+    state.setdefault("metadata", {"dependency_versions": get_dependency_versions()})
+    return opb.ExportVersionResponse(
+        spec=spec_to_proto(artifact.spec),
+        state_json=json.dumps(state, indent=2, ensure_ascii=False).encode("utf-8"),
+        lm=lm_to_proto(artifact.lm),
+        artifact_digest=version.artifact_digest,
+    )
