@@ -20,15 +20,20 @@ from dspyops.eventlog import (
     WrongExpectedVersion,
 )
 from dspyops.events import new_event
+from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State, fold
 
 _PAGE = 5000
+SNAPSHOT_EVERY = 10_000  # events between snapshots written by a Ledger that has a SnapshotStore
 
 
 class Ledger:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, snapshots: SnapshotStore | None = None) -> None:
         self.store = store
-        self._state = EMPTY
+        self.snapshots = snapshots
+        # start from the newest snapshot that matches this log: only the tail is folded
+        self._state = (snapshots.latest(store) if snapshots else None) or EMPTY
+        self._snapshot_position = self._state.position
         self._lock = threading.Lock()
         self.refresh()
 
@@ -45,6 +50,9 @@ class Ledger:
                 if not page:
                     break
                 state = fold(page, state)
+                if self.snapshots and state.position - self._snapshot_position >= SNAPSHOT_EVERY:
+                    self.snapshots.save(state, page[-1].hash)
+                    self._snapshot_position = state.position
             self._state = state
             return state
 

@@ -22,10 +22,14 @@ _log = structlog.get_logger()
 
 
 class Replica:
-    def __init__(self, source: LogSource) -> None:
+    def __init__(
+        self, source: LogSource, initial: State = EMPTY, artifacts: dict[str, bytes] | None = None
+    ) -> None:
+        """`initial`: a snapshot's state to start from (then `artifacts` must hold its versions')."""
         self.source = source
-        self.state: State = EMPTY
-        self.artifacts: dict[str, bytes] = {}
+        self.state: State = initial
+        self.artifacts: dict[str, bytes] = dict(artifacts or {})
+        self.folded = 0  # events folded by this replica (not counting the snapshot)
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()
@@ -55,6 +59,7 @@ class Replica:
                 assert isinstance(registered, pb.VersionRegistered)
                 self.artifacts[registered.artifact_digest] = registered.artifact
             self.state = fold([event], self.state)
+            self.folded += 1
             async with self._advanced:
                 self._advanced.notify_all()
 

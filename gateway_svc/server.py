@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from statistics import median
 from typing import Any
@@ -24,10 +24,13 @@ import structlog
 from dspyops import rpc
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult, EventStore, open_store
+from dspyops.events import decode
 from dspyops.logs import configure
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
-from dspyops.state import DeploymentState, State, state_hash
+from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.state import EMPTY, DeploymentState, State, state_hash
 from gateway_svc.canary import Canaries
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.history import History
@@ -431,7 +434,7 @@ class GatewayConfig:
     optimizer: str = ""  # ... or the optimizer's address, to tail its SubscribeLog
     predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
     canary_interval: float = 1.0  # seconds between canary checks; 0 disables the loop
-    security: rpc.Security = rpc.Security()  # bearer tokens and TLS (default: neither)
+    security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
@@ -474,19 +477,20 @@ async def start(config: GatewayConfig) -> RunningGateway:
     source: LogSource
     store: EventStore | None = None
     head: int | None = None
+    initial, artifacts = EMPTY, {}
     if config.log:
         store = open_store(config.log)
         head = await asyncio.to_thread(store.head)
-        source = FileLogSource(
-            open_store(config.log)
-        )  # its own connections: the tail never waits on commands
+        # the tail gets its own connections, so it never waits behind a command's append
+        source = FileLogSource(open_store(config.log))
+        initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log)
     else:
         source = RemoteLogSource(config.optimizer)
     predictions = config.predictions or (f"{config.log}.predictions" if config.log else "")
     if not predictions:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
     records = PredictionStore(predictions)
-    replica = Replica(source)
+    replica = Replica(source, initial, artifacts)
     server, health = rpc.make_server([SERVICE], config.security)
     service = GatewayService(replica, records, store)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
@@ -505,6 +509,26 @@ async def start(config: GatewayConfig) -> RunningGateway:
             asyncio.create_task(service.canary_loop(config.canary_interval), name="canary-loop")
         )
     return running
+
+
+def _from_snapshot(store: EventStore, log: str) -> tuple[State, dict[str, bytes]]:
+    """The newest snapshot of this log, and the artifacts of its versions (read from their
+    VersionRegistered events), so a cold start folds only the tail."""
+    snapshots = SnapshotStore(snapshot_path(log))
+    try:
+        state = snapshots.latest(store)
+    finally:
+        snapshots.close()
+    if state is None:
+        return EMPTY, {}
+    artifacts: dict[str, bytes] = {}
+    for program in state.programs.values():
+        for version in program.versions.values():
+            event = store.read(after_position=version.registered_position - 1, limit=1)[0]
+            registered = decode(event)
+            assert isinstance(registered, pb.VersionRegistered)
+            artifacts[registered.artifact_digest] = registered.artifact
+    return state, artifacts
 
 
 async def serve(config: GatewayConfig) -> None:
