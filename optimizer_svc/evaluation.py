@@ -468,14 +468,19 @@ async def stream_evaluation(
         )
         loop.call_soon_threadsafe(queue.put_nowait, event)
 
+    # A client that goes away does not stop the thread: the run finishes and, for a
+    # registered version, is still recorded.
     task = asyncio.ensure_future(asyncio.to_thread(evaluate_blocking, plan, registry, progress))
     while True:
         getter = asyncio.ensure_future(queue.get())
-        finished, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            finished, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
         if getter in finished:
             yield getter.result()
             continue
-        getter.cancel()
         break
     while not queue.empty():  # progress handed over just before the run ended
         yield queue.get_nowait()
