@@ -24,6 +24,7 @@ from rich.table import Table
 
 from dspyops import client as api
 from dspyops.proto import events_pb2 as pb
+from dspyops.rpc import Security
 
 # Piped output (CI logs, tests, `| less`) gets a wide fixed width instead of rich's 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
@@ -39,12 +40,25 @@ def _print_json(message: Message) -> None:
     print(json.dumps(_dict(message), sort_keys=True), flush=True)
 
 
+def _security(args: argparse.Namespace) -> dict[str, str]:
+    return {"token": args.token, "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+
+
 def _optimizer(args: argparse.Namespace) -> api.OptimizerClient:
-    return api.OptimizerClient(args.optimizer)
+    return api.OptimizerClient(args.optimizer, **_security(args))
 
 
 def _gateway(args: argparse.Namespace) -> api.GatewayClient:
-    return api.GatewayClient(args.gateway)
+    return api.GatewayClient(args.gateway, **_security(args))
+
+
+def _server_security(args: argparse.Namespace) -> Security:
+    return Security(
+        tokens_file=args.tokens_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+    )
 
 
 def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
@@ -232,6 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             port_file=Path(args.port_file) if args.port_file else None,
+            security=_server_security(args),
             datasets_dir=Path(args.datasets_dir) if args.datasets_dir else None,
         )
         asyncio.run(serve(config))
@@ -251,6 +266,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     port_file=args.port_file or "",
                     predictions=args.predictions,
                     canary_interval=args.canary_interval,
+                    security=_server_security(args),
                 )
             )
         )
@@ -883,6 +899,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DSPYOPS_GATEWAY", DEFAULT_GATEWAY),
         help="gateway_svc address (env DSPYOPS_GATEWAY)",
     )
+    parser.add_argument(
+        "--token", default=os.environ.get("DSPYOPS_TOKEN", ""), help="bearer token (env DSPYOPS_TOKEN)"
+    )
+    parser.add_argument("--tls-ca", default="", help="CA bundle to verify the servers (turns TLS on)")
+    parser.add_argument(
+        "--tls-cert", default="", help="certificate: the client's, or with serve the server's"
+    )
+    parser.add_argument("--tls-key", default="", help="private key of --tls-cert")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run a service in the foreground")
@@ -900,6 +924,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0: any free port (see --port-file)")
     p.add_argument("--port-file", default="", help="write the bound port here once serving")
+    p.add_argument(
+        "--tokens-file", default="", help="token hashes with roles (see dspyops.auth); none: no auth"
+    )
+    p.add_argument("--tls-client-ca", default="", help="require client certificates signed by this CA")
     p.add_argument(
         "--predictions", default="", help="gateway: prediction records file (default: <log>.predictions)"
     )

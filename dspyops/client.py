@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from dspyops.auth import BearerToken
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc, optimizer_pb2_grpc
@@ -36,14 +38,23 @@ STATUSES = {
 Row = Mapping[str, str]
 
 
-def _channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
-    )
+def _channel(
+    address: str, token: str = "", tls_ca: str = "", tls_cert: str = "", tls_key: str = ""
+) -> grpc.Channel:
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if tls_ca:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=Path(tls_ca).read_bytes(),
+            private_key=Path(tls_key).read_bytes() if tls_key else None,
+            certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
+        )
+        channel = grpc.secure_channel(address, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(address, options=options)
+    return grpc.intercept_channel(channel, BearerToken(token)) if token else channel
 
 
 def examples(rows: Iterable[Row], input_keys: Sequence[str] = ()) -> list[pb.Example]:
@@ -53,10 +64,21 @@ def examples(rows: Iterable[Row], input_keys: Sequence[str] = ()) -> list[pb.Exa
 
 
 class _Client:
-    def __init__(self, address: str, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout: float | None = 30.0,
+        *,
+        token: str = "",
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
+    ) -> None:
+        """`token`: bearer token; `tls_ca`: CA bundle to verify the server (turns TLS on);
+        `tls_cert`/`tls_key`: client certificate when the server requires one."""
         self.address = address
         self.timeout = timeout
-        self.channel = _channel(address)
+        self.channel = _channel(address, token, tls_ca, tls_cert, tls_key)
 
     def close(self) -> None:
         self.channel.close()
@@ -69,8 +91,8 @@ class _Client:
 
 
 class OptimizerClient(_Client):
-    def __init__(self, address: str, timeout: float | None = 30.0) -> None:
-        super().__init__(address, timeout)
+    def __init__(self, address: str, timeout: float | None = 30.0, **security: str) -> None:
+        super().__init__(address, timeout, **security)
         self.stub = optimizer_pb2_grpc.OptimizerStub(self.channel)
 
     def __enter__(self) -> OptimizerClient:
@@ -279,8 +301,8 @@ class OptimizerClient(_Client):
 
 
 class GatewayClient(_Client):
-    def __init__(self, address: str, timeout: float | None = 30.0) -> None:
-        super().__init__(address, timeout)
+    def __init__(self, address: str, timeout: float | None = 30.0, **security: str) -> None:
+        super().__init__(address, timeout, **security)
         self.stub = gateway_pb2_grpc.GatewayStub(self.channel)
 
     def __enter__(self) -> GatewayClient:

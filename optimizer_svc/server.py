@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -25,6 +25,7 @@ from dspyops.logs import configure
 from dspyops.names import check_name
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
+from dspyops.snapshots import SnapshotStore, snapshot_path
 from optimizer_svc.jobs import JobManager
 from optimizer_svc.registry import Registry, RouteInput
 from optimizer_svc.requests import validate_start
@@ -282,6 +283,7 @@ class OptimizerConfig:
     max_jobs: int = 4
     port_file: Path | None = None
     datasets_dir: Path | None = None  # trainset_ref/valset_ref files live here (None: refs refused)
+    security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
 
 
 class RunningOptimizer:
@@ -307,7 +309,8 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     configure("optimizer_svc")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.log)
-    ledger = await asyncio.to_thread(Ledger, store)
+    # the writer keeps snapshots of its fold beside the log, so restarts and gateways fold only the tail
+    ledger = await asyncio.to_thread(Ledger, store, SnapshotStore(snapshot_path(config.log)))
     registry = Registry(ledger)
     jobs = JobManager(
         ledger,
@@ -318,9 +321,9 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
         datasets_dir=config.datasets_dir,
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
-    server, health = rpc.make_server([SERVICE])
+    server, health = rpc.make_server([SERVICE], config.security)
     optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerService(store, jobs, registry), server)
-    port = rpc.bind(server, config.host, config.port)
+    port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     await rpc.set_serving(health, [SERVICE])
     structlog.get_logger().info(

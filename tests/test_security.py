@@ -1,0 +1,286 @@
+"""Authentication (bearer tokens with roles), TLS and mutual TLS on real servers, and a
+planted API key that must not appear in the log, artifacts, errors or service logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dspyops.auth import TokenFileError, hash_token, load_tokens
+from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.proto import events_pb2 as pb
+from dspyops.rpc import Security
+from gateway_svc.server import GatewayConfig
+from gateway_svc.server import start as start_gateway
+from optimizer_svc.server import OptimizerConfig
+from optimizer_svc.server import start as start_optimizer
+from tests.harness import ServerThread, ticket_rows, wait_until
+
+TOKENS = {"reader": "r-token-1", "operator": "o-token-2", "deployer": "d-token-3", "admin": "a-token-4"}
+ROWS = ticket_rows()[:20]
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    ca: bool = False,
+    ip: str | None = None,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, issuer_key = issuer or (name, key)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ip:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if key is not None:
+        path.with_suffix(".key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+    root = tmp_path_factory.mktemp("pki")
+    ca_key = _key()
+    ca = _cert("dspyops test CA", ca_key, None, ca=True)
+    _write(root / "ca", ca)
+    server_key, client_key = _key(), _key()
+    _write(root / "server", _cert("127.0.0.1", server_key, (ca.subject, ca_key), ip="127.0.0.1"), server_key)
+    _write(root / "client", _cert("test client", client_key, (ca.subject, ca_key)), client_key)
+    (root / "tokens").write_text(
+        "# sha256 role name\n"
+        + "".join(f"{hash_token(token)} {role} {role}-user\n" for role, token in TOKENS.items())
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def secured(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    tmp = tmp_path_factory.mktemp("secured")
+    log = str(tmp / "log.db")
+    tls = Security(
+        tokens_file=str(pki / "tokens"), tls_cert=str(pki / "server.crt"), tls_key=str(pki / "server.key")
+    )
+    optimizer = ServerThread(
+        lambda: start_optimizer(OptimizerConfig(log=log, data_dir=tmp / "data", security=tls))
+    )
+    gateway = ServerThread(
+        lambda: start_gateway(
+            GatewayConfig(log=log, canary_interval=0, security=Security(tokens_file=str(pki / "tokens")))
+        )
+    )
+    yield optimizer.address, gateway.address
+    gateway.stop()
+    optimizer.stop()
+
+
+def optimizer(address: str, pki: Path, role: str | None) -> OptimizerClient:
+    return OptimizerClient(
+        address, timeout=10, token=TOKENS[role] if role else "", tls_ca=str(pki / "ca.crt")
+    )
+
+
+def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -> None:
+    address, gateway_address = secured
+    with optimizer(address, pki, None) as anonymous:
+        with pytest.raises(grpc.RpcError) as err:
+            anonymous.list_programs()
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with OptimizerClient(address, timeout=10, token="wrong", tls_ca=str(pki / "ca.crt")) as wrong:
+        with pytest.raises(grpc.RpcError) as err:
+            list(wrong.subscribe_log(0))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    with (
+        optimizer(address, pki, "reader") as reader,
+        optimizer(address, pki, "operator") as operator,
+        optimizer(address, pki, "deployer") as deployer,
+        optimizer(address, pki, "admin") as admin,
+    ):
+        assert reader.list_programs() == []
+        with pytest.raises(grpc.RpcError) as err:
+            list(reader.start_optimization("t", "text -> label", trainset=ROWS, optimizer="LabeledFewShot"))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in err.value.details()
+        events = list(
+            operator.start_optimization("t", "text -> label", trainset=ROWS, optimizer="LabeledFewShot")
+        )
+        assert events[-1].WhichOneof("kind") == "completed"
+        with pytest.raises(grpc.RpcError) as err:
+            operator.create_deployment("web", "t")
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        head = admin.read_log(0, 1).head
+        assert deployer.create_deployment("web", "t").routes == []
+        assert deployer.set_routes("web", {"1.0.0": 1.0}).routes[0].version == "1.0.0"
+        assert admin.read_log(0, 1).head == head + 2
+
+    with GatewayClient(gateway_address, timeout=10, token=TOKENS["reader"]) as gw:
+        assert wait_until(lambda: gw.list_deployment_states().log_position >= head + 2)
+        prediction = gw.predict("web", {"text": "refund"})
+        gw.record_outcome(prediction.prediction_id, 1.0)
+        with pytest.raises(grpc.RpcError) as err:
+            gw.rollback("web", 1)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with GatewayClient(gateway_address, timeout=10) as anonymous_gw:
+        with pytest.raises(grpc.RpcError) as err:
+            anonymous_gw.predict("web", {"text": "refund"})
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with grpc.insecure_channel(gateway_address) as channel:  # health probes carry no token
+        check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_tls_refuses_clients_that_do_not_trust_the_server(secured: tuple[str, str], pki: Path) -> None:
+    with OptimizerClient(secured[0], timeout=5, token=TOKENS["admin"]) as plaintext:
+        with pytest.raises(grpc.RpcError) as err:
+            plaintext.list_programs()
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_requires_a_client_certificate(pki: Path, tmp_path: Path) -> None:
+    security = Security(
+        tls_cert=str(pki / "server.crt"), tls_key=str(pki / "server.key"), tls_client_ca=str(pki / "ca.crt")
+    )
+    server = ServerThread(
+        lambda: start_optimizer(
+            OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "data", security=security)
+        )
+    )
+    try:
+        with OptimizerClient(server.address, timeout=5, tls_ca=str(pki / "ca.crt")) as no_cert:
+            with pytest.raises(grpc.RpcError) as err:
+                no_cert.list_programs()
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        with OptimizerClient(
+            server.address,
+            timeout=5,
+            tls_ca=str(pki / "ca.crt"),
+            tls_cert=str(pki / "client.crt"),
+            tls_key=str(pki / "client.key"),
+        ) as with_cert:
+            assert with_cert.list_programs() == []
+    finally:
+        server.stop()
+
+
+def test_token_files_refuse_plain_tokens_and_unknown_roles(tmp_path: Path) -> None:
+    for content, problem in [
+        ("s3cret reader bob\n", "sha256 hex"),
+        (f"{'a' * 64} root bob\n", "unknown role"),
+        ("# nothing\n", "no tokens"),
+        (f"{'a' * 64} reader\n", "expected"),
+    ]:
+        (tmp_path / "tokens").write_text(content)
+        with pytest.raises(TokenFileError, match=problem):
+            load_tokens(tmp_path / "tokens")
+
+
+def test_a_planted_api_key_appears_nowhere(tmp_path: Path) -> None:
+    key = "sk-planted-" + "7f3a9c" * 6
+    env = dict(
+        os.environ, PLANTED_API_KEY=key, DSPYOPS_LOG_LEVEL="debug", LITELLM_LOCAL_MODEL_COST_MAP="True"
+    )
+    port_file = tmp_path / "port"
+    service_log = tmp_path / "optimizer.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dspyops.cli",
+            "serve",
+            "optimizer",
+            "--log",
+            str(tmp_path / "log.db"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(service_log, "w"),
+        env=env,
+    )
+    try:
+        assert wait_until(lambda: port_file.exists() and bool(port_file.read_text()), 60)
+        with OptimizerClient(f"127.0.0.1:{port_file.read_text()}", timeout=60) as opt:
+            lm = pb.LMConfig(
+                model="openai/gpt-test",
+                api_base="http://127.0.0.1:9/v1",
+                api_key_env="PLANTED_API_KEY",
+                max_tokens=16,
+            )
+            events = list(
+                opt.start_optimization(
+                    "t",
+                    "text -> label",
+                    trainset=ROWS[:4],
+                    optimizer="LabeledFewShot",
+                    params={"k": 2},
+                    lm=lm,
+                )
+            )
+            last = events[-1]
+            assert last.WhichOneof("kind") in ("failed", "completed")
+            assert key not in str(events)
+            with pytest.raises(
+                grpc.RpcError
+            ) as err:  # a pasted key instead of a variable name is refused unechoed
+                list(
+                    opt.start_optimization(
+                        "t",
+                        "text -> label",
+                        trainset=ROWS[:4],
+                        optimizer="LabeledFewShot",
+                        lm=pb.LMConfig(model="openai/x", api_key_env=key),
+                    )
+                )
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and key not in err.value.details()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    time.sleep(0.1)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), f"the key leaked into {path}"
+    assert "PLANTED_API_KEY" in (tmp_path / "log.db").read_bytes().decode("latin-1")  # the name is recorded
