@@ -149,6 +149,7 @@ class JobManager:
         self.max_running = max_running
         self.jobs: dict[str, JobHandle] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._shutting_down = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -231,7 +232,9 @@ class JobManager:
         return handle
 
     def shutdown(self, reason: str = "optimizer shutting down", timeout: float = 10.0) -> None:
-        """Cancel running jobs and wait for their threads, so each ends on the record."""
+        """Stop running jobs and wait for their threads, so each ends on the record as
+        Interrupted (the service went away; nobody cancelled the job)."""
+        self._shutting_down = True
         for handle in self.running():
             handle.cancel.cancel(reason)
         deadline = time.monotonic() + timeout
@@ -314,6 +317,12 @@ class JobManager:
         except JobCancelled as exc:
             handle.error = str(exc.reason)
             reason = _scrub(str(exc.reason), secrets)
+            if self._shutting_down and not exc.budget:
+                self._record(
+                    handle, "interrupted", pb.JobInterrupted(reason=reason), final_state="interrupted"
+                )
+                log.info("job_interrupted", reason=exc.reason)
+                return
             spent = usage.snapshot()
             cancelled = pb.JobCancelled(reason=reason, usage=_usage_proto(spent), budget=exc.budget)
             self._record(handle, "cancelled", cancelled, final_state="cancelled")

@@ -223,3 +223,30 @@ def test_kill_9_a_gateway_under_load(tmp_path: Path) -> None:
     assert len(predictions) > 50
     assert not set(predictions) - stored, "acknowledged predictions were lost"
     assert not set(outcomes) - stored_outcomes, "acknowledged outcomes were lost"
+
+
+def test_sigterm_ends_running_jobs_interrupted(tmp_path: Path) -> None:
+    env = dict(os.environ, DSPYOPS_LOG_LEVEL="warning")
+    process, address = start_optimizer(tmp_path, env)
+    seen: list[str] = []
+    with OptimizerClient(address, timeout=60) as opt:
+        stream = opt.start_optimization(
+            "tickets",
+            "text -> label",
+            trainset=ROWS[:40],
+            valset=ROWS[40:60],
+            optimizer="BootstrapFewShotWithRandomSearch",
+            params={"num_candidate_programs": 30, "max_bootstrapped_demos": 2, "num_threads": 1},
+        )
+        for event in stream:
+            seen.append(event.WhichOneof("kind"))
+            if seen[-1] == "trial":
+                process.send_signal(signal.SIGTERM)
+            if seen[-1] in ("interrupted", "completed", "cancelled", "failed"):
+                break
+    assert process.wait(30) == 0
+    assert seen[-1] == "interrupted"
+    store = open_store(str(tmp_path / "log.db"))
+    last = store.read(0, 10_000)[-1]
+    store.close()
+    assert last.type == "dspyops.v1.JobInterrupted"
