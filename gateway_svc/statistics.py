@@ -322,7 +322,12 @@ def msprt_p_value(
         # v > 0 implies sigma2 > 0, so this is positive.
         tau2 = DEFAULT_MIXING_EFFECT_SIZE**2 * sigma2
     # Work with log(Lambda): the exponent reaches the thousands for clear differences.
-    log_lambda = 0.5 * math.log(v / (v + tau2)) + tau2 * theta * theta / (2.0 * v * (v + tau2))
+    # The products are arranged so that a subnormal v cannot underflow a denominator to 0
+    # (hypothesis found v ~ 1e-290 with theta ~ 1e-145).
+    ratio = v / (v + tau2)
+    if ratio == 0.0:  # v is negligible next to tau2: the data are noiseless for all purposes
+        return 1.0 if theta == 0.0 else 0.0
+    log_lambda = 0.5 * math.log(ratio) + (tau2 / (v + tau2)) * (theta * theta / (2.0 * v))
     return 1.0 if log_lambda <= 0.0 else math.exp(-log_lambda)
 
 

@@ -14,3 +14,11 @@ os.environ["HOME"] = _SANDBOX
 os.environ["DSPY_CACHEDIR"] = os.path.join(_SANDBOX, "dspy_cache")
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("DSPYOPS_LOG_LEVEL", "warning")
+
+# CI runs the property tests with a fixed seed, so a run is reproducible; local runs keep
+# exploring new examples (and store the failures they find in .hypothesis/).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
