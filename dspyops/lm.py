@@ -133,6 +133,10 @@ def build_lm(config: LMConfig, *, cache: bool = False) -> dspy.LM:
     kwargs: dict[str, Any] = {}
     if config.api_base:
         kwargs["api_base"] = config.api_base
+        # A self-hosted OpenAI-compatible server (llama.cpp, vLLM, ...): DSPy's default engine
+        # sends ``max_completion_tokens``, which such servers ignore (a call then runs to the
+        # full context); litellm sends ``max_tokens``.
+        kwargs["engine"] = "litellm"
     if config.api_key_env:
         key = os.environ.get(config.api_key_env)
         if key is None:
