@@ -267,6 +267,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     predictions=args.predictions,
                     canary_interval=args.canary_interval,
                     security=_server_security(args),
+                    optimizer_token=args.token,
+                    optimizer_tls_ca=args.tls_ca,
                 )
             )
         )

@@ -435,6 +435,8 @@ class GatewayConfig:
     predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
     canary_interval: float = 1.0  # seconds between canary checks; 0 disables the loop
     security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
+    optimizer_token: str = ""  # to tail a secured optimizer: a token with the reader role ...
+    optimizer_tls_ca: str = ""  # ... and the CA of its certificate
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
@@ -485,7 +487,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
         source = FileLogSource(open_store(config.log))
         initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log)
     else:
-        source = RemoteLogSource(config.optimizer)
+        source = RemoteLogSource(
+            config.optimizer, token=config.optimizer_token, tls_ca=config.optimizer_tls_ca
+        )
     predictions = config.predictions or (f"{config.log}.predictions" if config.log else "")
     if not predictions:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -43,17 +44,25 @@ class FileLogSource:
 class RemoteLogSource:
     """Tails the optimizer's SubscribeLog; reconnects from the last position it saw."""
 
-    def __init__(self, address: str, retry_delay: float = 0.5) -> None:
+    def __init__(self, address: str, retry_delay: float = 0.5, *, token: str = "", tls_ca: str = "") -> None:
+        """`token`: a bearer token with at least the reader role; `tls_ca`: the CA that
+        signed the optimizer's certificate (turns TLS on)."""
         self.address = address
         self.retry_delay = retry_delay
-        self._channel = grpc.aio.insecure_channel(address)
+        if tls_ca:
+            credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+            self._channel = grpc.aio.secure_channel(address, credentials)
+        else:
+            self._channel = grpc.aio.insecure_channel(address)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._stub = optimizer_pb2_grpc.OptimizerStub(self._channel)
 
     async def events(self, after_position: int) -> AsyncIterator[StoredEvent]:
         position = after_position
         while True:
             try:
-                async for envelope in self._stub.SubscribeLog(opb.SubscribeLogRequest(after=position)):
+                request = opb.SubscribeLogRequest(after=position)
+                async for envelope in self._stub.SubscribeLog(request, metadata=self._metadata):
                     event = from_proto(envelope)
                     if event.position != position + 1:  # would be a gap or a duplicate: never fold it
                         raise RuntimeError(f"log stream jumped from {position} to {event.position}")

@@ -169,6 +169,26 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         assert check.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_a_remote_gateway_tails_a_secured_optimizer(
+    secured: tuple[str, str], pki: Path, tmp_path: Path
+) -> None:
+    config = GatewayConfig(
+        optimizer=secured[0],
+        predictions=str(tmp_path / "p.db"),
+        canary_interval=0,
+        optimizer_token=TOKENS["reader"],
+        optimizer_tls_ca=str(pki / "ca.crt"),
+    )
+    remote = ServerThread(lambda: start_gateway(config))
+    try:
+        with optimizer(secured[0], pki, "reader") as reader, GatewayClient(remote.address, timeout=10) as gw:
+            head = reader.read_log(0, 1).head
+            assert head > 0
+            assert wait_until(lambda: gw.list_deployment_states().log_position >= head, 10)
+    finally:
+        remote.stop()
+
+
 def test_tls_refuses_clients_that_do_not_trust_the_server(secured: tuple[str, str], pki: Path) -> None:
     with OptimizerClient(secured[0], timeout=5, token=TOKENS["admin"]) as plaintext:
         with pytest.raises(grpc.RpcError) as err:
