@@ -19,7 +19,7 @@ from dspyops.datarefs import resolve_dataset_ref
 from dspyops.datasets import dataset_digest, split
 from dspyops.errors import InvalidArgument
 from dspyops.lm import OFFLINE_MODEL, LMConfig
-from dspyops.metrics import METRICS
+from dspyops.metrics import METRICS, allowed_metric_modules, resolve_metric
 from dspyops.names import check_name
 from dspyops.programs import ProgramSpec
 from dspyops.proto import events_pb2 as pb
@@ -152,7 +152,10 @@ def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
         raise InvalidArgument(exc.field, exc.problem) from None
     metric = request.metric or "exact_match"
     if metric not in METRICS:
-        raise InvalidArgument("metric", f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        try:  # module:function from a module allowlisted at server start; nothing else is imported
+            resolve_metric(metric, allowed_metric_modules())
+        except ValueError as exc:
+            raise InvalidArgument("metric", str(exc).removeprefix("metric: ")) from None
     trainset_ref = request.trainset_ref if request.HasField("trainset_ref") else None
     valset_ref = request.valset_ref if request.HasField("valset_ref") else None
     if trainset_ref is not None and request.trainset:

@@ -16,7 +16,7 @@ from typing import Any
 import dspy
 
 from dspyops.lm import LMConfig, build_lm
-from dspyops.metrics import get_metric
+from dspyops.metrics import allowed_metric_modules, resolve_metric
 from dspyops.programs import ProgramSpec, build_module, program_state
 from optimizer_svc.budgets import Budget, BudgetGuard
 from optimizer_svc.cancel import CancelCallback, CancelToken
@@ -76,7 +76,7 @@ def run_job(
     params = validate_params(job.optimizer, job.params)
     if not job.trainset:
         raise ValueError("trainset: at least one example is required")
-    metric = get_metric(job.metric)
+    metric = resolve_metric(job.metric, allowed_metric_modules())
     lm = build_lm(job.lm)
     prompt_lm = build_lm(job.prompt_lm) if job.prompt_lm is not None else None
     student = build_module(job.spec)

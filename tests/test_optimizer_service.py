@@ -233,3 +233,22 @@ def test_interrupted_jobs_are_recorded_on_restart(tmp_path: Path) -> None:
             assert kinds(list(client.watch_job("deadbeef")))[-1] == "interrupted"
     finally:
         thread.stop()
+
+
+def test_jobs_take_allowlisted_custom_metrics_only(
+    opt: OptimizerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setenv("DSPYOPS_METRIC_MODULES", "tests.metric_plugins")
+    events = run(opt, metric="tests.metric_plugins:half")
+    assert events[-1].completed.final_score == pytest.approx(0.5)
+    assert (
+        opt.get_version("tickets", events[-1].completed.version).lineage.metric == "tests.metric_plugins:half"
+    )
+    head = opt.read_log(0, 1).head
+    with pytest.raises(grpc.RpcError) as err:
+        run(opt, metric="tests.metric_not_allowed:anything")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "metric" in err.value.details()
+    assert "tests.metric_not_allowed" not in sys.modules
+    assert opt.read_log(0, 1).head == head
