@@ -22,6 +22,7 @@ import grpc
 import structlog
 
 from dspyops import rpc
+from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult, EventStore, open_store
 from dspyops.events import decode
@@ -30,11 +31,11 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
-from dspyops.state import EMPTY, DeploymentState, State, state_hash
+from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
 from gateway_svc.canary import Canaries
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.history import History
-from gateway_svc.loader import ProgramCache
+from gateway_svc.loader import LoadedProgram, ProgramCache
 from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
 from gateway_svc.replica import Replica
 from gateway_svc.routing import decide, decide_from_hash, hash_value
@@ -97,6 +98,20 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
 
     # ------------------------------------------------------------------ serving
 
+    def _load(self, version: VersionState) -> LoadedProgram:
+        """The version's program, its artifact verified against the digest in the log."""
+        try:
+            return self.programs.get(version.artifact_digest, self.replica.artifacts[version.artifact_digest])
+        except ArtifactCorrupt as exc:
+            structlog.get_logger().error(
+                "artifact_refused", program=version.program, version=version.version, error=str(exc)[:300]
+            )
+            raise FailedPrecondition(
+                "deployment",
+                f"the artifact of {version.program} {version.version} fails verification "
+                f"(sha256 {version.artifact_digest[:12]}...): refused, run `dspyops log verify`",
+            ) from None
+
     @rpc.unary
     async def Predict(
         self, request: gpb.PredictRequest, context: grpc.aio.ServicerContext
@@ -106,7 +121,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         deployment = deployment_of(state, request.deployment)
         decision = decide(deployment, request.routing_key)
         version = state.programs[deployment.program].versions[decision.version]
-        loaded = self.programs.get(version.artifact_digest, self.replica.artifacts[version.artifact_digest])
+        loaded = self._load(version)
         inputs = dict(request.inputs)
         expected = list(loaded.inputs)
         missing = [name for name in expected if name not in inputs]
