@@ -4,7 +4,6 @@ and servers (in a thread of this process, or as `dspyops serve` subprocesses).""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -14,14 +13,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dspy
 import grpc
+
+from dspyops.launch import ServerThread as _ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -201,24 +201,7 @@ def tmpdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
 
 # ------------------------------------------------------------------ servers
 
-
-class ServerThread:
-    """An asyncio server started on its own loop in a daemon thread (as tests/harness.py)."""
-
-    def __init__(self, start: Callable[[], Awaitable[Any]]) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-server", daemon=True)
-        self.thread.start()
-        self.running = asyncio.run_coroutine_threadsafe(start(), self.loop).result(120)
-
-    @property
-    def address(self) -> str:
-        return self.running.address
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(1.0), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+ServerThread = _ServerThread  # in-process servers: the same helper the tests use
 
 
 class ServeProcess:
@@ -231,7 +214,7 @@ class ServeProcess:
         self.port_file.unlink(missing_ok=True)
         self.started = time.perf_counter()
         if kind == "remote-gateway":  # extra = (optimizer address,)
-            cmd = [sys.executable, "-m", "bench.launch", "--optimizer", extra[0]]
+            cmd = [sys.executable, "-m", "dspyops.cli", "serve", "gateway", "--from-optimizer", extra[0]]
             cmd += ["--predictions", str(workdir / f"remote-{id(self)}.predictions")]
             cmd += ["--port-file", str(self.port_file)]
         else:

@@ -241,7 +241,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from optimizer_svc.server import OptimizerConfig, serve
 
         config = OptimizerConfig(
-            log=args.log,
+            log=args.log or "dspyops.db",
             data_dir=Path(args.data_dir),
             host=args.host,
             port=args.port,
@@ -254,12 +254,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from gateway_svc.server import GatewayConfig
         from gateway_svc.server import serve as serve_gateway
 
-        if bool(args.log_given) == bool(args.from_optimizer):
+        if bool(args.log) == bool(args.from_optimizer):
             raise SystemExit("serve gateway: give --log PATH or --from-optimizer ADDRESS")
         asyncio.run(
             serve_gateway(
                 GatewayConfig(
-                    log=args.log if args.log_given else "",
+                    log=args.log or "",
                     optimizer=args.from_optimizer or "",
                     host=args.host,
                     port=args.port,
@@ -292,7 +292,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             args.signature,
             trainset=trainset,
             valset=valset,
-            optimizer=args.optimizer_name if not args.preset or args.optimizer_name_given else "",
+            # without -O, a preset picks the optimizer; with neither, BootstrapFewShot
+            optimizer=args.optimizer_name or ("" if args.preset else "BootstrapFewShot"),
             preset=args.preset,
             params=params,
             metric=args.metric,
@@ -913,7 +914,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run a service in the foreground")
     p.add_argument("service", choices=["optimizer", "gateway"])
-    p.add_argument("--log", default="dspyops.db", help="SQLite log file")
+    p.add_argument("--log", default=None, help="SQLite log file (optimizer default: dspyops.db)")
     p.add_argument("--data-dir", default="dspyops-data", help="optimizer: artifact directory")
     p.add_argument(
         "--datasets-dir",
@@ -944,7 +945,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", required=True, help="JSONL file, or a shipped dataset such as support_tickets"
     )
-    p.add_argument("--optimizer-name", "-O", default="BootstrapFewShot")
+    p.add_argument("--optimizer-name", "-O", default=None, help="default: BootstrapFewShot, or the preset's")
     p.add_argument("--preset", default="", help="a named optimizer + params (see `dspyops optimizers`)")
     p.add_argument(
         "--param", "-p", action="append", default=[], help="optimizer parameter key=value (JSON value)"
@@ -1144,13 +1145,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "optimize":
-        args.optimizer_name_given = any(
-            a in ("-O", "--optimizer-name") or a.startswith("--optimizer-name=")
-            for a in (argv or sys.argv[1:])
-        )
-    if args.command == "serve":
-        args.log_given = any(a == "--log" or a.startswith("--log=") for a in (argv or sys.argv[1:]))
     try:
         return int(args.func(args) or 0)
     except grpc.RpcError as exc:

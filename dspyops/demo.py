@@ -12,90 +12,22 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.rule import Rule
 from rich.table import Table
 
 from dspyops.cli import console, log_table, read_rows, render_job_events, results_table, split_rows
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.launch import ServiceProcess
 
 PROGRAM = "ticket-router"
 DEPLOYMENT = "support-web"
 SIGNATURE = "text -> label"
-
-
-class ServiceProcess:
-    """A service started with `python -m dspyops.cli serve ...`, stopped with SIGTERM."""
-
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.port_file = workdir / f"{name}.port"
-        self.stderr = open(workdir / f"{name}.log", "w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dspyops.cli",
-                "serve",
-                *args,
-                "--port",
-                "0",
-                "--port-file",
-                str(self.port_file),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-            env=env,
-        )
-        self.address = f"127.0.0.1:{self._wait_port()}"
-        self._wait_serving()
-
-    def _wait_port(self, timeout: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}; see {self.stderr.name}"
-                )
-            if self.port_file.exists() and self.port_file.read_text().strip():
-                return int(self.port_file.read_text())
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.name} did not start within {timeout}s")
-
-    def _wait_serving(self, timeout: float = 30.0) -> None:
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                with contextlib.suppress(grpc.RpcError):
-                    if (
-                        stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                        == health_pb2.HealthCheckResponse.SERVING
-                    ):
-                        return
-                time.sleep(0.05)
-        raise TimeoutError(f"{self.name} is not SERVING after {timeout}s")
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.stderr.close()
-        return self.process.returncode
 
 
 @contextlib.contextmanager

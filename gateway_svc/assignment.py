@@ -8,7 +8,6 @@ cross-language cases in shared/conformance/growthbook_cases.json.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 _FNV_OFFSET = 0x811C9DC5
@@ -66,27 +65,6 @@ def choose_variation(n: float, ranges: Sequence[tuple[float, float]]) -> int:
 def in_namespace(user_id: str, namespace: tuple[str, float, float]) -> bool:
     n = gb_hash("__" + namespace[0], user_id, 1)
     return n is not None and namespace[1] <= n < namespace[2]
-
-
-def assign(
-    routing_key: str,
-    seed: str,
-    weights: Sequence[float],
-    *,
-    hash_version: int = 2,
-    rng: random.Random | None = None,
-) -> tuple[int, float]:
-    """(route index, hash value). Sticky for a routing key; a random draw without one."""
-    if routing_key:
-        n = gb_hash(seed, routing_key, hash_version)
-        if n is None:
-            raise ValueError(f"unknown hash version {hash_version}")
-    else:
-        n = (rng or random).random()
-    index = choose_variation(n, bucket_ranges(len(weights), 1.0, weights))
-    if index < 0:  # float edge: cumulative weights summing to 0.999...; take the last route
-        index = len(weights) - 1
-    return index, n
 
 
 def run_experiment(attributes: dict[str, object], experiment: dict[str, object]) -> tuple[object, bool, bool]:

@@ -32,14 +32,12 @@ class Replica:
         self.folded = 0  # events folded by this replica (not counting the snapshot)
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.caught_up = asyncio.Event()
 
     async def start(self, head: int | None = None) -> None:
         """Start tailing; when `head` is given, return once the replica has reached it."""
         self._task = asyncio.create_task(self._tail(), name="log-tail")
         if head is not None:
             await self.wait_for(head)
-        self.caught_up.set()
 
     async def wait_for(self, position: int, timeout: float | None = None) -> bool:
         async def reached() -> None:

@@ -88,7 +88,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     def _position(history: History, as_of: gpb.AsOf, field: str) -> int:
         if as_of.WhichOneof("point") == "position":
             return as_of.position
-        when = as_of.time.ToDatetime(tzinfo=UTC)
+        try:
+            when = as_of.time.ToDatetime(tzinfo=UTC)
+        except ValueError as exc:  # out of the Timestamp range: a bad request, not a server error
+            raise InvalidArgument(f"{field}.time", str(exc)) from None
         return history.position_at(when)
 
     async def _applied(self, position: int) -> State:
@@ -205,9 +208,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         version = state.programs[deployment.program].versions[version_name]
         error, outputs = "", {}
         try:
-            loaded = self.programs.get(
-                version.artifact_digest, self.replica.artifacts[version.artifact_digest]
-            )
+            loaded = self._load(version)
             prediction = await loaded.module.acall(**inputs)
             outputs = {name: str(prediction.get(name, "")) for name in loaded.outputs}
         except Exception as exc:

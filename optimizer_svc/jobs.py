@@ -150,6 +150,7 @@ class JobManager:
         self.jobs: dict[str, JobHandle] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._shutting_down = False
+        self._submit_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -181,16 +182,20 @@ class JobManager:
 
     def submit(self, job: ValidatedJob) -> JobHandle:
         job = self.prepare(job)
-        if len(self.running()) >= self.max_running:
-            raise FailedPrecondition("", f"{self.max_running} jobs are running already; retry when one ends")
-        job_id = uuid.uuid4().hex[:12]
-        handle = JobHandle(
-            job_id=job_id,
-            program=job.program,
-            optimizer=job.optimizer,
-            created_at=datetime.now(UTC),
-            loop=self.loop,
-        )
+        with self._submit_lock:  # submits arrive on worker threads: check and claim a slot at once
+            if len(self.running()) >= self.max_running:
+                raise FailedPrecondition(
+                    "", f"{self.max_running} jobs are running already; retry when one ends"
+                )
+            job_id = uuid.uuid4().hex[:12]
+            handle = JobHandle(
+                job_id=job_id,
+                program=job.program,
+                optimizer=job.optimizer,
+                created_at=datetime.now(UTC),
+                loop=self.loop,
+            )
+            self.jobs[job_id] = handle
         params = Struct()
         ParseDict(_json_safe(job.params), params)
         accepted = pb.JobAccepted(
@@ -209,8 +214,11 @@ class JobManager:
         )
         if job.min_score is not None:
             accepted.min_score = job.min_score
-        self.jobs[job_id] = handle
-        self._record(handle, "accepted", accepted)
+        try:
+            self._record(handle, "accepted", accepted)
+        except BaseException:
+            del self.jobs[job_id]  # not accepted (e.g. the log is unwritable): free the slot
+            raise
         thread = threading.Thread(target=self._run, args=(handle, job), name=f"job-{job_id}", daemon=True)
         self._threads[job_id] = thread
         thread.start()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 def test_demo_runs_the_loop_and_optimization_helps(tmp_path: Path) -> None:
-    env = dict(os.environ, DSPY_CACHEDIR=str(tmp_path / "cache"), HOME=str(tmp_path))
+    sandbox_home = tmp_path / "home"  # the demo must leave a user's home directory untouched
+    sandbox_home.mkdir()
+    env = dict(os.environ, DSPY_CACHEDIR=str(tmp_path / "cache"), HOME=str(sandbox_home))
     result = subprocess.run(
         [sys.executable, "-m", "dspyops.cli", "demo", "--workdir", str(tmp_path / "demo")],
         capture_output=True,
@@ -27,4 +29,4 @@ def test_demo_runs_the_loop_and_optimization_helps(tmp_path: Path) -> None:
     assert "promoted to production" in out and "(sticky)" in out
     assert re.search(r"hash chain: intact over \d+ events", out)
     assert (tmp_path / "demo" / "dspyops.db").exists()
-    assert not (Path(env["HOME"]) / ".dspy_cache").exists()
+    assert list(sandbox_home.iterdir()) == []

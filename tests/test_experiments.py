@@ -237,6 +237,12 @@ def test_outcomes_are_recorded_once(stack: Stack) -> None:
             "to",
         ),
         (lambda g: g.explain_prediction("nope"), grpc.StatusCode.NOT_FOUND, "prediction_id"),
+        (lambda g: g.stub.Rollback(_bad_time_rollback()), grpc.StatusCode.INVALID_ARGUMENT, "to.time"),
+        (
+            lambda g: g.stub.GetDeploymentState(_bad_time_state()),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "as_of.time",
+        ),
         (lambda g: g.get_deployment_state("web", as_of=10**9), grpc.StatusCode.INVALID_ARGUMENT, "as_of"),
     ],
 )
@@ -262,3 +268,19 @@ def test_a_second_experiment_cannot_start_while_one_runs(stack: Stack) -> None:
     stopped = gw.stop_experiment("web", reason="enough")
     assert not stopped.HasField("experiment")
     assert pb.PRIMARY == stopped.routes[0].role
+
+
+def _bad_time_rollback() -> object:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from dspyops.proto import gateway_pb2 as gpb
+
+    return gpb.RollbackRequest(deployment="web", to=gpb.AsOf(time=Timestamp(seconds=10**12)))
+
+
+def _bad_time_state() -> object:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from dspyops.proto import gateway_pb2 as gpb
+
+    return gpb.GetDeploymentStateRequest(deployment="web", as_of=gpb.AsOf(time=Timestamp(seconds=-(10**12))))

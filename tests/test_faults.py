@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from dspyops.artifacts import decode_artifact
 from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.events import decode
+from dspyops.launch import ServiceProcess
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import fold
 from tests.harness import ticket_rows
@@ -29,35 +29,16 @@ ROWS = ticket_rows()
 KILLS = 20
 
 
-def start_service(tmp: Path, env: dict[str, str], name: str, *args: str) -> tuple[subprocess.Popen, str]:
-    """`dspyops serve ...` as a subprocess; returns it and its address once it listens."""
-    port_file = tmp / f"{name}.port"
-    port_file.unlink(missing_ok=True)
-    log_file = tmp / f"{name}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dspyops.cli", "serve", *args, "--port", "0", "--port-file", str(port_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(log_file, "a"),
-        env=env,
-    )
-    deadline = time.monotonic() + 60
-    while not (port_file.exists() and port_file.read_text()):
-        assert process.poll() is None, log_file.read_text()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    return process, f"127.0.0.1:{port_file.read_text()}"
-
-
 def start_optimizer(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    return start_service(
-        tmp, env, "optimizer", "optimizer", "--log", str(tmp / "log.db"), "--data-dir", str(tmp / "data")
-    )
+    args = ["optimizer", "--log", str(tmp / "log.db"), "--data-dir", str(tmp / "data")]
+    service = ServiceProcess("optimizer", args, tmp, env)
+    return service.process, service.address
 
 
 def start_gateway(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    return start_service(
-        tmp, env, "gateway", "gateway", "--log", str(tmp / "log.db"), "--canary-interval", "0"
-    )
+    args = ["gateway", "--log", str(tmp / "log.db"), "--canary-interval", "0"]
+    service = ServiceProcess("gateway", args, tmp, env)
+    return service.process, service.address
 
 
 def check_log(path: Path) -> None:
