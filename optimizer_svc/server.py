@@ -33,6 +33,12 @@ from optimizer_svc.views import deployment_view, program_view, version_view
 
 SERVICE = opb.DESCRIPTOR.services_by_name["Optimizer"].full_name
 _MAX_READ = 10_000
+_MAX_POSITION = 2**63 - 1  # log positions are SQLite INTEGERs (signed 64-bit); the proto says uint64
+
+
+def _check_after(after: int) -> None:
+    if after > _MAX_POSITION:
+        raise InvalidArgument("after", f"at most {_MAX_POSITION} (a log position), got {after}")
 
 
 class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
@@ -248,6 +254,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         limit = request.limit or 100
         if limit > _MAX_READ:
             raise InvalidArgument("limit", f"at most {_MAX_READ}, got {limit}")
+        _check_after(request.after)
         events = await asyncio.to_thread(self.store.read, request.after, limit, request.stream_prefix or None)
         head = await asyncio.to_thread(self.store.head)
         return opb.ReadLogResponse(events=[to_proto(e) for e in events], head=head)
@@ -256,6 +263,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     async def SubscribeLog(
         self, request: opb.SubscribeLogRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator:
+        _check_after(request.after)
         prefix = request.stream_prefix
         async for event in self.store.asubscribe(request.after):
             if not prefix or event.stream.startswith(prefix):
