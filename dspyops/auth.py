@@ -14,7 +14,6 @@ is closed until it is classified. Health and reflection stay open (probes carry 
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
+from dspyops.actor import current_actor
 
 ROLES = ("reader", "operator", "deployer", "admin")
 _GRANTS = {
@@ -79,9 +80,6 @@ _OPEN_SERVICES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
-
-#: the identity of the caller of the current request ("" without authentication)
-current_actor: contextvars.ContextVar[str] = contextvars.ContextVar("dspyops_actor", default="")
 
 
 @dataclass(frozen=True)

@@ -168,12 +168,13 @@ def describe_event(event: pb.Event) -> str:
 
 def log_table(events: Iterable[pb.Event], title: str = "audit log") -> Table:
     table = Table(title=title)
-    for column in ("pos", "recorded at", "stream", "v", "event"):
+    for column in ("pos", "recorded at", "actor", "stream", "v", "event"):
         table.add_column(column, overflow="fold")
     for event in events:
         table.add_row(
             str(event.position),
             event.recorded_at.ToDatetime().strftime("%H:%M:%S.%f")[:-3],
+            event.actor or "-",
             event.stream,
             str(event.version),
             describe_event(event),
@@ -468,10 +469,13 @@ def cmd_log(args: argparse.Namespace) -> int:
             return 1
         if args.follow:
             for event in opt.subscribe_log(args.from_position, args.stream or ""):
+                if not _log_filter(args, event):
+                    continue
                 if args.json:
                     _print_json(event)
                 else:
-                    console.print(f"{event.position:>6} {event.stream:<32} {describe_event(event)}")
+                    who = event.actor or "-"
+                    console.print(f"{event.position:>6} {who:<12} {event.stream:<32} {describe_event(event)}")
             return 0
         response = opt.read_log(args.from_position, args.limit, args.stream or "")
     events = [e for e in response.events if _log_filter(args, e)]
@@ -485,6 +489,8 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def _log_filter(args: argparse.Namespace, event: pb.Event) -> bool:
     if args.type and event.type.rsplit(".", 1)[-1] not in args.type.split(","):
+        return False
+    if args.actor and event.actor != args.actor:
         return False
     when = event.recorded_at.ToDatetime(tzinfo=UTC)
     if args.since and when < parse_point(args.since):  # type: ignore[operator]
@@ -1029,6 +1035,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--stream", default="", help="stream prefix, e.g. program- or job-")
     p.add_argument("--type", default="", help="event types, comma-separated, e.g. RoutesSet,RolledBack")
+    p.add_argument("--actor", default="", help="only events caused by this token name (or 'system')")
     p.add_argument("--since", default="", help="ISO time: only events recorded at or after it")
     p.add_argument("--until", default="", help="ISO time: only events recorded at or before it")
     p.add_argument("--follow", "-f", action="store_true")

@@ -57,6 +57,7 @@ def from_proto(envelope: events_pb2.Event) -> StoredEvent:
         payload=envelope.raw_payload,
         recorded_at=envelope.recorded_at.ToDatetime(tzinfo=UTC),
         hash=envelope.hash,
+        actor=envelope.actor,
     )
 
 
@@ -73,6 +74,7 @@ def to_proto(event: StoredEvent) -> events_pb2.Event:
         recorded_at=stamp,
         hash=event.hash,
         raw_payload=event.payload,
+        actor=event.actor,
     )
     if event.type in PAYLOAD_TYPES:
         field_name, _ = PAYLOAD_TYPES[event.type]

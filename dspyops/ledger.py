@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
+from dspyops.actor import current_actor
 from dspyops.errors import Aborted, Unavailable
 from dspyops.eventlog import (
     AppendResult,
@@ -80,7 +81,7 @@ def checked_append(
     """Append payload messages, turning store errors into statuses that name the problem."""
     events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
     try:
-        return store.append(stream, events, expected_version)
+        return store.append(stream, events, expected_version, actor=current_actor.get())
     except WrongExpectedVersion as exc:
         raise Aborted(
             "expected_version",

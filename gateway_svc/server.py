@@ -22,6 +22,7 @@ import grpc
 import structlog
 
 from dspyops import rpc
+from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult, EventStore, open_store
@@ -385,7 +386,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         return status
 
     async def canary_loop(self, interval: float) -> None:
-        """Every gateway checks running canaries; the log settles who decides (expected_version)."""
+        """Every gateway checks running canaries; the log settles who decides (expected_version).
+        Decisions taken here are the service's own, recorded with the SYSTEM actor."""
+        current_actor.set(SYSTEM)  # this task's context only
         while True:
             await asyncio.sleep(interval)
             for name, deployment in list(self.replica.state.deployments.items()):

@@ -10,6 +10,7 @@ attach, detach and re-attach without ever blocking the job thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from google.protobuf.json_format import ParseDict
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
 from dspyops.events import decode
@@ -162,10 +164,10 @@ class JobManager:
             for j in self.ledger.refresh().jobs.values()
             if j.state == "running" and j.job_id not in self.jobs
         ]
-        for job_id in orphans:
-            self.ledger.append(
-                job_stream(job_id), [pb.JobInterrupted(reason="optimizer restarted while the job ran")], None
-            )
+        interrupted = pb.JobInterrupted(reason="optimizer restarted while the job ran")
+        with acting_as(SYSTEM):
+            for job_id in orphans:
+                self.ledger.append(job_stream(job_id), [interrupted], None)
         return orphans
 
     def running(self) -> list[JobHandle]:
@@ -219,7 +221,11 @@ class JobManager:
         except BaseException:
             del self.jobs[job_id]  # not accepted (e.g. the log is unwritable): free the slot
             raise
-        thread = threading.Thread(target=self._run, args=(handle, job), name=f"job-{job_id}", daemon=True)
+        # the job's events are the submitter's: its thread runs in the submitting RPC's context
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run, args=(self._run, handle, job), name=f"job-{job_id}", daemon=True
+        )
         self._threads[job_id] = thread
         thread.start()
         return handle

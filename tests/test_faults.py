@@ -127,8 +127,12 @@ def test_kill_9_the_optimizer_repeatedly(tmp_path: Path) -> None:
         process.wait(30)
     check_log(tmp_path / "log.db")
     store = open_store(str(tmp_path / "log.db"))
-    aliases = fold(store.read(0, 1_000_000)).programs["tickets"].aliases
+    events = store.read(0, 1_000_000)
+    aliases = fold(events).programs["tickets"].aliases
     store.close()
+    # the restart, not a caller, interrupted the orphans: the log says so
+    restarts = [e.actor for e in events if e.type == "dspyops.v1.JobInterrupted"]
+    assert restarts and set(restarts) == {"system"}, restarts
     missing = [a for a, v in acknowledged if aliases.get(a) != v]
     assert not missing, f"{len(missing)} acknowledged alias changes lost: {missing[:5]}"
     assert len(acknowledged) > KILLS

@@ -169,6 +169,45 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         assert check.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_every_event_records_the_actor_that_caused_it(secured: tuple[str, str], pki: Path) -> None:
+    """The token's name goes into the log with each event: a job's events are its submitter's
+    (written from the job's own thread), registry and deployment commands their caller's."""
+    address, gateway_address = secured
+    with (
+        optimizer(address, pki, "operator") as operator,
+        optimizer(address, pki, "deployer") as deployer,
+        optimizer(address, pki, "admin") as admin,
+    ):
+        events = list(
+            operator.start_optimization("actors", "text -> label", trainset=ROWS, optimizer="LabeledFewShot")
+        )
+        job_id = events[-1].job_id
+        deployer.create_deployment("actors-web", "actors")
+        deployer.set_routes("actors-web", {"1.0.0": 1.0})
+        admin.set_version_status("actors", "1.0.0", "staging")
+        after_routes = admin.read_log(0, 1).head
+        with GatewayClient(gateway_address, timeout=10, token=TOKENS["deployer"]) as gw:
+            assert wait_until(lambda: gw.list_deployment_states().log_position >= after_routes)
+            gw.rollback("actors-web", after_routes - 1, reason="actor check")
+
+        def actors(prefix: str) -> list[tuple[str, str]]:
+            log = admin.read_log(0, 1000, prefix).events
+            return [(e.type.rsplit(".", 1)[-1], e.actor) for e in log]
+
+        job = actors(f"job-{job_id}")
+        assert job and {actor for _, actor in job} == {"operator-user"}, job
+        assert ("JobCompleted", "operator-user") in job
+        program = actors("program-actors")
+        assert ("VersionRegistered", "operator-user") in program
+        assert ("VersionStatusChanged", "admin-user") in program
+        deployment = actors("deployment-actors-web")
+        assert deployment == [
+            ("DeploymentCreated", "deployer-user"),
+            ("RoutesSet", "deployer-user"),
+            ("RolledBack", "deployer-user"),
+        ]
+
+
 def test_a_remote_gateway_tails_a_secured_optimizer(
     secured: tuple[str, str], pki: Path, tmp_path: Path
 ) -> None:

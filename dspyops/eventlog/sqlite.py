@@ -39,9 +39,9 @@ from dspyops.eventlog.store import (
     validate_read,
 )
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2 added the actor column
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS: Final = "position, stream, version, event_id, type, payload, recorded_at, hash"
+_COLUMNS: Final = "position, stream, version, event_id, type, payload, recorded_at, hash, actor"
 _ID_CHUNK: Final = 500  # stays far below SQLite's bound-parameter limit
 
 # Primary result codes that mean "the storage cannot serve this now", as opposed to a bug in
@@ -89,9 +89,13 @@ class SQLiteEventStore(EventStore):
         self._pid = os.getpid()
         if read_only and not os.path.exists(self.path):
             raise StoreUnavailable(f"cannot open {self.path} read-only: no such file")
+        self._select = _COLUMNS
         with self._connection("open") as conn:
             if read_only:
                 conn.execute("SELECT 1 FROM events LIMIT 1")
+                if "actor" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
+                    # a schema-1 log that no writer has opened since: it has no actors to show
+                    self._select = _COLUMNS.replace("actor", "'' AS actor")
             else:
                 self._create_schema(conn)
 
@@ -202,27 +206,33 @@ class SQLiteEventStore(EventStore):
                 "payload": bytes,
                 "recorded_at": int,
                 "hash": bytes,
+                "actor": str,
             },
             pk="position",
-            not_null={"stream", "version", "event_id", "type", "payload", "recorded_at", "hash"},
+            not_null={"stream", "version", "event_id", "type", "payload", "recorded_at", "hash", "actor"},
+            defaults={"actor": ""},
             if_not_exists=True,
         )
+        if "actor" not in events.columns_dict:  # a schema-1 log: events before it have no actor
+            events.add_column("actor", str, not_null_default="")
         # Unique indexes play the part of UNIQUE(stream, version) and UNIQUE(event_id).
         events.create_index(["stream", "version"], "events_stream_version", unique=True, if_not_exists=True)
         events.create_index(["event_id"], "events_event_id", unique=True, if_not_exists=True)
         # Serves read(stream_prefix=...): a range scan on stream, already in position order.
         events.create_index(["stream", "position"], "events_stream_position", if_not_exists=True)
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, stream: str, events: Sequence[NewEvent], expected_version: int | None) -> AppendResult:
-        validate_append(stream, events, expected_version)
+    def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int | None, *, actor: str = ""
+    ) -> AppendResult:
+        validate_append(stream, events, expected_version, actor)
         with self._write_lock, self._connection(f"append to stream {stream!r} in") as conn:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                result = self._append_in_transaction(conn, stream, events, expected_version)
+                result = self._append_in_transaction(conn, stream, events, expected_version, actor)
                 conn.execute("COMMIT")
             except BaseException:
                 # SQLite rolls back by itself on some errors (e.g. SQLITE_FULL); on others the
@@ -241,6 +251,7 @@ class SQLiteEventStore(EventStore):
         stream: str,
         events: Sequence[NewEvent],
         expected_version: int | None,
+        actor: str,
     ) -> AppendResult:
         ids = [event.event_id for event in events]
         stored = self._stored_ids(conn, ids)
@@ -283,9 +294,10 @@ class SQLiteEventStore(EventStore):
                     event.payload,
                     recorded_at,
                     prev_hash,
+                    actor,
                 )
             )
-        conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return AppendResult(
             stream=stream,
             first_position=position + 1,
@@ -314,7 +326,7 @@ class SQLiteEventStore(EventStore):
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
     ) -> list[StoredEvent]:
         validate_read(after_position, limit)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE position > ?"
+        sql = f"SELECT {self._select} FROM events WHERE position > ?"
         params: list[object] = [after_position]
         if stream_prefix:
             # A range on the raw (UTF-8, memcmp) ordering instead of LIKE: uses the index and
@@ -333,7 +345,7 @@ class SQLiteEventStore(EventStore):
     def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
         with self._connection("read") as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version",
+                f"SELECT {self._select} FROM events WHERE stream = ? AND version > ? ORDER BY version",
                 (stream, after_version),
             )
             return _to_events(rows)
@@ -415,17 +427,17 @@ class _Handle:
         self.thread = thread
 
 
-def _to_events(rows: Iterable[tuple[int, str, int, str, str, bytes, int, bytes]]) -> list[StoredEvent]:
+def _to_events(rows: Iterable[tuple[int, str, int, str, str, bytes, int, bytes, str]]) -> list[StoredEvent]:
     """Rows -> StoredEvents. Replay reads millions of rows, so this is kept lean: positional
     construction, and one datetime per distinct recorded_at (a batch shares its timestamp)."""
     events = []
     add = events.append
     last_us: int | None = None
     last_at = _EPOCH
-    for position, stream, version, event_id, type_, payload, recorded_at, hash_ in rows:
+    for position, stream, version, event_id, type_, payload, recorded_at, hash_, actor in rows:
         if recorded_at != last_us:
             last_us, last_at = recorded_at, _EPOCH + timedelta(microseconds=recorded_at)
-        add(StoredEvent(position, stream, version, event_id, type_, payload, last_at, hash_))
+        add(StoredEvent(position, stream, version, event_id, type_, payload, last_at, hash_, actor))
     return events
 
 

@@ -58,6 +58,7 @@ class StoredEvent:
     payload: bytes
     recorded_at: datetime  # UTC, timezone-aware, microsecond precision
     hash: bytes  # 32 bytes, see hashchain.event_hash
+    actor: str = ""  # who caused the append ("" = no authenticated caller); outside the hash chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +119,17 @@ class StoreUnavailable(Exception):
     """
 
 
-def validate_append(stream: str, events: Sequence[NewEvent], expected_version: int | None) -> None:
+MAX_ACTOR_CHARS: Final = 256
+
+
+def validate_append(
+    stream: str, events: Sequence[NewEvent], expected_version: int | None, actor: str = ""
+) -> None:
     """Argument checks shared by every backend, done before touching storage."""
     if not isinstance(stream, str) or not stream:
         raise ValueError("stream must be a non-empty string")
+    if not isinstance(actor, str) or len(actor) > MAX_ACTOR_CHARS or not actor.isprintable():
+        raise ValueError(f"actor must be a printable string of at most {MAX_ACTOR_CHARS} characters")
     if not events:
         raise ValueError(f"append to stream {stream!r}: the batch is empty")
     if expected_version is not ANY and (
@@ -165,8 +173,10 @@ class EventStore(ABC):
     # -- what a backend implements ----------------------------------------------------------
 
     @abstractmethod
-    def append(self, stream: str, events: Sequence[NewEvent], expected_version: int | None) -> AppendResult:
-        """Atomically append ``events`` to ``stream``.
+    def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int | None, *, actor: str = ""
+    ) -> AppendResult:
+        """Atomically append ``events`` to ``stream``, recorded as caused by ``actor``.
 
         ``expected_version``: 0 = the stream must not exist yet, n = it must be at version n,
         ANY = no check. All events or none are written, at consecutive positions and versions.

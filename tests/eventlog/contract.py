@@ -149,6 +149,18 @@ class EventStoreContract:
         assert store.read(after_position=2)[0].event_id == generated.event_id
         assert store.read(after_position=2)[0].payload == b""
 
+    def test_actor_is_stored_with_each_event_outside_the_hash_chain(self, store: EventStore) -> None:
+        store.append("s", [ev(b"x"), ev(b"y")], 0, actor="alice")
+        store.append("s", [ev(b"z")], 2)
+        assert [e.actor for e in store.read()] == ["alice", "alice", ""]
+        assert [e.actor for e in store.read_stream("s")] == ["alice", "alice", ""]
+        one, two, _ = store.read()
+        assert two.hash == event_hash(one.hash, 2, two.type, b"y")  # the actor does not enter it
+        for bad in ("a\nb", "x" * 257, 7):
+            with pytest.raises(ValueError, match="actor"):
+                store.append("s", [ev()], ANY, actor=bad)  # type: ignore[arg-type]
+        assert store.head() == 3
+
     def test_stored_hashes_form_the_documented_chain(self, store: EventStore) -> None:
         store.append("s", [ev(b"x"), ev(b"y", type="dspyops.v1.Y")], 0)
         one, two = store.read()

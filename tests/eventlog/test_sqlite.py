@@ -24,7 +24,7 @@ from dspyops.eventlog import (
     StoreUnavailable,
     open_store,
 )
-from dspyops.eventlog.sqlite import _prefix_upper_bound
+from dspyops.eventlog.sqlite import SCHEMA_VERSION, _prefix_upper_bound
 
 from .contract import EventStoreContract, StoreFactory, Tamper, fill
 
@@ -85,7 +85,7 @@ class TestSQLiteEventStore(EventStoreContract):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         indexes = {row[1]: row[2] for row in conn.execute("PRAGMA index_list(events)")}
         assert indexes["events_stream_version"] == 1 and indexes["events_event_id"] == 1
         assert "events_stream_position" in indexes
@@ -188,3 +188,25 @@ def _append_one(store: SQLiteEventStore) -> None:
 )
 def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
     assert _prefix_upper_bound(prefix) == upper
+
+
+def test_a_schema_1_log_gains_the_actor_column_on_open(tmp_path: Path) -> None:
+    """Logs written before the actor column keep their events (actor "") and their chain."""
+    path = tmp_path / "old.db"
+    store = SQLiteEventStore(path)
+    store.append("s", [NewEvent("t", b"old")], 0)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE events DROP COLUMN actor")  # what a schema-1 file looks like
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    readonly = SQLiteEventStore(path, read_only=True)  # reads it as it is
+    assert [(e.payload, e.actor) for e in readonly.read()] == [(b"old", "")]
+    readonly.close()
+    store = SQLiteEventStore(path)
+    store.append("s", [NewEvent("t", b"new")], 1, actor="bob")
+    assert [(e.payload, e.actor) for e in store.read()] == [(b"old", ""), (b"new", "bob")]
+    assert store.verify().ok
+    assert store._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.close()
