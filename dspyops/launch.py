@@ -40,10 +40,27 @@ class ServerThread:
         self.thread.join(10)
 
 
-class ServiceProcess:
-    """A service started with `python -m dspyops.cli serve ...`, stopped with SIGTERM."""
+def ignore_sigxfsz() -> None:
+    """A `preexec_fn`: a write past RLIMIT_FSIZE then fails with EFBIG (which SQLite reports
+    as an I/O error) instead of killing the process with SIGXFSZ. CPython ignores SIGXFSZ
+    at startup too; this makes it explicit and covers the moments before."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
+
+class ServiceProcess:
+    """A service started with `python -m dspyops.cli serve ...`, stopped with SIGTERM.
+
+    `preexec_fn` runs in the child before exec (fault tests use it to change signal
+    dispositions or resource limits, e.g. `ignore_sigxfsz`)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        workdir: Path,
+        env: dict[str, str],
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self.port_file = workdir / f"{name}.port"
         self.port_file.unlink(missing_ok=True)  # a restart must not read the last run's port
@@ -63,6 +80,7 @@ class ServiceProcess:
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,
             env=env,
+            preexec_fn=preexec_fn,
         )
         self.address = f"127.0.0.1:{self._wait_port()}"
         self._wait_serving()
@@ -92,6 +110,10 @@ class ServiceProcess:
                         return
                 time.sleep(0.05)
         raise TimeoutError(f"{self.name} is not SERVING after {timeout}s")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
