@@ -1,7 +1,7 @@
 """The fold: log events -> registry, deployment and job state, at any log position.
 
-`fold` is a pure function: it never mutates the state it is given (every change copies
-the few containers on its path), so a gateway can keep serving from the old state while
+`fold` is a pure function: it never mutates the state it is given (a call copies the few
+containers it changes, once per call), so a gateway can keep serving from the old state while
 the next one is built, and replaying the same events always gives the same state. The
 `state_hash` of two folds of the same events is equal byte for byte.
 """
@@ -18,7 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from dspyops.eventlog import StoredEvent
-from dspyops.events import decode
+from dspyops.events import PAYLOAD_TYPES, decode
 from dspyops.proto import events_pb2 as pb
 
 STATUS_NAMES: dict[int, str] = {
@@ -225,22 +225,35 @@ EMPTY = State()
 
 def replace(obj: Any, /, **changes: Any) -> Any:
     """dataclasses.replace for this module's frozen slotted dataclasses, without its
-    per-call field introspection: the fold calls it several times per event, and the
-    generic version was most of the replay time."""
+    per-call field introspection."""
     names = type(obj).__slots__
     return type(obj)(*[changes[n] if n in changes else getattr(obj, n) for n in names])
 
 
 def fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
-    """Apply events (in log order, all after `state.position`) and return the new state."""
+    """Apply events (in log order, all after `state.position`) and return the new state.
+
+    The input state is never mutated. Internally a call folds into a mutable builder that
+    copies each container it touches once, and freezes it into a new State at the end:
+    a page of 10k events costs one copy per touched program or deployment, not one per event
+    (the per-event copies were most of the replay time). `tests/reference_fold.py` holds
+    the plain one-event-at-a-time fold the property tests compare this against.
+    """
+    builder = _Builder(state)
     position = state.position
+    dispatch = _DISPATCH
     for event in events:
         if event.position <= position:
             raise ValueError(f"event at position {event.position} is not after state position {position}")
-        state = _apply(state, event, decode(event))
         position = event.position
-    # handlers never read the position, so it is set once per call rather than once per event
-    return state if position == state.position else replace(state, position=position)
+        entry = dispatch.get(event.type)
+        if entry is None:
+            if event.type not in PAYLOAD_TYPES:
+                decode(event)  # raises UnknownEventType naming the position
+            continue  # a payload kind the state does not track (e.g. JobProgress)
+        message_class, handler = entry
+        handler(builder, event, message_class.FromString(event.payload))
+    return state if position == state.position else builder.freeze(position)
 
 
 def state_hash(state: State) -> str:
@@ -253,64 +266,165 @@ def _plain(message: Message) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _with(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
-    copy = dict(mapping)
-    copy[key] = value
-    return copy
+class _ProgramDraft:
+    """A program being changed by the current fold call: its own copies of the containers,
+    and per-version field changes applied once at freeze time."""
+
+    __slots__ = ("aliases", "name", "pending", "stream_version", "versions")
+
+    def __init__(self, program: ProgramState) -> None:
+        self.name = program.name
+        self.versions: dict[str, VersionState] = dict(program.versions)
+        self.aliases: dict[str, str] = dict(program.aliases)
+        self.stream_version = program.stream_version
+        self.pending: dict[str, dict[str, Any]] = {}  # version -> field changes
+
+    def change(self, version: str, field_name: str, value: Any) -> None:
+        changes = self.pending.get(version)
+        if changes is None:
+            changes = self.pending[version] = {}
+        changes[field_name] = value
+
+    def freeze(self) -> ProgramState:
+        versions = self.versions
+        for version, changes in self.pending.items():
+            versions[version] = replace(versions[version], **changes)
+        return ProgramState(self.name, versions, self.aliases, self.stream_version)
 
 
-def _apply(state: State, event: StoredEvent, payload: Message) -> State:
-    handler = _HANDLERS.get(type(payload).__name__)
-    return handler(state, event, payload) if handler else state
+class _DeploymentDraft:
+    """A deployment being changed by the current fold call. Route messages are converted
+    at freeze time, so a page of route changes builds the routes of the last one only."""
 
-
-def _version_registered(state: State, event: StoredEvent, msg: pb.VersionRegistered) -> State:
-    program = state.programs.get(msg.program) or ProgramState(name=msg.program)
-    version = VersionState(
-        program=msg.program,
-        version=msg.version,
-        spec=_plain(msg.spec),
-        lm=_plain(msg.lm),
-        artifact_digest=msg.artifact_digest,
-        status=STATUS_NAMES.get(msg.status, "development"),
-        lineage=_plain(msg.lineage),
-        registered_position=event.position,
-        registered_at_us=_micros(event),
+    __slots__ = (
+        "canary",
+        "changed_position",
+        "created_position",
+        "experiment",
+        "name",
+        "program",
+        "routes",
+        "routes_message",
+        "stream_version",
     )
-    program = replace(
-        program, versions=_with(program.versions, msg.version, version), stream_version=event.version
+
+    def __init__(self, deployment: DeploymentState) -> None:
+        self.name = deployment.name
+        self.program = deployment.program
+        self.routes = deployment.routes
+        self.routes_message: Any = None  # repeated pb.Route, newer than `routes` when set
+        self.stream_version = deployment.stream_version
+        self.created_position = deployment.created_position
+        self.changed_position = deployment.changed_position
+        self.experiment = deployment.experiment
+        self.canary = deployment.canary
+
+    def freeze(self) -> DeploymentState:
+        routes = self.routes if self.routes_message is None else _routes(self.routes_message)
+        return DeploymentState(
+            self.name,
+            self.program,
+            routes,
+            self.stream_version,
+            self.created_position,
+            self.changed_position,
+            self.experiment,
+            self.canary,
+        )
+
+
+class _Builder:
+    """The mutable side of one fold call. Reads see this call's changes first, then the
+    input state; nothing reachable from the input state is ever written."""
+
+    __slots__ = ("base", "deployments", "jobs", "programs")
+
+    def __init__(self, base: State) -> None:
+        self.base = base
+        self.programs: dict[str, _ProgramDraft] = {}
+        self.deployments: dict[str, _DeploymentDraft] = {}
+        self.jobs: dict[str, JobSummary] | None = None  # a copy of base.jobs once written
+
+    def program(self, name: str) -> _ProgramDraft | None:
+        draft = self.programs.get(name)
+        if draft is None:
+            current = self.base.programs.get(name)
+            if current is None:
+                return None
+            draft = self.programs[name] = _ProgramDraft(current)
+        return draft
+
+    def deployment(self, name: str) -> _DeploymentDraft | None:
+        draft = self.deployments.get(name)
+        if draft is None:
+            current = self.base.deployments.get(name)
+            if current is None:
+                return None
+            draft = self.deployments[name] = _DeploymentDraft(current)
+        return draft
+
+    def job_table(self) -> dict[str, JobSummary]:
+        if self.jobs is None:
+            self.jobs = dict(self.base.jobs)
+        return self.jobs
+
+    def freeze(self, position: int) -> State:
+        base = self.base
+        programs: Mapping[str, ProgramState] = base.programs
+        if self.programs:
+            programs = dict(programs)
+            for name, program in self.programs.items():
+                programs[name] = program.freeze()
+        deployments: Mapping[str, DeploymentState] = base.deployments
+        if self.deployments:
+            deployments = dict(deployments)
+            for name, deployment in self.deployments.items():
+                deployments[name] = deployment.freeze()
+        jobs = base.jobs if self.jobs is None else self.jobs
+        return State(position, programs, deployments, jobs)
+
+
+def _version_registered(b: _Builder, event: StoredEvent, msg: pb.VersionRegistered) -> None:
+    program = b.program(msg.program)
+    if program is None:
+        program = b.programs[msg.program] = _ProgramDraft(ProgramState(name=msg.program))
+    program.versions[msg.version] = VersionState(
+        msg.program,
+        msg.version,
+        _plain(msg.spec),
+        _plain(msg.lm),
+        msg.artifact_digest,
+        STATUS_NAMES.get(msg.status, "development"),
+        _plain(msg.lineage),
+        event.position,
+        _micros(event),
     )
-    return replace(state, programs=_with(state.programs, msg.program, program))
+    program.pending.pop(msg.version, None)  # a re-registration replaces the version whole
+    program.stream_version = event.version
 
 
-def _status_changed(state: State, event: StoredEvent, msg: pb.VersionStatusChanged) -> State:
-    program = state.programs.get(msg.program)
+def _status_changed(b: _Builder, event: StoredEvent, msg: pb.VersionStatusChanged) -> None:
+    program = b.program(msg.program)
     if program is None or msg.version not in program.versions:
-        return state  # the writer validates; the fold stays total for any input
-    version = replace(program.versions[msg.version], status=STATUS_NAMES.get(msg.status, "development"))
-    program = replace(
-        program, versions=_with(program.versions, msg.version, version), stream_version=event.version
-    )
-    return replace(state, programs=_with(state.programs, msg.program, program))
+        return  # the writer validates; the fold stays total for any input
+    program.change(msg.version, "status", STATUS_NAMES.get(msg.status, "development"))
+    program.stream_version = event.version
 
 
-def _alias_set(state: State, event: StoredEvent, msg: pb.AliasSet) -> State:
-    program = state.programs.get(msg.program)
+def _alias_set(b: _Builder, event: StoredEvent, msg: pb.AliasSet) -> None:
+    program = b.program(msg.program)
     if program is None:
-        return state
-    program = replace(
-        program, aliases=_with(program.aliases, msg.alias, msg.version), stream_version=event.version
-    )
-    return replace(state, programs=_with(state.programs, msg.program, program))
+        return
+    program.aliases[msg.alias] = msg.version
+    program.stream_version = event.version
 
 
-def _evaluation_recorded(state: State, event: StoredEvent, msg: pb.EvaluationRecorded) -> State:
-    program = state.programs.get(msg.program)
+def _evaluation_recorded(b: _Builder, event: StoredEvent, msg: pb.EvaluationRecorded) -> None:
+    program = b.program(msg.program)
     if program is None:
-        return state
+        return
     # the event is on the program's stream: its version moves even if the version is unknown
-    versions = program.versions
-    if msg.version in versions:
+    if msg.version in program.versions:
         report = msg.report
         summary = {
             "position": event.position,
@@ -323,103 +437,107 @@ def _evaluation_recorded(state: State, event: StoredEvent, msg: pb.EvaluationRec
             "macro_f1": report.macro_f1,
             "errors": report.errors,
         }
-        versions = _with(versions, msg.version, replace(versions[msg.version], last_evaluation=summary))
-    program = replace(program, versions=versions, stream_version=event.version)
-    return replace(state, programs=_with(state.programs, msg.program, program))
+        program.change(msg.version, "last_evaluation", summary)
+    program.stream_version = event.version
 
 
-def _deployment_created(state: State, event: StoredEvent, msg: pb.DeploymentCreated) -> State:
-    deployment = DeploymentState(
-        name=msg.deployment,
-        program=msg.program,
-        stream_version=event.version,
-        created_position=event.position,
-        changed_position=event.position,
+def _deployment_created(b: _Builder, event: StoredEvent, msg: pb.DeploymentCreated) -> None:
+    b.deployments[msg.deployment] = _DeploymentDraft(
+        DeploymentState(
+            name=msg.deployment,
+            program=msg.program,
+            stream_version=event.version,
+            created_position=event.position,
+            changed_position=event.position,
+        )
     )
-    return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
 
 
-def _routes_set(state: State, event: StoredEvent, msg: pb.RoutesSet) -> State:
-    current = state.deployments.get(msg.deployment)
-    if current is None:
-        return state
-    routes = tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in msg.routes)
-    deployment = replace(
-        current,
-        routes=routes,
-        stream_version=event.version,
-        changed_position=event.position,
-    )
-    return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
+def _routes_set(b: _Builder, event: StoredEvent, msg: pb.RoutesSet) -> None:
+    deployment = b.deployment(msg.deployment)
+    if deployment is None:
+        return
+    deployment.routes_message = msg.routes
+    deployment.stream_version = event.version
+    deployment.changed_position = event.position
 
 
 def _routes(routes: Any) -> tuple[RouteState, ...]:
     return tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in routes)
 
 
-def _deployment_update(current: State, event: StoredEvent, name: str, /, **changes: Any) -> State:
-    deployment = current.deployments.get(name)
-    if deployment is None:
-        return current
-    changed = replace(deployment, stream_version=event.version, changed_position=event.position, **changes)
-    return replace(current, deployments=_with(current.deployments, name, changed))
+def _deployment_update(b: _Builder, event: StoredEvent, name: str) -> _DeploymentDraft | None:
+    """The deployment's draft with its stream version and change position moved, or None."""
+    deployment = b.deployment(name)
+    if deployment is not None:
+        deployment.stream_version = event.version
+        deployment.changed_position = event.position
+    return deployment
 
 
-def _experiment_started(state: State, event: StoredEvent, msg: pb.ExperimentStarted) -> State:
-    experiment = ExperimentState.from_proto(msg.experiment, event.position)
-    return _deployment_update(state, event, msg.deployment, experiment=experiment)
+def _experiment_started(b: _Builder, event: StoredEvent, msg: pb.ExperimentStarted) -> None:
+    deployment = _deployment_update(b, event, msg.deployment)
+    if deployment is not None:
+        deployment.experiment = ExperimentState.from_proto(msg.experiment, event.position)
 
 
-def _experiment_concluded(state: State, event: StoredEvent, msg: pb.ExperimentConcluded) -> State:
-    return _deployment_update(state, event, msg.deployment, experiment=None, routes=_routes(msg.routes))
+def _experiment_concluded(b: _Builder, event: StoredEvent, msg: pb.ExperimentConcluded) -> None:
+    deployment = _deployment_update(b, event, msg.deployment)
+    if deployment is not None:
+        deployment.experiment = None
+        deployment.routes_message = msg.routes
 
 
-def _experiment_stopped(state: State, event: StoredEvent, msg: pb.ExperimentStopped) -> State:
-    return _deployment_update(state, event, msg.deployment, experiment=None)
+def _experiment_stopped(b: _Builder, event: StoredEvent, msg: pb.ExperimentStopped) -> None:
+    deployment = _deployment_update(b, event, msg.deployment)
+    if deployment is not None:
+        deployment.experiment = None
 
 
-def _rolled_back(state: State, event: StoredEvent, msg: pb.RolledBack) -> State:
-    experiment = (
-        ExperimentState.from_proto(msg.experiment, event.position) if msg.HasField("experiment") else None
-    )
-    canary = CanaryState.from_proto(msg.canary, event.position) if msg.HasField("canary") else None
-    return _deployment_update(
-        state, event, msg.deployment, routes=_routes(msg.routes), experiment=experiment, canary=canary
-    )
+def _rolled_back(b: _Builder, event: StoredEvent, msg: pb.RolledBack) -> None:
+    deployment = _deployment_update(b, event, msg.deployment)
+    if deployment is not None:
+        deployment.routes_message = msg.routes
+        deployment.experiment = (
+            ExperimentState.from_proto(msg.experiment, event.position) if msg.HasField("experiment") else None
+        )
+        deployment.canary = (
+            CanaryState.from_proto(msg.canary, event.position) if msg.HasField("canary") else None
+        )
 
 
-def _canary_started(state: State, event: StoredEvent, msg: pb.CanaryStarted) -> State:
-    return _deployment_update(
-        state, event, msg.deployment, canary=CanaryState.from_proto(msg.canary, event.position)
-    )
+def _canary_started(b: _Builder, event: StoredEvent, msg: pb.CanaryStarted) -> None:
+    deployment = _deployment_update(b, event, msg.deployment)
+    if deployment is not None:
+        deployment.canary = CanaryState.from_proto(msg.canary, event.position)
 
 
-def _canary_advanced(state: State, event: StoredEvent, msg: pb.CanaryAdvanced) -> State:
-    deployment = state.deployments.get(msg.deployment)
+def _canary_advanced(b: _Builder, event: StoredEvent, msg: pb.CanaryAdvanced) -> None:
+    deployment = b.deployment(msg.deployment)
     if deployment is None or deployment.canary is None or deployment.canary.canary_id != msg.canary_id:
-        return state
-    canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
-    return _deployment_update(state, event, msg.deployment, canary=canary)
+        return
+    _deployment_update(b, event, msg.deployment)
+    deployment.canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
 
 
-def _canary_ended(state: State, event: StoredEvent, msg: pb.CanaryEnded) -> State:
-    return _deployment_update(state, event, msg.deployment, canary=None, routes=_routes(msg.routes))
+def _canary_ended(b: _Builder, event: StoredEvent, msg: pb.CanaryEnded) -> None:
+    deployment = _deployment_update(b, event, msg.deployment)
+    if deployment is not None:
+        deployment.canary = None
+        deployment.routes_message = msg.routes
 
 
-def _job_id(event: StoredEvent) -> str:
-    return event.stream.removeprefix("job-")
-
-
-def _job_update(current: State, event: StoredEvent, /, **changes: Any) -> State:
-    job_id = _job_id(event)
-    job = current.jobs.get(job_id)
+def _job_update(b: _Builder, event: StoredEvent, /, **changes: Any) -> None:
+    jobs = b.job_table()
+    job_id = event.stream.removeprefix("job-")
+    job = jobs.get(job_id)
     if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
-        return current
-    return replace(current, jobs=_with(current.jobs, job_id, replace(job, **changes)))
+        return
+    jobs[job_id] = replace(job, **changes)
 
 
-def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> State:
-    job = JobSummary(
+def _job_accepted(b: _Builder, event: StoredEvent, msg: pb.JobAccepted) -> None:
+    b.job_table()[msg.job_id] = JobSummary(
         job_id=msg.job_id,
         program=msg.program,
         optimizer=msg.optimizer,
@@ -427,33 +545,32 @@ def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> Stat
         accepted_position=event.position,
         accepted_at_us=_micros(event),
     )
-    return replace(state, jobs=_with(state.jobs, msg.job_id, job))
 
 
-def _baseline(state: State, event: StoredEvent, msg: pb.BaselineEvaluated) -> State:
-    return _job_update(state, event, baseline_score=msg.score)
+def _baseline(b: _Builder, event: StoredEvent, msg: pb.BaselineEvaluated) -> None:
+    _job_update(b, event, baseline_score=msg.score)
 
 
-def _trial(state: State, event: StoredEvent, msg: pb.TrialCompleted) -> State:
-    job = state.jobs.get(_job_id(event))
+def _trial(b: _Builder, event: StoredEvent, msg: pb.TrialCompleted) -> None:
+    job = b.job_table().get(event.stream.removeprefix("job-"))
     trials = (job.trials if job else 0) + 1
-    return _job_update(state, event, trials=trials, best_score=msg.best_score)
+    _job_update(b, event, trials=trials, best_score=msg.best_score)
 
 
-def _completed(state: State, event: StoredEvent, msg: pb.JobCompleted) -> State:
-    return _job_update(state, event, state="succeeded", final_score=msg.final_score, version=msg.version)
+def _completed(b: _Builder, event: StoredEvent, msg: pb.JobCompleted) -> None:
+    _job_update(b, event, state="succeeded", final_score=msg.final_score, version=msg.version)
 
 
-def _failed(state: State, event: StoredEvent, msg: pb.JobFailed) -> State:
-    return _job_update(state, event, state="failed", error=msg.error)
+def _failed(b: _Builder, event: StoredEvent, msg: pb.JobFailed) -> None:
+    _job_update(b, event, state="failed", error=msg.error)
 
 
-def _cancelled(state: State, event: StoredEvent, msg: pb.JobCancelled) -> State:
-    return _job_update(state, event, state="cancelled", error=msg.reason)
+def _cancelled(b: _Builder, event: StoredEvent, msg: pb.JobCancelled) -> None:
+    _job_update(b, event, state="cancelled", error=msg.reason)
 
 
-def _interrupted(state: State, event: StoredEvent, msg: pb.JobInterrupted) -> State:
-    return _job_update(state, event, state="interrupted", error=msg.reason)
+def _interrupted(b: _Builder, event: StoredEvent, msg: pb.JobInterrupted) -> None:
+    _job_update(b, event, state="interrupted", error=msg.reason)
 
 
 def _micros(event: StoredEvent) -> int:
@@ -481,4 +598,10 @@ _HANDLERS: dict[str, Any] = {
     "JobFailed": _failed,
     "JobCancelled": _cancelled,
     "JobInterrupted": _interrupted,
+}
+# full type name -> (message class, handler): one dict lookup per event, no decode() call
+_DISPATCH: dict[str, tuple[Any, Any]] = {
+    type_name: (message_class, _HANDLERS[message_class.DESCRIPTOR.name])
+    for type_name, (_, message_class) in PAYLOAD_TYPES.items()
+    if message_class.DESCRIPTOR.name in _HANDLERS
 }

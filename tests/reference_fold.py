@@ -1,0 +1,274 @@
+"""A straightforward reference fold, one event at a time with dataclasses.replace (the
+implementation dspyops.state had before the page builder): the property tests compare the
+fast fold against it, so an optimisation can never change what the fold means."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from dspyops.eventlog import StoredEvent
+from dspyops.events import decode
+from dspyops.proto import events_pb2 as pb
+from dspyops.state import (
+    EMPTY,
+    ROLE_NAMES,
+    STATUS_NAMES,
+    CanaryState,
+    DeploymentState,
+    ExperimentState,
+    JobSummary,
+    ProgramState,
+    RouteState,
+    State,
+    VersionState,
+)
+
+
+def reference_fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
+    for event in events:
+        if event.position <= state.position:
+            raise ValueError(
+                f"event at position {event.position} is not after state position {state.position}"
+            )
+        state = replace(_apply(state, event, decode(event)), position=event.position)
+    return state
+
+
+def _plain(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _with(mapping: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    copy = dict(mapping)
+    copy[key] = value
+    return copy
+
+
+def _apply(state: State, event: StoredEvent, payload: Message) -> State:
+    handler = _HANDLERS.get(type(payload).__name__)
+    return handler(state, event, payload) if handler else state
+
+
+def _version_registered(state: State, event: StoredEvent, msg: pb.VersionRegistered) -> State:
+    program = state.programs.get(msg.program) or ProgramState(name=msg.program)
+    version = VersionState(
+        program=msg.program,
+        version=msg.version,
+        spec=_plain(msg.spec),
+        lm=_plain(msg.lm),
+        artifact_digest=msg.artifact_digest,
+        status=STATUS_NAMES.get(msg.status, "development"),
+        lineage=_plain(msg.lineage),
+        registered_position=event.position,
+        registered_at_us=_micros(event),
+    )
+    program = replace(
+        program, versions=_with(program.versions, msg.version, version), stream_version=event.version
+    )
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _status_changed(state: State, event: StoredEvent, msg: pb.VersionStatusChanged) -> State:
+    program = state.programs.get(msg.program)
+    if program is None or msg.version not in program.versions:
+        return state  # the writer validates; the fold stays total for any input
+    version = replace(program.versions[msg.version], status=STATUS_NAMES.get(msg.status, "development"))
+    program = replace(
+        program, versions=_with(program.versions, msg.version, version), stream_version=event.version
+    )
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _alias_set(state: State, event: StoredEvent, msg: pb.AliasSet) -> State:
+    program = state.programs.get(msg.program)
+    if program is None:
+        return state
+    program = replace(
+        program, aliases=_with(program.aliases, msg.alias, msg.version), stream_version=event.version
+    )
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _evaluation_recorded(state: State, event: StoredEvent, msg: pb.EvaluationRecorded) -> State:
+    program = state.programs.get(msg.program)
+    if program is None:
+        return state
+    # the event is on the program's stream: its version moves even if the version is unknown
+    versions = program.versions
+    if msg.version in versions:
+        report = msg.report
+        summary = {
+            "position": event.position,
+            "recorded_at_us": _micros(event),
+            "metric": report.metric,
+            "dataset_digest": report.dataset_digest,
+            "examples": report.examples,
+            "score": report.score,
+            "accuracy": report.accuracy,
+            "macro_f1": report.macro_f1,
+            "errors": report.errors,
+        }
+        versions = _with(versions, msg.version, replace(versions[msg.version], last_evaluation=summary))
+    program = replace(program, versions=versions, stream_version=event.version)
+    return replace(state, programs=_with(state.programs, msg.program, program))
+
+
+def _deployment_created(state: State, event: StoredEvent, msg: pb.DeploymentCreated) -> State:
+    deployment = DeploymentState(
+        name=msg.deployment,
+        program=msg.program,
+        stream_version=event.version,
+        created_position=event.position,
+        changed_position=event.position,
+    )
+    return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
+
+
+def _routes_set(state: State, event: StoredEvent, msg: pb.RoutesSet) -> State:
+    current = state.deployments.get(msg.deployment)
+    if current is None:
+        return state
+    routes = tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in msg.routes)
+    deployment = replace(
+        current,
+        routes=routes,
+        stream_version=event.version,
+        changed_position=event.position,
+    )
+    return replace(state, deployments=_with(state.deployments, msg.deployment, deployment))
+
+
+def _routes(routes: Any) -> tuple[RouteState, ...]:
+    return tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in routes)
+
+
+def _deployment_update(current: State, event: StoredEvent, name: str, /, **changes: Any) -> State:
+    deployment = current.deployments.get(name)
+    if deployment is None:
+        return current
+    changed = replace(deployment, stream_version=event.version, changed_position=event.position, **changes)
+    return replace(current, deployments=_with(current.deployments, name, changed))
+
+
+def _experiment_started(state: State, event: StoredEvent, msg: pb.ExperimentStarted) -> State:
+    experiment = ExperimentState.from_proto(msg.experiment, event.position)
+    return _deployment_update(state, event, msg.deployment, experiment=experiment)
+
+
+def _experiment_concluded(state: State, event: StoredEvent, msg: pb.ExperimentConcluded) -> State:
+    return _deployment_update(state, event, msg.deployment, experiment=None, routes=_routes(msg.routes))
+
+
+def _experiment_stopped(state: State, event: StoredEvent, msg: pb.ExperimentStopped) -> State:
+    return _deployment_update(state, event, msg.deployment, experiment=None)
+
+
+def _rolled_back(state: State, event: StoredEvent, msg: pb.RolledBack) -> State:
+    experiment = (
+        ExperimentState.from_proto(msg.experiment, event.position) if msg.HasField("experiment") else None
+    )
+    canary = CanaryState.from_proto(msg.canary, event.position) if msg.HasField("canary") else None
+    return _deployment_update(
+        state, event, msg.deployment, routes=_routes(msg.routes), experiment=experiment, canary=canary
+    )
+
+
+def _canary_started(state: State, event: StoredEvent, msg: pb.CanaryStarted) -> State:
+    return _deployment_update(
+        state, event, msg.deployment, canary=CanaryState.from_proto(msg.canary, event.position)
+    )
+
+
+def _canary_advanced(state: State, event: StoredEvent, msg: pb.CanaryAdvanced) -> State:
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None or deployment.canary is None or deployment.canary.canary_id != msg.canary_id:
+        return state
+    canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
+    return _deployment_update(state, event, msg.deployment, canary=canary)
+
+
+def _canary_ended(state: State, event: StoredEvent, msg: pb.CanaryEnded) -> State:
+    return _deployment_update(state, event, msg.deployment, canary=None, routes=_routes(msg.routes))
+
+
+def _job_id(event: StoredEvent) -> str:
+    return event.stream.removeprefix("job-")
+
+
+def _job_update(current: State, event: StoredEvent, /, **changes: Any) -> State:
+    job_id = _job_id(event)
+    job = current.jobs.get(job_id)
+    if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
+        return current
+    return replace(current, jobs=_with(current.jobs, job_id, replace(job, **changes)))
+
+
+def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> State:
+    job = JobSummary(
+        job_id=msg.job_id,
+        program=msg.program,
+        optimizer=msg.optimizer,
+        state="running",
+        accepted_position=event.position,
+        accepted_at_us=_micros(event),
+    )
+    return replace(state, jobs=_with(state.jobs, msg.job_id, job))
+
+
+def _baseline(state: State, event: StoredEvent, msg: pb.BaselineEvaluated) -> State:
+    return _job_update(state, event, baseline_score=msg.score)
+
+
+def _trial(state: State, event: StoredEvent, msg: pb.TrialCompleted) -> State:
+    job = state.jobs.get(_job_id(event))
+    trials = (job.trials if job else 0) + 1
+    return _job_update(state, event, trials=trials, best_score=msg.best_score)
+
+
+def _completed(state: State, event: StoredEvent, msg: pb.JobCompleted) -> State:
+    return _job_update(state, event, state="succeeded", final_score=msg.final_score, version=msg.version)
+
+
+def _failed(state: State, event: StoredEvent, msg: pb.JobFailed) -> State:
+    return _job_update(state, event, state="failed", error=msg.error)
+
+
+def _cancelled(state: State, event: StoredEvent, msg: pb.JobCancelled) -> State:
+    return _job_update(state, event, state="cancelled", error=msg.reason)
+
+
+def _interrupted(state: State, event: StoredEvent, msg: pb.JobInterrupted) -> State:
+    return _job_update(state, event, state="interrupted", error=msg.reason)
+
+
+def _micros(event: StoredEvent) -> int:
+    return int(event.recorded_at.timestamp() * 1_000_000)
+
+
+_HANDLERS: dict[str, Any] = {
+    "VersionRegistered": _version_registered,
+    "VersionStatusChanged": _status_changed,
+    "AliasSet": _alias_set,
+    "EvaluationRecorded": _evaluation_recorded,
+    "DeploymentCreated": _deployment_created,
+    "RoutesSet": _routes_set,
+    "ExperimentStarted": _experiment_started,
+    "ExperimentConcluded": _experiment_concluded,
+    "ExperimentStopped": _experiment_stopped,
+    "RolledBack": _rolled_back,
+    "CanaryStarted": _canary_started,
+    "CanaryAdvanced": _canary_advanced,
+    "CanaryEnded": _canary_ended,
+    "JobAccepted": _job_accepted,
+    "BaselineEvaluated": _baseline,
+    "TrialCompleted": _trial,
+    "JobCompleted": _completed,
+    "JobFailed": _failed,
+    "JobCancelled": _cancelled,
+    "JobInterrupted": _interrupted,
+}
