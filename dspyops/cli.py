@@ -238,6 +238,8 @@ def render_job_events(events: Iterable, as_json: bool) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.grace >= 0:  # also refuses NaN
+        raise SystemExit(f"serve: --grace must be a number of seconds >= 0, got {args.grace}")
     if args.service == "optimizer":
         from optimizer_svc.server import OptimizerConfig, serve
 
@@ -250,7 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             security=_server_security(args),
             datasets_dir=Path(args.datasets_dir) if args.datasets_dir else None,
         )
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, grace=args.grace))
     else:
         from gateway_svc.server import GatewayConfig
         from gateway_svc.server import serve as serve_gateway
@@ -270,7 +272,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     security=_server_security(args),
                     optimizer_token=args.token,
                     optimizer_tls_ca=args.tls_ca,
-                )
+                ),
+                grace=args.grace,
             )
         )
     return 0
@@ -643,6 +646,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         f"{verdict}"
     )
     console.print(f"  state at log position {e.log_position}: routes {_routes_text(e.routes)}")
+    if e.changed_position:
+        who = e.changed_by or "a caller without a token"
+        console.print(f"  put in force by {e.change} at position {e.changed_position}, caused by {who}")
     console.print(f"  {e.reason}")
     if args.key:
         console.print(
@@ -942,6 +948,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--canary-interval", type=float, default=1.0, help="gateway: seconds between canary checks (0: off)"
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="on SIGTERM: seconds that calls in flight (and running jobs) get to finish before exit",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -438,6 +438,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             if record.routing_key_sha256
             else f"random draw (no routing key); {again.reason}",
         )
+        if deployment.changed_position:
+            change = (await asyncio.to_thread(history.store.read, deployment.changed_position - 1, 1))[0]
+            explanation.changed_position = change.position
+            explanation.changed_by = change.actor
+            explanation.change = change.type.rsplit(".", 1)[-1]
         if request.routing_key:
             explanation.routing_key_matches = key_digest(
                 request.routing_key
@@ -554,11 +559,14 @@ def _from_snapshot(store: EventStore, log: str) -> tuple[State, dict[str, bytes]
     return state, artifacts
 
 
-async def serve(config: GatewayConfig) -> None:
+async def serve(config: GatewayConfig, grace: float = 5.0) -> None:
+    """Run until SIGTERM/SIGINT, then drain: new calls are refused at once, calls in flight
+    get `grace` seconds to finish (their prediction records committed), then exit."""
     running = await start(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await running.stop()
+    structlog.get_logger().info("gateway_draining", grace_seconds=grace)
+    await running.stop(grace)

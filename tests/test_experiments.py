@@ -127,6 +127,8 @@ def test_experiment_decides_concludes_explains_and_rolls_back(stack: Stack) -> N
         )
         assert explanation.reproduced and explanation.recomputed_version == response.version
         assert explanation.routing_key_matches and explanation.experiment_id == experiment.experiment_id
+        assert (explanation.change, explanation.changed_position) == ("ExperimentStarted", started_at)
+        assert explanation.changed_by == ""  # these servers run without tokens
     assert not other.explain_prediction(
         responses[0].prediction_id, routing_key="someone-else"
     ).routing_key_matches

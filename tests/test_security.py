@@ -188,7 +188,14 @@ def test_every_event_records_the_actor_that_caused_it(secured: tuple[str, str], 
         after_routes = admin.read_log(0, 1).head
         with GatewayClient(gateway_address, timeout=10, token=TOKENS["deployer"]) as gw:
             assert wait_until(lambda: gw.list_deployment_states().log_position >= after_routes)
-            gw.rollback("actors-web", after_routes - 1, reason="actor check")
+            rolled_back = gw.rollback("actors-web", after_routes - 1, reason="actor check").log_position
+            served = gw.predict("actors-web", {"text": "refund"}, as_of=rolled_back)
+            why = gw.explain_prediction(served.prediction_id)
+            assert (why.change, why.changed_by, why.changed_position) == (
+                "RolledBack",
+                "deployer-user",
+                rolled_back,
+            )
 
         def actors(prefix: str) -> list[tuple[str, str]]:
             log = admin.read_log(0, 1000, prefix).events
