@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from dspyops.eventlog.hashchain import GENESIS, HASH_SIZE, event_hash
+from dspyops.eventlog.hashchain import GENESIS, HASH_SIZE, chain, event_hash
 from dspyops.eventlog.store import (
     ANY,
     AppendResult,
@@ -281,22 +281,11 @@ class SQLiteEventStore(EventStore):
         # recorded_at never goes backwards along positions (even if the wall clock does), so
         # "the state at time T" is always a prefix of the log.
         recorded_at = max(time.time_ns() // 1000, prev_at)
-        rows = []
-        for offset, event in enumerate(events, start=1):
-            prev_hash = event_hash(prev_hash, position + offset, event.type, event.payload)
-            rows.append(
-                (
-                    position + offset,
-                    stream,
-                    current + offset,
-                    event.event_id,
-                    event.type,
-                    event.payload,
-                    recorded_at,
-                    prev_hash,
-                    actor,
-                )
-            )
+        links = chain(prev_hash, position + 1, [(event.type, event.payload) for event in events])
+        rows = [
+            (position + i, stream, current + i, e.event_id, e.type, e.payload, recorded_at, link, actor)
+            for i, (e, link) in enumerate(zip(events, links, strict=True), start=1)
+        ]
         conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return AppendResult(
             stream=stream,

@@ -8,7 +8,7 @@ position ``n + 1`` before position ``n`` (positions become visible in order, wit
 from __future__ import annotations
 
 import asyncio
-import os
+import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -23,7 +23,7 @@ ANY: Final = None
 """``expected_version=ANY`` appends whatever version the stream is at."""
 
 DEFAULT_PAGE_SIZE: Final = 500
-_RAND_B_MASK: Final = (1 << 62) - 1
+_getrandbits = random.getrandbits
 
 
 def new_event_id() -> str:
@@ -32,13 +32,19 @@ def new_event_id() -> str:
     Time-ordered ids land at the right edge of the unique event_id index instead of on a
     random leaf page each, so a 100-event batch dirties a few index pages rather than ~100
     (about 2x the batch append rate on SQLite, see BENCHMARKS.md). Ids made within the
-    same millisecond differ in 74 random bits.
+    same millisecond differ in 74 random bits. They need to be unique, not unguessable:
+    the random module's generator (seeded from os.urandom, reseeded in a forked child) is
+    2-3x cheaper here than os.urandom, and a batch makes one id per event.
     """
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 12 for rand_a, 62 for rand_b
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) << 64) | (0b10 << 62) | (rand & _RAND_B_MASK)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    rand_b = _getrandbits(62)
+    return "%08x-%04x-7%03x-%04x-%012x" % (  # noqa: UP031 (the fastest formatting here)
+        ms >> 16,
+        ms & 0xFFFF,
+        _getrandbits(12),
+        0x8000 | (rand_b >> 48),  # variant 0b10, then 14 random bits
+        rand_b & 0xFFFF_FFFF_FFFF,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import itertools
 import multiprocessing
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from dspyops.eventlog import (
     open_store,
 )
 from dspyops.eventlog.sqlite import SCHEMA_VERSION, _prefix_upper_bound
+from dspyops.eventlog.store import new_event_id
 
 from .contract import EventStoreContract, StoreFactory, Tamper, fill
 
@@ -210,3 +212,22 @@ def test_a_schema_1_log_gains_the_actor_column_on_open(tmp_path: Path) -> None:
     assert store.verify().ok
     assert store._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.close()
+
+
+def test_default_event_ids_are_uuid7_unique_and_time_ordered() -> None:
+    ids = [new_event_id() for _ in range(20_000)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert all(str(u) == i for u, i in zip(parsed, ids, strict=True))  # canonical lowercase form
+    assert len(set(ids)) == len(ids)
+    stamps = [u.int >> 80 for u in parsed]  # the 48-bit millisecond prefix never goes back
+    assert stamps == sorted(stamps)
+    # a forked child draws different bits than its parent (the random module reseeds it)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        children = pool.map(_ids, [1000, 1000])
+    assert len(set(children[0]) | set(children[1]) | set(ids)) == 22_000
+
+
+def _ids(n: int) -> list[str]:
+    return [new_event_id() for _ in range(n)]
