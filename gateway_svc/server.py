@@ -569,4 +569,25 @@ async def serve(config: GatewayConfig, grace: float = 5.0) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     structlog.get_logger().info("gateway_draining", grace_seconds=grace)
-    await running.stop(grace)
+    settled = await _settle(quiet=0.1, limit=min(1.0, grace / 2))
+    await running.stop(max(0.0, grace - settled))
+
+
+async def _settle(quiet: float, limit: float) -> float:
+    """Keep serving until no new task has started for `quiet` seconds (at most `limit`).
+
+    grpc's stop() cancels at once the calls that have reached the server but are still
+    queued for a handler (the client sees CANCELLED), so a burst sent just before SIGTERM
+    would lose its tail. Each call the server picks up starts a task; once they stop
+    appearing, the queue is empty and stop() can refuse new calls and drain the rest.
+    Returns the seconds spent."""
+    loop = asyncio.get_running_loop()
+    started = last_new = loop.time()
+    seen = asyncio.all_tasks()
+    while loop.time() - last_new < quiet and loop.time() - started < limit:
+        await asyncio.sleep(0.01)
+        now = asyncio.all_tasks()
+        if now - seen:
+            last_new = loop.time()
+        seen = now
+    return loop.time() - started

@@ -342,12 +342,14 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     return RunningOptimizer(server, port, jobs, store)
 
 
-async def serve(config: OptimizerConfig) -> None:
-    """Run until SIGTERM/SIGINT; running jobs end Cancelled on the record before exit."""
+async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:
+    """Run until SIGTERM/SIGINT; running jobs end Interrupted on the record, and calls in
+    flight get `grace` seconds to finish before exit."""
     running = await start(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await running.stop()
+    structlog.get_logger().info("optimizer_draining", grace_seconds=grace)
+    await running.stop(grace)
