@@ -88,4 +88,6 @@ def checked_append(
             f"stream {stream} is at version {exc.actual}, not {exc.expected}: re-read and retry",
         ) from None
     except StoreUnavailable as exc:
-        raise Unavailable("", f"the log cannot be written: {exc}") from None
+        raise Unavailable(
+            "", f"the log cannot be written (disk full, read-only or failing storage): {exc}"
+        ) from None

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from dspyops.eventlog import EventStore
+from dspyops.eventlog import EventStore, log_file
 from dspyops.state import (
     CanaryState,
     DeploymentState,
@@ -129,7 +129,7 @@ class SnapshotStore:
 
 
 def snapshot_path(log: str) -> str:
-    return f"{log.removeprefix('sqlite:///')}.snapshots"
+    return f"{log_file(log)}.snapshots"
 
 
 def take_snapshot(store: EventStore, snapshots: SnapshotStore, page: int = 10_000) -> State:

@@ -25,7 +25,7 @@ from dspyops import rpc
 from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.eventlog import AppendResult, EventStore, open_store
+from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
 from dspyops.events import decode
 from dspyops.logs import configure
 from dspyops.proto import events_pb2 as pb
@@ -514,7 +514,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
         source = RemoteLogSource(
             config.optimizer, token=config.optimizer_token, tls_ca=config.optimizer_tls_ca
         )
-    predictions = config.predictions or (f"{config.log}.predictions" if config.log else "")
+    predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
     if not predictions:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
     records = PredictionStore(predictions)

@@ -202,37 +202,37 @@ def test_read_only_log_serves_reads_and_refuses_appends(tmp_path: Path) -> None:
         first_routes, head = populate(opt)
     assert optimizer.stop() == 0
 
-    with read_only(log):
+    protection = read_only(log)
+    protection.__enter__()
+    try:
         optimizer = start("optimizer", tmp_path, log)  # a read-only log still starts both
         gateway = start("gateway", tmp_path, log)
-        try:
-            with OptimizerClient(optimizer.address) as opt, GatewayClient(gateway.address) as gw:
-                cause = r"read-?only"
-                message = refused(lambda: opt.create_deployment("web2", "tickets"), log, cause)
-                refused(lambda: opt.set_routes("web", {"1.0.0": 1.0}), log, cause)
-                refused(lambda: gw.rollback("web", first_routes), log, cause)
-                assert opt.read_log(0, 1).head == head
-                assert opt.verify_log().ok
-                assert opt.get_deployment("web").log_position == head
-                assert [p.program for p in opt.list_programs()] == ["tickets"]
-                assert wait_until(lambda: gw.list_deployment_states().log_position == head)
-                prediction = gw.predict("web", {"text": "where is my parcel"}, "user-2")
-                assert prediction.version == "1.0.0" and prediction.log_position == head
-                assert gw.explain_prediction(prediction.prediction_id).reproduced
-            assert gateway.stop() == 0
-            assert optimizer.stop() == 0
-        finally:
-            gateway.stop()
-            optimizer.stop()
+        with OptimizerClient(optimizer.address) as opt, GatewayClient(gateway.address) as gw:
+            cause = r"read-?only"
+            message = refused(lambda: opt.create_deployment("web2", "tickets"), log, cause)
+            refused(lambda: opt.set_routes("web", {"1.0.0": 1.0}), log, cause)
+            refused(lambda: gw.rollback("web", first_routes), log, cause)
+            assert opt.read_log(0, 1).head == head
+            assert opt.verify_log().ok
+            assert opt.get_deployment("web").log_position == head
+            assert [p.program for p in opt.list_programs()] == ["tickets"]
+            assert wait_until(lambda: gw.list_deployment_states().log_position == head)
+            prediction = gw.predict("web", {"text": "where is my parcel"}, "user-2")
+            assert prediction.version == "1.0.0" and prediction.log_position == head
+            assert gw.explain_prediction(prediction.prediction_id).reproduced
+            assert len(all_events(log)) == head
 
-    assert len(all_events(log)) == head
-    # writable again: a restarted optimizer appends where the log left off
-    optimizer = start("optimizer", tmp_path, log)
-    try:
-        with OptimizerClient(optimizer.address) as opt:
+            # writable again: the same processes append where the log left off, no restart
+            protection.__exit__(None, None, None)
+            protection = None
             assert opt.create_deployment("web2", "tickets").log_position == head + 1
+            assert gw.rollback("web", first_routes).log_position == head + 2
+        assert gateway.stop() == 0
         assert optimizer.stop() == 0
     finally:
+        if protection is not None:
+            protection.__exit__(None, None, None)
+        gateway.stop()
         optimizer.stop()
-    assert len(all_events(log)) == head + 1
+    assert len(all_events(log)) == head + 2
     print(f"\nread-only refusal: {message}")

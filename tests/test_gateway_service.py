@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from dspyops.client import GatewayClient, OptimizerClient
-from dspyops.eventlog import open_store
+from dspyops.eventlog import ANY, NewEvent, open_store
 from dspyops.state import fold, state_hash
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
@@ -126,3 +126,26 @@ def test_bad_predictions_are_refused(
         gateway.predict(deployment, inputs)
     assert err.value.code() == code and field in err.value.details()
     assert gateway.predict("web", {"text": "still serving"}).version
+
+
+def test_a_gateway_on_a_read_only_url_keeps_its_files_beside_the_log(
+    stack: tuple[OptimizerClient, str, Path], tmp_path: Path
+) -> None:
+    """`sqlite:///...?mode=ro`: the prediction records and snapshots go beside the log file,
+    not into files named after the URL's options."""
+    _, _, log = stack
+    copy = tmp_path / "copy.db"
+    source = open_store(str(log))
+    with open_store(str(copy)) as target:  # a log of its own, so this test's files are its own
+        for event in source.read(0, 100_000):
+            target.append(event.stream, [NewEvent(event.type, event.payload, event.event_id)], ANY)
+    source.close()
+    thread = ServerThread(lambda: start_gateway(GatewayConfig(log=f"sqlite:///{copy}?mode=ro")))
+    try:
+        with GatewayClient(thread.address) as gw:
+            assert gw.predict("web", {"text": "refund please"}).version in {"1.0.0", "1.1.0"}
+    finally:
+        thread.stop()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "copy.db.predictions" in names, names
+    assert not [n for n in names if "?" in n], names

@@ -34,10 +34,19 @@ __all__ = [
     "VerifyResult",
     "WrongExpectedVersion",
     "event_hash",
+    "log_file",
     "open_store",
 ]
 
 _SQLITE_PREFIX = "sqlite:///"
+
+
+def log_file(url_or_path: str) -> str:
+    """The file a store URL or path names, without the scheme or options: the stem for the
+    files that live beside the log (snapshots, prediction records)."""
+    if url_or_path.startswith(_SQLITE_PREFIX):
+        return url_or_path[len(_SQLITE_PREFIX) :].partition("?")[0]
+    return url_or_path
 
 
 def open_store(url_or_path: str) -> EventStore:

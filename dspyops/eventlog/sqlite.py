@@ -229,6 +229,26 @@ class SQLiteEventStore(EventStore):
         self, stream: str, events: Sequence[NewEvent], expected_version: int | None, *, actor: str = ""
     ) -> AppendResult:
         validate_append(stream, events, expected_version, actor)
+        try:
+            result = self._append(stream, events, expected_version, actor)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            if self.read_only or not (
+                isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY
+            ):
+                raise
+            # A connection opened while the file was not writable stays read-only for good.
+            # Nothing was written: retry once on a fresh connection, which succeeds if the
+            # file has become writable since.
+            self._discard_handle()
+            result = self._append(stream, events, expected_version, actor)
+        if not result.deduplicated:
+            self._appended.notify()
+        return result
+
+    def _append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int | None, actor: str
+    ) -> AppendResult:
         with self._write_lock, self._connection(f"append to stream {stream!r} in") as conn:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -241,9 +261,18 @@ class SQLiteEventStore(EventStore):
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-        if not result.deduplicated:
-            self._appended.notify()
         return result
+
+    def _discard_handle(self) -> None:
+        """Close this thread's connection; its next operation opens a new one."""
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is None:
+            return
+        self._local.handle = None
+        with self._handles_lock:
+            self._handles = [h for h in self._handles if h is not handle]
+        with handle.lock:
+            handle.conn.close()
 
     def _append_in_transaction(
         self,
