@@ -19,6 +19,8 @@ from dspyops.state import EMPTY, State, fold
 from gateway_svc.source import LogSource
 
 _log = structlog.get_logger()
+_REGISTERED = "dspyops.v1.VersionRegistered"
+_FOLD_IN_THREAD = 2_000  # events: ~5-10 ms of fold, more than a request should wait behind
 
 
 class Replica:
@@ -51,13 +53,19 @@ class Replica:
         return True
 
     async def _tail(self) -> None:
-        async for event in self.source.events(self.state.position):
-            if event.type == "dspyops.v1.VersionRegistered":
-                registered = decode(event)
-                assert isinstance(registered, pb.VersionRegistered)
-                self.artifacts[registered.artifact_digest] = registered.artifact
-            self.state = fold([event], self.state)
-            self.folded += 1
+        async for page in self.source.pages(self.state.position):
+            for event in page:
+                if event.type == _REGISTERED:
+                    registered = decode(event)
+                    assert isinstance(registered, pb.VersionRegistered)
+                    self.artifacts[registered.artifact_digest] = registered.artifact
+            # one fold and one wake-up per page; a big page (catch-up, a burst) is folded in
+            # a worker thread so requests keep being served meanwhile
+            if len(page) >= _FOLD_IN_THREAD:
+                self.state = await asyncio.to_thread(fold, page, self.state)
+            else:
+                self.state = fold(page, self.state)
+            self.folded += len(page)
             async with self._advanced:
                 self._advanced.notify_all()
 
