@@ -1,8 +1,11 @@
 """Prediction records and outcomes: append-only, in their own SQLite file (not the log).
 
 Every Predict is written here before it is answered, so an acknowledged prediction is on
-disk. Writes from concurrent requests are grouped into one transaction (group commit):
-each request waits for the commit that carries its record, and one fsync serves many.
+disk. One writer thread owns the write connection and drains a queue: whatever arrived
+while it committed goes into the next transaction (group commit), so one fsync serves
+many requests, and each request waits for the commit that carries its record. A record
+costs one hand-off to the writer and one wake-up of the event loop per commit, with no
+executor, task or per-call SQL generation in between.
 The raw routing key is never stored, only its sha256 and the GrowthBook hash value that
 decided the assignment (enough to explain the decision, not to recover the key).
 """
@@ -10,12 +13,15 @@ decided the assignment (enough to explain the decision, not to recover the key).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import operator
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import sqlite_utils
@@ -74,16 +80,21 @@ class PredictionStore:
                 pk="prediction_id",
                 if_not_exists=True,
             )
-        self._pending: list[tuple[PredictionRecord, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA synchronous=FULL")  # an acknowledged prediction survives a crash
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
 
     def _db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA synchronous=FULL")  # an acknowledged prediction survives a crash
-            conn.execute("PRAGMA busy_timeout=30000")
-            db = sqlite_utils.Database(conn)
+            db = sqlite_utils.Database(self._connect())
             self._local.db = db
         return db
 
@@ -91,31 +102,59 @@ class PredictionStore:
 
     async def record(self, record: PredictionRecord) -> None:
         """Returns once the record is committed (grouped with concurrent ones)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._writer_lock:  # nothing is queued behind close()'s stop marker
+            if self._closed:
+                raise RuntimeError(f"prediction store {self.path} is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="prediction-writer", daemon=True
+                )
+                self._writer.start()
+            self._queue.put((record, future, loop))
         await future
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await asyncio.to_thread(self._insert, [r for r, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        try:
+            stopping = False
+            while not stopping:
+                item = self._queue.get()
+                if item is None:
+                    break
+                batch = [item]
+                while len(batch) < _MAX_BATCH:  # everything that queued up meanwhile
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                error = self._commit(conn, [_row(r) for r, _, _ in batch])
+                waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+                for _, future, loop in batch:
+                    waiters.setdefault(loop, []).append(future)
+                for loop, futures in waiters.items():  # one wake-up per loop and commit
+                    with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
+                        loop.call_soon_threadsafe(_resolve, futures, error)
+        finally:
+            conn.close()
 
-    def _insert(self, records: list[PredictionRecord]) -> None:
-        db = self._db()
-        with db.conn:
-            db.conn.execute("BEGIN IMMEDIATE")
-            db["predictions"].insert_all((asdict(r) for r in records), batch_size=500)
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> Exception | None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            return exc
+        return None
 
     def add_outcome(self, prediction_id: str, value: float) -> PredictionRecord:
         if not prediction_id:
@@ -171,6 +210,14 @@ class PredictionStore:
         return [tuple(row) for row in self._db().execute(sql, [deployment]).fetchall()]
 
     def close(self) -> None:
+        """Commits what is queued, then stops the writer and closes this thread's connection."""
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._queue.put(None)
+        if writer is not None:
+            writer.join(30)
         db = getattr(self._local, "db", None)
         if db is not None:
             db.conn.close()
@@ -179,3 +226,18 @@ class PredictionStore:
 
 _EXAMPLE = PredictionRecord("", "", "", "", 0, "", "", 0.0, 0, "", 0, 0.0, "", 0)
 _SQL_TYPES = {"str": str, "int": int, "float": float}
+_FIELDS = [f.name for f in fields(PredictionRecord)]
+_INSERT = f"INSERT INTO predictions ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_row = operator.attrgetter(*_FIELDS)  # record -> tuple in _FIELDS order
+_MAX_BATCH = 1000  # records per transaction
+_Pending = tuple[PredictionRecord, "asyncio.Future[None]", asyncio.AbstractEventLoop]
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+    """On the requests' loop: wake every request whose record the commit carried."""
+    for future in futures:
+        if not future.done():  # a cancelled request (deadline) has gone; its record stays
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
