@@ -122,15 +122,28 @@ class TestSQLiteEventStore(EventStoreContract):
         assert store.append("s", [NewEvent("t", b"x" * 200_000)], ANY).last_position == 4
         assert store.verify().ok
 
-    def test_live_store_turned_read_only(self, store: SQLiteEventStore) -> None:
+    def test_a_read_only_connection_is_replaced_by_the_next_append(self, store: SQLiteEventStore) -> None:
+        """SQLite keeps a connection opened on an unwritable file read-only; an append that
+        meets SQLITE_READONLY retries once on a fresh connection (tests/test_disk_full.py
+        does this with a really unwritable file, through the servers)."""
         fill(store, 2)
-        conn = store._conn()
-        conn.execute("PRAGMA query_only=ON")
-        with pytest.raises(StoreUnavailable, match="readonly"):
-            store.append("s", [NewEvent("t", b"x")], ANY)
-        assert store.head() == 2 and store.stream_version("fill") == 2
-        conn.execute("PRAGMA query_only=OFF")
+        stale = store._conn()
+        stale.execute("PRAGMA query_only=ON")  # this connection now refuses writes
         assert store.append("s", [NewEvent("t", b"x")], 0).last_position == 3
+        assert store._conn() is not stale
+        assert store.verify().ok and store.head() == 3
+
+    def test_a_read_only_store_refuses_appends_without_reconnecting(
+        self, store: SQLiteEventStore, db_path: Path
+    ) -> None:
+        fill(store, 2)
+        readonly = SQLiteEventStore(db_path, read_only=True)
+        try:
+            with pytest.raises(StoreUnavailable, match="readonly"):
+                readonly.append("s", [NewEvent("t", b"x")], ANY)
+        finally:
+            readonly.close()
+        assert store.head() == 2
 
     def test_read_only_open_of_a_missing_file(self, tmp_path: Path) -> None:
         with pytest.raises(StoreUnavailable, match="no such file"):
