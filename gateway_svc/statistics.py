@@ -42,9 +42,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Literal
 
-from scipy import special, stats
+
+# scipy.stats costs ~0.9 s to import, most of a gateway's start: load it at the first
+# statistics call (GetExperimentResults, a canary check), not before the first Predict.
+def _stats() -> ModuleType:
+    from scipy import stats
+
+    return stats
+
+
+def _special() -> ModuleType:
+    from scipy import special
+
+    return special
+
 
 Metric = Literal["binary", "continuous"]
 Decision = Literal["keep_running", "treatment_better", "control_better", "srm_alarm"]
@@ -230,7 +244,7 @@ def _lower_tail(stat: float, df: float) -> float:
     ``scipy.special`` holds the same CDFs that ``scipy.stats.norm``/``t`` call, without
     the per-call overhead of the distribution objects (which dominated the simulations).
     """
-    return float(special.ndtr(stat) if math.isinf(df) else special.stdtr(df, stat))
+    return float(_special().ndtr(stat) if math.isinf(df) else _special().stdtr(df, stat))
 
 
 def _two_sided(stat: float, df: float) -> float:
@@ -366,7 +380,7 @@ def srm_p_value(observed_counts: Sequence[int], expected_weights: Sequence[float
         return 1.0
     weight_sum = sum(w for _, w in pairs)
     expected = [w / weight_sum * total for _, w in pairs]
-    return float(stats.chisquare([c for c, _ in pairs], expected).pvalue)
+    return float(_stats().chisquare([c for c, _ in pairs], expected).pvalue)
 
 
 # ----------------------------------------------------------------------- intervals
@@ -377,7 +391,7 @@ def _arm_interval(arm: ArmSummary, metric: str, alpha: float) -> tuple[float, fl
         if arm.n == 0:
             return 0.0, 1.0
         # Wilson score interval.
-        z = float(stats.norm.isf(alpha / 2))
+        z = float(_stats().norm.isf(alpha / 2))
         p, n = arm.mean, arm.n
         denom = 1.0 + z * z / n
         center = (p + z * z / (2 * n)) / denom
@@ -389,7 +403,7 @@ def _arm_interval(arm: ArmSummary, metric: str, alpha: float) -> tuple[float, fl
         return low, high
     if arm.n < 2:
         return -math.inf, math.inf
-    half = float(stats.t.isf(alpha / 2, arm.n - 1)) * math.sqrt(arm.variance / arm.n)
+    half = float(_stats().t.isf(alpha / 2, arm.n - 1)) * math.sqrt(arm.variance / arm.n)
     return arm.mean - half, arm.mean + half
 
 
@@ -403,7 +417,7 @@ def _lift_interval(
         pc, pt = control.mean, treatment.mean
         # Unpooled: the interval estimates the difference, it does not assume it is 0.
         se = math.sqrt(pc * (1 - pc) / control.n + pt * (1 - pt) / treatment.n)
-        half = float(stats.norm.isf(alpha / 2)) * se
+        half = float(_stats().norm.isf(alpha / 2)) * se
         return max(-1.0, diff - half), min(1.0, diff + half)
     if control.n < 2 or treatment.n < 2:
         return -math.inf, math.inf
@@ -412,7 +426,7 @@ def _lift_interval(
     if se == 0.0:
         return diff, diff
     df = (vc + vt) ** 2 / (vc * vc / (control.n - 1) + vt * vt / (treatment.n - 1))
-    half = float(stats.t.isf(alpha / 2, df)) * se
+    half = float(_stats().t.isf(alpha / 2, df)) * se
     return diff - half, diff + half
 
 

@@ -5,6 +5,8 @@ at a fixed horizon and with peeking every 100 samples, while naive peeking does 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -467,3 +469,14 @@ def test_holm_adjusted_p_values_are_valid_and_at_least_raw(ps: list[float]) -> N
     adjusted = holm_adjust(ps)
     assert all(raw <= adj <= 1.0 for raw, adj in zip(ps, adjusted, strict=True))
     assert all(adj <= min(1.0, len(ps) * raw) for raw, adj in zip(ps, adjusted, strict=True))
+
+
+def test_a_gateway_start_does_not_import_scipy() -> None:
+    """scipy.stats is most of a gateway's import time; it loads at the first statistics call."""
+    code = (
+        "import sys, gateway_svc.server\n"
+        "assert not [m for m in sys.modules if m.startswith('scipy')], 'scipy imported at start'\n"
+        "from gateway_svc import statistics\n"
+        "assert round(float(statistics._stats().norm.isf(0.025)), 2) == 1.96\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
