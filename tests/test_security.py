@@ -227,9 +227,17 @@ def test_a_remote_gateway_tails_a_secured_optimizer(
     )
     remote = ServerThread(lambda: start_gateway(config))
     try:
-        with optimizer(secured[0], pki, "reader") as reader, GatewayClient(remote.address, timeout=10) as gw:
-            head = reader.read_log(0, 1).head
-            assert head > 0
+        with (
+            optimizer(secured[0], pki, "operator") as operator,
+            GatewayClient(remote.address, timeout=10) as gw,
+        ):
+            # events of its own, so the test does not depend on the ones before it
+            job = operator.start_optimization(
+                "remote", "text -> label", trainset=ROWS, optimizer="LabeledFewShot"
+            )
+            events = list(job)
+            assert events[-1].WhichOneof("kind") == "completed"
+            head = operator.read_log(0, 1).head
             assert wait_until(lambda: gw.list_deployment_states().log_position >= head, 10)
     finally:
         remote.stop()
