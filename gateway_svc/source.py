@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import sqlite3
-import struct
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
@@ -22,9 +19,15 @@ import grpc
 import structlog
 
 from dspyops.eventlog import EventStore, SQLiteEventStore, StoredEvent, StoreUnavailable
+from dspyops.eventlog.store import contiguous_prefix
 from dspyops.events import from_proto
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
+
+try:  # Linux only; elsewhere the file tail probes on a timer
+    from inotify_simple import INotify, flags
+except ImportError:  # pragma: no cover - not on Linux
+    INotify = None  # type: ignore[assignment,misc]
 
 _log = structlog.get_logger()
 
@@ -70,55 +73,43 @@ class DataVersionProbe:
 
 
 class FileWatch:
-    """Linux inotify on the log's directory, filtered to the log's own files: tells the
-    tail that some process is writing the log, so an idle gateway need not wake up every
-    millisecond to probe (a 1 ms asyncio sleep loop alone costs ~8% of a core here).
-    `open` returns None where inotify is unavailable; the tail then probes on a timer."""
+    """Linux inotify (through `inotify_simple`) on the log's directory, filtered to the
+    log's own files: tells the tail that some process is writing the log, so an idle
+    gateway need not wake up every millisecond to probe (a 1 ms asyncio sleep loop alone
+    costs ~8% of a core here). `open` returns None where inotify is unavailable; the tail
+    then probes on a timer."""
 
-    _IN_MODIFY, _IN_MOVED_TO, _IN_CREATE, _IN_Q_OVERFLOW = 0x2, 0x80, 0x100, 0x4000
-    _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then name)
-
-    def __init__(self, fd: int, names: frozenset[bytes], loop: asyncio.AbstractEventLoop) -> None:
-        self._fd = fd
+    def __init__(self, inotify: INotify, names: frozenset[str], loop: asyncio.AbstractEventLoop) -> None:
+        self._inotify = inotify
         self._names = names
         self._loop = loop
         self._written = asyncio.Event()
-        loop.add_reader(fd, self._on_readable)
+        loop.add_reader(inotify.fileno(), self._on_readable)
 
     @classmethod
     def open(cls, path: str, loop: asyncio.AbstractEventLoop) -> FileWatch | None:
-        if not sys.platform.startswith("linux"):
+        if INotify is None:
             return None
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd < 0:
-                return None
-            mask = cls._IN_MODIFY | cls._IN_MOVED_TO | cls._IN_CREATE
-            if libc.inotify_add_watch(fd, os.fsencode(os.path.dirname(path)), mask) < 0:
-                os.close(fd)
-                return None
-        except (OSError, AttributeError):
+            inotify = INotify(nonblocking=True)
+        except OSError:
             return None
-        base = os.fsencode(os.path.basename(path))
+        try:
+            inotify.add_watch(os.path.dirname(path), flags.MODIFY | flags.MOVED_TO | flags.CREATE)
+        except OSError:
+            inotify.close()
+            return None
+        base = os.path.basename(path)
         # WAL mode commits write <log>-wal; checkpoints and rollback-journal commits the log
-        names = frozenset({base, base + b"-wal", base + b"-journal"})
-        return cls(fd, names, loop)
+        return cls(inotify, frozenset({base, f"{base}-wal", f"{base}-journal"}), loop)
 
     def _on_readable(self) -> None:
         try:
-            data = os.read(self._fd, 65536)
+            events = self._inotify.read(timeout=0)
         except (BlockingIOError, InterruptedError):
             return
-        offset = 0
-        while offset + self._HEADER.size <= len(data):
-            _, mask, _, length = self._HEADER.unpack_from(data, offset)
-            start = offset + self._HEADER.size
-            name = data[start : start + length].rstrip(b"\0")
-            offset = start + length
-            if mask & self._IN_Q_OVERFLOW or name in self._names:
-                self._written.set()
-                return
+        if any(e.mask & flags.Q_OVERFLOW or e.name in self._names for e in events):
+            self._written.set()
 
     async def wait(self, timeout: float) -> bool:
         """True once the log's files were written since the last call, False on timeout."""
@@ -131,11 +122,10 @@ class FileWatch:
         return written
 
     def close(self) -> None:
-        if self._fd >= 0:
+        if not self._inotify.closed:
             with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+                self._loop.remove_reader(self._inotify.fileno())
+            self._inotify.close()
 
 
 class FileLogSource:
@@ -182,7 +172,7 @@ class FileLogSource:
                     if self.store.closed:
                         return
                     raise
-                fresh = _contiguous(page, last)
+                fresh = contiguous_prefix(page, last)
                 if fresh:
                     last = fresh[-1].position
                     yield fresh
@@ -208,11 +198,6 @@ class FileLogSource:
                 await asyncio.sleep(self.probe_interval)
             if probe.version() != seen:
                 return
-
-    async def events(self, after_position: int) -> AsyncIterator[StoredEvent]:
-        async for page in self.pages(after_position):
-            for event in page:
-                yield event
 
     async def close(self) -> None:
         self.store.close()
@@ -303,19 +288,5 @@ class RemoteLogSource:
         except Exception as exc:  # handed to pages(), which reconnects or fails the tail
             await queue.put(exc)
 
-    async def events(self, after_position: int) -> AsyncIterator[StoredEvent]:
-        async for page in self.pages(after_position):
-            for event in page:
-                yield event
-
     async def close(self) -> None:
         await self._channel.close()
-
-
-def _contiguous(page: list[StoredEvent], last: int) -> list[StoredEvent]:
-    """The prefix of `page` that continues exactly from `last` (a backend whose positions
-    could become visible out of order shows a gap here; re-reading later closes it)."""
-    for i, event in enumerate(page):
-        if event.position != last + 1 + i:
-            return page[:i]
-    return page

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,28 @@ def test_the_probe_changes_only_when_another_connection_commits(tmp_path: Path) 
         writer.close()
     finally:
         probe.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux only")
+def test_the_file_watch_fires_on_writes_to_the_log_only(tmp_path: Path) -> None:
+    log = _log(tmp_path, 2)
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        writer = open_store(log)  # opening touches the log's files: before the watch starts
+        watch = FileWatch.open(log, asyncio.get_running_loop())
+        assert watch is not None
+        try:
+            quiet = await watch.wait(0.05)
+            (tmp_path / "unrelated.txt").write_text("not the log")
+            other = await watch.wait(0.05)
+            await asyncio.to_thread(writer.append, "deployment-web", _routes(1, "w"), None)
+            written = await watch.wait(10)
+        finally:
+            writer.close()
+            watch.close()
+        return quiet, other, written
+
+    assert asyncio.run(scenario()) == (False, False, True)
 
 
 @pytest.mark.parametrize("watch", [True, False], ids=["inotify", "probe-timer"])

@@ -243,7 +243,7 @@ class EventStore(ABC):
                 if self._closed:
                     return
                 raise
-            fresh = _contiguous(page, last)
+            fresh = contiguous_prefix(page, last)
             for event in fresh:
                 if self._should_stop(stop):
                     return
@@ -275,7 +275,7 @@ class EventStore(ABC):
                     if self._closed:
                         return
                     raise
-                fresh = _contiguous(page, last)
+                fresh = contiguous_prefix(page, last)
                 for event in fresh:
                     yield event
                     last = event.position
@@ -310,7 +310,7 @@ class EventStore(ABC):
         self.close()
 
 
-def _contiguous(page: list[StoredEvent], last: int) -> list[StoredEvent]:
+def contiguous_prefix(page: list[StoredEvent], last: int) -> list[StoredEvent]:
     """The prefix of ``page`` that continues exactly from ``last``.
 
     A backend whose positions could become visible out of order (a server database with
