@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 
 from dspyops.actor import current_actor
+from dspyops.eventlog.store import MAX_ACTOR_CHARS
 
 ROLES = ("reader", "operator", "deployer", "admin")
 _GRANTS = {
@@ -113,6 +114,11 @@ def load_tokens(path: str | Path) -> dict[str, Principal]:
             )
         if role not in ROLES:
             raise TokenFileError(f"{path}:{number}: unknown role {role!r}; roles: {', '.join(ROLES)}")
+        if len(name) > MAX_ACTOR_CHARS or not name.isprintable():
+            # the name is the actor written with every event the token causes
+            raise TokenFileError(
+                f"{path}:{number}: the name must be printable and at most {MAX_ACTOR_CHARS} characters"
+            )
         principals[digest.lower()] = Principal(name, role)
     if not principals:
         raise TokenFileError(f"{path}: no tokens")

@@ -282,6 +282,8 @@ def test_token_files_refuse_plain_tokens_and_unknown_roles(tmp_path: Path) -> No
         (f"{'a' * 64} root bob\n", "unknown role"),
         ("# nothing\n", "no tokens"),
         (f"{'a' * 64} reader\n", "expected"),
+        (f"{'a' * 64} reader bob\x07\n", "printable"),
+        (f"{'a' * 64} reader {'b' * 257}\n", "printable"),
     ]:
         (tmp_path / "tokens").write_text(content)
         with pytest.raises(TokenFileError, match=problem):
