@@ -46,6 +46,9 @@ from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import ProgramState, VersionState
 from optimizer_svc.registry import Registry
 from optimizer_svc.requests import examples_from_proto, lm_from_proto, spec_from_proto
+from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
+
+_tolerate_concurrent_bars()  # several jobs and evaluations share this process
 
 MAX_THREADS = 32
 MAX_STATE_JSON_BYTES = 8 * 1024 * 1024

@@ -30,6 +30,9 @@ from optimizer_svc.progress import (
     Usage,
     evaluation_score,
 )
+from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
+
+_tolerate_concurrent_bars()  # several jobs and evaluations share this process
 
 
 @dataclass
