@@ -44,3 +44,17 @@ class Aborted(DspyopsError):
 
 class Unavailable(DspyopsError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+SHOWN_CHARS = 100  # the most of a bad value an error message echoes
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value as an error message may echo it: its repr, cut to ``limit`` characters with
+    its length when longer. Every echo of user input goes through here, so a 5 MB name can
+    never come back in a status (gRPC caps metadata far below that) or fill a log line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[:limit]}... ({size} {'bytes' if isinstance(value, bytes) else 'characters'})"

@@ -55,18 +55,66 @@ class ProgramSpec(_message.Message):
     def __init__(self, module: _Optional[str] = ..., signature: _Optional[str] = ..., instructions: _Optional[str] = ...) -> None: ...
 
 class LMConfig(_message.Message):
-    __slots__ = ("model", "temperature", "max_tokens", "api_base", "api_key_env")
+    __slots__ = ("model", "temperature", "max_tokens", "api_base", "api_key_env", "connection")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     API_BASE_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ENV_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
     model: str
     temperature: float
     max_tokens: int
     api_base: str
     api_key_env: str
-    def __init__(self, model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., api_base: _Optional[str] = ..., api_key_env: _Optional[str] = ...) -> None: ...
+    connection: str
+    def __init__(self, model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., api_base: _Optional[str] = ..., api_key_env: _Optional[str] = ..., connection: _Optional[str] = ...) -> None: ...
+
+class ConnectionInfo(_message.Message):
+    __slots__ = ("name", "provider", "endpoint", "models", "has_key", "default_max_tokens", "max_tokens_cap", "min_temperature", "max_temperature", "input_usd_per_mtok", "output_usd_per_mtok")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    HAS_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_CAP_FIELD_NUMBER: _ClassVar[int]
+    MIN_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_USD_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_USD_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    provider: str
+    endpoint: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    has_key: bool
+    default_max_tokens: int
+    max_tokens_cap: int
+    min_temperature: float
+    max_temperature: float
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    def __init__(self, name: _Optional[str] = ..., provider: _Optional[str] = ..., endpoint: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., has_key: _Optional[bool] = ..., default_max_tokens: _Optional[int] = ..., max_tokens_cap: _Optional[int] = ..., min_temperature: _Optional[float] = ..., max_temperature: _Optional[float] = ..., input_usd_per_mtok: _Optional[float] = ..., output_usd_per_mtok: _Optional[float] = ...) -> None: ...
+
+class ListConnectionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListConnectionsResponse(_message.Message):
+    __slots__ = ("connections",)
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    connections: _containers.RepeatedCompositeFieldContainer[ConnectionInfo]
+    def __init__(self, connections: _Optional[_Iterable[_Union[ConnectionInfo, _Mapping]]] = ...) -> None: ...
+
+class RequestOrigin(_message.Message):
+    __slots__ = ("request_id", "method", "request_sha256")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_SHA256_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    method: str
+    request_sha256: str
+    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., request_sha256: _Optional[str] = ...) -> None: ...
 
 class Example(_message.Message):
     __slots__ = ("fields", "input_keys")
@@ -259,7 +307,7 @@ class EvaluationRecorded(_message.Message):
     def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., report: _Optional[_Union[EvaluationReport, _Mapping]] = ...) -> None: ...
 
 class JobAccepted(_message.Message):
-    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote")
+    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote", "origin")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +321,7 @@ class JobAccepted(_message.Message):
     VALSET_SIZE_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     AUTO_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     program: str
     spec: ProgramSpec
@@ -286,7 +335,8 @@ class JobAccepted(_message.Message):
     valset_size: int
     min_score: float
     auto_promote: bool
-    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("optimizer", "planned_trials")
@@ -375,7 +425,7 @@ class JobInterrupted(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class VersionRegistered(_message.Message):
-    __slots__ = ("program", "version", "spec", "lm", "artifact_digest", "artifact", "lineage", "status")
+    __slots__ = ("program", "version", "spec", "lm", "artifact_digest", "artifact", "lineage", "status", "origin")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +434,7 @@ class VersionRegistered(_message.Message):
     ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     program: str
     version: str
     spec: ProgramSpec
@@ -392,51 +443,60 @@ class VersionRegistered(_message.Message):
     artifact: bytes
     lineage: Lineage
     status: VersionStatus
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ..., artifact: _Optional[bytes] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., status: _Optional[_Union[VersionStatus, str]] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ..., artifact: _Optional[bytes] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class VersionStatusChanged(_message.Message):
-    __slots__ = ("program", "version", "status", "previous_status", "reason")
+    __slots__ = ("program", "version", "status", "previous_status", "reason", "origin")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     program: str
     version: str
     status: VersionStatus
     previous_status: VersionStatus
     reason: str
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., previous_status: _Optional[_Union[VersionStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., previous_status: _Optional[_Union[VersionStatus, str]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class AliasSet(_message.Message):
-    __slots__ = ("program", "alias", "version", "previous_version")
+    __slots__ = ("program", "alias", "version", "previous_version", "origin")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     program: str
     alias: str
     version: str
     previous_version: str
-    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class DeploymentCreated(_message.Message):
-    __slots__ = ("deployment", "program")
+    __slots__ = ("deployment", "program", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class RoutesSet(_message.Message):
-    __slots__ = ("deployment", "routes", "reason")
+    __slots__ = ("deployment", "routes", "reason", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class Experiment(_message.Message):
     __slots__ = ("experiment_id", "control", "treatments", "weights", "metric", "alpha", "min_samples_per_arm", "sequential", "hash_version", "seed", "coverage")
@@ -465,56 +525,64 @@ class Experiment(_message.Message):
     def __init__(self, experiment_id: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ...) -> None: ...
 
 class ExperimentStarted(_message.Message):
-    __slots__ = ("deployment", "experiment", "reason")
+    __slots__ = ("deployment", "experiment", "reason", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     experiment: Experiment
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class ExperimentConcluded(_message.Message):
-    __slots__ = ("deployment", "experiment_id", "decision", "winner", "routes", "reason")
+    __slots__ = ("deployment", "experiment_id", "decision", "winner", "routes", "reason", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     WINNER_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     experiment_id: str
     decision: str
     winner: str
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., decision: _Optional[str] = ..., winner: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., decision: _Optional[str] = ..., winner: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class ExperimentStopped(_message.Message):
-    __slots__ = ("deployment", "experiment_id", "reason")
+    __slots__ = ("deployment", "experiment_id", "reason", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     experiment_id: str
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class RolledBack(_message.Message):
-    __slots__ = ("deployment", "to_position", "routes", "experiment", "reason", "canary")
+    __slots__ = ("deployment", "to_position", "routes", "experiment", "reason", "canary", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     TO_POSITION_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CANARY_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     to_position: int
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     experiment: Experiment
     reason: str
     canary: Canary
-    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class Canary(_message.Message):
     __slots__ = ("canary_id", "baseline", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "step")
@@ -537,30 +605,34 @@ class Canary(_message.Message):
     def __init__(self, canary_id: _Optional[str] = ..., baseline: _Optional[str] = ..., candidate: _Optional[str] = ..., steps: _Optional[_Iterable[float]] = ..., min_samples_per_step: _Optional[int] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., step: _Optional[int] = ...) -> None: ...
 
 class GuardrailCheck(_message.Message):
-    __slots__ = ("candidate_n", "candidate_mean", "baseline_n", "baseline_mean", "p_value", "worse")
+    __slots__ = ("candidate_n", "candidate_mean", "baseline_n", "baseline_mean", "p_value", "worse", "excluded")
     CANDIDATE_N_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_MEAN_FIELD_NUMBER: _ClassVar[int]
     BASELINE_N_FIELD_NUMBER: _ClassVar[int]
     BASELINE_MEAN_FIELD_NUMBER: _ClassVar[int]
     P_VALUE_FIELD_NUMBER: _ClassVar[int]
     WORSE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     candidate_n: int
     candidate_mean: float
     baseline_n: int
     baseline_mean: float
     p_value: float
     worse: bool
-    def __init__(self, candidate_n: _Optional[int] = ..., candidate_mean: _Optional[float] = ..., baseline_n: _Optional[int] = ..., baseline_mean: _Optional[float] = ..., p_value: _Optional[float] = ..., worse: _Optional[bool] = ...) -> None: ...
+    excluded: int
+    def __init__(self, candidate_n: _Optional[int] = ..., candidate_mean: _Optional[float] = ..., baseline_n: _Optional[int] = ..., baseline_mean: _Optional[float] = ..., p_value: _Optional[float] = ..., worse: _Optional[bool] = ..., excluded: _Optional[int] = ...) -> None: ...
 
 class CanaryStarted(_message.Message):
-    __slots__ = ("deployment", "canary", "reason")
+    __slots__ = ("deployment", "canary", "reason", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CANARY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     canary: Canary
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class CanaryAdvanced(_message.Message):
     __slots__ = ("deployment", "canary_id", "step", "percent", "check", "reason")
@@ -645,7 +717,7 @@ class EventPayload(_message.Message):
     def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload", "actor")
+    __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload", "actor", "chain")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -656,6 +728,7 @@ class Event(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RAW_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
     position: int
     stream: str
     version: int
@@ -666,4 +739,5 @@ class Event(_message.Message):
     payload: EventPayload
     raw_payload: bytes
     actor: str
-    def __init__(self, position: _Optional[int] = ..., stream: _Optional[str] = ..., version: _Optional[int] = ..., event_id: _Optional[str] = ..., type: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[bytes] = ..., payload: _Optional[_Union[EventPayload, _Mapping]] = ..., raw_payload: _Optional[bytes] = ..., actor: _Optional[str] = ...) -> None: ...
+    chain: int
+    def __init__(self, position: _Optional[int] = ..., stream: _Optional[str] = ..., version: _Optional[int] = ..., event_id: _Optional[str] = ..., type: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hash: _Optional[bytes] = ..., payload: _Optional[_Union[EventPayload, _Mapping]] = ..., raw_payload: _Optional[bytes] = ..., actor: _Optional[str] = ..., chain: _Optional[int] = ...) -> None: ...

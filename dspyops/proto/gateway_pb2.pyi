@@ -69,12 +69,14 @@ class PredictResponse(_message.Message):
     def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
-    __slots__ = ("prediction_id", "value")
+    __slots__ = ("prediction_id", "value", "request_id")
     PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     value: float
-    def __init__(self, prediction_id: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    request_id: str
+    def __init__(self, prediction_id: _Optional[str] = ..., value: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeResponse(_message.Message):
     __slots__ = ("prediction_id", "version", "experiment_id")
@@ -95,7 +97,7 @@ class GetDeploymentStateRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class DeploymentState(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary")
+    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +107,7 @@ class DeploymentState(_message.Message):
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     CANARY_FIELD_NUMBER: _ClassVar[int]
+    CANARY_CHECK_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
@@ -114,7 +117,8 @@ class DeploymentState(_message.Message):
     experiment: _events_pb2.Experiment
     stream_version: int
     canary: _events_pb2.Canary
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ...) -> None: ...
+    canary_check: str
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentStatesRequest(_message.Message):
     __slots__ = ()
@@ -129,7 +133,7 @@ class ListDeploymentStatesResponse(_message.Message):
     def __init__(self, deployments: _Optional[_Iterable[_Union[DeploymentState, _Mapping]]] = ..., log_position: _Optional[int] = ...) -> None: ...
 
 class StartExperimentRequest(_message.Message):
-    __slots__ = ("deployment", "control", "treatments", "weights", "metric", "alpha", "min_samples_per_arm", "sequential", "hash_version", "seed", "coverage", "expected_version", "reason")
+    __slots__ = ("deployment", "control", "treatments", "weights", "metric", "alpha", "min_samples_per_arm", "sequential", "hash_version", "seed", "coverage", "expected_version", "reason", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     TREATMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +147,7 @@ class StartExperimentRequest(_message.Message):
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     control: str
     treatments: _containers.RepeatedScalarFieldContainer[str]
@@ -156,7 +161,8 @@ class StartExperimentRequest(_message.Message):
     coverage: float
     expected_version: int
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetExperimentResultsRequest(_message.Message):
     __slots__ = ("deployment",)
@@ -165,7 +171,7 @@ class GetExperimentResultsRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ...) -> None: ...
 
 class ArmResult(_message.Message):
-    __slots__ = ("version", "control", "assigned", "n", "mean", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "relative_lift", "p_value", "sequential_p_value")
+    __slots__ = ("version", "control", "assigned", "n", "mean", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "relative_lift", "p_value", "sequential_p_value", "excluded")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     ASSIGNED_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +185,7 @@ class ArmResult(_message.Message):
     RELATIVE_LIFT_FIELD_NUMBER: _ClassVar[int]
     P_VALUE_FIELD_NUMBER: _ClassVar[int]
     SEQUENTIAL_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     version: str
     control: bool
     assigned: int
@@ -192,7 +199,8 @@ class ArmResult(_message.Message):
     relative_lift: float
     p_value: float
     sequential_p_value: float
-    def __init__(self, version: _Optional[str] = ..., control: _Optional[bool] = ..., assigned: _Optional[int] = ..., n: _Optional[int] = ..., mean: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., relative_lift: _Optional[float] = ..., p_value: _Optional[float] = ..., sequential_p_value: _Optional[float] = ...) -> None: ...
+    excluded: int
+    def __init__(self, version: _Optional[str] = ..., control: _Optional[bool] = ..., assigned: _Optional[int] = ..., n: _Optional[int] = ..., mean: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., relative_lift: _Optional[float] = ..., p_value: _Optional[float] = ..., sequential_p_value: _Optional[float] = ..., excluded: _Optional[int] = ...) -> None: ...
 
 class ExperimentResults(_message.Message):
     __slots__ = ("deployment", "experiment", "arms", "srm_p_value", "decision", "reason", "winner")
@@ -213,34 +221,40 @@ class ExperimentResults(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., arms: _Optional[_Iterable[_Union[ArmResult, _Mapping]]] = ..., srm_p_value: _Optional[float] = ..., decision: _Optional[str] = ..., reason: _Optional[str] = ..., winner: _Optional[str] = ...) -> None: ...
 
 class ConcludeExperimentRequest(_message.Message):
-    __slots__ = ("deployment", "promote_winner", "reason")
+    __slots__ = ("deployment", "promote_winner", "reason", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROMOTE_WINNER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     promote_winner: bool
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., promote_winner: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., promote_winner: _Optional[bool] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StopExperimentRequest(_message.Message):
-    __slots__ = ("deployment", "reason")
+    __slots__ = ("deployment", "reason", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
-    __slots__ = ("deployment", "to", "reason", "expected_version")
+    __slots__ = ("deployment", "to", "reason", "expected_version", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     to: AsOf
     reason: str
     expected_version: int
-    def __init__(self, deployment: _Optional[str] = ..., to: _Optional[_Union[AsOf, _Mapping]] = ..., reason: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., to: _Optional[_Union[AsOf, _Mapping]] = ..., reason: _Optional[str] = ..., expected_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ExplainPredictionRequest(_message.Message):
     __slots__ = ("prediction_id", "routing_key")
@@ -293,7 +307,7 @@ class Explanation(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ...) -> None: ...
 
 class StartCanaryRequest(_message.Message):
-    __slots__ = ("deployment", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "expected_version", "reason")
+    __slots__ = ("deployment", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "expected_version", "reason", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +316,7 @@ class StartCanaryRequest(_message.Message):
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     candidate: str
     steps: _containers.RepeatedScalarFieldContainer[float]
@@ -310,7 +325,8 @@ class StartCanaryRequest(_message.Message):
     alpha: float
     expected_version: int
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., candidate: _Optional[str] = ..., steps: _Optional[_Iterable[float]] = ..., min_samples_per_step: _Optional[int] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., candidate: _Optional[str] = ..., steps: _Optional[_Iterable[float]] = ..., min_samples_per_step: _Optional[int] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class EvaluateCanaryRequest(_message.Message):
     __slots__ = ("deployment",)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from dspyops.proto import events_pb2 as dspyops_dot_v1_dot_events__pb2
 from dspyops.proto import gateway_pb2 as dspyops_dot_v1_dot_gateway__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -99,6 +100,11 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.ExplainPredictionRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.ListConnections = channel.unary_unary(
+                '/dspyops.v1.Gateway/ListConnections',
+                request_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -191,6 +197,13 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConnections(self, request, context):
+        """The LM connections this gateway was started with (names, providers, allowed models; never keys).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -258,6 +271,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ExplainPrediction,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExplainPredictionRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.Explanation.SerializeToString,
+            ),
+            'ListConnections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConnections,
+                    request_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -611,6 +629,33 @@ class Gateway:
             '/dspyops.v1.Gateway/ExplainPrediction',
             dspyops_dot_v1_dot_gateway__pb2.ExplainPredictionRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConnections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/ListConnections',
+            dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
+            dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,7 +30,7 @@ CANCELLED: JobState
 INTERRUPTED: JobState
 
 class StartOptimizationRequest(_message.Message):
-    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed")
+    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed", "request_id")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     LM_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class StartOptimizationRequest(_message.Message):
     VALSET_REF_FIELD_NUMBER: _ClassVar[int]
     VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     program: str
     spec: _events_pb2.ProgramSpec
     lm: _events_pb2.LMConfig
@@ -69,7 +70,8 @@ class StartOptimizationRequest(_message.Message):
     valset_ref: DatasetRef
     val_fraction: float
     split_seed: int
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("path", "input_keys")
@@ -311,26 +313,30 @@ class GetVersionRequest(_message.Message):
     def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class SetVersionStatusRequest(_message.Message):
-    __slots__ = ("program", "version", "status", "reason")
+    __slots__ = ("program", "version", "status", "reason", "request_id")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     program: str
     version: str
     status: _events_pb2.VersionStatus
     reason: str
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[_events_pb2.VersionStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[_events_pb2.VersionStatus, str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SetAliasRequest(_message.Message):
-    __slots__ = ("program", "alias", "version")
+    __slots__ = ("program", "alias", "version", "request_id")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     program: str
     alias: str
     version: str
-    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("deployment", "program", "routes", "stream_version", "log_position")
@@ -347,24 +353,28 @@ class Deployment(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., stream_version: _Optional[int] = ..., log_position: _Optional[int] = ...) -> None: ...
 
 class CreateDeploymentRequest(_message.Message):
-    __slots__ = ("deployment", "program")
+    __slots__ = ("deployment", "program", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class SetRoutesRequest(_message.Message):
-    __slots__ = ("deployment", "routes", "expected_version", "reason")
+    __slots__ = ("deployment", "routes", "expected_version", "reason", "request_id")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
     expected_version: int
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetDeploymentRequest(_message.Message):
     __slots__ = ("deployment",)
@@ -413,16 +423,22 @@ class VerifyLogRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class VerifyLogResponse(_message.Message):
-    __slots__ = ("ok", "checked", "first_broken_position", "reason")
+    __slots__ = ("ok", "checked", "first_broken_position", "reason", "v1_links", "v2_links", "keyed_links")
     OK_FIELD_NUMBER: _ClassVar[int]
     CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BROKEN_POSITION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    V1_LINKS_FIELD_NUMBER: _ClassVar[int]
+    V2_LINKS_FIELD_NUMBER: _ClassVar[int]
+    KEYED_LINKS_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     checked: int
     first_broken_position: int
     reason: str
-    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_broken_position: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    v1_links: int
+    v2_links: int
+    keyed_links: int
+    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_broken_position: _Optional[int] = ..., reason: _Optional[str] = ..., v1_links: _Optional[int] = ..., v2_links: _Optional[int] = ..., keyed_links: _Optional[int] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
     __slots__ = ("program", "version", "spec", "state_json", "lm", "dataset", "dataset_ref", "metric", "num_threads", "include_results")
@@ -507,16 +523,18 @@ class VersionComparison(_message.Message):
     def __init__(self, a: _Optional[str] = ..., b: _Optional[str] = ..., examples: _Optional[int] = ..., score_a: _Optional[float] = ..., score_b: _Optional[float] = ..., test: _Optional[str] = ..., p_value: _Optional[float] = ..., a_only: _Optional[int] = ..., b_only: _Optional[int] = ..., verdict: _Optional[str] = ...) -> None: ...
 
 class ImportProgramRequest(_message.Message):
-    __slots__ = ("program", "spec", "state_json", "lm")
+    __slots__ = ("program", "spec", "state_json", "lm", "request_id")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_JSON_FIELD_NUMBER: _ClassVar[int]
     LM_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     program: str
     spec: _events_pb2.ProgramSpec
     state_json: bytes
     lm: _events_pb2.LMConfig
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., state_json: _Optional[bytes] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., state_json: _Optional[bytes] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ExportVersionRequest(_message.Message):
     __slots__ = ("program", "version")

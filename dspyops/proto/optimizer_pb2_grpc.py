@@ -65,6 +65,11 @@ class OptimizerStub:
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersResponse.FromString,
                 _registered_method=True)
+        self.ListConnections = channel.unary_unary(
+                '/dspyops.v1.Optimizer/ListConnections',
+                request_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
+                _registered_method=True)
         self.ListPrograms = channel.unary_unary(
                 '/dspyops.v1.Optimizer/ListPrograms',
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListProgramsRequest.SerializeToString,
@@ -186,6 +191,13 @@ class OptimizerServicer:
 
     def ListOptimizers(self, request, context):
         """The optimizers a job can run, each with its parameter schema, and the named presets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConnections(self, request, context):
+        """The LM connections this server was started with (names, providers, allowed models; never keys).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -326,6 +338,11 @@ def add_OptimizerServicer_to_server(servicer, server):
                     servicer.ListOptimizers,
                     request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersResponse.SerializeToString,
+            ),
+            'ListConnections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConnections,
+                    request_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.SerializeToString,
             ),
             'ListPrograms': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPrograms,
@@ -570,6 +587,33 @@ class Optimizer:
             '/dspyops.v1.Optimizer/ListOptimizers',
             dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersRequest.SerializeToString,
             dspyops_dot_v1_dot_optimizer__pb2.ListOptimizersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConnections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/ListConnections',
+            dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
+            dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
