@@ -1,27 +1,29 @@
 """Validation of the names users give programs, deployments, aliases and versions.
 
 Names end up in stream ids and file paths, so path separators, control characters and
-whitespace are refused up front rather than escaped later.
+whitespace are refused up front rather than escaped later. Every pattern is applied with
+``fullmatch``: ``$`` also matches before a final newline, so ``re.match(r"^...$")`` let
+``"web\n"`` through.
 """
 
 from __future__ import annotations
 
 import re
 
-from dspyops.errors import InvalidArgument
+from dspyops.errors import InvalidArgument, shown
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 
 
 def check_name(field: str, value: str) -> str:
     """Return `value` if it is a valid resource name, else raise InvalidArgument naming `field`."""
     if not value:
         raise InvalidArgument(field, "is required")
-    if not _NAME.match(value) or ".." in value:
+    if not _NAME.fullmatch(value) or ".." in value:
         raise InvalidArgument(
             field,
-            f"{value!r} is not a valid name: use 1-63 lowercase letters, digits, '.', '_' or '-', "
+            f"{shown(value)} is not a valid name: use 1-63 lowercase letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
         )
     return value
@@ -33,9 +35,9 @@ def check_alias(field: str, value: str) -> str:
 
 
 def parse_semver(field: str, value: str) -> tuple[int, int, int]:
-    match = _SEMVER.match(value or "")
+    match = _SEMVER.fullmatch(value or "")
     if not match:
-        raise InvalidArgument(field, f"{value!r} is not a semantic version like 1.2.0")
+        raise InvalidArgument(field, f"{shown(value)} is not a semantic version like 1.2.0")
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch)
 
