@@ -46,6 +46,12 @@ class Unavailable(DspyopsError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhausted(DspyopsError):
+    """A server-wide or per-caller cap is reached (subscribers, evaluations): retry later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 SHOWN_CHARS = 100  # the most of a bad value an error message echoes
 
 

@@ -13,13 +13,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 import grpc
 import structlog
 
 from dspyops.eventlog import EventStore, SQLiteEventStore, StoredEvent, StoreUnavailable
 from dspyops.eventlog.store import contiguous_prefix
+from dspyops.eventlog.wakeup import DataVersionProbe
 from dspyops.events import from_proto
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
@@ -46,30 +46,6 @@ class LogSource(Protocol):
     def pages(self, after_position: int) -> AsyncIterator[list[StoredEvent]]: ...
 
     async def close(self) -> None: ...
-
-
-class DataVersionProbe:
-    """Tells cheaply whether the SQLite file has changed: `PRAGMA data_version` on a kept,
-    dedicated read-only connection changes whenever any other connection (any thread or
-    process) commits. It reads the WAL index in shared memory, no page I/O, so it can run
-    on the event loop every millisecond where a read would need a worker thread."""
-
-    def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(
-            f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
-        # never wait on a lock from the event loop: a busy probe just counts as a change
-        self._conn.execute("PRAGMA busy_timeout=0")
-
-    def version(self) -> int | None:
-        """The current data version; None when it cannot be read (treat as changed)."""
-        try:
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error:
-            return None
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class FileWatch:

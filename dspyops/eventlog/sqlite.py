@@ -29,6 +29,7 @@ from dspyops.eventlog.store import (
     ANY,
     AppendResult,
     DuplicateEventId,
+    EventSize,
     EventStore,
     NewEvent,
     StoredEvent,
@@ -38,6 +39,7 @@ from dspyops.eventlog.store import (
     validate_append,
     validate_read,
 )
+from dspyops.eventlog.wakeup import DataVersionProbe
 
 SCHEMA_VERSION: Final = 2  # 2 added the actor column
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -359,6 +361,37 @@ class SQLiteEventStore(EventStore):
         params.append(limit)
         with self._connection("read") as conn:
             return _to_events(conn.execute(sql, params))
+
+    def event_sizes(
+        self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
+    ) -> list[EventSize]:
+        # length() of a BLOB comes from the record header: no payload page is read. Text
+        # lengths are characters, close enough for the few short text columns.
+        validate_read(after_position, limit)
+        sql = (
+            "SELECT position, length(payload), "
+            "length(stream) + length(event_id) + length(type) + length(hash)"
+            + (" + length(actor)" if self._select == _COLUMNS else "")  # a schema-1 log has no actor
+            + " FROM events WHERE position > ?"
+        )
+        params: list[object] = [after_position]
+        if stream_prefix:
+            sql += " AND stream >= ?"
+            params.append(stream_prefix)
+            upper = _prefix_upper_bound(stream_prefix)
+            if upper is not None:
+                sql += " AND stream < ?"
+                params.append(upper)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(limit)
+        with self._connection("read") as conn:
+            return [EventSize(*row) for row in conn.execute(sql, params)]
+
+    def change_probe(self) -> DataVersionProbe | None:
+        try:
+            return DataVersionProbe(self.path)
+        except sqlite3.Error:  # e.g. no access to the -shm file: the notifier re-reads on a timer
+            return None
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
         with self._connection("read") as conn:

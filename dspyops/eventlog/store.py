@@ -3,6 +3,9 @@
 Backends implement the abstract methods. Subscriptions and ``wait_for`` are written once here
 on top of ``read``/``head``; they only rely on the backend contract that a reader never sees
 position ``n + 1`` before position ``n`` (positions become visible in order, without gaps).
+
+Reads for the network come in pages bounded by count and by bytes (``read_page``), so a
+subscriber holds one page at most and a reply never outgrows a gRPC message.
 """
 
 from __future__ import annotations
@@ -12,17 +15,20 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from dspyops.eventlog.wakeup import AppendSignal
+from dspyops.eventlog.wakeup import AppendSignal, ChangeProbe, HeadNotifier
 
 ANY: Final = None
 """``expected_version=ANY`` appends whatever version the stream is at."""
 
 DEFAULT_PAGE_SIZE: Final = 500
+# An async subscriber's page: what it holds in memory at most while its consumer is slow.
+SUBSCRIBE_PAGE_EVENTS: Final = 64
+SUBSCRIBE_PAGE_BYTES: Final = 256 * 1024
 _getrandbits = random.getrandbits
 
 
@@ -65,6 +71,19 @@ class StoredEvent:
     recorded_at: datetime  # UTC, timezone-aware, microsecond precision
     hash: bytes  # 32 bytes, see hashchain.event_hash
     actor: str = ""  # who caused the append ("" = no authenticated caller); outside the hash chain
+
+
+@dataclass(frozen=True, slots=True)
+class EventSize:
+    """An event's stored size, without reading its payload."""
+
+    position: int
+    payload_bytes: int
+    other_bytes: int  # stream, event_id, type, actor and hash
+
+    @property
+    def total(self) -> int:
+        return self.payload_bytes + self.other_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +190,7 @@ class EventStore(ABC):
         # Backends call notify() after every committed append that wrote something.
         self._appended = AppendSignal()
         self._closed = False
+        self._notifiers: dict[asyncio.AbstractEventLoop, HeadNotifier] = {}
 
     @property
     def closed(self) -> bool:
@@ -217,7 +237,47 @@ class EventStore(ABC):
     def close(self) -> None:
         """Release resources; running subscriptions end. Idempotent."""
 
+    # -- what a backend may do better -------------------------------------------------------
+
+    def event_sizes(
+        self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
+    ) -> list[EventSize]:
+        """The sizes of the events ``read`` would return. This version reads them; a backend
+        that can size a row without loading it (SQLite's ``length()``) overrides it."""
+        return [
+            EventSize(e.position, len(e.payload), _other_bytes(e))
+            for e in self.read(after_position, limit, stream_prefix)
+        ]
+
+    def change_probe(self) -> ChangeProbe | None:
+        """A new cheap probe for commits by other processes (None: the notifier re-reads the
+        head on a timer while subscribers wait)."""
+        return None
+
     # -- built on the above -----------------------------------------------------------------
+
+    def read_page(
+        self,
+        after_position: int = 0,
+        *,
+        max_events: int,
+        max_bytes: int,
+        stream_prefix: str | None = None,
+        cost: Callable[[EventSize], int] | None = None,
+    ) -> list[StoredEvent]:
+        """Up to ``max_events`` events after ``after_position`` (as ``read``), stopping before
+        their ``cost`` (default: stored bytes) would pass ``max_bytes``; the first event comes
+        back whatever its size, so a reader always makes progress."""
+        validate_read(after_position, max_events)
+        sizes = self.event_sizes(after_position, max_events, stream_prefix)
+        measure = cost or EventSize.total.fget  # type: ignore[union-attr]
+        count, used = 0, 0
+        for size in sizes:
+            used += measure(size)
+            if count and used > max_bytes:
+                break
+            count += 1
+        return self.read(after_position, count, stream_prefix) if count else []
 
     def subscribe(
         self,
@@ -256,37 +316,55 @@ class EventStore(ABC):
         self,
         after_position: int = 0,
         *,
-        poll_interval: float = 0.01,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        page_size: int = SUBSCRIBE_PAGE_EVENTS,
+        page_bytes: int = SUBSCRIBE_PAGE_BYTES,
     ) -> AsyncIterator[StoredEvent]:
         """``subscribe`` for asyncio: reads run in a worker thread, never on the event loop.
 
+        It holds one page (``page_size`` events, ``page_bytes`` stored bytes; at least one
+        event) and reads the next only once the consumer has taken every event of this one,
+        so a consumer that stops taking (a gRPC stream whose client does not read: grpc.aio's
+        ``yield`` waits for HTTP/2 flow control) costs one page of memory, not the log.
+        Caught up, it waits on the store's shared HeadNotifier instead of polling.
         Cancelling the consuming task ends the subscription; so does closing the store.
         """
         validate_read(after_position, page_size)
-        wake = self._appended.register_async()
-        try:
-            last = after_position
-            while not self._closed:
-                wake.clear()  # before the read, so an append racing with it still wakes us
-                try:
-                    page = await asyncio.to_thread(self.read, last, page_size)
-                except StoreUnavailable:
-                    if self._closed:
-                        return
-                    raise
-                fresh = contiguous_prefix(page, last)
-                for event in fresh:
-                    yield event
-                    last = event.position
-                if len(fresh) < page_size:
-                    try:
-                        async with asyncio.timeout(poll_interval):
-                            await wake.wait()
-                    except TimeoutError:
-                        pass
-        finally:
-            self._appended.unregister_async(wake)
+        notifier = self.head_notifier()
+        last = after_position
+        while not self._closed:
+            try:
+                page = await asyncio.to_thread(
+                    self.read_page, last, max_events=page_size, max_bytes=page_bytes
+                )
+            except StoreUnavailable:
+                if self._closed:
+                    return
+                raise
+            fresh = contiguous_prefix(page, last)
+            if fresh:
+                del page
+                last = fresh[-1].position
+                # hand the events over one by one, dropping each from the page as it goes
+                fresh.reverse()
+                while fresh:
+                    yield fresh.pop()
+            elif page:  # the next position is not visible yet: the head is past it already
+                del page
+                await asyncio.sleep(notifier.probe_interval)
+            else:
+                await notifier.wait_past(last)
+
+    def head_notifier(self) -> HeadNotifier:
+        """The store's one HeadNotifier for the running event loop."""
+        loop = asyncio.get_running_loop()
+        notifier = self._notifiers.get(loop)
+        if notifier is None:
+            for other in [other for other in self._notifiers if other.is_closed()]:
+                del self._notifiers[other]
+            notifier = self._notifiers[loop] = HeadNotifier(
+                self._appended, self.head, lambda: self._closed, self.change_probe
+            )
+        return notifier
 
     def wait_for(self, position: int, timeout: float, *, poll_interval: float = 0.01) -> bool:
         """Block until ``head() >= position``; False if ``timeout`` seconds pass first."""
@@ -308,6 +386,10 @@ class EventStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _other_bytes(event: StoredEvent) -> int:
+    return len(event.stream) + len(event.event_id) + len(event.type) + len(event.actor) + len(event.hash)
 
 
 def contiguous_prefix(page: list[StoredEvent], last: int) -> list[StoredEvent]:

@@ -556,7 +556,7 @@ class EventStoreContract:
             seen: list[int] = []
 
             async def consume() -> None:
-                async for event in store.asubscribe(0, poll_interval=0.05):
+                async for event in store.asubscribe(0):
                     seen.append(event.position)
 
             task = asyncio.create_task(consume())
