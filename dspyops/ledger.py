@@ -21,6 +21,7 @@ from dspyops.eventlog import (
     WrongExpectedVersion,
 )
 from dspyops.events import new_event
+from dspyops.limits import check_payload
 from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State, fold
 
@@ -80,6 +81,8 @@ def checked_append(
 ) -> AppendResult:
     """Append payload messages, turning store errors into statuses that name the problem."""
     events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
+    for event in events:  # the hard per-event limit, before anything is written
+        check_payload(event.type, event.payload)
     try:
         return store.append(stream, events, expected_version, actor=current_actor.get())
     except WrongExpectedVersion as exc:

@@ -8,6 +8,7 @@ go to the service log, not to the client), and the server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dspyops.errors import DspyopsError
+from dspyops.limits import MAX_MESSAGE_BYTES, check_request
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # inline datasets are bounded by this (see README)
 _log = structlog.get_logger()
 
 Req = TypeVar("Req")
@@ -34,6 +35,7 @@ def unary(
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
         try:
+            await _check_limits(request)
             return await fn(self, request, context)
         except DspyopsError as exc:
             await context.abort(exc.code, str(exc))
@@ -53,6 +55,7 @@ def streaming(
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
         try:
+            await _check_limits(request)
             async for item in fn(self, request, context):
                 yield item
         except DspyopsError as exc:
@@ -64,6 +67,18 @@ def streaming(
             await context.abort(grpc.StatusCode.INTERNAL, f"{fn.__name__}: internal error (see server log)")
 
     return wrapper
+
+
+async def _check_limits(request: Any) -> None:
+    """Every field of every request within its limit (dspyops.limits), before the handler;
+    a big request (an inline dataset) is walked in a worker thread, off the event loop."""
+    if request.ByteSize() > _WALK_INLINE_BYTES:
+        await asyncio.to_thread(check_request, request)
+    else:
+        check_request(request)
+
+
+_WALK_INLINE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)

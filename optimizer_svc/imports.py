@@ -31,6 +31,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
+from dspyops.limits import MAX_STATE_METADATA_BYTES, check_json_size
 from dspyops.names import check_name, parse_semver, program_stream
 from dspyops.programs import ProgramSpec, build_module
 from dspyops.proto import events_pb2 as pb
@@ -86,6 +87,7 @@ def normalize_imported_state(spec: ProgramSpec, state: dict[str, Any]) -> dict[s
         metadata = {"dependency_versions": get_dependency_versions()}
     elif not isinstance(metadata, dict) or not isinstance(metadata.get("dependency_versions"), dict):
         raise InvalidArgument("state_json", "'metadata' must hold a 'dependency_versions' object")
+    check_json_size("state_json.metadata", metadata, MAX_STATE_METADATA_BYTES)
     body = {k: v for k, v in state.items() if k != "metadata"}
     if isinstance(module, dspy.Predict):
         result = _check_predictor("self", body, module)
