@@ -237,6 +237,18 @@ def render_job_events(events: Iterable, as_json: bool) -> Any:
 # ---------------------------------------------------------------- commands
 
 
+def _optimizer_caps(args: argparse.Namespace) -> dict[str, int]:
+    caps = {
+        "max_evaluations": args.max_evaluations,
+        "max_subscribers": args.max_subscribers,
+        "max_subscribers_per_actor": args.max_subscribers_per_actor,
+    }
+    for name, value in caps.items():
+        if value < 1:
+            raise SystemExit(f"serve: --{name.replace('_', '-')} must be >= 1, got {value}")
+    return caps
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if not args.grace >= 0:  # also refuses NaN
         raise SystemExit(f"serve: --grace must be a number of seconds >= 0, got {args.grace}")
@@ -251,6 +263,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port_file=Path(args.port_file) if args.port_file else None,
             security=_server_security(args),
             datasets_dir=Path(args.datasets_dir) if args.datasets_dir else None,
+            **_optimizer_caps(args),
         )
         asyncio.run(serve(config, grace=args.grace))
     else:
@@ -954,6 +967,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="on SIGTERM: seconds that calls in flight (and running jobs) get to finish before exit",
+    )
+    p.add_argument(
+        "--max-evaluations",
+        type=int,
+        default=4,
+        help="optimizer: Evaluate and CompareVersions calls running at once (beyond: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--max-subscribers",
+        type=int,
+        default=256,
+        help="optimizer: SubscribeLog streams at once, server-wide (beyond: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--max-subscribers-per-actor",
+        type=int,
+        default=64,
+        help="optimizer: SubscribeLog streams at once per caller (token name; all callers without auth)",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -5,6 +5,13 @@ nothing); `run_evaluation` runs in a worker thread and reports progress through 
 `stream_evaluation` is the RPC's body: it runs the evaluation off the event loop and streams
 its progress through the loop as it happens, then the report.
 
+Evaluations run in their own bounded executor (``EvaluationPool``, ``--max-evaluations``;
+beyond the cap RESOURCE_EXHAUSTED), never in asyncio's default one that the RPC handlers'
+``asyncio.to_thread`` calls share: 8 evaluations against a stalling LM used to take all 6
+of its threads here, and ListPrograms and SetRoutes timed out for minutes. An evaluation
+whose client has gone (a cancelled stream, a passed deadline) stops at its next LM or
+module call (a ``CancelToken`` checked by ``CancelCallback``) and records nothing.
+
 Evaluation never crashes on a bad prediction: a module or metric that raises scores 0 for
 that example, and the error is counted (and shown per example when results are asked for).
 
@@ -17,24 +24,27 @@ every label seen as expected or predicted, with 0 for an undefined ratio (scikit
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import math
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dspy
+import structlog
 from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
 
 from dspyops.artifacts import Artifact, ArtifactCorrupt, ArtifactNotFound, ArtifactStore, decode_artifact
+from dspyops.caps import Cap, Slot
 from dspyops.datasets import dataset_digest
-from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
+from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.eventlog import EventStore
 from dspyops.events import decode
 from dspyops.lm import LMConfig, build_lm
@@ -44,6 +54,7 @@ from dspyops.programs import ProgramSpec, load_program
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import ProgramState, VersionState
+from optimizer_svc.cancel import CancelCallback, CancelToken, JobCancelled
 from optimizer_svc.registry import Registry
 from optimizer_svc.requests import examples_from_proto, lm_from_proto, spec_from_proto
 from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
@@ -51,6 +62,7 @@ from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
 _tolerate_concurrent_bars()  # several jobs and evaluations share this process
 
 MAX_THREADS = 32
+DEFAULT_MAX_EVALUATIONS = 4  # like the job cap (--max-jobs)
 MAX_STATE_JSON_BYTES = 8 * 1024 * 1024
 ALPHA = 0.05
 _PROGRESS_EVENTS = 100  # at most about this many progress events per evaluation
@@ -283,11 +295,21 @@ def run_evaluation(
     metric: Metric,
     num_threads: int = 1,
     progress: Progress | None = None,
+    *,
+    cancel: CancelToken | None = None,
+    callbacks: Sequence[BaseCallback] = (),
 ) -> RunResult:
-    """Run the target over the dataset (blocking; call it from a worker thread)."""
+    """Run the target over the dataset (blocking; call it from a worker thread).
+
+    A cancelled ``cancel`` token stops the run at its next module or LM call by raising
+    JobCancelled (a BaseException: DSPy and the per-example ``except Exception`` below let
+    it through). ``callbacks`` see every call too (the pool counts LM calls with one).
+    """
     lm = build_lm(target.lm)
     outputs = target.spec.output_fields()
     usage = _Usage()
+    # the cancel check goes last, so the callbacks before it still see the call start
+    active = [usage, *callbacks, *([CancelCallback(cancel)] if cancel is not None else [])]
     modules = threading.local()
     lock = threading.Lock()
     done = 0
@@ -298,12 +320,14 @@ def run_evaluation(
         nonlocal done, total_score
         inputs = {k: _text(v) for k, v in example.inputs().items()}
         outcome = Outcome(inputs=inputs, expected={k: _text(example[k]) for k in outputs if k in example})
+        if cancel is not None:
+            cancel.check()
         start = time.perf_counter()
         try:
             module = getattr(modules, "module", None)
             if module is None:  # one module per thread: modules are not thread-safe to share
                 module = modules.module = target.module()
-            with dspy.context(lm=lm, callbacks=[usage], usage_tracker=usage):
+            with dspy.context(lm=lm, callbacks=active, usage_tracker=usage):
                 prediction = module(**example.inputs())
             outcome.latency_ms = (time.perf_counter() - start) * 1000
             outcome.predicted = {k: _text(prediction[k]) for k in outputs if prediction.get(k) is not None}
@@ -442,13 +466,115 @@ def record_evaluation(registry: Registry, report: pb.EvaluationReport, artifact_
 
 
 def evaluate_blocking(
-    plan: EvaluationPlan, registry: Registry, progress: Progress | None
+    plan: EvaluationPlan,
+    registry: Registry,
+    progress: Progress | None,
+    cancel: CancelToken | None = None,
+    callbacks: Sequence[BaseCallback] = (),
 ) -> pb.EvaluationReport:
-    run = run_evaluation(plan.target, plan.dataset, plan.metric, plan.num_threads, progress)
+    run = run_evaluation(
+        plan.target, plan.dataset, plan.metric, plan.num_threads, progress, cancel=cancel, callbacks=callbacks
+    )
     report = build_report(plan, run, include_results=plan.include_results)
     if plan.target.version:
+        if cancel is not None:
+            cancel.check()  # a client that left during the run gets nothing recorded
         record_evaluation(registry, report, plan.target.artifact_digest)
     return report
+
+
+# ---------------------------------------------------------------------- the executor
+
+T = TypeVar("T")
+
+
+class EvaluationCancelled(Unavailable):
+    """An evaluation stopped before its end: its client went away, or the server is stopping."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("", f"the evaluation was stopped: {reason}")
+
+
+class _LMCalls(BaseCallback):
+    """Counts the LM calls every evaluation of a pool made, cancelled ones included."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
+        with self._lock:
+            self.calls += 1
+
+
+class EvaluationPool:
+    """The bounded executor of Evaluate and CompareVersions.
+
+    ``admit`` takes one of ``max_running`` slots or raises ResourceExhausted; the executor
+    has exactly that many threads, so an admitted evaluation starts at once and nothing
+    queues. A slot is released when the evaluation's thread is done, not when its RPC ends:
+    a client that cancels and retries cannot pile up threads still finishing an LM call.
+    """
+
+    def __init__(self, max_running: int = DEFAULT_MAX_EVALUATIONS) -> None:
+        self.cap = Cap("evaluations", max_running, flags="--max-evaluations")
+        self._executor = ThreadPoolExecutor(max_workers=max_running, thread_name_prefix="evaluation")
+        self._lock = threading.Lock()
+        self._tokens: set[CancelToken] = set()
+        self._lm_calls = _LMCalls()
+
+    @property
+    def running(self) -> int:
+        """Evaluations whose thread has not finished yet."""
+        return self.cap.in_use
+
+    @property
+    def lm_calls(self) -> int:
+        """LM calls made by this pool's evaluations so far."""
+        return self._lm_calls.calls
+
+    def admit(self) -> Slot:
+        return self.cap.acquire()
+
+    async def run(self, slot: Slot, work: Callable[[CancelToken, Sequence[BaseCallback]], T]) -> T:
+        """Run ``work(token, callbacks)`` in the pool; it owns ``slot`` from here on. If the
+        awaiting task is cancelled (the RPC ended), the token stops the work at its next call."""
+        token = CancelToken()
+        context = contextvars.copy_context()  # the caller's actor, for what the work appends
+
+        def call() -> T:
+            try:
+                return context.run(work, token, [self._lm_calls])
+            except JobCancelled as exc:  # keep BaseExceptions out of asyncio
+                raise EvaluationCancelled(exc.reason) from None
+
+        def done(_: Future[T]) -> None:
+            with self._lock:
+                self._tokens.discard(token)
+            slot.release()
+
+        with self._lock:
+            self._tokens.add(token)
+        try:
+            future = self._executor.submit(call)
+        except BaseException:
+            done(Future())
+            raise
+        future.add_done_callback(done)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            token.cancel("the client went away")
+            structlog.get_logger().info("evaluation_cancelled", reason="the client went away")
+            raise
+
+    def shutdown(self) -> None:
+        """Stop every running evaluation at its next call; do not wait for them."""
+        with self._lock:
+            tokens = list(self._tokens)
+        for token in tokens:
+            token.cancel("the server is stopping")
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def stream_evaluation(
@@ -457,11 +583,17 @@ async def stream_evaluation(
     artifacts: ArtifactStore,
     allowed_metric_modules: Collection[str],
     datasets_dir: Path | None,
+    pool: EvaluationPool,
 ) -> AsyncIterator[opb.EvaluationEvent]:
-    """Validate, then run in a worker thread; progress is handed to the loop as it happens."""
-    plan = await asyncio.to_thread(
-        prepare_evaluation, request, registry, artifacts, allowed_metric_modules, datasets_dir
-    )
+    """Validate, then run in the evaluation pool; progress is handed to the loop as it happens."""
+    slot = pool.admit()
+    try:
+        plan = await asyncio.to_thread(
+            prepare_evaluation, request, registry, artifacts, allowed_metric_modules, datasets_dir
+        )
+    except BaseException:
+        slot.release()
+        raise
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[opb.EvaluationEvent] = asyncio.Queue()
 
@@ -471,23 +603,29 @@ async def stream_evaluation(
         )
         loop.call_soon_threadsafe(queue.put_nowait, event)
 
-    # A client that goes away does not stop the thread: the run finishes and, for a
-    # registered version, is still recorded.
-    task = asyncio.ensure_future(asyncio.to_thread(evaluate_blocking, plan, registry, progress))
-    while True:
-        getter = asyncio.ensure_future(queue.get())
-        try:
-            finished, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if getter in finished:
-            yield getter.result()
-            continue
-        break
-    while not queue.empty():  # progress handed over just before the run ended
-        yield queue.get_nowait()
-    report = await task
+    # A client that goes away cancels this generator; `task` is then cancelled too, which
+    # stops the run at its next LM call (and records nothing).
+    task = asyncio.ensure_future(
+        pool.run(slot, lambda token, callbacks: evaluate_blocking(plan, registry, progress, token, callbacks))
+    )
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            try:
+                finished, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if getter in finished:
+                yield getter.result()
+                continue
+            break
+        while not queue.empty():  # progress handed over just before the run ended
+            yield queue.get_nowait()
+        report = await task
+    finally:
+        if not task.done():
+            task.cancel()
     yield opb.EvaluationEvent(report=report)
 
 
@@ -534,6 +672,8 @@ def compare_versions(
     artifacts: ArtifactStore,
     allowed_metric_modules: Collection[str],
     datasets_dir: Path | None,
+    cancel: CancelToken | None = None,
+    callbacks: Sequence[BaseCallback] = (),
 ) -> opb.VersionComparison:
     """Both versions of one program snapshot, on the same examples (blocking)."""
     program = registry.program(request.program)
@@ -554,7 +694,10 @@ def compare_versions(
         raise FailedPrecondition("b", f"{vb.version} has other fields than {va.version}: not comparable")
     ref = request.dataset_ref if request.HasField("dataset_ref") else None
     dataset = dataset_from_request(request.dataset, ref, targets[0].spec, datasets_dir)
-    scores = [[o.score for o in run_evaluation(t, dataset, metric).outcomes] for t in targets]
+    scores = [
+        [o.score for o in run_evaluation(t, dataset, metric, cancel=cancel, callbacks=callbacks).outcomes]
+        for t in targets
+    ]
     test = paired_test(scores[0], scores[1])
     n = len(dataset)
     score_a, score_b = sum(scores[0]) / n, sum(scores[1]) / n

@@ -17,15 +17,17 @@ import structlog
 
 from dspyops import rpc
 from dspyops.artifacts import ArtifactStore
+from dspyops.caps import Cap
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore, open_store
-from dspyops.events import to_proto
 from dspyops.ledger import Ledger
 from dspyops.logs import configure
+from dspyops.logwire import envelope, read_reply
 from dspyops.names import check_name
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
+from optimizer_svc.evaluation import DEFAULT_MAX_EVALUATIONS, EvaluationPool
 from optimizer_svc.jobs import JobManager
 from optimizer_svc.registry import Registry, RouteInput
 from optimizer_svc.requests import validate_start
@@ -33,6 +35,8 @@ from optimizer_svc.views import deployment_view, program_view, version_view
 
 SERVICE = opb.DESCRIPTOR.services_by_name["Optimizer"].full_name
 _MAX_READ = 10_000
+DEFAULT_MAX_SUBSCRIBERS = 256  # SubscribeLog streams at once (--max-subscribers)
+DEFAULT_MAX_SUBSCRIBERS_PER_ACTOR = 64  # ... per caller (--max-subscribers-per-actor)
 _MAX_POSITION = 2**63 - 1  # log positions are SQLite INTEGERs (signed 64-bit); the proto says uint64
 
 
@@ -42,11 +46,25 @@ def _check_after(after: int) -> None:
 
 
 class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
-    def __init__(self, store: EventStore, jobs: JobManager, registry: Registry) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        jobs: JobManager,
+        registry: Registry,
+        evaluations: EvaluationPool | None = None,
+        subscribers: Cap | None = None,
+    ) -> None:
         self.store = store
         self.jobs = jobs
         self.registry = registry
         self.ledger = registry.ledger
+        self.evaluations = evaluations or EvaluationPool()
+        self.subscribers = subscribers or Cap(
+            "log subscriptions",
+            DEFAULT_MAX_SUBSCRIBERS,
+            DEFAULT_MAX_SUBSCRIBERS_PER_ACTOR,
+            flags="--max-subscribers, --max-subscribers-per-actor",
+        )
 
     # ------------------------------------------------------------------ jobs
 
@@ -172,7 +190,12 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         from optimizer_svc.evaluation import stream_evaluation
 
         async for event in stream_evaluation(
-            request, self.registry, self.jobs.artifacts, self._metric_modules(), self._datasets_dir()
+            request,
+            self.registry,
+            self.jobs.artifacts,
+            self._metric_modules(),
+            self._datasets_dir(),
+            self.evaluations,
         ):
             yield event
 
@@ -182,13 +205,13 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     ) -> opb.VersionComparison:
         from optimizer_svc.evaluation import compare_versions
 
-        return await asyncio.to_thread(
-            compare_versions,
-            request,
-            self.registry,
-            self.jobs.artifacts,
-            self._metric_modules(),
-            self._datasets_dir(),
+        slot = self.evaluations.admit()
+        modules, datasets_dir = self._metric_modules(), self._datasets_dir()
+        return await self.evaluations.run(
+            slot,
+            lambda token, callbacks: compare_versions(
+                request, self.registry, self.jobs.artifacts, modules, datasets_dir, token, callbacks
+            ),
         )
 
     @rpc.unary
@@ -255,19 +278,26 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         if limit > _MAX_READ:
             raise InvalidArgument("limit", f"at most {_MAX_READ}, got {limit}")
         _check_after(request.after)
-        events = await asyncio.to_thread(self.store.read, request.after, limit, request.stream_prefix or None)
+        # pages by count and by bytes: the reply stays far under the message limit
+        events = await asyncio.to_thread(
+            read_reply, self.store, request.after, limit, request.stream_prefix or None
+        )
         head = await asyncio.to_thread(self.store.head)
-        return opb.ReadLogResponse(events=[to_proto(e) for e in events], head=head)
+        return opb.ReadLogResponse(events=events, head=head)
 
     @rpc.streaming
     async def SubscribeLog(
         self, request: opb.SubscribeLogRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator:
+        """One page in memory per subscriber: asubscribe reads the next page only once every
+        event of this one was yielded, and grpc.aio's yield returns only once the transport
+        took the message (HTTP/2 flow control), so a client that stops reading stops us."""
         _check_after(request.after)
         prefix = request.stream_prefix
-        async for event in self.store.asubscribe(request.after):
-            if not prefix or event.stream.startswith(prefix):
-                yield to_proto(event)
+        with self.subscribers.acquire():
+            async for event in self.store.asubscribe(request.after):
+                if not prefix or event.stream.startswith(prefix):
+                    yield envelope(event)
 
     @rpc.unary
     async def VerifyLog(
@@ -289,6 +319,9 @@ class OptimizerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     max_jobs: int = 4
+    max_evaluations: int = DEFAULT_MAX_EVALUATIONS  # Evaluate + CompareVersions running at once
+    max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS  # SubscribeLog streams at once
+    max_subscribers_per_actor: int = DEFAULT_MAX_SUBSCRIBERS_PER_ACTOR
     port_file: Path | None = None
     datasets_dir: Path | None = None  # trainset_ref/valset_ref files live here (None: refs refused)
     security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
@@ -297,11 +330,19 @@ class OptimizerConfig:
 class RunningOptimizer:
     """A started server, for tests and the CLI: `.port`, `.stop()`."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, jobs: JobManager, store: EventStore) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        jobs: JobManager,
+        store: EventStore,
+        evaluations: EvaluationPool | None = None,
+    ) -> None:
         self.server = server
         self.port = port
         self.jobs = jobs
         self.store = store
+        self.evaluations = evaluations
 
     @property
     def address(self) -> str:
@@ -309,6 +350,8 @@ class RunningOptimizer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await asyncio.to_thread(self.jobs.shutdown, "optimizer shutting down", grace)
+        if self.evaluations is not None:
+            self.evaluations.shutdown()
         await self.server.stop(grace)
         self.store.close()
 
@@ -330,7 +373,15 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE], config.security)
-    optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerService(store, jobs, registry), server)
+    evaluations = EvaluationPool(config.max_evaluations)
+    subscribers = Cap(
+        "log subscriptions",
+        config.max_subscribers,
+        config.max_subscribers_per_actor,
+        flags="--max-subscribers, --max-subscribers-per-actor",
+    )
+    service = OptimizerService(store, jobs, registry, evaluations, subscribers)
+    optimizer_pb2_grpc.add_OptimizerServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     await rpc.set_serving(health, [SERVICE])
@@ -339,7 +390,7 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     )
     if config.port_file:
         config.port_file.write_text(str(port))
-    return RunningOptimizer(server, port, jobs, store)
+    return RunningOptimizer(server, port, jobs, store, evaluations)
 
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:

@@ -20,7 +20,7 @@ from tests.harness import ServerThread
 
 @pytest.mark.parametrize("value", ["web\n", "web\r\n", "1web\n", "a" * 63 + "\n"])
 def test_a_name_with_a_trailing_newline_is_refused(value: str) -> None:
-    with pytest.raises(InvalidArgument, match="deployment: .* is not a valid name"):
+    with pytest.raises(InvalidArgument, match=r"deployment: .* is not a valid name"):
         check_name("deployment", value)
     with pytest.raises(InvalidArgument):
         check_alias("alias", "@" + value)

@@ -158,7 +158,9 @@ def test_idle_subscribers_share_one_notifier_and_see_other_processes_appends(tmp
 def test_a_subscriber_holds_a_page_bounded_by_bytes_but_always_progresses(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "log.db"))
     sizes = [10, 300_000, 10, 10, 2_000_000, 10]
-    store.append("job-x", [new_event(pb.JobProgress(step=i, message="y" * n)) for i, n in enumerate(sizes)], 0)
+    store.append(
+        "job-x", [new_event(pb.JobProgress(step=i, message="y" * n)) for i, n in enumerate(sizes)], 0
+    )
     pages: list[list[int]] = []
     start_at = 0
     while start_at < len(sizes):
