@@ -350,9 +350,9 @@ class RunningOptimizer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await asyncio.to_thread(self.jobs.shutdown, "optimizer shutting down", grace)
+        await self.server.stop(grace)  # evaluations in flight get the grace; then their RPCs end
         if self.evaluations is not None:
-            self.evaluations.shutdown()
-        await self.server.stop(grace)
+            self.evaluations.shutdown()  # and whatever still runs stops at its next LM call
         self.store.close()
 
 
