@@ -28,6 +28,7 @@ from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
 from dspyops.events import decode
 from dspyops.logs import configure
+from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
@@ -114,6 +115,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 "deployment",
                 f"the artifact of {version.program} {version.version} fails verification "
                 f"(sha256 {version.artifact_digest[:12]}...): refused, run `dspyops log verify`",
+            ) from None
+        except ProgramError as exc:  # a stored spec outside the grammar, or a state that does not fit
+            structlog.get_logger().error(
+                "program_refused", program=version.program, version=version.version, error=str(exc)[:300]
+            )
+            raise FailedPrecondition(
+                "deployment",
+                f"version {version.version} of {version.program!r} cannot be loaded: {exc}",
             ) from None
 
     @rpc.unary
