@@ -121,6 +121,7 @@ def test_a_state_saved_with_dspys_parser_loads_into_ours(module: str) -> None:
         ("a -> model_dump", ["clashes"]),
     ],
 )
+@pytest.mark.filterwarnings("ignore:Field name .* shadows an attribute")  # pydantic, for 'fields'
 def test_refusals_name_the_field_and_the_annotation(text: str, fragments: list[str]) -> None:
     with pytest.raises(InvalidSignature) as err:
         parse_signature(text)
