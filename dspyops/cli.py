@@ -548,6 +548,13 @@ def _print_state(state: Any, as_json: bool) -> None:
             f"  experiment {e.experiment_id}: control {e.control}, treatments {', '.join(e.treatments)}, "
             f"weights {', '.join(f'{w:g}' for w in e.weights)}, hash v{e.hash_version}, seed {e.seed!r}"
         )
+    if state.HasField("canary"):
+        c = state.canary
+        console.print(
+            f"  canary {c.canary_id}: {c.candidate} vs {c.baseline}, step {c.step} ({c.steps[c.step]:g}%)"
+        )
+        if state.canary_check:
+            console.print(f"  last check: {state.canary_check}")
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -616,7 +623,7 @@ def results_table(results: Any) -> Table:
             arm.version,
             "control" if control else "treatment",
             str(arm.assigned),
-            str(arm.n),
+            f"{arm.n} ({arm.excluded} out of range, left out)" if arm.excluded else str(arm.n),
             f"{arm.mean:.3f}",
             f"[{arm.ci_low:.3f}, {arm.ci_high:.3f}]",
             "-" if control else f"{arm.lift:+.3f}",

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import dspy
 
 from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
 from dspyops.programs import ProgramSpec
 
 EXTENSIONS = (".jsonl", ".csv")
@@ -84,6 +85,9 @@ def _rows(file: Path, shown: str, where: str) -> list[tuple[int, dict[str, Any]]
                 for lineno, line in enumerate(fh, 1):
                     if not line.strip():
                         continue
+                    if too_deep(line):  # json.loads would recurse into it (RecursionError)
+                        problem = f"{shown}:{lineno}: nested deeper than {MAX_JSON_DEPTH} levels"
+                        raise InvalidArgument(where, problem)
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError as exc:

@@ -14,7 +14,16 @@ from typing import Any, Final
 import dspy
 from dspy.utils.saving import get_dependency_versions
 
+from dspyops.errors import shown
+from dspyops.signatures import InvalidSignature, parse_signature
+
 MODULE_KINDS: Final = ("Predict", "ChainOfThought")
+
+
+class ProgramError(ValueError):
+    """A spec or saved state that cannot make a program; the message starts with the field
+    (``signature: ...``, ``state: ...``) and holds nothing of the server, only the (cut)
+    values it was given, so a server may pass it on to a client as it is."""
 
 
 @dataclass(frozen=True)
@@ -24,28 +33,20 @@ class ProgramSpec:
     instructions: str = ""
 
     def _parsed(self) -> type[dspy.Signature]:
-        """Parse the signature string, turning DSPy's parser errors into a message naming the field."""
-        if not isinstance(self.signature, str) or not self.signature.strip():
-            raise ValueError("signature: must be a non-empty string such as 'text -> label'")
-        if "->" not in self.signature:
-            raise ValueError(f"signature: {self.signature!r} has no '->' between inputs and outputs")
+        """The signature through the project's own parser (dspyops.signatures): a closed set
+        of types, nothing imported, errors naming the field and the annotation."""
         try:
-            sig = dspy.Signature(self.signature, self.instructions or None)
-        except Exception as exc:  # DSPy raises ValueError, SyntaxError, TypeError... depending on the flaw
-            raise ValueError(f"signature: cannot parse {self.signature!r}: {exc}") from exc
-        if not sig.input_fields:
-            raise ValueError(f"signature: {self.signature!r} declares no input fields")
-        if not sig.output_fields:
-            raise ValueError(f"signature: {self.signature!r} declares no output fields")
-        return sig
+            return parse_signature(self.signature, self.instructions or None)
+        except InvalidSignature as exc:
+            raise ProgramError(str(exc)) from None
 
     def validate(self) -> None:
         if self.module not in MODULE_KINDS:
-            raise ValueError(
-                f"module: unknown module kind {self.module!r}; known kinds: {', '.join(MODULE_KINDS)}"
+            raise ProgramError(
+                f"module: unknown module kind {shown(self.module)}; known kinds: {', '.join(MODULE_KINDS)}"
             )
         if not isinstance(self.instructions, str):
-            raise ValueError("instructions: must be a string")
+            raise ProgramError("instructions: must be a string")
         self._parsed()
 
     def signature_class(self) -> type[dspy.Signature]:
@@ -64,14 +65,14 @@ class ProgramSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProgramSpec:
         if not isinstance(d, dict):
-            raise ValueError("spec: must be a JSON object")
+            raise ProgramError("spec: must be a JSON object")
         unknown = set(d) - {"module", "signature", "instructions"}
         if unknown:
-            raise ValueError(f"spec: unknown keys {sorted(unknown)}")
+            raise ProgramError(f"spec: unknown keys {shown(sorted(unknown))}")
         values = {k: d[k] for k in ("module", "signature", "instructions") if k in d}
         for key, value in values.items():
             if not isinstance(value, str):
-                raise ValueError(f"{key}: must be a string, got {type(value).__name__}")
+                raise ProgramError(f"{key}: must be a string, got {type(value).__name__}")
         return cls(**values)
 
 
@@ -105,14 +106,14 @@ def program_state(module: dspy.Module) -> dict[str, Any]:
 def load_program(spec: ProgramSpec, state: dict[str, Any]) -> dspy.Module:
     """Build the module from its spec, then load DSPy's JSON state into it. Never unpickles."""
     if not isinstance(state, dict):
-        raise ValueError("state: must be a JSON object as written by module.save(...json)")
+        raise ProgramError("state: must be a JSON object as written by module.save(...json)")
     module = build_module(spec)
     # `metadata` is save-file bookkeeping; Predict.load_state would set it as an attribute.
     body = {k: v for k, v in state.items() if k != "metadata"}
     try:
         module.load_state(body)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(
-            f"state: does not fit a {spec.module} with signature {spec.signature!r}: {exc!r}"
+        raise ProgramError(
+            f"state: does not fit a {spec.module} with signature {shown(spec.signature)}: {shown(exc)}"
         ) from exc
     return module

@@ -15,6 +15,8 @@ import math
 import uuid
 from dataclasses import dataclass
 
+import structlog
+
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from dspyops.eventlog import AppendResult, EventStore
 from dspyops.ledger import checked_append
@@ -104,7 +106,9 @@ class Canaries:
         canary = deployment.canary
         if canary is None:
             return CanaryDecision("none", f"no canary runs on {name!r}")
-        counts = self.records.arm_counts(name, canary.step_key)
+        counts = self.records.arm_counts(name, canary.step_key, canary.metric)
+        excluded = sum(counts[v].excluded for v in (canary.baseline, canary.candidate) if v in counts)
+        note = f"; {excluded} stored outcomes outside the {canary.metric} range left out" if excluded else ""
         arms = {
             v: statistics.ArmSummary(counts[v].n, counts[v].total, counts[v].total_sq)
             if v in counts
@@ -116,7 +120,7 @@ class Canaries:
             return CanaryDecision(
                 "wait",
                 f"step {canary.step} ({canary.percent:g}%): {cand.n} candidate and {base.n} baseline "
-                f"outcomes, {canary.min_samples_per_step} needed in each",
+                f"outcomes, {canary.min_samples_per_step} needed in each{note}",
                 canary,
             )
         worse, p_value = statistics.guardrail_worse(base, cand, metric=canary.metric, alpha=canary.alpha)  # type: ignore[arg-type]
@@ -127,10 +131,11 @@ class Canaries:
             baseline_mean=base.mean,
             p_value=p_value,
             worse=worse,
+            excluded=excluded,
         )
         summary = (
             f"candidate {cand.mean:.3f} (n={cand.n}) vs baseline {base.mean:.3f} (n={base.n}), "
-            f"one-sided p={p_value:.3g}"
+            f"one-sided p={p_value:.3g}{note}"
         )
         stream = deployment_stream(name)
         if worse:
@@ -174,3 +179,56 @@ class Canaries:
                 "wait", "another writer changed the deployment first; re-check on fresh state", canary, check
             )
         return CanaryDecision(action, reason, canary, check, appended)
+
+
+@dataclass(frozen=True)
+class _LastCheck:
+    canary_id: str
+    text: str  # what DeploymentState.canary_check shows
+    error: str = ""  # why the check could not run ("" when it ran)
+    failures: int = 0  # checks failed in a row with this error
+
+
+class CheckBook:
+    """This gateway's last guardrail check of each running canary, in words.
+
+    A check that cannot run (records unreadable, the log failing, ...) must neither stop
+    the loop nor fill the service log: it is shown in DeploymentState.canary_check and in
+    EvaluateCanary's answer, and logged once each time its reason changes (and once when
+    the checks run again). Used from the event loop only, so it needs no lock.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, _LastCheck] = {}
+
+    def ran(self, deployment: str, canary_id: str, reason: str) -> None:
+        previous = self._last.get(deployment)
+        if previous is not None and previous.error and previous.canary_id == canary_id:
+            structlog.get_logger().info(
+                "canary_check_recovered",
+                deployment=deployment,
+                canary_id=canary_id,
+                failures=previous.failures,
+            )
+        self._last[deployment] = _LastCheck(canary_id, reason)
+
+    def failed(self, deployment: str, canary_id: str, exc: BaseException) -> str:
+        """Record a check that could not run; returns the text shown for it."""
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        previous = self._last.get(deployment)
+        again = previous is not None and previous.canary_id == canary_id and previous.error == error
+        failures = previous.failures + 1 if again and previous is not None else 1
+        if not again:
+            structlog.get_logger().error(
+                "canary_check_failed", deployment=deployment, canary_id=canary_id, error=error, exc_info=exc
+            )
+        text = (
+            f"guardrail check failed ({failures} check{'s' if failures > 1 else ''} in a row); "
+            f"nothing was decided: {error}"
+        )
+        self._last[deployment] = _LastCheck(canary_id, text, error, failures)
+        return text
+
+    def text(self, deployment: str, canary_id: str) -> str:
+        last = self._last.get(deployment)
+        return last.text if last is not None and last.canary_id == canary_id else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
 from dspyops.eventlog import AppendResult, EventStore
@@ -45,6 +45,7 @@ class Results:
     experiment: ExperimentState
     analysis: statistics.ExperimentResult
     assigned: dict[str, int]
+    excluded: dict[str, int]  # per arm: stored outcomes outside the metric's range, left out
 
 
 class Experiments:
@@ -188,7 +189,7 @@ class Experiments:
         experiment = deployment.experiment
         if experiment is None:
             raise FailedPrecondition("deployment", f"no experiment runs on {deployment.name!r}")
-        counts = self.records.arm_counts(deployment.name, experiment.experiment_id)
+        counts = self.records.arm_counts(deployment.name, experiment.experiment_id, experiment.metric)
         arms = {
             arm: statistics.ArmSummary(counts[arm].n, counts[arm].total, counts[arm].total_sq)
             for arm in experiment.arms
@@ -211,7 +212,20 @@ class Experiments:
             self._sequential_p[(experiment.experiment_id, comparison.treatment)] = (
                 comparison.sequential_p_value
             )
-        return Results(experiment, analysis, assigned)
+        excluded = {arm: counts[arm].excluded for arm in experiment.arms if arm in counts}
+        if any(excluded.values()):
+            analysis = replace(
+                analysis, reason=f"{analysis.reason}; {_excluded_note(excluded, experiment.metric)}"
+            )
+        return Results(experiment, analysis, assigned, excluded)
+
+
+def _excluded_note(excluded: dict[str, int], metric: str) -> str:
+    """In words: stored outcomes the statistics left out, per arm."""
+    allowed = "0 or 1" if metric == "binary" else f"finite, |v| <= {statistics.CONTINUOUS_LIMIT:g}"
+    per_arm = ", ".join(f"{arm}: {n}" for arm, n in excluded.items() if n)
+    total = sum(excluded.values())
+    return f"{total} stored outcomes outside the {metric} range ({allowed}) left out ({per_arm})"
 
 
 def results_proto(deployment: str, results: Results) -> gpb.ExperimentResults:
@@ -244,6 +258,7 @@ def results_proto(deployment: str, results: Results) -> gpb.ExperimentResults:
                 relative_lift=(comparison.relative_lift or 0.0) if comparison else 0.0,
                 p_value=comparison.p_value if comparison else 1.0,
                 sequential_p_value=comparison.sequential_p_value if comparison else 1.0,
+                excluded=results.excluded.get(arm, 0),
             )
         )
     return message

@@ -27,6 +27,7 @@ from pathlib import Path
 import sqlite_utils
 
 from dspyops.errors import AlreadyExists, InvalidArgument, NotFound
+from gateway_svc.statistics import CONTINUOUS_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class ArmCounts:
     n: int
     total: float
     total_sq: float
+    excluded: int = 0  # stored outcomes outside the metric's range, left out of n and the sums
 
 
 class PredictionStore:
@@ -185,18 +187,32 @@ class PredictionStore:
             raise NotFound("prediction_id", f"no prediction {prediction_id!r}")
         return PredictionRecord(**rows[0])
 
-    def arm_counts(self, deployment: str, experiment_id: str) -> Mapping[str, ArmCounts]:
-        """Per version: predictions assigned by the experiment, and its outcomes' moments."""
-        sql = """
-            SELECT p.version, COUNT(*) AS assigned, COUNT(o.value) AS n,
-                   COALESCE(SUM(o.value), 0.0) AS total, COALESCE(SUM(o.value * o.value), 0.0) AS total_sq
+    def arm_counts(
+        self, deployment: str, experiment_id: str, metric: str = "continuous"
+    ) -> Mapping[str, ArmCounts]:
+        """Per version: predictions assigned by the experiment, and the moments of its outcomes
+        in the metric's range (statistics.outcome_in_range: binary 0 or 1, continuous finite
+        with |v| <= CONTINUOUS_LIMIT). Stored outcomes outside it (an older server took any
+        finite value; a hand-edited file may hold text or NULL) are left out of n and the
+        sums and counted in ``excluded``, so the statistics never see them."""
+        in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
+        ok = f"(typeof(o.value) IN ('integer', 'real') AND {in_range})"
+        sql = f"""
+            SELECT p.version, COUNT(*) AS assigned,
+                   SUM(CASE WHEN {ok} THEN 1 ELSE 0 END) AS n,
+                   COALESCE(SUM(CASE WHEN {ok} THEN o.value END), 0.0) AS total,
+                   COALESCE(SUM(CASE WHEN {ok} THEN o.value * o.value END), 0.0) AS total_sq,
+                   SUM(CASE WHEN o.prediction_id IS NOT NULL AND NOT {ok} THEN 1 ELSE 0 END) AS excluded
             FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
-            WHERE p.deployment = ? AND p.experiment_id = ? AND p.shadow_of = '' AND p.error = ''
+            WHERE p.deployment = :deployment AND p.experiment_id = :experiment
+              AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        rows = self._db().execute(sql, [deployment, experiment_id]).fetchall()
+        params = {"deployment": deployment, "experiment": experiment_id, "limit": CONTINUOUS_LIMIT}
+        rows = self._db().execute(sql, params).fetchall()
         return {
-            version: ArmCounts(assigned, n, total, total_sq) for version, assigned, n, total, total_sq in rows
+            version: ArmCounts(assigned, n, float(total), float(total_sq), excluded)
+            for version, assigned, n, total, total_sq, excluded in rows
         }
 
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:

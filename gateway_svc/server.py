@@ -28,12 +28,13 @@ from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
 from dspyops.events import decode
 from dspyops.logs import configure
+from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
-from gateway_svc.canary import Canaries
+from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.history import History
 from gateway_svc.loader import LoadedProgram, ProgramCache
@@ -59,6 +60,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self.history = History(store) if store else None
         self.experiments = Experiments(store, self.history, records) if store and self.history else None
         self.canaries = Canaries(store, records) if store else None
+        self.canary_checks = CheckBook()
         self.programs = ProgramCache()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._hash_cache: tuple[int, str] = (-1, "")
@@ -114,6 +116,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 "deployment",
                 f"the artifact of {version.program} {version.version} fails verification "
                 f"(sha256 {version.artifact_digest[:12]}...): refused, run `dspyops log verify`",
+            ) from None
+        except ProgramError as exc:  # a stored spec outside the grammar, or a state that does not fit
+            structlog.get_logger().error(
+                "program_refused", program=version.program, version=version.version, error=str(exc)[:300]
+            )
+            raise FailedPrecondition(
+                "deployment",
+                f"version {version.version} of {version.program!r} cannot be loaded: {exc}",
             ) from None
 
     @rpc.unary
@@ -287,6 +297,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             view.experiment.CopyFrom(deployment.experiment.to_proto())
         if deployment.canary is not None:
             view.canary.CopyFrom(deployment.canary.to_proto())
+            view.canary_check = self.canary_checks.text(deployment.name, deployment.canary.canary_id)
         return view
 
     @rpc.unary
@@ -365,7 +376,23 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
 
     async def evaluate_canary(self, name: str) -> gpb.CanaryStatus:
         assert self.canaries is not None
-        decision = await asyncio.to_thread(self.canaries.evaluate, self.replica.state, name)
+        state = self.replica.state
+        deployment = deployment_of(state, name)  # a bad name is the caller's error, not a failed check
+        try:
+            decision = await asyncio.to_thread(self.canaries.evaluate, state, name)
+        except Exception as exc:  # records unreadable, the log failing...: say why, decide nothing
+            if deployment.canary is None:
+                raise
+            reason = self.canary_checks.failed(name, deployment.canary.canary_id, exc)
+            return gpb.CanaryStatus(
+                deployment=name,
+                canary=deployment.canary.to_proto(),
+                action="failed",
+                reason=reason,
+                state=self._state_view(state, deployment),
+            )
+        if decision.canary is not None:
+            self.canary_checks.ran(name, decision.canary.canary_id, decision.reason)
         state = (
             await self._applied(decision.appended.last_position) if decision.appended else self.replica.state
         )
@@ -395,9 +422,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 if deployment.canary is None:
                     continue
                 try:
-                    await self.evaluate_canary(name)
-                except Exception:  # a failed check must not stop the loop: the next tick retries
-                    structlog.get_logger().exception("canary_check_failed", deployment=name)
+                    await self.evaluate_canary(name)  # a check that cannot run answers "failed"
+                except Exception as exc:  # anything else must not stop the loop: the next tick retries
+                    self.canary_checks.failed(name, deployment.canary.canary_id, exc)
 
     @rpc.unary
     async def Rollback(

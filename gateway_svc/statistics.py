@@ -33,8 +33,15 @@ Methods, and where they come from:
 
 Degenerate inputs never raise; they give the documented neutral values (p-value 1.0
 when there is not enough data to compare, infinite intervals when a mean's spread is
-unknowable). Invalid arguments (negative counts, unknown metric kinds, weights that do
-not match the arms) raise ``ValueError``.
+unknowable). That holds for *any* summary, including ones no outcomes of the metric
+could produce (a binary total outside [0, n], non-finite or overflowing moments, as an
+older log may hold): such an arm is *unusable* (:func:`unusable`), its interval is the
+neutral one, every comparison with it has p-value 1.0, and :func:`analyze` keeps running
+and says which arm and why. Outcomes themselves are judged by :func:`outcome_in_range`
+(binary: 0 or 1; continuous: finite with ``|v| <= CONTINUOUS_LIMIT``); the gateway leaves
+stored outcomes outside the range out of the summaries and counts them. Invalid
+configuration (unknown metric kinds, weights that do not match the arms, a bad alpha)
+raises ``ValueError``: that is a caller's bug, never stored data.
 """
 
 from __future__ import annotations
@@ -74,10 +81,32 @@ METRICS: tuple[str, ...] = ("binary", "continuous")
 # 0/1 accuracy and for a latency in milliseconds.
 DEFAULT_MIXING_EFFECT_SIZE = 0.1
 
+# The largest magnitude a continuous outcome may have to enter the statistics. The moments
+# are running sums of v and v*v: with |v| <= 1e100 a sum of squares stays below 1e308 (the
+# largest double) for up to 1e108 outcomes, and every intermediate of the tests (variances,
+# their squares in Welch's degrees of freedom, the mSPRT exponent) stays finite. No score,
+# rate, latency or cost comes near it; a value beyond it is a bug of the sender.
+CONTINUOUS_LIMIT = 1e100
+# the bounds on the moments of n outcomes in range, with room for the rounding of the sums
+_LIMIT_SUM = CONTINUOUS_LIMIT * (1 + 1e-9)
+_LIMIT_SUM_SQ = CONTINUOUS_LIMIT * CONTINUOUS_LIMIT * (1 + 1e-9)
+_MAX_N = 2**63  # COUNT(*) in SQLite is a signed 64-bit integer; beyond it n is not a count
+
 
 def _check_metric(metric: str) -> None:
     if metric not in METRICS:
         raise ValueError(f"metric: must be one of {METRICS}, got {metric!r}")
+
+
+def outcome_in_range(metric: str, value: float) -> bool:
+    """May this outcome enter the statistics of a ``metric`` experiment or canary?
+
+    Binary: exactly 0 or 1. Continuous: finite, with ``|value| <= CONTINUOUS_LIMIT``.
+    """
+    _check_metric(metric)
+    if metric == "binary":
+        return value in (0.0, 1.0)
+    return math.isfinite(value) and abs(value) <= CONTINUOUS_LIMIT
 
 
 @dataclass(frozen=True)
@@ -98,8 +127,8 @@ class ArmSummary:
     total_sq: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.n < 0:
-            raise ValueError(f"n: must be >= 0, got {self.n}")
+        if not 0 <= self.n <= _MAX_N:
+            raise ValueError(f"n: must be a count in [0, 2**63], got {self.n}")
         if self.total_sq < 0:
             raise ValueError(f"total_sq: must be >= 0, got {self.total_sq}")
 
@@ -197,11 +226,34 @@ class ExperimentResult:
 # --------------------------------------------------------------------------- tests
 
 
-def _check_binary(arm: ArmSummary, what: str) -> None:
-    # A rate outside [0, 1] means non-0/1 outcomes were fed to a binary analysis: the
-    # Bernoulli variance p(1-p) would then be meaningless, so refuse loudly.
-    if arm.n and not 0.0 <= arm.total <= arm.n:
-        raise ValueError(f"{what}: binary outcomes must be 0/1 (total={arm.total}, n={arm.n})")
+def unusable(arm: ArmSummary, metric: str) -> str:
+    """Why no outcomes of ``metric`` could have produced this summary ("" when they could).
+
+    Such an arm is never compared (p-value 1.0, neutral intervals), so a bad summary can
+    neither raise nor tip a decision: binary totals outside [0, n] would make the
+    Bernoulli variance p(1-p) negative; non-finite or overflowing moments make every test
+    meaningless.
+    """
+    _check_metric(metric)
+    if not (math.isfinite(arm.total) and math.isfinite(arm.total_sq)):
+        return f"its totals are not finite (total={arm.total:g}, total_sq={arm.total_sq:g})"
+    if metric == "binary":
+        if not 0.0 <= arm.total <= arm.n:
+            return f"{arm.total:g} successes of {arm.n} outcomes is not a binary result"
+    elif abs(arm.total) > arm.n * _LIMIT_SUM or arm.total_sq > arm.n * _LIMIT_SUM_SQ:
+        return f"its totals exceed {CONTINUOUS_LIMIT:g} per outcome (total={arm.total:g}, n={arm.n})"
+    return ""
+
+
+def _welch_df(control: ArmSummary, treatment: ArmSummary, vc: float, vt: float) -> float:
+    """Welch-Satterthwaite degrees of freedom, written with the shares of the variance so
+    no intermediate is squared out of range: (vc + vt)^2 / (vc^2/(nc-1) + vt^2/(nt-1))."""
+    total = vc + vt
+    if total == 0.0:
+        return math.inf
+    a, b = vc / total, vt / total
+    denom = a * a / (control.n - 1) + b * b / (treatment.n - 1)
+    return 1.0 / denom if denom > 0 else math.inf
 
 
 def _difference_statistic(
@@ -210,14 +262,15 @@ def _difference_statistic(
     """``(statistic, df)`` for ``treatment - control``; df is ``inf`` for the z-test.
 
     None when an arm is too small to estimate its spread (binary: n == 0; continuous:
-    n < 2). With a zero standard error the statistic is 0 when the means are equal and
-    +-inf otherwise (a difference measured without noise is certain).
+    n < 2), or unusable (:func:`unusable`). With a zero standard error the statistic is 0
+    when the means are equal and +-inf otherwise (a difference measured without noise is
+    certain).
     """
     _check_metric(metric)
+    if unusable(control, metric) or unusable(treatment, metric):
+        return None
     diff = treatment.mean - control.mean
     if metric == "binary":
-        _check_binary(control, "control")
-        _check_binary(treatment, "treatment")
         if control.n == 0 or treatment.n == 0:
             return None
         # Pooled under H0 (equal rates): the standard two-proportion z-test.
@@ -230,9 +283,7 @@ def _difference_statistic(
         vc = control.variance / control.n
         vt = treatment.variance / treatment.n
         se = math.sqrt(vc + vt)
-        # Welch-Satterthwaite degrees of freedom.
-        denom = vc * vc / (control.n - 1) + vt * vt / (treatment.n - 1)
-        df = (vc + vt) ** 2 / denom if denom > 0 else math.inf
+        df = _welch_df(control, treatment, vc, vt)
     if se == 0.0:
         return (0.0 if diff == 0.0 else math.copysign(math.inf, diff)), math.inf
     return diff / se, df
@@ -314,10 +365,10 @@ def msprt_p_value(
     _check_metric(metric)
     if tau2 is not None and not tau2 > 0:
         raise ValueError(f"tau2: must be > 0, got {tau2}")
+    if unusable(control, metric) or unusable(treatment, metric):
+        return 1.0
     theta = treatment.mean - control.mean
     if metric == "binary":
-        _check_binary(control, "control")
-        _check_binary(treatment, "treatment")
         if control.n == 0 or treatment.n == 0:
             return 1.0
         pooled = (control.total + treatment.total) / (control.n + treatment.n)
@@ -380,13 +431,16 @@ def srm_p_value(observed_counts: Sequence[int], expected_weights: Sequence[float
         return 1.0
     weight_sum = sum(w for _, w in pairs)
     expected = [w / weight_sum * total for _, w in pairs]
-    return float(_stats().chisquare([c for c, _ in pairs], expected).pvalue)
+    # floats: counts near 2**63 would otherwise make numpy fall back to object arrays
+    return float(_stats().chisquare([float(c) for c, _ in pairs], expected).pvalue)
 
 
 # ----------------------------------------------------------------------- intervals
 
 
 def _arm_interval(arm: ArmSummary, metric: str, alpha: float) -> tuple[float, float]:
+    if unusable(arm, metric):
+        return (0.0, 1.0) if metric == "binary" else (-math.inf, math.inf)
     if metric == "binary":
         if arm.n == 0:
             return 0.0, 1.0
@@ -410,6 +464,8 @@ def _arm_interval(arm: ArmSummary, metric: str, alpha: float) -> tuple[float, fl
 def _lift_interval(
     control: ArmSummary, treatment: ArmSummary, metric: str, alpha: float
 ) -> tuple[float, float]:
+    if unusable(control, metric) or unusable(treatment, metric):
+        return (-1.0, 1.0) if metric == "binary" else (-math.inf, math.inf)
     diff = treatment.mean - control.mean
     if metric == "binary":
         if control.n == 0 or treatment.n == 0:
@@ -425,7 +481,7 @@ def _lift_interval(
     se = math.sqrt(vc + vt)
     if se == 0.0:
         return diff, diff
-    df = (vc + vt) ** 2 / (vc * vc / (control.n - 1) + vt * vt / (treatment.n - 1))
+    df = _welch_df(control, treatment, vc, vt)
     half = float(_stats().t.isf(alpha / 2, df)) * se
     return diff - half, diff + half
 
@@ -478,9 +534,10 @@ def analyze(
 
     1. ``srm_alarm`` when the SRM p-value is below ``srm_alpha``: the split is broken, so
        no comparison is trustworthy.
-    2. ``keep_running`` while any arm has fewer than ``min_samples_per_arm`` outcomes
+    2. ``keep_running`` when an arm is unusable (:func:`unusable`; its mean is NaN).
+    3. ``keep_running`` while any arm has fewer than ``min_samples_per_arm`` outcomes
        (the normal approximations behind every test need some data).
-    3. Each treatment is compared with the control using the always-valid p-value when
+    4. Each treatment is compared with the control using the always-valid p-value when
        ``sequential`` (safe to call after every new outcome; pass the previous call's
        ``sequential_p_value`` values as ``previous_sequential_p`` to keep the running
        minimum), else the fixed-horizon p-value (valid only if this is the one planned
@@ -510,7 +567,8 @@ def analyze(
     for name in names:
         arm = summaries[name]
         low, high = _arm_interval(arm, metric, alpha)
-        arm_results.append(ArmResult(name, arm.n, arm.mean, low, high))
+        mean = math.nan if unusable(arm, metric) else arm.mean  # no estimate from impossible totals
+        arm_results.append(ArmResult(name, arm.n, mean, low, high))
 
     ctrl = summaries[control]
     treatments = names[1:]
@@ -545,6 +603,12 @@ def analyze(
             f"sample ratio mismatch: observed {split} for weights {planned} "
             f"(chi-square p={_fmt_p(srm)} < {srm_alpha:g}); results are not trustworthy",
         )
+
+    reasons = {name: unusable(summaries[name], metric) for name in names}
+    broken = [(name, why) for name, why in reasons.items() if why]
+    if broken:
+        detail = "; ".join(f"{name}: {why}" for name, why in broken)
+        return result("keep_running", f"cannot compare, an arm's outcomes are out of range ({detail})")
 
     small = [name for name in names if summaries[name].n < min_samples_per_arm]
     if small:

@@ -47,6 +47,7 @@ from dspyops.datasets import dataset_digest
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.eventlog import EventStore
 from dspyops.events import decode
+from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
 from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import Metric, resolve_metric
 from dspyops.names import program_stream
@@ -102,6 +103,8 @@ def parse_state_json(data: bytes, field: str = "state_json") -> dict[str, Any]:
         raise InvalidArgument(field, "is required: the JSON that program.save('x.json') wrote")
     if len(data) > MAX_STATE_JSON_BYTES:
         raise InvalidArgument(field, f"at most {MAX_STATE_JSON_BYTES} bytes, got {len(data)}")
+    if too_deep(data):  # json.loads recurses: measure first (dspyops.jsondepth)
+        raise InvalidArgument(field, f"nests arrays/objects deeper than {MAX_JSON_DEPTH} levels")
     try:
         state = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -37,7 +37,9 @@ from dspy.teleprompt import (
     MIPROv2,
 )
 from dspy.teleprompt.teleprompt import Teleprompter
+from google.protobuf.struct_pb2 import Struct
 
+from dspyops.jsondepth import MAX_JSON_DEPTH
 from dspyops.lm import content_words
 
 Metric = Callable[..., float]
@@ -1167,6 +1169,38 @@ def get_adapter(optimizer: str) -> OptimizerAdapter:
         shown = f'"{optimizer}"' if isinstance(optimizer, str) else type(optimizer).__name__
         raise InvalidOptimizerParams("optimizer", f"unknown {shown}; known: {', '.join(OPTIMIZERS)}")
     return adapter
+
+
+def params_from_struct(params: Struct) -> dict[str, Any]:
+    """A request's params Struct as plain Python values, NaN and infinities kept as floats.
+
+    ``json_format.MessageToDict`` refuses NaN/inf (they are not JSON) with a ValueError that
+    became INTERNAL; a JSON client can still send them (``Value.number_value``). Kept as
+    floats, ``validate_params`` refuses them naming the parameter. Protobuf bounds a Struct's
+    nesting when it decodes the request (about 30 levels), below ``MAX_JSON_DEPTH``; the walk
+    checks it anyway, with an explicit stack rather than recursion.
+    """
+    result: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, str, int]] = [(params, result, "params", 1)]
+    while stack:
+        message, into, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidOptimizerParams(where, f"nested deeper than {MAX_JSON_DEPTH} levels")
+        items = message.fields.items() if isinstance(message, Struct) else enumerate(message.values)
+        for key, value in items:
+            kind = value.WhichOneof("kind")
+            path = f"{where}.{key}" if isinstance(message, Struct) else f"{where}[{key}]"
+            converted: Any
+            if kind == "struct_value":
+                converted = {}
+                stack.append((value.struct_value, converted, path, depth + 1))
+            elif kind == "list_value":
+                converted = [None] * len(value.list_value.values)
+                stack.append((value.list_value, converted, path, depth + 1))
+            else:
+                converted = None if kind in (None, "null_value") else getattr(value, kind)
+            into[key] = converted
+    return result
 
 
 def validate_params(optimizer: str, params: dict[str, Any]) -> dict[str, Any]:

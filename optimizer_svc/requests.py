@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-from google.protobuf.json_format import MessageToDict
 
 from dspyops.datarefs import resolve_dataset_ref
 from dspyops.datasets import dataset_digest, split
@@ -26,7 +25,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.budgets import Budget, budget_from_proto
 from optimizer_svc.gates import MustBeat, check_min_improvement
-from optimizer_svc.optimizers import InvalidOptimizerParams, validate_params
+from optimizer_svc.optimizers import InvalidOptimizerParams, params_from_struct, validate_params
 from optimizer_svc.presets import resolve as resolve_preset
 
 MAX_EXAMPLES = 5000  # per set; the gRPC message limit bounds the bytes (README: limits)
@@ -141,10 +140,10 @@ def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
     lm = lm_from_proto(request.lm)
     prompt_lm = lm_from_proto(request.prompt_lm, "prompt_lm") if request.HasField("prompt_lm") else None
     optimizer = request.optimizer
-    raw_params = MessageToDict(request.params) if request.HasField("params") else {}
     if not request.preset and not optimizer:
         raise InvalidArgument("optimizer", "is required (or name a preset)")
     try:
+        raw_params = params_from_struct(request.params) if request.HasField("params") else {}
         if request.preset:
             optimizer, raw_params = resolve_preset(request.preset, optimizer, raw_params)
         params = validate_params(optimizer, raw_params)
