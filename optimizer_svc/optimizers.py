@@ -38,7 +38,7 @@ from dspy.teleprompt import (
 )
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from dspyops.lm import content_words
+from dspyops.offline import content_words
 
 Metric = Callable[..., float]
 _MISSING: Any = object()
