@@ -138,7 +138,8 @@ def test_a_request_cannot_send_a_server_secret_to_its_own_endpoint(
                     assert PLANTED not in err.details()
                 else:
                     pytest.fail(
-                        f"accepted: job {events[-1].WhichOneof('kind')}; provider got {provider.authorizations}"
+                        f"accepted: job {events[-1].WhichOneof('kind')}; "
+                        f"provider got {provider.authorizations}"
                     )
             assert opt.list_programs() == []
     finally:
@@ -184,11 +185,13 @@ def test_a_connections_file_names_endpoints_keys_models_caps_and_prices(
         ('[connections.x]\nprovider = "openai/"\napi_key_env = "sk-pasted 123456"\nmodels = ["m"]\n', "NAME"),
         ('[connections.x]\napi_base = "ftp://h"\nmodels = ["m"]\n', "http(s) URL"),
         (
-            '[connections.x]\napi_base = "http://h"\nmodels = ["m"]\nmax_tokens_cap = 10\ndefault_max_tokens = 20\n',
+            '[connections.x]\napi_base = "http://h"\nmodels = ["m"]\n'
+            "max_tokens_cap = 10\ndefault_max_tokens = 20\n",
             "above",
         ),
         (
-            '[connections.x]\napi_base = "http://h"\nmodels = ["m"]\nmin_temperature = 1.5\nmax_temperature = 1.0\n',
+            '[connections.x]\napi_base = "http://h"\nmodels = ["m"]\n'
+            "min_temperature = 1.5\nmax_temperature = 1.0\n",
             "above",
         ),
         ('[connections.x]\napi_base = "http://h"\nmodels = ["m"]\ninput_usd_per_mtok = -1\n', "within"),

@@ -12,11 +12,11 @@ import dspy
 import pytest
 from dspy.lm15 import Config, Message, Request
 
-from dspyops.datasets import load_dataset, split
 from dspyops.connections import OFFLINE_ONLY, PLACEHOLDER_KEY, Connection, Connections
+from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig, build_lm
-from dspyops.offline import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine, parse_prompt
 from dspyops.metrics import get_metric
+from dspyops.offline import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine, parse_prompt
 
 DEMOS = [
     dspy.Example(text="I was charged twice for my plan", label="billing").with_inputs("text"),

@@ -11,8 +11,8 @@ import dspy
 import pytest
 
 import dspyops.offline as lm_module
-from dspyops.datasets import load_dataset, split
 from dspyops.connections import ResolvedLM
+from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
 from optimizer_svc.cancel import CancelToken, JobCancelled
