@@ -342,9 +342,9 @@ class Connections:
                 # recorded from an allowed request endpoint: allowed here too?
                 self._check_request_endpoint(config, "lm")
             return self._finish(self._stored_connection(config.connection, what), config.model, config, "lm")
-        except FailedPrecondition:
-            raise
         except DspyopsError as exc:
+            if what in exc.problem:  # already names the version and the connection
+                raise FailedPrecondition("version", exc.problem) from None
             raise FailedPrecondition(
                 "version",
                 f"{what} runs on connection {config.connection or 'legacy'!r}, "

@@ -363,12 +363,15 @@ def test_request_endpoints_only_for_listed_hosts_and_named_key_variables(
 
 @pytest.mark.usefixtures("server_env")
 def test_the_connections_key_or_a_placeholder_is_sent_never_the_environments(
-    provider: FakeProvider, tmp_path: Path
+    provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """litellm falls back to OPENAI_API_KEY (and DSPy's native engine to the provider's
     variables) whenever its key is empty: every call gets the connection's key, or a
-    placeholder no provider accepts."""
-    server = optimizer_thread(tmp_path, lm_connections=str(connections_file(tmp_path, provider)))
+    placeholder no provider accepts. The third connection has no api_base: the provider's
+    own endpoint, which the operator's OPENAI_BASE_URL points at the fake here."""
+    monkeypatch.setenv("OPENAI_BASE_URL", provider.api_base)
+    extra = '[connections.provider-default]\nprovider = "openai/"\nmodels = ["m1"]\n'
+    server = optimizer_thread(tmp_path, lm_connections=str(connections_file(tmp_path, provider, extra)))
     try:
         with OptimizerClient(server.address, timeout=60) as opt:
             assert (
@@ -382,12 +385,17 @@ def test_the_connections_key_or_a_placeholder_is_sent_never_the_environments(
                 == "completed"
             )
             keyed = set(provider.authorizations)
+            del provider.received[:]
+            lm = pb.LMConfig(connection="provider-default", model="m1")
+            assert job(opt, lm, "default-endpoint")[-1].WhichOneof("kind") == "completed"
+            default_endpoint = set(provider.authorizations)
             events = list(opt.evaluate("keyless", "1.0.0", dataset=ROWS[:2]))
             assert events[-1].report.examples == 2
     finally:
         server.stop()
     assert keyless == {f"Bearer {PLACEHOLDER_KEY}"}
     assert keyed == {f"Bearer {FAKE_KEY}"}
+    assert default_endpoint == {f"Bearer {PLACEHOLDER_KEY}"}
     assert not any(AMBIENT in a or PLANTED in a for a in provider.authorizations)
 
 
@@ -439,7 +447,9 @@ def _old_lm(model: str, api_base: str = "", api_key_env: str = "") -> dict[str, 
 
 
 @pytest.mark.usefixtures("server_env")
-def test_gateways_resolve_a_versions_connection_by_name(provider: FakeProvider, tmp_path: Path) -> None:
+def test_gateways_resolve_a_versions_connection_by_name(
+    provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A version records connection + model; each gateway resolves the name against its own
     connections. One without that connection refuses, naming the version and the connection."""
     path = connections_file(tmp_path, provider)
@@ -469,6 +479,20 @@ def test_gateways_resolve_a_versions_connection_by_name(provider: FakeProvider, 
                 )
         finally:
             bare.stop()
+        monkeypatch.delenv("FAKE_PROVIDER_KEY")  # a gateway whose environment lacks the key
+        keyless = gateway_thread(tmp_path, lm_connections=str(path), predictions=str(tmp_path / "p1.db"))
+        monkeypatch.setenv("FAKE_PROVIDER_KEY", FAKE_KEY)
+        try:
+            with GatewayClient(keyless.address) as gw:
+                assert wait_until(lambda: gw.list_deployment_states().log_position >= head)
+                with pytest.raises(grpc.RpcError) as err:
+                    gw.predict("web", {"text": "I was charged twice"})
+                assert err.value.code() == PRECONDITION
+                assert (
+                    "1.0.0" in err.value.details() and "FAKE_PROVIDER_KEY is not set" in err.value.details()
+                )
+        finally:
+            keyless.stop()
         served = gateway_thread(tmp_path, lm_connections=str(path), predictions=str(tmp_path / "p2.db"))
         try:
             with GatewayClient(served.address) as gw:
