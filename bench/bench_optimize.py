@@ -20,6 +20,7 @@ import dspy
 
 from bench import common
 from dspyops.client import OptimizerClient
+from dspyops.connections import OFFLINE_ONLY
 from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import get_metric
 from dspyops.programs import ProgramSpec, build_module
@@ -43,7 +44,7 @@ def direct(optimizer: str, params: dict, with_evals: bool) -> float:
     quiet = io.StringIO()  # DSPy prints bootstrap notes and tqdm bars; the service's go to its log
     t0 = time.perf_counter()
     with (
-        dspy.context(lm=build_lm(LMConfig())),
+        dspy.context(lm=build_lm(LMConfig(), OFFLINE_ONLY)),
         contextlib.redirect_stdout(quiet),
         contextlib.redirect_stderr(quiet),
     ):

@@ -25,6 +25,7 @@ import grpc
 
 from dspyops.actor import current_actor
 from dspyops.eventlog.store import MAX_ACTOR_CHARS
+from dspyops.scrub import scrub
 
 ROLES = ("reader", "operator", "deployer", "admin")
 _GRANTS = {
@@ -49,6 +50,7 @@ REQUIRED: Mapping[str, str] = {
     "SubscribeLog": "reader",
     "VerifyLog": "reader",
     "ListOptimizers": "reader",
+    "ListConnections": "reader",
     "ExportVersion": "reader",
     # optimizer: jobs and evaluation
     "StartOptimization": "operator",
@@ -165,6 +167,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    message = scrub(message)
     if handler.response_streaming:
 
         async def deny_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -252,6 +252,17 @@ def _optimizer_caps(args: argparse.Namespace) -> dict[str, int]:
 def cmd_serve(args: argparse.Namespace) -> int:
     if not args.grace >= 0:  # also refuses NaN
         raise SystemExit(f"serve: --grace must be a number of seconds >= 0, got {args.grace}")
+    from dspyops.connections import ConnectionsFileError, parse_endpoint_allowlist
+    from dspyops.logs import guard_streams
+
+    guard_streams()  # a service process: whatever reaches stdout/stderr is scrubbed
+    try:
+        return _serve(args, tuple(sorted(parse_endpoint_allowlist(args.allow_request_endpoints))))
+    except ConnectionsFileError as exc:
+        raise SystemExit(f"serve {args.service}: {exc}") from None
+
+
+def _serve(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
     if args.service == "optimizer":
         from optimizer_svc.server import OptimizerConfig, serve
 
@@ -264,6 +275,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             security=_server_security(args),
             datasets_dir=Path(args.datasets_dir) if args.datasets_dir else None,
             **_optimizer_caps(args),
+            lm_connections=args.lm_connections,
+            allow_request_endpoints=request_endpoints,
         )
         asyncio.run(serve(config, grace=args.grace))
     else:
@@ -285,6 +298,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     security=_server_security(args),
                     optimizer_token=args.token,
                     optimizer_tls_ca=args.tls_ca,
+                    lm_connections=args.lm_connections,
+                    allow_request_endpoints=request_endpoints,
                 ),
                 grace=args.grace,
             )
@@ -297,6 +312,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     trainset, valset = split_rows(rows, args.val_fraction, args.seed) if args.val_fraction > 0 else (rows, [])
     params = {k: _param_value(v) for k, v in _pairs(args.param, "--param").items()}
     lm = pb.LMConfig(
+        connection=args.connection or "",
         model=args.model or "",
         api_base=args.api_base or "",
         api_key_env=args.api_key_env or "",
@@ -775,17 +791,74 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _lm_from_args(args: argparse.Namespace) -> pb.LMConfig | None:
-    if not (args.model or args.api_base or args.api_key_env):
+    if not (args.connection or args.model or args.api_base or args.api_key_env):
         return None
-    return pb.LMConfig(model=args.model, api_base=args.api_base, api_key_env=args.api_key_env)
+    return pb.LMConfig(
+        connection=args.connection, model=args.model, api_base=args.api_base, api_key_env=args.api_key_env
+    )
 
 
 def _add_lm_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="", help="LiteLLM model string; default: the offline engine")
-    p.add_argument("--api-base", default="")
     p.add_argument(
-        "--api-key-env", default="", help="NAME of the env var holding the key (read by the server)"
+        "--connection",
+        default="",
+        help="an LM connection of the server (`dspyops connections`); default: offline",
     )
+    p.add_argument("--model", default="", help="a model the connection allows, e.g. gpt-4o-mini")
+    p.add_argument(
+        "--api-base",
+        default="",
+        help="refused unless the server allows request endpoints (--allow-request-endpoints)",
+    )
+    p.add_argument(
+        "--api-key-env",
+        default="",
+        help="with --api-base: a key variable the server's connections file names (refused otherwise)",
+    )
+
+
+def cmd_connections(args: argparse.Namespace) -> int:
+    if args.ask_gateway:
+        with _gateway(args) as gw:
+            connections = gw.list_connections()
+    else:
+        with _optimizer(args) as opt:
+            connections = opt.list_connections()
+    if args.json:
+        for connection in connections:
+            _print_json(connection)
+        return 0
+    table = Table(title=f"LM connections of the {'gateway' if args.ask_gateway else 'optimizer'}")
+    for column in (
+        "name",
+        "provider",
+        "endpoint",
+        "models",
+        "key",
+        "max_tokens",
+        "temperature",
+        "USD/1M in/out",
+    ):
+        table.add_column(column)
+    for c in connections:
+        cap = f" (cap {c.max_tokens_cap})" if c.max_tokens_cap else ""
+        prices = (
+            f"{c.input_usd_per_mtok:g} / {c.output_usd_per_mtok:g}"
+            if c.input_usd_per_mtok or c.output_usd_per_mtok
+            else "-"
+        )
+        table.add_row(
+            c.name,
+            c.provider,
+            c.endpoint or "-",
+            ", ".join(c.models),
+            "set" if c.has_key else "-",
+            f"{c.default_max_tokens}{cap}",
+            f"{c.min_temperature:g}-{c.max_temperature:g}",
+            prices,
+        )
+    console.print(table)
+    return 0
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -993,6 +1066,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         help="optimizer: SubscribeLog streams at once per caller (token name; all callers without auth)",
     )
+    p.add_argument(
+        "--lm-connections",
+        default="",
+        help="TOML file of LM connections (the same file for optimizer and gateway); none: offline only",
+    )
+    p.add_argument(
+        "--allow-request-endpoints",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT],...",
+        help="hosts a request's lm.api_base may name (with a key variable the connections file names); "
+        "none: requests name no endpoint",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("optimize", help="run an optimizer as a job and stream its progress")
@@ -1010,13 +1096,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module", default="Predict", choices=["Predict", "ChainOfThought"])
     p.add_argument("--val-fraction", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="", help="LiteLLM model string; default: the offline engine")
-    p.add_argument("--api-base", default="")
-    p.add_argument(
-        "--api-key-env", default="", help="NAME of the env var holding the key (read by the server)"
-    )
+    _add_lm_args(p)
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--max-tokens", type=int, default=0, help="0: the connection's default")
     p.add_argument("--min-score", type=float, default=None)
     p.add_argument("--auto-promote", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -1151,6 +1233,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("deployment")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_shadow)
+
+    p = sub.add_parser("connections", help="the LM connections a server has (names, models; never keys)")
+    p.add_argument(
+        "--gateway", dest="ask_gateway", action="store_true", help="ask the gateway, not the optimizer"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connections)
 
     p = sub.add_parser("optimizers", help="the optimizers, their parameters and the named presets")
     p.add_argument("--json", action="store_true")

@@ -141,6 +141,10 @@ class OptimizerClient(_Client):
     def list_optimizers(self) -> opb.ListOptimizersResponse:
         return self.stub.ListOptimizers(opb.ListOptimizersRequest(), timeout=self.timeout)
 
+    def list_connections(self) -> list[pb.ConnectionInfo]:
+        """The LM connections this optimizer was started with (never a key)."""
+        return list(self.stub.ListConnections(pb.ListConnectionsRequest(), timeout=self.timeout).connections)
+
     def watch_job(self, job_id: str, after_sequence: int = 0) -> Iterator[opb.OptimizationEvent]:
         return self.stub.WatchJob(opb.WatchJobRequest(job_id=job_id, after_sequence=after_sequence))
 
@@ -333,6 +337,10 @@ class GatewayClient(_Client):
 
     def list_deployment_states(self) -> gpb.ListDeploymentStatesResponse:
         return self.stub.ListDeploymentStates(gpb.ListDeploymentStatesRequest(), timeout=self.timeout)
+
+    def list_connections(self) -> list[pb.ConnectionInfo]:
+        """The LM connections this gateway was started with (never a key)."""
+        return list(self.stub.ListConnections(pb.ListConnectionsRequest(), timeout=self.timeout).connections)
 
     def start_experiment(
         self,

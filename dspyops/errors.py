@@ -32,6 +32,12 @@ class AlreadyExists(DspyopsError):
     code = grpc.StatusCode.ALREADY_EXISTS
 
 
+class PermissionDenied(DspyopsError):
+    """The caller may not use what it named (e.g. a model its LM connection does not allow)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class FailedPrecondition(DspyopsError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -3,7 +3,9 @@ limits) and the mapping from domain errors to gRPC statuses.
 
 Handlers raise `DspyopsError` subclasses; the decorators here turn them into a status that
 names the field. Any other exception becomes INTERNAL with a generic message (the details
-go to the service log, not to the client), and the server keeps serving.
+go to the service log, not to the client), and the server keeps serving. Every status
+message is scrubbed (`dspyops.scrub`): a problem may quote a provider's error, and that may
+quote a key.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from dspyops.errors import DspyopsError
 from dspyops.limits import MAX_MESSAGE_BYTES, check_request
+from dspyops.scrub import learn_token_hashes, scrub
 
 _log = structlog.get_logger()
 
@@ -38,7 +41,7 @@ def unary(
             await _check_limits(request)
             return await fn(self, request, context)
         except DspyopsError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, scrub(str(exc)))
         except grpc.aio.AbortError:
             raise
         except Exception:
@@ -59,7 +62,7 @@ def streaming(
             async for item in fn(self, request, context):
                 yield item
         except DspyopsError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, scrub(str(exc)))
         except grpc.aio.AbortError:
             raise
         except Exception:
@@ -111,7 +114,9 @@ def make_server(
     if security and security.tokens_file:
         from dspyops.auth import AuthInterceptor, load_tokens
 
-        interceptors.append(AuthInterceptor(load_tokens(security.tokens_file)))
+        principals = load_tokens(security.tokens_file)
+        learn_token_hashes(principals)  # a token quoted anywhere is redacted (the file holds hashes)
+        interceptors.append(AuthInterceptor(principals))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

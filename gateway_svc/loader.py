@@ -3,6 +3,10 @@
 Programs are rebuilt from their JSON artifact (spec + DSPy saved state + LM config), the
 digest verified first; no pickle is involved. Each module gets its LM with set_lm, so
 concurrent requests for different versions never share DSPy's global settings.
+
+The version's LM connection is resolved by name against this gateway's connections: a
+connection this gateway lacks is FAILED_PRECONDITION naming the version and the
+connection, and the key is this gateway's, read when it started.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from dataclasses import dataclass
 import dspy
 
 from dspyops.artifacts import decode_artifact
-from dspyops.lm import LMConfig, build_lm
+from dspyops.connections import OFFLINE_ONLY, Connections
+from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.programs import ProgramSpec, load_program
 
 
@@ -28,26 +33,28 @@ class LoadedProgram:
 
 
 class ProgramCache:
-    def __init__(self) -> None:
+    def __init__(self, connections: Connections | None = None) -> None:
+        self.connections = connections or OFFLINE_ONLY
         self._loaded: dict[str, LoadedProgram] = {}
         self._lock = threading.Lock()
 
-    def get(self, digest: str, artifact: bytes) -> LoadedProgram:
+    def get(self, digest: str, artifact: bytes, what: str = "") -> LoadedProgram:
+        """``what`` names the version in a refusal, e.g. "version 1.2.0 of 'tickets'"."""
         loaded = self._loaded.get(digest)
         if loaded is not None:
             return loaded
         with self._lock:
             loaded = self._loaded.get(digest)
             if loaded is None:
-                loaded = self._load(digest, artifact)
+                loaded = self._load(digest, artifact, what or f"the version with artifact {digest[:12]}")
                 self._loaded[digest] = loaded
         return loaded
 
-    @staticmethod
-    def _load(digest: str, artifact: bytes) -> LoadedProgram:
+    def _load(self, digest: str, artifact: bytes, what: str) -> LoadedProgram:
         decoded = decode_artifact(artifact, digest)
+        resolved = self.connections.resolve_stored(decoded.lm, what)  # before building anything
         module = load_program(decoded.spec, decoded.state)
-        module.set_lm(build_lm(decoded.lm))
+        module.set_lm(lm_from_resolved(resolved))
         return LoadedProgram(
             digest=digest,
             spec=decoded.spec,

@@ -24,6 +24,7 @@ import structlog
 from dspyops import rpc
 from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
+from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
 from dspyops.events import decode
@@ -32,6 +33,7 @@ from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
+from dspyops.scrub import scrub
 from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
 from gateway_svc.canary import Canaries, CheckBook
@@ -53,7 +55,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         replica: Replica,
         records: PredictionStore,
         store: EventStore | None,
+        connections: Connections | None = None,
     ) -> None:
+        self.connections = connections or OFFLINE_ONLY
         self.replica = replica
         self.records = records
         self.store = store  # None when tailing a remote optimizer: no history, no writes
@@ -61,7 +65,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self.experiments = Experiments(store, self.history, records) if store and self.history else None
         self.canaries = Canaries(store, records) if store else None
         self.canary_checks = CheckBook()
-        self.programs = ProgramCache()
+        self.programs = ProgramCache(self.connections)
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._hash_cache: tuple[int, str] = (-1, "")
 
@@ -107,7 +111,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     def _load(self, version: VersionState) -> LoadedProgram:
         """The version's program, its artifact verified against the digest in the log."""
         try:
-            return self.programs.get(version.artifact_digest, self.replica.artifacts[version.artifact_digest])
+            return self.programs.get(
+                version.artifact_digest,
+                self.replica.artifacts[version.artifact_digest],
+                f"version {version.version} of {version.program!r}",
+            )
         except ArtifactCorrupt as exc:
             structlog.get_logger().error(
                 "artifact_refused", program=version.program, version=version.version, error=str(exc)[:300]
@@ -157,7 +165,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             prediction = await loaded.module.acall(**inputs)
             outputs = {name: str(prediction.get(name, "")) for name in loaded.outputs}
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            # scrubbed before it is cut, recorded or logged: a provider's error may echo the key
+            error = scrub(f"{type(exc).__name__}: {exc}")[:500]
             log.warning("predict_failed", error=error)
         latency_ms = (time.perf_counter() - started) * 1000
         await self.records.record(
@@ -223,7 +232,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             prediction = await loaded.module.acall(**inputs)
             outputs = {name: str(prediction.get(name, "")) for name in loaded.outputs}
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = scrub(f"{type(exc).__name__}: {exc}")[:500]
         try:
             await self.records.record(
                 PredictionRecord(
@@ -273,6 +282,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 )
             )
         return results
+
+    @rpc.unary
+    async def ListConnections(
+        self, request: pb.ListConnectionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListConnectionsResponse:
+        return pb.ListConnectionsResponse(connections=self.connections.info())
 
     @rpc.unary
     async def RecordOutcome(
@@ -491,6 +506,8 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
+    lm_connections: str = ""  # TOML file of LM connections, the optimizer's (none: only the offline one)
+    allow_request_endpoints: tuple[str, ...] = ()  # endpoints versions registered with one may use
 
 
 class RunningGateway:
@@ -527,6 +544,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     configure("gateway_svc")
     if bool(config.log) == bool(config.optimizer):
         raise ValueError("give exactly one of log (a file path) or optimizer (an address)")
+    connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     source: LogSource
     store: EventStore | None = None
     head: int | None = None
@@ -547,7 +565,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     records = PredictionStore(predictions)
     replica = Replica(source, initial, artifacts)
     server, health = rpc.make_server([SERVICE], config.security)
-    service = GatewayService(replica, records, store)
+    service = GatewayService(replica, records, store, connections)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()

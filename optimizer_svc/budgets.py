@@ -13,9 +13,10 @@ thread shares, and the calls already in flight on other worker threads when the 
 trips still complete and are counted, so a threaded compile can end past ``max_tokens`` by
 up to ``num_threads - 1`` calls' worth of tokens.
 
-Cost is counted only when the LM reports it in its usage (``cost`` in the usage entry, as
-e.g. OpenRouter does); the offline engine reports none, so ``max_cost_usd`` cannot trip
-offline.
+Cost is what the LM reports in its usage (``cost`` in the usage entry, as e.g. OpenRouter
+does), or else the tokens priced by the LM connection's ``input_usd_per_mtok`` /
+``output_usd_per_mtok`` (self-hosted servers report no cost). The offline connection has no
+prices, so ``max_cost_usd`` cannot trip offline.
 """
 
 from __future__ import annotations

@@ -43,21 +43,23 @@ from dspy.utils.usage_tracker import UsageTracker
 
 from dspyops.artifacts import Artifact, ArtifactCorrupt, ArtifactNotFound, ArtifactStore, decode_artifact
 from dspyops.caps import Cap, Slot
+from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
 from dspyops.datasets import dataset_digest
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.eventlog import EventStore
 from dspyops.events import decode
 from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
-from dspyops.lm import LMConfig, build_lm
+from dspyops.lm import lm_from_resolved
 from dspyops.metrics import Metric, resolve_metric
 from dspyops.names import program_stream
 from dspyops.programs import ProgramSpec, load_program
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
+from dspyops.scrub import scrub
 from dspyops.state import ProgramState, VersionState
 from optimizer_svc.cancel import CancelCallback, CancelToken, JobCancelled
 from optimizer_svc.registry import Registry
-from optimizer_svc.requests import examples_from_proto, lm_from_proto, spec_from_proto
+from optimizer_svc.requests import examples_from_proto, resolve_lm, spec_from_proto
 from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
 
 _tolerate_concurrent_bars()  # several jobs and evaluations share this process
@@ -92,6 +94,10 @@ def _version_artifact(store: EventStore, artifacts: ArtifactStore, version: Vers
         return decode_artifact(payload.artifact, version.artifact_digest)
     except (ArtifactCorrupt, ValueError) as exc:
         raise FailedPrecondition("version", f"{version.program} {version.version}: {exc}") from None
+
+
+def _what(version: VersionState) -> str:
+    return f"version {version.version} of {version.program!r}"
 
 
 def load_version_artifact(registry: Registry, artifacts: ArtifactStore, version: VersionState) -> Artifact:
@@ -163,7 +169,7 @@ class Target:
 
     spec: ProgramSpec
     state: dict[str, Any]
-    lm: LMConfig
+    lm: ResolvedLM  # checked against the server's connections before any example runs
     program: str = ""
     version: str = ""
     artifact_digest: str = ""
@@ -196,7 +202,9 @@ def prepare_evaluation(
     artifacts: ArtifactStore,
     allowed_metric_modules: Collection[str],
     datasets_dir: Path | None,
+    connections: Connections | None = None,
 ) -> EvaluationPlan:
+    connections = connections or OFFLINE_ONLY
     has_version_ref = bool(request.program or request.version)
     has_spec = request.HasField("spec") or bool(request.state_json)
     if has_version_ref and has_spec:
@@ -209,7 +217,7 @@ def prepare_evaluation(
         target = Target(
             spec=artifact.spec,
             state=artifact.state,
-            lm=artifact.lm,
+            lm=connections.resolve_stored(artifact.lm, _what(version)),
             program=version.program,
             version=version.version,
             artifact_digest=version.artifact_digest,
@@ -218,7 +226,8 @@ def prepare_evaluation(
         if not request.HasField("spec"):
             raise InvalidArgument("spec", "is required with state_json")
         spec = spec_from_proto(request.spec)
-        target = Target(spec=spec, state=parse_state_json(request.state_json), lm=lm_from_proto(request.lm))
+        lm = resolve_lm(request.lm, "lm", connections)
+        target = Target(spec=spec, state=parse_state_json(request.state_json), lm=lm)
     else:
         raise InvalidArgument("program", "name a registered program and version, or give spec + state_json")
     target.module()  # refuse a state that does not load before any example runs
@@ -308,7 +317,7 @@ def run_evaluation(
     JobCancelled (a BaseException: DSPy and the per-example ``except Exception`` below let
     it through). ``callbacks`` see every call too (the pool counts LM calls with one).
     """
-    lm = build_lm(target.lm)
+    lm = lm_from_resolved(target.lm)
     outputs = target.spec.output_fields()
     usage = _Usage()
     # the cancel check goes last, so the callbacks before it still see the call start
@@ -338,7 +347,8 @@ def run_evaluation(
         except Exception as exc:  # a failing module or metric scores 0, it never ends the run
             outcome.latency_ms = outcome.latency_ms or (time.perf_counter() - start) * 1000
             outcome.score = 0.0
-            outcome.error = f"{type(exc).__name__}: {exc}"[:2000]
+            # scrubbed before it is cut: a provider's error may echo the request's key
+            outcome.error = scrub(f"{type(exc).__name__}: {exc}")[:2000]
         with lock:
             done += 1
             total_score += outcome.score
@@ -352,6 +362,8 @@ def run_evaluation(
         with ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="evaluate") as pool:
             outcomes = list(pool.map(one, dataset))
     cost = sum(float(entry.get("cost") or 0.0) for entry in lm.history)
+    if not cost and target.lm.prices:  # the provider reported none: the connection's prices
+        cost = target.lm.prices.cost(usage.input_tokens, usage.output_tokens)
     return RunResult(
         outcomes,
         pb.Usage(
@@ -587,12 +599,19 @@ async def stream_evaluation(
     allowed_metric_modules: Collection[str],
     datasets_dir: Path | None,
     pool: EvaluationPool,
+    connections: Connections | None = None,
 ) -> AsyncIterator[opb.EvaluationEvent]:
     """Validate, then run in the evaluation pool; progress is handed to the loop as it happens."""
     slot = pool.admit()
     try:
         plan = await asyncio.to_thread(
-            prepare_evaluation, request, registry, artifacts, allowed_metric_modules, datasets_dir
+            prepare_evaluation,
+            request,
+            registry,
+            artifacts,
+            allowed_metric_modules,
+            datasets_dir,
+            connections,
         )
     except BaseException:
         slot.release()
@@ -675,19 +694,20 @@ def compare_versions(
     artifacts: ArtifactStore,
     allowed_metric_modules: Collection[str],
     datasets_dir: Path | None,
+    connections: Connections | None = None,
     cancel: CancelToken | None = None,
     callbacks: Sequence[BaseCallback] = (),
 ) -> opb.VersionComparison:
     """Both versions of one program snapshot, on the same examples (blocking)."""
+    connections = connections or OFFLINE_ONLY
     program = registry.program(request.program)
     va = Registry._resolve(program, request.a, "a")
     vb = Registry._resolve(program, request.b, "b")
     targets = []
     for v in (va, vb):
         artifact = load_version_artifact(registry, artifacts, v)
-        targets.append(
-            Target(artifact.spec, artifact.state, artifact.lm, v.program, v.version, v.artifact_digest)
-        )
+        lm = connections.resolve_stored(artifact.lm, _what(v))
+        targets.append(Target(artifact.spec, artifact.state, lm, v.program, v.version, v.artifact_digest))
     for target, name in zip(targets, ("a", "b"), strict=True):
         build_program(target.spec, target.state, name)
     _, metric = metric_from_request(request.metric, allowed_metric_modules)

@@ -30,6 +30,7 @@ from dspy.utils.saving import get_dependency_versions
 from google.protobuf.struct_pb2 import Struct
 
 from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.connections import Connections
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
 from dspyops.limits import MAX_STATE_METADATA_BYTES, check_json_size
 from dspyops.names import check_name, parse_semver, program_stream
@@ -124,13 +125,16 @@ def import_version(program: ProgramState | None, spec: pb.ProgramSpec, digest: s
 
 
 def import_program(
-    request: opb.ImportProgramRequest, registry: Registry, artifacts: ArtifactStore
+    request: opb.ImportProgramRequest,
+    registry: Registry,
+    artifacts: ArtifactStore,
+    connections: Connections | None = None,
 ) -> VersionState:
     name = check_name("program", request.program)
     if not request.HasField("spec"):
         raise InvalidArgument("spec", "is required (module and signature of the saved program)")
     spec = spec_from_proto(request.spec)
-    lm = lm_from_proto(request.lm)
+    lm = lm_from_proto(request.lm, "lm", connections)
     raw = request.state_json
     state = normalize_imported_state(spec, parse_state_json(raw))
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import threading
 import time
 import uuid
@@ -28,12 +27,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
 from dspyops.events import decode
 from dspyops.ledger import Ledger
 from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
+from dspyops.scrub import scrub, scrub_message
 from optimizer_svc import progress
 from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.gates import evaluate_gate, resolve_must_beat
@@ -117,7 +118,7 @@ class JobHandle:
             best_score=self.best_score,
             trials=self.trials,
             version=self.version,
-            error=self.error,
+            error=scrub(self.error),  # jobs of earlier processes too
             created_at=created,
             last_sequence=len(self.events),
         )
@@ -142,8 +143,10 @@ class JobManager:
         *,
         max_running: int = 4,
         datasets_dir: Path | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
+        self.connections = connections or OFFLINE_ONLY  # the LM connections jobs may name
         self.ledger = ledger
         self.registry = registry
         self.artifacts = artifacts
@@ -261,7 +264,9 @@ class JobManager:
         """Sequence, log (for lifecycle kinds) and publish one event. Any thread.
 
         A terminal state is set only after its event is in the list: watchers stop at
-        `done`, and must not stop before they have seen the last event."""
+        `done`, and must not stop before they have seen the last event. Every string in the
+        event is scrubbed first: what is logged and what is streamed are the same text."""
+        scrub_message(payload)  # type: ignore[arg-type]
         with handle._lock:
             event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=_now())
             getattr(event, kind).CopyFrom(payload)
@@ -323,27 +328,27 @@ class JobManager:
             prompt_lm=job.prompt_lm,
             budget=job.budget,
             must_beat=job.must_beat_program.program if job.must_beat_program else None,
+            connections=self.connections,
         )
-        secrets = _secrets(job)
         usage = progress.SharedUsageTracker()
         try:
             result = run_job(spec, self._emit(handle), handle.cancel, usage)
         except JobCancelled as exc:
-            handle.error = str(exc.reason)
-            reason = _scrub(str(exc.reason), secrets)
+            reason = scrub(str(exc.reason))
+            handle.error = reason
             if self._shutting_down and not exc.budget:
                 self._record(
                     handle, "interrupted", pb.JobInterrupted(reason=reason), final_state="interrupted"
                 )
-                log.info("job_interrupted", reason=exc.reason)
+                log.info("job_interrupted", reason=reason)
                 return
             spent = usage.snapshot()
             cancelled = pb.JobCancelled(reason=reason, usage=_usage_proto(spent), budget=exc.budget)
             self._record(handle, "cancelled", cancelled, final_state="cancelled")
-            log.info("job_cancelled", reason=exc.reason, budget=exc.budget, lm_calls=spent.lm_calls)
+            log.info("job_cancelled", reason=reason, budget=exc.budget, lm_calls=spent.lm_calls)
             return
         except Exception as exc:
-            message = _scrub(f"{type(exc).__name__}: {exc}", secrets)[:2000]
+            message = scrub(f"{type(exc).__name__}: {exc}")[:2000]
             handle.error = message
             self._record(handle, "failed", pb.JobFailed(error=message), final_state="failed")
             log.warning("job_failed", error=message)
@@ -351,7 +356,7 @@ class JobManager:
         try:
             completed = self._register(handle, job, result, time.monotonic() - started)
         except Exception as exc:
-            message = _scrub(f"registration failed: {type(exc).__name__}: {exc}", secrets)[:2000]
+            message = scrub(f"registration failed: {type(exc).__name__}: {exc}")[:2000]
             handle.error = message
             self._record(handle, "failed", pb.JobFailed(error=message), final_state="failed")
             log.error("job_registration_failed", error=message)
@@ -440,7 +445,7 @@ class JobManager:
             stamp = Timestamp()
             stamp.FromDatetime(record.recorded_at)
             event = opb.OptimizationEvent(job_id=job_id, sequence=len(handle.events) + 1, at=stamp)
-            getattr(event, kind).CopyFrom(payload)
+            getattr(event, kind).CopyFrom(scrub_message(payload))  # logs written before the scrubber
             handle.events.append(event)
         if summary:
             handle.state = summary.state
@@ -481,16 +486,3 @@ def _json_safe(params: dict) -> dict:
         k: (v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v))
         for k, v in params.items()
     }
-
-
-def _secrets(job: ValidatedJob) -> list[str]:
-    """Values of the key env vars this job uses: never to appear in what we write."""
-    names = [job.lm.api_key_env] + ([job.prompt_lm.api_key_env] if job.prompt_lm else [])
-    return [os.environ[n] for n in names if n and os.environ.get(n)]
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text

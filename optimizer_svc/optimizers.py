@@ -40,7 +40,7 @@ from dspy.teleprompt.teleprompt import Teleprompter
 from google.protobuf.struct_pb2 import Struct
 
 from dspyops.jsondepth import MAX_JSON_DEPTH
-from dspyops.lm import content_words
+from dspyops.offline import content_words
 
 Metric = Callable[..., float]
 _MISSING: Any = object()

@@ -42,6 +42,7 @@ import dspy
 from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
 
+from dspyops.connections import Prices
 from optimizer_svc.cancel import CancelToken
 
 
@@ -81,7 +82,7 @@ class Usage:
     lm_calls: int
     input_tokens: int
     output_tokens: int
-    cost_usd: float = 0.0  # when the LM reports it in its usage (the offline engine does not)
+    cost_usd: float = 0.0  # reported by the LM, else from its connection's prices (offline: none)
 
 
 class SharedUsageTracker(UsageTracker):
@@ -92,7 +93,8 @@ class SharedUsageTracker(UsageTracker):
     one tally. Only totals are kept, so a long job does not grow a list per call.
 
     ``on_change`` (e.g. a budget check) is called with a snapshot after every update, on the
-    thread that made the call.
+    thread that made the call. ``prices`` (LM model string -> its connection's prices) cost
+    the calls whose provider reports no cost, so ``max_cost_usd`` works for self-hosted models.
     """
 
     def __init__(self, on_change: Callable[[Usage], None] | None = None) -> None:
@@ -103,6 +105,7 @@ class SharedUsageTracker(UsageTracker):
         self.output_tokens = 0
         self.cost_usd = 0.0
         self.on_change = on_change
+        self.prices: dict[str, Prices] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SharedUsageTracker:
         return self
@@ -111,6 +114,9 @@ class SharedUsageTracker(UsageTracker):
         prompt = _count(usage_entry.get("prompt_tokens"))
         completion = _count(usage_entry.get("completion_tokens"))
         cost = _cost(usage_entry.get("cost"))
+        prices = self.prices.get(lm)
+        if not cost and prices:
+            cost = prices.cost(prompt, completion)
         with self._lock:
             self.input_tokens += prompt
             self.output_tokens += completion

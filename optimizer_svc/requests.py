@@ -14,15 +14,17 @@ from typing import Any
 
 import dspy
 
+from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
 from dspyops.datarefs import resolve_dataset_ref
 from dspyops.datasets import dataset_digest, split
 from dspyops.errors import InvalidArgument
-from dspyops.lm import OFFLINE_MODEL, LMConfig
+from dspyops.lm import OFFLINE, LMConfig
 from dspyops.metrics import METRICS, allowed_metric_modules, resolve_metric
 from dspyops.names import check_name
 from dspyops.programs import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
+from dspyops.scrub import scrub
 from optimizer_svc.budgets import Budget, budget_from_proto
 from optimizer_svc.gates import MustBeat, check_min_improvement
 from optimizer_svc.optimizers import InvalidOptimizerParams, params_from_struct, validate_params
@@ -82,27 +84,32 @@ def spec_from_proto(spec: pb.ProgramSpec, field: str = "spec") -> ProgramSpec:
     return result
 
 
-def lm_from_proto(lm: pb.LMConfig, field: str = "lm") -> LMConfig:
+def resolve_lm(lm: pb.LMConfig, field: str = "lm", connections: Connections | None = None) -> ResolvedLM:
+    """A request's LM, checked against the server's connections (none given: only the
+    offline one). Raises INVALID_ARGUMENT / PERMISSION_DENIED naming the field."""
     config = LMConfig(
-        model=lm.model or OFFLINE_MODEL,
+        connection=lm.connection or OFFLINE,  # "" in a request is the offline connection, never "legacy"
+        model=lm.model,
         temperature=lm.temperature,
-        max_tokens=lm.max_tokens or 512,
+        max_tokens=lm.max_tokens,
         api_base=lm.api_base,
         api_key_env=lm.api_key_env,
     )
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise _field_error(field, exc) from None
-    return config
+    return (connections or OFFLINE_ONLY).resolve(config, field)
+
+
+def lm_from_proto(lm: pb.LMConfig, field: str = "lm", connections: Connections | None = None) -> LMConfig:
+    """What a version records of the request's LM: connection, model, sampling settings."""
+    return resolve_lm(lm, field, connections).record()
 
 
 def lm_to_proto(config: LMConfig) -> pb.LMConfig:
     return pb.LMConfig(
+        connection=config.connection,
         model=config.model,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
-        api_base=config.api_base,
+        api_base=scrub(config.api_base),  # userinfo of a config recorded before connections
         api_key_env=config.api_key_env,
     )
 
@@ -134,11 +141,15 @@ def examples_from_proto(examples: Any, spec: ProgramSpec, field: str) -> list[ds
     return result
 
 
-def validate_start(request: opb.StartOptimizationRequest) -> ValidatedJob:
+def validate_start(
+    request: opb.StartOptimizationRequest, connections: Connections | None = None
+) -> ValidatedJob:
     program = check_name("program", request.program)
     spec = spec_from_proto(request.spec)
-    lm = lm_from_proto(request.lm)
-    prompt_lm = lm_from_proto(request.prompt_lm, "prompt_lm") if request.HasField("prompt_lm") else None
+    lm = lm_from_proto(request.lm, "lm", connections)
+    prompt_lm = (
+        lm_from_proto(request.prompt_lm, "prompt_lm", connections) if request.HasField("prompt_lm") else None
+    )
     optimizer = request.optimizer
     if not request.preset and not optimizer:
         raise InvalidArgument("optimizer", "is required (or name a preset)")

@@ -15,7 +15,8 @@ from typing import Any
 
 import dspy
 
-from dspyops.lm import LMConfig, build_lm
+from dspyops.connections import OFFLINE_ONLY, Connections
+from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.metrics import allowed_metric_modules, resolve_metric
 from dspyops.programs import ProgramSpec, build_module, program_state
 from optimizer_svc.budgets import Budget, BudgetGuard
@@ -48,6 +49,7 @@ class JobSpec:
     prompt_lm: LMConfig | None = None
     budget: Budget = field(default_factory=Budget)
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
+    connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
 
 
 @dataclass
@@ -80,8 +82,12 @@ def run_job(
     if not job.trainset:
         raise ValueError("trainset: at least one example is required")
     metric = resolve_metric(job.metric, allowed_metric_modules())
-    lm = build_lm(job.lm)
-    prompt_lm = build_lm(job.prompt_lm) if job.prompt_lm is not None else None
+    resolved = job.connections.resolve(job.lm)
+    prompt_resolved = (
+        job.connections.resolve(job.prompt_lm, "prompt_lm") if job.prompt_lm is not None else None
+    )
+    lm = lm_from_resolved(resolved)
+    prompt_lm = lm_from_resolved(prompt_resolved) if prompt_resolved is not None else None
     student = build_module(job.spec)
     evalset = job.valset or job.trainset
     num_threads = params["num_threads"]
@@ -89,6 +95,10 @@ def run_job(
 
     guard = BudgetGuard(job.budget, cancel)
     usage = usage if usage is not None else SharedUsageTracker()
+    # the connections' prices give a cost to calls whose provider reports none (self-hosted)
+    usage.prices = {lm.model: resolved.prices}
+    if prompt_lm is not None and prompt_resolved is not None:
+        usage.prices.setdefault(prompt_lm.model, prompt_resolved.prices)
     usage.on_change = guard.check
     capture = ProgressCapture(
         emit, adapter.describe, usage, cancel, trials_from_evaluate=adapter.trials_from_evaluate

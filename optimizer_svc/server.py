@@ -18,12 +18,14 @@ import structlog
 from dspyops import rpc
 from dspyops.artifacts import ArtifactStore
 from dspyops.caps import Cap
+from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore, open_store
 from dspyops.ledger import Ledger
 from dspyops.logs import configure
 from dspyops.logwire import envelope, read_reply
 from dspyops.names import check_name
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
@@ -53,6 +55,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         registry: Registry,
         evaluations: EvaluationPool | None = None,
         subscribers: Cap | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -65,6 +68,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
             DEFAULT_MAX_SUBSCRIBERS_PER_ACTOR,
             flags="--max-subscribers, --max-subscribers-per-actor",
         )
+        self.connections = connections or OFFLINE_ONLY
 
     # ------------------------------------------------------------------ jobs
 
@@ -72,7 +76,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     async def StartOptimization(
         self, request: opb.StartOptimizationRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[opb.OptimizationEvent]:
-        job = await asyncio.to_thread(validate_start, request)
+        job = await asyncio.to_thread(validate_start, request, self.connections)
         handle = await asyncio.to_thread(self.jobs.submit, job)
         structlog.get_logger().info(
             "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer
@@ -124,6 +128,12 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         from optimizer_svc.presets import catalog
 
         return catalog()
+
+    @rpc.unary
+    async def ListConnections(
+        self, request: pb.ListConnectionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListConnectionsResponse:
+        return pb.ListConnectionsResponse(connections=self.connections.info())
 
     # ------------------------------------------------------------------ registry
 
@@ -196,6 +206,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
             self._metric_modules(),
             self._datasets_dir(),
             self.evaluations,
+            self.connections,
         ):
             yield event
 
@@ -210,7 +221,14 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         return await self.evaluations.run(
             slot,
             lambda token, callbacks: compare_versions(
-                request, self.registry, self.jobs.artifacts, modules, datasets_dir, token, callbacks
+                request,
+                self.registry,
+                self.jobs.artifacts,
+                modules,
+                datasets_dir,
+                self.connections,
+                token,
+                callbacks,
             ),
         )
 
@@ -220,7 +238,9 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     ) -> opb.ProgramVersion:
         from optimizer_svc.imports import import_program
 
-        version = await asyncio.to_thread(import_program, request, self.registry, self.jobs.artifacts)
+        version = await asyncio.to_thread(
+            import_program, request, self.registry, self.jobs.artifacts, self.connections
+        )
         return version_view(version, self.ledger.state.programs[request.program])
 
     @rpc.unary
@@ -325,6 +345,10 @@ class OptimizerConfig:
     port_file: Path | None = None
     datasets_dir: Path | None = None  # trainset_ref/valset_ref files live here (None: refs refused)
     security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
+    lm_connections: str = ""  # TOML file of LM connections (none: only the offline one)
+    allow_request_endpoints: tuple[
+        str, ...
+    ] = ()  # HOST[:PORT] a request's api_base may name (none: no request may)
 
 
 class RunningOptimizer:
@@ -358,6 +382,7 @@ class RunningOptimizer:
 
 async def start(config: OptimizerConfig) -> RunningOptimizer:
     configure("optimizer_svc")
+    connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.log)
     # the writer keeps snapshots of its fold beside the log, so restarts and gateways fold only the tail
@@ -370,6 +395,7 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
         asyncio.get_running_loop(),
         max_running=config.max_jobs,
         datasets_dir=config.datasets_dir,
+        connections=connections,
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE], config.security)
@@ -380,7 +406,7 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
         config.max_subscribers_per_actor,
         flags="--max-subscribers, --max-subscribers-per-actor",
     )
-    service = OptimizerService(store, jobs, registry, evaluations, subscribers)
+    service = OptimizerService(store, jobs, registry, evaluations, subscribers, connections)
     optimizer_pb2_grpc.add_OptimizerServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()

@@ -7,6 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
+from dspyops.scrub import scrub
 from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, VersionState
 
 _STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
@@ -27,6 +28,7 @@ def version_view(version: VersionState, program: ProgramState) -> opb.ProgramVer
     )
     ParseDict(dict(version.spec), message.spec)
     ParseDict(dict(version.lm), message.lm)
+    message.lm.api_base = scrub(message.lm.api_base)  # userinfo of a version from before connections
     ParseDict(dict(version.lineage), message.lineage)
     return message
 

@@ -67,7 +67,11 @@ def test_decode_verifies_before_parsing() -> None:
 
 def test_no_secret_in_artifact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DSPYOPS_TEST_KEY", "sk-very-secret")
-    config = LMConfig(model="openai/gpt-4o-mini", api_key_env="DSPYOPS_TEST_KEY")
+    config = LMConfig(connection="openai", model="gpt-4o-mini")
+    _, data = encode_artifact(SPEC, _state(), config)
+    assert b"sk-very-secret" not in data and b'"connection":"openai"' in data
+    # a version from an allowed request endpoint records the variable's name, never its value
+    config = LMConfig(connection="openai", model="gpt-4o-mini", api_key_env="DSPYOPS_TEST_KEY")
     _, data = encode_artifact(SPEC, _state(), config)
     assert b"sk-very-secret" not in data and b"DSPYOPS_TEST_KEY" in data
 

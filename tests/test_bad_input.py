@@ -680,6 +680,7 @@ EXEMPT: dict[str, str] = {
     "ListDeployments": "ListDeploymentsRequest has no fields",
     "VerifyLog": "VerifyLogRequest has no fields",
     "ListDeploymentStates": "ListDeploymentStatesRequest has no fields",
+    "ListConnections": "ListConnectionsRequest has no fields (both services)",
 }
 
 

@@ -12,9 +12,11 @@ import dspy
 import pytest
 from dspy.lm15 import Config, Message, Request
 
+from dspyops.connections import OFFLINE_ONLY, PLACEHOLDER_KEY, Connection, Connections
 from dspyops.datasets import load_dataset, split
-from dspyops.lm import OFFLINE_MODEL, AsyncOfflineEngine, LMConfig, OfflineEngine, build_lm, parse_prompt
+from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import get_metric
+from dspyops.offline import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine, parse_prompt
 
 DEMOS = [
     dspy.Example(text="I was charged twice for my plan", label="billing").with_inputs("text"),
@@ -25,7 +27,7 @@ DEMOS = [
 
 @pytest.fixture
 def offline() -> dspy.LM:
-    return build_lm(LMConfig())
+    return build_lm(LMConfig(), OFFLINE_ONLY)
 
 
 # --- LMConfig -----------------------------------------------------------------------------
@@ -34,8 +36,23 @@ def offline() -> dspy.LM:
 def test_config_defaults_and_public_dict() -> None:
     config = LMConfig()
     config.validate()
-    assert config.model == OFFLINE_MODEL == "offline/nearest-demo"
+    assert (config.connection, config.model) == ("offline", "")
+    assert config.is_offline and not config.legacy
+    # what artifacts record: connection + model + sampling; endpoint fields only when set
     assert config.public_dict() == {
+        "connection": "offline",
+        "model": "",
+        "temperature": 0.0,
+        "max_tokens": 512,
+    }
+    assert json.loads(json.dumps(config.public_dict())) == config.public_dict()
+    assert LMConfig.from_dict(config.public_dict()) == config
+
+
+def test_configs_recorded_before_connections_still_decode() -> None:
+    """Artifacts written before connections carry a model string with its provider prefix,
+    api_base and api_key_env, and no connection: they decode as legacy configs."""
+    old = {
         "model": OFFLINE_MODEL,
         "temperature": 0.0,
         "max_tokens": 512,
@@ -43,24 +60,29 @@ def test_config_defaults_and_public_dict() -> None:
         "api_key_env": "",
         "latency_ms": 0,
     }
-    assert json.loads(json.dumps(config.public_dict())) == config.public_dict()
-    assert LMConfig.from_dict(config.public_dict()) == config
+    config = LMConfig.from_dict(old)
+    assert config.legacy and config.is_offline and config.connection == ""
+    remote = LMConfig.from_dict({**old, "model": "openai/x", "api_base": "http://127.0.0.1:9/v1"})
+    assert remote.legacy and not remote.is_offline
 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"model": ""}, "model"),
-        ({"model": "openai/"}, "model"),
+        ({"model": "two words"}, "model"),
+        ({"model": "x" * 201}, "model"),
+        ({"connection": "Bad Name"}, "connection"),
         ({"temperature": -0.1}, "temperature"),
         ({"temperature": 2.5}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
         ({"temperature": "hot"}, "temperature"),
-        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": -1}, "max_tokens"),
         ({"max_tokens": True}, "max_tokens"),
-        ({"model": "openai/x", "api_base": "localhost:8000"}, "api_base"),
-        ({"model": "openai/x", "api_key_env": "sk-abc123 secret"}, "api_key_env"),
+        ({"connection": "local", "api_base": "localhost:8000"}, "api_base"),
+        ({"connection": "local", "api_base": "http://user:sk-abc123@localhost:8000/v1"}, "api_base"),
+        ({"connection": "local", "api_key_env": "sk-abc123 secret"}, "api_key_env"),
         ({"latency_ms": -1}, "latency_ms"),
-        ({"model": "openai/x", "latency_ms": 5}, "latency_ms"),
+        ({"connection": "local", "latency_ms": 5}, "latency_ms"),
         ({"api_base": "http://localhost:1"}, "api_base"),
     ],
 )
@@ -82,19 +104,24 @@ def test_build_lm_offline(offline: dspy.LM) -> None:
     assert offline.cache is False
 
 
-def test_build_lm_remote_reads_key_from_env_and_never_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DSPYOPS_TEST_KEY", "sk-from-env")
-    config = LMConfig(
-        model="openai/local", api_base="http://127.0.0.1:9/v1", api_key_env="DSPYOPS_TEST_KEY", max_tokens=64
+def test_build_lm_gives_the_connections_key_explicitly_and_never_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DSPYOPS_TEST_KEY", "sk-from-env-0123456789")
+    connections = Connections(
+        [Connection("local", "openai/", "http://127.0.0.1:9/v1", "DSPYOPS_TEST_KEY", ("local",))]
     )
-    lm = build_lm(config)
+    config = LMConfig(connection="local", model="local", max_tokens=64)
+    lm = build_lm(config, connections)
     assert lm.model == "openai/local" and lm.cache is False
-    assert lm.kwargs["api_key"] == "sk-from-env" and lm.kwargs["api_base"] == "http://127.0.0.1:9/v1"
+    assert (
+        lm.kwargs["api_key"] == "sk-from-env-0123456789" and lm.kwargs["api_base"] == "http://127.0.0.1:9/v1"
+    )
     assert "sk-from-env" not in json.dumps(config.public_dict())
-    assert build_lm(config, cache=True).cache is True
-    monkeypatch.delenv("DSPYOPS_TEST_KEY")
-    with pytest.raises(ValueError, match="api_key_env: environment variable DSPYOPS_TEST_KEY is not set"):
-        build_lm(config)
+    assert build_lm(config, connections, cache=True).cache is True
+    # without a key variable: a placeholder, never empty (an empty key means "use the environment's")
+    keyless = Connections([Connection("local", "openai/", "http://127.0.0.1:9/v1", "", ("local",))])
+    assert build_lm(config, keyless).kwargs["api_key"] == PLACEHOLDER_KEY
 
 
 # --- The offline engine on DSPy modules ---------------------------------------------------
@@ -205,7 +232,7 @@ def test_usage_is_reported(offline: dspy.LM) -> None:
 
 
 def test_latency_sync_sleeps_and_async_overlaps() -> None:
-    lm = build_lm(LMConfig(latency_ms=100))
+    lm = build_lm(LMConfig(latency_ms=100), OFFLINE_ONLY)
     predict = dspy.Predict("text -> label")
     with dspy.context(lm=lm):
         start = time.perf_counter()
@@ -259,7 +286,7 @@ def test_few_shot_optimizers_beat_the_unoptimized_program(
 ) -> None:
     train, val = tickets
     metric = get_metric("exact_match")
-    with dspy.context(lm=build_lm(LMConfig())):
+    with dspy.context(lm=build_lm(LMConfig(), OFFLINE_ONLY)):
         baseline = _score(dspy.Predict("text -> label"), val)
         labeled = dspy.LabeledFewShot(k=16).compile(dspy.Predict("text -> label"), trainset=train)
         bootstrap = dspy.BootstrapFewShot(
@@ -286,7 +313,7 @@ def test_mipro_and_copro_compile_to_completion(
 
 
 def _compile_mipro_and_copro(train: list[dspy.Example], val: list[dspy.Example], metric: object) -> None:
-    with dspy.context(lm=build_lm(LMConfig())):
+    with dspy.context(lm=build_lm(LMConfig(), OFFLINE_ONLY)):
         mipro = dspy.MIPROv2(metric=metric, auto="light", num_threads=1)  # captures the context LM here
         tuned = mipro.compile(dspy.Predict("text -> label"), trainset=train[:16], valset=val[:10])
         assert tuned.signature.instructions

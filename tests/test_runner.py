@@ -10,7 +10,8 @@ from typing import Any
 import dspy
 import pytest
 
-import dspyops.lm as lm_module
+import dspyops.offline as lm_module
+from dspyops.connections import ResolvedLM
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
@@ -329,13 +330,13 @@ def test_prompt_lm_writes_the_instructions(data: tuple[list, list], monkeypatch:
     import optimizer_svc.runner as runner_module
 
     built: list[dspy.LM] = []
-    original = runner_module.build_lm
+    original = runner_module.lm_from_resolved
 
-    def recording_build_lm(config: LMConfig) -> dspy.LM:
-        built.append(original(config))
+    def recording_lm_from_resolved(resolved: ResolvedLM) -> dspy.LM:
+        built.append(original(resolved))
         return built[-1]
 
-    monkeypatch.setattr(runner_module, "build_lm", recording_build_lm)
+    monkeypatch.setattr(runner_module, "lm_from_resolved", recording_lm_from_resolved)
     train, val = data
     spec = job("COPRO", {"breadth": 2, "depth": 1}, train, val)
     spec.prompt_lm = LMConfig()

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
+from tests.fake_provider import FakeProvider
 from tests.harness import ServerThread, ticket_rows, wait_until
 
 TOKENS = {"reader": "r-token-1", "operator": "o-token-2", "deployer": "d-token-3", "admin": "a-token-4"}
@@ -138,6 +138,7 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         optimizer(address, pki, "admin") as admin,
     ):
         assert reader.list_programs() == []
+        assert [c.name for c in reader.list_connections()] == ["offline"]  # a reader may list them
         with pytest.raises(grpc.RpcError) as err:
             list(reader.start_optimization("t", "text -> label", trainset=ROWS, optimizer="LabeledFewShot"))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in err.value.details()
@@ -290,42 +291,57 @@ def test_token_files_refuse_plain_tokens_and_unknown_roles(tmp_path: Path) -> No
             load_tokens(tmp_path / "tokens")
 
 
-def test_a_planted_api_key_appears_nowhere(tmp_path: Path) -> None:
-    key = "sk-planted-" + "7f3a9c" * 6
-    env = dict(
-        os.environ, PLANTED_API_KEY=key, DSPYOPS_LOG_LEVEL="debug", LITELLM_LOCAL_MODEL_COST_MAP="True"
-    )
-    port_file = tmp_path / "port"
-    service_log = tmp_path / "optimizer.log"
+def _serve(name: str, args: list[str], tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`dspyops serve` as a real service process, stdout and stderr each to a file."""
+    port_file = tmp_path / f"{name}.port"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dspyops.cli",
-            "serve",
-            "optimizer",
-            "--log",
-            str(tmp_path / "log.db"),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(service_log, "w"),
+        [sys.executable, "-m", "dspyops.cli", "serve", *args, "--port", "0", "--port-file", str(port_file)],
+        stdout=open(tmp_path / f"{name}.stdout", "w"),
+        stderr=open(tmp_path / f"{name}.stderr", "w"),
         env=env,
     )
+    assert wait_until(lambda: port_file.exists() and bool(port_file.read_text()), 60), name
+    return process, f"127.0.0.1:{port_file.read_text()}"
+
+
+def _leaks(root: Path, secret: bytes) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret in p.read_bytes()]
+
+
+def test_a_planted_api_key_appears_nowhere(tmp_path: Path) -> None:
+    """The connection's key is sent to the provider, and the provider echoes it back in its
+    error body (Authorization header included). It must then appear in nothing a service
+    writes or answers: log (and -wal), artifacts, snapshots, prediction records (and -wal),
+    both services' stdout and stderr (DSPy's and litellm's lines included), events, replies
+    and statuses."""
+    key = "sk-planted-" + "7f3a9c" * 6
+    ambient = "sk-ambient-" + "2e8b1d" * 6
+    provider = FakeProvider().start()
+    connections = tmp_path / "connections.toml"
+    connections.write_text(
+        f'[connections.fake]\napi_base = "{provider.api_base}"\n'
+        'api_key_env = "PLANTED_API_KEY"\nmodels = ["m1"]\n'
+    )
+    env = dict(
+        os.environ,
+        PLANTED_API_KEY=key,
+        OPENAI_API_KEY=ambient,
+        DSPYOPS_LOG_LEVEL="debug",
+        LITELLM_LOG="DEBUG",  # litellm's own debug lines on stderr: they must be scrubbed too
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+    )
+    log = str(tmp_path / "log.db")
+    common = ["--lm-connections", str(connections)]
+    optimizer, address = _serve(
+        "optimizer", ["optimizer", "--log", log, "--data-dir", str(tmp_path / "data"), *common], tmp_path, env
+    )
+    gateway, gateway_address = _serve(
+        "gateway", ["gateway", "--log", log, "--canary-interval", "0", *common], tmp_path, env
+    )
+    replies: list[str] = []
+    lm = pb.LMConfig(connection="fake", model="m1", max_tokens=16)
     try:
-        assert wait_until(lambda: port_file.exists() and bool(port_file.read_text()), 60)
-        with OptimizerClient(f"127.0.0.1:{port_file.read_text()}", timeout=60) as opt:
-            lm = pb.LMConfig(
-                model="openai/gpt-test",
-                api_base="http://127.0.0.1:9/v1",
-                api_key_env="PLANTED_API_KEY",
-                max_tokens=16,
-            )
+        with OptimizerClient(address, timeout=60) as opt, GatewayClient(gateway_address, timeout=60) as gw:
             events = list(
                 opt.start_optimization(
                     "t",
@@ -336,27 +352,75 @@ def test_a_planted_api_key_appears_nowhere(tmp_path: Path) -> None:
                     lm=lm,
                 )
             )
-            last = events[-1]
-            assert last.WhichOneof("kind") in ("failed", "completed")
-            assert key not in str(events)
-            with pytest.raises(
-                grpc.RpcError
-            ) as err:  # a pasted key instead of a variable name is refused unechoed
-                list(
-                    opt.start_optimization(
-                        "t",
-                        "text -> label",
-                        trainset=ROWS[:4],
-                        optimizer="LabeledFewShot",
-                        lm=pb.LMConfig(model="openai/x", api_key_env=key),
-                    )
+            assert events[-1].WhichOneof("kind") == "completed", events[-1]
+            replies.append(str(events))
+            opt.create_deployment("web", "t")
+            head = opt.set_routes("web", {"1.0.0": 1.0}).log_position
+            provider.mode = "echo_error"  # from here on every call fails, echoing the key
+
+            failing = list(
+                opt.start_optimization(
+                    "t2", "text -> label", trainset=ROWS[:4], optimizer="BootstrapFewShot", lm=lm
                 )
-            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and key not in err.value.details()
+            )
+            replies.append(str(failing))
+            replies.append(str(opt.get_job(failing[-1].job_id)))
+            replies.append(str(opt.list_jobs()))
+            report = list(opt.evaluate("t", "1.0.0", dataset=ROWS[:3], include_results=True))[-1].report
+            replies.append(str(report))
+            assert report.errors == 3
+            # the provider's echo reached the service and was scrubbed on the way out
+            assert all(
+                "invalid credentials" in r.error and "[redacted]" in r.error for r in report.results
+            ), report
+            spec_report = list(
+                opt.evaluate(
+                    spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
+                    state_json=opt.export_version("t", "1.0.0").state_json,
+                    lm=lm,
+                    dataset=ROWS[:1],
+                    include_results=True,
+                )
+            )[-1].report
+            assert spec_report.errors == 1
+            replies.append(str(spec_report))
+            assert wait_until(lambda: gw.list_deployment_states().log_position >= head)
+            with pytest.raises(grpc.RpcError) as err:
+                gw.predict("web", {"text": "I was charged twice"})
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            replies.append(err.value.details() or "")
+            replies.append(str(opt.get_version("t", "1.0.0")) + str(opt.export_version("t", "1.0.0")))
+            replies.append(str(opt.list_connections()) + str(gw.list_connections()))
+            for bad in (
+                pb.LMConfig(connection="fake", model="m1", api_key_env=key),  # a pasted key instead of a name
+                pb.LMConfig(
+                    connection="fake", model="m1", api_base=f"http://u:{key}@127.0.0.1:{provider.port}/v1"
+                ),
+            ):
+                with pytest.raises(grpc.RpcError) as err:
+                    list(
+                        opt.start_optimization(
+                            "t", "text -> label", trainset=ROWS[:4], optimizer="LabeledFewShot", lm=bad
+                        )
+                    )
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                replies.append(err.value.details() or "")
+            with pytest.raises(grpc.RpcError) as err:
+                opt.list_versions(f"Bearer {key}")  # an echoed request value is scrubbed too
+            replies.append(err.value.details() or "")
+            # the key was really in play: the provider got it, and echoed it
+            assert f"Bearer {key}" in provider.authorizations
+            assert not any(ambient in a for a in provider.authorizations)
+            # while running: the -wal files exist
+            assert _leaks(tmp_path, key.encode()) == []
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-    time.sleep(0.1)
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert key.encode() not in path.read_bytes(), f"the key leaked into {path}"
-    assert "PLANTED_API_KEY" in (tmp_path / "log.db").read_bytes().decode("latin-1")  # the name is recorded
+        for process in (gateway, optimizer):
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        provider.stop()
+    for reply in replies:
+        assert key not in reply and ambient not in reply
+    assert _leaks(tmp_path, key.encode()) == [] and _leaks(tmp_path, ambient.encode()) == []
+    stderr = (tmp_path / "optimizer.stderr").read_text() + (tmp_path / "gateway.stderr").read_text()
+    assert "predict_failed" in stderr and "[redacted]" in stderr  # the lines were there, scrubbed
+    assert "PLANTED_API_KEY" in (tmp_path / "connections.toml").read_text()

@@ -35,27 +35,41 @@ pytestmark = [
     pytest.mark.timeout(600),
 ]
 
-KEY_ENV = "DSPYOPS_LLM_KEY"
 ROWS = ticket_rows()
 TRAIN, VAL = ROWS[:8], ROWS[30:34]
 QUESTIONS = [row["text"] for row in ROWS[50:53]]
 
 
 def lm_config() -> pb.LMConfig:
-    return pb.LMConfig(
-        model="openai/local", api_base=API_BASE, api_key_env=KEY_ENV, max_tokens=64, temperature=0
+    return pb.LMConfig(connection="local", model="local", max_tokens=64, temperature=0)
+
+
+def connections_file(tmp: Path) -> Path:
+    """The llama.cpp server as an LM connection: no key (it takes any, and gets the placeholder)."""
+    path = tmp / "connections.toml"
+    path.write_text(
+        f'[connections.local]\napi_base = "{API_BASE}"\nmodels = ["local"]\nmax_tokens_cap = 256\n'
     )
+    return path
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OptimizerClient, GatewayClient, Path]]:
-    os.environ.setdefault(KEY_ENV, "x")  # the llama.cpp server takes any key
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetches by litellm
     tmp = tmp_path_factory.mktemp("llm")
     log = tmp / "log.db"
     predictions = tmp / "gateway.predictions"
-    optimizer = ServerThread(lambda: start_optimizer(OptimizerConfig(log=str(log), data_dir=tmp / "data")))
-    gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=str(log), predictions=str(predictions))))
+    connections = str(connections_file(tmp))
+    optimizer = ServerThread(
+        lambda: start_optimizer(
+            OptimizerConfig(log=str(log), data_dir=tmp / "data", lm_connections=connections)
+        )
+    )
+    gateway = ServerThread(
+        lambda: start_gateway(
+            GatewayConfig(log=str(log), predictions=str(predictions), lm_connections=connections)
+        )
+    )
     try:
         with OptimizerClient(optimizer.address) as opt, GatewayClient(gateway.address, timeout=180) as gw:
             yield opt, gw, predictions
