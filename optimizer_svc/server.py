@@ -7,7 +7,6 @@ loop keeps answering other RPCs and streaming job progress while jobs run.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +14,12 @@ from pathlib import Path
 import grpc
 import structlog
 
-from dspyops import rpc
+from dspyops import rpc, serving
 from dspyops.artifacts import ArtifactStore
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore, open_store
 from dspyops.events import to_proto
+from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
 from dspyops.logs import configure
 from dspyops.names import check_name
@@ -297,17 +297,21 @@ class OptimizerConfig:
 class RunningOptimizer:
     """A started server, for tests and the CLI: `.port`, `.stop()`."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, jobs: JobManager, store: EventStore) -> None:
+    def __init__(
+        self, server: grpc.aio.Server, port: int, jobs: JobManager, store: EventStore, health: HealthServicer
+    ) -> None:
         self.server = server
         self.port = port
         self.jobs = jobs
         self.store = store
+        self.health = health
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING first; Watch streams end
         await asyncio.to_thread(self.jobs.shutdown, "optimizer shutting down", grace)
         await self.server.stop(grace)
         self.store.close()
@@ -339,17 +343,11 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     )
     if config.port_file:
         config.port_file.write_text(str(port))
-    return RunningOptimizer(server, port, jobs, store)
+    return RunningOptimizer(server, port, jobs, store, health)
 
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:
-    """Run until SIGTERM/SIGINT; running jobs end Interrupted on the record, and calls in
-    flight get `grace` seconds to finish before exit."""
+    """Run until SIGTERM/SIGINT, then drain (dspyops.serving): health NOT_SERVING, running
+    jobs end Interrupted on the record, calls in flight get `grace` seconds to finish."""
     running = await start(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    structlog.get_logger().info("optimizer_draining", grace_seconds=grace)
-    await running.stop(grace)
+    await serving.serve_until_signalled(running, "optimizer", grace)
