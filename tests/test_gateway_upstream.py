@@ -15,67 +15,28 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dspy
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dspyops.artifacts import encode_artifact
 from dspyops.auth import hash_token
 from dspyops.client import GatewayClient
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.launch import ServiceProcess
-from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec, build_module, program_state
 from dspyops.proto import events_pb2 as pb
 from dspyops.rpc import MAX_MESSAGE_BYTES, Security
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
-from tests.harness import ServerThread, ticket_rows, wait_until
+from tests.fixture_log import write_log
+from tests.harness import ServerThread, wait_until
 from tests.pki import make_pki
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 READER = "reader-token-1"
-
-
-def write_log(path: Path, padding: int = 0) -> int:
-    """Program `tickets` 1.0.0 served by deployment `web`; with `padding`, a second version
-    1.1.0 whose artifact carries that many bytes of demos (one event of about that size).
-    Returns the head."""
-    spec = ProgramSpec(module="Predict", signature="text -> label")
-    store = open_store(str(path))
-    try:
-        versions = [("1.0.0", 0)] + ([("1.1.0", padding)] if padding else [])
-        for i, (version, size) in enumerate(versions):
-            module = build_module(spec)
-            demos = [dspy.Example(**row).with_inputs("text") for row in ticket_rows()[:8]]
-            if size:
-                demos.append(dspy.Example(text="x" * size, label="padding").with_inputs("text"))
-            module.demos = demos
-            digest, artifact = encode_artifact(spec, program_state(module), LMConfig())
-            registered = pb.VersionRegistered(
-                program="tickets",
-                version=version,
-                spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
-                lm=pb.LMConfig(model="offline/nearest-demo", max_tokens=512),
-                artifact_digest=digest,
-                artifact=artifact,
-                status=pb.PRODUCTION,
-                lineage=pb.Lineage(optimizer="test-fixture"),
-            )
-            store.append("program-tickets", [new_event(registered)], i)
-        routes = pb.RoutesSet(
-            deployment="web", routes=[pb.Route(version="1.0.0", weight=1.0, role=pb.PRIMARY)]
-        )
-        created = pb.DeploymentCreated(deployment="web", program="tickets")
-        store.append("deployment-web", [new_event(created), new_event(routes)], 0)
-        return store.head()
-    finally:
-        store.close()
 
 
 def health_of(address: str) -> int:
