@@ -227,8 +227,16 @@ class FileLogSource:
             self._probe.close()
 
 
-class StreamGap(Exception):
+class SourceProblem(Exception):
+    """The optimizer answers, but not with a log this gateway can follow on from."""
+
+
+class StreamGap(SourceProblem):
     """The stream skipped or repeated a position: nothing from it is folded."""
+
+
+class LogBehind(SourceProblem):
+    """The optimizer's head is before this gateway's position: a truncated or different log."""
 
 
 class RemoteLogSource:
@@ -295,6 +303,11 @@ class RemoteLogSource:
             pump: asyncio.Task[None] | None = None
             try:
                 head = await self._head(position)
+                if head < position:
+                    raise LogBehind(
+                        f"its log ends at position {head}, before this gateway's {position}: "
+                        "not the log this gateway has folded (restored from a backup? another file?)"
+                    )
                 if observer is not None:
                     await observer.connected(head)
                 pump = asyncio.create_task(self._pump(position, queue), name="log-source-pump")
@@ -324,7 +337,7 @@ class RemoteLogSource:
                         raise end
                     if ended:
                         break  # the server ended the stream: subscribe again from where we are
-            except (grpc.aio.AioRpcError, StreamGap) as exc:
+            except (grpc.aio.AioRpcError, SourceProblem) as exc:
                 reason = self._reason(exc)
                 _log.debug("log_source_retry", address=self.address, position=position, reason=reason)
                 if observer is not None:

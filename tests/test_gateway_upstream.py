@@ -262,3 +262,32 @@ def test_not_serving_while_the_optimizer_is_down_then_serving_once_caught_up(tmp
     finally:
         gateway.stop()
         optimizer.stop()
+
+
+def test_an_optimizer_whose_log_ends_before_the_gateway_is_reported(tmp_path: Path) -> None:
+    """The optimizer comes back with a shorter log (a restore, another file): the gateway
+    does not serve its old state as if it were following; it says what it found."""
+    head = write_log(tmp_path / "log.db")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    optimizer = plain_optimizer(tmp_path, port)
+    gateway = remote_gateway(optimizer.address, tmp_path)
+    try:
+        assert wait_until(lambda: health_of(gateway.address) == SERVING, timeout=30)
+        optimizer.stop()
+        (tmp_path / "other").mkdir()
+        writer = open_store(str(tmp_path / "other" / "log.db"))
+        writer.append(
+            "deployment-other", [new_event(pb.DeploymentCreated(deployment="other", program="p"))], 0
+        )
+        writer.close()
+        optimizer = plain_optimizer(tmp_path / "other", port)
+        assert wait_until(lambda: "before this gateway's" in str(predict_error(gateway.address)), timeout=30)
+        error = predict_error(gateway.address)
+        assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
+        assert f"position 1, before this gateway's {head}" in error.details(), error.details()
+        assert health_of(gateway.address) == NOT_SERVING
+    finally:
+        gateway.stop()
+        optimizer.stop()
