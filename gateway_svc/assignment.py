@@ -14,12 +14,15 @@ Plane (an emoji) counts as its two surrogates. FNV-1a over 16-bit units is in no
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
 _UTF16_NATIVE = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"  # so a "H" view reads units
+_BEYOND_LATIN1 = re.compile("[^\x00-\xff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # characters that take two UTF-16 code units
 
 
 def fnv1a32(value: str) -> int:
@@ -28,14 +31,12 @@ def fnv1a32(value: str) -> int:
     units: Iterable[int]
     if value.isascii():  # most keys: a byte is a code unit, and bytes iterate fastest
         units = value.encode()
-    else:
-        top = max(value)
-        if top <= "\xff":  # Latin-1 (josé, müller): still one byte per code unit
-            units = value.encode("latin-1")
-        elif top <= "\uffff":  # the rest of the BMP: a code point is a code unit
-            units = map(ord, value)
-        else:  # a character past U+FFFF is two code units, its surrogate pair
-            units = memoryview(value.encode(_UTF16_NATIVE, "surrogatepass")).cast("H")
+    elif _BEYOND_LATIN1.search(value) is None:  # josé, müller: still one byte per code unit
+        units = value.encode("latin-1")
+    elif _ASTRAL.search(value) is None:  # the rest of the BMP: a code point is a code unit
+        units = map(ord, value)
+    else:  # a character past U+FFFF is two code units, its surrogate pair
+        units = memoryview(value.encode(_UTF16_NATIVE, "surrogatepass")).cast("H")
     for unit in units:
         h ^= unit
         h = (h * _FNV_PRIME) & 0xFFFFFFFF
