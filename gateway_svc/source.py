@@ -245,9 +245,9 @@ class RemoteLogSource:
     Each (re)connection first asks ReadLog for the optimizer's head, which tells the
     observer how far the first catch-up (or the catch-up after a failure) must go; a
     failure of either call (UNAUTHENTICATED, UNAVAILABLE, RESOURCE_EXHAUSTED, a message over
-    the limit, a gap in the stream) is reported with its reason, then retried with a
-    growing delay. The channel takes the servers' message limits (dspyops.rpc), so any
-    event the optimizer can send, the gateway can receive.
+    the limit, a gap in the stream, a head before the gateway's position) is reported with
+    its reason, then retried with a growing delay. The channel takes the servers' message
+    limits (dspyops.rpc), so any event the optimizer can send, the gateway can receive.
 
     A pump task moves the stream's messages into a queue; a page is whatever has arrived by
     the time the replica asks (up to `page_size`), so a catch-up over the network is folded
