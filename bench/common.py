@@ -235,6 +235,24 @@ class ServeProcess:
                 raise TimeoutError(f"{kind} did not start in {timeout}s")
             time.sleep(0.005)
         self.port = int(self.port_file.read_text())
+        if kind == "remote-gateway":  # it listens before its first catch-up: ready means SERVING
+            self._wait_serving(deadline)
+
+    def _wait_serving(self, deadline: float) -> None:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                try:
+                    serving = health_pb2.HealthCheckResponse.SERVING
+                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == serving:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.005)
+        self.stop()
+        raise TimeoutError(f"remote gateway not SERVING: {self.log_path.read_text()[-2000:]}")
 
     @property
     def address(self) -> str:

@@ -249,12 +249,38 @@ def _optimizer_caps(args: argparse.Namespace) -> dict[str, int]:
     return caps
 
 
+def _check_upstream(args: argparse.Namespace) -> None:
+    """The serve flags that say how a gateway reaches its optimizer, checked before start."""
+    if args.tls_ca:  # it used to double as the gateway's upstream CA: say where that went
+        raise SystemExit(
+            "serve: --tls-ca verifies servers for client commands; a server takes --tls-client-ca, "
+            "a gateway's optimizer is verified with --upstream-tls-ca"
+        )
+    given = [
+        flag
+        for flag, value in [
+            ("--upstream-token", args.upstream_token),
+            ("--upstream-tls-ca", args.upstream_tls_ca),
+            ("--upstream-tls-cert", args.upstream_tls_cert),
+            ("--upstream-tls-key", args.upstream_tls_key),
+        ]
+        if value
+    ]
+    if given and not (args.service == "gateway" and args.from_optimizer):
+        raise SystemExit(f"serve: {', '.join(given)} only with serve gateway --from-optimizer ADDRESS")
+    if bool(args.upstream_tls_cert) != bool(args.upstream_tls_key):
+        raise SystemExit("serve: --upstream-tls-cert and --upstream-tls-key go together")
+    if args.upstream_tls_cert and not args.upstream_tls_ca:
+        raise SystemExit("serve: a client certificate (--upstream-tls-cert) needs --upstream-tls-ca")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if not args.grace >= 0:  # also refuses NaN
         raise SystemExit(f"serve: --grace must be a number of seconds >= 0, got {args.grace}")
     from dspyops.connections import ConnectionsFileError, parse_endpoint_allowlist
     from dspyops.logs import guard_streams
 
+    _check_upstream(args)
     guard_streams()  # a service process: whatever reaches stdout/stderr is scrubbed
     try:
         return _serve(args, tuple(sorted(parse_endpoint_allowlist(args.allow_request_endpoints))))
@@ -296,8 +322,10 @@ def _serve(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
                     predictions=args.predictions,
                     canary_interval=args.canary_interval,
                     security=_server_security(args),
-                    optimizer_token=args.token,
-                    optimizer_tls_ca=args.tls_ca,
+                    upstream_token=args.upstream_token,
+                    upstream_tls_ca=args.upstream_tls_ca,
+                    upstream_tls_cert=args.upstream_tls_cert,
+                    upstream_tls_key=args.upstream_tls_key,
                     lm_connections=args.lm_connections,
                     allow_request_endpoints=request_endpoints,
                 ),
@@ -1078,6 +1106,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST[:PORT],...",
         help="hosts a request's lm.api_base may name (with a key variable the connections file names); "
         "none: requests name no endpoint",
+    )
+    p.add_argument(
+        "--upstream-token",
+        default=os.environ.get("DSPYOPS_UPSTREAM_TOKEN", ""),
+        help="gateway --from-optimizer: a reader token for the optimizer (env DSPYOPS_UPSTREAM_TOKEN)",
+    )
+    p.add_argument(
+        "--upstream-tls-ca",
+        default="",
+        help="gateway --from-optimizer: CA of the optimizer's certificate (TLS on)",
+    )
+    p.add_argument(
+        "--upstream-tls-cert",
+        default="",
+        help="gateway --from-optimizer: client certificate, for an optimizer that requires one",
+    )
+    p.add_argument(
+        "--upstream-tls-key", default="", help="gateway --from-optimizer: key of --upstream-tls-cert"
     )
     p.set_defaults(func=cmd_serve)
 

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from dspyops import reflection
 from dspyops.errors import DspyopsError
+from dspyops.health import HealthServicer
 from dspyops.limits import MAX_MESSAGE_BYTES, check_request
 from dspyops.scrub import learn_token_hashes, scrub
 
@@ -108,8 +109,8 @@ class Security:
 
 def make_server(
     service_names: Sequence[str], security: Security | None = None
-) -> tuple[grpc.aio.Server, health.HealthServicer]:
-    """A grpc.aio server with the health and reflection services registered."""
+) -> tuple[grpc.aio.Server, HealthServicer]:
+    """A grpc.aio server with the health and reflection (v1 and v1alpha) services registered."""
     interceptors = []
     if security and security.tokens_file:
         from dspyops.auth import AuthInterceptor, load_tokens
@@ -125,20 +126,19 @@ def make_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable(server, (*service_names, health.SERVICE_NAME))
     return server, health_servicer
 
 
-async def set_serving(health_servicer: Any, service_names: Sequence[str], serving: bool = True) -> None:
+async def set_serving(
+    health_servicer: HealthServicer, service_names: Sequence[str], serving: bool = True
+) -> None:
+    """The status of the server ("") and of each service; ignored once shutting down."""
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", *service_names):
-        result = health_servicer.set(name, status)
-        if hasattr(result, "__await__"):
-            await result
+        await health_servicer.set(name, status)
 
 
 def bind(server: grpc.aio.Server, host: str, port: int, security: Security | None = None) -> int:

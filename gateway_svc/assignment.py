@@ -3,21 +3,42 @@
 The same routing key, seed and weights give the same variant in any language that has a
 GrowthBook SDK: FNV-1a 32-bit hashing (v1 and v2), bucket ranges from cumulative weights
 scaled by coverage, and the half-open range lookup. Verified against the SDKs' own
-cross-language cases in shared/conformance/growthbook_cases.json.
+cross-language cases in shared/conformance/growthbook_cases.json, and against the official
+Python SDK for random Unicode keys (tests/test_assignment_parity.py).
+
+The hash runs over UTF-16 code units, as the JavaScript SDK's `hashFnv32a` does
+(`str.charCodeAt(i)`) and the Python SDK too: a character outside the Basic Multilingual
+Plane (an emoji) counts as its two surrogates. FNV-1a over 16-bit units is in no library
+(they hash bytes), hence the loop here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import sys
+from collections.abc import Iterable, Sequence
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
+_UTF16_NATIVE = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"  # so a "H" view reads units
+_BEYOND_LATIN1 = re.compile("[^\x00-\xff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # characters that take two UTF-16 code units
 
 
 def fnv1a32(value: str) -> int:
+    """FNV-1a 32-bit over the UTF-16 code units of `value` (GrowthBook's hashFnv32a)."""
     h = _FNV_OFFSET
-    for byte in value.encode("utf-8"):
-        h ^= byte
+    units: Iterable[int]
+    if value.isascii():  # most keys: a byte is a code unit, and bytes iterate fastest
+        units = value.encode()
+    elif _BEYOND_LATIN1.search(value) is None:  # josé, müller: still one byte per code unit
+        units = value.encode("latin-1")
+    elif _ASTRAL.search(value) is None:  # the rest of the BMP: a code point is a code unit
+        units = map(ord, value)
+    else:  # a character past U+FFFF is two code units, its surrogate pair
+        units = memoryview(value.encode(_UTF16_NATIVE, "surrogatepass")).cast("H")
+    for unit in units:
+        h ^= unit
         h = (h * _FNV_PRIME) & 0xFFFFFFFF
     return h
 

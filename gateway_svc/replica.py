@@ -16,19 +16,28 @@ import structlog
 from dspyops.events import decode
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import EMPTY, State, fold
+from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 
 _log = structlog.get_logger()
 _REGISTERED = "dspyops.v1.VersionRegistered"
 _FOLD_IN_THREAD = 2_000  # events: ~5-10 ms of fold, more than a request should wait behind
+_TAIL_RETRY = 1.0  # seconds before tailing again after the source or a fold failed
 
 
 class Replica:
     def __init__(
-        self, source: LogSource, initial: State = EMPTY, artifacts: dict[str, bytes] | None = None
+        self,
+        source: LogSource,
+        initial: State = EMPTY,
+        artifacts: dict[str, bytes] | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
-        """`initial`: a snapshot's state to start from (then `artifacts` must hold its versions')."""
+        """`initial`: a snapshot's state to start from (then `artifacts` must hold its versions');
+        `readiness`: told how the tail goes (serving once caught up, and while it can follow)."""
         self.source = source
+        self.readiness = readiness or Readiness("the log")
+        self.readiness.position = initial.position
         self.state: State = initial
         self.artifacts: dict[str, bytes] = dict(artifacts or {})
         self.folded = 0  # events folded by this replica (not counting the snapshot)
@@ -53,7 +62,26 @@ class Replica:
         return True
 
     async def _tail(self) -> None:
-        async for page in self.source.pages(self.state.position):
+        """Follow the source for good: a failure of the source or of a fold is reported to
+        the readiness (not serving, with the reason) and the tail starts again from the
+        position it has reached, instead of dying while health still says SERVING."""
+        last = ""
+        while True:
+            try:
+                await self._follow()
+                return  # the source ended: it was closed
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                if reason != last:  # the traceback once, not once per retry
+                    _log.exception("log_tail_failed", position=self.state.position)
+                    last = reason
+                await self.readiness.failed(reason)
+                await asyncio.sleep(_TAIL_RETRY)
+
+    async def _follow(self) -> None:
+        async for page in self.source.pages(self.state.position, self.readiness):
             for event in page:
                 if event.type == _REGISTERED:
                     registered = decode(event)
@@ -68,6 +96,7 @@ class Replica:
             self.folded += len(page)
             async with self._advanced:
                 self._advanced.notify_all()
+            await self.readiness.advanced(self.state.position)
 
     async def stop(self) -> None:
         if self._task:

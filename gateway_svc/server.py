@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -21,13 +20,14 @@ from typing import Any
 import grpc
 import structlog
 
-from dspyops import rpc
+from dspyops import rpc, serving
 from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
-from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
 from dspyops.events import decode
+from dspyops.health import HealthServicer
 from dspyops.logs import configure
 from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
@@ -40,6 +40,7 @@ from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.history import History
 from gateway_svc.loader import LoadedProgram, ProgramCache
+from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
 from gateway_svc.replica import Replica
 from gateway_svc.routing import decide, decide_from_hash, hash_value
@@ -139,6 +140,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> gpb.PredictResponse:
         started = time.perf_counter()
+        readiness = self.replica.readiness
+        if not readiness.ready:  # an empty or stale replica would answer "no deployment" or worse
+            raise Unavailable("", f"this gateway is not serving: {readiness.reason}")
         state = await self._state_as_of(request.as_of)
         deployment = deployment_of(state, request.deployment)
         decision = decide(deployment, request.routing_key)
@@ -501,8 +505,12 @@ class GatewayConfig:
     predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
     canary_interval: float = 1.0  # seconds between canary checks; 0 disables the loop
     security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
-    optimizer_token: str = ""  # to tail a secured optimizer: a token with the reader role ...
-    optimizer_tls_ca: str = ""  # ... and the CA of its certificate
+    # how to reach a secured optimizer (with `optimizer` only): a token with the reader role,
+    # the CA of its certificate (turns TLS on), and a client certificate if it requires one
+    upstream_token: str = ""
+    upstream_tls_ca: str = ""
+    upstream_tls_cert: str = ""
+    upstream_tls_key: str = ""
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
@@ -518,12 +526,14 @@ class RunningGateway:
         replica: Replica,
         records: PredictionStore,
         store: EventStore | None,
+        health: HealthServicer,
     ) -> None:
         self.server = server
         self.port = port
         self.replica = replica
         self.records = records
         self.store = store
+        self.health = health
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -531,6 +541,7 @@ class RunningGateway:
         return f"127.0.0.1:{self.port}"
 
     async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING first; Watch streams end
         for task in self.tasks:
             task.cancel()
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
@@ -544,6 +555,14 @@ async def start(config: GatewayConfig) -> RunningGateway:
     configure("gateway_svc")
     if bool(config.log) == bool(config.optimizer):
         raise ValueError("give exactly one of log (a file path) or optimizer (an address)")
+    upstream = (
+        config.upstream_token,
+        config.upstream_tls_ca,
+        config.upstream_tls_cert,
+        config.upstream_tls_key,
+    )
+    if config.log and any(upstream):
+        raise ValueError("upstream_*: only a gateway tailing a remote optimizer has an upstream")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     source: LogSource
     store: EventStore | None = None
@@ -557,26 +576,37 @@ async def start(config: GatewayConfig) -> RunningGateway:
         initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log)
     else:
         source = RemoteLogSource(
-            config.optimizer, token=config.optimizer_token, tls_ca=config.optimizer_tls_ca
+            config.optimizer,
+            token=config.upstream_token,
+            tls_ca=config.upstream_tls_ca,
+            tls_cert=config.upstream_tls_cert,
+            tls_key=config.upstream_tls_key,
         )
     predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
     if not predictions:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
     records = PredictionStore(predictions)
-    replica = Replica(source, initial, artifacts)
     server, health = rpc.make_server([SERVICE], config.security)
+    described = f"the log file {config.log}" if config.log else f"the optimizer at {config.optimizer}"
+    readiness = Readiness(described, health, [SERVICE])
+    replica = Replica(source, initial, artifacts, readiness)
     service = GatewayService(replica, records, store, connections)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
+    # NOT_SERVING until the first catch-up is done; the readiness turns it to SERVING then
     await rpc.set_serving(health, [SERVICE], serving=False)
-    await replica.start(head)  # serve only once the replay has reached the head it saw at start
-    await rpc.set_serving(health, [SERVICE])
-    structlog.get_logger().info("gateway_listening", port=port, position=replica.state.position)
+    # A file gateway replays its own file before it opens for business (port file included);
+    # a remote one cannot know when (or whether) its optimizer will answer, so it starts
+    # listening at once and says so through health.
+    await replica.start(head)
+    structlog.get_logger().info(
+        "gateway_listening", port=port, position=replica.state.position, serving=readiness.ready
+    )
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    running = RunningGateway(server, port, replica, records, store)
+    running = RunningGateway(server, port, replica, records, store, health)
     if store is not None and config.canary_interval > 0:
         running.tasks.append(
             asyncio.create_task(service.canary_loop(config.canary_interval), name="canary-loop")
@@ -605,34 +635,8 @@ def _from_snapshot(store: EventStore, log: str) -> tuple[State, dict[str, bytes]
 
 
 async def serve(config: GatewayConfig, grace: float = 5.0) -> None:
-    """Run until SIGTERM/SIGINT, then drain: new calls are refused at once, calls in flight
-    get `grace` seconds to finish (their prediction records committed), then exit."""
+    """Run until SIGTERM/SIGINT, then drain (dspyops.serving): health NOT_SERVING, new calls
+    are refused, calls in flight get `grace` seconds to finish (their prediction records
+    committed), then exit."""
     running = await start(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    structlog.get_logger().info("gateway_draining", grace_seconds=grace)
-    settled = await _settle(quiet=0.1, limit=min(1.0, grace / 2))
-    await running.stop(max(0.0, grace - settled))
-
-
-async def _settle(quiet: float, limit: float) -> float:
-    """Keep serving until no new task has started for `quiet` seconds (at most `limit`).
-
-    grpc's stop() cancels at once the calls that have reached the server but are still
-    queued for a handler (the client sees CANCELLED), so a burst sent just before SIGTERM
-    would lose its tail. Each call the server picks up starts a task; once they stop
-    appearing, the queue is empty and stop() can refuse new calls and drain the rest.
-    Returns the seconds spent."""
-    loop = asyncio.get_running_loop()
-    started = last_new = loop.time()
-    seen = asyncio.all_tasks()
-    while loop.time() - last_new < quiet and loop.time() - started < limit:
-        await asyncio.sleep(0.01)
-        now = asyncio.all_tasks()
-        if now - seen:
-            last_new = loop.time()
-        seen = now
-    return loop.time() - started
+    await serving.serve_until_signalled(running, "gateway", grace)

@@ -23,6 +23,7 @@ from dspyops.eventlog.wakeup import DataVersionProbe
 from dspyops.events import from_proto
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
+from dspyops.rpc import MAX_MESSAGE_BYTES
 
 try:  # Linux only; elsewhere the file tail probes on a timer
     from inotify_simple import INotify, flags
@@ -40,10 +41,25 @@ SETTLE = 0.25
 # ... and the longest wait without any notification (a net under the watch; also the
 # probe interval where there is no watch is PROBE_INTERVAL throughout)
 WATCH_TIMEOUT = 0.02
+RETRY_DELAY = 0.5  # seconds before a remote source's first retry; doubled per failure ...
+MAX_RETRY_DELAY = 5.0  # ... up to this
+CONNECT_TIMEOUT = 30.0  # seconds for the ReadLog that opens each (re)connection
+
+
+class TailObserver(Protocol):
+    """Told by a source how following it goes (the gateway's readiness listens)."""
+
+    async def connected(self, head: int) -> None:
+        """(Re)connected; the source's head at that moment."""
+
+    async def failed(self, reason: str) -> None:
+        """No progress possible for now (the source retries); `reason` says why."""
 
 
 class LogSource(Protocol):
-    def pages(self, after_position: int) -> AsyncIterator[list[StoredEvent]]: ...
+    def pages(
+        self, after_position: int, observer: TailObserver | None = None
+    ) -> AsyncIterator[list[StoredEvent]]: ...
 
     async def close(self) -> None: ...
 
@@ -132,12 +148,16 @@ class FileLogSource:
             except sqlite3.Error as exc:  # e.g. no -shm access: fall back to polling reads
                 _log.warning("log_probe_unavailable", path=store.path, error=str(exc))
 
-    async def pages(self, after_position: int) -> AsyncIterator[list[StoredEvent]]:
+    async def pages(
+        self, after_position: int, observer: TailObserver | None = None
+    ) -> AsyncIterator[list[StoredEvent]]:
         last = after_position
         probe = self._probe
         watch = FileWatch.open(self.store.path, asyncio.get_running_loop()) if probe else None
         self._watch = watch
         try:
+            if observer is not None:
+                await observer.connected(await asyncio.to_thread(self.store.head))
             while not self.store.closed:
                 # taken before the read: a commit racing with the read changes it, so the
                 # wait below returns at once and nothing committed is ever waited out
@@ -183,8 +203,27 @@ class FileLogSource:
             self._probe.close()
 
 
+class SourceProblem(Exception):
+    """The optimizer answers, but not with a log this gateway can follow on from."""
+
+
+class StreamGap(SourceProblem):
+    """The stream skipped or repeated a position: nothing from it is folded."""
+
+
+class LogBehind(SourceProblem):
+    """The optimizer's head is before this gateway's position: a truncated or different log."""
+
+
 class RemoteLogSource:
     """Tails the optimizer's SubscribeLog; reconnects from the last position it saw.
+
+    Each (re)connection first asks ReadLog for the optimizer's head, which tells the
+    observer how far the first catch-up (or the catch-up after a failure) must go; a
+    failure of either call (UNAUTHENTICATED, UNAVAILABLE, RESOURCE_EXHAUSTED, a message over
+    the limit, a gap in the stream, a head before the gateway's position) is reported with
+    its reason, then retried with a growing delay. The channel takes the servers' message
+    limits (dspyops.rpc), so any event the optimizer can send, the gateway can receive.
 
     A pump task moves the stream's messages into a queue; a page is whatever has arrived by
     the time the replica asks (up to `page_size`), so a catch-up over the network is folded
@@ -194,32 +233,60 @@ class RemoteLogSource:
     def __init__(
         self,
         address: str,
-        retry_delay: float = 0.5,
+        retry_delay: float = RETRY_DELAY,
         *,
         token: str = "",
         tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
         page_size: int = CATCH_UP_PAGE,
     ) -> None:
         """`token`: a bearer token with at least the reader role; `tls_ca`: the CA that
-        signed the optimizer's certificate (turns TLS on)."""
+        signed the optimizer's certificate (turns TLS on); `tls_cert`/`tls_key`: the client
+        certificate, for an optimizer that requires one."""
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("upstream_tls_cert and upstream_tls_key: give both or neither")
+        if tls_cert and not tls_ca:
+            raise ValueError("upstream_tls_cert: a client certificate needs TLS (upstream_tls_ca)")
         self.address = address
+        self._tls_without_cert = bool(tls_ca) and not tls_cert
         self.retry_delay = retry_delay
         self.page_size = page_size
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
         if tls_ca:
-            credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
-            self._channel = grpc.aio.secure_channel(address, credentials)
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=Path(tls_ca).read_bytes(),
+                private_key=Path(tls_key).read_bytes() if tls_key else None,
+                certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
+            )
+            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         else:
-            self._channel = grpc.aio.insecure_channel(address)
+            self._channel = grpc.aio.insecure_channel(address, options=options)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._stub = optimizer_pb2_grpc.OptimizerStub(self._channel)
 
-    async def pages(self, after_position: int) -> AsyncIterator[list[StoredEvent]]:
+    async def pages(
+        self, after_position: int, observer: TailObserver | None = None
+    ) -> AsyncIterator[list[StoredEvent]]:
         position = after_position
+        delay = self.retry_delay
         while True:
             # bounded: a slow fold holds the pump back instead of buffering without limit
             queue: asyncio.Queue[StoredEvent | BaseException | None] = asyncio.Queue(self.page_size)
-            pump = asyncio.create_task(self._pump(position, queue), name="log-source-pump")
+            pump: asyncio.Task[None] | None = None
             try:
+                head = await self._head(position)
+                if head < position:
+                    raise LogBehind(
+                        f"its log ends at position {head}, before this gateway's {position}: "
+                        "not the log this gateway has folded (restored from a backup? another file?)"
+                    )
+                if observer is not None:
+                    await observer.connected(head)
+                pump = asyncio.create_task(self._pump(position, queue), name="log-source-pump")
                 while True:
                     items = [await queue.get()]
                     while len(items) < self.page_size and not queue.empty():
@@ -232,24 +299,51 @@ class RemoteLogSource:
                             end, ended = item, True
                             break
                         if item.position != position + 1:  # would be a gap or a duplicate: never fold it
-                            raise RuntimeError(f"log stream jumped from {position} to {item.position}")
+                            end, ended = (
+                                StreamGap(f"the stream jumped from {position} to {item.position}"),
+                                True,
+                            )
+                            break
                         position = item.position
                         page.append(item)
                     if page:
                         yield page
+                        delay = self.retry_delay  # progress: the next failure retries quickly again
                     if end is not None:
                         raise end
                     if ended:
                         break  # the server ended the stream: subscribe again from where we are
-            except grpc.aio.AioRpcError as exc:
-                _log.warning(
-                    "log_source_reconnect", address=self.address, code=exc.code().name, position=position
-                )
-                await asyncio.sleep(self.retry_delay)
+            except (grpc.aio.AioRpcError, SourceProblem) as exc:
+                reason = self._reason(exc)
+                _log.debug("log_source_retry", address=self.address, position=position, reason=reason)
+                if observer is not None:
+                    await observer.failed(reason)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
             finally:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pump
+                if pump is not None:
+                    pump.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pump
+
+    async def _head(self, position: int) -> int:
+        """The optimizer's head now (one ReadLog call; it also proves credentials and TLS)."""
+        request = opb.ReadLogRequest(after=position, limit=1)
+        response = await self._stub.ReadLog(request, metadata=self._metadata, timeout=CONNECT_TIMEOUT)
+        return response.head
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, grpc.aio.AioRpcError):
+            details = (exc.details() or "")[:300]
+            reason = f"{exc.code().name} from the optimizer at {self.address}: {details}"
+            # an optimizer that requires client certificates closes the TLS handshake of a
+            # client without one; the client sees only a closed socket, so name the likely cause
+            if self._tls_without_cert and any(w in details.lower() for w in ("socket closed", "handshake")):
+                reason += (
+                    " (does it require a client certificate? give --upstream-tls-cert/--upstream-tls-key)"
+                )
+            return reason
+        return f"from the optimizer at {self.address}: {exc}"
 
     async def _pump(
         self, after_position: int, queue: asyncio.Queue[StoredEvent | BaseException | None]

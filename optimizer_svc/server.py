@@ -7,7 +7,6 @@ loop keeps answering other RPCs and streaming job progress while jobs run.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +14,13 @@ from pathlib import Path
 import grpc
 import structlog
 
-from dspyops import rpc
+from dspyops import rpc, serving
 from dspyops.artifacts import ArtifactStore
 from dspyops.caps import Cap
 from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore, open_store
+from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
 from dspyops.logs import configure
 from dspyops.logwire import envelope, read_reply
@@ -360,12 +360,14 @@ class RunningOptimizer:
         port: int,
         jobs: JobManager,
         store: EventStore,
+        health: HealthServicer,
         evaluations: EvaluationPool | None = None,
     ) -> None:
         self.server = server
         self.port = port
         self.jobs = jobs
         self.store = store
+        self.health = health
         self.evaluations = evaluations
 
     @property
@@ -373,6 +375,7 @@ class RunningOptimizer:
         return f"127.0.0.1:{self.port}"
 
     async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING first; Watch streams end
         await asyncio.to_thread(self.jobs.shutdown, "optimizer shutting down", grace)
         await self.server.stop(grace)  # evaluations in flight get the grace; then their RPCs end
         if self.evaluations is not None:
@@ -416,17 +419,11 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     )
     if config.port_file:
         config.port_file.write_text(str(port))
-    return RunningOptimizer(server, port, jobs, store, evaluations)
+    return RunningOptimizer(server, port, jobs, store, health, evaluations)
 
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:
-    """Run until SIGTERM/SIGINT; running jobs end Interrupted on the record, and calls in
-    flight get `grace` seconds to finish before exit."""
+    """Run until SIGTERM/SIGINT, then drain (dspyops.serving): health NOT_SERVING, running
+    jobs end Interrupted on the record, calls in flight get `grace` seconds to finish."""
     running = await start(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    structlog.get_logger().info("optimizer_draining", grace_seconds=grace)
-    await running.stop(grace)
+    await serving.serve_until_signalled(running, "optimizer", grace)

@@ -16,9 +16,18 @@ from gateway_svc.assignment import (
     run_experiment,
 )
 
-CASES = json.loads(
-    (Path(__file__).resolve().parents[2] / "shared" / "conformance" / "growthbook_cases.json").read_text()
-)
+
+def _cases_file() -> Path:
+    """shared/conformance/ beside the checkout: the nearest parent directory that has it (a
+    clone at /work/main and a worktree at /work/wt/hN both find /work/shared)."""
+    relative = Path("shared") / "conformance" / "growthbook_cases.json"
+    for parent in Path(__file__).resolve().parents:
+        if (parent / relative).is_file():
+            return parent / relative
+    raise FileNotFoundError(f"{relative} in no parent directory of {Path(__file__).parent}")
+
+
+CASES = json.loads(_cases_file().read_text())
 
 
 @pytest.mark.parametrize("seed,value,version,expected", CASES["hash"])

@@ -12,6 +12,7 @@ import dspy
 import pytest
 from dspy.lm15 import Config, Message, Request
 
+from dspyops import offline as offline_module
 from dspyops.connections import OFFLINE_ONLY, PLACEHOLDER_KEY, Connection, Connections
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig, build_lm
@@ -231,20 +232,42 @@ def test_usage_is_reported(offline: dspy.LM) -> None:
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
 
 
-def test_latency_sync_sleeps_and_async_overlaps() -> None:
-    lm = build_lm(LMConfig(latency_ms=100), OFFLINE_ONLY)
+def test_latency_sync_sleeps_and_async_overlaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync engine sleeps latency_ms per call; the async one awaits it, so concurrent
+    calls are in the engine together (observed by counting, not by timing them)."""
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def recorded_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(offline_module.time, "sleep", recorded_sleep)
+    lm = build_lm(LMConfig(latency_ms=500), OFFLINE_ONLY)
     predict = dspy.Predict("text -> label")
     with dspy.context(lm=lm):
-        start = time.perf_counter()
         predict(text="hello")
-        assert time.perf_counter() - start >= 0.1
+        assert slept == [0.5]
+
+        in_flight = {"now": 0, "most": 0}
+        original = AsyncOfflineEngine.complete
+
+        async def counted(self: AsyncOfflineEngine, request: Request) -> object:
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            try:
+                return await original(self, request)
+            finally:
+                in_flight["now"] -= 1
+
+        monkeypatch.setattr(AsyncOfflineEngine, "complete", counted)
 
         async def many() -> None:
             await asyncio.gather(*(predict.acall(text=f"ticket {i}") for i in range(10)))
 
-        start = time.perf_counter()
         asyncio.run(many())
-        assert time.perf_counter() - start < 0.6  # ten 100 ms calls overlap instead of taking 1 s
+        assert in_flight["most"] > 1  # serialized calls would each have left before the next came
+        assert slept == [0.5]  # the async calls never blocked the loop in time.sleep
 
 
 def test_instruction_proposal_prompts(offline: dspy.LM) -> None:

@@ -223,8 +223,8 @@ def test_a_remote_gateway_tails_a_secured_optimizer(
         optimizer=secured[0],
         predictions=str(tmp_path / "p.db"),
         canary_interval=0,
-        optimizer_token=TOKENS["reader"],
-        optimizer_tls_ca=str(pki / "ca.crt"),
+        upstream_token=TOKENS["reader"],
+        upstream_tls_ca=str(pki / "ca.crt"),
     )
     remote = ServerThread(lambda: start_gateway(config))
     try:

@@ -478,23 +478,21 @@ class EventStoreContract:
 
     def test_live_subscriber_wakes_promptly_on_local_append(self, store: EventStore) -> None:
         stop = threading.Event()
-        got: list[tuple[int, float]] = []
+        got: list[int] = []
 
         def consume() -> None:
-            # A long poll interval: only the in-process wake-up can make this prompt.
-            for event in store.subscribe(0, stop=stop, poll_interval=5.0):
-                got.append((event.position, time.monotonic()))
+            # A poll interval longer than the test: only the in-process wake-up delivers it.
+            for event in store.subscribe(0, stop=stop, poll_interval=3600.0):
+                got.append(event.position)
                 return
 
         consumer = threading.Thread(target=consume)
         consumer.start()
         time.sleep(0.2)  # let it catch up and start waiting
-        appended_at = time.monotonic()
         store.append("s", [ev()], 0)
-        consumer.join(4)
+        consumer.join(60)
         stop.set()
-        assert got and got[0][0] == 1
-        assert got[0][1] - appended_at < 1.0
+        assert got == [1]
 
     def test_close_ends_subscriptions(self, make_store: StoreFactory) -> None:
         store = make_store()
@@ -577,15 +575,15 @@ class EventStoreContract:
 
     def test_wait_for(self, store: EventStore) -> None:
         assert store.wait_for(0, timeout=0)
-        started = time.monotonic()
-        assert not store.wait_for(1, timeout=0.2)
-        assert time.monotonic() - started >= 0.19
-        timer = threading.Timer(0.1, lambda: store.append("s", [ev(), ev()], 0))
-        timer.start()
-        started = time.monotonic()
-        assert store.wait_for(2, timeout=10)
-        assert time.monotonic() - started < 5
-        timer.join()
+        assert not store.wait_for(1, timeout=0.2)  # nothing came: it gives up
+        # returns once the append is visible, long before its own hour-long timeout (a waiter
+        # that missed it would still be waiting when the join below gives up)
+        result: list[bool] = []
+        waiter = threading.Thread(target=lambda: result.append(store.wait_for(2, timeout=3600)))
+        waiter.start()
+        store.append("s", [ev(), ev()], 0)
+        waiter.join(60)
+        assert result == [True]
 
     # -- integrity ----------------------------------------------------------------------------
 

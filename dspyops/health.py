@@ -1,0 +1,50 @@
+"""grpc.health.v1 for both services: grpc_health's asyncio servicer, with Watch streams
+that end at shutdown.
+
+grpc_health's `enter_graceful_shutdown()` sets every service NOT_SERVING, but its Watch
+handler loops until the client goes away, so an open Watch stream (a load balancer, a
+sidecar) keeps `server.stop(grace)` waiting for the whole grace. Here a watcher is sent
+NOT_SERVING and its stream then ends with OK, so the drain waits only for real calls.
+"""
+
+from __future__ import annotations
+
+from grpc_health.v1 import health, health_pb2
+
+_SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+
+class HealthServicer(health.aio.HealthServicer):
+    @property
+    def shutting_down(self) -> bool:
+        return self._gracefully_shutting_down
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: object) -> None:  # type: ignore[override]
+        # grpc_health's loop (same bookkeeping of its conditions and counts), which also
+        # returns once the server is shutting down and the final status has been written
+        condition = self._server_watchers[request.service]
+        self._watcher_count_by_service[request.service] += 1
+        last_status = None
+        try:
+            async with condition:
+                while True:
+                    status = self._server_status.get(request.service, _SERVICE_UNKNOWN)
+                    if status != last_status:
+                        await context.write(health_pb2.HealthCheckResponse(status=status))  # type: ignore[attr-defined]
+                        last_status = status
+                    if self._gracefully_shutting_down:
+                        return
+                    await condition.wait()
+        finally:
+            self._watcher_count_by_service[request.service] -= 1
+            if self._watcher_count_by_service[request.service] == 0:
+                del self._server_watchers[request.service]
+                del self._watcher_count_by_service[request.service]
+
+    async def enter_graceful_shutdown(self) -> None:
+        """Every service NOT_SERVING from now on; every Watch stream gets its last status
+        and ends (watchers of a service never registered too: theirs is SERVICE_UNKNOWN)."""
+        await super().enter_graceful_shutdown()
+        for condition in list(self._server_watchers.values()):
+            async with condition:
+                condition.notify_all()
