@@ -1,7 +1,14 @@
 """The state as it was: fold the log up to a position, or up to the last event recorded at
 or before a time. Positions and timestamps only grow, so "as of time T" is a prefix of the
 log found by binary search. Folded states are cached by position (the fold is pure, so a
-cached state is exactly what a fresh replay would give)."""
+cached state is exactly what a fresh replay would give).
+
+Both services use it: the gateway for as-of reads, rollback and ExplainPrediction, and the
+one writer path (dspyops.commands) to answer a retried command with the state right after
+its first append. A state is folded from the nearest start below the position: a cached
+state, a state the caller has at hand (`near`), or a snapshot; with none of these, from the
+beginning of the log (bench/bench_replay.py measures that rate).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +18,25 @@ from datetime import datetime
 
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore
+from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State, fold
 
 _PAGE = 5000
+# a snapshot is looked for only when the best start at hand is this many events short:
+# below that, folding the gap costs less than reading and decoding a snapshot
+_SNAPSHOT_GAIN = 20_000
 
 
 class History:
-    def __init__(self, store: EventStore, cache_size: int = 64) -> None:
+    def __init__(
+        self, store: EventStore, cache_size: int = 64, snapshots: SnapshotStore | None = None
+    ) -> None:
         self.store = store
+        self.snapshots = snapshots
         self._cache: OrderedDict[int, State] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()  # one SQLite connection: one reader at a time
 
     def position_at(self, when: datetime) -> int:
         """The last position recorded at or before `when` (0: before the first event)."""
@@ -35,16 +50,27 @@ class History:
                 high = mid - 1
         return low
 
-    def state_at(self, position: int) -> State:
+    def state_at(self, position: int, near: State | None = None) -> State:
+        """The state right after `position`. `near`: a state of this log the caller has (at
+        any position); it is folded forward from when it is the closest start."""
         head = self.store.head()
         if position > head:
             raise InvalidArgument("as_of.position", f"position {position} is beyond the log's head {head}")
+        if near is not None and near.position == position:
+            return near
         with self._lock:
             if position in self._cache:
                 self._cache.move_to_end(position)
                 return self._cache[position]
             base = max((p for p in self._cache if p <= position), default=0)
             state = self._cache[base] if base else EMPTY
+        if near is not None and state.position < near.position <= position:
+            state = near
+        if self.snapshots is not None and position - state.position >= _SNAPSHOT_GAIN:
+            with self._snapshot_lock:
+                snapshot = self.snapshots.latest(self.store, at_most=position)
+            if snapshot is not None and snapshot.position > state.position:
+                state = snapshot
         while state.position < position:
             page = self.store.read(after_position=state.position, limit=min(_PAGE, position - state.position))
             if not page:

@@ -24,9 +24,11 @@ import structlog
 from dspyops import rpc
 from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
+from dspyops.commands import Commands, Decision, check_request_id
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
+from dspyops.eventlog import EventStore, log_file, open_store
 from dspyops.events import decode
+from dspyops.history import History
 from dspyops.logs import configure
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
@@ -35,8 +37,8 @@ from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
 from gateway_svc.canary import Canaries
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
-from gateway_svc.history import History
 from gateway_svc.loader import LoadedProgram, ProgramCache
+from gateway_svc.outcomes import check_outcome
 from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
 from gateway_svc.replica import Replica
 from gateway_svc.routing import decide, decide_from_hash, hash_value
@@ -52,13 +54,18 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         replica: Replica,
         records: PredictionStore,
         store: EventStore | None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.replica = replica
         self.records = records
         self.store = store  # None when tailing a remote optimizer: no history, no writes
-        self.history = History(store) if store else None
-        self.experiments = Experiments(store, self.history, records) if store and self.history else None
-        self.canaries = Canaries(store, records) if store else None
+        self.history = History(store, snapshots=snapshots) if store else None
+        # the one writer path: commands decide from the replica's state (dspyops.commands)
+        self.commands = (
+            Commands(store, lambda: self.replica.state, self.history) if store and self.history else None
+        )
+        self.experiments = Experiments(self.history, records) if self.history else None
+        self.canaries = Canaries(self.commands, records) if self.commands else None
         self.programs = ProgramCache()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._hash_cache: tuple[int, str] = (-1, "")
@@ -99,6 +106,13 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         """Wait until the replica has folded our own append, so the answer shows it."""
         await self.replica.wait_for(position, timeout=10)
         return self.replica.state
+
+    async def _settled(self, state: State) -> State:
+        """A command's answer: the state right after its batch (for a retry, the first
+        attempt's batch), once the replica has folded it too, so the caller's next request
+        sees the change. The replica's own state when it is exactly there (its hash is cached)."""
+        await self.replica.wait_for(state.position, timeout=10)
+        return self.replica.state if self.replica.state.position == state.position else state
 
     # ------------------------------------------------------------------ serving
 
@@ -268,10 +282,17 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     async def RecordOutcome(
         self, request: gpb.RecordOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> gpb.RecordOutcomeResponse:
-        record = await asyncio.to_thread(self.records.add_outcome, request.prediction_id, request.value)
+        record = await asyncio.to_thread(self._record_outcome, request)
         return gpb.RecordOutcomeResponse(
             prediction_id=record.prediction_id, version=record.version, experiment_id=record.experiment_id
         )
+
+    def _record_outcome(self, request: gpb.RecordOutcomeRequest) -> PredictionRecord:
+        """Check the value against the metric of the prediction's experiment or canary, then
+        record it once (a retry with the same request_id gets the first answer)."""
+        request_id = check_request_id(request.request_id)
+        check_outcome(self.replica.state, self.history, self.records, request)
+        return self.records.add_outcome(request.prediction_id, request.value, request_id=request_id)
 
     def _state_view(self, state: State, deployment: DeploymentState) -> gpb.DeploymentState:
         view = gpb.DeploymentState(
@@ -311,12 +332,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     # ------------------------------------------------------------------ experiments and rollback
 
     async def _command(
-        self, command: Callable[..., AppendResult], request: Any, *args: Any
+        self, method: str, decide: Callable[[State, Any], Decision], request: Any
     ) -> gpb.DeploymentState:
-        """Run a deployment command on the current state (in a thread: it appends), then
-        answer with the state once this replica has folded the append."""
-        result = await asyncio.to_thread(command, self.replica.state, request, *args)
-        state = await self._applied(result.last_position)
+        """Run a deployment command through the one writer path, deciding on the replica's
+        state (in a thread: it appends), then answer with the state right after its batch."""
+        assert self.commands is not None
+        outcome = await asyncio.to_thread(
+            self.commands.run, method, request, lambda state: decide(state, request)
+        )
+        state = await self._settled(outcome.state)
         return self._state_view(state, deployment_of(state, request.deployment))
 
     @rpc.unary
@@ -324,7 +348,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.StartExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        return await self._command(experiments.start, request)
+        return await self._command("StartExperiment", experiments.start, request)
 
     @rpc.unary
     async def GetExperimentResults(
@@ -339,14 +363,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.ConcludeExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        return await self._command(experiments.conclude, request)
+        return await self._command("ConcludeExperiment", experiments.conclude, request)
 
     @rpc.unary
     async def StopExperiment(
         self, request: gpb.StopExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        return await self._command(experiments.stop, request)
+        return await self._command("StopExperiment", experiments.stop, request)
 
     @rpc.unary
     async def StartCanary(
@@ -354,7 +378,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     ) -> gpb.DeploymentState:
         self._need_log("deployment")
         assert self.canaries is not None
-        return await self._command(self.canaries.start, request)
+        return await self._command("StartCanary", self.canaries.start, request)
 
     @rpc.unary
     async def EvaluateCanary(
@@ -403,11 +427,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     async def Rollback(
         self, request: gpb.RollbackRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
-        history, experiments = self._need_log("deployment")
+        _, experiments = self._need_log("deployment")
         if request.to.WhichOneof("point") is None:
             raise InvalidArgument("to", "give a log position or a time to roll back to")
-        position = await asyncio.to_thread(self._position, history, request.to, "to")
-        return await self._command(experiments.rollback, request, position)
+        return await self._command("Rollback", experiments.rollback, request)
 
     @rpc.unary
     async def ExplainPrediction(
@@ -474,12 +497,14 @@ class RunningGateway:
         replica: Replica,
         records: PredictionStore,
         store: EventStore | None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.server = server
         self.port = port
         self.replica = replica
         self.records = records
         self.store = store
+        self.snapshots = snapshots
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -492,6 +517,8 @@ class RunningGateway:
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
         self.records.close()
+        if self.snapshots is not None:
+            self.snapshots.close()
         if self.store is not None:
             self.store.close()
 
@@ -520,7 +547,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
     records = PredictionStore(predictions)
     replica = Replica(source, initial, artifacts)
     server, health = rpc.make_server([SERVICE], config.security)
-    service = GatewayService(replica, records, store)
+    # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
+    snapshots = SnapshotStore(snapshot_path(config.log)) if config.log else None
+    service = GatewayService(replica, records, store, snapshots)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
@@ -531,7 +560,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    running = RunningGateway(server, port, replica, records, store)
+    running = RunningGateway(server, port, replica, records, store, snapshots)
     if store is not None and config.canary_interval > 0:
         running.tasks.append(
             asyncio.create_task(service.canary_loop(config.canary_interval), name="canary-loop")
