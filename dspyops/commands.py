@@ -230,6 +230,7 @@ class Commands:
         (a Ledger folds its append); otherwise fold the few events from the decided state."""
         current = self.current()
         if current.position == position:
+            self.history.remember(current)  # a retry soon after is answered without a replay
             return current
         near = current if decided.position < current.position <= position else decided
         return self.history.state_at(position, near=near)

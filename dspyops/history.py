@@ -76,8 +76,14 @@ class History:
             if not page:
                 break
             state = fold(page, state)
+        self.remember(state)
+        return state
+
+    def remember(self, state: State) -> None:
+        """Keep a state of this log the caller folded anyway (e.g. right after a command's
+        append), so a question about that position soon after costs no replay."""
         with self._lock:
-            self._cache[position] = state
+            self._cache[state.position] = state
+            self._cache.move_to_end(state.position)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return state

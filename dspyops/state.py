@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -391,8 +392,9 @@ class _Builder:
         if self.requests is None:
             self.requests = dict(self.base.requests)
         if origin.request_id not in self.requests:
+            # one string object per method and stream, not one per entry (the index only grows)
             self.requests[origin.request_id] = RequestEntry(
-                origin.method, origin.request_sha256, event.stream, event.position
+                sys.intern(origin.method), origin.request_sha256, sys.intern(event.stream), event.position
             )
 
     def freeze(self, position: int) -> State:

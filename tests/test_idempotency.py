@@ -564,3 +564,48 @@ def test_gateway_retry_after_a_restart_answers_from_the_log(stack: Stack) -> Non
     assert stack.gw.stub.StartExperiment(request, timeout=10) == first
     assert stack.gw.stub.RecordOutcome(outcome, timeout=10) == first_outcome
     assert (stack.head(), stack.outcomes()) == (head, outcomes)
+
+
+def test_start_optimization_retry_after_a_restart_streams_the_job_from_the_log(stack: Stack) -> None:
+    request = opb.StartOptimizationRequest(
+        program="restarted-jobs",
+        spec=pb.ProgramSpec(module="Predict", signature=SIG),
+        optimizer="LabeledFewShot",
+        metric="exact_match",
+        trainset=examples(ROWS[:12]),
+        request_id=rid(),
+    )
+    first = list(stack.opt.stub.StartOptimization(request, timeout=120))
+    head = stack.head()
+    restart_optimizer(stack)
+    again = list(stack.opt.stub.StartOptimization(request, timeout=120))
+    # what WatchJob from 0 gives for that job: its logged events, in order
+    watched = list(stack.opt.stub.WatchJob(opb.WatchJobRequest(job_id=first[0].job_id), timeout=30))
+    assert again == watched
+    logged = [e for e in first if e.WhichOneof("kind") != "progress"]  # progress ticks are not logged
+    assert [e.WhichOneof("kind") for e in again] == [e.WhichOneof("kind") for e in logged]
+    assert again[0].accepted == first[0].accepted and again[-1].completed == first[-1].completed
+    assert stack.head() == head
+
+
+@pytest.mark.parametrize("bad", ["x" * 5000, "bad\nid", " padded "])
+def test_a_malformed_request_id_is_refused_naming_it(stack: Stack, bad: str) -> None:
+    head, outcomes = stack.head(), stack.outcomes()
+    calls = [
+        lambda: stack.opt.stub.SetAlias(
+            opb.SetAliasRequest(program="p", alias="bad", version="1.0.0", request_id=bad), timeout=10
+        ),
+        lambda: stack.gw.stub.StopExperiment(
+            gpb.StopExperimentRequest(deployment="x", request_id=bad), timeout=10
+        ),
+        lambda: stack.gw.stub.RecordOutcome(
+            gpb.RecordOutcomeRequest(prediction_id="x", value=1, request_id=bad), timeout=10
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details().startswith("request_id:"), refused.value.details()
+        assert len(refused.value.details()) < 400  # a short prefix of the value at most
+    assert (stack.head(), stack.outcomes()) == (head, outcomes)
