@@ -50,20 +50,35 @@ STATUSES = {
 Row = Mapping[str, str]
 Resp = TypeVar("Resp")
 
-# Calls gRPC may send again on UNAVAILABLE: those that change something (they carry a
-# request_id) and those that only read. Not these: each run does work or records something
-# without a request_id to recognise the repeat by.
-_NOT_RETRIED = frozenset({"Predict", "Evaluate", "CompareVersions", "CancelJob", "EvaluateCanary"})
-_SERVICES = (opb.DESCRIPTOR.services_by_name["Optimizer"], gpb.DESCRIPTOR.services_by_name["Gateway"])
+# The calls gRPC sends again on UNAVAILABLE: those that change something, which carry a
+# request_id, so the server recognises a repeat. Reads fail fast as they always did (a caller
+# probing a server that is going away must see it at once).
+MUTATING = {
+    "dspyops.v1.Optimizer": (
+        "StartOptimization",
+        "ImportProgram",
+        "SetVersionStatus",
+        "SetAlias",
+        "CreateDeployment",
+        "SetRoutes",
+    ),
+    "dspyops.v1.Gateway": (
+        "StartExperiment",
+        "ConcludeExperiment",
+        "StopExperiment",
+        "StartCanary",
+        "Rollback",
+        "RecordOutcome",
+    ),
+}
 SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
             {
                 "name": [
-                    {"service": service.full_name, "method": method.name}
-                    for service in _SERVICES
-                    for method in service.methods
-                    if method.name not in _NOT_RETRIED
+                    {"service": service, "method": method}
+                    for service, methods in MUTATING.items()
+                    for method in methods
                 ],
                 "retryPolicy": {
                     "maxAttempts": 5,

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore
+from dspyops.proto import gateway_pb2 as gpb
 from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State, fold
 
@@ -49,6 +50,19 @@ class History:
             else:
                 high = mid - 1
         return low
+
+    def position(self, point: gpb.AsOf, field: str) -> int:
+        """The log position an AsOf names: a position, or the last event at or before a time."""
+        which = point.WhichOneof("point")
+        if which is None:
+            raise InvalidArgument(field, "give a log position or a time")
+        if which == "position":
+            return point.position
+        try:
+            when = point.time.ToDatetime(tzinfo=UTC)
+        except ValueError as exc:  # out of the Timestamp range: a bad request, not a server error
+            raise InvalidArgument(f"{field}.time", str(exc)) from None
+        return self.position_at(when)
 
     def state_at(self, position: int, near: State | None = None) -> State:
         """The state right after `position`. `near`: a state of this log the caller has (at

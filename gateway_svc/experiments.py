@@ -14,7 +14,6 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 
 from dspyops.commands import Decision
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -155,7 +154,7 @@ class Experiments:
 
     def rollback(self, state: State, request: gpb.RollbackRequest) -> Decision:
         deployment = deployment_of(state, request.deployment)
-        position = self.position(request.to, "to")
+        position = self.history.position(request.to, "to")
         if position >= state.position + 1:
             raise InvalidArgument(
                 "to", f"position {position} is not in the past (log position {state.position})"
@@ -177,19 +176,6 @@ class Experiments:
             event.canary.CopyFrom(then.canary.to_proto())
         expected = request.expected_version if request.HasField("expected_version") else None
         return self._decision(deployment, [event], expected)
-
-    def position(self, point: gpb.AsOf, field: str) -> int:
-        """The log position an AsOf names: a position, or the last event at or before a time."""
-        which = point.WhichOneof("point")
-        if which is None:
-            raise InvalidArgument(field, "give a log position or a time to roll back to")
-        if which == "position":
-            return point.position
-        try:
-            when = point.time.ToDatetime(tzinfo=UTC)
-        except ValueError as exc:  # out of the Timestamp range: a bad request, not a server error
-            raise InvalidArgument(f"{field}.time", str(exc)) from None
-        return self.history.position_at(when)
 
     @staticmethod
     def _decision(deployment: DeploymentState, events: Sequence, expected: int | None) -> Decision:

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
 from statistics import median
 from typing import Any
 
@@ -89,18 +88,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         if point is None:
             return self.replica.state
         history, _ = self._need_log(field)
-        position = await asyncio.to_thread(self._position, history, as_of, field)
+        position = await asyncio.to_thread(history.position, as_of, field)
         return await asyncio.to_thread(history.state_at, position)
-
-    @staticmethod
-    def _position(history: History, as_of: gpb.AsOf, field: str) -> int:
-        if as_of.WhichOneof("point") == "position":
-            return as_of.position
-        try:
-            when = as_of.time.ToDatetime(tzinfo=UTC)
-        except ValueError as exc:  # out of the Timestamp range: a bad request, not a server error
-            raise InvalidArgument(f"{field}.time", str(exc)) from None
-        return history.position_at(when)
 
     async def _applied(self, position: int) -> State:
         """Wait until the replica has folded our own append, so the answer shows it."""

@@ -202,3 +202,18 @@ def test_the_cli_sends_request_id_and_names_it_after_a_failure(
     out = capsys.readouterr().out
     assert code == 1 and "UNAVAILABLE" in out
     assert "rerun with --request-id " in out
+
+
+def test_the_retried_methods_are_exactly_those_with_a_request_id() -> None:
+    from dspyops.client import MUTATING
+    from dspyops.proto import gateway_pb2 as gpb
+
+    with_id = {
+        (service.full_name, method.name)
+        for module in (opb, gpb)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+        if "request_id" in method.input_type.fields_by_name
+    }
+    assert {(s, m) for s, methods in MUTATING.items() for m in methods} == with_id
+    assert len(with_id) == 12
