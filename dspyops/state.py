@@ -1,5 +1,8 @@
 """The fold: log events -> registry, deployment and job state, at any log position.
 
+The state also indexes the client requests that command events answer (`State.requests`,
+from their `RequestOrigin`), so a writer can recognise a retried request (dspyops.commands).
+
 `fold` is a pure function: it never mutates the state it is given (a call copies the few
 containers it changes, once per call), so a gateway can keep serving from the old state while
 the next one is built, and replaying the same events always gives the same state. The

@@ -9,6 +9,7 @@ in any language sends them.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import uuid
@@ -481,7 +482,7 @@ def test_concurrent_gateway_commands_with_one_request_id_append_once(stack: Stac
 
 def test_two_gateway_processes_append_a_duplicate_once(stack: Stack) -> None:
     stack.deployment("two-gateways", {"1.0.0": 1.0})
-    env = {k: v for k, v in __import__("os").environ.items()}
+    env = dict(os.environ)
     args = ["gateway", "--log", stack.log, "--canary-interval", "0"]
     gateways = [ServiceProcess(f"gw{i}", args, stack.tmp, env) for i in range(2)]
     try:
