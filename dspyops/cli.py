@@ -362,6 +362,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             lm=lm,
             min_score=args.min_score,
             auto_promote=args.auto_promote,
+            request_id=args.request_id,
         )
         last = render_job_events(events, args.json)
     return 0 if last is not None and last.WhichOneof("kind") == "completed" else 1
@@ -455,7 +456,9 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     with _optimizer(args) as opt:
-        version = opt.set_version_status(args.program, args.version, args.status, args.reason)
+        version = opt.set_version_status(
+            args.program, args.version, args.status, args.reason, request_id=args.request_id
+        )
     console.print(
         f"{version.program} {version.version} is now {pb.VersionStatus.Name(version.status).lower()}"
     )
@@ -464,7 +467,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_alias(args: argparse.Namespace) -> int:
     with _optimizer(args) as opt:
-        info = opt.set_alias(args.program, args.alias, args.version)
+        info = opt.set_alias(args.program, args.alias, args.version, request_id=args.request_id)
     console.print(
         f"{info.program} @{args.alias.removeprefix('@')} -> {info.aliases[args.alias.removeprefix('@')]}"
     )
@@ -473,7 +476,7 @@ def cmd_alias(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     with _optimizer(args) as opt:
-        deployment = opt.create_deployment(args.deployment, args.program)
+        deployment = opt.create_deployment(args.deployment, args.program, request_id=args.request_id)
     console.print(
         f"deployment {deployment.deployment} serves {deployment.program}; routes: "
         f"{_routes_text(deployment.routes)}"
@@ -492,7 +495,11 @@ def cmd_routes(args: argparse.Namespace) -> int:
         else:
             weights = {k: float(v) for k, v in _pairs(args.routes, "routes").items()}
             deployment = opt.set_routes(
-                args.deployment, weights, expected_version=args.expected_version, reason=args.reason
+                args.deployment,
+                weights,
+                expected_version=args.expected_version,
+                reason=args.reason,
+                request_id=args.request_id,
             )
     console.print(
         f"{deployment.deployment} (stream version {deployment.stream_version}): "
@@ -571,7 +578,7 @@ def parse_point(text: str) -> int | datetime:
 
 def cmd_outcome(args: argparse.Namespace) -> int:
     with _gateway(args) as gw:
-        response = gw.record_outcome(args.prediction_id, args.value)
+        response = gw.record_outcome(args.prediction_id, args.value, request_id=args.request_id)
     console.print(
         f"outcome {args.value:g} recorded for {response.prediction_id} (version {response.version})"
     )
@@ -618,6 +625,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 coverage=args.coverage,
                 reason=args.reason,
+                request_id=args.request_id,
             )
             _print_state(state, args.json)
         elif args.action == "results":
@@ -633,12 +641,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         elif args.action == "conclude":
             _print_state(
                 gw.conclude_experiment(
-                    args.deployment, promote_winner=not args.keep_control, reason=args.reason
+                    args.deployment,
+                    promote_winner=not args.keep_control,
+                    reason=args.reason,
+                    request_id=args.request_id,
                 ),
                 args.json,
             )
         else:
-            _print_state(gw.stop_experiment(args.deployment, args.reason), args.json)
+            _print_state(
+                gw.stop_experiment(args.deployment, args.reason, request_id=args.request_id), args.json
+            )
     return 0
 
 
@@ -680,7 +693,9 @@ def results_table(results: Any) -> Table:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     with _gateway(args) as gw:
-        state = gw.rollback(args.deployment, parse_point(args.to), reason=args.reason)
+        state = gw.rollback(
+            args.deployment, parse_point(args.to), reason=args.reason, request_id=args.request_id
+        )
     console.print(
         f"rolled back {state.deployment} to {args.to}: routes now {_routes_text(state.routes)} "
         f"(log position {state.log_position})"
@@ -734,6 +749,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
                 min_samples_per_step=args.min_samples,
                 alpha=args.alpha,
                 reason=args.reason,
+                request_id=args.request_id,
             )
             _print_state(state, args.json)
             c = state.canary
@@ -997,6 +1013,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             Path(args.state).read_bytes(),
             module=args.module,
             lm=_lm_from_args(args),
+            request_id=args.request_id,
         )
     if args.json:
         _print_json(version)
@@ -1043,6 +1060,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert", default="", help="certificate: the client's, or with serve the server's"
     )
     parser.add_argument("--tls-key", default="", help="private key of --tls-cert")
+    parser.add_argument(
+        "--request-id",
+        default="",
+        help="the request id a command that changes something sends (default: a fresh one); "
+        "after a timeout, rerun with the id the error shows: the server carries it out once",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run a service in the foreground")
@@ -1334,15 +1357,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# subcommands whose call changes something (and sends --request-id)
+_CHANGES = frozenset(
+    {
+        "optimize",
+        "promote",
+        "alias",
+        "deploy",
+        "routes",
+        "outcome",
+        "experiment",
+        "rollback",
+        "canary",
+        "import",
+    }
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # one id for the call this command makes, so the hint below can name it
+    args.request_id = args.request_id or api.new_request_id()
     try:
         return int(args.func(args) or 0)
     except grpc.RpcError as exc:
         code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
         details = exc.details() if hasattr(exc, "details") else str(exc)
         console.print(f"[red]error[/red] {code}: {details}")
+        if args.command in _CHANGES and code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"):
+            console.print(
+                f"  it may have been carried out: rerun with --request-id {args.request_id} to retry "
+                "safely (the server answers a repeat with the first result)"
+            )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -7,14 +7,26 @@ scripts:
         for event in opt.start_optimization("tickets", "text -> label", trainset=rows,
                                             optimizer="BootstrapFewShot"):
             print(event)
+
+Retries. Every method that changes something takes `request_id` (default: a fresh uuid4 hex
+per call) and sends it, so the server carries the request out once however often it
+arrives: a repeat returns the first answer. The client retries its own calls with that same
+id: on UNAVAILABLE through gRPC's retry policy (the channel's service config, which resends
+the identical request bytes with backoff, before any response has arrived), and for unary
+calls on DEADLINE_EXCEEDED by sending the same request again, `retries` times, each with the
+full `timeout` (gRPC's own retries end at the call's deadline; its per-attempt timeout works
+only behind an experimental hedging switch). To retry by hand after the client gave up,
+call again with the same `request_id`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
@@ -36,6 +48,53 @@ STATUSES = {
 }
 
 Row = Mapping[str, str]
+Resp = TypeVar("Resp")
+
+# The calls gRPC sends again on UNAVAILABLE: those that change something, which carry a
+# request_id, so the server recognises a repeat. Reads fail fast as they always did (a caller
+# probing a server that is going away must see it at once).
+MUTATING = {
+    "dspyops.v1.Optimizer": (
+        "StartOptimization",
+        "ImportProgram",
+        "SetVersionStatus",
+        "SetAlias",
+        "CreateDeployment",
+        "SetRoutes",
+    ),
+    "dspyops.v1.Gateway": (
+        "StartExperiment",
+        "ConcludeExperiment",
+        "StopExperiment",
+        "StartCanary",
+        "Rollback",
+        "RecordOutcome",
+    ),
+}
+SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": service, "method": method}
+                    for service, methods in MUTATING.items()
+                    for method in methods
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _channel(
@@ -44,6 +103,10 @@ def _channel(
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", SERVICE_CONFIG),
+        # gRPC replays a call from this buffer; a larger request would not be retried at all
+        ("grpc.per_rpc_retry_buffer_size", MAX_MESSAGE_BYTES),
     ]
     if tls_ca:
         credentials = grpc.ssl_channel_credentials(
@@ -73,12 +136,26 @@ class _Client:
         tls_ca: str = "",
         tls_cert: str = "",
         tls_key: str = "",
+        retries: int = 2,
     ) -> None:
         """`token`: bearer token; `tls_ca`: CA bundle to verify the server (turns TLS on);
-        `tls_cert`/`tls_key`: client certificate when the server requires one."""
+        `tls_cert`/`tls_key`: client certificate when the server requires one; `retries`:
+        how often a unary call that changes something is sent again after its deadline."""
         self.address = address
         self.timeout = timeout
+        self.retries = retries
         self.channel = _channel(address, token, tls_ca, tls_cert, tls_key)
+
+    def _send(self, call: Callable[..., Resp], request: Any) -> Resp:
+        """A unary call that changes something: the same request (same request_id) again
+        after DEADLINE_EXCEEDED, so a reply lost to a slow server is not lost for good."""
+        for attempt in range(self.retries + 1):
+            try:
+                return call(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED or attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.channel.close()
@@ -91,8 +168,8 @@ class _Client:
 
 
 class OptimizerClient(_Client):
-    def __init__(self, address: str, timeout: float | None = 30.0, **security: str) -> None:
-        super().__init__(address, timeout, **security)
+    def __init__(self, address: str, timeout: float | None = 30.0, **options: Any) -> None:
+        super().__init__(address, timeout, **options)
         self.stub = optimizer_pb2_grpc.OptimizerStub(self.channel)
 
     def __enter__(self) -> OptimizerClient:
@@ -117,7 +194,10 @@ class OptimizerClient(_Client):
         auto_promote: bool = False,
         input_keys: Sequence[str] = (),
         preset: str = "",
+        request_id: str | None = None,
     ) -> Iterator[opb.OptimizationEvent]:
+        """The job's events. Sent again with the same request_id (or re-attached to with
+        watch_job), a request streams the job it started instead of starting another."""
         struct = Struct()
         struct.update(dict(params or {}))
         request = opb.StartOptimizationRequest(
@@ -131,6 +211,7 @@ class OptimizerClient(_Client):
             valset=examples(valset, input_keys),
             auto_promote=auto_promote,
             preset=preset,
+            request_id=request_id or new_request_id(),
         )
         if prompt_lm is not None:
             request.prompt_lm.CopyFrom(prompt_lm)
@@ -172,16 +253,31 @@ class OptimizerClient(_Client):
         )
 
     def set_version_status(
-        self, program: str, version: str, status: str | int, reason: str = ""
+        self,
+        program: str,
+        version: str,
+        status: str | int,
+        reason: str = "",
+        *,
+        request_id: str | None = None,
     ) -> opb.ProgramVersion:
         value = STATUSES[status.lower()] if isinstance(status, str) else status
-        request = opb.SetVersionStatusRequest(program=program, version=version, status=value, reason=reason)
-        return self.stub.SetVersionStatus(request, timeout=self.timeout)
-
-    def set_alias(self, program: str, alias: str, version: str) -> opb.ProgramInfo:
-        return self.stub.SetAlias(
-            opb.SetAliasRequest(program=program, alias=alias, version=version), timeout=self.timeout
+        request = opb.SetVersionStatusRequest(
+            program=program,
+            version=version,
+            status=value,
+            reason=reason,
+            request_id=request_id or new_request_id(),
         )
+        return self._send(self.stub.SetVersionStatus, request)
+
+    def set_alias(
+        self, program: str, alias: str, version: str, *, request_id: str | None = None
+    ) -> opb.ProgramInfo:
+        request = opb.SetAliasRequest(
+            program=program, alias=alias, version=version, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.SetAlias, request)
 
     # evaluation, import, export
     def evaluate(
@@ -251,23 +347,29 @@ class OptimizerClient(_Client):
         module: str = "Predict",
         instructions: str = "",
         lm: pb.LMConfig | None = None,
+        request_id: str | None = None,
     ) -> opb.ProgramVersion:
         request = opb.ImportProgramRequest(
             program=program,
             spec=pb.ProgramSpec(module=module, signature=signature, instructions=instructions),
             state_json=state_json,
             lm=lm or pb.LMConfig(),
+            request_id=request_id or new_request_id(),
         )
-        return self.stub.ImportProgram(request, timeout=self.timeout)
+        return self._send(self.stub.ImportProgram, request)
 
     def export_version(self, program: str, version: str) -> opb.ExportVersionResponse:
         request = opb.ExportVersionRequest(program=program, version=version)
         return self.stub.ExportVersion(request, timeout=self.timeout)
 
     # deployments
-    def create_deployment(self, deployment: str, program: str) -> opb.Deployment:
-        request = opb.CreateDeploymentRequest(deployment=deployment, program=program)
-        return self.stub.CreateDeployment(request, timeout=self.timeout)
+    def create_deployment(
+        self, deployment: str, program: str, *, request_id: str | None = None
+    ) -> opb.Deployment:
+        request = opb.CreateDeploymentRequest(
+            deployment=deployment, program=program, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.CreateDeployment, request)
 
     def set_routes(
         self,
@@ -276,15 +378,18 @@ class OptimizerClient(_Client):
         *,
         expected_version: int | None = None,
         reason: str = "",
+        request_id: str | None = None,
     ) -> opb.Deployment:
         if isinstance(routes, Mapping):
             route_list = [pb.Route(version=v, weight=w, role=pb.PRIMARY) for v, w in routes.items()]
         else:
             route_list = list(routes)
-        request = opb.SetRoutesRequest(deployment=deployment, routes=route_list, reason=reason)
+        request = opb.SetRoutesRequest(
+            deployment=deployment, routes=route_list, reason=reason, request_id=request_id or new_request_id()
+        )
         if expected_version is not None:
             request.expected_version = expected_version
-        return self.stub.SetRoutes(request, timeout=self.timeout)
+        return self._send(self.stub.SetRoutes, request)
 
     def get_deployment(self, deployment: str) -> opb.Deployment:
         return self.stub.GetDeployment(opb.GetDeploymentRequest(deployment=deployment), timeout=self.timeout)
@@ -305,8 +410,8 @@ class OptimizerClient(_Client):
 
 
 class GatewayClient(_Client):
-    def __init__(self, address: str, timeout: float | None = 30.0, **security: str) -> None:
-        super().__init__(address, timeout, **security)
+    def __init__(self, address: str, timeout: float | None = 30.0, **options: Any) -> None:
+        super().__init__(address, timeout, **options)
         self.stub = gateway_pb2_grpc.GatewayStub(self.channel)
 
     def __enter__(self) -> GatewayClient:
@@ -325,9 +430,13 @@ class GatewayClient(_Client):
         )
         return self.stub.Predict(request, timeout=self.timeout)
 
-    def record_outcome(self, prediction_id: str, value: float) -> gpb.RecordOutcomeResponse:
-        request = gpb.RecordOutcomeRequest(prediction_id=prediction_id, value=value)
-        return self.stub.RecordOutcome(request, timeout=self.timeout)
+    def record_outcome(
+        self, prediction_id: str, value: float, *, request_id: str | None = None
+    ) -> gpb.RecordOutcomeResponse:
+        request = gpb.RecordOutcomeRequest(
+            prediction_id=prediction_id, value=value, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.RecordOutcome, request)
 
     def get_deployment_state(
         self, deployment: str, *, as_of: int | datetime | None = None
@@ -358,6 +467,7 @@ class GatewayClient(_Client):
         coverage: float = 1.0,
         expected_version: int | None = None,
         reason: str = "",
+        request_id: str | None = None,
     ) -> gpb.DeploymentState:
         request = gpb.StartExperimentRequest(
             deployment=deployment,
@@ -372,26 +482,34 @@ class GatewayClient(_Client):
             seed=seed,
             coverage=coverage,
             reason=reason,
+            request_id=request_id or new_request_id(),
         )
         if expected_version is not None:
             request.expected_version = expected_version
-        return self.stub.StartExperiment(request, timeout=self.timeout)
+        return self._send(self.stub.StartExperiment, request)
 
     def get_experiment_results(self, deployment: str) -> gpb.ExperimentResults:
         request = gpb.GetExperimentResultsRequest(deployment=deployment)
         return self.stub.GetExperimentResults(request, timeout=self.timeout)
 
     def conclude_experiment(
-        self, deployment: str, *, promote_winner: bool, reason: str = ""
+        self, deployment: str, *, promote_winner: bool, reason: str = "", request_id: str | None = None
     ) -> gpb.DeploymentState:
         request = gpb.ConcludeExperimentRequest(
-            deployment=deployment, promote_winner=promote_winner, reason=reason
+            deployment=deployment,
+            promote_winner=promote_winner,
+            reason=reason,
+            request_id=request_id or new_request_id(),
         )
-        return self.stub.ConcludeExperiment(request, timeout=self.timeout)
+        return self._send(self.stub.ConcludeExperiment, request)
 
-    def stop_experiment(self, deployment: str, reason: str = "") -> gpb.DeploymentState:
-        request = gpb.StopExperimentRequest(deployment=deployment, reason=reason)
-        return self.stub.StopExperiment(request, timeout=self.timeout)
+    def stop_experiment(
+        self, deployment: str, reason: str = "", *, request_id: str | None = None
+    ) -> gpb.DeploymentState:
+        request = gpb.StopExperimentRequest(
+            deployment=deployment, reason=reason, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.StopExperiment, request)
 
     def start_canary(
         self,
@@ -404,6 +522,7 @@ class GatewayClient(_Client):
         alpha: float = 0.05,
         expected_version: int | None = None,
         reason: str = "",
+        request_id: str | None = None,
     ) -> gpb.DeploymentState:
         request = gpb.StartCanaryRequest(
             deployment=deployment,
@@ -413,10 +532,11 @@ class GatewayClient(_Client):
             metric=METRIC_KINDS[metric] if isinstance(metric, str) else metric,
             alpha=alpha,
             reason=reason,
+            request_id=request_id or new_request_id(),
         )
         if expected_version is not None:
             request.expected_version = expected_version
-        return self.stub.StartCanary(request, timeout=self.timeout)
+        return self._send(self.stub.StartCanary, request)
 
     def get_shadow_results(self, deployment: str) -> gpb.ShadowResults:
         return self.stub.GetShadowResults(
@@ -429,12 +549,23 @@ class GatewayClient(_Client):
         )
 
     def rollback(
-        self, deployment: str, to: int | datetime, *, reason: str = "", expected_version: int | None = None
+        self,
+        deployment: str,
+        to: int | datetime,
+        *,
+        reason: str = "",
+        expected_version: int | None = None,
+        request_id: str | None = None,
     ) -> gpb.DeploymentState:
-        request = gpb.RollbackRequest(deployment=deployment, to=as_of_point(to), reason=reason)
+        request = gpb.RollbackRequest(
+            deployment=deployment,
+            to=as_of_point(to),
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
         if expected_version is not None:
             request.expected_version = expected_version
-        return self.stub.Rollback(request, timeout=self.timeout)
+        return self._send(self.stub.Rollback, request)
 
     def explain_prediction(self, prediction_id: str, routing_key: str = "") -> gpb.Explanation:
         request = gpb.ExplainPredictionRequest(prediction_id=prediction_id, routing_key=routing_key)

@@ -1,8 +1,11 @@
-"""A writer's view of the log: the folded state plus a checked append (both services write).
+"""A writer's view of the log: the folded state, the one writer path for commands, and a
+plain checked append for what is no command (a job's own progress events).
 
 Every command reads the state as of the log's head, decides, and appends with the stream's
-expected version, so two writers (threads or processes) racing on one stream cannot both
-win: the loser gets ABORTED and nothing of its batch is written.
+expected version (through `run`, see dspyops.commands), so two writers (threads or
+processes) racing on one stream cannot both win: the loser gets ABORTED and nothing of its
+batch is written, and a retried request is answered from the log instead of carried out
+twice.
 """
 
 from __future__ import annotations
@@ -12,18 +15,14 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
-from dspyops.actor import current_actor
-from dspyops.errors import Aborted, Unavailable
-from dspyops.eventlog import (
-    AppendResult,
-    EventStore,
-    StoreUnavailable,
-    WrongExpectedVersion,
-)
-from dspyops.events import new_event
-from dspyops.limits import check_payload
+from dspyops.commands import Commands, Decide, Outcome
+from dspyops.commands import append as checked_append
+from dspyops.eventlog import AppendResult, EventStore
+from dspyops.history import History
 from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State, fold
+
+__all__ = ["SNAPSHOT_EVERY", "Ledger", "checked_append"]
 
 _PAGE = 5000
 SNAPSHOT_EVERY = 10_000  # events between snapshots written by a Ledger that has a SnapshotStore
@@ -37,6 +36,10 @@ class Ledger:
         self._state = (snapshots.latest(store) if snapshots else None) or EMPTY
         self._snapshot_position = self._state.position
         self._lock = threading.Lock()
+        # answers to retried commands start from a snapshot too (its own connection: the
+        # ledger writes snapshots on its thread while a command reads one on another)
+        self.history = History(store, snapshots=SnapshotStore(snapshots.path) if snapshots else None)
+        self.commands = Commands(store, self.refresh, self.history)
         self.refresh()
 
     @property
@@ -58,6 +61,10 @@ class Ledger:
             self._state = state
             return state
 
+    def run(self, method: str, request: Message | None, decide: Decide, *, attempts: int = 1) -> Outcome:
+        """A command through the one writer path (dspyops.commands.Commands.run)."""
+        return self.commands.run(method, request, decide, attempts=attempts)
+
     def append(
         self,
         stream: str,
@@ -66,31 +73,7 @@ class Ledger:
         *,
         event_ids: Sequence[str] | None = None,
     ) -> AppendResult:
-        result = checked_append(self.store, stream, payloads, expected_version, event_ids=event_ids)
+        """A plain append, for events that answer no command (a job's progress)."""
+        result = checked_append(self.store, stream, payloads, expected_version, list(event_ids or []) or None)
         self.refresh()
         return result
-
-
-def checked_append(
-    store: EventStore,
-    stream: str,
-    payloads: Sequence[Message],
-    expected_version: int | None,
-    *,
-    event_ids: Sequence[str] | None = None,
-) -> AppendResult:
-    """Append payload messages, turning store errors into statuses that name the problem."""
-    events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
-    for event in events:  # the hard per-event limit, before anything is written
-        check_payload(event.type, event.payload)
-    try:
-        return store.append(stream, events, expected_version, actor=current_actor.get())
-    except WrongExpectedVersion as exc:
-        raise Aborted(
-            "expected_version",
-            f"stream {stream} is at version {exc.actual}, not {exc.expected}: re-read and retry",
-        ) from None
-    except StoreUnavailable as exc:
-        raise Unavailable(
-            "", f"the log cannot be written (disk full, read-only or failing storage): {exc}"
-        ) from None

@@ -28,6 +28,7 @@ from dspyops.state import (
     ExperimentState,
     JobSummary,
     ProgramState,
+    RequestEntry,
     RouteState,
     State,
     VersionState,
@@ -52,6 +53,8 @@ def decode_state(data: bytes) -> State:
         programs={name: _program(p) for name, p in raw["programs"].items()},
         deployments={name: _deployment(d) for name, d in raw["deployments"].items()},
         jobs={job_id: JobSummary(**j) for job_id, j in raw["jobs"].items()},
+        # absent in snapshots written before request ids: such a log has no origins before it
+        requests={request_id: RequestEntry(**r) for request_id, r in raw.get("requests", {}).items()},
     )
 
 
@@ -111,12 +114,12 @@ class SnapshotStore:
                 pk="position",
             )
 
-    def latest(self, store: EventStore) -> State | None:
-        """The newest snapshot that matches this log, or None."""
+    def latest(self, store: EventStore, *, at_most: int | None = None) -> State | None:
+        """The newest snapshot that matches this log (at or below `at_most`), or None."""
         head = store.head()
         rows = self.db.execute(
             "SELECT position, hash, state FROM snapshots WHERE position <= ? ORDER BY position DESC LIMIT 5",
-            [head],
+            [head if at_most is None else min(head, at_most)],
         ).fetchall()
         for position, event_hash, data in rows:
             event = store.read(after_position=position - 1, limit=1)

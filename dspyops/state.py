@@ -1,5 +1,8 @@
 """The fold: log events -> registry, deployment and job state, at any log position.
 
+The state also indexes the client requests that command events answer (`State.requests`,
+from their `RequestOrigin`), so a writer can recognise a retried request (dspyops.commands).
+
 `fold` is a pure function: it never mutates the state it is given (a call copies the few
 containers it changes, once per call), so a gateway can keep serving from the old state while
 the next one is built, and replaying the same events always gives the same state. The
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -213,11 +217,26 @@ class JobSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestEntry:
+    """The first command a client request_id was used for: where its origin event is.
+
+    A retry of the same request (same method, same request_sha256) is answered from the log
+    at `position`; the same id with anything else is refused (dspyops.commands)."""
+
+    method: str
+    request_sha256: str
+    stream: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     position: int = 0
     programs: Mapping[str, ProgramState] = field(default_factory=dict)
     deployments: Mapping[str, DeploymentState] = field(default_factory=dict)
     jobs: Mapping[str, JobSummary] = field(default_factory=dict)
+    # request_id -> the command it first answered (from RequestOrigin on command events)
+    requests: Mapping[str, RequestEntry] = field(default_factory=dict)
 
 
 EMPTY = State()
@@ -337,13 +356,14 @@ class _Builder:
     """The mutable side of one fold call. Reads see this call's changes first, then the
     input state; nothing reachable from the input state is ever written."""
 
-    __slots__ = ("base", "deployments", "jobs", "programs")
+    __slots__ = ("base", "deployments", "jobs", "programs", "requests")
 
     def __init__(self, base: State) -> None:
         self.base = base
         self.programs: dict[str, _ProgramDraft] = {}
         self.deployments: dict[str, _DeploymentDraft] = {}
         self.jobs: dict[str, JobSummary] | None = None  # a copy of base.jobs once written
+        self.requests: dict[str, RequestEntry] | None = None  # a copy of base.requests once written
 
     def program(self, name: str) -> _ProgramDraft | None:
         draft = self.programs.get(name)
@@ -368,6 +388,18 @@ class _Builder:
             self.jobs = dict(self.base.jobs)
         return self.jobs
 
+    def origin(self, event: StoredEvent, origin: pb.RequestOrigin) -> None:
+        """Index the request a command event answers. The first use of an id wins: the
+        writer refuses a second one, so a later entry could only come from a racing writer
+        of another method, whose retry must then be refused too."""
+        if self.requests is None:
+            self.requests = dict(self.base.requests)
+        if origin.request_id not in self.requests:
+            # one string object per method and stream, not one per entry (the index only grows)
+            self.requests[origin.request_id] = RequestEntry(
+                sys.intern(origin.method), origin.request_sha256, sys.intern(event.stream), event.position
+            )
+
     def freeze(self, position: int) -> State:
         base = self.base
         programs: Mapping[str, ProgramState] = base.programs
@@ -381,10 +413,13 @@ class _Builder:
             for name, deployment in self.deployments.items():
                 deployments[name] = deployment.freeze()
         jobs = base.jobs if self.jobs is None else self.jobs
-        return State(position, programs, deployments, jobs)
+        requests = base.requests if self.requests is None else self.requests
+        return State(position, programs, deployments, jobs, requests)
 
 
 def _version_registered(b: _Builder, event: StoredEvent, msg: pb.VersionRegistered) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     program = b.program(msg.program)
     if program is None:
         program = b.programs[msg.program] = _ProgramDraft(ProgramState(name=msg.program))
@@ -404,6 +439,8 @@ def _version_registered(b: _Builder, event: StoredEvent, msg: pb.VersionRegister
 
 
 def _status_changed(b: _Builder, event: StoredEvent, msg: pb.VersionStatusChanged) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     program = b.program(msg.program)
     if program is None or msg.version not in program.versions:
         return  # the writer validates; the fold stays total for any input
@@ -412,6 +449,8 @@ def _status_changed(b: _Builder, event: StoredEvent, msg: pb.VersionStatusChange
 
 
 def _alias_set(b: _Builder, event: StoredEvent, msg: pb.AliasSet) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     program = b.program(msg.program)
     if program is None:
         return
@@ -442,6 +481,8 @@ def _evaluation_recorded(b: _Builder, event: StoredEvent, msg: pb.EvaluationReco
 
 
 def _deployment_created(b: _Builder, event: StoredEvent, msg: pb.DeploymentCreated) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     b.deployments[msg.deployment] = _DeploymentDraft(
         DeploymentState(
             name=msg.deployment,
@@ -454,6 +495,8 @@ def _deployment_created(b: _Builder, event: StoredEvent, msg: pb.DeploymentCreat
 
 
 def _routes_set(b: _Builder, event: StoredEvent, msg: pb.RoutesSet) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     deployment = b.deployment(msg.deployment)
     if deployment is None:
         return
@@ -476,12 +519,16 @@ def _deployment_update(b: _Builder, event: StoredEvent, name: str) -> _Deploymen
 
 
 def _experiment_started(b: _Builder, event: StoredEvent, msg: pb.ExperimentStarted) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     deployment = _deployment_update(b, event, msg.deployment)
     if deployment is not None:
         deployment.experiment = ExperimentState.from_proto(msg.experiment, event.position)
 
 
 def _experiment_concluded(b: _Builder, event: StoredEvent, msg: pb.ExperimentConcluded) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     deployment = _deployment_update(b, event, msg.deployment)
     if deployment is not None:
         deployment.experiment = None
@@ -489,12 +536,16 @@ def _experiment_concluded(b: _Builder, event: StoredEvent, msg: pb.ExperimentCon
 
 
 def _experiment_stopped(b: _Builder, event: StoredEvent, msg: pb.ExperimentStopped) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     deployment = _deployment_update(b, event, msg.deployment)
     if deployment is not None:
         deployment.experiment = None
 
 
 def _rolled_back(b: _Builder, event: StoredEvent, msg: pb.RolledBack) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     deployment = _deployment_update(b, event, msg.deployment)
     if deployment is not None:
         deployment.routes_message = msg.routes
@@ -507,6 +558,8 @@ def _rolled_back(b: _Builder, event: StoredEvent, msg: pb.RolledBack) -> None:
 
 
 def _canary_started(b: _Builder, event: StoredEvent, msg: pb.CanaryStarted) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     deployment = _deployment_update(b, event, msg.deployment)
     if deployment is not None:
         deployment.canary = CanaryState.from_proto(msg.canary, event.position)
@@ -537,6 +590,8 @@ def _job_update(b: _Builder, event: StoredEvent, /, **changes: Any) -> None:
 
 
 def _job_accepted(b: _Builder, event: StoredEvent, msg: pb.JobAccepted) -> None:
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
     b.job_table()[msg.job_id] = JobSummary(
         job_id=msg.job_id,
         program=msg.program,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import structlog
 
+from dspyops.commands import Commands, Decision
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from dspyops.eventlog import AppendResult, EventStore
-from dspyops.ledger import checked_append
+from dspyops.eventlog import AppendResult
 from dspyops.names import deployment_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
@@ -41,11 +41,12 @@ class CanaryDecision:
 
 
 class Canaries:
-    def __init__(self, store: EventStore, records: PredictionStore) -> None:
-        self.store = store
+    def __init__(self, commands: Commands, records: PredictionStore) -> None:
+        self.commands = commands  # the one writer path, for the gateway's own decisions
         self.records = records
 
-    def start(self, state: State, request: gpb.StartCanaryRequest) -> AppendResult:
+    def start(self, state: State, request: gpb.StartCanaryRequest) -> Decision:
+        """StartCanary's decision (carried out by the server through the writer path)."""
         deployment = deployment_of(state, request.deployment)
         if deployment.experiment is not None or deployment.canary is not None:
             running = (
@@ -99,7 +100,7 @@ class Canaries:
             request.expected_version if request.HasField("expected_version") else deployment.stream_version
         )
         event = pb.CanaryStarted(deployment=deployment.name, canary=canary, reason=request.reason)
-        return checked_append(self.store, deployment_stream(deployment.name), [event], expected)
+        return Decision(deployment_stream(deployment.name), [event], expected)
 
     def evaluate(self, state: State, name: str) -> CanaryDecision:
         deployment = deployment_of(state, name)
@@ -172,13 +173,14 @@ class Canaries:
                 reason=reason,
             )
             action = "advanced"
-        try:
-            appended = checked_append(self.store, stream, [event], deployment.stream_version)
+        decision = Decision(stream, [event], deployment.stream_version)
+        try:  # the gateway's own decision, taken on `state`: no request id
+            outcome = self.commands.run("EvaluateCanary", None, lambda _: decision, state=state)
         except Aborted:
             return CanaryDecision(
                 "wait", "another writer changed the deployment first; re-check on fresh state", canary, check
             )
-        return CanaryDecision(action, reason, canary, check, appended)
+        return CanaryDecision(action, reason, canary, check, outcome.appended)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Experiment and rollback commands, and experiment results.
 
-Commands decide on the replica's current state and append to the deployment's stream with
-that state's stream version as expected_version: a decision taken on stale state (another
-gateway, or the optimizer, changed the deployment meanwhile) is ABORTED, never applied.
+Commands are decisions on the replica's current state (`state -> Decision`), carried out by
+the one writer path (dspyops.commands): appended to the deployment's stream with that
+state's stream version as expected_version, so a decision taken on stale state (another
+gateway, or the optimizer, changed the deployment meanwhile) is ABORTED, never applied, and
+a retried request is answered from the log.
 Results come from the prediction records and outcomes, through gateway_svc.statistics.
 """
 
@@ -13,15 +15,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from dspyops.commands import Decision
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
-from dspyops.eventlog import AppendResult, EventStore
-from dspyops.ledger import checked_append
+from dspyops.history import History
 from dspyops.names import check_name, deployment_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import DeploymentState, ExperimentState, ProgramState, State
 from gateway_svc import statistics
-from gateway_svc.history import History
 from gateway_svc.records import PredictionStore
 
 _TOLERANCE = 1e-6
@@ -49,15 +50,14 @@ class Results:
 
 
 class Experiments:
-    def __init__(self, store: EventStore, history: History, records: PredictionStore) -> None:
-        self.store = store
+    def __init__(self, history: History, records: PredictionStore) -> None:
         self.history = history
         self.records = records
         self._sequential_p: dict[tuple[str, str], float] = {}  # running minimum per (experiment, arm)
 
     # ------------------------------------------------------------------ commands
 
-    def start(self, state: State, request: gpb.StartExperimentRequest) -> AppendResult:
+    def start(self, state: State, request: gpb.StartExperimentRequest) -> Decision:
         deployment = deployment_of(state, request.deployment)
         if deployment.experiment is not None:
             raise FailedPrecondition(
@@ -114,11 +114,11 @@ class Experiments:
             coverage=coverage,
         )
         event = pb.ExperimentStarted(deployment=deployment.name, experiment=experiment, reason=request.reason)
-        return self._append(
+        return self._decision(
             deployment, [event], request.expected_version if request.HasField("expected_version") else None
         )
 
-    def conclude(self, state: State, request: gpb.ConcludeExperimentRequest) -> AppendResult:
+    def conclude(self, state: State, request: gpb.ConcludeExperimentRequest) -> Decision:
         deployment = deployment_of(state, request.deployment)
         results = self.results(state, request.deployment)
         experiment, analysis = results.experiment, results.analysis
@@ -140,9 +140,9 @@ class Experiments:
             routes=[pb.Route(version=winner, weight=1.0, role=pb.PRIMARY)],
             reason=request.reason or analysis.reason,
         )
-        return self._append(deployment, [event], None)
+        return self._decision(deployment, [event], None)
 
-    def stop(self, state: State, request: gpb.StopExperimentRequest) -> AppendResult:
+    def stop(self, state: State, request: gpb.StopExperimentRequest) -> Decision:
         deployment = deployment_of(state, request.deployment)
         if deployment.experiment is None:
             raise FailedPrecondition("deployment", f"no experiment runs on {deployment.name!r}")
@@ -151,10 +151,11 @@ class Experiments:
             experiment_id=deployment.experiment.experiment_id,
             reason=request.reason,
         )
-        return self._append(deployment, [event], None)
+        return self._decision(deployment, [event], None)
 
-    def rollback(self, state: State, request: gpb.RollbackRequest, position: int) -> AppendResult:
+    def rollback(self, state: State, request: gpb.RollbackRequest) -> Decision:
         deployment = deployment_of(state, request.deployment)
+        position = self.history.position(request.to, "to")
         if position >= state.position + 1:
             raise InvalidArgument(
                 "to", f"position {position} is not in the past (log position {state.position})"
@@ -175,12 +176,13 @@ class Experiments:
         if then.canary is not None:
             event.canary.CopyFrom(then.canary.to_proto())
         expected = request.expected_version if request.HasField("expected_version") else None
-        return self._append(deployment, [event], expected)
+        return self._decision(deployment, [event], expected)
 
-    def _append(self, deployment: DeploymentState, events: Sequence, expected: int | None) -> AppendResult:
+    @staticmethod
+    def _decision(deployment: DeploymentState, events: Sequence, expected: int | None) -> Decision:
         # decided on this state: expected_version defaults to the stream version we saw
         version = deployment.stream_version if expected is None else expected
-        return checked_append(self.store, deployment_stream(deployment.name), events, version)
+        return Decision(deployment_stream(deployment.name), events, version)
 
     # ------------------------------------------------------------------ results
 

@@ -78,10 +78,19 @@ class PredictionStore:
             db["predictions"].create_index(["deployment", "experiment_id", "version"], if_not_exists=True)
         if "outcomes" not in db.table_names():
             db["outcomes"].create(
-                {"prediction_id": str, "value": float, "recorded_at_us": int},
+                {"prediction_id": str, "value": float, "recorded_at_us": int, "request_id": str},
                 pk="prediction_id",
+                not_null={"request_id"},
+                defaults={"request_id": ""},
                 if_not_exists=True,
             )
+        elif "request_id" not in db["outcomes"].columns_dict:  # a records file from before request ids
+            db["outcomes"].add_column("request_id", str, not_null_default="")
+        # a request_id answers one outcome: retries find it here (unique, so no two can claim it)
+        db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) "
+            "WHERE request_id != ''"
+        )
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
@@ -158,7 +167,11 @@ class PredictionStore:
             return exc
         return None
 
-    def add_outcome(self, prediction_id: str, value: float) -> PredictionRecord:
+    def add_outcome(self, prediction_id: str, value: float, *, request_id: str = "") -> PredictionRecord:
+        """Record a prediction's one outcome. With a `request_id`, a repeat of the same
+        request (same prediction, same value) returns the first answer and records nothing;
+        the id with another prediction or value is ALREADY_EXISTS naming request_id. Without
+        one, a second outcome for the prediction is ALREADY_EXISTS naming prediction_id."""
         if not prediction_id:
             raise InvalidArgument("prediction_id", "is required")
         if value != value or value in (float("inf"), float("-inf")):
@@ -167,9 +180,26 @@ class PredictionStore:
         db = self._db()
         try:
             with db.conn:
-                db.conn.execute("BEGIN IMMEDIATE")
+                db.conn.execute("BEGIN IMMEDIATE")  # the lookup and the insert in one write transaction
+                if request_id:
+                    first = db.conn.execute(
+                        "SELECT prediction_id, value FROM outcomes WHERE request_id = ?", [request_id]
+                    ).fetchone()
+                    if first is not None:
+                        if tuple(first) != (prediction_id, value):
+                            raise AlreadyExists(
+                                "request_id",
+                                "was first used for the outcome of another prediction or value: "
+                                "a retry must resend the same request, a new outcome needs a new request_id",
+                            )
+                        return record  # a retry: the first answer, nothing recorded
                 db["outcomes"].insert(
-                    {"prediction_id": prediction_id, "value": value, "recorded_at_us": time.time_ns() // 1000}
+                    {
+                        "prediction_id": prediction_id,
+                        "value": value,
+                        "recorded_at_us": time.time_ns() // 1000,
+                        "request_id": request_id,
+                    }
                 )
         except sqlite3.IntegrityError:
             raise AlreadyExists(

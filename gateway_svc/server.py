@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
 from statistics import median
 from typing import Any
 
@@ -23,11 +22,13 @@ import structlog
 from dspyops import rpc, serving
 from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
+from dspyops.commands import Commands, Decision, check_request_id
 from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
-from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
+from dspyops.eventlog import EventStore, log_file, open_store
 from dspyops.events import decode
 from dspyops.health import HealthServicer
+from dspyops.history import History
 from dspyops.logs import configure
 from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
@@ -38,8 +39,8 @@ from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
 from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
-from gateway_svc.history import History
 from gateway_svc.loader import LoadedProgram, ProgramCache
+from gateway_svc.outcomes import check_outcome
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
 from gateway_svc.replica import Replica
@@ -57,14 +58,19 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         records: PredictionStore,
         store: EventStore | None,
         connections: Connections | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
         self.records = records
         self.store = store  # None when tailing a remote optimizer: no history, no writes
-        self.history = History(store) if store else None
-        self.experiments = Experiments(store, self.history, records) if store and self.history else None
-        self.canaries = Canaries(store, records) if store else None
+        self.history = History(store, snapshots=snapshots) if store else None
+        # the one writer path: commands decide from the replica's state (dspyops.commands)
+        self.commands = (
+            Commands(store, lambda: self.replica.state, self.history) if store and self.history else None
+        )
+        self.experiments = Experiments(self.history, records) if self.history else None
+        self.canaries = Canaries(self.commands, records) if self.commands else None
         self.canary_checks = CheckBook()
         self.programs = ProgramCache(self.connections)
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -89,23 +95,20 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         if point is None:
             return self.replica.state
         history, _ = self._need_log(field)
-        position = await asyncio.to_thread(self._position, history, as_of, field)
+        position = await asyncio.to_thread(history.position, as_of, field)
         return await asyncio.to_thread(history.state_at, position)
-
-    @staticmethod
-    def _position(history: History, as_of: gpb.AsOf, field: str) -> int:
-        if as_of.WhichOneof("point") == "position":
-            return as_of.position
-        try:
-            when = as_of.time.ToDatetime(tzinfo=UTC)
-        except ValueError as exc:  # out of the Timestamp range: a bad request, not a server error
-            raise InvalidArgument(f"{field}.time", str(exc)) from None
-        return history.position_at(when)
 
     async def _applied(self, position: int) -> State:
         """Wait until the replica has folded our own append, so the answer shows it."""
         await self.replica.wait_for(position, timeout=10)
         return self.replica.state
+
+    async def _settled(self, state: State) -> State:
+        """A command's answer: the state right after its batch (for a retry, the first
+        attempt's batch), once the replica has folded it too, so the caller's next request
+        sees the change. The replica's own state when it is exactly there (its hash is cached)."""
+        await self.replica.wait_for(state.position, timeout=10)
+        return self.replica.state if self.replica.state.position == state.position else state
 
     # ------------------------------------------------------------------ serving
 
@@ -297,10 +300,17 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     async def RecordOutcome(
         self, request: gpb.RecordOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> gpb.RecordOutcomeResponse:
-        record = await asyncio.to_thread(self.records.add_outcome, request.prediction_id, request.value)
+        record = await asyncio.to_thread(self._record_outcome, request)
         return gpb.RecordOutcomeResponse(
             prediction_id=record.prediction_id, version=record.version, experiment_id=record.experiment_id
         )
+
+    def _record_outcome(self, request: gpb.RecordOutcomeRequest) -> PredictionRecord:
+        """Check the value against the metric of the prediction's experiment or canary, then
+        record it once (a retry with the same request_id gets the first answer)."""
+        request_id = check_request_id(request.request_id)
+        check_outcome(self.replica.state, self.history, self.records, request)
+        return self.records.add_outcome(request.prediction_id, request.value, request_id=request_id)
 
     def _state_view(self, state: State, deployment: DeploymentState) -> gpb.DeploymentState:
         view = gpb.DeploymentState(
@@ -341,12 +351,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     # ------------------------------------------------------------------ experiments and rollback
 
     async def _command(
-        self, command: Callable[..., AppendResult], request: Any, *args: Any
+        self, method: str, decide: Callable[[State, Any], Decision], request: Any
     ) -> gpb.DeploymentState:
-        """Run a deployment command on the current state (in a thread: it appends), then
-        answer with the state once this replica has folded the append."""
-        result = await asyncio.to_thread(command, self.replica.state, request, *args)
-        state = await self._applied(result.last_position)
+        """Run a deployment command through the one writer path, deciding on the replica's
+        state (in a thread: it appends), then answer with the state right after its batch."""
+        assert self.commands is not None
+        outcome = await asyncio.to_thread(
+            self.commands.run, method, request, lambda state: decide(state, request)
+        )
+        state = await self._settled(outcome.state)
         return self._state_view(state, deployment_of(state, request.deployment))
 
     @rpc.unary
@@ -354,7 +367,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.StartExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        return await self._command(experiments.start, request)
+        return await self._command("StartExperiment", experiments.start, request)
 
     @rpc.unary
     async def GetExperimentResults(
@@ -369,14 +382,14 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.ConcludeExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        return await self._command(experiments.conclude, request)
+        return await self._command("ConcludeExperiment", experiments.conclude, request)
 
     @rpc.unary
     async def StopExperiment(
         self, request: gpb.StopExperimentRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
         _, experiments = self._need_log("deployment")
-        return await self._command(experiments.stop, request)
+        return await self._command("StopExperiment", experiments.stop, request)
 
     @rpc.unary
     async def StartCanary(
@@ -384,7 +397,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     ) -> gpb.DeploymentState:
         self._need_log("deployment")
         assert self.canaries is not None
-        return await self._command(self.canaries.start, request)
+        return await self._command("StartCanary", self.canaries.start, request)
 
     @rpc.unary
     async def EvaluateCanary(
@@ -449,11 +462,10 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     async def Rollback(
         self, request: gpb.RollbackRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DeploymentState:
-        history, experiments = self._need_log("deployment")
+        _, experiments = self._need_log("deployment")
         if request.to.WhichOneof("point") is None:
             raise InvalidArgument("to", "give a log position or a time to roll back to")
-        position = await asyncio.to_thread(self._position, history, request.to, "to")
-        return await self._command(experiments.rollback, request, position)
+        return await self._command("Rollback", experiments.rollback, request)
 
     @rpc.unary
     async def ExplainPrediction(
@@ -527,6 +539,7 @@ class RunningGateway:
         records: PredictionStore,
         store: EventStore | None,
         health: HealthServicer,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.server = server
         self.port = port
@@ -534,6 +547,7 @@ class RunningGateway:
         self.records = records
         self.store = store
         self.health = health
+        self.snapshots = snapshots
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -547,6 +561,8 @@ class RunningGateway:
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
         self.records.close()
+        if self.snapshots is not None:
+            self.snapshots.close()
         if self.store is not None:
             self.store.close()
 
@@ -590,7 +606,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
     described = f"the log file {config.log}" if config.log else f"the optimizer at {config.optimizer}"
     readiness = Readiness(described, health, [SERVICE])
     replica = Replica(source, initial, artifacts, readiness)
-    service = GatewayService(replica, records, store, connections)
+    # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
+    snapshots = SnapshotStore(snapshot_path(config.log)) if config.log else None
+    service = GatewayService(replica, records, store, connections, snapshots)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
@@ -606,7 +624,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    running = RunningGateway(server, port, replica, records, store, health)
+    running = RunningGateway(server, port, replica, records, store, health, snapshots)
     if store is not None and config.canary_interval > 0:
         running.tasks.append(
             asyncio.create_task(service.canary_loop(config.canary_interval), name="canary-loop")

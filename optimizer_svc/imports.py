@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import time
 from typing import Any
 
 import dspy
@@ -30,14 +28,15 @@ from dspy.utils.saving import get_dependency_versions
 from google.protobuf.struct_pb2 import Struct
 
 from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.commands import Outcome
 from dspyops.connections import Connections
-from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
+from dspyops.errors import InvalidArgument
 from dspyops.limits import MAX_STATE_METADATA_BYTES, check_json_size
-from dspyops.names import check_name, parse_semver, program_stream
+from dspyops.names import check_name, parse_semver
 from dspyops.programs import ProgramSpec, build_module
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from dspyops.state import ProgramState, VersionState
+from dspyops.state import ProgramState
 from optimizer_svc.evaluation import build_program, load_version_artifact, parse_state_json
 from optimizer_svc.registry import Registry, next_version
 from optimizer_svc.requests import lm_from_proto, lm_to_proto, spec_from_proto, spec_to_proto
@@ -45,7 +44,6 @@ from optimizer_svc.requests import lm_from_proto, lm_to_proto, spec_from_proto, 
 IMPORT_OPTIMIZER = "import"
 # what Predict.dump_state writes; Predict.load_state sets any other key as an attribute
 _PREDICTOR_KEYS = frozenset({"traces", "train", "demos", "signature", "lm", "extended_signature", "fields"})
-_ATTEMPTS = 50
 
 
 def _check_predictor(name: str, state: Any, predictor: dspy.Predict) -> dict[str, Any]:
@@ -129,7 +127,11 @@ def import_program(
     registry: Registry,
     artifacts: ArtifactStore,
     connections: Connections | None = None,
-) -> VersionState:
+) -> Outcome:
+    # a retry is answered before the (costly) checks of the state: they passed the first time
+    prior = registry.ledger.commands.answered("ImportProgram", request)
+    if prior is not None:
+        return prior
     name = check_name("program", request.program)
     if not request.HasField("spec"):
         raise InvalidArgument("spec", "is required (module and signature of the saved program)")
@@ -158,17 +160,13 @@ def import_program(
             dspy_version=saved_with if isinstance(saved_with, str) and saved_with else dspy.__version__,
         ),
     )
-    stream = program_stream(name)
-    for attempt in range(_ATTEMPTS):  # another registration may win the semver race
-        program = registry.ledger.refresh().programs.get(name)
-        registered.version = import_version(program, registered.spec, digest)
-        try:
-            registry.ledger.append(stream, [registered], program.stream_version if program else 0)
-        except Aborted:
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-            continue
-        return registry.ledger.state.programs[name].versions[registered.version]
-    raise FailedPrecondition("program", f"could not register a version of {name!r}: too much contention")
+    return registry.register(
+        registered,
+        promote=False,
+        semver=lambda program: import_version(program, registered.spec, digest),
+        method="ImportProgram",
+        request=request,
+    )
 
 
 def export_version(

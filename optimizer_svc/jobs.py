@@ -27,6 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
 from dspyops.events import decode
@@ -185,7 +186,9 @@ class JobManager:
             job = replace(job, must_beat_program=must_beat)
         return job
 
-    def submit(self, job: ValidatedJob) -> JobHandle:
+    def submit(self, job: ValidatedJob, request: opb.StartOptimizationRequest | None = None) -> JobHandle:
+        """Accept a job: JobAccepted through the one writer path, then its thread. `request`
+        (with a request_id) makes a retry of the submission return the job it started."""
         job = self.prepare(job)
         with self._submit_lock:  # submits arrive on worker threads: check and claim a slot at once
             if len(self.running()) >= self.max_running:
@@ -220,10 +223,17 @@ class JobManager:
         if job.min_score is not None:
             accepted.min_score = job.min_score
         try:
-            self._record(handle, "accepted", accepted)
+            outcome = self.ledger.run(
+                "StartOptimization", request, lambda _: Decision(job_stream(job_id), [accepted], 0)
+            )
         except BaseException:
             del self.jobs[job_id]  # not accepted (e.g. the log is unwritable): free the slot
             raise
+        if outcome.replayed:  # a concurrent duplicate of this request started its job first
+            del self.jobs[job_id]
+            assert isinstance(outcome.event, pb.JobAccepted)
+            return self.get(outcome.event.job_id)
+        self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
         # the job's events are the submitter's: its thread runs in the submitting RPC's context
         context = contextvars.copy_context()
         thread = threading.Thread(
@@ -260,8 +270,11 @@ class JobManager:
 
     # ------------------------------------------------------------------ the job thread
 
-    def _record(self, handle: JobHandle, kind: str, payload: object, *, final_state: str = "") -> None:
-        """Sequence, log (for lifecycle kinds) and publish one event. Any thread.
+    def _record(
+        self, handle: JobHandle, kind: str, payload: object, *, final_state: str = "", logged: bool = False
+    ) -> None:
+        """Sequence, log (for lifecycle kinds, unless `logged` already) and publish one
+        event. Any thread.
 
         A terminal state is set only after its event is in the list: watchers stop at
         `done`, and must not stop before they have seen the last event. Every string in the
@@ -270,7 +283,7 @@ class JobManager:
         with handle._lock:
             event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=_now())
             getattr(event, kind).CopyFrom(payload)
-            if kind in _LOG_KINDS:
+            if kind in _LOG_KINDS and not logged:
                 self.ledger.append(job_stream(handle.job_id), [payload], None)
             handle.events.append(event)
             if final_state:

@@ -1,17 +1,19 @@
 """Registry and deployment commands: validate against the current state, then append.
 
 Each command either appends one atomic batch to one stream (with that stream's expected
-version) or raises a DspyopsError naming the field, having appended nothing.
+version) or raises a DspyopsError naming the field, having appended nothing. They run
+through the one writer path (dspyops.commands), which also answers retried requests.
 """
 
 from __future__ import annotations
 
 import math
-import random
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from google.protobuf.message import Message
+
+from dspyops.commands import Decision, Outcome
 from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from dspyops.ledger import Ledger
 from dspyops.names import (
@@ -22,7 +24,7 @@ from dspyops.names import (
     program_stream,
 )
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, VersionState
+from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, State, VersionState
 
 _WEIGHT_TOLERANCE = 1e-6
 _REGISTER_ATTEMPTS = 50
@@ -53,18 +55,42 @@ def _norm(signature: str) -> str:
     return " ".join(signature.split())
 
 
+def registered_version(outcome: Outcome) -> VersionState:
+    """The version a registration (or its retry) registered, as of right after its batch."""
+    event = outcome.event
+    assert isinstance(event, pb.VersionRegistered)
+    return outcome.state.programs[event.program].versions[event.version]
+
+
+def _program_in(state: State, name: str, field: str = "program") -> ProgramState:
+    check_name(field, name)
+    program = state.programs.get(name)
+    if program is None:
+        raise NotFound(field, f"no program named {name!r}")
+    return program
+
+
+def _deployment_in(state: State, name: str, field: str = "deployment") -> DeploymentState:
+    check_name(field, name)
+    deployment = state.deployments.get(name)
+    if deployment is None:
+        raise NotFound(field, f"no deployment named {name!r}")
+    return deployment
+
+
 class Registry:
+    """Registry and deployment commands of the optimizer. Each is a decision on one folded
+    state, carried out through the ledger's one writer path (dspyops.commands): `request`
+    is the RPC's request when a client sent one, so a retry with its request_id is answered
+    from the log. They return the command's Outcome; the server renders it."""
+
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     # ------------------------------------------------------------------ reads
 
     def program(self, name: str, field: str = "program") -> ProgramState:
-        check_name(field, name)
-        program = self.ledger.refresh().programs.get(name)
-        if program is None:
-            raise NotFound(field, f"no program named {name!r}")
-        return program
+        return _program_in(self.ledger.refresh(), name, field)
 
     def version(self, program_name: str, ref: str, field: str = "version") -> VersionState:
         return self._resolve(self.program(program_name), ref, field)
@@ -81,24 +107,30 @@ class Registry:
         return version
 
     def deployment(self, name: str, field: str = "deployment") -> DeploymentState:
-        check_name(field, name)
-        deployment = self.ledger.refresh().deployments.get(name)
-        if deployment is None:
-            raise NotFound(field, f"no deployment named {name!r}")
-        return deployment
+        return _deployment_in(self.ledger.refresh(), name, field)
 
     # ------------------------------------------------------------------ commands
 
-    def register_version(self, registered: pb.VersionRegistered, *, promote: bool) -> VersionState:
+    def register(
+        self,
+        registered: pb.VersionRegistered,
+        *,
+        promote: bool,
+        semver: Callable[[ProgramState | None], str] | None = None,
+        method: str = "",
+        request: Message | None = None,
+    ) -> Outcome:
         """Append VersionRegistered (and, when promoting, the demotion of the current
-        production version) as one batch. `registered.version` is assigned here."""
+        production version) as one batch. `registered.version` is assigned here by `semver`
+        (default: next_version) from the state the batch is appended on; when another
+        registration wins the semver race, the decision is re-taken on fresh state."""
         stream = program_stream(registered.program)
-        for attempt in range(_REGISTER_ATTEMPTS):  # another registration may win the semver race
-            state = self.ledger.refresh()
+
+        def decide(state: State) -> Decision:
             program = state.programs.get(registered.program)
-            registered.version = next_version(program, registered.spec)
+            registered.version = semver(program) if semver else next_version(program, registered.spec)
             registered.status = pb.PRODUCTION if promote else registered.status or pb.DEVELOPMENT
-            batch: list = [registered]
+            batch: list[Message] = [registered]
             if promote and program and program.production_version:
                 batch.insert(
                     0,
@@ -108,68 +140,80 @@ class Registry:
                         f"superseded by {registered.version}",
                     ),
                 )
-            expected = program.stream_version if program else 0
-            try:
-                self.ledger.append(stream, batch, expected)
-            except Aborted:
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # jitter, so racers spread out
-                continue
-            return self.ledger.state.programs[registered.program].versions[registered.version]
-        raise FailedPrecondition(
-            "program", f"could not register a version of {registered.program!r}: too much contention"
-        )
+            return Decision(stream, batch, program.stream_version if program else 0)
 
-    def set_status(self, program_name: str, ref: str, status: int, reason: str) -> VersionState:
-        if status not in STATUS_NAMES:
-            raise InvalidArgument(
-                "status", f"must be one of {', '.join(s.upper() for s in STATUS_NAMES.values())}"
-            )
-        program = self.program(program_name)
-        version = self._resolve(program, ref)
-        if STATUS_NAMES[status] == version.status:
-            return version  # already there: nothing to record
-        if version.status == "archived" and status == pb.PRODUCTION:
+        try:
+            return self.ledger.run(method, request, decide, attempts=_REGISTER_ATTEMPTS)
+        except Aborted:
             raise FailedPrecondition(
-                "status", f"version {version.version} is archived; move it to staging first"
-            )
-        batch = []
-        if status == pb.PRODUCTION and program.production_version:
-            current = program.versions[program.production_version]
-            batch.append(self._status_event(current, pb.DEPRECATED, f"superseded by {version.version}"))
-        batch.append(self._status_event(version, status, reason))
-        self.ledger.append(program_stream(program_name), batch, program.stream_version)
-        return self.ledger.state.programs[program_name].versions[version.version]
+                "program", f"could not register a version of {registered.program!r}: too much contention"
+            ) from None
 
-    def set_alias(self, program_name: str, alias: str, ref: str) -> ProgramState:
-        bare = check_alias("alias", alias)
-        program = self.program(program_name)
-        version = self._resolve(program, ref)
-        previous = program.aliases.get(bare, "")
-        if previous == version.version:
-            return program
-        event = pb.AliasSet(
-            program=program_name, alias=bare, version=version.version, previous_version=previous
-        )
-        self.ledger.append(program_stream(program_name), [event], program.stream_version)
-        return self.ledger.state.programs[program_name]
+    def register_version(self, registered: pb.VersionRegistered, *, promote: bool) -> VersionState:
+        """A job's result: `register` without a client request."""
+        return registered_version(self.register(registered, promote=promote))
 
-    def create_deployment(self, name: str, program_name: str) -> DeploymentState:
-        check_name("deployment", name)
-        program = self.program(program_name)
-        if name in self.ledger.state.deployments:
-            raise AlreadyExists("deployment", f"a deployment named {name!r} exists already")
-        batch: list = [pb.DeploymentCreated(deployment=name, program=program_name)]
-        if program.production_version:  # start serving the production version right away
-            batch.append(
-                pb.RoutesSet(
-                    deployment=name,
-                    routes=[pb.Route(version=program.production_version, weight=1.0, role=pb.PRIMARY)],
-                    reason="initial route: production version",
+    def set_status(
+        self, program_name: str, ref: str, status: int, reason: str, *, request: Message | None = None
+    ) -> Outcome:
+        def decide(state: State) -> Decision:
+            if status not in STATUS_NAMES:
+                raise InvalidArgument(
+                    "status", f"must be one of {', '.join(s.upper() for s in STATUS_NAMES.values())}"
                 )
+            program = _program_in(state, program_name)
+            version = self._resolve(program, ref)
+            if STATUS_NAMES[status] == version.status:
+                return Decision()  # already there: nothing to record
+            if version.status == "archived" and status == pb.PRODUCTION:
+                raise FailedPrecondition(
+                    "status", f"version {version.version} is archived; move it to staging first"
+                )
+            batch = []
+            if status == pb.PRODUCTION and program.production_version:
+                current = program.versions[program.production_version]
+                batch.append(self._status_event(current, pb.DEPRECATED, f"superseded by {version.version}"))
+            batch.append(self._status_event(version, status, reason))
+            return Decision(program_stream(program_name), batch, program.stream_version)
+
+        return self.ledger.run("SetVersionStatus", request, decide)
+
+    def set_alias(
+        self, program_name: str, alias: str, ref: str, *, request: Message | None = None
+    ) -> Outcome:
+        def decide(state: State) -> Decision:
+            bare = check_alias("alias", alias)
+            program = _program_in(state, program_name)
+            version = self._resolve(program, ref)
+            previous = program.aliases.get(bare, "")
+            if previous == version.version:
+                return Decision()
+            event = pb.AliasSet(
+                program=program_name, alias=bare, version=version.version, previous_version=previous
             )
-        # expected 0: the stream must not exist, which settles a creation race in the log itself
-        self.ledger.append(deployment_stream(name), batch, 0)
-        return self.ledger.state.deployments[name]
+            return Decision(program_stream(program_name), [event], program.stream_version)
+
+        return self.ledger.run("SetAlias", request, decide)
+
+    def create_deployment(self, name: str, program_name: str, *, request: Message | None = None) -> Outcome:
+        def decide(state: State) -> Decision:
+            check_name("deployment", name)
+            program = _program_in(state, program_name)
+            if name in state.deployments:
+                raise AlreadyExists("deployment", f"a deployment named {name!r} exists already")
+            batch: list[Message] = [pb.DeploymentCreated(deployment=name, program=program_name)]
+            if program.production_version:  # start serving the production version right away
+                batch.append(
+                    pb.RoutesSet(
+                        deployment=name,
+                        routes=[pb.Route(version=program.production_version, weight=1.0, role=pb.PRIMARY)],
+                        reason="initial route: production version",
+                    )
+                )
+            # expected 0: the stream must not exist, which settles a creation race in the log itself
+            return Decision(deployment_stream(name), batch, 0)
+
+        return self.ledger.run("CreateDeployment", request, decide)
 
     def set_routes(
         self,
@@ -177,17 +221,18 @@ class Registry:
         routes: Sequence[RouteInput],
         expected_version: int | None,
         reason: str,
-    ) -> DeploymentState:
-        deployment = self.deployment(name)
-        program = self.program(deployment.program)
-        resolved = self._validate_routes(program, routes)
-        event = pb.RoutesSet(deployment=name, routes=resolved, reason=reason)
-        self.ledger.append(
-            deployment_stream(name),
-            [event],
-            deployment.stream_version if expected_version is None else expected_version,
-        )
-        return self.ledger.state.deployments[name]
+        *,
+        request: Message | None = None,
+    ) -> Outcome:
+        def decide(state: State) -> Decision:
+            deployment = _deployment_in(state, name)
+            program = _program_in(state, deployment.program)
+            resolved = self._validate_routes(program, routes)
+            event = pb.RoutesSet(deployment=name, routes=resolved, reason=reason)
+            expected = deployment.stream_version if expected_version is None else expected_version
+            return Decision(deployment_stream(name), [event], expected)
+
+        return self.ledger.run("SetRoutes", request, decide)
 
     # ------------------------------------------------------------------ helpers
 

@@ -7,6 +7,7 @@ loop keeps answering other RPCs and streaming job progress while jobs run.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from dspyops.proto import optimizer_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
 from optimizer_svc.evaluation import DEFAULT_MAX_EVALUATIONS, EvaluationPool
 from optimizer_svc.jobs import JobManager
-from optimizer_svc.registry import Registry, RouteInput
+from optimizer_svc.registry import Registry, RouteInput, registered_version
 from optimizer_svc.requests import validate_start
 from optimizer_svc.views import deployment_view, program_view, version_view
 
@@ -76,11 +77,17 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     async def StartOptimization(
         self, request: opb.StartOptimizationRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[opb.OptimizationEvent]:
-        job = await asyncio.to_thread(validate_start, request, self.connections)
-        handle = await asyncio.to_thread(self.jobs.submit, job)
-        structlog.get_logger().info(
-            "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer
-        )
+        # a retry streams the job the first attempt started, as WatchJob from 0 would
+        prior = await asyncio.to_thread(self.ledger.commands.answered, "StartOptimization", request)
+        if prior is not None:
+            assert isinstance(prior.event, pb.JobAccepted)
+            handle = await asyncio.to_thread(self.jobs.get, prior.event.job_id)
+        else:
+            job = await asyncio.to_thread(validate_start, request, self.connections)
+            handle = await asyncio.to_thread(self.jobs.submit, job, request)
+            structlog.get_logger().info(
+                "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer
+            )
         async for event in handle.watch(0):
             yield event
 
@@ -166,19 +173,31 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     async def SetVersionStatus(
         self, request: opb.SetVersionStatusRequest, context: grpc.aio.ServicerContext
     ) -> opb.ProgramVersion:
-        version = await asyncio.to_thread(
-            self.registry.set_status, request.program, request.version, request.status, request.reason
+        outcome = await asyncio.to_thread(
+            functools.partial(
+                self.registry.set_status,
+                request.program,
+                request.version,
+                request.status,
+                request.reason,
+                request=request,
+            )
         )
-        return version_view(version, self.ledger.state.programs[request.program])
+        program = outcome.state.programs[request.program]
+        version = program.resolve(request.version)  # as of right after the change: resolves as it did
+        assert version is not None
+        return version_view(version, program)
 
     @rpc.unary
     async def SetAlias(
         self, request: opb.SetAliasRequest, context: grpc.aio.ServicerContext
     ) -> opb.ProgramInfo:
-        program = await asyncio.to_thread(
-            self.registry.set_alias, request.program, request.alias, request.version
+        outcome = await asyncio.to_thread(
+            functools.partial(
+                self.registry.set_alias, request.program, request.alias, request.version, request=request
+            )
         )
-        return program_view(program)
+        return program_view(outcome.state.programs[request.program])
 
     # ------------------------------------------------------------------ evaluation, import, export
 
@@ -238,10 +257,11 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     ) -> opb.ProgramVersion:
         from optimizer_svc.imports import import_program
 
-        version = await asyncio.to_thread(
+        outcome = await asyncio.to_thread(
             import_program, request, self.registry, self.jobs.artifacts, self.connections
         )
-        return version_view(version, self.ledger.state.programs[request.program])
+        version = registered_version(outcome)
+        return version_view(version, outcome.state.programs[version.program])
 
     @rpc.unary
     async def ExportVersion(
@@ -257,10 +277,12 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     async def CreateDeployment(
         self, request: opb.CreateDeploymentRequest, context: grpc.aio.ServicerContext
     ) -> opb.Deployment:
-        deployment = await asyncio.to_thread(
-            self.registry.create_deployment, request.deployment, request.program
+        outcome = await asyncio.to_thread(
+            functools.partial(
+                self.registry.create_deployment, request.deployment, request.program, request=request
+            )
         )
-        return deployment_view(deployment)
+        return deployment_view(outcome.state.deployments[request.deployment])
 
     @rpc.unary
     async def SetRoutes(
@@ -268,10 +290,17 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     ) -> opb.Deployment:
         routes = [RouteInput(version=r.version, weight=r.weight, role=r.role) for r in request.routes]
         expected = request.expected_version if request.HasField("expected_version") else None
-        deployment = await asyncio.to_thread(
-            self.registry.set_routes, request.deployment, routes, expected, request.reason
+        outcome = await asyncio.to_thread(
+            functools.partial(
+                self.registry.set_routes,
+                request.deployment,
+                routes,
+                expected,
+                request.reason,
+                request=request,
+            )
         )
-        return deployment_view(deployment)
+        return deployment_view(outcome.state.deployments[request.deployment])
 
     @rpc.unary
     async def GetDeployment(

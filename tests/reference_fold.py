@@ -23,6 +23,7 @@ from dspyops.state import (
     ExperimentState,
     JobSummary,
     ProgramState,
+    RequestEntry,
     RouteState,
     State,
     VersionState,
@@ -35,8 +36,20 @@ def reference_fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State
             raise ValueError(
                 f"event at position {event.position} is not after state position {state.position}"
             )
-        state = replace(_apply(state, event, decode(event)), position=event.position)
+        payload = decode(event)
+        state = replace(_index_origin(_apply(state, event, payload), event, payload), position=event.position)
     return state
+
+
+def _index_origin(state: State, event: StoredEvent, payload: Message) -> State:
+    """A command event's RequestOrigin: request_id -> where it was first answered."""
+    if "origin" not in payload.DESCRIPTOR.fields_by_name or not payload.HasField("origin"):  # type: ignore[attr-defined]
+        return state
+    origin = payload.origin  # type: ignore[attr-defined]
+    if origin.request_id in state.requests:
+        return state  # the first use of an id wins
+    entry = RequestEntry(origin.method, origin.request_sha256, event.stream, event.position)
+    return replace(state, requests=_with(state.requests, origin.request_id, entry))
 
 
 def _plain(message: Message) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def _payloads() -> st.SearchStrategy:
     def on_deployment(d: str, message: object) -> tuple[str, object]:
         return f"deployment-{d}", message
 
-    return st.one_of(
+    events = st.one_of(
         st.builds(
             lambda p, v, s, d: on_program(
                 p,
@@ -174,6 +174,18 @@ def _payloads() -> st.SearchStrategy:
         st.builds(lambda j: (f"job-{j}", pb.JobCancelled(reason="user")), job),
         st.builds(lambda j: (f"job-{j}", pb.JobInterrupted(reason="restart")), job),
     )
+    # command events may answer a client request (a few ids, so some repeat: the first wins)
+    return st.builds(_with_origin, events, st.none() | st.sampled_from(["r1", "r2", "r3"]), st.booleans())
+
+
+def _with_origin(item: tuple[str, object], request_id: str | None, other_method: bool) -> tuple[str, object]:
+    stream, message = item
+    if request_id is not None and "origin" in message.DESCRIPTOR.fields_by_name:  # type: ignore[attr-defined]
+        method = "SetAlias" if other_method else type(message).__name__
+        message.origin.CopyFrom(  # type: ignore[attr-defined]
+            pb.RequestOrigin(request_id=request_id, method=method, request_sha256=f"{request_id}{method}")
+        )
+    return stream, message
 
 
 # Every program, version, deployment, job and canary the random events name exists first

@@ -220,7 +220,8 @@ def test_an_event_over_the_servers_limit_is_reported_not_served(tmp_path: Path) 
         assert wait_until(lambda: "position 2" in str(predict_error(gateway.address)), timeout=60)
         error = predict_error(gateway.address)
         assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
-        assert "cannot follow" in error.details() and "FAILED_PRECONDITION" in error.details(), error.details()
+        details = error.details()
+        assert "cannot follow" in details and "FAILED_PRECONDITION" in details, details
         assert health_of(gateway.address) == NOT_SERVING
         with GatewayClient(gateway.address, timeout=10) as gw:
             assert gw.list_deployment_states().log_position == 1 < head  # stopped before the big one

@@ -38,6 +38,17 @@ def payloads() -> st.SearchStrategy:
             lambda p, v, s: pb.VersionStatusChanged(program=p, version=v, status=s), program, version, status
         ),
         st.builds(lambda p, v: pb.AliasSet(program=p, alias="champion", version=v), program, version),
+        st.builds(  # a command that answered a client request: the fold indexes its request_id
+            lambda p, v, r: pb.AliasSet(
+                program=p,
+                alias="stable",
+                version=v,
+                origin=pb.RequestOrigin(request_id=r, method="SetAlias", request_sha256=r * 2),
+            ),
+            program,
+            version,
+            st.sampled_from(["r1", "r2"]),
+        ),
         st.builds(
             lambda d, p: pb.DeploymentCreated(deployment=d, program=p),
             st.sampled_from(["web", "api"]),

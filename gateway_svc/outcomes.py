@@ -1,0 +1,54 @@
+"""Which outcome values a prediction takes: the metric of the experiment or canary that
+assigned it decides. Binary metrics take 1 (success) or 0 (failure); continuous ones any
+finite number; a prediction outside any experiment or canary takes any finite number.
+
+The experiment is looked up in the gateway's current state, and, when it has ended since
+(or another one runs now), in the state at the prediction's own log position, which by
+construction holds it. A gateway tailing a remote optimizer has no history: there an ended
+experiment's outcomes are only checked for being finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dspyops.errors import InvalidArgument, shown
+from dspyops.history import History
+from dspyops.proto import gateway_pb2 as gpb
+from dspyops.state import State
+from gateway_svc.records import PredictionRecord, PredictionStore
+
+
+def assigned_by(state: State, record: PredictionRecord) -> tuple[str, str] | None:
+    """(what assigned the prediction, its metric kind) when `state` holds it: the experiment
+    whose id the record carries, or the canary whose step key (`<canary_id>/<step>`) it does."""
+    deployment = state.deployments.get(record.deployment)
+    if deployment is None or not record.experiment_id:
+        return None
+    experiment = deployment.experiment
+    if experiment is not None and experiment.experiment_id == record.experiment_id:
+        return f"experiment {experiment.experiment_id}", experiment.metric
+    canary = deployment.canary
+    if canary is not None and record.experiment_id.startswith(f"{canary.canary_id}/"):
+        return f"canary {canary.canary_id}", canary.metric
+    return None
+
+
+def check_outcome(
+    state: State, history: History | None, records: PredictionStore, request: gpb.RecordOutcomeRequest
+) -> PredictionRecord:
+    """The prediction the outcome is for, once its value fits; INVALID_ARGUMENT naming
+    `value` otherwise (NOT_FOUND naming `prediction_id` for an unknown prediction)."""
+    value = request.value
+    record = records.get(request.prediction_id)
+    found = assigned_by(state, record)
+    if found is None and record.experiment_id and history is not None:
+        found = assigned_by(history.state_at(record.log_position), record)
+    if found is not None and found[1] == "binary":
+        if value not in (0.0, 1.0):  # NaN compares unequal to both
+            raise InvalidArgument(
+                "value", f"{found[0]} has a binary metric: 1 (success) or 0 (failure), got {shown(value)}"
+            )
+    elif not math.isfinite(value):
+        raise InvalidArgument("value", f"must be a finite number, got {shown(value)}")
+    return record
