@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -32,27 +33,50 @@ class Replica:
         self.state: State = initial
         self.artifacts: dict[str, bytes] = dict(artifacts or {})
         self.folded = 0  # events folded by this replica (not counting the snapshot)
+        # why the tail stopped (a broken chain, a replaced log file); the state stays as it was
+        self.failure: BaseException | None = None
+        self._on_failure: list[Callable[[BaseException], None]] = []
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
+    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Call `callback` (on the loop) if the tail stops with an error."""
+        self._on_failure.append(callback)
+
     async def start(self, head: int | None = None) -> None:
-        """Start tailing; when `head` is given, return once the replica has reached it."""
+        """Start tailing; when `head` is given, return once the replica has reached it
+        (raising what stopped the tail, if it stopped before)."""
         self._task = asyncio.create_task(self._tail(), name="log-tail")
         if head is not None:
             await self.wait_for(head)
+            if self.failure is not None and self.state.position < head:
+                raise self.failure
 
     async def wait_for(self, position: int, timeout: float | None = None) -> bool:
         async def reached() -> None:
             async with self._advanced:
-                await self._advanced.wait_for(lambda: self.state.position >= position)
+                await self._advanced.wait_for(
+                    lambda: self.state.position >= position or self.failure is not None
+                )
 
         try:
             await asyncio.wait_for(reached(), timeout)
         except TimeoutError:
             return False
-        return True
+        return self.state.position >= position
 
     async def _tail(self) -> None:
+        try:
+            await self._fold_pages()
+        except Exception as exc:  # the state stops where it is; the gateway reports NOT_SERVING
+            _log.error("log_tail_stopped", error=str(exc)[:500], position=self.state.position)
+            self.failure = exc
+            async with self._advanced:
+                self._advanced.notify_all()
+            for callback in self._on_failure:
+                callback(exc)
+
+    async def _fold_pages(self) -> None:
         async for page in self.source.pages(self.state.position):
             for event in page:
                 if event.type == _REGISTERED:
