@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -25,9 +26,12 @@ from dspyops import rpc
 from dspyops.actor import SYSTEM, current_actor
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.eventlog import AppendResult, EventStore, log_file, open_store
+from dspyops.eventlog import AppendResult, ChainChecker, EventStore, log_file, open_store
 from dspyops.events import decode
+from dspyops.keyfiles import secret_path
+from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
+from dspyops.logstart import StartRefused, chain_key, open_service_store, routing_secret, verify_at_start
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
@@ -37,10 +41,11 @@ from gateway_svc.canary import Canaries
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.history import History
 from gateway_svc.loader import LoadedProgram, ProgramCache
-from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
+from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 from gateway_svc.routing import decide, decide_from_hash, hash_value
-from gateway_svc.source import FileLogSource, LogSource, RemoteLogSource
+from gateway_svc.source import FileLogSource, RemoteLogSource
+from gateway_svc.verified_source import VerifiedSource
 
 SERVICE = gpb.DESCRIPTOR.services_by_name["Gateway"].full_name
 _MAX_INPUT_CHARS = 100_000
@@ -158,7 +163,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 version=version.version,
                 bucket=decision.bucket,
                 experiment_id=decision.experiment_id,
-                routing_key_sha256=key_digest(request.routing_key),
+                routing_key_sha256="",  # no plain digest: reversible for guessable keys
+                routing_key_hmac=self.records.key_hmac(request.routing_key),
                 hash_value=decision.hash_value,
                 hash_version=decision.hash_version,
                 seed=decision.seed,
@@ -431,11 +437,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             experiment_id=record.experiment_id,
             hash_version=record.hash_version,
             seed=record.seed,
-            routing_key_hash=record.routing_key_sha256,
-            hash_value=record.hash_value if record.routing_key_sha256 else -1.0,
+            routing_key_hash=record.routing_key_hmac or record.routing_key_sha256,
+            hash_value=record.hash_value if record.has_routing_key else -1.0,
             routes=routes_proto(deployment),
             reason=again.reason
-            if record.routing_key_sha256
+            if record.has_routing_key
             else f"random draw (no routing key); {again.reason}",
         )
         if deployment.changed_position:
@@ -444,9 +450,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             explanation.changed_by = change.actor
             explanation.change = change.type.rsplit(".", 1)[-1]
         if request.routing_key:
-            explanation.routing_key_matches = key_digest(
-                request.routing_key
-            ) == record.routing_key_sha256 and (
+            explanation.routing_key_matches = self.records.key_matches(record, request.routing_key) and (
                 hash_value(deployment, request.routing_key) == record.hash_value
             )
         return explanation
@@ -464,6 +468,9 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
+    chain_key_file: str = ""  # the log's chain key: keyed links verify, new links are keyed
+    allow_broken_log: bool = False  # start (and keep tailing) on a broken chain, with a warning
+    create: bool = False  # create a missing log even where files of an earlier one exist
 
 
 class RunningGateway:
@@ -500,33 +507,68 @@ async def start(config: GatewayConfig) -> RunningGateway:
     configure("gateway_svc")
     if bool(config.log) == bool(config.optimizer):
         raise ValueError("give exactly one of log (a file path) or optimizer (an address)")
-    source: LogSource
+    source: VerifiedSource
     store: EventStore | None = None
     head: int | None = None
     initial, artifacts = EMPTY, {}
-    if config.log:
-        store = open_store(config.log)
-        head = await asyncio.to_thread(store.head)
-        # the tail gets its own connections, so it never waits behind a command's append
-        source = FileLogSource(open_store(config.log))
-        initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log)
-    else:
-        source = RemoteLogSource(
-            config.optimizer, token=config.optimizer_token, tls_ca=config.optimizer_tls_ca
-        )
     predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
     if not predictions:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
-    records = PredictionStore(predictions)
+    key = chain_key(config.chain_key_file)
+    if config.log:
+        store = open_service_store(config.log, key, create=config.create, evidence=[Path(predictions)])
+        try:
+            secret = routing_secret(LogFiles.of(config.log).secret)
+            snapshots = SnapshotStore(snapshot_path(config.log), key=key)
+            try:
+                check = await asyncio.to_thread(
+                    verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="gateway"
+                )
+            finally:
+                snapshots.close()
+            head = await asyncio.to_thread(store.head)
+            # the tail gets its own connections, so it never waits behind a command's append
+            tail = FileLogSource(open_store(config.log, chain_key=key, create=False))
+            source = VerifiedSource(tail, check.checker, allow_broken=config.allow_broken_log)
+            initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log, key)
+        except BaseException:
+            store.close()
+            raise
+    else:
+        secret = routing_secret(secret_path(predictions))
+        remote = RemoteLogSource(
+            config.optimizer, token=config.optimizer_token, tls_ca=config.optimizer_tls_ca
+        )
+        # verified from the first event received, with the log's key when it is keyed
+        source = VerifiedSource(remote, ChainChecker(key=key), allow_broken=config.allow_broken_log)
+    records = PredictionStore(predictions, secret=secret)
     replica = Replica(source, initial, artifacts)
     server, health = rpc.make_server([SERVICE], config.security)
+
+    def not_serving(exc: BaseException) -> None:
+        # the tail stopped (broken chain, log file removed or replaced): the state is frozen,
+        # so stop advertising it; the log line names the cause
+        structlog.get_logger().error("gateway_not_serving", reason=str(exc)[:500])
+        asyncio.get_running_loop().create_task(rpc.set_serving(health, [SERVICE], serving=False))
+
+    replica.on_failure(not_serving)
     service = GatewayService(replica, records, store)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     await rpc.set_serving(health, [SERVICE], serving=False)
-    await replica.start(head)  # serve only once the replay has reached the head it saw at start
-    await rpc.set_serving(health, [SERVICE])
+    try:
+        await replica.start(head)  # serve only once the replay has reached the head it saw at start
+    except BaseException as exc:
+        await server.stop(0)
+        await replica.stop()
+        records.close()
+        if store is not None:
+            store.close()
+        if isinstance(exc, Exception):
+            raise StartRefused(f"gateway: {exc}") from exc
+        raise
+    await rpc.set_serving(health, [SERVICE], serving=replica.failure is None)
     structlog.get_logger().info("gateway_listening", port=port, position=replica.state.position)
     if config.port_file:
         with open(config.port_file, "w") as fh:
@@ -539,10 +581,10 @@ async def start(config: GatewayConfig) -> RunningGateway:
     return running
 
 
-def _from_snapshot(store: EventStore, log: str) -> tuple[State, dict[str, bytes]]:
+def _from_snapshot(store: EventStore, log: str, key: bytes | None) -> tuple[State, dict[str, bytes]]:
     """The newest snapshot of this log, and the artifacts of its versions (read from their
     VersionRegistered events), so a cold start folds only the tail."""
-    snapshots = SnapshotStore(snapshot_path(log))
+    snapshots = SnapshotStore(snapshot_path(log), key=key)
     try:
         state = snapshots.latest(store)
     finally:
