@@ -528,9 +528,15 @@ async def start(config: GatewayConfig) -> RunningGateway:
                 snapshots.close()
             head = await asyncio.to_thread(store.head)
             # the tail gets its own connections, so it never waits behind a command's append
-            tail = FileLogSource(open_store(config.log, chain_key=key, create=False))
-            source = VerifiedSource(tail, check.checker, allow_broken=config.allow_broken_log)
-            initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log, key)
+            tail_store = open_store(config.log, chain_key=key, create=False)
+            source = VerifiedSource(
+                FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
+            )
+            try:
+                initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log, key)
+            except BaseException:
+                tail_store.close()
+                raise
         except BaseException:
             store.close()
             raise
@@ -545,11 +551,15 @@ async def start(config: GatewayConfig) -> RunningGateway:
     replica = Replica(source, initial, artifacts)
     server, health = rpc.make_server([SERVICE], config.security)
 
+    marking: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
     def not_serving(exc: BaseException) -> None:
         # the tail stopped (broken chain, log file removed or replaced): the state is frozen,
         # so stop advertising it; the log line names the cause
         structlog.get_logger().error("gateway_not_serving", reason=str(exc)[:500])
-        asyncio.get_running_loop().create_task(rpc.set_serving(health, [SERVICE], serving=False))
+        task = asyncio.get_running_loop().create_task(rpc.set_serving(health, [SERVICE], serving=False))
+        marking.add(task)
+        task.add_done_callback(marking.discard)
 
     replica.on_failure(not_serving)
     service = GatewayService(replica, records, store)
