@@ -39,8 +39,8 @@ def test_a_second_optimizer_on_the_same_log_refuses_to_start(tmp_path: Path) -> 
         with OptimizerClient(first.address) as opt:  # the holder is unaffected
             assert opt.get_job("deadbeef").state != 6  # not INTERRUPTED
         # gateways take no lease: any number of them share the optimizer's log
-        gateway = ServiceProcess("gateway", ["gateway", "--log", str(log), "--canary-interval", "0"], tmp_path,
-                                 dict(os.environ))  # fmt: skip
+        gateway_args = ["gateway", "--log", str(log), "--canary-interval", "0"]
+        gateway = ServiceProcess("gateway", gateway_args, tmp_path, dict(os.environ))
         try:
             with GatewayClient(gateway.address) as gw:
                 assert gw.get_deployment_state("web").routes[0].version == "1.0.0"

@@ -21,12 +21,13 @@ link after keyed links, or a v1 link after v2 ones, is a downgrade and does not 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from dspyops.eventlog.store import StoredEvent
 
@@ -67,6 +68,13 @@ def micros(when: datetime) -> int:
     return (when - _EPOCH) // _ONE_US
 
 
+@functools.lru_cache(maxsize=256)
+def _batch_head(stream_len: int) -> Callable[..., bytes]:
+    """Packs domain tag, prev_hash, position, stream, version and the event id's length of
+    one link (streams of one length share it)."""
+    return struct.Struct(f">{len(DOMAIN_V2)}sQ{HASH_SIZE}sQQQ{stream_len}sQQQ").pack
+
+
 def _field(data: bytes) -> bytes:
     return _U64.pack(len(data)) + data
 
@@ -85,6 +93,19 @@ def _digest_function(key: bytes | None) -> Callable[[bytes], bytes]:
         return h.digest()
 
     return mac
+
+
+class BatchEvent(Protocol):
+    """What ``LinkHasher.chain`` reads of each event of a batch (NewEvent has it)."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
 
 
 def check_key(key: bytes) -> bytes:
@@ -164,11 +185,12 @@ class LinkHasher:
         first_version: int,
         recorded_at_us: int,
         actor: str,
-        events: Sequence[tuple[str, str, bytes]],
+        events: Sequence[BatchEvent],
     ) -> list[bytes]:
-        """The links of one appended batch: ``events`` are ``(event_id, type, payload)`` at
-        consecutive positions from ``first_position`` and versions from ``first_version``,
-        all in ``stream``, recorded at ``recorded_at_us`` by ``actor``."""
+        """The links of one appended batch: ``events`` (with ``event_id``, ``type`` and
+        ``payload``, e.g. NewEvents) at consecutive positions from ``first_position`` and
+        versions from ``first_version``, all in ``stream``, recorded at ``recorded_at_us``
+        by ``actor``."""
         if len(prev_hash) != HASH_SIZE:
             raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
         n = len(events)
@@ -182,18 +204,19 @@ class LinkHasher:
         # version and the event id's length; each type's field is joined with the batch's
         # recorded_at and actor once per batch.
         stream_bytes = stream.encode("utf-8")
-        head = struct.Struct(f">{len(DOMAIN_V2)}sQ{HASH_SIZE}sQQQ{len(stream_bytes)}sQQQ").pack
+        head = _batch_head(len(stream_bytes))
         tail = _field(_U64.pack(recorded_at_us)) + _field(actor.encode("utf-8"))
         u64, join, digest, sha256 = _U64.pack, b"".join, self._digest, hashlib.sha256
         keyless, n_stream = self.key is None, len(stream_bytes)
         types: dict[str, bytes] = {}
         links = []
         position, version = first_position, first_version
-        for event_id, type_, payload in events:
+        for event in events:
+            type_, payload = event.type, event.payload
             type_tail = types.get(type_)
             if type_tail is None:
                 type_tail = types[type_] = _field(type_.encode("utf-8")) + tail
-            eid = event_id.encode("utf-8")
+            eid = event.event_id.encode("utf-8")
             message = join(
                 (
                     head(

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from dspyops.eventlog.hashchain import GENESIS, LINK_V1, LINK_V2_KEYED, ChainChecker, LinkHasher
+from dspyops.eventlog.hashchain import GENESIS, LINK_V1, LINK_V2, LINK_V2_KEYED, ChainChecker, LinkHasher
 from dspyops.eventlog.lock import FileWriterLock, WriterLease
 from dspyops.eventlog.store import (
     ANY,
@@ -53,6 +53,10 @@ SCHEMA_VERSION: Final = 3  # 2 added the actor column, 3 the chain column (link 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS: Final = "position, stream, version, event_id, type, payload, recorded_at, hash, actor, chain"
 _ID_CHUNK: Final = 500  # stays far below SQLite's bound-parameter limit
+_INSERT: Final = {
+    version: f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {version})"
+    for version in (LINK_V2, LINK_V2_KEYED)
+}
 
 # Primary result codes that mean "the storage cannot serve this now", as opposed to a bug in
 # our SQL or a corrupt file: busy past the timeout, out of memory, read-only, I/O error,
@@ -395,32 +399,14 @@ class SQLiteEventStore(EventStore):
         # "the state at time T" is always a prefix of the log.
         recorded_at = max(time.time_ns() // 1000, prev_at)
         hasher = self._hasher
-        links = hasher.chain(
-            prev_hash,
-            position + 1,
-            stream,
-            current + 1,
-            recorded_at,
-            actor,
-            [(e.event_id, e.type, e.payload) for e in events],
-        )
-        link_version = hasher.version
+        links = hasher.chain(prev_hash, position + 1, stream, current + 1, recorded_at, actor, events)
         rows = [
-            (
-                position + i,
-                stream,
-                current + i,
-                e.event_id,
-                e.type,
-                e.payload,
-                recorded_at,
-                link,
-                actor,
-                link_version,
-            )
+            (position + i, stream, current + i, e.event_id, e.type, e.payload, recorded_at, link, actor)
             for i, (e, link) in enumerate(zip(events, links, strict=True), start=1)
         ]
-        conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # the link version is the same for the whole batch: a literal (one of two statements,
+        # both in sqlite3's statement cache) instead of one more bound value per row
+        conn.executemany(_INSERT[hasher.version], rows)
         return AppendResult(
             stream=stream,
             first_position=position + 1,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dspyops.eventlog import StoredEvent
+from dspyops.eventlog import NewEvent, StoredEvent
 from dspyops.eventlog.hashchain import (
     DOMAIN_V2,
     GENESIS,
@@ -133,12 +133,13 @@ def test_moving_bytes_between_neighbouring_fields_changes_the_link(a: str, b: st
 
 
 def test_batch_chain_equals_one_link_at_a_time() -> None:
-    events = [("id-1", "t", b""), ("id-2", "é", b"\xff"), ("id-3", "t", b"x" * 1000)]
+    events = [NewEvent("t", b"", "id-1"), NewEvent("é", b"\xff", "id-2"), NewEvent("t", b"x" * 1000, "id-3")]
     for key in (None, KEY):
         hasher = LinkHasher(key)
         links = hasher.chain(GENESIS, 5, "s", 2, 99, "bob", events)
         prev = GENESIS
-        for i, ((event_id, type_, payload), got) in enumerate(zip(events, links, strict=True)):
+        for i, (event, got) in enumerate(zip(events, links, strict=True)):
+            event_id, type_, payload = event.event_id, event.type, event.payload
             f = {
                 "position": 5 + i,
                 "stream": "s",
@@ -155,15 +156,15 @@ def test_batch_chain_equals_one_link_at_a_time() -> None:
 
 
 def test_bad_inputs_are_refused() -> None:
-    hasher = LinkHasher()
+    hasher, one = LinkHasher(), NewEvent("t", b"", "i")
     with pytest.raises(ValueError, match="prev_hash"):
-        hasher.chain(b"short", 1, "s", 1, 0, "", [("i", "t", b"")])
+        hasher.chain(b"short", 1, "s", 1, 0, "", [one])
     with pytest.raises(ValueError, match="positions"):
-        hasher.chain(GENESIS, 0, "s", 1, 0, "", [("i", "t", b"")])
+        hasher.chain(GENESIS, 0, "s", 1, 0, "", [one])
     with pytest.raises(ValueError, match="versions"):
-        hasher.chain(GENESIS, 1, "s", 0, 0, "", [("i", "t", b"")])
+        hasher.chain(GENESIS, 1, "s", 0, 0, "", [one])
     with pytest.raises(ValueError, match="recorded_at"):
-        hasher.chain(GENESIS, 1, "s", 1, -1, "", [("i", "t", b"")])
+        hasher.chain(GENESIS, 1, "s", 1, -1, "", [one])
     with pytest.raises(ValueError, match="at least 16 bytes"):
         LinkHasher(b"short")
 
