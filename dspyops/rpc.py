@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dspyops.errors import DspyopsError
+from dspyops.eventlog import StoreUnavailable
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # inline datasets are bounded by this (see README)
 _log = structlog.get_logger()
@@ -37,6 +38,8 @@ def unary(
             return await fn(self, request, context)
         except DspyopsError as exc:
             await context.abort(exc.code, str(exc))
+        except StoreUnavailable as exc:  # a read as much as a write: the log is gone, full, failing
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{fn.__name__}: the log is unavailable: {exc}")
         except grpc.aio.AbortError:
             raise
         except Exception:
@@ -57,6 +60,8 @@ def streaming(
                 yield item
         except DspyopsError as exc:
             await context.abort(exc.code, str(exc))
+        except StoreUnavailable as exc:  # a read as much as a write: the log is gone, full, failing
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{fn.__name__}: the log is unavailable: {exc}")
         except grpc.aio.AbortError:
             raise
         except Exception:
