@@ -83,9 +83,7 @@ def main() -> None:
     print(f"  log of {results['events']:,} events (chain v2), snapshot {TAIL:,} events below the head")
     rate = results["full_verify_events_per_s"]
     print(f"  full verify      {results['full_verify_s']:7.2f} s  ({rate:,.0f} events/s)")
-    print(
-        f"  verify at start  {results['tail_verify_s'] * 1000:7.1f} ms ({TAIL:,} links after the snapshot)"
-    )
+    print(f"  verify at start  {results['tail_verify_s'] * 1000:7.1f} ms ({TAIL:,} links after the snapshot)")
     start_s = results["optimizer_start_with_snapshot_s"]
     print(f"  optimizer start  {start_s:7.2f} s  (open, lease, check, fold of the tail)")
     print(
