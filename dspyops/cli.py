@@ -275,6 +275,15 @@ def _check_upstream(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from dspyops.logstart import StartRefused
+
+    try:
+        return _serve(args)
+    except StartRefused as exc:  # a clear refusal, not a traceback; exit status 1
+        raise SystemExit(f"serve {args.service}: {exc}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
     if not args.grace >= 0:  # also refuses NaN
         raise SystemExit(f"serve: --grace must be a number of seconds >= 0, got {args.grace}")
     from dspyops.connections import ConnectionsFileError, parse_endpoint_allowlist
@@ -303,6 +312,9 @@ def _serve(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
             **_optimizer_caps(args),
             lm_connections=args.lm_connections,
             allow_request_endpoints=request_endpoints,
+            chain_key_file=args.chain_key_file,
+            allow_broken_log=args.allow_broken_log,
+            create=args.create,
         )
         asyncio.run(serve(config, grace=args.grace))
     else:
@@ -328,6 +340,9 @@ def _serve(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
                     upstream_tls_key=args.upstream_tls_key,
                     lm_connections=args.lm_connections,
                     allow_request_endpoints=request_endpoints,
+                    chain_key_file=args.chain_key_file,
+                    allow_broken_log=args.allow_broken_log,
+                    create=args.create,
                 ),
                 grace=args.grace,
             )
@@ -523,17 +538,97 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_response(result: Any) -> Any:
+    from dspyops.proto import optimizer_pb2 as opb
+
+    return opb.VerifyLogResponse(
+        ok=result.ok,
+        checked=result.checked,
+        first_broken_position=result.first_broken_position or 0,
+        reason=result.reason,
+        v1_links=result.v1_links,
+        v2_links=result.v2_links,
+        keyed_links=result.keyed_links,
+    )
+
+
+def _chain_key_arg(args: argparse.Namespace) -> bytes | None:
+    from dspyops.keyfiles import KeyFileError, load_chain_key
+
+    if not args.chain_key_file:
+        return None
+    try:
+        return load_chain_key(args.chain_key_file)
+    except KeyFileError as exc:
+        raise SystemExit(f"log: {exc}") from None
+
+
+def _print_verified(result: Any, as_json: bool) -> int:
+    if as_json:
+        fields = ("ok", "checked", "first_broken_position", "reason", "v1_links", "v2_links", "keyed_links")
+        print(json.dumps({name: getattr(result, name) for name in fields}, sort_keys=True), flush=True)
+    elif result.ok:
+        console.print(
+            f"log ok: {result.checked} events, hash chain intact ({result.v1_links} v1 links, "
+            f"{result.v2_links} v2 links, {result.keyed_links} of them keyed)"
+        )
+    else:
+        console.print(
+            f"[red]log broken[/red] at position {result.first_broken_position}: {result.reason} "
+            f"(checked before it: {result.v1_links} v1 links, {result.v2_links} v2 links, "
+            f"{result.keyed_links} keyed)"
+        )
+    return 0 if result.ok else 1
+
+
+def cmd_log_verify(args: argparse.Namespace) -> int:
+    if not args.log:  # ask the optimizer, which verifies with its own chain key
+        with _optimizer(args) as opt:
+            return _print_verified(opt.verify_log(), args.json)
+    from dspyops.eventlog import SQLiteEventStore, StoreUnavailable, log_file
+
+    key = _chain_key_arg(args)
+    try:
+        store = SQLiteEventStore(log_file(args.log), read_only=True, chain_key=key)
+    except StoreUnavailable as exc:
+        raise SystemExit(f"log verify: {exc}") from None
+    try:
+        return _print_verified(_verify_response(store.verify()), args.json)
+    finally:
+        store.close()
+
+
+def cmd_log_backup(args: argparse.Namespace) -> int:
+    from dspyops.backup import BackupRefused, backup_log
+    from dspyops.eventlog import log_file
+
+    if not args.dest:
+        raise SystemExit("log backup: give the destination file: dspyops log backup DEST [--log FILE]")
+    log = log_file(args.log or "dspyops.db")
+    try:
+        report = backup_log(
+            log,
+            args.dest,
+            force=args.force,
+            chain_key=_chain_key_arg(args),
+            predictions=args.predictions or None,
+        )
+    except BackupRefused as exc:
+        raise SystemExit(f"log backup: {exc}") from None
+    if not args.json:
+        console.print(f"backed up {report.log} to {report.dest}: {report.head} events")
+        for src, dst in report.files:
+            console.print(f"  and {src} to {dst}")
+        console.print("  on the copy: ", end="")
+    return _print_verified(_verify_response(report.verified), args.json)
+
+
 def cmd_log(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        return cmd_log_verify(args)
+    if args.action == "backup":
+        return cmd_log_backup(args)
     with _optimizer(args) as opt:
-        if args.action == "verify":
-            result = opt.verify_log()
-            if result.ok:
-                console.print(f"log ok: {result.checked} events, hash chain intact")
-                return 0
-            console.print(
-                f"[red]log broken[/red] at position {result.first_broken_position}: {result.reason}"
-            )
-            return 1
         if args.follow:
             for event in opt.subscribe_log(args.from_position, args.stream or ""):
                 if not _log_filter(args, event):
@@ -1148,6 +1243,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--upstream-tls-key", default="", help="gateway --from-optimizer: key of --upstream-tls-cert"
     )
+    p.add_argument(
+        "--chain-key-file",
+        default="",
+        help="file holding the log's chain key: new links are HMAC-SHA256 (a keyed log needs it)",
+    )
+    p.add_argument(
+        "--allow-broken-log",
+        action="store_true",
+        help="start even if the log's hash chain is broken (a warning names the position)",
+    )
+    p.add_argument(
+        "--create",
+        action="store_true",
+        help="create the log if it is missing, even beside artifacts, snapshots or records of an earlier one",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("optimize", help="run an optimizer as a job and stream its progress")
@@ -1230,8 +1340,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("log", help="read, follow or verify the audit log")
-    p.add_argument("action", nargs="?", choices=["verify"], help="verify: walk the hash chain")
+    p = sub.add_parser("log", help="read, follow, verify or back up the audit log")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["verify", "backup"],
+        help="verify: walk the hash chain; backup DEST: a consistent copy of the live log, verified",
+    )
+    p.add_argument("dest", nargs="?", default="", help="backup: the file to write")
     p.add_argument("--from", dest="from_position", type=int, default=0, help="start after this position")
     p.add_argument("--limit", type=int, default=1000)
     p.add_argument("--stream", default="", help="stream prefix, e.g. program- or job-")
@@ -1241,6 +1357,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default="", help="ISO time: only events recorded at or before it")
     p.add_argument("--follow", "-f", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--log", default="", help="verify/backup: open this log file directly instead of asking the optimizer"
+    )
+    p.add_argument("--chain-key-file", default="", help="verify/backup --log: the log's chain key")
+    p.add_argument("--force", action="store_true", help="backup: overwrite DEST")
+    p.add_argument(
+        "--predictions", default="", help="backup: the gateway's records file, if not <log>.predictions"
+    )
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("outcome", help="record the outcome of a prediction (once)")

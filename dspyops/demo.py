@@ -39,8 +39,12 @@ def services(workdir: Path) -> Iterator[tuple[ServiceProcess, ServiceProcess, Se
     log = str(workdir / "dspyops.db")
     started: list[ServiceProcess] = []
     try:
+        # --create: the demo starts a log of its own, even in a --workdir that held one before
         optimizer = ServiceProcess(
-            "optimizer", ["optimizer", "--log", log, "--data-dir", str(workdir / "data")], workdir, env
+            "optimizer",
+            ["optimizer", "--log", log, "--data-dir", str(workdir / "data"), "--create"],
+            workdir,
+            env,
         )
         started.append(optimizer)
         gateway = ServiceProcess("gateway", ["gateway", "--log", log], workdir, env)

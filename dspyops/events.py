@@ -12,7 +12,7 @@ from datetime import UTC
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from dspyops.eventlog import NewEvent, StoredEvent
+from dspyops.eventlog import LINK_V1, NewEvent, StoredEvent
 from dspyops.proto import events_pb2
 
 _ONEOF = events_pb2.EventPayload.DESCRIPTOR.oneofs_by_name["kind"]
@@ -58,6 +58,8 @@ def from_proto(envelope: events_pb2.Event) -> StoredEvent:
         recorded_at=envelope.recorded_at.ToDatetime(tzinfo=UTC),
         hash=envelope.hash,
         actor=envelope.actor,
+        # 0: a sender from before chain v2, whose links are all v1
+        chain=envelope.chain or LINK_V1,
     )
 
 
@@ -75,6 +77,7 @@ def to_proto(event: StoredEvent) -> events_pb2.Event:
         hash=event.hash,
         raw_payload=event.payload,
         actor=event.actor,
+        chain=event.chain,
     )
     if event.type in PAYLOAD_TYPES:
         field_name, _ = PAYLOAD_TYPES[event.type]

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from dspyops import reflection
 from dspyops.errors import DspyopsError
+from dspyops.eventlog import StoreUnavailable
 from dspyops.health import HealthServicer
 from dspyops.limits import MAX_MESSAGE_BYTES, check_request
 from dspyops.scrub import learn_token_hashes, scrub
@@ -43,6 +44,9 @@ def unary(
             return await fn(self, request, context)
         except DspyopsError as exc:
             await context.abort(exc.code, scrub(str(exc)))
+        except StoreUnavailable as exc:  # a read as much as a write: the log is gone, full, failing
+            message = scrub(f"{fn.__name__}: the log is unavailable: {exc}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         except grpc.aio.AbortError:
             raise
         except Exception:
@@ -64,6 +68,9 @@ def streaming(
                 yield item
         except DspyopsError as exc:
             await context.abort(exc.code, scrub(str(exc)))
+        except StoreUnavailable as exc:  # a read as much as a write: the log is gone, full, failing
+            message = scrub(f"{fn.__name__}: the log is unavailable: {exc}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         except grpc.aio.AbortError:
             raise
         except Exception:

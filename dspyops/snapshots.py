@@ -8,10 +8,18 @@ the fold is pure, fold(all) == fold(rest, snapshot) exactly (a property test pro
 
 Snapshots live in their own SQLite file beside the log (`<log>.snapshots`): the log's
 schema stays the log's, and losing the snapshot file only costs a longer start.
+
+With a chain key, each snapshot also carries an HMAC-SHA256 of its position, hash and state
+under that key, and only snapshots whose MAC checks are used: the services start from a
+snapshot (and verify the chain only after it), so someone who can write the file but lacks
+the key must not be able to plant a state there. Without a key a snapshot is as
+trustworthy as the file, the same as the log.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
 import time
@@ -35,6 +43,12 @@ from dspyops.state import (
 )
 
 FORMAT = 1
+_MAC_DOMAIN = b"dspyops.snapshot.v1\x00"
+
+
+def snapshot_mac(key: bytes, position: int, event_hash: bytes, state: bytes) -> bytes:
+    message = _MAC_DOMAIN + position.to_bytes(8, "big") + event_hash + hashlib.sha256(state).digest()
+    return hmac.new(key, message, hashlib.sha256).digest()
 
 
 def encode_state(state: State) -> bytes:
@@ -91,40 +105,62 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
 
 
 class SnapshotStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, key: bytes | None = None) -> None:
+        """`key`: the log's chain key; snapshots are then signed, and unsigned ones ignored."""
         self.path = str(path)
+        self.key = key
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=30, check_same_thread=False))
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db["snapshots"].create(
-            {"position": int, "hash": bytes, "state": bytes, "created_at": float},
+        table = self.db["snapshots"]
+        table.create(
+            {"position": int, "hash": bytes, "state": bytes, "created_at": float, "mac": bytes},
             pk="position",
+            not_null={"mac"},
+            defaults={"mac": b""},
             if_not_exists=True,
         )
+        if "mac" not in table.columns_dict:  # a file written before snapshots were signed
+            table.add_column("mac", bytes, not_null_default=b"")
 
     def save(self, state: State, event_hash: bytes) -> None:
         """`event_hash`: the hash of the log event at state.position (ties the snapshot to this log)."""
+        data = encode_state(state)
+        mac = snapshot_mac(self.key, state.position, event_hash, data) if self.key else b""
         with self.db.conn:
             self.db["snapshots"].upsert(
                 {
                     "position": state.position,
                     "hash": event_hash,
-                    "state": encode_state(state),
+                    "state": data,
                     "created_at": time.time(),
+                    "mac": mac,
                 },
                 pk="position",
             )
 
     def latest(self, store: EventStore, *, at_most: int | None = None) -> State | None:
         """The newest snapshot that matches this log (at or below `at_most`), or None."""
+        found = self.latest_point(store, at_most=at_most)
+        return found[0] if found else None
+
+    def latest_point(self, store: EventStore, *, at_most: int | None = None) -> tuple[State, bytes] | None:
+        """The newest snapshot that matches this log (and, with a key, is signed by it), at or
+        below `at_most`, with the log's hash at its position: the trusted point a chain check
+        starts after."""
         head = store.head()
         rows = self.db.execute(
-            "SELECT position, hash, state FROM snapshots WHERE position <= ? ORDER BY position DESC LIMIT 5",
+            "SELECT position, hash, state, mac FROM snapshots WHERE position <= ? "
+            "ORDER BY position DESC LIMIT 5",
             [head if at_most is None else min(head, at_most)],
         ).fetchall()
-        for position, event_hash, data in rows:
+        for position, event_hash, data, mac in rows:
+            if self.key is not None and not hmac.compare_digest(
+                snapshot_mac(self.key, position, event_hash, data), mac or b""
+            ):
+                continue
             event = store.read(after_position=position - 1, limit=1)
             if event and event[0].position == position and event[0].hash == event_hash:
-                return decode_state(data)
+                return decode_state(data), event_hash
         return None
 
     def close(self) -> None:

@@ -6,8 +6,13 @@ while it committed goes into the next transaction (group commit), so one fsync s
 many requests, and each request waits for the commit that carries its record. A record
 costs one hand-off to the writer and one wake-up of the event loop per commit, with no
 executor, task or per-call SQL generation in between.
-The raw routing key is never stored, only its sha256 and the GrowthBook hash value that
-decided the assignment (enough to explain the decision, not to recover the key).
+The raw routing key is never stored, only its HMAC-SHA256 under a per-log secret and the
+GrowthBook hash value that decided the assignment (enough to explain the decision, not to
+recover the key). The secret (32 random bytes, 0600, `<log>.secret`, see dspyops.keyfiles)
+never enters the log or the records, so a reader of either cannot test guesses of a user
+id against the stored value; `explain --key` recomputes the HMAC to check a key. Records
+written before the HMAC hold an unsalted sha256 (`routing_key_sha256`), still checked by
+recomputing that.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import operator
 import queue
 import sqlite3
@@ -27,6 +33,7 @@ from pathlib import Path
 import sqlite_utils
 
 from dspyops.errors import AlreadyExists, InvalidArgument, NotFound
+from dspyops.keyfiles import load_or_create_secret, secret_path
 from gateway_svc.statistics import CONTINUOUS_LIMIT
 
 
@@ -38,7 +45,7 @@ class PredictionRecord:
     version: str
     bucket: int
     experiment_id: str
-    routing_key_sha256: str  # "" for a random draw
+    routing_key_sha256: str  # records written before the HMAC: sha256 hex of the key ("" otherwise)
     hash_value: float  # GrowthBook hash (or the random draw) that chose the bucket
     hash_version: int
     seed: str
@@ -48,9 +55,15 @@ class PredictionRecord:
     recorded_at_us: int
     outputs_json: str = "{}"
     shadow_of: str = ""  # the primary prediction this one shadowed
+    routing_key_hmac: str = ""  # HMAC-SHA256 hex of the key under the log's secret ("" for a random draw)
+
+    @property
+    def has_routing_key(self) -> bool:
+        return bool(self.routing_key_hmac or self.routing_key_sha256)
 
 
 def key_digest(routing_key: str) -> str:
+    """The unsalted sha256 that records held before the HMAC (checked for those only)."""
     return hashlib.sha256(routing_key.encode()).hexdigest() if routing_key else ""
 
 
@@ -64,8 +77,10 @@ class ArmCounts:
 
 
 class PredictionStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, secret: bytes | None = None) -> None:
+        """`secret`: the routing-key HMAC secret (default: `<path>.secret`, created if absent)."""
         self.path = str(path)
+        self._secret = secret if secret is not None else load_or_create_secret(secret_path(self.path))
         self._local = threading.local()
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
@@ -76,6 +91,8 @@ class PredictionStore:
                 if_not_exists=True,
             )
             db["predictions"].create_index(["deployment", "experiment_id", "version"], if_not_exists=True)
+        elif "routing_key_hmac" not in db["predictions"].columns_dict:  # records from before the HMAC
+            db["predictions"].add_column("routing_key_hmac", str, not_null_default="")
         if "outcomes" not in db.table_names():
             db["outcomes"].create(
                 {"prediction_id": str, "value": float, "recorded_at_us": int, "request_id": str},
@@ -108,6 +125,23 @@ class PredictionStore:
             db = sqlite_utils.Database(self._connect())
             self._local.db = db
         return db
+
+    # ------------------------------------------------------------------ routing keys
+
+    def key_hmac(self, routing_key: str) -> str:
+        """What a record stores for a routing key ("" for none: a random draw)."""
+        if not routing_key:
+            return ""
+        return hmac.new(self._secret, routing_key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def key_matches(self, record: PredictionRecord, routing_key: str) -> bool:
+        """Whether `routing_key` is the key the record was assigned by (recomputed: the
+        HMAC for new records, the old sha256 for records written before it)."""
+        if record.routing_key_hmac:
+            return hmac.compare_digest(self.key_hmac(routing_key), record.routing_key_hmac)
+        if record.routing_key_sha256:
+            return hmac.compare_digest(key_digest(routing_key), record.routing_key_sha256)
+        return False
 
     # ------------------------------------------------------------------ writes
 

@@ -41,25 +41,33 @@ class Replica:
         self.state: State = initial
         self.artifacts: dict[str, bytes] = dict(artifacts or {})
         self.folded = 0  # events folded by this replica (not counting the snapshot)
+        # why the tail last failed (a broken chain, a replaced log file, a lost optimizer) until
+        # it folds again; the state stays as it was meanwhile
+        self.failure: BaseException | None = None
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, head: int | None = None) -> None:
-        """Start tailing; when `head` is given, return once the replica has reached it."""
+        """Start tailing; when `head` is given, return once the replica has reached it
+        (raising what stopped the tail, if it stopped before)."""
         self._task = asyncio.create_task(self._tail(), name="log-tail")
         if head is not None:
             await self.wait_for(head)
+            if self.failure is not None and self.state.position < head:
+                raise self.failure
 
     async def wait_for(self, position: int, timeout: float | None = None) -> bool:
         async def reached() -> None:
             async with self._advanced:
-                await self._advanced.wait_for(lambda: self.state.position >= position)
+                await self._advanced.wait_for(
+                    lambda: self.state.position >= position or self.failure is not None
+                )
 
         try:
             await asyncio.wait_for(reached(), timeout)
         except TimeoutError:
             return False
-        return True
+        return self.state.position >= position
 
     async def _tail(self) -> None:
         """Follow the source for good: a failure of the source or of a fold is reported to
@@ -77,6 +85,9 @@ class Replica:
                 if reason != last:  # the traceback once, not once per retry
                     _log.exception("log_tail_failed", position=self.state.position)
                     last = reason
+                self.failure = exc
+                async with self._advanced:  # a start() waiting for the head learns why it cannot
+                    self._advanced.notify_all()
                 await self.readiness.failed(reason)
                 await asyncio.sleep(_TAIL_RETRY)
 
@@ -94,6 +105,7 @@ class Replica:
             else:
                 self.state = fold(page, self.state)
             self.folded += len(page)
+            self.failure = None  # following again
             async with self._advanced:
                 self._advanced.notify_all()
             await self.readiness.advanced(self.state.position)

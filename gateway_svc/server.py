@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -25,11 +26,14 @@ from dspyops.artifacts import ArtifactCorrupt
 from dspyops.commands import Commands, Decision, check_request_id
 from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
-from dspyops.eventlog import EventStore, log_file, open_store
+from dspyops.eventlog import ChainChecker, EventStore, log_file, open_store
 from dspyops.events import decode
 from dspyops.health import HealthServicer
 from dspyops.history import History
+from dspyops.keyfiles import secret_path
+from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
+from dspyops.logstart import StartRefused, chain_key, open_service_store, routing_secret, verify_at_start
 from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
@@ -42,10 +46,11 @@ from gateway_svc.experiments import Experiments, deployment_of, results_proto, r
 from gateway_svc.loader import LoadedProgram, ProgramCache
 from gateway_svc.outcomes import check_outcome
 from gateway_svc.readiness import Readiness
-from gateway_svc.records import PredictionRecord, PredictionStore, key_digest
+from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 from gateway_svc.routing import decide, decide_from_hash, hash_value
-from gateway_svc.source import FileLogSource, LogSource, RemoteLogSource
+from gateway_svc.source import FileLogSource, RemoteLogSource
+from gateway_svc.verified_source import VerifiedSource
 
 SERVICE = gpb.DESCRIPTOR.services_by_name["Gateway"].full_name
 _MAX_INPUT_CHARS = 100_000
@@ -184,7 +189,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 version=version.version,
                 bucket=decision.bucket,
                 experiment_id=decision.experiment_id,
-                routing_key_sha256=key_digest(request.routing_key),
+                routing_key_sha256="",  # no plain digest: reversible for guessable keys
+                routing_key_hmac=self.records.key_hmac(request.routing_key),
                 hash_value=decision.hash_value,
                 hash_version=decision.hash_version,
                 seed=decision.seed,
@@ -489,11 +495,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             experiment_id=record.experiment_id,
             hash_version=record.hash_version,
             seed=record.seed,
-            routing_key_hash=record.routing_key_sha256,
-            hash_value=record.hash_value if record.routing_key_sha256 else -1.0,
+            routing_key_hash=record.routing_key_hmac or record.routing_key_sha256,
+            hash_value=record.hash_value if record.has_routing_key else -1.0,
             routes=routes_proto(deployment),
             reason=again.reason
-            if record.routing_key_sha256
+            if record.has_routing_key
             else f"random draw (no routing key); {again.reason}",
         )
         if deployment.changed_position:
@@ -502,9 +508,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             explanation.changed_by = change.actor
             explanation.change = change.type.rsplit(".", 1)[-1]
         if request.routing_key:
-            explanation.routing_key_matches = key_digest(
-                request.routing_key
-            ) == record.routing_key_sha256 and (
+            explanation.routing_key_matches = self.records.key_matches(record, request.routing_key) and (
                 hash_value(deployment, request.routing_key) == record.hash_value
             )
         return explanation
@@ -528,6 +532,9 @@ class GatewayConfig:
     port_file: str = ""
     lm_connections: str = ""  # TOML file of LM connections, the optimizer's (none: only the offline one)
     allow_request_endpoints: tuple[str, ...] = ()  # endpoints versions registered with one may use
+    chain_key_file: str = ""  # the log's chain key: keyed links verify, new links are keyed
+    allow_broken_log: bool = False  # start (and keep tailing) on a broken chain, with a warning
+    create: bool = False  # create a missing log even where files of an earlier one exist
 
 
 class RunningGateway:
@@ -580,51 +587,87 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.log and any(upstream):
         raise ValueError("upstream_*: only a gateway tailing a remote optimizer has an upstream")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
-    source: LogSource
+    source: VerifiedSource
     store: EventStore | None = None
     head: int | None = None
     initial, artifacts = EMPTY, {}
+    predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
+    if not predictions:
+        raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
+    key = chain_key(config.chain_key_file)
     if config.log:
-        store = open_store(config.log)
-        head = await asyncio.to_thread(store.head)
-        # the tail gets its own connections, so it never waits behind a command's append
-        source = FileLogSource(open_store(config.log))
-        initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log)
+        store = open_service_store(config.log, key, create=config.create, evidence=[Path(predictions)])
+        try:
+            secret = routing_secret(LogFiles.of(config.log).secret)
+            snapshots = SnapshotStore(snapshot_path(config.log), key=key)
+            try:
+                check = await asyncio.to_thread(
+                    verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="gateway"
+                )
+            finally:
+                snapshots.close()
+            head = await asyncio.to_thread(store.head)
+            # the tail gets its own connections, so it never waits behind a command's append
+            tail_store = open_store(config.log, chain_key=key, create=False)
+            source = VerifiedSource(
+                FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
+            )
+            try:
+                initial, artifacts = await asyncio.to_thread(_from_snapshot, store, config.log, key)
+            except BaseException:
+                tail_store.close()
+                raise
+        except BaseException:
+            store.close()
+            raise
     else:
-        source = RemoteLogSource(
+        secret = routing_secret(secret_path(predictions))
+        remote = RemoteLogSource(
             config.optimizer,
             token=config.upstream_token,
             tls_ca=config.upstream_tls_ca,
             tls_cert=config.upstream_tls_cert,
             tls_key=config.upstream_tls_key,
         )
-    predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
-    if not predictions:
-        raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
-    records = PredictionStore(predictions)
+        # verified from the first event received, with the log's key when it is keyed
+        source = VerifiedSource(remote, ChainChecker(key=key), allow_broken=config.allow_broken_log)
+    records = PredictionStore(predictions, secret=secret)
     server, health = rpc.make_server([SERVICE], config.security)
     described = f"the log file {config.log}" if config.log else f"the optimizer at {config.optimizer}"
     readiness = Readiness(described, health, [SERVICE])
     replica = Replica(source, initial, artifacts, readiness)
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
-    snapshots = SnapshotStore(snapshot_path(config.log)) if config.log else None
-    service = GatewayService(replica, records, store, connections, snapshots)
+    history_snapshots = SnapshotStore(snapshot_path(config.log), key=key) if config.log else None
+    service = GatewayService(replica, records, store, connections, history_snapshots)
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     # NOT_SERVING until the first catch-up is done; the readiness turns it to SERVING then
     await rpc.set_serving(health, [SERVICE], serving=False)
-    # A file gateway replays its own file before it opens for business (port file included);
-    # a remote one cannot know when (or whether) its optimizer will answer, so it starts
-    # listening at once and says so through health.
-    await replica.start(head)
+    # A file gateway replays its own file before it opens for business (port file included)
+    # and refuses to start when it cannot (a broken chain, a log replaced meanwhile); a remote
+    # one cannot know when (or whether) its optimizer will answer, so it starts listening at
+    # once and says so through health.
+    try:
+        await replica.start(head)
+    except BaseException as exc:
+        await server.stop(0)
+        await replica.stop()
+        records.close()
+        if store is not None:
+            store.close()
+        if history_snapshots is not None:
+            history_snapshots.close()
+        if isinstance(exc, Exception):
+            raise StartRefused(f"gateway: {exc}") from exc
+        raise
     structlog.get_logger().info(
         "gateway_listening", port=port, position=replica.state.position, serving=readiness.ready
     )
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    running = RunningGateway(server, port, replica, records, store, health, snapshots)
+    running = RunningGateway(server, port, replica, records, store, health, history_snapshots)
     if store is not None and config.canary_interval > 0:
         running.tasks.append(
             asyncio.create_task(service.canary_loop(config.canary_interval), name="canary-loop")
@@ -632,10 +675,10 @@ async def start(config: GatewayConfig) -> RunningGateway:
     return running
 
 
-def _from_snapshot(store: EventStore, log: str) -> tuple[State, dict[str, bytes]]:
+def _from_snapshot(store: EventStore, log: str, key: bytes | None) -> tuple[State, dict[str, bytes]]:
     """The newest snapshot of this log, and the artifacts of its versions (read from their
     VersionRegistered events), so a cold start folds only the tail."""
-    snapshots = SnapshotStore(snapshot_path(log))
+    snapshots = SnapshotStore(snapshot_path(log), key=key)
     try:
         state = snapshots.latest(store)
     finally:

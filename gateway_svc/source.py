@@ -87,7 +87,12 @@ class FileWatch:
         except OSError:
             return None
         try:
-            inotify.add_watch(os.path.dirname(path), flags.MODIFY | flags.MOVED_TO | flags.CREATE)
+            # DELETE / MOVED_FROM too: a log removed or renamed away must wake the tail, which
+            # then notices that its file is gone (FileLogSource._check_file)
+            inotify.add_watch(
+                os.path.dirname(path),
+                flags.MODIFY | flags.MOVED_TO | flags.CREATE | flags.DELETE | flags.MOVED_FROM,
+            )
         except OSError:
             inotify.close()
             return None
@@ -128,6 +133,10 @@ class FileLogSource:
     while the log's files are being written (FileWatch) and otherwise sleeps until they
     are, so another process's append is seen about a millisecond after its commit while an
     idle gateway costs next to nothing (formerly: a worker-thread read every 5 ms).
+
+    Each read and each wake-up first checks (one stat) that the path still names the file
+    the store opened: a log removed or replaced under the gateway ends the tail with
+    LogReplaced instead of serving the deleted file's state forever.
     """
 
     def __init__(
@@ -142,6 +151,7 @@ class FileLogSource:
         self.probe_interval = probe_interval
         self._probe: DataVersionProbe | None = None
         self._watch: FileWatch | None = None
+        self._check_file = store.check_file if isinstance(store, SQLiteEventStore) else _no_check
         if isinstance(store, SQLiteEventStore):
             try:
                 self._probe = DataVersionProbe(store.path)
@@ -162,6 +172,7 @@ class FileLogSource:
                 # taken before the read: a commit racing with the read changes it, so the
                 # wait below returns at once and nothing committed is ever waited out
                 seen = probe.version() if probe else None
+                self._check_file()
                 try:
                     page = await asyncio.to_thread(self.store.read, last, self.page_size)
                 except StoreUnavailable:
@@ -194,6 +205,7 @@ class FileLogSource:
                 await asyncio.sleep(self.probe_interval)
             if probe.version() != seen:
                 return
+            self._check_file()
 
     async def close(self) -> None:
         self.store.close()
@@ -201,6 +213,10 @@ class FileLogSource:
             self._watch.close()
         if self._probe is not None:
             self._probe.close()
+
+
+def _no_check() -> None:
+    pass
 
 
 class SourceProblem(Exception):

@@ -20,10 +20,12 @@ from dspyops.artifacts import ArtifactStore
 from dspyops.caps import Cap
 from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import InvalidArgument
-from dspyops.eventlog import EventStore, open_store
+from dspyops.eventlog import EventStore, WriterLease
 from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
+from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
+from dspyops.logstart import chain_key, open_service_store, routing_secret, verify_at_start, writer_lease
 from dspyops.logwire import envelope, read_reply
 from dspyops.names import check_name
 from dspyops.proto import events_pb2 as pb
@@ -358,6 +360,9 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
             checked=result.checked,
             first_broken_position=result.first_broken_position or 0,
             reason=result.reason,
+            v1_links=result.v1_links,
+            v2_links=result.v2_links,
+            keyed_links=result.keyed_links,
         )
 
 
@@ -378,6 +383,9 @@ class OptimizerConfig:
     allow_request_endpoints: tuple[
         str, ...
     ] = ()  # HOST[:PORT] a request's api_base may name (none: no request may)
+    chain_key_file: str = ""  # the log's chain key: new links are keyed (HMAC-SHA256), keyed links verify
+    allow_broken_log: bool = False  # start on a broken chain, with a warning naming the position
+    create: bool = False  # create a missing log even where files of an earlier one exist
 
 
 class RunningOptimizer:
@@ -391,6 +399,7 @@ class RunningOptimizer:
         store: EventStore,
         health: HealthServicer,
         evaluations: EvaluationPool | None = None,
+        lease: WriterLease | None = None,
     ) -> None:
         self.server = server
         self.port = port
@@ -398,6 +407,7 @@ class RunningOptimizer:
         self.store = store
         self.health = health
         self.evaluations = evaluations
+        self.lease = lease
 
     @property
     def address(self) -> str:
@@ -410,15 +420,46 @@ class RunningOptimizer:
         if self.evaluations is not None:
             self.evaluations.shutdown()  # and whatever still runs stops at its next LM call
         self.store.close()
+        if self.lease is not None:
+            self.lease.release()  # last: no other optimizer may append before this one is done
 
 
 async def start(config: OptimizerConfig) -> RunningOptimizer:
     configure("optimizer_svc")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
+    key = chain_key(config.chain_key_file)
+    artifacts = config.data_dir / "artifacts"
+    store = open_service_store(config.log, key, create=config.create, evidence=[artifacts])
+    try:
+        # one optimizer per log for its lifetime: a second one would take this one's running
+        # jobs for orphans and append JobInterrupted for them
+        lease = writer_lease(store)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        return await _start(config, store, lease, key, connections)
+    except BaseException:
+        store.close()
+        lease.release()
+        raise
+
+
+async def _start(
+    config: OptimizerConfig,
+    store: EventStore,
+    lease: WriterLease,
+    key: bytes | None,
+    connections: Connections,
+) -> RunningOptimizer:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(config.log)
+    routing_secret(LogFiles.of(config.log).secret)  # created with the log; the gateways use it
     # the writer keeps snapshots of its fold beside the log, so restarts and gateways fold only the tail
-    ledger = await asyncio.to_thread(Ledger, store, SnapshotStore(snapshot_path(config.log)))
+    snapshots = SnapshotStore(snapshot_path(config.log), key=key)
+    await asyncio.to_thread(
+        verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="optimizer"
+    )
+    ledger = await asyncio.to_thread(Ledger, store, snapshots)
     registry = Registry(ledger)
     jobs = JobManager(
         ledger,
@@ -448,7 +489,7 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     )
     if config.port_file:
         config.port_file.write_text(str(port))
-    return RunningOptimizer(server, port, jobs, store, health, evaluations)
+    return RunningOptimizer(server, port, jobs, store, health, evaluations, lease)
 
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:

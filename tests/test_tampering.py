@@ -1,5 +1,6 @@
-"""A tampered artifact is refused and reported: the log's verify names the row, and the
-gateway answers FAILED_PRECONDITION naming the version instead of running it."""
+"""A tampered artifact is refused and reported: the log's verify names the row, a gateway
+refuses to start on the broken chain, and one started with --allow-broken-log answers
+FAILED_PRECONDITION naming the version instead of running it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import open_store
+from dspyops.logstart import StartRefused
 from dspyops.proto import events_pb2 as pb
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
@@ -49,7 +51,13 @@ def test_a_tampered_artifact_is_refused_and_reported(tmp_path: Path) -> None:
     store.close()
     assert not verified.ok and verified.first_broken_position == position
 
-    gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
+    # A gateway refuses a broken chain at start (naming the position); told to serve it
+    # anyway, it still refuses to run the tampered artifact.
+    with pytest.raises(StartRefused, match=f"broken at position {position}"):
+        ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
+    gateway = ServerThread(
+        lambda: start_gateway(GatewayConfig(log=log, canary_interval=0, allow_broken_log=True))
+    )
     try:
         with GatewayClient(gateway.address) as gw:
             with pytest.raises(grpc.RpcError) as err:

@@ -6,6 +6,12 @@ commit in position order. A reader therefore never sees position n + 1 without n
 
 Why it is durable: ``synchronous=FULL`` makes the WAL fsync on every commit, so an
 acknowledged append survives kill -9 or power loss.
+
+Why it notices a vanished log: SQLite keeps writing to a file that was unlinked or renamed
+over, and a new connection to the path would silently create an empty log. The store
+remembers the device and inode of the file it opened and refuses (LogReplaced) an append,
+or a new connection, once the path names another file or none; after the first open it
+never creates the file again.
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from dspyops.eventlog.hashchain import GENESIS, HASH_SIZE, chain, event_hash
+from dspyops.eventlog.hashchain import GENESIS, LINK_V1, LINK_V2, LINK_V2_KEYED, ChainChecker, LinkHasher
+from dspyops.eventlog.lock import FileWriterLock, WriterLease
 from dspyops.eventlog.store import (
     ANY,
     AppendResult,
+    ChainKeyRequired,
     DuplicateEventId,
     EventSize,
     EventStore,
+    LogMissing,
+    LogReplaced,
     NewEvent,
     StoredEvent,
     StoreUnavailable,
@@ -41,10 +51,14 @@ from dspyops.eventlog.store import (
 )
 from dspyops.eventlog.wakeup import DataVersionProbe
 
-SCHEMA_VERSION: Final = 2  # 2 added the actor column
+SCHEMA_VERSION: Final = 3  # 2 added the actor column, 3 the chain column (link version)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_COLUMNS: Final = "position, stream, version, event_id, type, payload, recorded_at, hash, actor"
+_COLUMNS: Final = "position, stream, version, event_id, type, payload, recorded_at, hash, actor, chain"
 _ID_CHUNK: Final = 500  # stays far below SQLite's bound-parameter limit
+_INSERT: Final = {
+    version: f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {version})"
+    for version in (LINK_V2, LINK_V2_KEYED)
+}
 
 # Primary result codes that mean "the storage cannot serve this now", as opposed to a bug in
 # our SQL or a corrupt file: busy past the timeout, out of memory, read-only, I/O error,
@@ -72,8 +86,17 @@ class SQLiteEventStore(EventStore):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, read_only: bool = False, busy_timeout: float = 30.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        busy_timeout: float = 30.0,
+        chain_key: bytes | None = None,
+        create: bool = True,
     ) -> None:
+        """``chain_key``: new links are HMAC-SHA256 under it (link version 3), and keyed
+        links verify. ``create=False``: a missing file raises LogMissing instead of
+        becoming a new, empty log."""
         super().__init__()
         path = os.fspath(path)
         if not path or path == ":memory:" or path.startswith("file:"):
@@ -81,6 +104,8 @@ class SQLiteEventStore(EventStore):
             raise ValueError(f"SQLiteEventStore needs a file path, got {path!r}")
         self.path = str(Path(path).absolute())
         self.read_only = read_only
+        self.chain_key = chain_key
+        self._hasher = LinkHasher(chain_key)
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._handles_lock = threading.Lock()
@@ -89,17 +114,26 @@ class SQLiteEventStore(EventStore):
         # BEGIN IMMEDIATE still serializes them against other processes.
         self._write_lock = threading.Lock()
         self._pid = os.getpid()
-        if read_only and not os.path.exists(self.path):
-            raise StoreUnavailable(f"cannot open {self.path} read-only: no such file")
+        if (read_only or not create) and not os.path.exists(self.path):
+            how = "read-only" if read_only else "without --create"
+            raise LogMissing(f"cannot open the log {self.path} {how}: no such file")
+        self._may_create = create and not read_only
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         self._select = _COLUMNS
         with self._connection("open") as conn:
             if read_only:
                 conn.execute("SELECT 1 FROM events LIMIT 1")
-                if "actor" not in {row[1] for row in conn.execute("PRAGMA table_info(events)")}:
-                    # a schema-1 log that no writer has opened since: it has no actors to show
-                    self._select = _COLUMNS.replace("actor", "'' AS actor")
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+                # a log that no writer of the current schema has opened since: schema 1 has no
+                # actors to show, schema 2 only v1 links
+                if "actor" not in columns:
+                    self._select = self._select.replace("actor,", "'' AS actor,")
+                if "chain" not in columns:
+                    self._select = self._select.replace("chain", f"{LINK_V1} AS chain")
             else:
                 self._create_schema(conn)
+            self._identity = self._stat_identity()
+        self._may_create = False  # from now on a missing file is a vanished log, never a new one
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({self.path!r}{', read_only=True' if self.read_only else ''})"
@@ -107,21 +141,53 @@ class SQLiteEventStore(EventStore):
     # -- connections ----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self.read_only:
-            target, uri = f"file:{quote(self.path)}?mode=ro", True
-        else:
-            target, uri = self.path, False
+        mode = "ro" if self.read_only else "rwc" if self._may_create else "rw"
         # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False only so
         # close() may close connections of other threads; each thread otherwise uses its own.
-        conn = sqlite3.connect(
-            target,
-            uri=uri,
-            timeout=self._busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(self.path)}?mode={mode}",
+                uri=True,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.OperationalError as exc:
+            if self._identity is not None:
+                self.check_file()  # the usual reason a later connection cannot open: the log is gone
+            raise StoreUnavailable(f"open {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA synchronous=FULL")
+            if self._identity is not None:
+                # a later thread's connection: it must reach the file the store opened
+                self.check_file()
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _stat_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check_file(self) -> None:
+        """Raise LogReplaced if the path no longer names the file this store opened (one
+        stat call: cheap enough for every append and every tail wake-up)."""
+        now = self._stat_identity()
+        if now == self._identity:
+            return
+        if now is None:
+            raise LogReplaced(
+                f"the log {self.path} was removed while in use: refusing to write into the deleted "
+                "file (restore it, or restart with --create for a new log)"
+            )
+        raise LogReplaced(
+            f"the log {self.path} was replaced by another file while in use (device/inode changed): "
+            "refusing to write; restart the service to open the new file"
+        )
 
     def _handle(self) -> _Handle:
         """This thread's connection handle, opened on first use.
@@ -209,14 +275,28 @@ class SQLiteEventStore(EventStore):
                 "recorded_at": int,
                 "hash": bytes,
                 "actor": str,
+                "chain": int,
             },
             pk="position",
-            not_null={"stream", "version", "event_id", "type", "payload", "recorded_at", "hash", "actor"},
-            defaults={"actor": ""},
+            not_null={
+                "stream",
+                "version",
+                "event_id",
+                "type",
+                "payload",
+                "recorded_at",
+                "hash",
+                "actor",
+                "chain",
+            },
+            defaults={"actor": "", "chain": LINK_V1},
             if_not_exists=True,
         )
-        if "actor" not in events.columns_dict:  # a schema-1 log: events before it have no actor
+        columns = events.columns_dict
+        if "actor" not in columns:  # a schema-1 log: events before it have no actor
             events.add_column("actor", str, not_null_default="")
+        if "chain" not in columns:  # a schema-2 log: every link so far is v1
+            events.add_column("chain", int, not_null_default=LINK_V1)
         # Unique indexes play the part of UNIQUE(stream, version) and UNIQUE(event_id).
         events.create_index(["stream", "version"], "events_stream_version", unique=True, if_not_exists=True)
         events.create_index(["event_id"], "events_event_id", unique=True, if_not_exists=True)
@@ -255,6 +335,10 @@ class SQLiteEventStore(EventStore):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 result = self._append_in_transaction(conn, stream, events, expected_version, actor)
+                if not result.deduplicated:
+                    # last, just before the commit: a log removed or replaced meanwhile gets
+                    # nothing (an acknowledged write into an unlinked file would be lost)
+                    self.check_file()
                 conn.execute("COMMIT")
             except BaseException:
                 # SQLite rolls back by itself on some errors (e.g. SQLITE_FULL); on others the
@@ -306,18 +390,25 @@ class SQLiteEventStore(EventStore):
             raise WrongExpectedVersion(stream, expected_version, current)
 
         row = conn.execute(
-            "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+            "SELECT position, hash, recorded_at, chain FROM events ORDER BY position DESC LIMIT 1"
         ).fetchone()
-        position, prev_hash, prev_at = row if row else (0, GENESIS, 0)
+        position, prev_hash, prev_at, prev_link = row if row else (0, GENESIS, 0, LINK_V1)
+        if prev_link == LINK_V2_KEYED and self.chain_key is None:
+            raise ChainKeyRequired(
+                f"the log {self.path} has keyed chain links: appending needs its chain key (--chain-key-file)"
+            )
         # recorded_at never goes backwards along positions (even if the wall clock does), so
         # "the state at time T" is always a prefix of the log.
         recorded_at = max(time.time_ns() // 1000, prev_at)
-        links = chain(prev_hash, position + 1, [(event.type, event.payload) for event in events])
+        hasher = self._hasher
+        links = hasher.chain(prev_hash, position + 1, stream, current + 1, recorded_at, actor, events)
         rows = [
             (position + i, stream, current + i, e.event_id, e.type, e.payload, recorded_at, link, actor)
             for i, (e, link) in enumerate(zip(events, links, strict=True), start=1)
         ]
-        conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # the link version is the same for the whole batch: a literal (one of two statements,
+        # both in sqlite3's statement cache) instead of one more bound value per row
+        conn.executemany(_INSERT[hasher.version], rows)
         return AppendResult(
             stream=stream,
             first_position=position + 1,
@@ -413,44 +504,41 @@ class SQLiteEventStore(EventStore):
         with self._connection("read") as conn:
             return int(conn.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0])
 
-    def verify(self) -> VerifyResult:
-        checked = 0
-        prev_hash = GENESIS
-        versions: dict[str, int] = {}
+    def verify(self, after_position: int = 0) -> VerifyResult:
+        if after_position < 0:
+            raise ValueError(f"after_position must be >= 0, got {after_position}")
         with self._connection("verify") as conn:
+            prev_hash, prev_link = GENESIS, LINK_V1
+            if after_position:
+                row = conn.execute(
+                    f"SELECT {self._select} FROM events WHERE position = ?", (after_position,)
+                ).fetchone()
+                if row is None:
+                    raise ValueError(f"verify after position {after_position}: the log has no such position")
+                prev_hash, prev_link = row[7], row[9]
+            checker = ChainChecker(
+                key=self.chain_key, after_position=after_position, prev_hash=prev_hash, prev_link=prev_link
+            )
             # One SELECT is one consistent snapshot, streamed row by row (no full load).
             rows = conn.execute(
-                "SELECT position, stream, version, type, payload, hash FROM events ORDER BY position"
+                f"SELECT {self._select} FROM events WHERE position > ? ORDER BY position", (after_position,)
             )
-            for position, stream, version, type_, payload, stored_hash in rows:
-                expected = checked + 1
-                if position != expected:
-                    reason = f"position {expected} is missing (the next row is {position})"
-                    return _broken(checked, expected, reason)
-                if not isinstance(type_, str):
-                    return _broken(checked, position, f"position {position}: type is not text")
-                if not isinstance(stored_hash, bytes) or len(stored_hash) != HASH_SIZE:
-                    return _broken(checked, position, f"position {position}: hash is not {HASH_SIZE} bytes")
-                if isinstance(payload, str):  # a BLOB rewritten as TEXT by hand
-                    payload = payload.encode("utf-8")
-                recomputed = event_hash(prev_hash, position, type_, payload)
-                if recomputed != stored_hash:
-                    return _broken(
-                        checked,
-                        position,
-                        f"position {position}: hash mismatch (its type, payload or hash was altered)",
-                    )
-                want_version = versions.get(stream, 0) + 1
-                if version != want_version:
-                    reason = (
-                        f"position {position}: stream {stream!r} is at version {version}, not {want_version}"
-                    )
-                    return _broken(checked, position, reason)
-                versions[stream] = version
-                prev_hash = stored_hash
-                checked += 1
-        reason = f"{checked} events, chain intact"
-        return VerifyResult(ok=True, checked=checked, first_broken_position=None, reason=reason)
+            check = checker.check
+            for position, stream, version, event_id, type_, payload, recorded_at, hash_, actor, link in rows:
+                reason = check(
+                    position, stream, version, event_id, type_, payload, recorded_at, hash_, actor, link
+                )
+                if reason is not None:  # the walk stopped at the position after the last good one
+                    return _result(checker, after_position, checker.position + 1, reason)
+        return _result(checker, after_position, None, f"{checker.checked} events, chain intact")
+
+    def keyed(self) -> bool:
+        with self._connection("read") as conn:
+            row = conn.execute(f"SELECT {self._select} FROM events ORDER BY position DESC LIMIT 1").fetchone()
+        return row is not None and row[-1] == LINK_V2_KEYED
+
+    def writer_lock(self) -> WriterLease:
+        return FileWriterLock(f"{self.path}.lock", self.path)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -478,22 +566,33 @@ class _Handle:
         self.thread = thread
 
 
-def _to_events(rows: Iterable[tuple[int, str, int, str, str, bytes, int, bytes, str]]) -> list[StoredEvent]:
+def _to_events(
+    rows: Iterable[tuple[int, str, int, str, str, bytes, int, bytes, str, int]],
+) -> list[StoredEvent]:
     """Rows -> StoredEvents. Replay reads millions of rows, so this is kept lean: positional
     construction, and one datetime per distinct recorded_at (a batch shares its timestamp)."""
     events = []
     add = events.append
     last_us: int | None = None
     last_at = _EPOCH
-    for position, stream, version, event_id, type_, payload, recorded_at, hash_, actor in rows:
+    for position, stream, version, event_id, type_, payload, recorded_at, hash_, actor, link in rows:
         if recorded_at != last_us:
             last_us, last_at = recorded_at, _EPOCH + timedelta(microseconds=recorded_at)
-        add(StoredEvent(position, stream, version, event_id, type_, payload, last_at, hash_, actor))
+        add(StoredEvent(position, stream, version, event_id, type_, payload, last_at, hash_, actor, link))
     return events
 
 
-def _broken(checked: int, position: int, reason: str) -> VerifyResult:
-    return VerifyResult(ok=False, checked=checked, first_broken_position=position, reason=reason)
+def _result(checker: ChainChecker, after: int, broken: int | None, reason: str) -> VerifyResult:
+    return VerifyResult(
+        ok=broken is None,
+        checked=checker.checked,
+        first_broken_position=broken,
+        reason=reason,
+        v1_links=checker.v1_links,
+        v2_links=checker.v2_links,
+        keyed_links=checker.keyed_links,
+        after_position=after,
+    )
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:

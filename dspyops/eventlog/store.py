@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from dspyops.eventlog.lock import WriterLease
 from dspyops.eventlog.wakeup import AppendSignal, ChangeProbe, HeadNotifier
 
 ANY: Final = None
@@ -69,8 +70,9 @@ class StoredEvent:
     type: str
     payload: bytes
     recorded_at: datetime  # UTC, timezone-aware, microsecond precision
-    hash: bytes  # 32 bytes, see hashchain.event_hash
-    actor: str = ""  # who caused the append ("" = no authenticated caller); outside the hash chain
+    hash: bytes  # 32 bytes: the chain link, see hashchain
+    actor: str = ""  # who caused the append ("" = no authenticated caller)
+    chain: int = 2  # the link's version: 1 = v1, 2 = v2, 3 = v2 keyed (hashchain.LINK_*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,10 @@ class VerifyResult:
     checked: int  # rows whose link was checked and found good
     first_broken_position: int | None
     reason: str
+    v1_links: int = 0  # of the checked links: chain v1 ...
+    v2_links: int = 0  # ... chain v2, keyed ones included ...
+    keyed_links: int = 0  # ... and of those, keyed (HMAC-SHA256)
+    after_position: int = 0  # the walk started after this (trusted) position
 
 
 # The exceptions pass their fields to Exception.__init__ so that they survive pickling by
@@ -144,6 +150,20 @@ class StoreUnavailable(Exception):
     """
 
 
+class LogMissing(StoreUnavailable):
+    """The log does not exist and the store was told not to create it."""
+
+
+class LogReplaced(StoreUnavailable):
+    """The log this store opened was removed or replaced by another file: appends would go
+    to a file nobody reads (or mix two logs), so the store refuses them."""
+
+
+class ChainKeyRequired(StoreUnavailable):
+    """The log has keyed chain links and this store has no chain key: an unkeyed link after
+    keyed ones would be a downgrade, so it refuses to append."""
+
+
 MAX_ACTOR_CHARS: Final = 256
 
 
@@ -185,6 +205,8 @@ def validate_read(after_position: int, limit: int) -> None:
 
 class EventStore(ABC):
     """An append-only log of events in streams, with optimistic concurrency per stream."""
+
+    chain_key: bytes | None = None  # backends that take a chain key keep it here
 
     def __init__(self) -> None:
         # Backends call notify() after every committed append that wrote something.
@@ -230,8 +252,22 @@ class EventStore(ABC):
         """The last position, 0 if the log is empty."""
 
     @abstractmethod
-    def verify(self) -> VerifyResult:
-        """Walk the hash chain from position 1; name the first position that does not check."""
+    def verify(self, after_position: int = 0) -> VerifyResult:
+        """Walk the hash chain and name the first position that does not check.
+
+        From position 1, or after ``after_position``, trusting the link stored there (the
+        position of a snapshot whose hash matches the log). Keyed links are checked with the
+        store's chain key; without one they do not verify.
+        """
+
+    @abstractmethod
+    def keyed(self) -> bool:
+        """Whether the log's newest link is keyed (then appending needs the chain key)."""
+
+    @abstractmethod
+    def writer_lock(self) -> WriterLease:
+        """Take the log's single-writer lease (see eventlog.lock); raises WriterLocked,
+        naming the holder, when another process has it."""
 
     @abstractmethod
     def close(self) -> None:

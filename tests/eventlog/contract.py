@@ -24,21 +24,29 @@ from hypothesis import strategies as st
 
 from dspyops.eventlog import (
     ANY,
+    LINK_V1,
+    LINK_V2,
+    LINK_V2_KEYED,
+    ChainKeyRequired,
     DuplicateEventId,
     EventStore,
     NewEvent,
     StoredEvent,
     StoreUnavailable,
+    WriterLocked,
     WrongExpectedVersion,
-    event_hash,
+    link_v2,
     open_store,
 )
-from dspyops.eventlog.hashchain import GENESIS
+from dspyops.eventlog.hashchain import GENESIS, micros
 
 from .workers import EVENT_TYPE, ack_forever, check_log, process_writer, tagged_batch, write_batches
 
 StoreFactory = Callable[[], EventStore]
 Tamper = Callable[[int, str, object], None]
+RewriteAsV1 = Callable[[], None]
+
+CHAIN_KEY = b"contract-suite-chain-key-32bytes"
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -76,6 +84,12 @@ class EventStoreContract:
         store's back, as an attacker with file access would."""
         raise NotImplementedError
 
+    @pytest.fixture
+    def rewrite_as_v1(self, store_url: str) -> RewriteAsV1:
+        """Backend hook: rewrite_as_v1() turns every stored link into a chain v1 link (link
+        version 1), as a log written before chain v2 holds them."""
+        raise NotImplementedError
+
     # -- shared fixtures ----------------------------------------------------------------------
 
     @pytest.fixture
@@ -94,6 +108,19 @@ class EventStoreContract:
     @pytest.fixture
     def store(self, make_store: StoreFactory) -> EventStore:
         return make_store()
+
+    @pytest.fixture
+    def make_keyed_store(self, store_url: str) -> Iterator[Callable[[bytes], EventStore]]:
+        opened: list[EventStore] = []
+
+        def make(key: bytes = CHAIN_KEY) -> EventStore:
+            store = open_store(store_url, chain_key=key)
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
 
     # -- basics -------------------------------------------------------------------------------
 
@@ -149,23 +176,30 @@ class EventStoreContract:
         assert store.read(after_position=2)[0].event_id == generated.event_id
         assert store.read(after_position=2)[0].payload == b""
 
-    def test_actor_is_stored_with_each_event_outside_the_hash_chain(self, store: EventStore) -> None:
+    def test_actor_is_stored_with_each_event_inside_the_hash_chain(self, store: EventStore) -> None:
         store.append("s", [ev(b"x"), ev(b"y")], 0, actor="alice")
         store.append("s", [ev(b"z")], 2)
         assert [e.actor for e in store.read()] == ["alice", "alice", ""]
         assert [e.actor for e in store.read_stream("s")] == ["alice", "alice", ""]
         one, two, _ = store.read()
-        assert two.hash == event_hash(one.hash, 2, two.type, b"y")  # the actor does not enter it
+        assert two.hash == link_of(two, one.hash)  # chain v2 covers the actor (v1 did not)
+        assert two.hash != link_of(replace_actor(two, "mallory"), one.hash)
         for bad in ("a\nb", "x" * 257, 7):
             with pytest.raises(ValueError, match="actor"):
                 store.append("s", [ev()], ANY, actor=bad)  # type: ignore[arg-type]
         assert store.head() == 3
 
     def test_stored_hashes_form_the_documented_chain(self, store: EventStore) -> None:
-        store.append("s", [ev(b"x"), ev(b"y", type="dspyops.v1.Y")], 0)
+        store.append("s", [ev(b"x"), ev(b"y", type="dspyops.v1.Y")], 0, actor="bob")
         one, two = store.read()
-        assert one.hash == event_hash(GENESIS, 1, one.type, b"x")
-        assert two.hash == event_hash(one.hash, 2, "dspyops.v1.Y", b"y")
+        assert (one.chain, two.chain) == (LINK_V2, LINK_V2)
+        assert one.hash == link_v2(
+            GENESIS, 1, "s", 1, one.event_id, one.type, micros(one.recorded_at), "bob", b"x"
+        )
+        assert two.hash == link_v2(
+            one.hash, 2, "s", 2, two.event_id, "dspyops.v1.Y", micros(two.recorded_at), "bob", b"y"
+        )
+        assert store.read_stream("s") == [one, two]
 
     def test_read_paging_and_stream_prefix(self, store: EventStore) -> None:
         store.append("job-1", [ev(b"j1")], 0)
@@ -614,6 +648,146 @@ class EventStoreContract:
         assert result.checked == 5
         assert "6" in result.reason
 
+    @pytest.mark.parametrize(
+        "edits",
+        [
+            # Each edit keeps every per-stream version dense, so only a hash over the whole
+            # event can notice it (chain v1 covered position, type and payload alone).
+            [("stream", "program-forged")],
+            [("event_id", "forged-event-id")],
+            [("recorded_at", 0)],  # time-based rollback and as_of read this column
+            [("actor", "mallory")],
+            # type and payload re-split: v1 hashed them back to back with no separator
+            [("type", EVENT_TYPE[:-1]), ("payload", EVENT_TYPE[-1:].encode() + b"solo:0:0")],
+        ],
+        ids=["stream", "event_id", "recorded_at", "actor", "type-payload-resplit"],
+    )
+    def test_verify_names_an_edited_envelope_column(
+        self, store: EventStore, tamper: Tamper, edits: list[tuple[str, object]]
+    ) -> None:
+        fill(store, 5, stream="a")
+        store.append("b", tagged_batch("solo", 0, 1), 0, actor="alice")  # position 6, alone in "b"
+        fill(store, 4, stream="a")
+        assert store.verify().ok
+        for column, value in edits:
+            tamper(6, column, value)
+        result = store.verify()
+        assert not result.ok
+        assert result.first_broken_position == 6
+        assert result.checked == 5
+        assert "6" in result.reason
+
+    def test_verify_counts_link_versions(self, store: EventStore) -> None:
+        fill(store, 4)
+        result = store.verify()
+        assert (result.v1_links, result.v2_links, result.keyed_links) == (0, 4, 0)
+
+    def test_verify_after_a_trusted_position(self, store: EventStore, tamper: Tamper) -> None:
+        fill(store, 10)
+        result = store.verify(after_position=6)
+        assert result.ok and result.checked == 4 and result.after_position == 6
+        tamper(8, "payload", b"evil")
+        result = store.verify(after_position=6)
+        assert not result.ok and result.first_broken_position == 8 and result.checked == 1
+        tamper(3, "payload", b"evil too")  # before the trusted point: only a walk from 1 sees it
+        assert store.verify(after_position=6).first_broken_position == 8
+        assert store.verify().first_broken_position == 3
+        with pytest.raises(ValueError, match="no such position"):
+            store.verify(after_position=11)
+
+    # -- chain v1 logs and keyed chains --------------------------------------------------------
+
+    def test_a_v1_log_still_verifies_and_gains_v2_links(
+        self, store_url: str, make_store: StoreFactory, rewrite_as_v1: RewriteAsV1
+    ) -> None:
+        fill(make_store(), 5)
+        rewrite_as_v1()
+        old = make_store()
+        assert [e.chain for e in old.read()] == [LINK_V1] * 5
+        result = old.verify()
+        assert result.ok and (result.v1_links, result.v2_links) == (5, 0)
+        old.append("after-upgrade", [ev(b"new")], 0, actor="carol")
+        events = old.read()
+        assert [e.chain for e in events] == [LINK_V1] * 5 + [LINK_V2]
+        result = old.verify()
+        assert result.ok and (result.v1_links, result.v2_links, result.keyed_links) == (5, 1, 0)
+
+    def test_a_v1_link_is_checked_by_the_v1_formula(
+        self, make_store: StoreFactory, rewrite_as_v1: RewriteAsV1, tamper: Tamper
+    ) -> None:
+        fill(make_store(), 6)
+        rewrite_as_v1()
+        tamper(4, "payload", b"evil")
+        result = make_store().verify()
+        assert not result.ok and result.first_broken_position == 4 and result.v1_links == 3
+
+    def test_keyed_links_verify_only_with_the_key(
+        self, make_store: StoreFactory, make_keyed_store: Callable[[bytes], EventStore]
+    ) -> None:
+        fill(make_store(), 3)  # unkeyed links first: a key given later keys the new ones
+        assert not make_store().keyed()
+        keyed = make_keyed_store(CHAIN_KEY)
+        keyed.append("s", [ev(b"k1"), ev(b"k2")], 0, actor="dave")
+        assert [e.chain for e in keyed.read()] == [LINK_V2] * 3 + [LINK_V2_KEYED] * 2
+        assert keyed.keyed() and make_store().keyed()
+        result = keyed.verify()
+        assert result.ok and (result.v2_links, result.keyed_links, result.checked) == (5, 2, 5)
+        # the keyed link is not the plain SHA-256 one: without the key nobody recomputes it
+        one = keyed.read()[3]
+        plain = link_v2(
+            keyed.read()[2].hash, 4, "s", 1, one.event_id, one.type, micros(one.recorded_at), "dave", b"k1"
+        )
+        assert one.hash != plain
+        unkeyed = make_store().verify()
+        assert not unkeyed.ok and unkeyed.first_broken_position == 4 and "chain key" in unkeyed.reason
+        wrong = make_keyed_store(b"another-key-of-32-bytes-length!!").verify()
+        assert not wrong.ok and wrong.first_broken_position == 4 and "mismatch" in wrong.reason
+
+    def test_a_keyed_log_refuses_unkeyed_appends(
+        self, make_store: StoreFactory, make_keyed_store: Callable[[bytes], EventStore]
+    ) -> None:
+        make_keyed_store(CHAIN_KEY).append("s", [ev()], 0)
+        plain = make_store()
+        assert plain.keyed()
+        with pytest.raises(ChainKeyRequired, match="chain key"):
+            plain.append("s", [ev()], 1)
+        assert plain.head() == 1
+        assert make_keyed_store(CHAIN_KEY).append("s", [ev()], 1).last_position == 2
+
+    def test_an_unkeyed_rewrite_after_keyed_links_does_not_verify(
+        self, make_keyed_store: Callable[[bytes], EventStore], tamper: Tamper
+    ) -> None:
+        """Someone who can write the file but lacks the key edits a keyed event and
+        recomputes its link with plain SHA-256 (a valid v2 link): still caught."""
+        keyed = make_keyed_store(CHAIN_KEY)
+        fill(keyed, 4)
+        prev, target = keyed.read()[2:4]
+        forged = link_v2(
+            prev.hash, 4, target.stream, target.version, target.event_id, target.type,
+            micros(target.recorded_at), target.actor, b"forged",
+        )  # fmt: skip
+        tamper(4, "payload", b"forged")
+        tamper(4, "hash", forged)
+        tamper(4, "chain", LINK_V2)
+        result = keyed.verify()
+        assert not result.ok and result.first_broken_position == 4 and "downgrade" in result.reason
+
+    # -- one writer ------------------------------------------------------------------------------
+
+    def test_one_writer_lease_at_a_time(self, make_store: StoreFactory) -> None:
+        first, second = make_store(), make_store()
+        lease = first.writer_lock()
+        with pytest.raises(WriterLocked) as info:
+            second.writer_lock()
+        assert info.value.holder_pid == os.getpid()
+        assert str(os.getpid()) in str(info.value)
+        lease.release()
+        lease.release()  # idempotent
+        with second.writer_lock():
+            with pytest.raises(WriterLocked):
+                first.writer_lock()
+        first.writer_lock().release()
+
     def test_verify_detects_a_moved_or_missing_position(self, store: EventStore, tamper: Tamper) -> None:
         fill(store, 10)
         tamper(4, "position", 400)
@@ -686,3 +860,23 @@ class EventStoreContract:
             assert [e.version for e in store.read_stream(stream)] == list(range(1, count + 1))
             assert store.stream_version(stream) == count
         assert store.verify().ok
+
+
+def link_of(event: StoredEvent, prev_hash: bytes) -> bytes:
+    return link_v2(
+        prev_hash,
+        event.position,
+        event.stream,
+        event.version,
+        event.event_id,
+        event.type,
+        micros(event.recorded_at),
+        event.actor,
+        event.payload,
+    )
+
+
+def replace_actor(event: StoredEvent, actor: str) -> StoredEvent:
+    from dataclasses import replace
+
+    return replace(event, actor=actor)

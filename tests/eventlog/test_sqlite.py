@@ -25,10 +25,11 @@ from dspyops.eventlog import (
     StoreUnavailable,
     open_store,
 )
+from dspyops.eventlog.hashchain import GENESIS, event_hash
 from dspyops.eventlog.sqlite import SCHEMA_VERSION, _prefix_upper_bound
 from dspyops.eventlog.store import new_event_id
 
-from .contract import EventStoreContract, StoreFactory, Tamper, fill
+from .contract import EventStoreContract, RewriteAsV1, StoreFactory, Tamper, fill
 
 
 class TestSQLiteEventStore(EventStoreContract):
@@ -70,7 +71,10 @@ class TestSQLiteEventStore(EventStoreContract):
     @pytest.fixture
     def tamper(self, db_path: Path) -> Tamper:
         def tamper(position: int, column: str, value: object) -> None:
-            assert column in {"payload", "type", "hash", "version", "position"}
+            assert column in {
+                "payload", "type", "hash", "version", "position", "stream", "event_id", "recorded_at",
+                "actor", "chain",
+            }  # fmt: skip
             with sqlite3.connect(db_path) as conn:
                 changed = conn.execute(
                     f"UPDATE events SET {column} = ? WHERE position = ?", (value, position)
@@ -80,6 +84,19 @@ class TestSQLiteEventStore(EventStoreContract):
 
         return tamper
 
+    @pytest.fixture
+    def rewrite_as_v1(self, db_path: Path) -> RewriteAsV1:
+        def rewrite() -> None:
+            with sqlite3.connect(db_path) as conn:
+                prev = GENESIS
+                rows = conn.execute("SELECT position, type, payload FROM events ORDER BY position").fetchall()
+                for position, type_, payload in rows:
+                    prev = event_hash(prev, position, type_, payload)
+                    conn.execute("UPDATE events SET hash = ?, chain = 1 WHERE position = ?", (prev, position))
+            conn.close()
+
+        return rewrite
+
     # -- SQLite only --------------------------------------------------------------------------
 
     def test_file_settings(self, store: SQLiteEventStore, db_path: Path) -> None:
@@ -87,7 +104,7 @@ class TestSQLiteEventStore(EventStoreContract):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         indexes = {row[1]: row[2] for row in conn.execute("PRAGMA index_list(events)")}
         assert indexes["events_stream_version"] == 1 and indexes["events_event_id"] == 1
         assert "events_stream_position" in indexes
@@ -244,3 +261,32 @@ def test_default_event_ids_are_uuid7_unique_and_time_ordered() -> None:
 
 def _ids(n: int) -> list[str]:
     return [new_event_id() for _ in range(n)]
+
+
+def test_a_schema_2_log_gains_the_chain_column_on_open(tmp_path: Path) -> None:
+    """A log written before chain v2: read-only readers see link version 1, a writer adds the
+    column (1 for the old rows) and appends v2 links after them."""
+    path = tmp_path / "old.db"
+    store = SQLiteEventStore(path)
+    store.append("s", [NewEvent("t", b"old-1"), NewEvent("t", b"old-2")], 0, actor="ann")
+    store.close()
+    conn = sqlite3.connect(path)
+    prev = GENESIS
+    for position, type_, payload in conn.execute("SELECT position, type, payload FROM events").fetchall():
+        prev = event_hash(prev, position, type_, payload)  # what the schema-2 code stored
+        conn.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, position))
+    conn.execute("ALTER TABLE events DROP COLUMN chain")
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    readonly = SQLiteEventStore(path, read_only=True)
+    assert [e.chain for e in readonly.read()] == [1, 1]
+    assert readonly.verify().ok and readonly.verify().v1_links == 2
+    readonly.close()
+    store = SQLiteEventStore(path)
+    store.append("s", [NewEvent("t", b"new")], 2, actor="bob")
+    assert [e.chain for e in store.read()] == [1, 1, 2]
+    result = store.verify()
+    assert result.ok and (result.v1_links, result.v2_links) == (2, 1)
+    assert store._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.close()

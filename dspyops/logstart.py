@@ -1,0 +1,150 @@
+"""Opening the log when a service starts: the chain key, ``--create``, the writer lease and
+the chain check from the newest trusted snapshot. Both services go through here, so they
+refuse the same things with the same words.
+
+The chain check walks only the links after the newest snapshot whose hash still matches
+the log (and, with a chain key, whose MAC checks), so a large log starts in the time its
+tail takes; ``dspyops log verify`` walks the whole chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from dspyops.eventlog import (
+    ChainChecker,
+    EventStore,
+    LogMissing,
+    VerifyResult,
+    WriterLease,
+    WriterLocked,
+    open_store,
+)
+from dspyops.keyfiles import KeyFileError, load_chain_key, load_or_create_secret
+from dspyops.logfiles import LogFiles, missing_log_message
+from dspyops.snapshots import SnapshotStore
+
+
+class StartRefused(Exception):
+    """A service will not start on this log; the message says why and what to do."""
+
+
+class BrokenChain(Exception):
+    """A link received while tailing does not check."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(position, reason)
+        self.position = position
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"the log's hash chain is broken at position {self.position}: {self.reason}"
+
+
+def chain_key(path: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return load_chain_key(path)
+    except KeyFileError as exc:
+        raise StartRefused(str(exc)) from None
+
+
+def open_service_store(
+    log: str, key: bytes | None, *, create: bool, evidence: list[Path] | None = None
+) -> EventStore:
+    """The store, created only on a first start or with ``--create`` (see logfiles).
+    ``evidence``: more files that show an earlier log (artifacts, a records file)."""
+    files = LogFiles.of(log)
+    may_create = files.may_create(create, evidence or [])
+    try:
+        store = open_store(log, chain_key=key, create=may_create)
+    except LogMissing:
+        raise StartRefused(missing_log_message(files, files.leftovers(evidence or []))) from None
+    try:
+        if key is None and store.keyed():
+            raise StartRefused(
+                f"the log {files.log} has keyed chain links: start with --chain-key-file (without the key "
+                "no link can be appended, nor any keyed link checked)"
+            )
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def writer_lease(store: EventStore) -> WriterLease:
+    try:
+        return store.writer_lock()
+    except WriterLocked as exc:
+        raise StartRefused(str(exc)) from None
+
+
+def routing_secret(beside: Path) -> bytes:
+    try:
+        return load_or_create_secret(beside)
+    except KeyFileError as exc:
+        raise StartRefused(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    """What the chain check at start found, and where a tail's checker continues."""
+
+    result: VerifyResult
+    checker: ChainChecker  # positioned after the last link the check reached
+
+    @property
+    def last_position(self) -> int:
+        return self.checker.position
+
+
+def verify_at_start(
+    store: EventStore, snapshots: SnapshotStore, *, allow_broken: bool, service: str
+) -> StartCheck:
+    """Verify the links after the newest trusted snapshot (all of them without one).
+
+    A broken chain refuses the start, naming the first broken position, unless
+    ``allow_broken`` (``--allow-broken-log``): then a warning names it and the start goes on.
+    """
+    point = snapshots.latest_point(store)
+    after = point[0].position if point else 0
+    result = store.verify(after_position=after)
+    log = structlog.get_logger()
+    last = result.after_position + result.checked
+    if not result.ok:
+        assert result.first_broken_position is not None
+        if not allow_broken:
+            raise StartRefused(
+                f"{service}: the log's hash chain is broken at position {result.first_broken_position}: "
+                f"{result.reason}. Run `dspyops log verify --log FILE`; restore the log from a backup, "
+                "or start with --allow-broken-log to serve it anyway"
+            )
+        log.warning(
+            "log_chain_broken",
+            first_broken_position=result.first_broken_position,
+            reason=result.reason,
+            allowed_by="--allow-broken-log",
+        )
+        last = result.first_broken_position  # the tail goes on from the broken link's stored hash
+    else:
+        log.info(
+            "log_chain_verified",
+            after_position=after,
+            checked=result.checked,
+            v1_links=result.v1_links,
+            v2_links=result.v2_links,
+            keyed_links=result.keyed_links,
+        )
+    return StartCheck(result, _checker_after(store, last))
+
+
+def _checker_after(store: EventStore, position: int) -> ChainChecker:
+    key = store.chain_key
+    if position == 0:
+        return ChainChecker(key=key)
+    event = store.read(after_position=position - 1, limit=1)[0]
+    return ChainChecker(key=key, after_position=position, prev_hash=event.hash, prev_link=event.chain)
