@@ -292,12 +292,12 @@ def _serve(args: argparse.Namespace) -> int:
     _check_upstream(args)
     guard_streams()  # a service process: whatever reaches stdout/stderr is scrubbed
     try:
-        return _serve(args, tuple(sorted(parse_endpoint_allowlist(args.allow_request_endpoints))))
+        return _run_service(args, tuple(sorted(parse_endpoint_allowlist(args.allow_request_endpoints))))
     except ConnectionsFileError as exc:
         raise SystemExit(f"serve {args.service}: {exc}") from None
 
 
-def _serve(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
+def _run_service(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
     if args.service == "optimizer":
         from optimizer_svc.server import OptimizerConfig, serve
 
