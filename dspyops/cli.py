@@ -829,6 +829,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             f"  routing key {args.key!r} {'matches' if e.routing_key_matches else 'does NOT match'} "
             "the recorded hash"
         )
+    if e.hash_withheld:
+        console.print("  the key's hash is shown only with the matching routing key (--key)")
     return 0 if e.reproduced else 1
 
 

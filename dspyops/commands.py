@@ -74,6 +74,7 @@ from dspyops.events import decode, new_event
 from dspyops.history import History
 from dspyops.limits import check_payload
 from dspyops.proto import events_pb2 as pb
+from dspyops.scrub import scrub_message
 from dspyops.state import RequestEntry, State
 
 MAX_REQUEST_ID_CHARS = 128
@@ -261,6 +262,8 @@ def append(
 ) -> AppendResult:
     """Append payload messages, turning store errors into statuses that name the problem
     (DuplicateEventId passes through: the writer path answers it)."""
+    for payload in payloads:  # a key pasted into a reason never enters the log
+        scrub_message(payload)
     events = [new_event(p, event_ids[i] if event_ids else None) for i, p in enumerate(payloads)]
     for event in events:  # the hard per-event limit, before anything is written
         check_payload(event.type, event.payload)

@@ -1,6 +1,8 @@
 """Which outcome values a prediction takes: the metric of the experiment or canary that
-assigned it decides. Binary metrics take 1 (success) or 0 (failure); continuous ones any
-finite number; a prediction outside any experiment or canary takes any finite number.
+assigned it decides. Binary metrics take 1 (success) or 0 (failure); continuous ones a
+finite number within the statistics' range (|value| <= 1e100, `statistics.outcome_in_range`:
+what RecordOutcome takes is exactly what the statistics use); a prediction outside any
+experiment or canary takes the continuous range too.
 
 The experiment is looked up in the gateway's current state, and, when it has ended since
 (or another one runs now), in the state at the prediction's own log position, which by
@@ -10,13 +12,12 @@ experiment's outcomes are only checked for being finite.
 
 from __future__ import annotations
 
-import math
-
 from dspyops.errors import InvalidArgument, shown
 from dspyops.history import History
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import State
 from gateway_svc.records import PredictionRecord, PredictionStore
+from gateway_svc.statistics import CONTINUOUS_LIMIT, outcome_in_range
 
 
 def assigned_by(state: State, record: PredictionRecord) -> tuple[str, str] | None:
@@ -44,11 +45,13 @@ def check_outcome(
     found = assigned_by(state, record)
     if found is None and record.experiment_id and history is not None:
         found = assigned_by(history.state_at(record.log_position), record)
-    if found is not None and found[1] == "binary":
-        if value not in (0.0, 1.0):  # NaN compares unequal to both
-            raise InvalidArgument(
-                "value", f"{found[0]} has a binary metric: 1 (success) or 0 (failure), got {shown(value)}"
-            )
-    elif not math.isfinite(value):
-        raise InvalidArgument("value", f"must be a finite number, got {shown(value)}")
-    return record
+    metric = found[1] if found is not None else "continuous"
+    if outcome_in_range(metric, value):
+        return record
+    if found is not None and metric == "binary":  # NaN compares unequal to both
+        raise InvalidArgument(
+            "value", f"{found[0]} has a binary metric: 1 (success) or 0 (failure), got {shown(value)}"
+        )
+    raise InvalidArgument(
+        "value", f"must be a finite number with |value| <= {CONTINUOUS_LIMIT:g}, got {shown(value)}"
+    )

@@ -482,6 +482,16 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         state = await asyncio.to_thread(history.state_at, record.log_position)
         deployment = deployment_of(state, record.deployment)
         again = decide_from_hash(deployment, record.hash_value)
+        # the key's hash and HMAC only for a caller who knows the key (see Explanation)
+        matches = (
+            bool(request.routing_key)
+            and self.records.key_matches(record, request.routing_key)
+            and (hash_value(deployment, request.routing_key) == record.hash_value)
+        )
+        shown_hash = matches or not record.has_routing_key
+        reason = (
+            again.reason if shown_hash else again.reason.replace(f"hash {record.hash_value:.4f}", "its hash")
+        )
         explanation = gpb.Explanation(
             prediction_id=record.prediction_id,
             deployment=record.deployment,
@@ -495,22 +505,18 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             experiment_id=record.experiment_id,
             hash_version=record.hash_version,
             seed=record.seed,
-            routing_key_hash=record.routing_key_hmac or record.routing_key_sha256,
-            hash_value=record.hash_value if record.has_routing_key else -1.0,
+            routing_key_hash=(record.routing_key_hmac or record.routing_key_sha256) if matches else "",
+            hash_value=record.hash_value if matches else -1.0,
+            hash_withheld=record.has_routing_key and not matches,
             routes=routes_proto(deployment),
-            reason=again.reason
-            if record.has_routing_key
-            else f"random draw (no routing key); {again.reason}",
+            reason=reason if record.has_routing_key else f"random draw (no routing key); {again.reason}",
+            routing_key_matches=matches,
         )
         if deployment.changed_position:
             change = (await asyncio.to_thread(history.store.read, deployment.changed_position - 1, 1))[0]
             explanation.changed_position = change.position
             explanation.changed_by = change.actor
             explanation.change = change.type.rsplit(".", 1)[-1]
-        if request.routing_key:
-            explanation.routing_key_matches = self.records.key_matches(record, request.routing_key) and (
-                hash_value(deployment, request.routing_key) == record.hash_value
-            )
         return explanation
 
 

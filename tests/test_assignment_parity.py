@@ -194,7 +194,7 @@ def test_predict_on_a_real_gateway_serves_the_sdks_arm_for_non_ascii_keys(tmp_pa
                         assert response.experiment_id, key
                     else:
                         assert (response.bucket, response.experiment_id) == (0, ""), key
-                    explained = gw.explain_prediction(response.prediction_id)
+                    explained = gw.explain_prediction(response.prediction_id, key)
                     assert explained.hash_value == gbhash(exp["seed"], key, hash_version), key
                 gw.stop_experiment("web", reason="next hash version")
     finally:

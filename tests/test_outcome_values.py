@@ -87,11 +87,12 @@ def test_binary_experiment_takes_zero_or_one(stack: Stack) -> None:
     stack.gw.record_outcome(predictions[1].prediction_id, 0.0)
 
 
-def test_continuous_experiment_takes_any_finite_number(stack: Stack) -> None:
+def test_continuous_experiment_takes_any_finite_number_in_the_statistics_range(stack: Stack) -> None:
     stack.deployment("continuous")
     stack.gw.start_experiment("continuous", "1.0.0", ["1.1.0"], metric="continuous", min_samples_per_arm=10)
     predictions = [stack.predict("continuous", f"user-{i}") for i in range(3)]
-    for value in (math.nan, math.inf, -math.inf):
+    # 1e300 is finite, but its square overflows the running sums the statistics keep
+    for value in (math.nan, math.inf, -math.inf, 1e300, -1e101):
         refused(stack, predictions[0].prediction_id, value)
     stack.gw.record_outcome(predictions[0].prediction_id, 5.0)
     stack.gw.record_outcome(predictions[1].prediction_id, -1.0)
@@ -114,6 +115,7 @@ def test_a_prediction_outside_any_experiment_takes_any_finite_number(stack: Stac
     assert not predictions[0].experiment_id
     refused(stack, predictions[0].prediction_id, math.nan)
     refused(stack, predictions[0].prediction_id, math.inf)
+    refused(stack, predictions[0].prediction_id, 1e300)
     stack.gw.record_outcome(predictions[0].prediction_id, 5.0)
     stack.gw.record_outcome(predictions[1].prediction_id, -3.5)
 

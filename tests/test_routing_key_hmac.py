@@ -31,7 +31,16 @@ def test_records_hold_no_reversible_digest_and_explain_still_matches(tmp_path: P
             assert explained.routing_key_matches
             assert not gw.explain_prediction(prediction, "user-43").routing_key_matches
             plain = hashlib.sha256(KEY.encode()).hexdigest()
-            assert explained.routing_key_hash != plain  # what any reader of ExplainPrediction gets
+            assert explained.routing_key_hash != plain and explained.hash_value >= 0
+
+            # a reader without the key learns the decision was reproduced, not the key's hash:
+            # the hashes of a predictable key under a few seeds would single it out
+            blind = gw.explain_prediction(prediction)
+            assert blind.reproduced and blind.hash_withheld and not blind.routing_key_matches
+            assert blind.hash_value == -1.0 and blind.routing_key_hash == ""
+            assert f"{explained.hash_value:.4f}" not in blind.reason and "its hash" in blind.reason
+            wrong = gw.explain_prediction(prediction, "user-43")
+            assert wrong.hash_withheld and wrong.routing_key_hash == "" and wrong.hash_value == -1.0
 
             # an old record (written before the HMAC) keeps matching through its sha256
             with sqlite3.connect(f"{log}.predictions") as conn:

@@ -15,6 +15,7 @@ import pytest
 from dspyops.auth import hash_token
 from dspyops.client import OptimizerClient
 from dspyops.logs import ScrubbingStream, configure
+from dspyops.programs import ProgramSpec, build_module, program_state
 from dspyops.proto import events_pb2 as pb
 from dspyops.scrub import REDACTED, Scrubber, learn_secrets, scrub
 from optimizer_svc.server import OptimizerConfig
@@ -163,3 +164,28 @@ def test_rpc_status_details_are_scrubbed(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert scrub(SECRET) == REDACTED
+
+
+def test_free_text_of_a_command_is_scrubbed_before_it_enters_the_log(tmp_path: Path) -> None:
+    """A key pasted into a command's free text (a reason) is redacted in the event itself:
+    secrets never enter the log, not even the bytes of the file."""
+    learn_secrets([SECRET])
+    log = tmp_path / "log.db"
+    server = ServerThread(lambda: start_optimizer(OptimizerConfig(log=str(log), data_dir=tmp_path)))
+    try:
+        with OptimizerClient(server.address) as opt:
+            state = program_state(build_module(ProgramSpec(signature="text -> label")))
+            opt.import_program("tickets", "text -> label", json.dumps(state).encode())
+            opt.create_deployment("web", "tickets")
+            reason = f"key {SECRET} and Bearer {TOKEN}-0123456789 via http://u:p4ssw0rd-0000@h"
+            deployment = opt.set_routes("web", {"1.0.0": 1.0}, reason=reason)
+            stored = opt.read_log(after=deployment.log_position - 1, limit=1).events[0]
+            assert stored.payload.routes_set.reason.startswith("key " + REDACTED), stored.payload
+            for secret in (SECRET, TOKEN, "p4ssw0rd"):
+                assert secret not in stored.payload.routes_set.reason
+    finally:
+        server.stop()
+    for path in tmp_path.glob("log.db*"):
+        data = path.read_bytes()
+        for secret in (SECRET, TOKEN, "p4ssw0rd"):
+            assert secret.encode() not in data, (path.name, secret)
