@@ -19,6 +19,7 @@ from typing import Any
 
 import dspy
 
+from dspyops.errors import shown
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
 
@@ -71,7 +72,7 @@ def encode_artifact(spec: ProgramSpec, state: dict[str, Any], lm: LMConfig) -> t
 
 def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise ValueError(f"digest: expected 64 lowercase hex characters, got {digest!r}")
+        raise ValueError(f"digest: expected 64 lowercase hex characters, got {shown(digest)}")
     return digest
 
 

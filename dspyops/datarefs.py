@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import dspy
 
-from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.errors import SHOWN_CHARS, FailedPrecondition, InvalidArgument, shown
 from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
 from dspyops.programs import ProgramSpec
 
@@ -46,61 +46,61 @@ def check_ref_path(data_dir: Path | None, path: str, field: str) -> Path:
     if not path:
         raise InvalidArgument(where, "is required")
     if "\\" in path or "\x00" in path:
-        raise InvalidArgument(where, f"{path!r}: use '/' as the separator")
+        raise InvalidArgument(where, f"{shown(path)}: use '/' as the separator")
     pure = PurePosixPath(path)
     if pure.is_absolute() or path.startswith("~"):
-        raise InvalidArgument(where, f"{path!r}: must be relative to the datasets directory")
+        raise InvalidArgument(where, f"{shown(path)}: must be relative to the datasets directory")
     if ".." in pure.parts:
-        raise InvalidArgument(where, f"{path!r}: '..' is not allowed")
+        raise InvalidArgument(where, f"{shown(path)}: '..' is not allowed")
     if pure.suffix.lower() not in EXTENSIONS:
-        raise InvalidArgument(where, f"{path!r}: expected a .jsonl or .csv file")
+        raise InvalidArgument(where, f"{shown(path)}: expected a .jsonl or .csv file")
     root = data_dir.resolve()
     resolved = (root / pure).resolve()
     if not resolved.is_relative_to(root):
-        raise InvalidArgument(where, f"{path!r}: leads outside the datasets directory")
+        raise InvalidArgument(where, f"{shown(path)}: leads outside the datasets directory")
     if not resolved.is_file():
-        raise InvalidArgument(where, f"{path!r}: no such file in the datasets directory")
+        raise InvalidArgument(where, f"{shown(path)}: no such file in the datasets directory")
     if resolved.stat().st_size > MAX_FILE_BYTES:
-        raise InvalidArgument(where, f"{path!r}: larger than {MAX_FILE_BYTES} bytes")
+        raise InvalidArgument(where, f"{shown(path)}: larger than {MAX_FILE_BYTES} bytes")
     return resolved
 
 
-def _rows(file: Path, shown: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+def _rows(file: Path, label: str, where: str) -> list[tuple[int, dict[str, Any]]]:
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
         with file.open(encoding="utf-8", newline="") as fh:
             if file.suffix.lower() == ".csv":
                 reader = csv.DictReader(fh)
                 if not reader.fieldnames:
-                    raise InvalidArgument(where, f"{shown}: no header row")
+                    raise InvalidArgument(where, f"{label}: no header row")
                 for row in reader:
                     if None in row:  # more cells than header names
-                        raise InvalidArgument(where, f"{shown}:{reader.line_num}: more cells than columns")
+                        raise InvalidArgument(where, f"{label}:{reader.line_num}: more cells than columns")
                     if any(v is None for v in row.values()):
-                        raise InvalidArgument(where, f"{shown}:{reader.line_num}: fewer cells than columns")
+                        raise InvalidArgument(where, f"{label}:{reader.line_num}: fewer cells than columns")
                     rows.append((reader.line_num, dict(row)))
                     if len(rows) > MAX_ROWS:
-                        raise InvalidArgument(where, f"{shown}: more than {MAX_ROWS} rows")
+                        raise InvalidArgument(where, f"{label}: more than {MAX_ROWS} rows")
             else:
                 for lineno, line in enumerate(fh, 1):
                     if not line.strip():
                         continue
                     if too_deep(line):  # json.loads would recurse into it (RecursionError)
-                        problem = f"{shown}:{lineno}: nested deeper than {MAX_JSON_DEPTH} levels"
+                        problem = f"{label}:{lineno}: nested deeper than {MAX_JSON_DEPTH} levels"
                         raise InvalidArgument(where, problem)
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise InvalidArgument(where, f"{shown}:{lineno}: not JSON ({exc.msg})") from None
+                        raise InvalidArgument(where, f"{label}:{lineno}: not JSON ({exc.msg})") from None
                     if not isinstance(row, dict):
-                        raise InvalidArgument(where, f"{shown}:{lineno}: expected a JSON object")
+                        raise InvalidArgument(where, f"{label}:{lineno}: expected a JSON object")
                     rows.append((lineno, row))
                     if len(rows) > MAX_ROWS:
-                        raise InvalidArgument(where, f"{shown}: more than {MAX_ROWS} rows")
+                        raise InvalidArgument(where, f"{label}: more than {MAX_ROWS} rows")
     except UnicodeDecodeError:
-        raise InvalidArgument(where, f"{shown}: not UTF-8 text") from None
+        raise InvalidArgument(where, f"{label}: not UTF-8 text") from None
     except csv.Error as exc:
-        raise InvalidArgument(where, f"{shown}: not CSV ({exc})") from None
+        raise InvalidArgument(where, f"{label}: not CSV ({exc})") from None
     return rows
 
 
@@ -110,32 +110,34 @@ def resolve_dataset_ref(
     """Read the examples ``ref`` names; raise InvalidArgument/FailedPrecondition naming ``field``."""
     file = check_ref_path(data_dir, ref.path, field)
     where = f"{field}.path"
-    shown = ref.path
+    label = ref.path if len(ref.path) <= SHOWN_CHARS else shown(ref.path)  # as errors echo it
     inputs, outputs = spec.input_fields(), spec.output_fields()
     keys = list(ref.input_keys) or inputs
     examples: list[dspy.Example] = []
-    for lineno, row in _rows(file, shown, where):
+    for lineno, row in _rows(file, label, where):
         for name in (*inputs, *outputs):
             if name not in row:
                 role = "input" if name in inputs else "output"
-                problem = f"{shown}:{lineno}: missing {name!r} (an {role} of the signature)"
+                problem = f"{label}:{lineno}: missing {shown(name)} (an {role} of the signature)"
                 raise InvalidArgument(where, problem)
         fields: dict[str, str] = {}
         for name, value in row.items():
             if isinstance(value, dict | list):
-                raise InvalidArgument(where, f"{shown}:{lineno}: {name!r} must be a string, number or bool")
+                raise InvalidArgument(
+                    where, f"{label}:{lineno}: {shown(name)} must be a string, number or bool"
+                )
             text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
             if len(text) > MAX_FIELD_CHARS:
-                problem = f"{shown}:{lineno}: {name!r} is longer than {MAX_FIELD_CHARS} characters"
+                problem = f"{label}:{lineno}: {shown(name)} is longer than {MAX_FIELD_CHARS} characters"
                 raise InvalidArgument(where, problem)
             fields[str(name)] = text
         unknown = [k for k in keys if k not in fields]
         if unknown:
-            problem = f"{unknown} are not columns of {shown} (line {lineno})"
+            problem = f"{unknown} are not columns of {label} (line {lineno})"
             raise InvalidArgument(f"{field}.input_keys", problem)
         examples.append(dspy.Example(**fields).with_inputs(*keys))
     if not examples:
-        raise InvalidArgument(where, f"{shown}: holds no examples")
+        raise InvalidArgument(where, f"{label}: holds no examples")
     return examples
 
 

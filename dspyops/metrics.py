@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import dspy
 
+from dspyops.errors import shown
+
 Metric = Callable[[dspy.Example, Any, Any], float]
 
 METRICS: Final = ("exact_match", "f1", "contains", "rouge_l")
@@ -139,7 +141,7 @@ def get_metric(name: str) -> Metric:
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
-        raise KeyError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}") from None
+        raise KeyError(f"unknown metric {shown(name)}; known metrics: {', '.join(METRICS)}") from None
 
 
 def allowed_metric_modules(environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -159,14 +161,14 @@ def resolve_metric(name: str, allowed_modules: Collection[str] = ()) -> Metric:
         return _BY_NAME[name]
     if not isinstance(name, str) or ":" not in name:
         known = ", ".join(METRICS)
-        raise ValueError(f"metric: unknown metric {name!r}; known: {known}, or module:function")
+        raise ValueError(f"metric: unknown metric {shown(name)}; known: {known}, or module:function")
     module_name, _, function = name.partition(":")
     if not _MODULE_RE.match(module_name) or not _FUNCTION_RE.match(function):
-        raise ValueError(f"metric: {name!r} is not of the form module.path:function")
+        raise ValueError(f"metric: {shown(name)} is not of the form module.path:function")
     if module_name not in allowed_modules:
         allowed = ", ".join(sorted(allowed_modules)) or "none"
         raise ValueError(
-            f"metric: module {module_name!r} is not allowlisted for custom metrics "
+            f"metric: module {shown(module_name)} is not allowlisted for custom metrics "
             f"(the server's {METRIC_MODULES_ENV}: {allowed})"
         )
     try:
@@ -175,5 +177,5 @@ def resolve_metric(name: str, allowed_modules: Collection[str] = ()) -> Metric:
         raise ValueError(f"metric: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     metric = getattr(module, function, None)
     if not callable(metric):
-        raise ValueError(f"metric: {module_name!r} has no function {function!r}")
+        raise ValueError(f"metric: {module_name!r} has no function {shown(function)}")
     return metric

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from dspyops.commands import Commands, Decision
-from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.eventlog import AppendResult
 from dspyops.names import deployment_stream
 from dspyops.proto import events_pb2 as pb
@@ -64,7 +64,8 @@ class Canaries:
         candidate = state.programs[deployment.program].resolve(request.candidate)
         if candidate is None:
             raise NotFound(
-                "candidate", f"program {deployment.program!r} has no version or alias {request.candidate!r}"
+                "candidate",
+                f"program {deployment.program!r} has no version or alias {shown(request.candidate)}",
             )
         if candidate.version == baseline:
             raise InvalidArgument("candidate", f"{candidate.version} is the baseline already")

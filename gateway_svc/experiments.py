@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dspyops.commands import Decision
-from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
+from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.history import History
 from dspyops.names import check_name, deployment_stream
 from dspyops.proto import events_pb2 as pb
@@ -271,7 +271,7 @@ def _version(program: ProgramState, ref: str, field: str) -> str:
         raise InvalidArgument(field, "is required (a version such as 1.0.0 or an alias such as @champion)")
     version = program.resolve(ref)
     if version is None:
-        raise NotFound(field, f"program {program.name!r} has no version or alias {ref!r}")
+        raise NotFound(field, f"program {program.name!r} has no version or alias {shown(ref)}")
     if version.status == "archived":
         raise FailedPrecondition(field, f"version {version.version} is archived")
     return version.version

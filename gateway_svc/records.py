@@ -32,7 +32,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from dspyops.errors import AlreadyExists, InvalidArgument, NotFound
+from dspyops.errors import AlreadyExists, InvalidArgument, NotFound, shown
 from dspyops.keyfiles import load_or_create_secret, secret_path
 from gateway_svc.statistics import CONTINUOUS_LIMIT
 
@@ -248,7 +248,7 @@ class PredictionStore:
             raise InvalidArgument("prediction_id", "is required")
         rows = list(self._db()["predictions"].rows_where("prediction_id = ?", [prediction_id]))
         if not rows:
-            raise NotFound("prediction_id", f"no prediction {prediction_id!r}")
+            raise NotFound("prediction_id", f"no prediction {shown(prediction_id)}")
         return PredictionRecord(**rows[0])
 
     def arm_counts(

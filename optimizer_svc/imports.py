@@ -30,7 +30,7 @@ from google.protobuf.struct_pb2 import Struct
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.commands import Outcome
 from dspyops.connections import Connections
-from dspyops.errors import InvalidArgument
+from dspyops.errors import InvalidArgument, shown
 from dspyops.limits import MAX_STATE_METADATA_BYTES, check_json_size
 from dspyops.names import check_name, parse_semver
 from dspyops.programs import ProgramSpec, build_module
@@ -47,7 +47,7 @@ _PREDICTOR_KEYS = frozenset({"traces", "train", "demos", "signature", "lm", "ext
 
 
 def _check_predictor(name: str, state: Any, predictor: dspy.Predict) -> dict[str, Any]:
-    where = "the state" if name == "self" else f"predictor {name!r}"
+    where = "the state" if name == "self" else f"predictor {shown(name)}"
     if not isinstance(state, dict):
         raise InvalidArgument("state_json", f"{where} must be a JSON object")
     unknown = sorted(set(state) - _PREDICTOR_KEYS)

@@ -29,7 +29,7 @@ from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
-from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound
+from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.events import decode
 from dspyops.ledger import Ledger
 from dspyops.names import job_stream
@@ -443,7 +443,7 @@ class JobManager:
         """A finished job of an earlier process: its logged events, replayed."""
         records = self.ledger.store.read_stream(job_stream(job_id)) if len(job_id) <= 64 else []
         if not records:
-            raise NotFound("job_id", f"no job {job_id!r}")
+            raise NotFound("job_id", f"no job {shown(job_id)}")
         summary = self.ledger.refresh().jobs.get(job_id)
         handle = JobHandle(
             job_id=job_id,

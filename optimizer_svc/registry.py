@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from dspyops.commands import Decision, Outcome
-from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.ledger import Ledger
 from dspyops.names import (
     check_alias,
@@ -103,7 +103,7 @@ class Registry:
             raise InvalidArgument(field, "is required (a semver such as 1.0.0 or an alias such as @champion)")
         version = program.resolve(ref)
         if version is None:
-            raise NotFound(field, f"program {program.name!r} has no version or alias {ref!r}")
+            raise NotFound(field, f"program {program.name!r} has no version or alias {shown(ref)}")
         return version
 
     def deployment(self, name: str, field: str = "deployment") -> DeploymentState:
@@ -266,7 +266,8 @@ class Registry:
             version = program.resolve(route.version) if route.version else None
             if version is None:
                 raise NotFound(
-                    f"{field}.version", f"program {program.name!r} has no version or alias {route.version!r}"
+                    f"{field}.version",
+                    f"program {program.name!r} has no version or alias {shown(route.version)}",
                 )
             if version.status == "archived":
                 raise FailedPrecondition(f"{field}.version", f"version {version.version} is archived")

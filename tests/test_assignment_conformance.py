@@ -17,17 +17,12 @@ from gateway_svc.assignment import (
 )
 
 
-def _cases_file() -> Path:
-    """shared/conformance/ beside the checkout: the nearest parent directory that has it (a
-    clone at /work/main and a worktree at /work/wt/hN both find /work/shared)."""
-    relative = Path("shared") / "conformance" / "growthbook_cases.json"
-    for parent in Path(__file__).resolve().parents:
-        if (parent / relative).is_file():
-            return parent / relative
-    raise FileNotFoundError(f"{relative} in no parent directory of {Path(__file__).parent}")
+# GrowthBook's cross-language cases (growthbook-python tests/cases.json, MIT; its "source"
+# key names the commit), kept in the repository so a clone runs them.
+CASES_FILE = Path(__file__).resolve().parent / "data" / "growthbook_cases.json"
 
 
-CASES = json.loads(_cases_file().read_text())
+CASES = json.loads(CASES_FILE.read_text())
 
 
 @pytest.mark.parametrize("seed,value,version,expected", CASES["hash"])
