@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-llm proto lint bench clean bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-quick
+.PHONY: demo test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -39,6 +39,10 @@ $(LLM_STAMP): $(STAMP)
 
 test-llm: $(LLM_STAMP)
 	$(BIN)/python scripts/llm_server.py -- $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/llm
+
+# The README's sample output comes from a real run of the demo, so it cannot go stale.
+readme-output: $(STAMP)
+	$(BIN)/python scripts/readme_output.py
 
 proto: $(STAMP)
 	$(BIN)/python -m dspyops.protogen

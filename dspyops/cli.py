@@ -163,6 +163,22 @@ def describe_event(event: pb.Event) -> str:
         case "routes_set":
             routes = ", ".join(f"{r.version}:{r.weight:g}" for r in p.routes)
             return f"routes of {p.deployment}: {routes}" + (f" ({p.reason})" if p.reason else "")
+        case "job_progress":
+            return f"progress {p.step}/{p.total or '?'}: {p.message[:80]}"
+        case "gate_evaluated":
+            return f"gate {'passed' if p.passed else 'failed'}: {p.reason[:100]}"
+        case "evaluation_recorded":
+            r = p.report
+            return f"evaluated {p.program} {p.version}: {r.metric} {r.score:.3f} on {r.examples} examples"
+        case "canary_started":
+            c = p.canary
+            steps = ", ".join(f"{s:g}%" for s in c.steps)
+            return f"canary {c.canary_id} on {p.deployment}: {c.candidate} against {c.baseline}, steps {steps}"
+        case "canary_advanced":
+            return f"canary {p.canary_id} on {p.deployment} advanced to {p.percent:g}% (step {p.step})"
+        case "canary_ended":
+            outcome = "promoted its candidate" if p.promoted else "rolled back"
+            return f"canary {p.canary_id} on {p.deployment} {outcome}: {p.reason[:100]}"
     return event.type
 
 
