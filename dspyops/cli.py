@@ -173,7 +173,7 @@ def describe_event(event: pb.Event) -> str:
         case "canary_started":
             c = p.canary
             steps = ", ".join(f"{s:g}%" for s in c.steps)
-            return f"canary {c.canary_id} on {p.deployment}: {c.candidate} against {c.baseline}, steps {steps}"
+            return f"canary {c.canary_id} on {p.deployment}: {c.candidate} vs {c.baseline}, steps {steps}"
         case "canary_advanced":
             return f"canary {p.canary_id} on {p.deployment} advanced to {p.percent:g}% (step {p.step})"
         case "canary_ended":
@@ -554,20 +554,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_response(result: Any) -> Any:
-    from dspyops.proto import optimizer_pb2 as opb
-
-    return opb.VerifyLogResponse(
-        ok=result.ok,
-        checked=result.checked,
-        first_broken_position=result.first_broken_position or 0,
-        reason=result.reason,
-        v1_links=result.v1_links,
-        v2_links=result.v2_links,
-        keyed_links=result.keyed_links,
-    )
-
-
 def _chain_key_arg(args: argparse.Namespace) -> bytes | None:
     from dspyops.keyfiles import KeyFileError, load_chain_key
 
@@ -602,6 +588,7 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
         with _optimizer(args) as opt:
             return _print_verified(opt.verify_log(), args.json)
     from dspyops.eventlog import SQLiteEventStore, StoreUnavailable, log_file
+    from dspyops.logwire import verify_response
 
     key = _chain_key_arg(args)
     try:
@@ -609,7 +596,7 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         raise SystemExit(f"log verify: {exc}") from None
     try:
-        return _print_verified(_verify_response(store.verify()), args.json)
+        return _print_verified(verify_response(store.verify()), args.json)
     finally:
         store.close()
 
@@ -636,7 +623,9 @@ def cmd_log_backup(args: argparse.Namespace) -> int:
         for src, dst in report.files:
             console.print(f"  and {src} to {dst}")
         console.print("  on the copy: ", end="")
-    return _print_verified(_verify_response(report.verified), args.json)
+    from dspyops.logwire import verify_response
+
+    return _print_verified(verify_response(report.verified), args.json)
 
 
 def cmd_log(args: argparse.Namespace) -> int:

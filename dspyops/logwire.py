@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Final
 
 from dspyops.errors import FailedPrecondition
-from dspyops.eventlog import EventStore, StoredEvent
+from dspyops.eventlog import EventStore, StoredEvent, VerifyResult
 from dspyops.eventlog.store import EventSize
 from dspyops.events import to_proto
 from dspyops.limits import MAX_MESSAGE_BYTES
 from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
 
 READ_PAGE_BYTES: Final = 4 * 1024 * 1024  # a ReadLog reply's budget: far under the message limit
 _ENVELOPE_EXTRA: Final = 96  # position, version, timestamp, chain, tags and lengths of one Event
@@ -64,3 +65,16 @@ def read_reply(
             break
         replies.append(message)
     return replies
+
+
+def verify_response(result: VerifyResult) -> opb.VerifyLogResponse:
+    """A chain walk's result as VerifyLog answers it (the server's and `log verify --log`'s)."""
+    return opb.VerifyLogResponse(
+        ok=result.ok,
+        checked=result.checked,
+        first_broken_position=result.first_broken_position or 0,
+        reason=result.reason,
+        v1_links=result.v1_links,
+        v2_links=result.v2_links,
+        keyed_links=result.keyed_links,
+    )

@@ -26,7 +26,7 @@ from dspyops.ledger import Ledger
 from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
 from dspyops.logstart import chain_key, open_service_store, routing_secret, verify_at_start, writer_lease
-from dspyops.logwire import envelope, read_reply
+from dspyops.logwire import envelope, read_reply, verify_response
 from dspyops.names import check_name
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
@@ -354,16 +354,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
     async def VerifyLog(
         self, request: opb.VerifyLogRequest, context: grpc.aio.ServicerContext
     ) -> opb.VerifyLogResponse:
-        result = await asyncio.to_thread(self.store.verify)
-        return opb.VerifyLogResponse(
-            ok=result.ok,
-            checked=result.checked,
-            first_broken_position=result.first_broken_position or 0,
-            reason=result.reason,
-            v1_links=result.v1_links,
-            v2_links=result.v2_links,
-            keyed_links=result.keyed_links,
-        )
+        return verify_response(await asyncio.to_thread(self.store.verify))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from gateway_svc.assignment import (
     run_experiment,
 )
 
-
 # GrowthBook's cross-language cases (growthbook-python tests/cases.json, MIT; its "source"
 # key names the commit), kept in the repository so a clone runs them.
 CASES_FILE = Path(__file__).resolve().parent / "data" / "growthbook_cases.json"

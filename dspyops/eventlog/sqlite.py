@@ -437,21 +437,9 @@ class SQLiteEventStore(EventStore):
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
     ) -> list[StoredEvent]:
         validate_read(after_position, limit)
-        sql = f"SELECT {self._select} FROM events WHERE position > ?"
-        params: list[object] = [after_position]
-        if stream_prefix:
-            # A range on the raw (UTF-8, memcmp) ordering instead of LIKE: uses the index and
-            # has no wildcard or case-folding surprises.
-            sql += " AND stream >= ?"
-            params.append(stream_prefix)
-            upper = _prefix_upper_bound(stream_prefix)
-            if upper is not None:
-                sql += " AND stream < ?"
-                params.append(upper)
-        sql += " ORDER BY position LIMIT ?"
-        params.append(limit)
+        where, params = _page_where(after_position, limit, stream_prefix)
         with self._connection("read") as conn:
-            return _to_events(conn.execute(sql, params))
+            return _to_events(conn.execute(f"SELECT {self._select} FROM events {where}", params))
 
     def event_sizes(
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
@@ -459,24 +447,14 @@ class SQLiteEventStore(EventStore):
         # length() of a BLOB comes from the record header: no payload page is read. Text
         # lengths are characters, close enough for the few short text columns.
         validate_read(after_position, limit)
-        sql = (
+        where, params = _page_where(after_position, limit, stream_prefix)
+        sizes = (
             "SELECT position, length(payload), "
             "length(stream) + length(event_id) + length(type) + length(hash)"
             + (" + length(actor)" if self._select == _COLUMNS else "")  # a schema-1 log has no actor
-            + " FROM events WHERE position > ?"
         )
-        params: list[object] = [after_position]
-        if stream_prefix:
-            sql += " AND stream >= ?"
-            params.append(stream_prefix)
-            upper = _prefix_upper_bound(stream_prefix)
-            if upper is not None:
-                sql += " AND stream < ?"
-                params.append(upper)
-        sql += " ORDER BY position LIMIT ?"
-        params.append(limit)
         with self._connection("read") as conn:
-            return [EventSize(*row) for row in conn.execute(sql, params)]
+            return [EventSize(*row) for row in conn.execute(f"{sizes} FROM events {where}", params)]
 
     def change_probe(self) -> DataVersionProbe | None:
         try:
@@ -593,6 +571,23 @@ def _result(checker: ChainChecker, after: int, broken: int | None, reason: str) 
         keyed_links=checker.keyed_links,
         after_position=after,
     )
+
+
+def _page_where(after_position: int, limit: int, stream_prefix: str | None) -> tuple[str, list[object]]:
+    """The WHERE/ORDER/LIMIT of a page read after a position, optionally within a stream prefix."""
+    sql = "WHERE position > ?"
+    params: list[object] = [after_position]
+    if stream_prefix:
+        # A range on the raw (UTF-8, memcmp) ordering instead of LIKE: uses the index and has
+        # no wildcard or case-folding surprises.
+        sql += " AND stream >= ?"
+        params.append(stream_prefix)
+        upper = _prefix_upper_bound(stream_prefix)
+        if upper is not None:
+            sql += " AND stream < ?"
+            params.append(upper)
+    params.append(limit)
+    return sql + " ORDER BY position LIMIT ?", params
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
