@@ -7,7 +7,6 @@ environment variables. `--json` prints protobuf messages as one JSON object per 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -253,117 +252,23 @@ def render_job_events(events: Iterable, as_json: bool) -> Any:
 # ---------------------------------------------------------------- commands
 
 
-def _optimizer_caps(args: argparse.Namespace) -> dict[str, int]:
-    caps = {
-        "max_evaluations": args.max_evaluations,
-        "max_subscribers": args.max_subscribers,
-        "max_subscribers_per_actor": args.max_subscribers_per_actor,
-    }
-    for name, value in caps.items():
-        if value < 1:
-            raise SystemExit(f"serve: --{name.replace('_', '-')} must be >= 1, got {value}")
-    return caps
-
-
-def _check_upstream(args: argparse.Namespace) -> None:
-    """The serve flags that say how a gateway reaches its optimizer, checked before start."""
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run `python -m optimizer_svc` / `python -m gateway_svc` in this process (exec: same pid,
+    same signals), so the kernel never imports a service. The client's global --tls-cert and
+    --tls-key name the server's certificate here and are passed on."""
     if args.tls_ca:  # it used to double as the gateway's upstream CA: say where that went
         raise SystemExit(
             "serve: --tls-ca verifies servers for client commands; a server takes --tls-client-ca, "
             "a gateway's optimizer is verified with --upstream-tls-ca"
         )
-    given = [
-        flag
-        for flag, value in [
-            ("--upstream-token", args.upstream_token),
-            ("--upstream-tls-ca", args.upstream_tls_ca),
-            ("--upstream-tls-cert", args.upstream_tls_cert),
-            ("--upstream-tls-key", args.upstream_tls_key),
-        ]
-        if value
-    ]
-    if given and not (args.service == "gateway" and args.from_optimizer):
-        raise SystemExit(f"serve: {', '.join(given)} only with serve gateway --from-optimizer ADDRESS")
-    if bool(args.upstream_tls_cert) != bool(args.upstream_tls_key):
-        raise SystemExit("serve: --upstream-tls-cert and --upstream-tls-key go together")
-    if args.upstream_tls_cert and not args.upstream_tls_ca:
-        raise SystemExit("serve: a client certificate (--upstream-tls-cert) needs --upstream-tls-ca")
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from dspyops.logstart import StartRefused
-
-    try:
-        return _serve(args)
-    except StartRefused as exc:  # a clear refusal, not a traceback; exit status 1
-        raise SystemExit(f"serve {args.service}: {exc}") from None
-
-
-def _serve(args: argparse.Namespace) -> int:
-    if not args.grace >= 0:  # also refuses NaN
-        raise SystemExit(f"serve: --grace must be a number of seconds >= 0, got {args.grace}")
-    from dspyops.connections import ConnectionsFileError, parse_endpoint_allowlist
-    from dspyops.logs import guard_streams
-
-    _check_upstream(args)
-    guard_streams()  # a service process: whatever reaches stdout/stderr is scrubbed
-    try:
-        return _run_service(args, tuple(sorted(parse_endpoint_allowlist(args.allow_request_endpoints))))
-    except ConnectionsFileError as exc:
-        raise SystemExit(f"serve {args.service}: {exc}") from None
-
-
-def _run_service(args: argparse.Namespace, request_endpoints: tuple[str, ...]) -> int:
-    if args.service == "optimizer":
-        from optimizer_svc.server import OptimizerConfig, serve
-
-        config = OptimizerConfig(
-            log=args.log or "dspyops.db",
-            data_dir=Path(args.data_dir),
-            host=args.host,
-            port=args.port,
-            port_file=Path(args.port_file) if args.port_file else None,
-            security=_server_security(args),
-            datasets_dir=Path(args.datasets_dir) if args.datasets_dir else None,
-            **_optimizer_caps(args),
-            lm_connections=args.lm_connections,
-            allow_request_endpoints=request_endpoints,
-            chain_key_file=args.chain_key_file,
-            allow_broken_log=args.allow_broken_log,
-            create=args.create,
-        )
-        asyncio.run(serve(config, grace=args.grace))
-    else:
-        from gateway_svc.server import GatewayConfig
-        from gateway_svc.server import serve as serve_gateway
-
-        if bool(args.log) == bool(args.from_optimizer):
-            raise SystemExit("serve gateway: give --log PATH or --from-optimizer ADDRESS")
-        asyncio.run(
-            serve_gateway(
-                GatewayConfig(
-                    log=args.log or "",
-                    optimizer=args.from_optimizer or "",
-                    host=args.host,
-                    port=args.port,
-                    port_file=args.port_file or "",
-                    predictions=args.predictions,
-                    canary_interval=args.canary_interval,
-                    security=_server_security(args),
-                    upstream_token=args.upstream_token,
-                    upstream_tls_ca=args.upstream_tls_ca,
-                    upstream_tls_cert=args.upstream_tls_cert,
-                    upstream_tls_key=args.upstream_tls_key,
-                    lm_connections=args.lm_connections,
-                    allow_request_endpoints=request_endpoints,
-                    chain_key_file=args.chain_key_file,
-                    allow_broken_log=args.allow_broken_log,
-                    create=args.create,
-                ),
-                grace=args.grace,
-            )
-        )
-    return 0
+    forwarded = [*(["--tls-cert", args.tls_cert] if args.tls_cert else [])]
+    forwarded += ["--tls-key", args.tls_key] if args.tls_key else []
+    module = {"optimizer": "optimizer_svc", "gateway": "gateway_svc"}[args.service]
+    argv = [sys.executable, "-m", module, *forwarded, *args.service_args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover - execv does not return
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -1170,101 +1075,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run a service in the foreground")
+    p = sub.add_parser(
+        "serve",
+        help="run a service in the foreground (python -m optimizer_svc / gateway_svc; --help after the name)",
+        add_help=False,
+    )
     p.add_argument("service", choices=["optimizer", "gateway"])
-    p.add_argument("--log", default=None, help="SQLite log file (optimizer default: dspyops.db)")
-    p.add_argument("--data-dir", default="dspyops-data", help="optimizer: artifact directory")
-    p.add_argument(
-        "--datasets-dir",
-        default="",
-        help="optimizer: directory of JSONL/CSV files that requests may name (trainset_ref); none: refused",
-    )
-    p.add_argument(
-        "--from-optimizer", default="", help="gateway: tail this optimizer's SubscribeLog instead of --log"
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0: any free port (see --port-file)")
-    p.add_argument("--port-file", default="", help="write the bound port here once serving")
-    p.add_argument(
-        "--tokens-file", default="", help="token hashes with roles (see dspyops.auth); none: no auth"
-    )
-    p.add_argument("--tls-client-ca", default="", help="require client certificates signed by this CA")
-    p.add_argument(
-        "--predictions", default="", help="gateway: prediction records file (default: <log>.predictions)"
-    )
-    p.add_argument(
-        "--canary-interval", type=float, default=1.0, help="gateway: seconds between canary checks (0: off)"
-    )
-    p.add_argument(
-        "--grace",
-        type=float,
-        default=5.0,
-        help="on SIGTERM: seconds that calls in flight (and running jobs) get to finish before exit",
-    )
-    p.add_argument(
-        "--max-evaluations",
-        type=int,
-        default=4,
-        help="optimizer: Evaluate and CompareVersions calls running at once (beyond: RESOURCE_EXHAUSTED)",
-    )
-    p.add_argument(
-        "--max-subscribers",
-        type=int,
-        default=256,
-        help="optimizer: SubscribeLog streams at once, server-wide (beyond: RESOURCE_EXHAUSTED)",
-    )
-    p.add_argument(
-        "--max-subscribers-per-actor",
-        type=int,
-        default=64,
-        help="optimizer: SubscribeLog streams at once per caller (token name; all callers without auth)",
-    )
-    p.add_argument(
-        "--lm-connections",
-        default="",
-        help="TOML file of LM connections (the same file for optimizer and gateway); none: offline only",
-    )
-    p.add_argument(
-        "--allow-request-endpoints",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT],...",
-        help="hosts a request's lm.api_base may name (with a key variable the connections file names); "
-        "none: requests name no endpoint",
-    )
-    p.add_argument(
-        "--upstream-token",
-        default=os.environ.get("DSPYOPS_UPSTREAM_TOKEN", ""),
-        help="gateway --from-optimizer: a reader token for the optimizer (env DSPYOPS_UPSTREAM_TOKEN)",
-    )
-    p.add_argument(
-        "--upstream-tls-ca",
-        default="",
-        help="gateway --from-optimizer: CA of the optimizer's certificate (TLS on)",
-    )
-    p.add_argument(
-        "--upstream-tls-cert",
-        default="",
-        help="gateway --from-optimizer: client certificate, for an optimizer that requires one",
-    )
-    p.add_argument(
-        "--upstream-tls-key", default="", help="gateway --from-optimizer: key of --upstream-tls-cert"
-    )
-    p.add_argument(
-        "--chain-key-file",
-        default="",
-        help="file holding the log's chain key: new links are HMAC-SHA256 (a keyed log needs it)",
-    )
-    p.add_argument(
-        "--allow-broken-log",
-        action="store_true",
-        help="start even if the log's hash chain is broken (a warning names the position)",
-    )
-    p.add_argument(
-        "--create",
-        action="store_true",
-        help="create the log if it is missing, even beside artifacts, snapshots or records of an earlier one",
-    )
+    p.add_argument("service_args", nargs=argparse.REMAINDER, help="the service's own flags")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("optimize", help="run an optimizer as a job and stream its progress")

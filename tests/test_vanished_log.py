@@ -43,7 +43,8 @@ def test_a_deleted_log_is_noticed_and_never_silently_recreated(tmp_path: Path) -
     try:
         with OptimizerClient(optimizer.address) as opt, GatewayClient(gateway.address) as gw:
             opt.set_routes("web", {"1.0.0": 1.0})
-            assert gw.get_deployment_state("web").log_position == 4
+            # the gateway tails the file: the optimizer's append reaches it a moment later
+            assert wait_until(lambda: gw.get_deployment_state("web").log_position == 4, timeout=30)
             log.unlink()  # rm log.db (SQLite's -wal and -shm stay)
             with pytest.raises(grpc.RpcError) as err:
                 opt.set_routes("web", {"1.0.0": 1.0}, reason="after the rm")

@@ -1,0 +1,78 @@
+"""`python -m gateway_svc`: run a gateway in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dspyops.service_main import request_endpoints, run_service, security, server_options
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--log", default="", help="the SQLite log file to tail (same machine) ...")
+@click.option("--from-optimizer", default="", help="... or an optimizer's address, to tail its SubscribeLog")
+@click.option("--predictions", default="", help="prediction records file (default: <log>.predictions)")
+@click.option(
+    "--canary-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="seconds between canary checks (0: off)",
+)
+@click.option(
+    "--upstream-token",
+    envvar="DSPYOPS_UPSTREAM_TOKEN",
+    default="",
+    help="with --from-optimizer: a reader token for the optimizer (env DSPYOPS_UPSTREAM_TOKEN)",
+)
+@click.option(
+    "--upstream-tls-ca", default="", help="with --from-optimizer: CA of the optimizer's certificate"
+)
+@click.option(
+    "--upstream-tls-cert",
+    default="",
+    help="with --from-optimizer: client certificate, for an optimizer that requires one",
+)
+@click.option("--upstream-tls-key", default="", help="with --from-optimizer: key of --upstream-tls-cert")
+@server_options
+def main(**options: Any) -> None:
+    """Run a gateway: predictions from the folded log, outcomes, experiments, canaries, explain."""
+    from gateway_svc.server import GatewayConfig, serve
+
+    if bool(options["log"]) == bool(options["from_optimizer"]):
+        raise click.UsageError("give --log PATH or --from-optimizer ADDRESS")
+    upstream = {
+        k: options[k] for k in ("upstream_token", "upstream_tls_ca", "upstream_tls_cert", "upstream_tls_key")
+    }
+    given = [f"--{k.replace('_', '-')}" for k, v in upstream.items() if v]
+    if given and not options["from_optimizer"]:
+        raise click.UsageError(f"{', '.join(given)} only with --from-optimizer ADDRESS")
+    if bool(upstream["upstream_tls_cert"]) != bool(upstream["upstream_tls_key"]):
+        raise click.UsageError("--upstream-tls-cert and --upstream-tls-key go together")
+    if upstream["upstream_tls_cert"] and not upstream["upstream_tls_ca"]:
+        raise click.UsageError("a client certificate (--upstream-tls-cert) needs --upstream-tls-ca")
+
+    def config() -> GatewayConfig:
+        return GatewayConfig(
+            log=options["log"],
+            optimizer=options["from_optimizer"],
+            host=options["host"],
+            port=options["port"],
+            port_file=options["port_file"],
+            predictions=options["predictions"],
+            canary_interval=options["canary_interval"],
+            security=security(options),
+            **upstream,
+            lm_connections=options["lm_connections"],
+            allow_request_endpoints=request_endpoints(options["allow_request_endpoints"]),
+            chain_key_file=options["chain_key_file"],
+            allow_broken_log=options["allow_broken_log"],
+            create=options["create"],
+        )
+
+    run_service("gateway", lambda: serve(config(), grace=options["grace"]), options["grace"])
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m gateway_svc")

@@ -1,0 +1,83 @@
+"""`python -m optimizer_svc`: run the optimizer in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dspyops.service_main import request_endpoints, run_service, security, server_options
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1:
+        raise click.BadParameter(f"must be >= 1, got {value}")
+    return value
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--log", default="dspyops.db", show_default=True, help="the SQLite log file")
+@click.option("--data-dir", default="dspyops-data", show_default=True, help="the artifact directory")
+@click.option(
+    "--datasets-dir",
+    default="",
+    help="directory of JSONL/CSV files requests may name (trainset_ref); none: references refused",
+)
+@click.option(
+    "--max-jobs", type=int, default=4, show_default=True, callback=_positive, help="jobs running at once"
+)
+@click.option(
+    "--max-evaluations",
+    type=int,
+    default=4,
+    show_default=True,
+    callback=_positive,
+    help="Evaluate and CompareVersions calls running at once (beyond: RESOURCE_EXHAUSTED)",
+)
+@click.option(
+    "--max-subscribers",
+    type=int,
+    default=256,
+    show_default=True,
+    callback=_positive,
+    help="SubscribeLog streams at once, server-wide (beyond: RESOURCE_EXHAUSTED)",
+)
+@click.option(
+    "--max-subscribers-per-actor",
+    type=int,
+    default=64,
+    show_default=True,
+    callback=_positive,
+    help="SubscribeLog streams at once per caller (its token's name; all callers without auth)",
+)
+@server_options
+def main(**options: Any) -> None:
+    """Run the optimizer: optimization jobs, the registry, deployments and the log."""
+    from optimizer_svc.server import OptimizerConfig, serve
+
+    def config() -> OptimizerConfig:
+        return OptimizerConfig(
+            log=options["log"],
+            data_dir=Path(options["data_dir"]),
+            host=options["host"],
+            port=options["port"],
+            port_file=Path(options["port_file"]) if options["port_file"] else None,
+            max_jobs=options["max_jobs"],
+            security=security(options),
+            datasets_dir=Path(options["datasets_dir"]) if options["datasets_dir"] else None,
+            max_evaluations=options["max_evaluations"],
+            max_subscribers=options["max_subscribers"],
+            max_subscribers_per_actor=options["max_subscribers_per_actor"],
+            lm_connections=options["lm_connections"],
+            allow_request_endpoints=request_endpoints(options["allow_request_endpoints"]),
+            chain_key_file=options["chain_key_file"],
+            allow_broken_log=options["allow_broken_log"],
+            create=options["create"],
+        )
+
+    run_service("optimizer", lambda: serve(config(), grace=options["grace"]), options["grace"])
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m optimizer_svc")
