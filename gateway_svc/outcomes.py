@@ -1,6 +1,6 @@
 """Which outcome values a prediction takes: the metric of the experiment or canary that
 assigned it decides. Binary metrics take 1 (success) or 0 (failure); continuous ones a
-finite number within the statistics' range (|value| <= 1e100, `statistics.outcome_in_range`:
+finite number within the statistics' range (|value| <= 1e100, `statistics.summary.outcome_in_range`:
 what RecordOutcome takes is exactly what the statistics use); a prediction outside any
 experiment or canary takes the continuous range too.
 
@@ -17,7 +17,7 @@ from dspyops.history import History
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import State
 from gateway_svc.records import PredictionRecord, PredictionStore
-from gateway_svc.statistics import CONTINUOUS_LIMIT, outcome_in_range
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, outcome_in_range
 
 
 def assigned_by(state: State, record: PredictionRecord) -> tuple[str, str] | None:

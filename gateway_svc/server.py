@@ -41,8 +41,9 @@ from dspyops.proto import gateway_pb2_grpc
 from dspyops.scrub import scrub
 from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
+from dspyops.views import routes_proto
 from gateway_svc.canary import Canaries, CheckBook
-from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
+from gateway_svc.experiments import Experiments, deployment_of, results_proto
 from gateway_svc.loader import LoadedProgram, ProgramCache
 from gateway_svc.outcomes import check_outcome
 from gateway_svc.readiness import Readiness
@@ -322,7 +323,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         view = gpb.DeploymentState(
             deployment=deployment.name,
             program=deployment.program,
-            routes=routes_proto(deployment),
+            routes=routes_proto(deployment.routes),
             log_position=state.position,
             state_hash=self._state_hash(state) if state is self.replica.state else state_hash(state),
             changed_at_position=deployment.changed_position,
@@ -508,7 +509,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             routing_key_hash=(record.routing_key_hmac or record.routing_key_sha256) if matches else "",
             hash_value=record.hash_value if matches else -1.0,
             hash_withheld=record.has_routing_key and not matches,
-            routes=routes_proto(deployment),
+            routes=routes_proto(deployment.routes),
             reason=reason if record.has_routing_key else f"random draw (no routing key); {again.reason}",
             routing_key_matches=matches,
         )
