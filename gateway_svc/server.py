@@ -44,13 +44,14 @@ from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_has
 from dspyops.views import routes_proto
 from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.experiments import Experiments, deployment_of, results_proto
+from gateway_svc.file_source import FileLogSource
 from gateway_svc.loader import LoadedProgram, ProgramCache
 from gateway_svc.outcomes import check_outcome
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionRecord, PredictionStore
+from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
 from gateway_svc.routing import decide, decide_from_hash, hash_value
-from gateway_svc.source import FileLogSource, RemoteLogSource
 from gateway_svc.verified_source import VerifiedSource
 
 SERVICE = gpb.DESCRIPTOR.services_by_name["Gateway"].full_name
