@@ -12,6 +12,7 @@ experiment's outcomes are only checked for being finite.
 
 from __future__ import annotations
 
+from dspyops.commands import check_request_id
 from dspyops.errors import InvalidArgument, shown
 from dspyops.history import History
 from dspyops.proto import gateway_pb2 as gpb
@@ -55,3 +56,13 @@ def check_outcome(
     raise InvalidArgument(
         "value", f"must be a finite number with |value| <= {CONTINUOUS_LIMIT:g}, got {shown(value)}"
     )
+
+
+def record_outcome(
+    state: State, history: History | None, records: PredictionStore, request: gpb.RecordOutcomeRequest
+) -> PredictionRecord:
+    """Check the value against the metric of the prediction's experiment or canary, then
+    record it once (a retry with the same request_id gets the first answer)."""
+    request_id = check_request_id(request.request_id)
+    check_outcome(state, history, records, request)
+    return records.add_outcome(request.prediction_id, request.value, request_id=request_id)
