@@ -15,15 +15,22 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 
 from dspyops.errors import shown
+from dspyops.events import decode
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
+from dspyops.proto import events_pb2 as pb
+
+if TYPE_CHECKING:
+    from dspyops.eventlog import EventStore, StoredEvent
+    from dspyops.state import VersionState
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_REGISTERED = pb.DESCRIPTOR.message_types_by_name["VersionRegistered"].full_name
 
 
 class ArtifactCorrupt(Exception):
@@ -155,3 +162,31 @@ class ArtifactStore:
 
     def load(self, digest: str) -> Artifact:
         return decode_artifact(self.get(digest), digest)
+
+
+def registered_artifact(event: StoredEvent) -> tuple[str, bytes] | None:
+    """The digest a VersionRegistered event names and the artifact bytes it carries; None
+    for any other event. Unchecked (a tail must not stop on a tampered one): whoever builds
+    the program checks the bytes against the digest first (decode_artifact)."""
+    if event.type != _REGISTERED:
+        return None
+    registered = decode(event)
+    assert isinstance(registered, pb.VersionRegistered)
+    return registered.artifact_digest, registered.artifact
+
+
+def version_artifact_bytes(store: EventStore, version: VersionState) -> bytes:
+    """The artifact bytes inside the version's VersionRegistered event, checked against the
+    version's digest. ArtifactNotFound when the event at its position is not that version's
+    registration (or carries no bytes), ArtifactCorrupt when the bytes hash to another digest."""
+    what = f"version {version.version} of {version.program!r}"
+    events = store.read(after_position=version.registered_position - 1, limit=1)
+    found = registered_artifact(events[0]) if events else None
+    if found is None or not found[1]:
+        raise ArtifactNotFound(
+            f"{what}: no artifact in a VersionRegistered event at position {version.registered_position}"
+        )
+    actual = sha256_hex(found[1])
+    if actual != version.artifact_digest:
+        raise ArtifactCorrupt(f"{what}: its artifact hashes to {actual}, expected {version.artifact_digest}")
+    return found[1]

@@ -37,6 +37,15 @@ ROLE_NAMES: dict[int, str] = {
     pb.PRIMARY: "primary",
     pb.SHADOW: "shadow",
 }
+# the inverses, for the views that turn the state back into messages
+STATUS_VALUES: dict[str, pb.VersionStatus] = {
+    "development": pb.DEVELOPMENT,
+    "staging": pb.STAGING,
+    "production": pb.PRODUCTION,
+    "deprecated": pb.DEPRECATED,
+    "archived": pb.ARCHIVED,
+}
+ROLE_VALUES: dict[str, pb.RouteRole] = {"primary": pb.PRIMARY, "shadow": pb.SHADOW}
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,10 @@ from dspyops.names import deployment_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import CanaryState, State
-from gateway_svc import statistics
 from gateway_svc.experiments import deployment_of
 from gateway_svc.records import PredictionStore
+from gateway_svc.statistics.guardrail import guardrail_worse
+from gateway_svc.statistics.summary import ArmSummary
 
 DEFAULT_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
 
@@ -112,9 +113,7 @@ class Canaries:
         excluded = sum(counts[v].excluded for v in (canary.baseline, canary.candidate) if v in counts)
         note = f"; {excluded} stored outcomes outside the {canary.metric} range left out" if excluded else ""
         arms = {
-            v: statistics.ArmSummary(counts[v].n, counts[v].total, counts[v].total_sq)
-            if v in counts
-            else statistics.ArmSummary()
+            v: ArmSummary(counts[v].n, counts[v].total, counts[v].total_sq) if v in counts else ArmSummary()
             for v in (canary.baseline, canary.candidate)
         }
         base, cand = arms[canary.baseline], arms[canary.candidate]
@@ -125,7 +124,7 @@ class Canaries:
                 f"outcomes, {canary.min_samples_per_step} needed in each{note}",
                 canary,
             )
-        worse, p_value = statistics.guardrail_worse(base, cand, metric=canary.metric, alpha=canary.alpha)  # type: ignore[arg-type]
+        worse, p_value = guardrail_worse(base, cand, metric=canary.metric, alpha=canary.alpha)  # type: ignore[arg-type]
         check = pb.GuardrailCheck(
             candidate_n=cand.n,
             candidate_mean=cand.mean,

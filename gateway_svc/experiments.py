@@ -5,7 +5,7 @@ the one writer path (dspyops.commands): appended to the deployment's stream with
 state's stream version as expected_version, so a decision taken on stale state (another
 gateway, or the optimizer, changed the deployment meanwhile) is ABORTED, never applied, and
 a retried request is answered from the log.
-Results come from the prediction records and outcomes, through gateway_svc.statistics.
+Results come from the prediction records and outcomes, through gateway_svc.statistics (analysis).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from dspyops.names import check_name, deployment_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import DeploymentState, ExperimentState, ProgramState, State
-from gateway_svc import statistics
+from dspyops.views import routes_proto
 from gateway_svc.records import PredictionStore
+from gateway_svc.statistics.analysis import ExperimentResult, analyze
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, ArmSummary
 
 _TOLERANCE = 1e-6
-_ROLES = {"primary": pb.PRIMARY, "shadow": pb.SHADOW}
 
 
 def deployment_of(state: State, name: str, field: str = "deployment") -> DeploymentState:
@@ -37,14 +38,10 @@ def deployment_of(state: State, name: str, field: str = "deployment") -> Deploym
     return deployment
 
 
-def routes_proto(deployment: DeploymentState) -> list[pb.Route]:
-    return [pb.Route(version=r.version, weight=r.weight, role=_ROLES[r.role]) for r in deployment.routes]
-
-
 @dataclass
 class Results:
     experiment: ExperimentState
-    analysis: statistics.ExperimentResult
+    analysis: ExperimentResult
     assigned: dict[str, int]
     excluded: dict[str, int]  # per arm: stored outcomes outside the metric's range, left out
 
@@ -168,7 +165,7 @@ class Experiments:
         event = pb.RolledBack(
             deployment=deployment.name,
             to_position=position,
-            routes=routes_proto(then),
+            routes=routes_proto(then.routes),
             reason=request.reason,
         )
         if then.experiment is not None:
@@ -193,13 +190,13 @@ class Experiments:
             raise FailedPrecondition("deployment", f"no experiment runs on {deployment.name!r}")
         counts = self.records.arm_counts(deployment.name, experiment.experiment_id, experiment.metric)
         arms = {
-            arm: statistics.ArmSummary(counts[arm].n, counts[arm].total, counts[arm].total_sq)
+            arm: ArmSummary(counts[arm].n, counts[arm].total, counts[arm].total_sq)
             for arm in experiment.arms
             if arm in counts
         }
         assigned = {arm: counts[arm].assigned if arm in counts else 0 for arm in experiment.arms}
         previous = {arm: p for (eid, arm), p in self._sequential_p.items() if eid == experiment.experiment_id}
-        analysis = statistics.analyze(
+        analysis = analyze(
             arms,
             experiment.control,
             dict(zip(experiment.arms, experiment.weights, strict=True)),
@@ -224,7 +221,7 @@ class Experiments:
 
 def _excluded_note(excluded: dict[str, int], metric: str) -> str:
     """In words: stored outcomes the statistics left out, per arm."""
-    allowed = "0 or 1" if metric == "binary" else f"finite, |v| <= {statistics.CONTINUOUS_LIMIT:g}"
+    allowed = "0 or 1" if metric == "binary" else f"finite, |v| <= {CONTINUOUS_LIMIT:g}"
     per_arm = ", ".join(f"{arm}: {n}" for arm, n in excluded.items() if n)
     total = sum(excluded.values())
     return f"{total} stored outcomes outside the {metric} range ({allowed}) left out ({per_arm})"

@@ -1,6 +1,6 @@
 """Which outcome values a prediction takes: the metric of the experiment or canary that
 assigned it decides. Binary metrics take 1 (success) or 0 (failure); continuous ones a
-finite number within the statistics' range (|value| <= 1e100, `statistics.outcome_in_range`:
+finite number within the statistics' range (|value| <= 1e100, `statistics.summary.outcome_in_range`:
 what RecordOutcome takes is exactly what the statistics use); a prediction outside any
 experiment or canary takes the continuous range too.
 
@@ -12,12 +12,13 @@ experiment's outcomes are only checked for being finite.
 
 from __future__ import annotations
 
+from dspyops.commands import check_request_id
 from dspyops.errors import InvalidArgument, shown
 from dspyops.history import History
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import State
 from gateway_svc.records import PredictionRecord, PredictionStore
-from gateway_svc.statistics import CONTINUOUS_LIMIT, outcome_in_range
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, outcome_in_range
 
 
 def assigned_by(state: State, record: PredictionRecord) -> tuple[str, str] | None:
@@ -55,3 +56,13 @@ def check_outcome(
     raise InvalidArgument(
         "value", f"must be a finite number with |value| <= {CONTINUOUS_LIMIT:g}, got {shown(value)}"
     )
+
+
+def record_outcome(
+    state: State, history: History | None, records: PredictionStore, request: gpb.RecordOutcomeRequest
+) -> PredictionRecord:
+    """Check the value against the metric of the prediction's experiment or canary, then
+    record it once (a retry with the same request_id gets the first answer)."""
+    request_id = check_request_id(request.request_id)
+    check_outcome(state, history, records, request)
+    return records.add_outcome(request.prediction_id, request.value, request_id=request_id)

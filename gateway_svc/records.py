@@ -34,7 +34,7 @@ import sqlite_utils
 
 from dspyops.errors import AlreadyExists, InvalidArgument, NotFound, shown
 from dspyops.keyfiles import load_or_create_secret, secret_path
-from gateway_svc.statistics import CONTINUOUS_LIMIT
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +255,7 @@ class PredictionStore:
         self, deployment: str, experiment_id: str, metric: str = "continuous"
     ) -> Mapping[str, ArmCounts]:
         """Per version: predictions assigned by the experiment, and the moments of its outcomes
-        in the metric's range (statistics.outcome_in_range: binary 0 or 1, continuous finite
+        in the metric's range (statistics.summary.outcome_in_range: binary 0 or 1, continuous finite
         with |v| <= CONTINUOUS_LIMIT). Stored outcomes outside it (an older server took any
         finite value; a hand-edited file may hold text or NULL) are left out of n and the
         sums and counted in ``excluded``, so the statistics never see them."""

@@ -13,14 +13,12 @@ import contextlib
 
 import structlog
 
-from dspyops.events import decode
-from dspyops.proto import events_pb2 as pb
+from dspyops.artifacts import registered_artifact
 from dspyops.state import EMPTY, State, fold
 from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 
 _log = structlog.get_logger()
-_REGISTERED = "dspyops.v1.VersionRegistered"
 _FOLD_IN_THREAD = 2_000  # events: ~5-10 ms of fold, more than a request should wait behind
 _TAIL_RETRY = 1.0  # seconds before tailing again after the source or a fold failed
 
@@ -94,10 +92,9 @@ class Replica:
     async def _follow(self) -> None:
         async for page in self.source.pages(self.state.position, self.readiness):
             for event in page:
-                if event.type == _REGISTERED:
-                    registered = decode(event)
-                    assert isinstance(registered, pb.VersionRegistered)
-                    self.artifacts[registered.artifact_digest] = registered.artifact
+                found = registered_artifact(event)  # unchecked here: the loader checks it
+                if found is not None:
+                    self.artifacts[found[0]] = found[1]
             # one fold and one wake-up per page; a big page (catch-up, a burst) is folded in
             # a worker thread so requests keep being served meanwhile
             if len(page) >= _FOLD_IN_THREAD:

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from dspyops.eventlog import open_store
+from dspyops.eventlog.wakeup import DataVersionProbe
 from dspyops.events import new_event
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import fold, state_hash
+from gateway_svc.file_source import FileLogSource, FileWatch
+from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
-from gateway_svc.source import DataVersionProbe, FileLogSource, FileWatch, RemoteLogSource
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
 from tests.harness import ServerThread

@@ -16,16 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway_svc.statistics import (
-    CONTINUOUS_LIMIT,
-    ArmSummary,
-    analyze,
-    fixed_horizon_p_value,
-    guardrail_worse,
-    msprt_p_value,
-    outcome_in_range,
-    unusable,
-)
+from gateway_svc.statistics.analysis import analyze
+from gateway_svc.statistics.fixed_horizon import fixed_horizon_p_value
+from gateway_svc.statistics.guardrail import guardrail_worse
+from gateway_svc.statistics.msprt import msprt_p_value
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, ArmSummary, outcome_in_range, unusable
 
 METRICS = ("binary", "continuous")
 DECISIONS = {"keep_running", "treatment_better", "control_better", "srm_alarm"}

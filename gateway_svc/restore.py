@@ -1,0 +1,36 @@
+"""A cold start from the newest snapshot of the log: its state, and the artifacts of its
+versions taken from their VersionRegistered events, so the replica folds only the tail."""
+
+from __future__ import annotations
+
+import structlog
+
+from dspyops.artifacts import ArtifactCorrupt, version_artifact_bytes
+from dspyops.eventlog import EventStore
+from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.state import EMPTY, State
+
+
+def restore_from_snapshot(store: EventStore, log: str, key: bytes | None) -> tuple[State, dict[str, bytes]]:
+    """The snapshot's state (EMPTY without one) and its versions' artifacts by digest.
+
+    An artifact that fails its digest is left out rather than stopping the start: like a
+    replay (which keeps the bytes for the loader to refuse), the gateway serves the rest and
+    refuses that version's Predict (gateway_svc.predict)."""
+    snapshots = SnapshotStore(snapshot_path(log), key=key)
+    try:
+        state = snapshots.latest(store)
+    finally:
+        snapshots.close()
+    if state is None:
+        return EMPTY, {}
+    artifacts: dict[str, bytes] = {}
+    for program in state.programs.values():
+        for version in program.versions.values():
+            try:
+                artifacts[version.artifact_digest] = version_artifact_bytes(store, version)
+            except ArtifactCorrupt as exc:
+                structlog.get_logger().error(
+                    "artifact_refused", program=version.program, version=version.version, error=str(exc)[:300]
+                )
+    return state, artifacts

@@ -1,0 +1,169 @@
+"""The Gateway gRPC service: each RPC method checks what it needs and hands off to the
+module that holds its idea (predict, explain, views, outcomes, deployment_commands)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from dspyops import rpc
+from dspyops.commands import Commands
+from dspyops.connections import OFFLINE_ONLY, Connections
+from dspyops.errors import InvalidArgument
+from dspyops.eventlog import EventStore
+from dspyops.history import History
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import gateway_pb2 as gpb
+from dspyops.proto import gateway_pb2_grpc
+from dspyops.snapshots import SnapshotStore
+from gateway_svc.as_of import need_log, state_as_of
+from gateway_svc.canary import Canaries, CheckBook
+from gateway_svc.deployment_commands import DeploymentCommands
+from gateway_svc.experiments import Experiments, deployment_of, results_proto
+from gateway_svc.explain import explain
+from gateway_svc.loader import ProgramCache
+from gateway_svc.outcomes import record_outcome
+from gateway_svc.predict import Predictions
+from gateway_svc.records import PredictionStore
+from gateway_svc.replica import Replica
+from gateway_svc.views import StateViews
+
+SERVICE = gpb.DESCRIPTOR.services_by_name["Gateway"].full_name
+
+
+class GatewayService(gateway_pb2_grpc.GatewayServicer):
+    def __init__(
+        self,
+        replica: Replica,
+        records: PredictionStore,
+        store: EventStore | None,
+        connections: Connections | None = None,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
+        self.connections = connections or OFFLINE_ONLY
+        self.replica = replica
+        self.records = records
+        # None when tailing a remote optimizer: no history, no writes
+        self.history = History(store, snapshots=snapshots) if store else None
+        self.views = StateViews(replica, CheckBook())
+        self.predictions = Predictions(replica, records, ProgramCache(self.connections), self.history)
+        self.deployments: DeploymentCommands | None = None
+        if store is not None and self.history is not None:
+            # the one writer path: commands decide from the replica's state (dspyops.commands)
+            commands = Commands(store, lambda: self.replica.state, self.history)
+            self.deployments = DeploymentCommands(
+                commands,
+                replica,
+                self.views,
+                Experiments(self.history, records),
+                Canaries(commands, records),
+            )
+
+    def _commands(self) -> DeploymentCommands:
+        need_log(self.history, "deployment")
+        assert self.deployments is not None
+        return self.deployments
+
+    # ------------------------------------------------------------------ serving
+
+    @rpc.unary
+    async def Predict(
+        self, request: gpb.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.PredictResponse:
+        return await self.predictions.predict(request)
+
+    @rpc.unary
+    async def GetShadowResults(
+        self, request: gpb.GetShadowResultsRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ShadowResults:
+        return await self.predictions.shadow_results(request)
+
+    @rpc.unary
+    async def ListConnections(
+        self, request: pb.ListConnectionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListConnectionsResponse:
+        return pb.ListConnectionsResponse(connections=self.connections.info())
+
+    @rpc.unary
+    async def RecordOutcome(
+        self, request: gpb.RecordOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.RecordOutcomeResponse:
+        record = await asyncio.to_thread(
+            record_outcome, self.replica.state, self.history, self.records, request
+        )
+        return gpb.RecordOutcomeResponse(
+            prediction_id=record.prediction_id, version=record.version, experiment_id=record.experiment_id
+        )
+
+    @rpc.unary
+    async def GetDeploymentState(
+        self, request: gpb.GetDeploymentStateRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        state = await state_as_of(self.replica, self.history, request.as_of)
+        return self.views.deployment(state, deployment_of(state, request.deployment))
+
+    @rpc.unary
+    async def ListDeploymentStates(
+        self, request: gpb.ListDeploymentStatesRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ListDeploymentStatesResponse:
+        return self.views.deployments(self.replica.state)
+
+    @rpc.unary
+    async def ExplainPrediction(
+        self, request: gpb.ExplainPredictionRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.Explanation:
+        return await explain(request, need_log(self.history, "prediction_id"), self.records)
+
+    # ------------------------------------------------------------------ experiments, canaries, rollback
+
+    @rpc.unary
+    async def StartExperiment(
+        self, request: gpb.StartExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        commands = self._commands()
+        return await commands.run("StartExperiment", commands.experiments.start, request)
+
+    @rpc.unary
+    async def GetExperimentResults(
+        self, request: gpb.GetExperimentResultsRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ExperimentResults:
+        experiments = self._commands().experiments
+        results = await asyncio.to_thread(experiments.results, self.replica.state, request.deployment)
+        return results_proto(request.deployment, results)
+
+    @rpc.unary
+    async def ConcludeExperiment(
+        self, request: gpb.ConcludeExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        commands = self._commands()
+        return await commands.run("ConcludeExperiment", commands.experiments.conclude, request)
+
+    @rpc.unary
+    async def StopExperiment(
+        self, request: gpb.StopExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        commands = self._commands()
+        return await commands.run("StopExperiment", commands.experiments.stop, request)
+
+    @rpc.unary
+    async def StartCanary(
+        self, request: gpb.StartCanaryRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        commands = self._commands()
+        return await commands.run("StartCanary", commands.canaries.start, request)
+
+    @rpc.unary
+    async def EvaluateCanary(
+        self, request: gpb.EvaluateCanaryRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.CanaryStatus:
+        return await self._commands().evaluate_canary(request.deployment)
+
+    @rpc.unary
+    async def Rollback(
+        self, request: gpb.RollbackRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DeploymentState:
+        commands = self._commands()
+        if request.to.WhichOneof("point") is None:
+            raise InvalidArgument("to", "give a log position or a time to roll back to")
+        return await commands.run("Rollback", commands.experiments.rollback, request)
