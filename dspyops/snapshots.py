@@ -30,7 +30,9 @@ from typing import Any
 import sqlite_utils
 
 from dspyops.eventlog import EventStore, log_file
+from dspyops.fold import fold
 from dspyops.state import (
+    EMPTY,
     CanaryState,
     DeploymentState,
     ExperimentState,
@@ -173,8 +175,6 @@ def snapshot_path(log: str) -> str:
 
 def take_snapshot(store: EventStore, snapshots: SnapshotStore, page: int = 10_000) -> State:
     """Fold the log (from the latest snapshot on) and save a snapshot at its head."""
-    from dspyops.state import EMPTY, fold
-
     state = snapshots.latest(store) or EMPTY
     while True:
         events = store.read(after_position=state.position, limit=page)

@@ -14,8 +14,9 @@ import contextlib
 import structlog
 
 from dspyops.events import decode
+from dspyops.fold import fold
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import EMPTY, State, fold
+from dspyops.state import EMPTY, State
 from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 

@@ -28,6 +28,7 @@ from dspyops.connections import OFFLINE_ONLY, Connections, load_for_server
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.eventlog import ChainChecker, EventStore, log_file, open_store
 from dspyops.events import decode
+from dspyops.fold import state_hash
 from dspyops.health import HealthServicer
 from dspyops.history import History
 from dspyops.keyfiles import secret_path
@@ -40,7 +41,7 @@ from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.scrub import scrub
 from dspyops.snapshots import SnapshotStore, snapshot_path
-from dspyops.state import EMPTY, DeploymentState, State, VersionState, state_hash
+from dspyops.state import EMPTY, DeploymentState, State, VersionState
 from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.experiments import Experiments, deployment_of, results_proto, routes_proto
 from gateway_svc.loader import LoadedProgram, ProgramCache

@@ -1,5 +1,5 @@
 """A straightforward reference fold, one event at a time with dataclasses.replace (the
-implementation dspyops.state had before the page builder): the property tests compare the
+implementation dspyops.fold had before the page builder): the property tests compare the
 fast fold against it, so an optimisation can never change what the fold means."""
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import pytest
 
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
+from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import fold, state_hash
 from gateway_svc.replica import Replica
 from gateway_svc.source import DataVersionProbe, FileLogSource, FileWatch, RemoteLogSource
 from optimizer_svc.server import OptimizerConfig
