@@ -17,7 +17,7 @@ from dspyops.eventlog.hashchain import (
     link_v2,
 )
 from dspyops.eventlog.lock import WriterLease, WriterLocked
-from dspyops.eventlog.sqlite import SQLiteEventStore
+from dspyops.eventlog.sqlite.backend import SQLiteEventStore
 from dspyops.eventlog.store import (
     ANY,
     AppendResult,
