@@ -29,11 +29,11 @@ from dspyops.eventlog.hashchain import GENESIS, event_hash
 from dspyops.eventlog.sqlite.reads import prefix_upper_bound
 from dspyops.eventlog.sqlite.schema import SCHEMA_VERSION
 from dspyops.eventlog.store import new_event_id
+from tests.eventlog.contract import EventStoreContract, ProcessContract
+from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, fill
 
-from .contract import EventStoreContract, RewriteAsV1, StoreFactory, Tamper, fill
 
-
-class TestSQLiteEventStore(EventStoreContract):
+class TestSQLiteEventStore(EventStoreContract, ProcessContract):
     @pytest.fixture
     def db_path(self, tmp_path: Path) -> Path:
         return tmp_path / "events.db"
