@@ -4,6 +4,11 @@ An artifact is the canonical JSON (sorted keys, compact separators, UTF-8) of
 ``{"spec", "state", "lm", "dspy_version"}``; its address is the sha256 hex of those bytes.
 The bytes are what gets stored and hashed, so any reader can re-verify them without this
 package. Nothing here ever unpickles: the state is DSPy's own JSON save format.
+
+A version's bytes live in two places: the optimizer's artifact store (files), and the
+version's VersionRegistered event, which carries them, so a replica that has only the log
+can serve every version. ``version_artifact`` is the one way both services load a
+version's artifact from either.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from typing import Any
 import dspy
 
 from dspyops.errors import shown
+from dspyops.eventlog import EventStore, StoredEvent
+from dspyops.events import decode
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
+from dspyops.proto import events_pb2 as pb
+from dspyops.state import VersionState
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_REGISTERED = pb.VersionRegistered.DESCRIPTOR.full_name
 
 
 class ArtifactCorrupt(Exception):
@@ -155,3 +165,61 @@ class ArtifactStore:
 
     def load(self, digest: str) -> Artifact:
         return decode_artifact(self.get(digest), digest)
+
+
+def registered_artifact(event: StoredEvent) -> tuple[str, bytes] | None:
+    """The digest and bytes a VersionRegistered event carries; None for any other event.
+    Not verified here: whoever loads the bytes does (``decode_artifact``)."""
+    if event.type != _REGISTERED:
+        return None
+    registered = decode(event)
+    assert isinstance(registered, pb.VersionRegistered)
+    return registered.artifact_digest, registered.artifact
+
+
+def version_artifact_bytes(store: EventStore, version: VersionState) -> bytes:
+    """The artifact bytes inside the version's VersionRegistered event (at
+    ``version.registered_position``), checked against the version's digest. Raises
+    ArtifactNotFound (no such event, or it carries no bytes) or ArtifactCorrupt."""
+    digest = _version_digest(version)
+    position = version.registered_position
+    events = store.read(after_position=position - 1, limit=1) if position > 0 else []
+    found = registered_artifact(events[0]) if events and events[0].position == position else None
+    if found is None or not found[1]:
+        raise ArtifactNotFound(
+            f"{_what(version)}: artifact {digest} is missing (not in the artifact store, and the "
+            f"VersionRegistered event at log position {position} does not carry it)"
+        )
+    actual = sha256_hex(found[1])
+    if actual != digest:
+        raise ArtifactCorrupt(
+            f"{_what(version)}: the artifact in its VersionRegistered event (log position {position}) "
+            f"hashes to {actual}, expected {digest}"
+        )
+    return found[1]
+
+
+def version_artifact(
+    store: EventStore, version: VersionState, artifacts: ArtifactStore | None = None
+) -> Artifact:
+    """The version's artifact: the artifact store's file when ``artifacts`` is given and has
+    it, else the bytes inside its VersionRegistered event; verified against the version's
+    digest either way. Raises ArtifactNotFound or ArtifactCorrupt."""
+    digest = _version_digest(version)
+    if artifacts is not None:
+        try:
+            return artifacts.load(digest)
+        except ArtifactNotFound:
+            pass
+    return decode_artifact(version_artifact_bytes(store, version), digest)
+
+
+def _version_digest(version: VersionState) -> str:
+    digest = version.artifact_digest
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise ArtifactCorrupt(f"{_what(version)}: the log names no valid artifact digest ({shown(digest)})")
+    return digest
+
+
+def _what(version: VersionState) -> str:
+    return f"version {version.version} of {version.program!r}"
