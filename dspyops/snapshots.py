@@ -113,7 +113,7 @@ class SnapshotStore:
         self.key = key
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=30, check_same_thread=False))
         self.db.execute("PRAGMA journal_mode=WAL")
-        table = self.db["snapshots"]
+        table = self.db.table("snapshots")
         table.create(
             {"position": int, "hash": bytes, "state": bytes, "created_at": float, "mac": bytes},
             pk="position",
@@ -129,7 +129,7 @@ class SnapshotStore:
         data = encode_state(state)
         mac = snapshot_mac(self.key, state.position, event_hash, data) if self.key else b""
         with self.db.conn:
-            self.db["snapshots"].upsert(
+            self.db.table("snapshots").upsert(
                 {
                     "position": state.position,
                     "hash": event_hash,

@@ -21,9 +21,9 @@ from dspyops.eventlog import EventStore, SQLiteEventStore, StoredEvent, StoreUna
 from dspyops.eventlog.store import contiguous_prefix
 from dspyops.eventlog.wakeup import DataVersionProbe
 from dspyops.events import from_proto
+from dspyops.limits import MAX_MESSAGE_BYTES
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
-from dspyops.rpc import MAX_MESSAGE_BYTES
 
 try:  # Linux only; elsewhere the file tail probes on a timer
     from inotify_simple import INotify, flags

@@ -43,7 +43,7 @@ def reference_fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State
 
 def _index_origin(state: State, event: StoredEvent, payload: Message) -> State:
     """A command event's RequestOrigin: request_id -> where it was first answered."""
-    if "origin" not in payload.DESCRIPTOR.fields_by_name or not payload.HasField("origin"):  # type: ignore[attr-defined]
+    if "origin" not in payload.DESCRIPTOR.fields_by_name or not payload.HasField("origin"):
         return state
     origin = payload.origin  # type: ignore[attr-defined]
     if origin.request_id in state.requests:
