@@ -17,7 +17,6 @@ import pytest
 
 from dspyops.eventlog import (
     ANY,
-    EventStore,
     LogMissing,
     MemoryEventStore,
     NewEvent,
@@ -29,7 +28,7 @@ from dspyops.eventlog.hashchain import GENESIS, event_hash
 from dspyops.eventlog.memory import MemoryLog, named_log
 from dspyops.eventlog.rows import COLUMNS
 from tests.eventlog.contract import EventStoreContract
-from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, WriterPool, fill
+from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, WriterPool, closing_all, fill
 
 
 class TestMemoryEventStore(EventStoreContract):
@@ -45,29 +44,13 @@ class TestMemoryEventStore(EventStoreContract):
     @pytest.fixture
     def new_empty_store(self) -> Iterator[StoreFactory]:
         counter = itertools.count()
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = open_store("memory:") if next(counter) % 2 else MemoryEventStore()
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: open_store("memory:") if next(counter) % 2 else MemoryEventStore()) as make:
+            yield make
 
     @pytest.fixture
     def make_readonly_store(self, store_url: str, log: MemoryLog) -> Iterator[StoreFactory]:
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = open_store(store_url + "?mode=ro")
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: open_store(store_url + "?mode=ro")) as make:
+            yield make
 
     @pytest.fixture
     def tamper(self, log: MemoryLog) -> Tamper:

@@ -19,7 +19,6 @@ import pytest
 
 from dspyops.eventlog import (
     ANY,
-    EventStore,
     NewEvent,
     SQLiteEventStore,
     StoreUnavailable,
@@ -30,7 +29,7 @@ from dspyops.eventlog.sqlite.reads import prefix_upper_bound
 from dspyops.eventlog.sqlite.schema import SCHEMA_VERSION
 from dspyops.eventlog.store import new_event_id
 from tests.eventlog.contract import EventStoreContract, ProcessContract
-from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, fill
+from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, closing_all, fill
 
 
 class TestSQLiteEventStore(EventStoreContract, ProcessContract):
@@ -45,29 +44,13 @@ class TestSQLiteEventStore(EventStoreContract, ProcessContract):
     @pytest.fixture
     def new_empty_store(self, tmp_path: Path) -> Iterator[StoreFactory]:
         counter = itertools.count()
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = SQLiteEventStore(tmp_path / f"fresh-{next(counter)}.db")
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: SQLiteEventStore(tmp_path / f"fresh-{next(counter)}.db")) as make:
+            yield make
 
     @pytest.fixture
     def make_readonly_store(self, store_url: str) -> Iterator[StoreFactory]:
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = open_store(store_url + "?mode=ro")
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: open_store(store_url + "?mode=ro")) as make:
+            yield make
 
     @pytest.fixture
     def tamper(self, db_path: Path) -> Tamper:

@@ -37,17 +37,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
             "chain": int,
         },
         pk="position",
-        not_null={
-            "stream",
-            "version",
-            "event_id",
-            "type",
-            "payload",
-            "recorded_at",
-            "hash",
-            "actor",
-            "chain",
-        },
+        not_null=set(COLUMNS) - {"position"},
         defaults={"actor": "", "chain": LINK_V1},
         if_not_exists=True,
     )

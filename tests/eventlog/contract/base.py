@@ -3,9 +3,11 @@ fixtures built on them, and the helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from typing import ParamSpec
 
 import pytest
 
@@ -23,6 +25,7 @@ WriterPool = tuple[Executor, Callable[[int], Gate]]
 CHAIN_KEY = b"contract-suite-chain-key-32bytes"
 
 SPAWN = multiprocessing.get_context("spawn")
+P = ParamSpec("P")
 
 
 def ev(payload: bytes = b"p", type: str = "dspyops.v1.Test", event_id: str | None = None) -> NewEvent:
@@ -32,6 +35,23 @@ def ev(payload: bytes = b"p", type: str = "dspyops.v1.Test", event_id: str | Non
 def fill(store: EventStore, n: int, stream: str = "fill") -> None:
     for i in range(n):
         store.append(stream, tagged_batch("fill", i, 1), ANY)
+
+
+@contextlib.contextmanager
+def closing_all(open_one: Callable[P, EventStore]) -> Iterator[Callable[P, EventStore]]:
+    """A store factory (``open_one``) whose every store is closed when the block ends."""
+    opened: list[EventStore] = []
+
+    def make(*args: P.args, **kwargs: P.kwargs) -> EventStore:
+        store = open_one(*args, **kwargs)
+        opened.append(store)
+        return store
+
+    try:
+        yield make
+    finally:
+        for store in opened:
+            store.close()
 
 
 class ContractBase:
@@ -77,16 +97,8 @@ class ContractBase:
 
     @pytest.fixture
     def make_store(self, store_url: str) -> Iterator[StoreFactory]:
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = open_store(store_url)
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: open_store(store_url)) as make:
+            yield make
 
     @pytest.fixture
     def store(self, make_store: StoreFactory) -> EventStore:
@@ -94,16 +106,8 @@ class ContractBase:
 
     @pytest.fixture
     def make_keyed_store(self, store_url: str) -> Iterator[Callable[[bytes], EventStore]]:
-        opened: list[EventStore] = []
-
-        def make(key: bytes = CHAIN_KEY) -> EventStore:
-            store = open_store(store_url, chain_key=key)
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda key=CHAIN_KEY: open_store(store_url, chain_key=key)) as make:
+            yield make
 
 
 def link_of(event: StoredEvent, prev_hash: bytes) -> bytes:
