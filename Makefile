@@ -47,9 +47,14 @@ readme-output: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m dspyops.protogen
 
+# The checked rules: style (ruff), the architecture contracts of pyproject.toml's
+# [tool.importlinter] (the kernel imports neither service, the services not each other, ...)
+# and types (mypy: strict for dspyops/, see [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Benchmarks print ratios against baselines measured in the same run; nothing asserts on
 # time and none of this runs in `make test`. BENCH_ARGS=--quick for a smoke run.

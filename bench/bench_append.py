@@ -57,7 +57,7 @@ class Ours:
         self.versions[s] += batch
 
     def synchronous(self) -> int:
-        with self.store._connection("bench") as conn:
+        with self.store._db.connection("bench") as conn:
             return conn.execute("PRAGMA synchronous").fetchone()[0]
 
     def close(self) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from bench import common
 from bench.bench_replay import generate
 from dspyops.eventlog import NewEvent, open_store
+from dspyops.fold import fold
 from dspyops.snapshots import SnapshotStore, snapshot_path
-from dspyops.state import EMPTY, fold
+from dspyops.state import EMPTY
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
 

@@ -25,9 +25,10 @@ from bench import common
 from dspyops.client import GatewayClient
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
+from dspyops.fold import fold
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import SnapshotStore, snapshot_path, take_snapshot
-from dspyops.state import EMPTY, fold
+from dspyops.state import EMPTY
 
 PROGRAMS = [f"prog{i}" for i in range(20)]
 DEPLOYMENTS = [f"dep{i}" for i in range(50)]

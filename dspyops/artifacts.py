@@ -4,6 +4,11 @@ An artifact is the canonical JSON (sorted keys, compact separators, UTF-8) of
 ``{"spec", "state", "lm", "dspy_version"}``; its address is the sha256 hex of those bytes.
 The bytes are what gets stored and hashed, so any reader can re-verify them without this
 package. Nothing here ever unpickles: the state is DSPy's own JSON save format.
+
+A version's bytes live in two places: the optimizer's artifact store (files), and the
+version's VersionRegistered event, which carries them, so a replica that has only the log
+can serve every version. ``version_artifact`` is the one way both services load a
+version's artifact from either.
 """
 
 from __future__ import annotations
@@ -15,22 +20,20 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dspy
 
 from dspyops.errors import shown
+from dspyops.eventlog import EventStore, StoredEvent
 from dspyops.events import decode
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
 from dspyops.proto import events_pb2 as pb
-
-if TYPE_CHECKING:
-    from dspyops.eventlog import EventStore, StoredEvent
-    from dspyops.state import VersionState
+from dspyops.state import VersionState
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
-_REGISTERED = pb.DESCRIPTOR.message_types_by_name["VersionRegistered"].full_name
+_REGISTERED = pb.VersionRegistered.DESCRIPTOR.full_name
 
 
 class ArtifactCorrupt(Exception):
@@ -165,9 +168,8 @@ class ArtifactStore:
 
 
 def registered_artifact(event: StoredEvent) -> tuple[str, bytes] | None:
-    """The digest a VersionRegistered event names and the artifact bytes it carries; None
-    for any other event. Unchecked (a tail must not stop on a tampered one): whoever builds
-    the program checks the bytes against the digest first (decode_artifact)."""
+    """The digest and bytes a VersionRegistered event carries; None for any other event.
+    Not verified here: whoever loads the bytes does (``decode_artifact``)."""
     if event.type != _REGISTERED:
         return None
     registered = decode(event)
@@ -176,17 +178,48 @@ def registered_artifact(event: StoredEvent) -> tuple[str, bytes] | None:
 
 
 def version_artifact_bytes(store: EventStore, version: VersionState) -> bytes:
-    """The artifact bytes inside the version's VersionRegistered event, checked against the
-    version's digest. ArtifactNotFound when the event at its position is not that version's
-    registration (or carries no bytes), ArtifactCorrupt when the bytes hash to another digest."""
-    what = f"version {version.version} of {version.program!r}"
-    events = store.read(after_position=version.registered_position - 1, limit=1)
-    found = registered_artifact(events[0]) if events else None
+    """The artifact bytes inside the version's VersionRegistered event (at
+    ``version.registered_position``), checked against the version's digest. Raises
+    ArtifactNotFound (no such event, or it carries no bytes) or ArtifactCorrupt."""
+    digest = _version_digest(version)
+    position = version.registered_position
+    events = store.read(after_position=position - 1, limit=1) if position > 0 else []
+    found = registered_artifact(events[0]) if events and events[0].position == position else None
     if found is None or not found[1]:
         raise ArtifactNotFound(
-            f"{what}: no artifact in a VersionRegistered event at position {version.registered_position}"
+            f"{_what(version)}: artifact {digest} is missing (not in the artifact store, and the "
+            f"VersionRegistered event at log position {position} does not carry it)"
         )
     actual = sha256_hex(found[1])
-    if actual != version.artifact_digest:
-        raise ArtifactCorrupt(f"{what}: its artifact hashes to {actual}, expected {version.artifact_digest}")
+    if actual != digest:
+        raise ArtifactCorrupt(
+            f"{_what(version)}: the artifact in its VersionRegistered event (log position {position}) "
+            f"hashes to {actual}, expected {digest}"
+        )
     return found[1]
+
+
+def version_artifact(
+    store: EventStore, version: VersionState, artifacts: ArtifactStore | None = None
+) -> Artifact:
+    """The version's artifact: the artifact store's file when ``artifacts`` is given and has
+    it, else the bytes inside its VersionRegistered event; verified against the version's
+    digest either way. Raises ArtifactNotFound or ArtifactCorrupt."""
+    digest = _version_digest(version)
+    if artifacts is not None:
+        try:
+            return artifacts.load(digest)
+        except ArtifactNotFound:
+            pass
+    return decode_artifact(version_artifact_bytes(store, version), digest)
+
+
+def _version_digest(version: VersionState) -> str:
+    digest = version.artifact_digest
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise ArtifactCorrupt(f"{_what(version)}: the log names no valid artifact digest ({shown(digest)})")
+    return digest
+
+
+def _what(version: VersionState) -> str:
+    return f"version {version.version} of {version.program!r}"

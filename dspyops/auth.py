@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
 from dspyops.actor import current_actor
 from dspyops.eventlog.store import MAX_ACTOR_CHARS
 from dspyops.scrub import scrub
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 ROLES = ("reader", "operator", "deployer", "admin")
 _GRANTS = {
@@ -143,9 +146,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(details)
         method = details.method or ""
         if handler is None or method.startswith(_OPEN_SERVICES):
@@ -166,11 +169,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _as_actor(handler, principal.name)
 
 
-def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+# grpc's stubs type a handler's behaviours as the sync server calls them; under grpc.aio they
+# are coroutine functions (unary responses) and async generator functions (streamed ones).
+Context = grpc.aio.ServicerContext[Any, Any]
+_AioUnary = Callable[[Any, Context], Awaitable[Any]]
+_AioStream = Callable[[Any, Context], AsyncIterator[Any]]
+
+
+def _refuse(
+    handler: grpc.RpcMethodHandler[Req, Resp], code: grpc.StatusCode, message: str
+) -> grpc.RpcMethodHandler[Req, Resp]:
     message = scrub(message)
     if handler.response_streaming:
 
-        async def deny_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def deny_stream(request: Any, context: Context) -> AsyncIterator[Any]:
             await context.abort(code, message)
             yield  # pragma: no cover - abort raises
 
@@ -180,7 +192,7 @@ def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str)
             response_serializer=handler.response_serializer,
         )
 
-    async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def deny(request: Any, context: Context) -> Any:
         await context.abort(code, message)
 
     return grpc.unary_unary_rpc_method_handler(
@@ -190,12 +202,12 @@ def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str)
     )
 
 
-def _as_actor(handler: grpc.RpcMethodHandler, actor: str) -> grpc.RpcMethodHandler:
+def _as_actor(handler: grpc.RpcMethodHandler[Req, Resp], actor: str) -> grpc.RpcMethodHandler[Req, Resp]:
     """The same handler, run with `current_actor` set (service code reads it for the log)."""
     if handler.unary_unary:
-        inner = handler.unary_unary
+        inner = cast(_AioUnary, handler.unary_unary)
 
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary(request: Any, context: Context) -> Any:
             token = current_actor.set(actor)
             try:
                 return await inner(request, context)
@@ -208,9 +220,9 @@ def _as_actor(handler: grpc.RpcMethodHandler, actor: str) -> grpc.RpcMethodHandl
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream:
-        inner_stream = handler.unary_stream
+        inner_stream = cast(_AioStream, handler.unary_stream)
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             token = current_actor.set(actor)
             try:
                 async for item in inner_stream(request, context):

@@ -32,8 +32,13 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 class DatasetRefLike(Protocol):
-    path: str
-    input_keys: Sequence[str]
+    """What is read of a DatasetRef message (read-only, so the message's repeated field fits)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def input_keys(self) -> Sequence[str]: ...
 
 
 def check_ref_path(data_dir: Path | None, path: str, field: str) -> Path:

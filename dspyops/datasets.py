@@ -11,6 +11,7 @@ import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dspy
 
@@ -78,7 +79,7 @@ def split(
     return train, val
 
 
-def example_row(example: dspy.Example) -> dict:
+def example_row(example: dspy.Example) -> dict[str, Any]:
     return {k: v for k, v in example.items()}
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 from datetime import UTC
 
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from dspyops.descriptors import message_type
 from dspyops.eventlog import LINK_V1, NewEvent, StoredEvent
 from dspyops.proto import events_pb2
 
-_ONEOF = events_pb2.EventPayload.DESCRIPTOR.oneofs_by_name["kind"]
+_PAYLOAD = events_pb2.DESCRIPTOR.message_types_by_name["EventPayload"]
 #: full type name -> (oneof field name, message class)
 PAYLOAD_TYPES: dict[str, tuple[str, type[Message]]] = {
-    field.message_type.full_name: (field.name, field.message_type._concrete_class) for field in _ONEOF.fields
+    message_type(field).full_name: (field.name, GetMessageClass(message_type(field)))
+    for field in _PAYLOAD.oneofs_by_name["kind"].fields
 }
 
 

@@ -9,17 +9,31 @@ NOT_SERVING and its stream then ends with OK, so the drain waits only for real c
 
 from __future__ import annotations
 
+import asyncio
+import collections
+from typing import Any
+
+import grpc
 from grpc_health.v1 import health, health_pb2
 
 _SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
 
 class HealthServicer(health.aio.HealthServicer):
+    # grpc_health's own bookkeeping (set by its __init__), which Watch below shares; its
+    # stubs leave these private attributes out
+    _server_status: dict[str, int]
+    _server_watchers: collections.defaultdict[str, asyncio.Condition]
+    _watcher_count_by_service: collections.defaultdict[str, int]
+    _gracefully_shutting_down: bool
+
     @property
     def shutting_down(self) -> bool:
         return self._gracefully_shutting_down
 
-    async def Watch(self, request: health_pb2.HealthCheckRequest, context: object) -> None:  # type: ignore[override]
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         # grpc_health's loop (same bookkeeping of its conditions and counts), which also
         # returns once the server is shutting down and the final status has been written
         condition = self._server_watchers[request.service]
@@ -30,7 +44,7 @@ class HealthServicer(health.aio.HealthServicer):
                 while True:
                     status = self._server_status.get(request.service, _SERVICE_UNKNOWN)
                     if status != last_status:
-                        await context.write(health_pb2.HealthCheckResponse(status=status))  # type: ignore[attr-defined]
+                        await context.write(health_pb2.HealthCheckResponse(status=status))
                         last_status = status
                     if self._gracefully_shutting_down:
                         return

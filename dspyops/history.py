@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore
+from dspyops.fold import fold
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.snapshots import SnapshotStore
-from dspyops.state import EMPTY, State, fold
+from dspyops.state import EMPTY, State
 
 _PAGE = 5000
 # a snapshot is looked for only when the best start at hand is this many events short:

@@ -18,9 +18,10 @@ from google.protobuf.message import Message
 from dspyops.commands import Commands, Decide, Outcome
 from dspyops.commands import append as checked_append
 from dspyops.eventlog import AppendResult, EventStore
+from dspyops.fold import fold
 from dspyops.history import History
 from dspyops.snapshots import SnapshotStore
-from dspyops.state import EMPTY, State, fold
+from dspyops.state import EMPTY, State
 
 __all__ = ["SNAPSHOT_EVERY", "Ledger", "checked_append"]
 

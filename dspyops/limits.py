@@ -31,6 +31,7 @@ from typing import Any, Final
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from dspyops.descriptors import is_map, map_value, message_type
 from dspyops.errors import InvalidArgument, shown
 
 KIB: Final = 1024
@@ -109,8 +110,8 @@ _resolved: dict[str, Limit] = {}
 
 def _resolve(field: FieldDescriptor) -> Limit:
     found = LIMITS.get(field.full_name) or BY_NAME.get(field.name) or Limit()
-    if _is_map(field):
-        value = field.message_type.fields_by_name["value"]
+    if is_map(field):
+        value = map_value(field)
         default_chars = DEFAULT_BYTES if value.type == FieldDescriptor.TYPE_BYTES else DEFAULT_CHARS
     else:
         default_chars = DEFAULT_BYTES if field.type == FieldDescriptor.TYPE_BYTES else DEFAULT_CHARS
@@ -139,8 +140,8 @@ def _check(message: Message, prefix: str) -> None:
             continue
         if len(value) > limit.entries:  # type: ignore[operator]
             raise InvalidArgument(path, f"at most {limit.entries:,} entries, got {len(value):,}")
-        if _is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
+        if is_map(field):
+            value_field = map_value(field)
             for key, item in value.items():
                 if isinstance(key, str) and len(key) > limit.key_chars:  # type: ignore[operator]
                     raise InvalidArgument(
@@ -171,14 +172,6 @@ def _check_size(path: str, value: str | bytes, limit: Limit) -> None:
 
 
 _TEXT: Final = frozenset({FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES})
-
-
-def _is_map(field: FieldDescriptor) -> bool:
-    return (
-        field.type == FieldDescriptor.TYPE_MESSAGE
-        and field.is_repeated
-        and field.message_type.GetOptions().map_entry
-    )
 
 
 def check_json_size(field: str, value: Any, limit: int) -> None:
@@ -216,12 +209,12 @@ def request_fields(roots: Iterable[Descriptor]) -> dict[str, FieldDescriptor]:
             if field.is_repeated or field.type in _TEXT:
                 found[field.full_name] = field
             if field.type == FieldDescriptor.TYPE_MESSAGE:
-                if _is_map(field):
-                    value = field.message_type.fields_by_name["value"]
+                if is_map(field):
+                    value = map_value(field)
                     if value.type == FieldDescriptor.TYPE_MESSAGE:
-                        visit(value.message_type)
+                        visit(message_type(value))
                 else:
-                    visit(field.message_type)
+                    visit(message_type(field))
 
     for root in roots:
         visit(root)
@@ -259,14 +252,16 @@ def limits_table() -> str:
         parts = []
         if field.is_repeated:
             parts.append(f"{limit.entries:,} entries")
-        if _is_map(field):
+        if is_map(field):
             parts.append(f"keys {limit.key_chars:,} characters")
-            value = field.message_type.fields_by_name["value"]
+            value = map_value(field)
             if value.type in _TEXT:
                 parts.append(f"values {limit.chars:,} {_unit(value)}")
         elif field.type in _TEXT:
             parts.append(f"{limit.chars:,} {_unit(field)}" + (" each" if field.is_repeated else ""))
-        message = field.containing_type.full_name.removeprefix("dspyops.v1.")
+        owner = field.containing_type
+        assert owner is not None  # a field of a message
+        message = owner.full_name.removeprefix("dspyops.v1.")
         grouped.setdefault((field.name, ", ".join(parts), limit.why), []).append(message)
     for (field_name, limit_text, why), messages in sorted(grouped.items()):
         rows.append(f"| `{field_name}` of {', '.join(sorted(messages))} | {limit_text} | {why} |")

@@ -56,7 +56,8 @@ def configure(service: str, level: str | None = None) -> structlog.stdlib.BoundL
         cache_logger_on_first_use=True,
     )
     scrub_log_records()
-    return structlog.get_logger(service=service)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(service=service)
+    return logger
 
 
 _FORMATTER = logging.Formatter()
@@ -69,7 +70,7 @@ class _ScrubbingRecordFactory:
         self.inner = inner
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = self.inner(*args, **kwargs)
+        record: logging.LogRecord = self.inner(*args, **kwargs)
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: the handler reports it, with the raw args unshown
@@ -140,6 +141,6 @@ def guard_streams() -> None:
     print(), progress bars, Python's report of an exception in a thread. The C core of grpc
     writes to the file descriptor directly; it never sees a key."""
     if not isinstance(sys.stdout, ScrubbingStream):
-        sys.stdout = ScrubbingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = ScrubbingStream(sys.stdout)
     if not isinstance(sys.stderr, ScrubbingStream):
-        sys.stderr = ScrubbingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = ScrubbingStream(sys.stderr)

@@ -175,7 +175,7 @@ def resolve_metric(name: str, allowed_modules: Collection[str] = ()) -> Metric:
         module = importlib.import_module(module_name)
     except Exception as exc:  # an allowlisted module that fails to import is the operator's problem
         raise ValueError(f"metric: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    metric = getattr(module, function, None)
+    metric: Metric | None = getattr(module, function, None)
     if not callable(metric):
         raise ValueError(f"metric: {module_name!r} has no function {shown(function)}")
     return metric

@@ -98,7 +98,7 @@ def program_state(module: dspy.Module) -> dict[str, Any]:
     Keeping DSPy's own format means plain ``module.load(path)`` reads a saved state without
     this package.
     """
-    state = _strip_lms(module.dump_state())
+    state: dict[str, Any] = _strip_lms(module.dump_state())
     state["metadata"] = {"dependency_versions": get_dependency_versions()}
     return state
 

@@ -15,7 +15,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -34,50 +34,51 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
 def unary(
-    fn: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
+    fn: Callable[[Any, Req, Context], Awaitable[Resp]],
+) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
         try:
             await _check_limits(request)
             return await fn(self, request, context)
-        except DspyopsError as exc:
-            await context.abort(exc.code, scrub(str(exc)))
-        except StoreUnavailable as exc:  # a read as much as a write: the log is gone, full, failing
-            message = scrub(f"{fn.__name__}: the log is unavailable: {exc}")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            _log.exception("rpc_failed", rpc=fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{fn.__name__}: internal error (see server log)")
-        raise AssertionError("unreachable")  # abort() always raises
+        except Exception as exc:
+            await _abort(context, fn.__name__, exc)
 
     return wrapper
 
 
 def streaming(
-    fn: Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]]:
+    fn: Callable[[Any, Req, Context], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, Context], AsyncIterator[Resp]]:
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
+    async def wrapper(self: Any, request: Req, context: Context) -> AsyncIterator[Resp]:
         try:
             await _check_limits(request)
             async for item in fn(self, request, context):
                 yield item
-        except DspyopsError as exc:
-            await context.abort(exc.code, scrub(str(exc)))
-        except StoreUnavailable as exc:  # a read as much as a write: the log is gone, full, failing
-            message = scrub(f"{fn.__name__}: the log is unavailable: {exc}")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            _log.exception("rpc_failed", rpc=fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"{fn.__name__}: internal error (see server log)")
+        except Exception as exc:
+            await _abort(context, fn.__name__, exc)
 
     return wrapper
+
+
+async def _abort(context: Context, rpc: str, exc: Exception) -> NoReturn:
+    """End the call with the status for what the handler raised (called in its except block,
+    so the log line has the traceback)."""
+    if isinstance(exc, DspyopsError):
+        await context.abort(exc.code, scrub(str(exc)))
+    if isinstance(exc, StoreUnavailable):  # a read as much as a write: the log is gone, full, failing
+        await context.abort(grpc.StatusCode.UNAVAILABLE, scrub(f"{rpc}: the log is unavailable: {exc}"))
+    _log.exception("rpc_failed", rpc=rpc)
+    await context.abort(grpc.StatusCode.INTERNAL, f"{rpc}: internal error (see server log)")
 
 
 async def _check_limits(request: Any) -> None:

@@ -32,6 +32,8 @@ from typing import Any, Final
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from dspyops.descriptors import is_map, map_value
+
 REDACTED: Final = "[redacted]"
 # Shorter values are not treated as secrets: redacting a 3-letter "key" everywhere would
 # wreck every log line, and no provider issues keys that short. The servers warn about them.
@@ -113,7 +115,7 @@ class Scrubber:
         Bytes are left alone (raw payloads whose hashes must keep verifying)."""
         for descriptor, value in message.ListFields():
             if descriptor.type == FieldDescriptor.TYPE_STRING:
-                if _is_repeated(descriptor):
+                if descriptor.is_repeated:
                     cleaned = [self(v) for v in value]
                     if cleaned != list(value):
                         del value[:]
@@ -123,8 +125,8 @@ class Scrubber:
                     if cleaned_text != value:
                         setattr(message, descriptor.name, cleaned_text)
             elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
-                if descriptor.message_type.GetOptions().map_entry:
-                    value_field = descriptor.message_type.fields_by_name["value"]
+                if is_map(descriptor):
+                    value_field = map_value(descriptor)
                     for key in list(value):
                         if value_field.type == FieldDescriptor.TYPE_STRING:
                             cleaned_text = self(value[key])
@@ -132,16 +134,12 @@ class Scrubber:
                                 value[key] = cleaned_text
                         elif value_field.type == FieldDescriptor.TYPE_MESSAGE:
                             self.message(value[key])
-                elif _is_repeated(descriptor):
+                elif descriptor.is_repeated:
                     for item in value:
                         self.message(item)
                 else:
                     self.message(value)
         return message
-
-
-def _is_repeated(descriptor: FieldDescriptor) -> bool:
-    return bool(descriptor.is_repeated)  # protobuf 7 dropped FieldDescriptor.label
 
 
 def _token_hash(word: str) -> str:

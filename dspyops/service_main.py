@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -93,7 +93,7 @@ def request_endpoints(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(parse_endpoint_allowlist(list(values))))
 
 
-def run_service(name: str, serve: Callable[[], Awaitable[None]], grace: float) -> None:
+def run_service(name: str, serve: Callable[[], Coroutine[Any, Any, None]], grace: float) -> None:
     """Run `serve()` until it returns (SIGTERM): the process's stdout/stderr scrubbed, and a
     refused start (a broken chain, a held log, a bad connections file) a one-line message
     with exit status 1 instead of a traceback."""

@@ -87,7 +87,8 @@ def parse_signature(text: str, instructions: str | None = None) -> type[dspy.Sig
     for name, annotation, _ in outputs:
         fields[name] = (annotation, dspy.OutputField())
     try:
-        return dspy.Signature(fields, instructions)
+        signature: type[Any] = dspy.Signature(fields, instructions)
+        return signature
     except Exception as exc:  # pydantic refuses names such as 'fields', 'instructions', 'model_*'
         # Its message shows objects of the server (method reprs with addresses): name the class only.
         raise InvalidSignature(

@@ -30,7 +30,9 @@ from typing import Any
 import sqlite_utils
 
 from dspyops.eventlog import EventStore, log_file
+from dspyops.fold import fold
 from dspyops.state import (
+    EMPTY,
     CanaryState,
     DeploymentState,
     ExperimentState,
@@ -111,7 +113,7 @@ class SnapshotStore:
         self.key = key
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=30, check_same_thread=False))
         self.db.execute("PRAGMA journal_mode=WAL")
-        table = self.db["snapshots"]
+        table = self.db.table("snapshots")
         table.create(
             {"position": int, "hash": bytes, "state": bytes, "created_at": float, "mac": bytes},
             pk="position",
@@ -127,7 +129,7 @@ class SnapshotStore:
         data = encode_state(state)
         mac = snapshot_mac(self.key, state.position, event_hash, data) if self.key else b""
         with self.db.conn:
-            self.db["snapshots"].upsert(
+            self.db.table("snapshots").upsert(
                 {
                     "position": state.position,
                     "hash": event_hash,
@@ -173,8 +175,6 @@ def snapshot_path(log: str) -> str:
 
 def take_snapshot(store: EventStore, snapshots: SnapshotStore, page: int = 10_000) -> State:
     """Fold the log (from the latest snapshot on) and save a snapshot at its head."""
-    from dspyops.state import EMPTY, fold
-
     state = snapshots.latest(store) or EMPTY
     while True:
         events = store.read(after_position=state.position, limit=page)

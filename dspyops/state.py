@@ -1,43 +1,21 @@
-"""The fold: log events -> registry, deployment and job state, at any log position.
+"""The folded model: registry, deployment and job state at one log position.
 
-The state also indexes the client requests that command events answer (`State.requests`,
-from their `RequestOrigin`), so a writer can recognise a retried request (dspyops.commands).
-
-`fold` is a pure function: it never mutates the state it is given (a call copies the few
-containers it changes, once per call), so a gateway can keep serving from the old state while
-the next one is built, and replaying the same events always gives the same state. The
-`state_hash` of two folds of the same events is equal byte for byte.
+Frozen, slotted dataclasses, built only by the fold (dspyops.fold) and read by both
+services; nothing here knows about the log. The state also indexes the client requests
+that command events answer (`State.requests`, from their `RequestOrigin`), so a writer can
+recognise a retried request (dspyops.commands). The tables below translate between the
+proto enums and the names the state keeps.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
-
-from dspyops.eventlog import StoredEvent
-from dspyops.events import PAYLOAD_TYPES, decode
 from dspyops.proto import events_pb2 as pb
 
-STATUS_NAMES: dict[int, str] = {
-    pb.DEVELOPMENT: "development",
-    pb.STAGING: "staging",
-    pb.PRODUCTION: "production",
-    pb.DEPRECATED: "deprecated",
-    pb.ARCHIVED: "archived",
-}
-ROLE_NAMES: dict[int, str] = {
-    pb.ROUTE_ROLE_UNSPECIFIED: "primary",
-    pb.PRIMARY: "primary",
-    pb.SHADOW: "shadow",
-}
-# the inverses, for the views that turn the state back into messages
+# The enums as the state names them, and back (for the messages built from the state).
 STATUS_VALUES: dict[str, pb.VersionStatus] = {
     "development": pb.DEVELOPMENT,
     "staging": pb.STAGING,
@@ -45,7 +23,12 @@ STATUS_VALUES: dict[str, pb.VersionStatus] = {
     "deprecated": pb.DEPRECATED,
     "archived": pb.ARCHIVED,
 }
+STATUS_NAMES: dict[int, str] = {value: name for name, value in STATUS_VALUES.items()}
 ROLE_VALUES: dict[str, pb.RouteRole] = {"primary": pb.PRIMARY, "shadow": pb.SHADOW}
+ROLE_NAMES: dict[int, str] = {
+    pb.ROUTE_ROLE_UNSPECIFIED: "primary",
+    **{value: name for name, value in ROLE_VALUES.items()},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +74,8 @@ class RouteState:
     role: str = "primary"
 
 
-METRIC_KINDS: dict[int, str] = {pb.BINARY: "binary", pb.CONTINUOUS: "continuous"}
+METRIC_VALUES: dict[str, pb.MetricKind] = {"binary": pb.BINARY, "continuous": pb.CONTINUOUS}
+METRIC_KINDS: dict[int, str] = {value: name for name, value in METRIC_VALUES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +115,12 @@ class ExperimentState:
         )
 
     def to_proto(self) -> pb.Experiment:
-        kinds = {v: k for k, v in METRIC_KINDS.items()}
         return pb.Experiment(
             experiment_id=self.experiment_id,
             control=self.control,
             treatments=list(self.treatments),
             weights=list(self.weights),
-            metric=kinds[self.metric],
+            metric=METRIC_VALUES[self.metric],
             alpha=self.alpha,
             min_samples_per_arm=self.min_samples_per_arm,
             sequential=self.sequential,
@@ -184,14 +167,13 @@ class CanaryState:
         )
 
     def to_proto(self) -> pb.Canary:
-        kinds = {v: k for k, v in METRIC_KINDS.items()}
         return pb.Canary(
             canary_id=self.canary_id,
             baseline=self.baseline,
             candidate=self.candidate,
             steps=list(self.steps),
             min_samples_per_step=self.min_samples_per_step,
-            metric=kinds[self.metric],
+            metric=METRIC_VALUES[self.metric],
             alpha=self.alpha,
             step=self.step,
         )
@@ -249,423 +231,3 @@ class State:
 
 
 EMPTY = State()
-
-
-def replace(obj: Any, /, **changes: Any) -> Any:
-    """dataclasses.replace for this module's frozen slotted dataclasses, without its
-    per-call field introspection."""
-    names = type(obj).__slots__
-    return type(obj)(*[changes[n] if n in changes else getattr(obj, n) for n in names])
-
-
-def fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
-    """Apply events (in log order, all after `state.position`) and return the new state.
-
-    The input state is never mutated. Internally a call folds into a mutable builder that
-    copies each container it touches once, and freezes it into a new State at the end:
-    a page of 10k events costs one copy per touched program or deployment, not one per event
-    (the per-event copies were most of the replay time). `tests/reference_fold.py` holds
-    the plain one-event-at-a-time fold the property tests compare this against.
-    """
-    builder = _Builder(state)
-    position = state.position
-    dispatch = _DISPATCH
-    for event in events:
-        if event.position <= position:
-            raise ValueError(f"event at position {event.position} is not after state position {position}")
-        position = event.position
-        entry = dispatch.get(event.type)
-        if entry is None:
-            if event.type not in PAYLOAD_TYPES:
-                decode(event)  # raises UnknownEventType naming the position
-            continue  # a payload kind the state does not track (e.g. JobProgress)
-        message_class, handler = entry
-        handler(builder, event, message_class.FromString(event.payload))
-    return state if position == state.position else builder.freeze(position)
-
-
-def state_hash(state: State) -> str:
-    """sha256 of the canonical JSON of the whole state."""
-    data = json.dumps(asdict(state), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
-
-
-def _plain(message: Message) -> dict[str, Any]:
-    return MessageToDict(message, preserving_proto_field_name=True)
-
-
-class _ProgramDraft:
-    """A program being changed by the current fold call: its own copies of the containers,
-    and per-version field changes applied once at freeze time."""
-
-    __slots__ = ("aliases", "name", "pending", "stream_version", "versions")
-
-    def __init__(self, program: ProgramState) -> None:
-        self.name = program.name
-        self.versions: dict[str, VersionState] = dict(program.versions)
-        self.aliases: dict[str, str] = dict(program.aliases)
-        self.stream_version = program.stream_version
-        self.pending: dict[str, dict[str, Any]] = {}  # version -> field changes
-
-    def change(self, version: str, field_name: str, value: Any) -> None:
-        changes = self.pending.get(version)
-        if changes is None:
-            changes = self.pending[version] = {}
-        changes[field_name] = value
-
-    def freeze(self) -> ProgramState:
-        versions = self.versions
-        for version, changes in self.pending.items():
-            versions[version] = replace(versions[version], **changes)
-        return ProgramState(self.name, versions, self.aliases, self.stream_version)
-
-
-class _DeploymentDraft:
-    """A deployment being changed by the current fold call. Route messages are converted
-    at freeze time, so a page of route changes builds the routes of the last one only."""
-
-    __slots__ = (
-        "canary",
-        "changed_position",
-        "created_position",
-        "experiment",
-        "name",
-        "program",
-        "routes",
-        "routes_message",
-        "stream_version",
-    )
-
-    def __init__(self, deployment: DeploymentState) -> None:
-        self.name = deployment.name
-        self.program = deployment.program
-        self.routes = deployment.routes
-        self.routes_message: Any = None  # repeated pb.Route, newer than `routes` when set
-        self.stream_version = deployment.stream_version
-        self.created_position = deployment.created_position
-        self.changed_position = deployment.changed_position
-        self.experiment = deployment.experiment
-        self.canary = deployment.canary
-
-    def freeze(self) -> DeploymentState:
-        routes = self.routes if self.routes_message is None else _routes(self.routes_message)
-        return DeploymentState(
-            self.name,
-            self.program,
-            routes,
-            self.stream_version,
-            self.created_position,
-            self.changed_position,
-            self.experiment,
-            self.canary,
-        )
-
-
-class _Builder:
-    """The mutable side of one fold call. Reads see this call's changes first, then the
-    input state; nothing reachable from the input state is ever written."""
-
-    __slots__ = ("base", "deployments", "jobs", "programs", "requests")
-
-    def __init__(self, base: State) -> None:
-        self.base = base
-        self.programs: dict[str, _ProgramDraft] = {}
-        self.deployments: dict[str, _DeploymentDraft] = {}
-        self.jobs: dict[str, JobSummary] | None = None  # a copy of base.jobs once written
-        self.requests: dict[str, RequestEntry] | None = None  # a copy of base.requests once written
-
-    def program(self, name: str) -> _ProgramDraft | None:
-        draft = self.programs.get(name)
-        if draft is None:
-            current = self.base.programs.get(name)
-            if current is None:
-                return None
-            draft = self.programs[name] = _ProgramDraft(current)
-        return draft
-
-    def deployment(self, name: str) -> _DeploymentDraft | None:
-        draft = self.deployments.get(name)
-        if draft is None:
-            current = self.base.deployments.get(name)
-            if current is None:
-                return None
-            draft = self.deployments[name] = _DeploymentDraft(current)
-        return draft
-
-    def job_table(self) -> dict[str, JobSummary]:
-        if self.jobs is None:
-            self.jobs = dict(self.base.jobs)
-        return self.jobs
-
-    def origin(self, event: StoredEvent, origin: pb.RequestOrigin) -> None:
-        """Index the request a command event answers. The first use of an id wins: the
-        writer refuses a second one, so a later entry could only come from a racing writer
-        of another method, whose retry must then be refused too."""
-        if self.requests is None:
-            self.requests = dict(self.base.requests)
-        if origin.request_id not in self.requests:
-            # one string object per method and stream, not one per entry (the index only grows)
-            self.requests[origin.request_id] = RequestEntry(
-                sys.intern(origin.method), origin.request_sha256, sys.intern(event.stream), event.position
-            )
-
-    def freeze(self, position: int) -> State:
-        base = self.base
-        programs: Mapping[str, ProgramState] = base.programs
-        if self.programs:
-            programs = dict(programs)
-            for name, program in self.programs.items():
-                programs[name] = program.freeze()
-        deployments: Mapping[str, DeploymentState] = base.deployments
-        if self.deployments:
-            deployments = dict(deployments)
-            for name, deployment in self.deployments.items():
-                deployments[name] = deployment.freeze()
-        jobs = base.jobs if self.jobs is None else self.jobs
-        requests = base.requests if self.requests is None else self.requests
-        return State(position, programs, deployments, jobs, requests)
-
-
-def _version_registered(b: _Builder, event: StoredEvent, msg: pb.VersionRegistered) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    program = b.program(msg.program)
-    if program is None:
-        program = b.programs[msg.program] = _ProgramDraft(ProgramState(name=msg.program))
-    program.versions[msg.version] = VersionState(
-        msg.program,
-        msg.version,
-        _plain(msg.spec),
-        _plain(msg.lm),
-        msg.artifact_digest,
-        STATUS_NAMES.get(msg.status, "development"),
-        _plain(msg.lineage),
-        event.position,
-        _micros(event),
-    )
-    program.pending.pop(msg.version, None)  # a re-registration replaces the version whole
-    program.stream_version = event.version
-
-
-def _status_changed(b: _Builder, event: StoredEvent, msg: pb.VersionStatusChanged) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    program = b.program(msg.program)
-    if program is None or msg.version not in program.versions:
-        return  # the writer validates; the fold stays total for any input
-    program.change(msg.version, "status", STATUS_NAMES.get(msg.status, "development"))
-    program.stream_version = event.version
-
-
-def _alias_set(b: _Builder, event: StoredEvent, msg: pb.AliasSet) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    program = b.program(msg.program)
-    if program is None:
-        return
-    program.aliases[msg.alias] = msg.version
-    program.stream_version = event.version
-
-
-def _evaluation_recorded(b: _Builder, event: StoredEvent, msg: pb.EvaluationRecorded) -> None:
-    program = b.program(msg.program)
-    if program is None:
-        return
-    # the event is on the program's stream: its version moves even if the version is unknown
-    if msg.version in program.versions:
-        report = msg.report
-        summary = {
-            "position": event.position,
-            "recorded_at_us": _micros(event),
-            "metric": report.metric,
-            "dataset_digest": report.dataset_digest,
-            "examples": report.examples,
-            "score": report.score,
-            "accuracy": report.accuracy,
-            "macro_f1": report.macro_f1,
-            "errors": report.errors,
-        }
-        program.change(msg.version, "last_evaluation", summary)
-    program.stream_version = event.version
-
-
-def _deployment_created(b: _Builder, event: StoredEvent, msg: pb.DeploymentCreated) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    b.deployments[msg.deployment] = _DeploymentDraft(
-        DeploymentState(
-            name=msg.deployment,
-            program=msg.program,
-            stream_version=event.version,
-            created_position=event.position,
-            changed_position=event.position,
-        )
-    )
-
-
-def _routes_set(b: _Builder, event: StoredEvent, msg: pb.RoutesSet) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    deployment = b.deployment(msg.deployment)
-    if deployment is None:
-        return
-    deployment.routes_message = msg.routes
-    deployment.stream_version = event.version
-    deployment.changed_position = event.position
-
-
-def _routes(routes: Any) -> tuple[RouteState, ...]:
-    return tuple(RouteState(r.version, r.weight, ROLE_NAMES.get(r.role, "primary")) for r in routes)
-
-
-def _deployment_update(b: _Builder, event: StoredEvent, name: str) -> _DeploymentDraft | None:
-    """The deployment's draft with its stream version and change position moved, or None."""
-    deployment = b.deployment(name)
-    if deployment is not None:
-        deployment.stream_version = event.version
-        deployment.changed_position = event.position
-    return deployment
-
-
-def _experiment_started(b: _Builder, event: StoredEvent, msg: pb.ExperimentStarted) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    deployment = _deployment_update(b, event, msg.deployment)
-    if deployment is not None:
-        deployment.experiment = ExperimentState.from_proto(msg.experiment, event.position)
-
-
-def _experiment_concluded(b: _Builder, event: StoredEvent, msg: pb.ExperimentConcluded) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    deployment = _deployment_update(b, event, msg.deployment)
-    if deployment is not None:
-        deployment.experiment = None
-        deployment.routes_message = msg.routes
-
-
-def _experiment_stopped(b: _Builder, event: StoredEvent, msg: pb.ExperimentStopped) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    deployment = _deployment_update(b, event, msg.deployment)
-    if deployment is not None:
-        deployment.experiment = None
-
-
-def _rolled_back(b: _Builder, event: StoredEvent, msg: pb.RolledBack) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    deployment = _deployment_update(b, event, msg.deployment)
-    if deployment is not None:
-        deployment.routes_message = msg.routes
-        deployment.experiment = (
-            ExperimentState.from_proto(msg.experiment, event.position) if msg.HasField("experiment") else None
-        )
-        deployment.canary = (
-            CanaryState.from_proto(msg.canary, event.position) if msg.HasField("canary") else None
-        )
-
-
-def _canary_started(b: _Builder, event: StoredEvent, msg: pb.CanaryStarted) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    deployment = _deployment_update(b, event, msg.deployment)
-    if deployment is not None:
-        deployment.canary = CanaryState.from_proto(msg.canary, event.position)
-
-
-def _canary_advanced(b: _Builder, event: StoredEvent, msg: pb.CanaryAdvanced) -> None:
-    deployment = b.deployment(msg.deployment)
-    if deployment is None or deployment.canary is None or deployment.canary.canary_id != msg.canary_id:
-        return
-    _deployment_update(b, event, msg.deployment)
-    deployment.canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
-
-
-def _canary_ended(b: _Builder, event: StoredEvent, msg: pb.CanaryEnded) -> None:
-    deployment = _deployment_update(b, event, msg.deployment)
-    if deployment is not None:
-        deployment.canary = None
-        deployment.routes_message = msg.routes
-
-
-def _job_update(b: _Builder, event: StoredEvent, /, **changes: Any) -> None:
-    jobs = b.job_table()
-    job_id = event.stream.removeprefix("job-")
-    job = jobs.get(job_id)
-    if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
-        return
-    jobs[job_id] = replace(job, **changes)
-
-
-def _job_accepted(b: _Builder, event: StoredEvent, msg: pb.JobAccepted) -> None:
-    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
-        b.origin(event, msg.origin)
-    b.job_table()[msg.job_id] = JobSummary(
-        job_id=msg.job_id,
-        program=msg.program,
-        optimizer=msg.optimizer,
-        state="running",
-        accepted_position=event.position,
-        accepted_at_us=_micros(event),
-    )
-
-
-def _baseline(b: _Builder, event: StoredEvent, msg: pb.BaselineEvaluated) -> None:
-    _job_update(b, event, baseline_score=msg.score)
-
-
-def _trial(b: _Builder, event: StoredEvent, msg: pb.TrialCompleted) -> None:
-    job = b.job_table().get(event.stream.removeprefix("job-"))
-    trials = (job.trials if job else 0) + 1
-    _job_update(b, event, trials=trials, best_score=msg.best_score)
-
-
-def _completed(b: _Builder, event: StoredEvent, msg: pb.JobCompleted) -> None:
-    _job_update(b, event, state="succeeded", final_score=msg.final_score, version=msg.version)
-
-
-def _failed(b: _Builder, event: StoredEvent, msg: pb.JobFailed) -> None:
-    _job_update(b, event, state="failed", error=msg.error)
-
-
-def _cancelled(b: _Builder, event: StoredEvent, msg: pb.JobCancelled) -> None:
-    _job_update(b, event, state="cancelled", error=msg.reason)
-
-
-def _interrupted(b: _Builder, event: StoredEvent, msg: pb.JobInterrupted) -> None:
-    _job_update(b, event, state="interrupted", error=msg.reason)
-
-
-def _micros(event: StoredEvent) -> int:
-    return int(event.recorded_at.timestamp() * 1_000_000)
-
-
-_HANDLERS: dict[str, Any] = {
-    "VersionRegistered": _version_registered,
-    "VersionStatusChanged": _status_changed,
-    "AliasSet": _alias_set,
-    "EvaluationRecorded": _evaluation_recorded,
-    "DeploymentCreated": _deployment_created,
-    "RoutesSet": _routes_set,
-    "ExperimentStarted": _experiment_started,
-    "ExperimentConcluded": _experiment_concluded,
-    "ExperimentStopped": _experiment_stopped,
-    "RolledBack": _rolled_back,
-    "CanaryStarted": _canary_started,
-    "CanaryAdvanced": _canary_advanced,
-    "CanaryEnded": _canary_ended,
-    "JobAccepted": _job_accepted,
-    "BaselineEvaluated": _baseline,
-    "TrialCompleted": _trial,
-    "JobCompleted": _completed,
-    "JobFailed": _failed,
-    "JobCancelled": _cancelled,
-    "JobInterrupted": _interrupted,
-}
-# full type name -> (message class, handler): one dict lookup per event, no decode() call
-_DISPATCH: dict[str, tuple[Any, Any]] = {
-    type_name: (message_class, _HANDLERS[message_class.DESCRIPTOR.name])
-    for type_name, (_, message_class) in PAYLOAD_TYPES.items()
-    if message_class.DESCRIPTOR.name in _HANDLERS
-}

@@ -18,7 +18,7 @@ from gateway_svc.source import CATCH_UP_PAGE, TailObserver
 try:  # Linux only; elsewhere the file tail probes on a timer
     from inotify_simple import INotify, flags
 except ImportError:  # pragma: no cover - not on Linux
-    INotify = None  # type: ignore[assignment,misc]
+    INotify = None
 
 _log = structlog.get_logger()
 
@@ -119,6 +119,7 @@ class FileLogSource:
         self.probe_interval = probe_interval
         self._probe: DataVersionProbe | None = None
         self._watch: FileWatch | None = None
+        self._path = store.path if isinstance(store, SQLiteEventStore) else ""  # what inotify watches
         self._check_file = store.check_file if isinstance(store, SQLiteEventStore) else _no_check
         if isinstance(store, SQLiteEventStore):
             try:
@@ -131,7 +132,7 @@ class FileLogSource:
     ) -> AsyncIterator[list[StoredEvent]]:
         last = after_position
         probe = self._probe
-        watch = FileWatch.open(self.store.path, asyncio.get_running_loop()) if probe else None
+        watch = FileWatch.open(self._path, asyncio.get_running_loop()) if probe else None
         self._watch = watch
         try:
             if observer is not None:

@@ -12,9 +12,9 @@ import structlog
 
 from dspyops.eventlog import StoredEvent
 from dspyops.events import from_proto
+from dspyops.limits import MAX_MESSAGE_BYTES
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
-from dspyops.rpc import MAX_MESSAGE_BYTES
 from gateway_svc.source import CATCH_UP_PAGE, TailObserver
 
 _log = structlog.get_logger()

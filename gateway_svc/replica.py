@@ -14,7 +14,8 @@ import contextlib
 import structlog
 
 from dspyops.artifacts import registered_artifact
-from dspyops.state import EMPTY, State, fold
+from dspyops.fold import fold
+from dspyops.state import EMPTY, State
 from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dspyops.fold import state_hash
 from dspyops.proto import gateway_pb2 as gpb
-from dspyops.state import DeploymentState, State, state_hash
+from dspyops.state import DeploymentState, State
 from dspyops.views import routes_proto
 from gateway_svc.canary import CheckBook
 from gateway_svc.replica import Replica

@@ -1,5 +1,5 @@
 """A straightforward reference fold, one event at a time with dataclasses.replace (the
-implementation dspyops.state had before the page builder): the property tests compare the
+implementation dspyops.fold had before the page builder): the property tests compare the
 fast fold against it, so an optimisation can never change what the fold means."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def reference_fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State
 
 def _index_origin(state: State, event: StoredEvent, payload: Message) -> State:
     """A command event's RequestOrigin: request_id -> where it was first answered."""
-    if "origin" not in payload.DESCRIPTOR.fields_by_name or not payload.HasField("origin"):  # type: ignore[attr-defined]
+    if "origin" not in payload.DESCRIPTOR.fields_by_name or not payload.HasField("origin"):
         return state
     origin = payload.origin  # type: ignore[attr-defined]
     if origin.request_id in state.requests:

@@ -13,8 +13,8 @@ import pytest
 
 from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
+from dspyops.fold import fold
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import fold
 from optimizer_svc.evaluation import class_metrics, paired_test, percentile, verdict
 from optimizer_svc.server import OptimizerConfig, start
 from tests import metric_plugins

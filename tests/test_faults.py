@@ -19,9 +19,9 @@ from dspyops.artifacts import decode_artifact
 from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.events import decode
+from dspyops.fold import fold
 from dspyops.launch import ServiceProcess
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import fold
 from tests.harness import ticket_rows
 
 pytestmark = pytest.mark.slow
@@ -142,7 +142,7 @@ def test_kill_9_a_gateway_under_load(tmp_path: Path) -> None:
     import sqlite3
 
     from dspyops.client import GatewayClient
-    from dspyops.state import state_hash
+    from dspyops.fold import state_hash
     from optimizer_svc.server import OptimizerConfig
     from optimizer_svc.server import start as start_in_process
     from tests.harness import ServerThread

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from dspyops.eventlog import StoredEvent
 from dspyops.events import UnknownEventType, new_event
+from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import EMPTY, State, fold, state_hash
+from dspyops.state import EMPTY, State
 from tests.reference_fold import reference_fold
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import ANY, NewEvent, open_store
-from dspyops.state import fold, state_hash
+from dspyops.fold import fold, state_hash
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig

@@ -11,10 +11,10 @@ import pytest
 from dspyops import history as history_module
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
+from dspyops.fold import fold, state_hash
 from dspyops.history import History
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import SnapshotStore, take_snapshot
-from dspyops.state import fold, state_hash
 
 
 def test_state_at_any_position_from_any_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

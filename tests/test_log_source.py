@@ -15,8 +15,8 @@ import pytest
 from dspyops.eventlog import open_store
 from dspyops.eventlog.wakeup import DataVersionProbe
 from dspyops.events import new_event
+from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import fold, state_hash
 from gateway_svc.file_source import FileLogSource, FileWatch
 from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica

@@ -84,7 +84,7 @@ def test_a_tampered_artifact_under_a_snapshot_is_refused_at_predict_not_at_start
             with pytest.raises(grpc.RpcError) as err:
                 gw.predict("web", {"text": "refund please"})
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "p 1.0.0 fails verification" in err.value.details()
+            assert "p 1.0.0 fails verification" in str(err.value.details())
             assert gw.get_deployment_state("web").program == "p"  # still serving the rest
     finally:
         gateway.stop()

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from dspyops.artifacts import encode_artifact
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
+from dspyops.fold import fold, state_hash
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec, build_module, program_state
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import SnapshotStore, decode_state, encode_state, snapshot_path, take_snapshot
-from dspyops.state import fold, state_hash
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from tests.harness import ServerThread

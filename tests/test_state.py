@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from dspyops.eventlog import StoredEvent
 from dspyops.events import new_event
+from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import EMPTY, fold, state_hash
+from dspyops.state import EMPTY
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PROGRAMS = ["a", "b"]

@@ -25,11 +25,11 @@ import functools
 import hashlib
 import hmac
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-from dspyops.eventlog.store import StoredEvent
+from dspyops.eventlog.store import StoredEvent, VerifyResult
 
 HASH_SIZE: Final = 32
 GENESIS: Final = bytes(HASH_SIZE)  # the "previous hash" of position 1
@@ -281,6 +281,7 @@ class ChainChecker:
         prev_link: int = LINK_V1,
     ) -> None:
         self.key = key
+        self.after_position = after_position  # the trusted starting point (0: the beginning)
         self.position = after_position  # the last position checked (or trusted)
         self.prev_hash = prev_hash
         self.checked = 0
@@ -361,7 +362,7 @@ class ChainChecker:
                 assert hasher is not None
                 recomputed = hasher.link(
                     self.prev_hash, position, stream, version, event_id, type_, recorded_at_us, actor, payload
-                )  # type: ignore[arg-type]
+                )
         except (ValueError, UnicodeEncodeError, struct.error) as exc:
             return f"position {position}: cannot be hashed ({exc})"
         if not hmac.compare_digest(recomputed, stored_hash):
@@ -380,6 +381,31 @@ class ChainChecker:
         self._versions[stream] = version
         self._advance(position, stored_hash, link_version)
         return None
+
+    def walk(self, rows: Iterable[tuple[object, ...]]) -> VerifyResult:
+        """Check stored rows (the columns of eventlog.rows.COLUMNS, in position order) from
+        the starting point on; stop at the first that does not check and name it."""
+        check = self.check
+        for position, stream, version, event_id, type_, payload, recorded_at, hash_, actor, link in rows:
+            reason = check(
+                position, stream, version, event_id, type_, payload, recorded_at, hash_, actor, link
+            )
+            if reason is not None:  # the walk stopped at the position after the last good one
+                return self.result(self.position + 1, reason)
+        return self.result(None, f"{self.checked} events, chain intact")
+
+    def result(self, first_broken_position: int | None, reason: str) -> VerifyResult:
+        """What the walk found so far, as a store's ``verify`` returns it."""
+        return VerifyResult(
+            ok=first_broken_position is None,
+            checked=self.checked,
+            first_broken_position=first_broken_position,
+            reason=reason,
+            v1_links=self.v1_links,
+            v2_links=self.v2_links,
+            keyed_links=self.keyed_links,
+            after_position=self.after_position,
+        )
 
     def check_event(self, event: StoredEvent) -> str | None:
         """``check`` for a StoredEvent (what a replica receives)."""

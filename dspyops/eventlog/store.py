@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Final
 
 from dspyops.eventlog.lock import WriterLease
@@ -167,35 +168,6 @@ class ChainKeyRequired(StoreUnavailable):
 MAX_ACTOR_CHARS: Final = 256
 
 
-def validate_append(
-    stream: str, events: Sequence[NewEvent], expected_version: int | None, actor: str = ""
-) -> None:
-    """Argument checks shared by every backend, done before touching storage."""
-    if not isinstance(stream, str) or not stream:
-        raise ValueError("stream must be a non-empty string")
-    if not isinstance(actor, str) or len(actor) > MAX_ACTOR_CHARS or not actor.isprintable():
-        raise ValueError(f"actor must be a printable string of at most {MAX_ACTOR_CHARS} characters")
-    if not events:
-        raise ValueError(f"append to stream {stream!r}: the batch is empty")
-    if expected_version is not ANY and (
-        isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0
-    ):
-        raise ValueError(f"expected_version must be ANY (None) or an int >= 0, got {expected_version!r}")
-    seen: set[str] = set()
-    for i, event in enumerate(events):
-        if not isinstance(event, NewEvent):
-            raise TypeError(f"events[{i}] is {type(event).__name__}, not NewEvent")
-        if not event.type:
-            raise ValueError(f"events[{i}]: type must be a non-empty string")
-        if not isinstance(event.payload, bytes):
-            raise TypeError(f"events[{i}]: payload must be bytes, got {type(event.payload).__name__}")
-        if not event.event_id:
-            raise ValueError(f"events[{i}]: event_id must be a non-empty string")
-        if event.event_id in seen:
-            raise ValueError(f"events[{i}]: event_id {event.event_id!r} appears twice in the batch")
-        seen.add(event.event_id)
-
-
 def validate_read(after_position: int, limit: int) -> None:
     if after_position < 0:
         raise ValueError(f"after_position must be >= 0, got {after_position}")
@@ -306,7 +278,7 @@ class EventStore(ABC):
         back whatever its size, so a reader always makes progress."""
         validate_read(after_position, max_events)
         sizes = self.event_sizes(after_position, max_events, stream_prefix)
-        measure = cost or EventSize.total.fget  # type: ignore[union-attr]
+        measure: Callable[[EventSize], int] = cost or attrgetter("total")
         count, used = 0, 0
         for size in sizes:
             used += measure(size)

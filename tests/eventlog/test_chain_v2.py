@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ from dspyops.eventlog.hashchain import (
 )
 
 KEY = b"k" * 32
-FIELDS = {
+FIELDS: dict[str, Any] = {
     "position": 7,
     "stream": "deployment-web",
     "version": 3,
@@ -40,7 +41,7 @@ FIELDS = {
 }
 
 
-def documented(prev: bytes, f: dict, key: bytes | None = None) -> bytes:
+def documented(prev: bytes, f: dict[str, Any], key: bytes | None = None) -> bytes:
     """The formula as the design document states it, written independently."""
 
     def lp(data: bytes) -> bytes:
@@ -67,7 +68,7 @@ def documented(prev: bytes, f: dict, key: bytes | None = None) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def link(prev: bytes, f: dict, key: bytes | None = None) -> bytes:
+def link(prev: bytes, f: dict[str, Any], key: bytes | None = None) -> bytes:
     return link_v2(
         prev,
         f["position"],

@@ -19,20 +19,20 @@ import pytest
 
 from dspyops.eventlog import (
     ANY,
-    EventStore,
     NewEvent,
     SQLiteEventStore,
     StoreUnavailable,
     open_store,
 )
 from dspyops.eventlog.hashchain import GENESIS, event_hash
-from dspyops.eventlog.sqlite import SCHEMA_VERSION, _prefix_upper_bound
+from dspyops.eventlog.sqlite.reads import prefix_upper_bound
+from dspyops.eventlog.sqlite.schema import SCHEMA_VERSION
 from dspyops.eventlog.store import new_event_id
+from tests.eventlog.contract import EventStoreContract, ProcessContract
+from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, closing_all, fill
 
-from .contract import EventStoreContract, RewriteAsV1, StoreFactory, Tamper, fill
 
-
-class TestSQLiteEventStore(EventStoreContract):
+class TestSQLiteEventStore(EventStoreContract, ProcessContract):
     @pytest.fixture
     def db_path(self, tmp_path: Path) -> Path:
         return tmp_path / "events.db"
@@ -44,29 +44,13 @@ class TestSQLiteEventStore(EventStoreContract):
     @pytest.fixture
     def new_empty_store(self, tmp_path: Path) -> Iterator[StoreFactory]:
         counter = itertools.count()
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = SQLiteEventStore(tmp_path / f"fresh-{next(counter)}.db")
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: SQLiteEventStore(tmp_path / f"fresh-{next(counter)}.db")) as make:
+            yield make
 
     @pytest.fixture
     def make_readonly_store(self, store_url: str) -> Iterator[StoreFactory]:
-        opened: list[EventStore] = []
-
-        def make() -> EventStore:
-            store = open_store(store_url + "?mode=ro")
-            opened.append(store)
-            return store
-
-        yield make
-        for store in opened:
-            store.close()
+        with closing_all(lambda: open_store(store_url + "?mode=ro")) as make:
+            yield make
 
     @pytest.fixture
     def tamper(self, db_path: Path) -> Tamper:
@@ -100,7 +84,7 @@ class TestSQLiteEventStore(EventStoreContract):
     # -- SQLite only --------------------------------------------------------------------------
 
     def test_file_settings(self, store: SQLiteEventStore, db_path: Path) -> None:
-        conn = store._conn()
+        conn = store._db.conn()
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
@@ -128,7 +112,7 @@ class TestSQLiteEventStore(EventStoreContract):
 
     def test_disk_full_appends_nothing_and_stays_usable(self, store: SQLiteEventStore) -> None:
         fill(store, 3)
-        conn = store._conn()  # this thread's connection, which the next append uses
+        conn = store._db.conn()  # this thread's connection, which the next append uses
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count={pages}")  # the "disk" cannot grow any more
         with pytest.raises(StoreUnavailable, match="full"):
@@ -144,10 +128,10 @@ class TestSQLiteEventStore(EventStoreContract):
         meets SQLITE_READONLY retries once on a fresh connection (tests/test_disk_full.py
         does this with a really unwritable file, through the servers)."""
         fill(store, 2)
-        stale = store._conn()
+        stale = store._db.conn()
         stale.execute("PRAGMA query_only=ON")  # this connection now refuses writes
         assert store.append("s", [NewEvent("t", b"x")], 0).last_position == 3
-        assert store._conn() is not stale
+        assert store._db.conn() is not stale
         assert store.verify().ok and store.head() == 3
 
     def test_a_read_only_store_refuses_appends_without_reconnecting(
@@ -206,7 +190,7 @@ class TestSQLiteEventStore(EventStoreContract):
             t.start()
             t.join()
         store.head()  # opening this thread's connection prunes those of dead threads
-        assert len(store._handles) <= 2
+        assert store._db.open_handles <= 2
 
 
 def _append_one(store: SQLiteEventStore) -> None:
@@ -219,7 +203,7 @@ def _append_one(store: SQLiteEventStore) -> None:
     [("job-", "job."), ("a", "b"), ("a\U0010ffff", "b"), ("\U0010ffff", None), ("x\ud7ff", "x\ue000")],
 )
 def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
-    assert _prefix_upper_bound(prefix) == upper
+    assert prefix_upper_bound(prefix) == upper
 
 
 def test_a_schema_1_log_gains_the_actor_column_on_open(tmp_path: Path) -> None:
@@ -240,7 +224,7 @@ def test_a_schema_1_log_gains_the_actor_column_on_open(tmp_path: Path) -> None:
     store.append("s", [NewEvent("t", b"new")], 1, actor="bob")
     assert [(e.payload, e.actor) for e in store.read()] == [(b"old", ""), (b"new", "bob")]
     assert store.verify().ok
-    assert store._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store._db.conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.close()
 
 
@@ -288,5 +272,5 @@ def test_a_schema_2_log_gains_the_chain_column_on_open(tmp_path: Path) -> None:
     assert [e.chain for e in store.read()] == [1, 1, 2]
     result = store.verify()
     assert result.ok and (result.v1_links, result.v2_links) == (2, 1)
-    assert store._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store._db.conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.close()
