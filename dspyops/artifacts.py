@@ -15,13 +15,19 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 
 from dspyops.errors import shown
+from dspyops.events import decode
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
+from dspyops.proto import events_pb2 as pb
+
+if TYPE_CHECKING:
+    from dspyops.eventlog import EventStore
+    from dspyops.state import VersionState
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -155,3 +161,32 @@ class ArtifactStore:
 
     def load(self, digest: str) -> Artifact:
         return decode_artifact(self.get(digest), digest)
+
+
+def version_artifact(
+    store: EventStore, version: VersionState, artifacts: ArtifactStore | None = None
+) -> Artifact:
+    """A registered version's artifact: the artifact store's file when a store is given and
+    holds it, else the bytes its VersionRegistered event carries; verified against the
+    version's digest either way.
+
+    Raises ArtifactCorrupt (a file or bytes that do not verify: a corrupt file is never
+    replaced by the log's copy, since it means the store is damaged) or ArtifactNotFound
+    (neither a file nor bytes in the event).
+    """
+    digest = version.artifact_digest
+    if artifacts is not None:
+        try:
+            return artifacts.load(digest)
+        except ArtifactNotFound:
+            pass
+        except ValueError as exc:  # a malformed digest in the fold
+            raise ArtifactCorrupt(str(exc)) from None
+    events = store.read(after_position=version.registered_position - 1, limit=1)
+    payload = decode(events[0]) if events else None
+    if not isinstance(payload, pb.VersionRegistered) or not payload.artifact:
+        raise ArtifactNotFound(f"artifact {digest} is missing")
+    try:
+        return decode_artifact(payload.artifact, digest)
+    except ValueError as exc:
+        raise ArtifactCorrupt(str(exc)) from None

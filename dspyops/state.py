@@ -25,13 +25,17 @@ from dspyops.eventlog import StoredEvent
 from dspyops.events import PAYLOAD_TYPES, decode
 from dspyops.proto import events_pb2 as pb
 
-STATUS_NAMES: dict[int, str] = {
-    pb.DEVELOPMENT: "development",
-    pb.STAGING: "staging",
-    pb.PRODUCTION: "production",
-    pb.DEPRECATED: "deprecated",
-    pb.ARCHIVED: "archived",
+# a version's status: its name in the fold <-> its enum value in events and replies
+STATUS_VALUES: dict[str, pb.VersionStatus] = {
+    "development": pb.DEVELOPMENT,
+    "staging": pb.STAGING,
+    "production": pb.PRODUCTION,
+    "deprecated": pb.DEPRECATED,
+    "archived": pb.ARCHIVED,
 }
+STATUS_NAMES: dict[int, str] = {value: name for name, value in STATUS_VALUES.items()}
+# a route's role, the same both ways (an unspecified role is a primary route)
+ROLE_VALUES: dict[str, pb.RouteRole] = {"primary": pb.PRIMARY, "shadow": pb.SHADOW}
 ROLE_NAMES: dict[int, str] = {
     pb.ROUTE_ROLE_UNSPECIFIED: "primary",
     pb.PRIMARY: "primary",
