@@ -15,7 +15,8 @@ from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import fold
-from optimizer_svc.evaluation import class_metrics, paired_test, percentile, verdict
+from optimizer_svc.evaluation.compare import paired_test, verdict
+from optimizer_svc.evaluation.report import class_metrics, percentile
 from optimizer_svc.server import OptimizerConfig, start
 from tests import metric_plugins
 from tests.harness import ServerThread, ticket_rows

@@ -24,7 +24,7 @@ from dspyops.names import (
     program_stream,
 )
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, State, VersionState
+from dspyops.state import STATUS_NAMES, STATUS_VALUES, DeploymentState, ProgramState, State, VersionState
 
 _WEIGHT_TOLERANCE = 1e-6
 _REGISTER_ATTEMPTS = 50
@@ -238,12 +238,11 @@ class Registry:
 
     @staticmethod
     def _status_event(version: VersionState, status: int, reason: str) -> pb.VersionStatusChanged:
-        previous = next(k for k, v in STATUS_NAMES.items() if v == version.status)
         return pb.VersionStatusChanged(
             program=version.program,
             version=version.version,
             status=status,
-            previous_status=previous,
+            previous_status=STATUS_VALUES[version.status],
             reason=reason,
         )
 
