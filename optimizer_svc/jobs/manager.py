@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import structlog
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.actor import SYSTEM, acting_as
@@ -152,9 +153,9 @@ class JobManager:
         except BaseException:
             del self.jobs[job_id]  # not accepted (e.g. the log is unwritable): free the slot
             raise
+        assert isinstance(outcome.event, pb.JobAccepted)
         if outcome.replayed:  # a concurrent duplicate of this request started its job first
             del self.jobs[job_id]
-            assert isinstance(outcome.event, pb.JobAccepted)
             return self.get(outcome.event.job_id)
         self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
         # the job's events are the submitter's: its thread runs in the submitting RPC's context
@@ -208,7 +209,7 @@ class JobManager:
     # ------------------------------------------------------------------ the job thread
 
     def _record(
-        self, handle: JobHandle, kind: str, payload: object, *, final: bool = False, logged: bool = False
+        self, handle: JobHandle, kind: str, payload: Message, *, final: bool = False, logged: bool = False
     ) -> None:
         """Sequence, log (for lifecycle kinds, unless `logged` already) and publish one
         event. Any thread.
@@ -216,7 +217,7 @@ class JobManager:
         A job is `done` only after its terminal event is in the list: watchers stop at
         `done`, and must not stop before they have seen the last event. Every string in the
         event is scrubbed first: what is logged and what is streamed are the same text."""
-        scrub_message(payload)  # type: ignore[arg-type]
+        scrub_message(payload)
         with handle._lock:
             event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=_now())
             getattr(event, kind).CopyFrom(payload)
