@@ -24,7 +24,8 @@ from dspyops.connections import OFFLINE_ONLY
 from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import get_metric
 from dspyops.programs import ProgramSpec, build_module
-from optimizer_svc.optimizers import CompileInputs, get_adapter, validate_params
+from optimizer_svc.optimizers.base import CompileInputs
+from optimizer_svc.optimizers.registry import get_adapter, validate_params
 
 CASES = {"BootstrapFewShot": {}, "MIPROv2": {"auto": "light"}}
 

@@ -45,7 +45,7 @@ Who writes which events (stream ownership, see DESIGN.md). Through this path:
 Outside it (not commands): a job's own progress on job-<id> (JobStarted, BaselineEvaluated,
 TrialCompleted, GateEvaluated, JobCompleted/Failed/Cancelled/Interrupted), appended by the
 job thread through `Ledger.append`; EvaluationRecorded on program-<name> after Evaluate of a
-version (optimizer_svc/evaluation.py, decided and appended with the expected version).
+version (optimizer_svc/evaluation/record.py, decided and appended with the expected version).
 RecordOutcome writes no event: outcomes live in the gateway's prediction records file,
 which keeps its own request ids (gateway_svc/records.py).
 """

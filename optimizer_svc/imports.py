@@ -19,6 +19,7 @@ requires the ``metadata`` block, which import adds when the file lacks it).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -37,9 +38,10 @@ from dspyops.programs import ProgramSpec, build_module
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import ProgramState
-from optimizer_svc.evaluation import build_program, load_version_artifact, parse_state_json
-from optimizer_svc.registry import Registry, next_version
-from optimizer_svc.requests import lm_from_proto, lm_to_proto, spec_from_proto, spec_to_proto
+from optimizer_svc.evaluation.plan import build_program, load_version_artifact, parse_state_json
+from optimizer_svc.registry.commands import Registry, next_version, registered_version
+from optimizer_svc.registry.views import version_view
+from optimizer_svc.wire import lm_from_proto, lm_to_proto, spec_from_proto, spec_to_proto
 
 IMPORT_OPTIMIZER = "import"
 # what Predict.dump_state writes; Predict.load_state sets any other key as an attribute
@@ -122,7 +124,7 @@ def import_version(program: ProgramState | None, spec: pb.ProgramSpec, digest: s
     return next_version(program, spec)
 
 
-def import_program(
+def register_import(
     request: opb.ImportProgramRequest,
     registry: Registry,
     artifacts: ArtifactStore,
@@ -169,7 +171,7 @@ def import_program(
     )
 
 
-def export_version(
+def export_artifact(
     request: opb.ExportVersionRequest, registry: Registry, artifacts: ArtifactStore
 ) -> opb.ExportVersionResponse:
     version = registry.version(request.program, request.version)
@@ -182,3 +184,22 @@ def export_version(
         lm=lm_to_proto(artifact.lm),
         artifact_digest=version.artifact_digest,
     )
+
+
+class ImportHandlers:
+    """The ImportProgram and ExportVersion RPCs (their checks and appends off the event loop)."""
+
+    def __init__(self, registry: Registry, artifacts: ArtifactStore, connections: Connections) -> None:
+        self.registry = registry
+        self.artifacts = artifacts
+        self.connections = connections
+
+    async def import_program(self, request: opb.ImportProgramRequest) -> opb.ProgramVersion:
+        outcome = await asyncio.to_thread(
+            register_import, request, self.registry, self.artifacts, self.connections
+        )
+        version = registered_version(outcome)
+        return version_view(version, outcome.state.programs[version.program])
+
+    async def export_version(self, request: opb.ExportVersionRequest) -> opb.ExportVersionResponse:
+        return await asyncio.to_thread(export_artifact, request, self.registry, self.artifacts)

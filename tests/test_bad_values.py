@@ -20,7 +20,7 @@ from dspyops.client import OptimizerClient, examples
 from dspyops.jsondepth import MAX_JSON_DEPTH, json_depth, too_deep
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from optimizer_svc.optimizers import params_from_struct
+from optimizer_svc.optimizers.registry import params_from_struct
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows
 

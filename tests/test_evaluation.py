@@ -15,7 +15,8 @@ from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.fold import fold
 from dspyops.proto import events_pb2 as pb
-from optimizer_svc.evaluation import class_metrics, paired_test, percentile, verdict
+from optimizer_svc.evaluation.compare import paired_test, verdict
+from optimizer_svc.evaluation.report import class_metrics, percentile
 from optimizer_svc.server import OptimizerConfig, start
 from tests import metric_plugins
 from tests.harness import ServerThread, ticket_rows
@@ -190,6 +191,29 @@ def test_chain_of_thought_state_and_threads(opt: OptimizerClient) -> None:
     )
     assert report.examples == 4 and report.errors == 0
     assert list(report.results[0].predicted) == ["label"]
+
+
+def test_usage_counts_every_call_on_every_worker_thread(opt: OptimizerClient) -> None:
+    """One usage tracker (the jobs' SharedUsageTracker): DSPy copies a context's tracker into
+    each worker thread, and every copy must count into the one report."""
+
+    def usage(threads: int) -> pb.Usage:
+        events = opt.evaluate(
+            spec=pb.ProgramSpec(module="Predict", signature=SIG),
+            state_json=saved_state(TINY_DEMOS),
+            dataset=VAL[:12],
+            num_threads=threads,
+        )
+        return report_of(list(events)).usage
+
+    one, four = usage(1), usage(4)
+    assert one.lm_calls >= 12 and one.input_tokens > 0 and one.output_tokens > 0
+    assert (four.lm_calls, four.input_tokens, four.output_tokens) == (
+        one.lm_calls,
+        one.input_tokens,
+        one.output_tokens,
+    )
+    assert one.cost_usd == four.cost_usd == 0.0  # the offline connection has no prices
 
 
 def test_prediction_and_metric_errors_are_counted_per_example(opt: OptimizerClient) -> None:

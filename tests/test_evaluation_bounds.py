@@ -30,7 +30,7 @@ from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec, build_module, program_state
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from optimizer_svc.evaluation import EvaluationPool
+from optimizer_svc.evaluation.pool import EvaluationPool
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows, wait_until
 

@@ -20,8 +20,8 @@ from dspyops.eventlog import open_store
 from dspyops.ledger import Ledger
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from optimizer_svc.registry import Registry, RouteInput
-from optimizer_svc.requests import validate_start
+from optimizer_svc.jobs.requests import validate_start
+from optimizer_svc.registry.commands import Registry, RouteInput
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread
 

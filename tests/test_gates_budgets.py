@@ -14,7 +14,7 @@ from dspyops.client import OptimizerClient, examples
 from dspyops.lm import LMConfig
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from optimizer_svc.requests import validate_start
+from optimizer_svc.jobs.requests import validate_start
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows
 

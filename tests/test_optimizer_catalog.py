@@ -12,8 +12,7 @@ from google.protobuf.json_format import MessageToDict
 
 from dspyops.client import OptimizerClient
 from dspyops.proto import optimizer_pb2 as opb
-from optimizer_svc.optimizers import OPTIMIZERS
-from optimizer_svc.presets import PRESETS
+from optimizer_svc.optimizers.registry import OPTIMIZERS, PRESETS
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows
 

@@ -7,15 +7,14 @@ from typing import Any
 import dspy
 import pytest
 
-from optimizer_svc.optimizers import (
-    OPTIMIZERS,
+from optimizer_svc.optimizers.base import (
     CompileInputs,
     InvalidOptimizerParams,
     describe_demos,
     describe_instructions,
-    mipro_plan,
-    validate_params,
 )
+from optimizer_svc.optimizers.mipro import mipro_plan
+from optimizer_svc.optimizers.registry import OPTIMIZERS, validate_params
 
 BAD: list[tuple[str, dict[str, Any], str, str]] = [
     # optimizer, params, field, expected message (after "field: ")
@@ -223,7 +222,7 @@ def test_simba_plan_mirrors_dspy() -> None:
 
 
 def test_feedback_metric_names_the_wrong_field() -> None:
-    from optimizer_svc.optimizers import feedback_metric
+    from optimizer_svc.optimizers.gepa import feedback_metric
 
     gold = dspy.Example(text="t", label="billing").with_inputs("text")
     metric = feedback_metric(lambda example, pred, trace=None: float(pred.label == example.label))
@@ -235,7 +234,7 @@ def test_feedback_metric_names_the_wrong_field() -> None:
 def test_hashed_embedding_is_deterministic_and_normalized() -> None:
     import numpy as np
 
-    from optimizer_svc.optimizers import hashed_bag_of_words
+    from optimizer_svc.optimizers.knn import hashed_bag_of_words
 
     a = hashed_bag_of_words(["refund my order please", "refund my order please", ""])
     assert np.allclose(a[0], a[1]) and np.isclose(np.linalg.norm(a[0]), 1.0) and not a[2].any()

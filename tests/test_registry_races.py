@@ -11,7 +11,7 @@ from dspyops.errors import Aborted
 from dspyops.eventlog import open_store
 from dspyops.ledger import Ledger
 from dspyops.proto import events_pb2 as pb
-from optimizer_svc.registry import Registry
+from optimizer_svc.registry.commands import Registry
 
 
 def registered(program: str = "p") -> pb.VersionRegistered:

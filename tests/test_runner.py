@@ -16,9 +16,9 @@ from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
 from optimizer_svc.cancel import CancelToken, JobCancelled
-from optimizer_svc.optimizers import InvalidOptimizerParams
-from optimizer_svc.progress import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
-from optimizer_svc.runner import JobResult, JobSpec, run_job
+from optimizer_svc.jobs.runner import JobResult, JobSpec, run_job
+from optimizer_svc.optimizers.base import InvalidOptimizerParams
+from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
 
 SPEC = ProgramSpec(module="Predict", signature="text -> label")
 
@@ -324,7 +324,7 @@ def test_empty_valset_evaluates_on_the_trainset(data: tuple[list, list], probe: 
 
 
 def test_prompt_lm_writes_the_instructions(data: tuple[list, list], monkeypatch: pytest.MonkeyPatch) -> None:
-    import optimizer_svc.runner as runner_module
+    import optimizer_svc.jobs.runner as runner_module
 
     built: list[dspy.LM] = []
     original = runner_module.lm_from_resolved

@@ -8,7 +8,7 @@ import io
 
 import tqdm
 
-import optimizer_svc.runner  # noqa: F401 - installs the tolerant registry, as the service does
+import optimizer_svc.jobs.runner  # noqa: F401 - installs the tolerant registry, as the service does
 from optimizer_svc.tqdm_race import _TolerantWeakSet, install
 
 

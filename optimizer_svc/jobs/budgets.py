@@ -31,7 +31,7 @@ from dspy.utils.callback import BaseCallback
 from dspyops.errors import InvalidArgument
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.cancel import CancelToken
-from optimizer_svc.progress import Usage
+from optimizer_svc.progress.usage import Usage
 
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 

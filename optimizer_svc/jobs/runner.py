@@ -19,18 +19,13 @@ from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.metrics import allowed_metric_modules, resolve_metric
 from dspyops.programs import ProgramSpec, build_module, program_state
-from optimizer_svc.budgets import Budget, BudgetGuard
 from optimizer_svc.cancel import CancelCallback, CancelToken
-from optimizer_svc.optimizers import CompileInputs, get_adapter, validate_params
-from optimizer_svc.progress import (
-    BaselineEvaluated,
-    JobEvent,
-    ProgressCapture,
-    SharedUsageTracker,
-    Started,
-    Usage,
-    evaluation_score,
-)
+from optimizer_svc.jobs.budgets import Budget, BudgetGuard
+from optimizer_svc.optimizers.base import CompileInputs, evaluation_score
+from optimizer_svc.optimizers.registry import get_adapter, validate_params
+from optimizer_svc.progress.capture import ProgressCapture
+from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Started
+from optimizer_svc.progress.usage import SharedUsageTracker, Usage
 from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
 
 _tolerate_concurrent_bars()  # several jobs and evaluations share this process
@@ -101,7 +96,13 @@ def run_job(
         usage.prices.setdefault(prompt_lm.model, prompt_resolved.prices)
     usage.on_change = guard.check
     capture = ProgressCapture(
-        emit, adapter.describe, usage, cancel, trials_from_evaluate=adapter.trials_from_evaluate
+        emit,
+        adapter.describe,
+        usage,
+        cancel,
+        trials_from_evaluate=adapter.trials_from_evaluate,
+        log_parsers=adapter.log_parsers,  # how this optimizer's progress is read
+        proposers=adapter.proposers,
     )
     job_metric = capture.wrap_metric(metric)
     # cancel LAST: the capture sees every start first; the guard trips the token just before.

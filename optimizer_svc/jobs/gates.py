@@ -1,9 +1,10 @@
 """Quality gates of an optimization job: min_score, must_beat, min_improvement.
 
 ``must_beat`` names a version (or @alias) of the same program. It is resolved and its
-program loaded from its artifact when the job is submitted (before any LM call or append),
-then scored by the runner on the job's evaluation set with the job's metric and LM, inside
-the job's context (so its LM calls count towards the job's usage and budget).
+program loaded from its artifact (dspyops.artifacts.version_artifact: the file, else the
+log's copy) when the job is submitted (before any LM call or append), then scored by the
+runner on the job's evaluation set with the job's metric and LM, inside the job's context
+(so its LM calls count towards the job's usage and budget).
 
 The verdict (``GateEvaluated``) is recorded before the version is registered; a job that
 fails its gate still registers its version, as DEVELOPMENT, and never auto-promotes.
@@ -24,11 +25,11 @@ from dataclasses import dataclass
 
 import dspy
 
-from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore, decode_artifact
+from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore, version_artifact
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.programs import ProgramSpec, load_program
 from dspyops.proto import events_pb2 as pb
-from optimizer_svc.registry import Registry
+from optimizer_svc.registry.commands import Registry
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def resolve_must_beat(
     state = registry.program(program, field="must_beat")
     version = registry._resolve(state, ref, field="must_beat")
     try:
-        artifact = decode_artifact(artifacts.get(version.artifact_digest), version.artifact_digest)
+        # the file, else the bytes the version's VersionRegistered event carries, as Evaluate loads it
+        artifact = version_artifact(registry.ledger.store, version, artifacts)
     except (ArtifactNotFound, ArtifactCorrupt) as exc:
         raise FailedPrecondition("must_beat", f"version {version.version}: {exc}") from None
     fields = set(spec.input_fields()) | set(spec.output_fields())

@@ -1,17 +1,14 @@
-"""Folded state -> the protobuf messages the optimizer's RPCs return."""
+"""Folded state -> the registry and deployment messages the optimizer's RPCs return."""
 
 from __future__ import annotations
 
 from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub
-from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, VersionState
-
-_STATUS_VALUES = {name: value for value, name in STATUS_NAMES.items()}
-_ROLE_VALUES = {"primary": pb.PRIMARY, "shadow": pb.SHADOW}
+from dspyops.state import STATUS_VALUES, DeploymentState, ProgramState, VersionState
+from dspyops.views import routes_proto
 
 
 def version_view(version: VersionState, program: ProgramState) -> opb.ProgramVersion:
@@ -20,7 +17,7 @@ def version_view(version: VersionState, program: ProgramState) -> opb.ProgramVer
     message = opb.ProgramVersion(
         program=version.program,
         version=version.version,
-        status=_STATUS_VALUES[version.status],
+        status=STATUS_VALUES[version.status],
         artifact_digest=version.artifact_digest,
         aliases=sorted(a for a, v in program.aliases.items() if v == version.version),
         registered_position=version.registered_position,
@@ -42,17 +39,11 @@ def program_view(program: ProgramState) -> opb.ProgramInfo:
     )
 
 
-def routes_view(deployment: DeploymentState) -> list[pb.Route]:
-    return [
-        pb.Route(version=r.version, weight=r.weight, role=_ROLE_VALUES[r.role]) for r in deployment.routes
-    ]
-
-
 def deployment_view(deployment: DeploymentState) -> opb.Deployment:
     return opb.Deployment(
         deployment=deployment.name,
         program=deployment.program,
-        routes=routes_view(deployment),
+        routes=routes_proto(deployment.routes),
         stream_version=deployment.stream_version,
         log_position=deployment.changed_position,
     )

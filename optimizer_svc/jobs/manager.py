@@ -14,19 +14,16 @@ import contextvars
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-import dspy
 import structlog
-from google.protobuf.json_format import ParseDict
-from google.protobuf.struct_pb2 import Struct
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.actor import SYSTEM, acting_as
-from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.artifacts import ArtifactStore
 from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
@@ -36,16 +33,20 @@ from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub, scrub_message
-from optimizer_svc import progress
-from optimizer_svc.cancel import CancelToken, JobCancelled
-from optimizer_svc.gates import evaluate_gate, resolve_must_beat
-from optimizer_svc.registry import Registry
-from optimizer_svc.requests import ValidatedJob, lm_to_proto, resolve_datasets, spec_to_proto
-from optimizer_svc.runner import JobResult, JobSpec, run_job
+from dspyops.state import JobSummary
+from optimizer_svc.cancel import JobCancelled
+from optimizer_svc.jobs.gates import resolve_must_beat
+from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
+from optimizer_svc.jobs.registration import params_struct, register_result
+from optimizer_svc.jobs.requests import ValidatedJob, resolve_datasets
+from optimizer_svc.jobs.runner import JobSpec, run_job
+from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
+from optimizer_svc.progress.usage import SharedUsageTracker
+from optimizer_svc.registry.commands import Registry
+from optimizer_svc.wire import lm_to_proto, spec_to_proto
 
 _log = structlog.get_logger()
 
-TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 _LOG_KINDS = {
     "accepted",
     "started",
@@ -63,75 +64,6 @@ def _now() -> Timestamp:
     stamp = Timestamp()
     stamp.GetCurrentTime()
     return stamp
-
-
-@dataclass
-class JobHandle:
-    job_id: str
-    program: str
-    optimizer: str
-    created_at: datetime
-    loop: asyncio.AbstractEventLoop
-    cancel: CancelToken = field(default_factory=CancelToken)
-    state: str = "running"
-    events: list[opb.OptimizationEvent] = field(default_factory=list)
-    baseline_score: float = 0.0
-    final_score: float = 0.0
-    best_score: float = 0.0
-    trials: int = 0
-    version: str = ""
-    error: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _changed: asyncio.Future[None] | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state in TERMINAL
-
-    def _publish(self) -> None:
-        """Runs on the event loop: wake every watcher."""
-        if self._changed is not None and not self._changed.done():
-            self._changed.set_result(None)
-        self._changed = None
-
-    async def watch(self, after_sequence: int = 0) -> AsyncIterator[opb.OptimizationEvent]:
-        index = after_sequence
-        while True:
-            while index < len(self.events):
-                yield self.events[index]
-                index += 1
-            if self.done and index >= len(self.events):
-                return
-            if self._changed is None:
-                self._changed = self.loop.create_future()
-            await asyncio.shield(self._changed)
-
-    def to_proto(self) -> opb.Job:
-        created = Timestamp()
-        created.FromDatetime(self.created_at)
-        return opb.Job(
-            job_id=self.job_id,
-            program=self.program,
-            optimizer=self.optimizer,
-            state=_JOB_STATES[self.state],
-            baseline_score=self.baseline_score,
-            final_score=self.final_score,
-            best_score=self.best_score,
-            trials=self.trials,
-            version=self.version,
-            error=scrub(self.error),  # jobs of earlier processes too
-            created_at=created,
-            last_sequence=len(self.events),
-        )
-
-
-_JOB_STATES = {
-    "running": opb.RUNNING,
-    "succeeded": opb.SUCCEEDED,
-    "failed": opb.FAILED,
-    "cancelled": opb.CANCELLED,
-    "interrupted": opb.INTERRUPTED,
-}
 
 
 class JobManager:
@@ -153,7 +85,7 @@ class JobManager:
         self.artifacts = artifacts
         self.loop = loop
         self.max_running = max_running
-        self.jobs: dict[str, JobHandle] = {}
+        self.jobs: dict[str, JobHandle] = {}  # the jobs this process runs (or ran)
         self._threads: dict[str, threading.Thread] = {}
         self._shutting_down = False
         self._submit_lock = threading.Lock()
@@ -196,23 +128,15 @@ class JobManager:
                     "", f"{self.max_running} jobs are running already; retry when one ends"
                 )
             job_id = uuid.uuid4().hex[:12]
-            handle = JobHandle(
-                job_id=job_id,
-                program=job.program,
-                optimizer=job.optimizer,
-                created_at=datetime.now(UTC),
-                loop=self.loop,
-            )
+            handle = JobHandle(job_id=job_id, loop=self.loop)
             self.jobs[job_id] = handle
-        params = Struct()
-        ParseDict(_json_safe(job.params), params)
         accepted = pb.JobAccepted(
             job_id=job_id,
             program=job.program,
             spec=spec_to_proto(job.spec),
             lm=lm_to_proto(job.lm),
             optimizer=job.optimizer,
-            params=params,
+            params=params_struct(job.params),
             metric=job.metric,
             trainset_digest=job.trainset_digest,
             valset_digest=job.valset_digest,
@@ -229,9 +153,9 @@ class JobManager:
         except BaseException:
             del self.jobs[job_id]  # not accepted (e.g. the log is unwritable): free the slot
             raise
+        assert isinstance(outcome.event, pb.JobAccepted)
         if outcome.replayed:  # a concurrent duplicate of this request started its job first
             del self.jobs[job_id]
-            assert isinstance(outcome.event, pb.JobAccepted)
             return self.get(outcome.event.job_id)
         self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
         # the job's events are the submitter's: its thread runs in the submitting RPC's context
@@ -251,10 +175,24 @@ class JobManager:
             handle = self._from_log(job_id)
         return handle
 
+    def summary(self, handle: JobHandle) -> JobSummary:
+        """The job's summary as the fold has it (every logged event of ours is folded as it is
+        appended). A job stream without JobAccepted (a log written by hand) has none: then
+        what its first event says."""
+        summary = self.ledger.state.jobs.get(handle.job_id)
+        if summary is not None:
+            return summary
+        first = handle.events[0].at.ToMicroseconds() if handle.events else time.time_ns() // 1000
+        return JobSummary(handle.job_id, "", "", "running", 0, first)
+
+    def view(self, handle: JobHandle) -> opb.Job:
+        return job_view(self.summary(handle), len(handle.events))
+
     def cancel(self, job_id: str, reason: str) -> JobHandle:
         handle = self.get(job_id)
         if handle.done:
-            raise FailedPrecondition("job_id", f"job {job_id} has ended already ({handle.state})")
+            state = self.summary(handle).state
+            raise FailedPrecondition("job_id", f"job {job_id} has ended already ({state})")
         handle.cancel.cancel(reason or "cancelled by request")
         return handle
 
@@ -271,47 +209,44 @@ class JobManager:
     # ------------------------------------------------------------------ the job thread
 
     def _record(
-        self, handle: JobHandle, kind: str, payload: object, *, final_state: str = "", logged: bool = False
+        self, handle: JobHandle, kind: str, payload: Message, *, final: bool = False, logged: bool = False
     ) -> None:
         """Sequence, log (for lifecycle kinds, unless `logged` already) and publish one
         event. Any thread.
 
-        A terminal state is set only after its event is in the list: watchers stop at
+        A job is `done` only after its terminal event is in the list: watchers stop at
         `done`, and must not stop before they have seen the last event. Every string in the
         event is scrubbed first: what is logged and what is streamed are the same text."""
-        scrub_message(payload)  # type: ignore[arg-type]
+        scrub_message(payload)
         with handle._lock:
             event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=_now())
             getattr(event, kind).CopyFrom(payload)
             if kind in _LOG_KINDS and not logged:
-                self.ledger.append(job_stream(handle.job_id), [payload], None)
+                self.ledger.append(job_stream(handle.job_id), [payload], None)  # folds: the summary
             handle.events.append(event)
-            if final_state:
-                handle.state = final_state
+            if final:
+                handle.done = True
             self.loop.call_soon_threadsafe(handle._publish)
 
-    def _emit(self, handle: JobHandle) -> Callable[[progress.JobEvent], None]:
-        def emit(event: progress.JobEvent) -> None:
-            if isinstance(event, progress.Started):
+    def _emit(self, handle: JobHandle) -> Callable[[JobEvent], None]:
+        def emit(event: JobEvent) -> None:
+            if isinstance(event, Started):
                 self._record(
                     handle,
                     "started",
                     pb.JobStarted(optimizer=event.optimizer, planned_trials=event.planned_trials),
                 )
-            elif isinstance(event, progress.BaselineEvaluated):
-                handle.baseline_score = event.score
+            elif isinstance(event, BaselineEvaluated):
                 self._record(
                     handle, "baseline", pb.BaselineEvaluated(score=event.score, examples=event.examples)
                 )
-            elif isinstance(event, progress.Progress):
+            elif isinstance(event, Progress):
                 self._record(
                     handle,
                     "progress",
                     pb.JobProgress(step=event.step, total=event.total, message=event.message),
                 )
-            elif isinstance(event, progress.TrialCompleted):
-                handle.trials += 1
-                handle.best_score = max(handle.best_score, event.best_score)
+            elif isinstance(event, TrialCompleted):
                 self._record(
                     handle,
                     "trial",
@@ -343,40 +278,41 @@ class JobManager:
             must_beat=job.must_beat_program.program if job.must_beat_program else None,
             connections=self.connections,
         )
-        usage = progress.SharedUsageTracker()
+        usage = SharedUsageTracker()
         try:
             result = run_job(spec, self._emit(handle), handle.cancel, usage)
         except JobCancelled as exc:
             reason = scrub(str(exc.reason))
-            handle.error = reason
             if self._shutting_down and not exc.budget:
-                self._record(
-                    handle, "interrupted", pb.JobInterrupted(reason=reason), final_state="interrupted"
-                )
+                self._record(handle, "interrupted", pb.JobInterrupted(reason=reason), final=True)
                 log.info("job_interrupted", reason=reason)
                 return
             spent = usage.snapshot()
-            cancelled = pb.JobCancelled(reason=reason, usage=_usage_proto(spent), budget=exc.budget)
-            self._record(handle, "cancelled", cancelled, final_state="cancelled")
+            cancelled = pb.JobCancelled(reason=reason, usage=spent.to_proto(), budget=exc.budget)
+            self._record(handle, "cancelled", cancelled, final=True)
             log.info("job_cancelled", reason=reason, budget=exc.budget, lm_calls=spent.lm_calls)
             return
         except Exception as exc:
             message = scrub(f"{type(exc).__name__}: {exc}")[:2000]
-            handle.error = message
-            self._record(handle, "failed", pb.JobFailed(error=message), final_state="failed")
+            self._record(handle, "failed", pb.JobFailed(error=message), final=True)
             log.warning("job_failed", error=message)
             return
         try:
-            completed = self._register(handle, job, result, time.monotonic() - started)
+            completed = register_result(
+                handle.job_id,
+                job,
+                result,
+                time.monotonic() - started,
+                artifacts=self.artifacts,
+                registry=self.registry,
+                record_gate=lambda gate: self._record(handle, "gate", gate),
+            )
         except Exception as exc:
             message = scrub(f"registration failed: {type(exc).__name__}: {exc}")[:2000]
-            handle.error = message
-            self._record(handle, "failed", pb.JobFailed(error=message), final_state="failed")
+            self._record(handle, "failed", pb.JobFailed(error=message), final=True)
             log.error("job_registration_failed", error=message)
             return
-        handle.final_score = result.final_score
-        handle.version = completed.version
-        self._record(handle, "completed", completed, final_state="succeeded")
+        self._record(handle, "completed", completed, final=True)
         log.info(
             "job_completed",
             version=completed.version,
@@ -384,74 +320,14 @@ class JobManager:
             baseline_score=result.baseline_score,
         )
 
-    def _register(
-        self, handle: JobHandle, job: ValidatedJob, result: JobResult, wall: float
-    ) -> pb.JobCompleted:
-        digest, artifact = encode_artifact(job.spec, result.state, job.lm)
-        self.artifacts.put(artifact)
-        gate = evaluate_gate(
-            final_score=result.final_score,
-            baseline_score=result.baseline_score,
-            min_score=job.min_score,
-            must_beat=job.must_beat_program.version if job.must_beat_program else "",
-            must_beat_score=result.must_beat_score,
-            min_improvement=job.min_improvement,
-        )
-        self._record(handle, "gate", gate)  # the verdict is on the record before the version
-        gate_passed, gate_reason = gate.passed, gate.reason
-        params = Struct()
-        ParseDict(_json_safe(job.params), params)
-        registered = pb.VersionRegistered(
-            program=job.program,
-            spec=spec_to_proto(job.spec),
-            lm=lm_to_proto(job.lm),
-            artifact_digest=digest,
-            artifact=artifact,
-            status=pb.DEVELOPMENT,
-            lineage=pb.Lineage(
-                job_id=handle.job_id,
-                optimizer=job.optimizer,
-                params=params,
-                metric=job.metric,
-                trainset_digest=job.trainset_digest,
-                valset_digest=job.valset_digest,
-                trainset_size=len(job.trainset),
-                valset_size=len(job.valset),
-                baseline_score=result.baseline_score,
-                final_score=result.final_score,
-                dspy_version=dspy.__version__,
-            ),
-        )
-        version = self.registry.register_version(registered, promote=job.auto_promote and gate_passed)
-        return pb.JobCompleted(
-            program=job.program,
-            version=version.version,
-            final_score=result.final_score,
-            baseline_score=result.baseline_score,
-            improvement=result.final_score - result.baseline_score,
-            gate_passed=gate_passed,
-            gate_reason=gate_reason,
-            status=pb.PRODUCTION if version.status == "production" else pb.DEVELOPMENT,
-            usage=_usage_proto(result.usage),
-            wall_seconds=wall,
-            artifact_digest=digest,
-        )
-
     # ------------------------------------------------------------------ jobs of earlier processes
 
     def _from_log(self, job_id: str) -> JobHandle:
-        """A finished job of an earlier process: its logged events, replayed."""
+        """A job of an earlier process: its logged events, replayed (its summary is the fold's)."""
         records = self.ledger.store.read_stream(job_stream(job_id)) if len(job_id) <= 64 else []
         if not records:
             raise NotFound("job_id", f"no job {shown(job_id)}")
-        summary = self.ledger.refresh().jobs.get(job_id)
-        handle = JobHandle(
-            job_id=job_id,
-            program=summary.program if summary else "",
-            optimizer=summary.optimizer if summary else "",
-            created_at=records[0].recorded_at,
-            loop=self.loop,
-        )
+        handle = JobHandle(job_id=job_id, loop=self.loop)
         for record in records:
             payload = decode(record)
             kind = _KIND_OF[type(payload).__name__]
@@ -460,14 +336,8 @@ class JobManager:
             event = opb.OptimizationEvent(job_id=job_id, sequence=len(handle.events) + 1, at=stamp)
             getattr(event, kind).CopyFrom(scrub_message(payload))  # logs written before the scrubber
             handle.events.append(event)
-        if summary:
-            handle.state = summary.state
-            handle.baseline_score = summary.baseline_score
-            handle.final_score = summary.final_score
-            handle.best_score = summary.best_score
-            handle.trials = summary.trials
-            handle.version = summary.version
-            handle.error = summary.error
+        summary = self.ledger.refresh().jobs.get(job_id)
+        handle.done = summary is not None and summary.state in TERMINAL
         return handle
 
 
@@ -483,19 +353,3 @@ _KIND_OF = {
     "JobInterrupted": "interrupted",
     "GateEvaluated": "gate",
 }
-
-
-def _usage_proto(usage: progress.Usage) -> pb.Usage:
-    return pb.Usage(
-        lm_calls=usage.lm_calls,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cost_usd=usage.cost_usd,
-    )
-
-
-def _json_safe(params: dict) -> dict:
-    return {
-        k: (v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v))
-        for k, v in params.items()
-    }

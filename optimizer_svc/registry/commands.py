@@ -24,7 +24,7 @@ from dspyops.names import (
     program_stream,
 )
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import STATUS_NAMES, DeploymentState, ProgramState, State, VersionState
+from dspyops.state import STATUS_NAMES, STATUS_VALUES, DeploymentState, ProgramState, State, VersionState
 
 _WEIGHT_TOLERANCE = 1e-6
 _REGISTER_ATTEMPTS = 50
@@ -35,7 +35,7 @@ _MAX_ROUTES = 64
 class RouteInput:
     version: str
     weight: float
-    role: int = pb.PRIMARY
+    role: pb.RouteRole = pb.PRIMARY
 
 
 def next_version(program: ProgramState | None, spec: pb.ProgramSpec) -> str:
@@ -154,7 +154,13 @@ class Registry:
         return registered_version(self.register(registered, promote=promote))
 
     def set_status(
-        self, program_name: str, ref: str, status: int, reason: str, *, request: Message | None = None
+        self,
+        program_name: str,
+        ref: str,
+        status: pb.VersionStatus,
+        reason: str,
+        *,
+        request: Message | None = None,
     ) -> Outcome:
         def decide(state: State) -> Decision:
             if status not in STATUS_NAMES:
@@ -237,13 +243,14 @@ class Registry:
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
-    def _status_event(version: VersionState, status: int, reason: str) -> pb.VersionStatusChanged:
-        previous = next(k for k, v in STATUS_NAMES.items() if v == version.status)
+    def _status_event(
+        version: VersionState, status: pb.VersionStatus, reason: str
+    ) -> pb.VersionStatusChanged:
         return pb.VersionStatusChanged(
             program=version.program,
             version=version.version,
             status=status,
-            previous_status=previous,
+            previous_status=STATUS_VALUES[version.status],
             reason=reason,
         )
 

@@ -1,0 +1,67 @@
+"""The job RPCs: start a job (or answer its retry), watch it, cancel it, read its summary."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import structlog
+
+from dspyops.connections import Connections
+from dspyops.names import check_name
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
+from optimizer_svc.jobs.handle import job_view
+from optimizer_svc.jobs.manager import JobManager
+from optimizer_svc.jobs.requests import validate_start
+
+
+class JobHandlers:
+    def __init__(self, jobs: JobManager, connections: Connections) -> None:
+        self.jobs = jobs
+        self.ledger = jobs.ledger
+        self.connections = connections
+
+    async def start_optimization(
+        self, request: opb.StartOptimizationRequest
+    ) -> AsyncIterator[opb.OptimizationEvent]:
+        # a retry streams the job the first attempt started, as WatchJob from 0 would
+        prior = await asyncio.to_thread(self.ledger.commands.answered, "StartOptimization", request)
+        if prior is not None:
+            assert isinstance(prior.event, pb.JobAccepted)
+            handle = await asyncio.to_thread(self.jobs.get, prior.event.job_id)
+        else:
+            job = await asyncio.to_thread(validate_start, request, self.connections)
+            handle = await asyncio.to_thread(self.jobs.submit, job, request)
+            structlog.get_logger().info(
+                "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer
+            )
+        async for event in handle.watch(0):
+            yield event
+
+    async def watch_job(self, request: opb.WatchJobRequest) -> AsyncIterator[opb.OptimizationEvent]:
+        handle = await asyncio.to_thread(self.jobs.get, request.job_id)
+        async for event in handle.watch(request.after_sequence):
+            yield event
+
+    async def cancel_job(self, request: opb.CancelJobRequest) -> opb.Job:
+        handle = await asyncio.to_thread(self.jobs.cancel, request.job_id, request.reason)
+        return self.jobs.view(handle)
+
+    async def get_job(self, request: opb.GetJobRequest) -> opb.Job:
+        handle = await asyncio.to_thread(self.jobs.get, request.job_id)
+        return self.jobs.view(handle)
+
+    async def list_jobs(self, request: opb.ListJobsRequest) -> opb.ListJobsResponse:
+        if request.program:
+            check_name("program", request.program)
+        state = await asyncio.to_thread(self.ledger.refresh)
+        jobs = []
+        for summary in sorted(state.jobs.values(), key=lambda j: j.accepted_position):
+            if request.program and summary.program != request.program:
+                continue
+            handle = self.jobs.jobs.get(summary.job_id)
+            if handle is None:  # a job of an earlier process: its events are counted from the log
+                handle = await asyncio.to_thread(self.jobs.get, summary.job_id)
+            jobs.append(job_view(summary, len(handle.events)))
+        return opb.ListJobsResponse(jobs=jobs)

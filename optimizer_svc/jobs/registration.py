@@ -1,0 +1,98 @@
+"""A finished job's result on the record: its quality gate, its artifact, its version.
+
+The verdict (GateEvaluated) is recorded before the version is registered; a job that fails
+its gate still registers its version, as DEVELOPMENT, and never auto-promotes
+(optimizer_svc.jobs.gates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dspy
+from google.protobuf.json_format import ParseDict
+from google.protobuf.struct_pb2 import Struct
+
+from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.proto import events_pb2 as pb
+from optimizer_svc.jobs.gates import evaluate_gate
+from optimizer_svc.jobs.requests import ValidatedJob
+from optimizer_svc.jobs.runner import JobResult
+from optimizer_svc.registry.commands import Registry
+from optimizer_svc.wire import lm_to_proto, spec_to_proto
+
+
+def register_result(
+    job_id: str,
+    job: ValidatedJob,
+    result: JobResult,
+    wall: float,
+    *,
+    artifacts: ArtifactStore,
+    registry: Registry,
+    record_gate: Callable[[pb.GateEvaluated], None],
+) -> pb.JobCompleted:
+    """Store the artifact, record the gate's verdict (`record_gate`), register the version
+    (promoted when the job asked and the gate passed); the JobCompleted to record last."""
+    digest, artifact = encode_artifact(job.spec, result.state, job.lm)
+    artifacts.put(artifact)
+    gate = evaluate_gate(
+        final_score=result.final_score,
+        baseline_score=result.baseline_score,
+        min_score=job.min_score,
+        must_beat=job.must_beat_program.version if job.must_beat_program else "",
+        must_beat_score=result.must_beat_score,
+        min_improvement=job.min_improvement,
+    )
+    record_gate(gate)  # the verdict is on the record before the version
+    gate_passed, gate_reason = gate.passed, gate.reason
+    registered = pb.VersionRegistered(
+        program=job.program,
+        spec=spec_to_proto(job.spec),
+        lm=lm_to_proto(job.lm),
+        artifact_digest=digest,
+        artifact=artifact,
+        status=pb.DEVELOPMENT,
+        lineage=pb.Lineage(
+            job_id=job_id,
+            optimizer=job.optimizer,
+            params=params_struct(job.params),
+            metric=job.metric,
+            trainset_digest=job.trainset_digest,
+            valset_digest=job.valset_digest,
+            trainset_size=len(job.trainset),
+            valset_size=len(job.valset),
+            baseline_score=result.baseline_score,
+            final_score=result.final_score,
+            dspy_version=dspy.__version__,
+        ),
+    )
+    version = registry.register_version(registered, promote=job.auto_promote and gate_passed)
+    return pb.JobCompleted(
+        program=job.program,
+        version=version.version,
+        final_score=result.final_score,
+        baseline_score=result.baseline_score,
+        improvement=result.final_score - result.baseline_score,
+        gate_passed=gate_passed,
+        gate_reason=gate_reason,
+        status=pb.PRODUCTION if version.status == "production" else pb.DEVELOPMENT,
+        usage=result.usage.to_proto(),
+        wall_seconds=wall,
+        artifact_digest=digest,
+    )
+
+
+def params_struct(params: dict[str, Any]) -> Struct:
+    """A job's validated params as the Struct JobAccepted and its version's lineage record."""
+    struct = Struct()
+    ParseDict(_json_safe(params), struct)
+    return struct
+
+
+def _json_safe(params: dict) -> dict:
+    return {
+        k: (v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v))
+        for k, v in params.items()
+    }
