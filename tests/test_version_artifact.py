@@ -22,11 +22,11 @@ from dspyops.artifacts import (
 from dspyops.client import OptimizerClient, examples
 from dspyops.eventlog import EventStore, open_store
 from dspyops.events import new_event
+from dspyops.fold import fold
 from dspyops.lm import LMConfig
 from dspyops.programs import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from dspyops.fold import fold
 from dspyops.state import VersionState
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows
