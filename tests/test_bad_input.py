@@ -52,7 +52,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 opt.start_optimization("tickets", "text -> label", trainset=ROWS, optimizer="LabeledFewShot")
             )
             assert events[-1].WhichOneof("kind") == "completed"
-        v1, v2 = sorted(v.version for v in opt.list_versions("tickets"))
+        v1, v2 = sorted(v.version for v in opt.list_versions("tickets").versions)
         opt.create_deployment("web", "tickets")
         deployment = opt.set_routes("web", {v1: 1.0})
         gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
@@ -720,7 +720,7 @@ def test_bad_input_is_refused_cleanly(
     assert field in err.value.details(), err.value.details()
     assert servers.opt.read_log(0, 1).head == head, f"a refused {rpc} appended to the log"
     # both still serving
-    assert servers.opt.list_programs()[0].program == "tickets"
+    assert servers.opt.list_programs().programs[0].program == "tickets"
     assert servers.gw.predict("web", {"text": "my invoice is wrong"}, "user-1").version == servers.v1
 
 
@@ -729,4 +729,4 @@ def test_oversized_request_is_refused_and_the_server_survives(servers: Servers) 
     with pytest.raises(grpc.RpcError) as err:
         list(servers.opt.start_optimization("tickets", "text -> label", trainset=huge))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert servers.opt.list_programs()[0].program == "tickets"
+    assert servers.opt.list_programs().programs[0].program == "tickets"

@@ -59,7 +59,7 @@ def refused(stack: Stack, call: Callable[[], object], field: str, *fragments: st
     for fragment in fragments:
         assert fragment in details, details
     assert stack.opt.read_log(0, 1).head == head  # nothing appended
-    assert stack.opt.list_programs()  # still serving
+    assert stack.opt.list_programs().programs  # still serving
 
 
 def start_with(

@@ -141,7 +141,7 @@ def test_a_request_cannot_send_a_server_secret_to_its_own_endpoint(
                         f"accepted: job {events[-1].WhichOneof('kind')}; "
                         f"provider got {provider.authorizations}"
                     )
-            assert opt.list_programs() == []
+            assert opt.list_programs().programs == []
     finally:
         server.stop()
     assert provider.received == [], provider.authorizations
@@ -517,7 +517,7 @@ def test_versions_from_before_connections_still_fold_and_serve(
     optimizer = optimizer_thread(tmp_path)
     try:
         with OptimizerClient(optimizer.address, timeout=60) as opt:
-            assert sorted(p.program for p in opt.list_programs()) == [
+            assert sorted(p.program for p in opt.list_programs().programs) == [
                 "old-offline",
                 "old-remote",
                 "old-secret",
@@ -598,7 +598,7 @@ def test_list_connections_on_both_services_never_shows_a_key(provider: FakeProvi
     gateway = gateway_thread(tmp_path, lm_connections=str(path))
     try:
         with OptimizerClient(optimizer.address) as opt, GatewayClient(gateway.address) as gw:
-            for listed in (opt.list_connections(), gw.list_connections()):
+            for listed in (opt.list_connections().connections, gw.list_connections().connections):
                 by_name = {c.name: c for c in listed}
                 assert list(by_name) == ["fake", "keyed", "offline"]
                 keyed = by_name["keyed"]

@@ -120,7 +120,7 @@ def test_evaluations_beyond_the_cap_are_refused_and_other_rpcs_keep_answering(se
             assert f"at most {CAP} evaluations" in call.details() and "--max-evaluations" in call.details()
         # the RPC handlers' worker threads are free: reads and commands answer meanwhile
         for _ in range(5):
-            assert [p.program for p in served.client.list_programs()] == ["tickets"]
+            assert [p.program for p in served.client.list_programs().programs] == ["tickets"]
             deployment = served.client.stub.SetRoutes(
                 opb.SetRoutesRequest(deployment="web", routes=[pb.Route(version="1.1.0", weight=1.0)]),
                 timeout=20,

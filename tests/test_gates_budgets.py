@@ -155,7 +155,7 @@ def test_bad_gates_and_budgets_are_refused_before_anything_runs(
     assert err.value.code() == code, err.value.details()
     assert err.value.details().startswith(field), err.value.details()
     assert opt.read_log(0, 1).head == head
-    assert len(opt.list_jobs()) == 1
+    assert len(opt.list_jobs().jobs) == 1
 
 
 def test_must_beat_of_an_unknown_program_is_not_found(opt: OptimizerClient) -> None:
@@ -185,7 +185,7 @@ def test_max_lm_calls_stops_a_threaded_compile_at_the_budget(opt: OptimizerClien
     assert cancelled.usage.input_tokens > 0
     assert logged_types(opt, events[0].job_id)[-1] == "JobCancelled"
     assert opt.get_job(events[0].job_id).state == opb.CANCELLED
-    assert opt.list_programs() == []  # nothing registered
+    assert opt.list_programs().programs == []  # nothing registered
 
 
 def test_max_tokens_stops_the_compile_with_a_small_in_flight_margin(opt: OptimizerClient) -> None:
@@ -227,7 +227,7 @@ def test_timeout_stops_a_long_compile_promptly(tmp_path: Path) -> None:
             assert 0 < cancelled.usage.lm_calls <= 1000 // LATENCY_MS + 1, cancelled.usage.lm_calls
             assert logged_types(opt, handle.job_id)[-1] == "JobCancelled"
             assert opt.get_job(handle.job_id).state == opb.CANCELLED
-            assert opt.list_programs() == []  # nothing registered
+            assert opt.list_programs().programs == []  # nothing registered
     finally:
         thread.stop()
 

@@ -228,7 +228,7 @@ def refused_over_grpc(client: OptimizerClient, call: object, field: str, limit: 
 
 
 def test_a_30_mb_routes_reason_is_refused(optimizer: OptimizerClient) -> None:
-    version = optimizer.list_versions("tickets")[0].version
+    version = optimizer.list_versions("tickets").versions[0].version
     refused_over_grpc(
         optimizer,
         lambda: optimizer.set_routes("web", {version: 1.0}, reason="r" * (30 * MB)),
