@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from dspyops.artifacts import canonical_json, sha256_hex
-from dspyops.client import GatewayClient, OptimizerClient, examples
+from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.connections import (
     PLACEHOLDER_KEY,
     Connections,
@@ -657,15 +657,15 @@ def test_connection_prices_cost_calls_the_provider_reports_no_cost_for(
                 60,
             )
             assert report.usage.cost_usd == pytest.approx(3 * 0.40)
-            request = opb.StartOptimizationRequest(
-                program="budgeted",
-                spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
+            events = opt.start_optimization(
+                "budgeted",
+                "text -> label",
                 optimizer="LabeledFewShot",
-                trainset=examples(ROWS),
+                trainset=ROWS,
                 lm=pb.LMConfig(connection="keyed", model="m1"),
                 budget=pb.Budget(max_cost_usd=1.0),
             )
-            last = list(opt.stub.StartOptimization(request))[-1]
+            last = list(events)[-1]
             assert last.WhichOneof("kind") == "cancelled", last
             assert last.cancelled.budget == "max_cost_usd"
             assert last.cancelled.usage.cost_usd > 1.0
