@@ -55,6 +55,8 @@ def request(
 
 
 def run(opt: OptimizerClient, req: opb.StartOptimizationRequest) -> list[opb.OptimizationEvent]:
+    # the stub: these tests build each job as a request message, which one of them also
+    # hands to the server's own validate_start (to submit it with a server-only LM latency)
     return list(opt.stub.StartOptimization(req))
 
 
@@ -222,7 +224,7 @@ def test_timeout_stops_a_long_compile_promptly(tmp_path: Path) -> None:
         job = replace(validate_start(req), lm=LMConfig(latency_ms=LATENCY_MS))
         handle = thread.running.jobs.submit(job)
         with OptimizerClient(thread.address) as opt:
-            events = list(opt.stub.WatchJob(opb.WatchJobRequest(job_id=handle.job_id)))
+            events = list(opt.watch_job(handle.job_id))
             cancelled = _cancelled(events, "timeout_seconds")
             assert 0 < cancelled.usage.lm_calls <= 1000 // LATENCY_MS + 1, cancelled.usage.lm_calls
             assert logged_types(opt, handle.job_id)[-1] == "JobCancelled"
@@ -242,7 +244,7 @@ def test_max_cost_is_accepted_and_recorded_but_cannot_trip_offline(opt: Optimize
 
 
 def test_a_user_cancel_also_reports_usage_and_no_budget(opt: OptimizerClient) -> None:
-    stream = opt.stub.StartOptimization(
+    stream = opt.stub.StartOptimization(  # a request message, as run()'s
         request("BootstrapFewShotWithRandomSearch", {"num_candidate_programs": 16})
     )
     events = []

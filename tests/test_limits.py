@@ -36,7 +36,6 @@ from dspyops.limits import (
     service_requests,
 )
 from dspyops.proto import events_pb2 as pb
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread
 
@@ -244,14 +243,19 @@ def test_4_mb_instructions_are_refused(optimizer: OptimizerClient) -> None:
         "spec.instructions",
         "at most 20,000 characters",
     )
-    request = opb.StartOptimizationRequest(
-        program="tickets",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG, instructions="i" * (4 * MB)),
-        optimizer="LabeledFewShot",
-        trainset=[pb.Example(fields={"text": "a", "label": "b"})],
-    )
     refused_over_grpc(
-        optimizer, lambda: list(optimizer.stub.StartOptimization(request)), "spec.instructions", "20,000"
+        optimizer,
+        lambda: list(
+            optimizer.start_optimization(
+                "tickets",
+                SIG,
+                instructions="i" * (4 * MB),
+                optimizer="LabeledFewShot",
+                trainset=[{"text": "a", "label": "b"}],
+            )
+        ),
+        "spec.instructions",
+        "20,000",
     )
 
 
