@@ -52,7 +52,7 @@ def create(session: Session, deployment: str, program: str, as_json: bool) -> in
 
 @rpc_command(deployments, "set-routes", "Optimizer.SetRoutes", changes=True)
 @click.argument("deployment")
-@click.argument("routes", nargs=-1)
+@click.argument("routes", nargs=-1, required=True)
 @click.option(
     "--shadow", multiple=True, help="a shadow route VERSION=SHARE: that share of requests also runs it"
 )
