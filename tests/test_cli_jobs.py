@@ -103,3 +103,12 @@ def test_cancel_a_running_job(cli: Servers) -> None:
     assert "cancelled" in cli.json("jobs", "watch", job_id)[-1]
     code, out = cli.run("cancel", job_id)  # it has ended: nothing to cancel
     assert code == 1 and "FAILED_PRECONDITION" in out
+
+
+def test_a_file_in_the_working_directory_wins_over_a_shipped_name(
+    cli: Servers, rows_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(rows_file.parent)
+    (rows_file.parent / "support_tickets").write_text(rows_file.read_text())  # no .jsonl suffix
+    events = _start(cli, "--dataset", "support_tickets", "--val-fraction", "0")
+    assert events[0]["accepted"]["trainset_size"] == 20  # the file's 20 rows, not the shipped 100

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -74,6 +75,10 @@ def dataset_rows(name_or_path: str) -> list[dict[str, Any]]:
     rows go out as they are in the file."""
     from dspyops.datasets import example_row, load_dataset  # imports dspy: only when a file is read
 
+    # a file here wins over a shipped dataset of that name, as before (load_dataset reads a
+    # bare name without ".jsonl" as a shipped one)
+    if "/" not in name_or_path and Path(name_or_path).is_file():
+        name_or_path = f"./{name_or_path}"
     try:
         return [example_row(example) for example in load_dataset(name_or_path)]
     except (OSError, ValueError) as exc:
