@@ -21,13 +21,19 @@ from pathlib import Path
 from rich.rule import Rule
 from rich.table import Table
 
-from dspyops.cli import console, log_table, read_rows, render_job_events, results_table, split_rows
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.datasets import example_row, load_dataset, split
 from dspyops.launch import ServiceProcess
+from dspyops.proto import events_pb2 as pb
+from dspyops.render.console import console
+from dspyops.render.events import log_table
+from dspyops.render.experiments import results_table
+from dspyops.render.jobs import render_job_events
 
 PROGRAM = "ticket-router"
 DEPLOYMENT = "support-web"
 SIGNATURE = "text -> label"
+VAL_FRACTION, SPLIT_SEED = 0.35, 4  # the optimizer splits the tickets with these
 
 
 @contextlib.contextmanager
@@ -57,13 +63,16 @@ def services(workdir: Path) -> Iterator[tuple[ServiceProcess, ServiceProcess, Se
             service.stop()
 
 
-def _optimize(opt: OptimizerClient, optimizer: str, params: dict, trainset: list, valset: list) -> object:
-    console.print(Rule(f"{optimizer} on {len(trainset)} training / {len(valset)} validation tickets"))
+def _optimize(
+    opt: OptimizerClient, optimizer: str, params: dict[str, object], rows: list[dict[str, str]], n_val: int
+) -> pb.JobCompleted:
+    console.print(Rule(f"{optimizer} on {len(rows) - n_val} training / {n_val} validation tickets"))
     events = opt.start_optimization(
         PROGRAM,
         SIGNATURE,
-        trainset=trainset,
-        valset=valset,
+        trainset=rows,  # all of them: the server splits off the validation share
+        val_fraction=VAL_FRACTION,
+        split_seed=SPLIT_SEED,
         optimizer=optimizer,
         params=params,
         metric="exact_match",
@@ -85,7 +94,7 @@ def _wait_applied(gateway: GatewayClient, position: int, timeout: float = 5.0) -
 
 
 def experiment_and_rollback(
-    opt: OptimizerClient, gateways: list[GatewayClient], valset: list[dict], better: str, worse: str
+    opt: OptimizerClient, gateways: list[GatewayClient], valset: list[dict[str, str]], better: str, worse: str
 ) -> bool:
     """A/B test worse (control) vs better (treatment) on live traffic through two gateways,
     with outcomes scored against the labels; conclude; explain; roll back to before it."""
@@ -147,8 +156,11 @@ def run_demo(workdir: Path | None = None) -> int:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dspyops-demo-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        rows = read_rows("support_tickets")
-        trainset, valset = split_rows(rows, 0.35, seed=7)
+        examples = load_dataset("support_tickets")
+        rows = [example_row(example) for example in examples]
+        # the same split the optimizer makes (dspyops.datasets.split, same seed): the
+        # validation tickets are the traffic and the outcomes below
+        valset = [example_row(example) for example in split(examples, VAL_FRACTION, SPLIT_SEED)[1]]
         console.print(
             f"[bold]dspyops demo[/bold]: log {workdir / 'dspyops.db'}, offline LM, "
             f"{len(rows)} support tickets -> {SIGNATURE!r}"
@@ -162,14 +174,14 @@ def run_demo(workdir: Path | None = None) -> int:
         gw = stack.enter_context(GatewayClient(gateway_svc.address))
         gw2 = stack.enter_context(GatewayClient(second_svc.address))
 
-        runs = [
+        runs: list[tuple[str, dict[str, object]]] = [
             ("BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 8}),
             (
                 "MIPROv2",
                 {"auto": "light", "max_bootstrapped_demos": 4, "max_labeled_demos": 8, "num_threads": 1},
             ),
         ]
-        results = [(name, _optimize(opt, name, params, trainset, valset)) for name, params in runs]
+        results = [(name, _optimize(opt, name, params, rows, len(valset))) for name, params in runs]
 
         table = Table(title="baseline vs optimized (exact match on the validation split)")
         for column in ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls", "seconds"):
@@ -241,8 +253,8 @@ def run_demo(workdir: Path | None = None) -> int:
             return 1
 
         console.print(Rule("audit log"))
-        response = opt.read_log(0, 1000, "")
-        console.print(log_table(response.events, title=f"audit log ({response.head} events)"))
+        page = opt.read_log(0, 1000, "")
+        console.print(log_table(page.events, title=f"audit log ({page.head} events)"))
         verified = opt.verify_log()
         console.print(f"hash chain: {'intact' if verified.ok else 'BROKEN'} over {verified.checked} events")
         if not verified.ok:

@@ -1,7 +1,7 @@
 """Running the services from Python: in-process on a background event loop
-(`ServerThread`, for tests and benchmarks), or as `dspyops serve` subprocesses
-(`ServiceProcess`, for the demo and the fault tests) that are ready once they answer
-health checks."""
+(`ServerThread`, for tests and benchmarks), or as `python -m optimizer_svc|gateway_svc`
+subprocesses (`ServiceProcess`, for the demo and the fault tests) that are ready once they
+answer health checks. The kernel names the services' modules here; it never imports them."""
 
 from __future__ import annotations
 
@@ -12,19 +12,35 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+#: what `dspyops serve NAME` and ServiceProcess run: `python -m MODULE`
+SERVICE_MODULES: Final = {"optimizer": "optimizer_svc", "gateway": "gateway_svc"}
 
-class ServerThread:
+
+class Running(Protocol):
+    """What a service's start() returns (RunningOptimizer, RunningGateway)."""
+
+    @property
+    def address(self) -> str: ...
+
+    async def stop(self, grace: float = ...) -> None: ...
+
+
+R = TypeVar("R", bound=Running)
+
+
+class ServerThread(Generic[R]):
     """A server started by `start()` (optimizer_svc.server.start, gateway_svc.server.start)
-    on its own event loop in a daemon thread; reached only through real channels."""
+    on its own event loop in a daemon thread; reached only through real channels.
+    `running` is what start() returned (RunningOptimizer, RunningGateway)."""
 
-    def __init__(self, start: Callable[[], Awaitable[Any]], timeout: float = 120.0) -> None:
+    def __init__(self, start: Callable[[], Coroutine[Any, Any, R]], timeout: float = 120.0) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="dspyops-server", daemon=True)
         self.thread.start()
@@ -48,7 +64,8 @@ def ignore_sigxfsz() -> None:
 
 
 class ServiceProcess:
-    """A service started with `python -m dspyops.cli serve ...`, stopped with SIGTERM.
+    """A service started with `python -m optimizer_svc|gateway_svc ...` (`args`: the service's
+    name, then its flags, as `dspyops serve` takes them), stopped with SIGTERM.
 
     `preexec_fn` runs in the child before exec (fault tests use it to change signal
     dispositions or resource limits, e.g. `ignore_sigxfsz`)."""
@@ -69,9 +86,8 @@ class ServiceProcess:
             [
                 sys.executable,
                 "-m",
-                "dspyops.cli",
-                "serve",
-                *args,
+                SERVICE_MODULES[args[0]],
+                *args[1:],
                 "--port",
                 "0",
                 "--port-file",
@@ -99,7 +115,7 @@ class ServiceProcess:
 
     def _wait_serving(self, timeout: float = 30.0) -> None:
         with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # the generated stub is untyped
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 with contextlib.suppress(grpc.RpcError):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dspyops.caps import Cap
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore
-from dspyops.logwire import envelope, read_reply, verify_response
+from dspyops.logwire import envelope, log_filter, read_reply, verify_response
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 
@@ -40,22 +40,21 @@ class LogHandlers:
         if limit > _MAX_READ:
             raise InvalidArgument("limit", f"at most {_MAX_READ}, got {limit}")
         _check_after(request.after)
+        wanted = log_filter(request)
         # pages by count and by bytes: the reply stays far under the message limit
-        events = await asyncio.to_thread(
-            read_reply, self.store, request.after, limit, request.stream_prefix or None
-        )
+        page = await asyncio.to_thread(read_reply, self.store, request.after, limit, wanted)
         head = await asyncio.to_thread(self.store.head)
-        return opb.ReadLogResponse(events=events, head=head)
+        return opb.ReadLogResponse(events=page.events, head=head, scanned_to=page.scanned_to)
 
     async def subscribe_log(self, request: opb.SubscribeLogRequest) -> AsyncIterator[pb.Event]:
         """One page in memory per subscriber: asubscribe reads the next page only once every
         event of this one was yielded, and grpc.aio's yield returns only once the transport
         took the message (HTTP/2 flow control), so a client that stops reading stops us."""
         _check_after(request.after)
-        prefix = request.stream_prefix
+        wanted = log_filter(request)
         with self.subscribers.acquire():
             async for event in self.store.asubscribe(request.after):
-                if not prefix or event.stream.startswith(prefix):
+                if wanted.matches(event):
                     yield envelope(event)
 
     async def verify_log(self, request: opb.VerifyLogRequest) -> opb.VerifyLogResponse:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.client import GatewayClient, OptimizerClient, examples
@@ -52,7 +51,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 opt.start_optimization("tickets", "text -> label", trainset=ROWS, optimizer="LabeledFewShot")
             )
             assert events[-1].WhichOneof("kind") == "completed"
-        v1, v2 = sorted(v.version for v in opt.list_versions("tickets"))
+        v1, v2 = sorted(v.version for v in opt.list_versions("tickets").versions)
         opt.create_deployment("web", "tickets")
         deployment = opt.set_routes("web", {v1: 1.0})
         gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
@@ -64,71 +63,53 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     optimizer.stop()
 
 
-def start_request(**changes: object) -> opb.StartOptimizationRequest:
-    request = opb.StartOptimizationRequest(
-        program="tickets2",
-        spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
-        optimizer="BootstrapFewShot",
-        metric="exact_match",
-        trainset=examples(ROWS),
-    )
-    for key, value in changes.items():
-        if key == "params":
-            struct = Struct()
-            struct.update(value)  # type: ignore[arg-type]
-            request.params.CopyFrom(struct)
-        elif key in ("trainset", "valset"):
-            del getattr(request, key)[:]
-            getattr(request, key).extend(value)  # type: ignore[arg-type]
-        elif key in ("spec", "lm"):
-            getattr(request, key).CopyFrom(value)
-        else:
-            setattr(request, key, value)
-    return request
+def start_request(**changes: object) -> dict[str, object]:
+    """The client's arguments of a good StartOptimization, with `changes`."""
+    return {
+        "program": "tickets2",
+        "signature": "text -> label",
+        "optimizer": "BootstrapFewShot",
+        "metric": "exact_match",
+        "trainset": ROWS,
+        **changes,
+    }
 
 
-def optimize(request: opb.StartOptimizationRequest) -> Callable[[Servers], object]:
-    return lambda s: list(s.opt.stub.StartOptimization(request))
+def optimize(arguments: dict[str, object]) -> Callable[[Servers], object]:
+    return lambda s: list(s.opt.start_optimization(**arguments))  # type: ignore[arg-type]
 
 
 def experiment(s: Servers, **changes: object) -> gpb.DeploymentState:
     """StartExperiment on "web" with v1 as control and v2 as treatment, plus `changes`."""
-    fields: dict[str, object] = {
-        "deployment": "web",
-        "control": s.v1,
-        "treatments": [s.v2],
-        "metric": pb.BINARY,
-        **changes,
-    }
-    request = gpb.StartExperimentRequest(**fields)  # type: ignore[arg-type]
-    return s.gw.stub.StartExperiment(request)
+    fields: dict[str, object] = {"deployment": "web", "control": s.v1, "treatments": [s.v2], **changes}
+    return s.gw.start_experiment(**fields)  # type: ignore[arg-type]
 
 
 def canary(s: Servers, **changes: object) -> gpb.DeploymentState:
-    fields: dict[str, object] = {"deployment": "web", "candidate": s.v2, "metric": pb.BINARY, **changes}
-    request = gpb.StartCanaryRequest(**fields)  # type: ignore[arg-type]
-    return s.gw.stub.StartCanary(request)
+    fields: dict[str, object] = {"deployment": "web", "candidate": s.v2, **changes}
+    return s.gw.start_canary(**fields)  # type: ignore[arg-type]
 
 
 def evaluate(**fields: object) -> Callable[[Servers], object]:
-    return lambda s: list(s.opt.stub.Evaluate(opb.EvaluateRequest(**fields)))  # type: ignore[arg-type]
+    return lambda s: list(s.opt.evaluate(**fields))  # type: ignore[arg-type]
 
 
 def read_after(after: int) -> Callable[[Servers], object]:
-    return lambda s: s.opt.stub.ReadLog(opb.ReadLogRequest(after=after))
+    return lambda s: s.opt.read_log(after)
 
 
 def subscribe_after(after: int) -> Callable[[Servers], object]:
-    return lambda s: next(iter(s.opt.stub.SubscribeLog(opb.SubscribeLogRequest(after=after), timeout=10)))
+    return lambda s: next(iter(s.opt.subscribe_log(after, timeout=10)))
 
 
 def predict(**fields: object) -> Callable[[Servers], object]:
-    request = gpb.PredictRequest(**{"deployment": "web", "inputs": {"text": "hi"}, **fields})  # type: ignore[arg-type]
-    return lambda s: s.gw.stub.Predict(request)
+    arguments: dict[str, object] = {"deployment": "web", "inputs": {"text": "hi"}, **fields}
+    return lambda s: s.gw.predict(**arguments)  # type: ignore[arg-type]
 
 
 def rollback(**fields: object) -> Callable[[Servers], object]:
-    return lambda s: s.gw.stub.Rollback(gpb.RollbackRequest(deployment="web", **fields))  # type: ignore[arg-type]
+    arguments: dict[str, object] = {"to": gpb.AsOf(), **fields}  # an empty AsOf: no point given
+    return lambda s: s.gw.rollback("web", **arguments)  # type: ignore[arg-type]
 
 
 Case = tuple[str, str, Callable[[Servers], object], grpc.StatusCode, str]
@@ -153,21 +134,21 @@ CASES: list[Case] = [
     (
         "no signature",
         "StartOptimization",
-        optimize(start_request(spec=pb.ProgramSpec(module="Predict"))),
+        optimize(start_request(signature="")),
         BAD,
         "spec.signature",
     ),
     (
         "malformed signature",
         "StartOptimization",
-        optimize(start_request(spec=pb.ProgramSpec(signature="text label"))),
+        optimize(start_request(signature="text label")),
         BAD,
         "spec.signature",
     ),
     (
         "unknown module",
         "StartOptimization",
-        optimize(start_request(spec=pb.ProgramSpec(module="React", signature="a -> b"))),
+        optimize(start_request(module="React", signature="a -> b")),
         BAD,
         "spec.module",
     ),
@@ -201,7 +182,7 @@ CASES: list[Case] = [
     (
         "too many examples",
         "StartOptimization",
-        optimize(start_request(trainset=examples([{"text": "t", "label": "l"}] * 5001))),
+        optimize(start_request(trainset=[{"text": "t", "label": "l"}] * 5001)),
         BAD,
         "trainset",
     ),
@@ -402,7 +383,7 @@ CASES: list[Case] = [
     (
         "compare nothing",
         "CompareVersions",
-        lambda s: s.opt.stub.CompareVersions(opb.CompareVersionsRequest()),
+        lambda s: s.opt.compare_versions("", "", ""),
         BAD,
         "program",
     ),
@@ -423,6 +404,7 @@ CASES: list[Case] = [
     (
         "import nothing",
         "ImportProgram",
+        # raw: no spec at all (the client always sends one)
         lambda s: s.opt.stub.ImportProgram(opb.ImportProgramRequest()),
         BAD,
         "program",
@@ -458,7 +440,7 @@ CASES: list[Case] = [
     (
         "export nothing",
         "ExportVersion",
-        lambda s: s.opt.stub.ExportVersion(opb.ExportVersionRequest()),
+        lambda s: s.opt.export_version("", ""),
         BAD,
         "program",
     ),
@@ -517,9 +499,7 @@ CASES: list[Case] = [
     (
         "state as of an invalid time",
         "GetDeploymentState",
-        lambda s: s.gw.stub.GetDeploymentState(
-            gpb.GetDeploymentStateRequest(deployment="web", as_of=gpb.AsOf(time=BEYOND_TIMESTAMP))
-        ),
+        lambda s: s.gw.get_deployment_state("web", as_of=gpb.AsOf(time=BEYOND_TIMESTAMP)),
         BAD,
         "as_of.time",
     ),
@@ -720,7 +700,7 @@ def test_bad_input_is_refused_cleanly(
     assert field in err.value.details(), err.value.details()
     assert servers.opt.read_log(0, 1).head == head, f"a refused {rpc} appended to the log"
     # both still serving
-    assert servers.opt.list_programs()[0].program == "tickets"
+    assert servers.opt.list_programs().programs[0].program == "tickets"
     assert servers.gw.predict("web", {"text": "my invoice is wrong"}, "user-1").version == servers.v1
 
 
@@ -729,4 +709,4 @@ def test_oversized_request_is_refused_and_the_server_survives(servers: Servers) 
     with pytest.raises(grpc.RpcError) as err:
         list(servers.opt.start_optimization("tickets", "text -> label", trainset=huge))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert servers.opt.list_programs()[0].program == "tickets"
+    assert servers.opt.list_programs().programs[0].program == "tickets"

@@ -16,10 +16,9 @@ import grpc
 import pytest
 from google.protobuf.struct_pb2 import Struct
 
-from dspyops.client import OptimizerClient, examples
+from dspyops.client import OptimizerClient
 from dspyops.jsondepth import MAX_JSON_DEPTH, json_depth, too_deep
 from dspyops.proto import events_pb2 as pb
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.optimizers.registry import params_from_struct
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows
@@ -59,21 +58,16 @@ def refused(stack: Stack, call: Callable[[], object], field: str, *fragments: st
     for fragment in fragments:
         assert fragment in details, details
     assert stack.opt.read_log(0, 1).head == head  # nothing appended
-    assert stack.opt.list_programs()  # still serving
+    assert stack.opt.list_programs().programs  # still serving
 
 
 def start_with(
-    params: dict, optimizer: str = "LabeledFewShot", preset: str = ""
-) -> opb.StartOptimizationRequest:
-    struct = Struct()
-    struct.update(params)
-    return opb.StartOptimizationRequest(
-        program="tickets",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG),
-        optimizer=optimizer,
-        preset=preset,
-        trainset=examples(ROWS),
-        params=struct,
+    stack: Stack, params: dict, optimizer: str = "LabeledFewShot", preset: str = ""
+) -> Callable[[], object]:
+    return lambda: list(
+        stack.opt.start_optimization(
+            "tickets", SIG, optimizer=optimizer, preset=preset, trainset=ROWS, params=params
+        )
     )
 
 
@@ -90,13 +84,11 @@ def start_with(
 def test_non_finite_params_are_invalid_argument_naming_the_param(
     stack: Stack, value: float, optimizer: str, preset: str, name: str
 ) -> None:
-    request = start_with({name: value}, optimizer, preset)
-    refused(stack, lambda: list(stack.opt.stub.StartOptimization(request)), f"params.{name}", "got")
+    refused(stack, start_with(stack, {name: value}, optimizer, preset), f"params.{name}", "got")
 
 
 def test_a_nested_param_value_is_named(stack: Stack) -> None:
-    request = start_with({"k": {"deeper": [1, {"still": math.nan}]}})
-    refused(stack, lambda: list(stack.opt.stub.StartOptimization(request)), "params.k", "got dict")
+    refused(stack, start_with(stack, {"k": {"deeper": [1, {"still": math.nan}]}}), "params.k", "got dict")
 
 
 def nested(depth: int) -> str:
@@ -145,24 +137,25 @@ def test_a_deep_line_in_a_dataset_file_is_refused(stack: Stack, depth: int) -> N
     lines = [json.dumps(row) for row in ROWS[:3]]
     lines.insert(1, '{"text": ' + nested(depth) + ', "label": "billing"}')
     (stack.data / f"deep-{depth}.jsonl").write_text("\n".join(lines) + "\n")
-    request = opb.StartOptimizationRequest(
-        program="tickets",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG),
-        optimizer="LabeledFewShot",
-        trainset_ref=opb.DatasetRef(path=f"deep-{depth}.jsonl"),
-    )
     where = f"deep-{depth}.jsonl:2"
     refused(
         stack,
-        lambda: list(stack.opt.stub.StartOptimization(request)),
+        lambda: list(
+            stack.opt.start_optimization(
+                "tickets", SIG, optimizer="LabeledFewShot", trainset_ref=f"deep-{depth}.jsonl"
+            )
+        ),
         "trainset_ref.path",
         where,
         "64 levels",
     )
-    evaluate = opb.EvaluateRequest(
-        program="tickets", version="1.0.0", dataset_ref=opb.DatasetRef(path=f"deep-{depth}.jsonl")
+    refused(
+        stack,
+        lambda: list(stack.opt.evaluate("tickets", "1.0.0", dataset_ref=f"deep-{depth}.jsonl")),
+        "dataset_ref.path",
+        where,
+        "64 levels",
     )
-    refused(stack, lambda: list(stack.opt.stub.Evaluate(evaluate)), "dataset_ref.path", where, "64 levels")
 
 
 # ------------------------------------------------------------------ the measures themselves

@@ -72,16 +72,11 @@ def traffic(gw: GatewayClient, deployment: str, users: range) -> None:
 
 
 def start(gw: GatewayClient, deployment: str, candidate: str, steps: list[float]) -> gpb.DeploymentState:
-    return gw.stub.StartCanary(
-        gpb.StartCanaryRequest(
-            deployment=deployment, candidate=candidate, steps=steps, min_samples_per_step=15, metric=pb.BINARY
-        ),
-        timeout=10,
-    )
+    return gw.start_canary(deployment, candidate, steps=steps, min_samples_per_step=15)
 
 
 def evaluate(gw: GatewayClient, deployment: str) -> gpb.CanaryStatus:
-    return gw.stub.EvaluateCanary(gpb.EvaluateCanaryRequest(deployment=deployment), timeout=10)
+    return gw.evaluate_canary(deployment)
 
 
 def test_a_better_candidate_advances_step_by_step_and_is_promoted(stack: Stack) -> None:
@@ -159,51 +154,53 @@ def test_the_gateway_loop_runs_a_canary_to_the_end(stack: Stack) -> None:
     "request_,code,field",
     [
         (
-            gpb.StartCanaryRequest(deployment="promote", candidate="", metric=pb.BINARY),
+            dict(deployment="promote", candidate=""),
             "INVALID_ARGUMENT",
             "candidate",
         ),
         (
-            gpb.StartCanaryRequest(deployment="promote", candidate="4.0.0", metric=pb.BINARY),
+            dict(deployment="promote", candidate="4.0.0"),
             "NOT_FOUND",
             "candidate",
         ),
         (
-            gpb.StartCanaryRequest(deployment="ghost", candidate="1.0.0", metric=pb.BINARY),
+            dict(deployment="ghost", candidate="1.0.0"),
             "NOT_FOUND",
             "deployment",
         ),
         (
-            gpb.StartCanaryRequest(
-                deployment="reject", candidate="1.0.0", steps=[5, 1, 100], metric=pb.BINARY
-            ),
+            dict(deployment="reject", candidate="1.0.0", steps=[5, 1, 100]),
             "INVALID_ARGUMENT",
             "steps[1]",
         ),
         (
-            gpb.StartCanaryRequest(deployment="reject", candidate="1.0.0", steps=[5, 50], metric=pb.BINARY),
+            dict(deployment="reject", candidate="1.0.0", steps=[5, 50]),
             "INVALID_ARGUMENT",
             "steps",
         ),
         (
-            gpb.StartCanaryRequest(deployment="reject", candidate="1.0.0", steps=[-1, 100], metric=pb.BINARY),
+            dict(deployment="reject", candidate="1.0.0", steps=[-1, 100]),
             "INVALID_ARGUMENT",
             "steps[0]",
         ),
-        (gpb.StartCanaryRequest(deployment="reject", candidate="1.0.0"), "INVALID_ARGUMENT", "metric"),
         (
-            gpb.StartCanaryRequest(deployment="reject", candidate="1.1.0", metric=pb.BINARY),
+            dict(deployment="reject", candidate="1.0.0", metric=pb.METRIC_KIND_UNSPECIFIED),
+            "INVALID_ARGUMENT",
+            "metric",
+        ),
+        (
+            dict(deployment="reject", candidate="1.1.0"),
             "INVALID_ARGUMENT",
             "candidate",
         ),
     ],
 )
 def test_bad_canaries_append_nothing(
-    stack: Stack, request_: gpb.StartCanaryRequest, code: str, field: str
+    stack: Stack, request_: dict[str, object], code: str, field: str
 ) -> None:
     gw = stack.manual[0]
     head = stack.opt.read_log(0, 1).head
     with pytest.raises(grpc.RpcError) as err:
-        gw.stub.StartCanary(request_, timeout=10)
+        gw.start_canary(**request_)  # type: ignore[arg-type]
     assert err.value.code().name == code and field in err.value.details(), err.value.details()
     assert stack.opt.read_log(0, 1).head == head

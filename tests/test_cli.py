@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dspyops.cli import main
+from dspyops.cli.main import main
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig

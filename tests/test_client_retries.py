@@ -18,7 +18,7 @@ import dspy
 import grpc
 import pytest
 
-from dspyops.cli import main
+from dspyops.cli.main import main
 from dspyops.client import OptimizerClient
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.server import OptimizerConfig, start
@@ -123,7 +123,7 @@ def test_a_reply_lost_on_the_network_is_retried_and_answered_from_the_log(
         assert len(results) == 1 and isinstance(results[0], opb.ProgramVersion), results
         assert results[0].version == "1.0.0"
         assert head(direct) == before + 1, "the retry appended again"
-        assert [v.version for v in direct.list_versions("lost")] == ["1.0.0"]
+        assert [v.version for v in direct.list_versions("lost").versions] == ["1.0.0"]
 
 
 def test_a_call_past_its_deadline_is_sent_again_with_the_same_request_id(
@@ -152,7 +152,9 @@ def test_a_call_past_its_deadline_is_sent_again_with_the_same_request_id(
         assert len(results) == 1 and isinstance(results[0], opb.ProgramVersion), results
         assert results[0].version == "1.0.0"
         assert wait_until(lambda: head(client) == before + 1)
-        assert [v.version for v in client.list_versions("slow")] == ["1.0.0"], "a retry registered again"
+        assert [v.version for v in client.list_versions("slow").versions] == ["1.0.0"], (
+            "a retry registered again"
+        )
 
 
 def test_each_call_gets_its_own_request_id_unless_given(
@@ -166,7 +168,7 @@ def test_each_call_gets_its_own_request_id_unless_given(
         assert client.import_program("ids", SIG, state_json).version == "1.0.1"
         first = client.import_program("ids", SIG, state_json, request_id="retry-me")
         assert client.import_program("ids", SIG, state_json, request_id="retry-me") == first
-        assert [v.version for v in client.list_versions("ids")] == ["1.0.0", "1.0.1", "1.0.2"]
+        assert [v.version for v in client.list_versions("ids").versions] == ["1.0.0", "1.0.1", "1.0.2"]
 
 
 def test_the_cli_sends_request_id_and_names_it_after_a_failure(
@@ -205,7 +207,7 @@ def test_the_cli_sends_request_id_and_names_it_after_a_failure(
 
 
 def test_the_retried_methods_are_exactly_those_with_a_request_id() -> None:
-    from dspyops.client import MUTATING
+    from dspyops.client.channel import MUTATING
     from dspyops.proto import gateway_pb2 as gpb
 
     with_id = {

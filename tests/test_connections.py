@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from dspyops.artifacts import canonical_json, sha256_hex
-from dspyops.client import GatewayClient, OptimizerClient, examples
+from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.connections import (
     PLACEHOLDER_KEY,
     Connections,
@@ -141,7 +141,7 @@ def test_a_request_cannot_send_a_server_secret_to_its_own_endpoint(
                         f"accepted: job {events[-1].WhichOneof('kind')}; "
                         f"provider got {provider.authorizations}"
                     )
-            assert opt.list_programs() == []
+            assert opt.list_programs().programs == []
     finally:
         server.stop()
     assert provider.received == [], provider.authorizations
@@ -517,7 +517,7 @@ def test_versions_from_before_connections_still_fold_and_serve(
     optimizer = optimizer_thread(tmp_path)
     try:
         with OptimizerClient(optimizer.address, timeout=60) as opt:
-            assert sorted(p.program for p in opt.list_programs()) == [
+            assert sorted(p.program for p in opt.list_programs().programs) == [
                 "old-offline",
                 "old-remote",
                 "old-secret",
@@ -598,7 +598,7 @@ def test_list_connections_on_both_services_never_shows_a_key(provider: FakeProvi
     gateway = gateway_thread(tmp_path, lm_connections=str(path))
     try:
         with OptimizerClient(optimizer.address) as opt, GatewayClient(gateway.address) as gw:
-            for listed in (opt.list_connections(), gw.list_connections()):
+            for listed in (opt.list_connections().connections, gw.list_connections().connections):
                 by_name = {c.name: c for c in listed}
                 assert list(by_name) == ["fake", "keyed", "offline"]
                 keyed = by_name["keyed"]
@@ -657,15 +657,15 @@ def test_connection_prices_cost_calls_the_provider_reports_no_cost_for(
                 60,
             )
             assert report.usage.cost_usd == pytest.approx(3 * 0.40)
-            request = opb.StartOptimizationRequest(
-                program="budgeted",
-                spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
+            events = opt.start_optimization(
+                "budgeted",
+                "text -> label",
                 optimizer="LabeledFewShot",
-                trainset=examples(ROWS),
+                trainset=ROWS,
                 lm=pb.LMConfig(connection="keyed", model="m1"),
                 budget=pb.Budget(max_cost_usd=1.0),
             )
-            last = list(opt.stub.StartOptimization(request))[-1]
+            last = list(events)[-1]
             assert last.WhichOneof("kind") == "cancelled", last
             assert last.cancelled.budget == "max_cost_usd"
             assert last.cancelled.usage.cost_usd > 1.0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dspyops.client import OptimizerClient
 from dspyops.datarefs import resolve_dataset_ref
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.programs import ProgramSpec
@@ -114,25 +115,10 @@ def _server(tmp_path: Path, datasets_dir: Path | None):
     return ServerThread(lambda: start(config))
 
 
-def _start(**kw: object) -> opb.StartOptimizationRequest:
-    from google.protobuf.struct_pb2 import Struct
-
-    from dspyops.proto import events_pb2 as pb
-
-    params = Struct()
-    params.update({"k": 4})
-    req = opb.StartOptimizationRequest(
-        program="tickets",
-        spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
-        optimizer="LabeledFewShot",
-        params=params,
-    )
-    for key, value in kw.items():
-        if isinstance(value, opb.DatasetRef):
-            getattr(req, key).CopyFrom(value)
-        else:
-            setattr(req, key, value)
-    return req
+def _start(opt: OptimizerClient, **kw: object) -> list[opb.OptimizationEvent]:
+    """A LabeledFewShot job on the referenced sets: its events."""
+    arguments: dict[str, object] = {"optimizer": "LabeledFewShot", "params": {"k": 4}, **kw}
+    return list(opt.start_optimization("tickets", "text -> label", **arguments))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -153,7 +139,6 @@ def tickets_dir(tmp_path: Path) -> Path:
 
 
 def test_refs_and_split_through_the_server(tmp_path: Path, tickets_dir: Path) -> None:
-    from dspyops.client import OptimizerClient
     from dspyops.datasets import dataset_digest, split
 
     spec = ProgramSpec(module="Predict", signature="text -> label")
@@ -162,8 +147,7 @@ def test_refs_and_split_through_the_server(tmp_path: Path, tickets_dir: Path) ->
     thread = _server(tmp_path, tickets_dir)
     try:
         with OptimizerClient(thread.address) as opt:
-            req = _start(trainset_ref=_ref("train.jsonl"), valset_ref=_ref("val.csv"))
-            events = list(opt.stub.StartOptimization(req))
+            events = _start(opt, trainset_ref=_ref("train.jsonl"), valset_ref=_ref("val.csv"))
             assert events[-1].WhichOneof("kind") == "completed", events[-1]
             lineage = opt.get_version("tickets", events[-1].completed.version).lineage
             assert (lineage.trainset_size, lineage.valset_size) == (30, 20)
@@ -172,8 +156,9 @@ def test_refs_and_split_through_the_server(tmp_path: Path, tickets_dir: Path) ->
             assert events[0].accepted.valset_digest == dataset_digest(val)
 
             # no valset: a seeded split of the referenced trainset; same seed, same split
-            req = _start(trainset_ref=_ref("train.jsonl"), val_fraction=0.25, split_seed=7)
-            done = list(opt.stub.StartOptimization(req))[-1].completed
+            done = _start(opt, trainset_ref=_ref("train.jsonl"), val_fraction=0.25, split_seed=7)[
+                -1
+            ].completed
             lineage = opt.get_version("tickets", done.version).lineage
             want_train, want_val = split(train, 0.25, 7)
             assert (lineage.trainset_size, lineage.valset_size) == (len(want_train), len(want_val)) == (22, 8)
@@ -198,15 +183,13 @@ def test_bad_refs_are_refused_naming_the_field(
 ) -> None:
     import grpc
 
-    from dspyops.client import OptimizerClient
-
     thread = _server(tmp_path, tickets_dir)
     try:
         with OptimizerClient(thread.address) as opt:
             head = opt.read_log(0, 1).head
             refs = {"trainset_ref": _ref("train.jsonl"), field: _ref(path)}
             with pytest.raises(grpc.RpcError) as err:
-                list(opt.stub.StartOptimization(_start(**refs)))
+                _start(opt, **refs)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert err.value.details().startswith(f"{field}.path: "), err.value.details()
             assert problem in err.value.details()
@@ -218,14 +201,12 @@ def test_bad_refs_are_refused_naming_the_field(
 def test_a_server_without_a_datasets_dir_refuses_refs(tmp_path: Path) -> None:
     import grpc
 
-    from dspyops.client import OptimizerClient
-
     thread = _server(tmp_path, None)
     try:
         with OptimizerClient(thread.address) as opt:
             head = opt.read_log(0, 1).head
             with pytest.raises(grpc.RpcError) as err:
-                list(opt.stub.StartOptimization(_start(trainset_ref=_ref("train.jsonl"))))
+                _start(opt, trainset_ref=_ref("train.jsonl"))
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert err.value.details().startswith("trainset_ref: ")
             assert opt.read_log(0, 1).head == head

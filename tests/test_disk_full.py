@@ -109,7 +109,7 @@ def test_full_disk_refuses_appends_and_keeps_serving(tmp_path: Path) -> None:
             with GatewayClient(gateway.address) as gw:
                 assert wait_until(lambda: gw.list_deployment_states().log_position >= head)
                 served = gw.predict("web", {"text": "my invoice is wrong"}, "user-1")
-                jobs_before = len(opt.list_jobs())
+                jobs_before = len(opt.list_jobs().jobs)
 
                 # the disk is "full" for the log: its WAL cannot grow by a single frame
                 limit = (tmp_path / "log.db-wal").stat().st_size
@@ -142,9 +142,9 @@ def test_full_disk_refuses_appends_and_keeps_serving(tmp_path: Path) -> None:
                 assert [e.position for e in opt.read_log(0, 1000).events] == list(range(1, head + 1))
                 verified = opt.verify_log()
                 assert verified.ok and verified.checked == head, verified
-                assert [p.program for p in opt.list_programs()] == ["tickets"]
+                assert [p.program for p in opt.list_programs().programs] == ["tickets"]
                 assert opt.get_deployment("web").stream_version == 3
-                assert len(opt.list_jobs()) == jobs_before, "a refused job left a ghost behind"
+                assert len(opt.list_jobs().jobs) == jobs_before, "a refused job left a ghost behind"
                 again = gw.predict("web", {"text": "my invoice is wrong"}, "user-1")
                 assert again.version == served.version and again.log_position == head
                 assert gw.explain_prediction(again.prediction_id).reproduced
@@ -215,7 +215,7 @@ def test_read_only_log_serves_reads_and_refuses_appends(tmp_path: Path) -> None:
             assert opt.read_log(0, 1).head == head
             assert opt.verify_log().ok
             assert opt.get_deployment("web").log_position == head
-            assert [p.program for p in opt.list_programs()] == ["tickets"]
+            assert [p.program for p in opt.list_programs().programs] == ["tickets"]
             assert wait_until(lambda: gw.list_deployment_states().log_position == head)
             prediction = gw.predict("web", {"text": "where is my parcel"}, "user-2")
             assert prediction.version == "1.0.0" and prediction.log_position == head

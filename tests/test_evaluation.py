@@ -373,7 +373,7 @@ def test_bad_input_names_the_field_and_appends_nothing(
         err.value.details()
     )
     assert opt.read_log(limit=1).head == head
-    assert opt.list_programs()  # still serving
+    assert opt.list_programs().programs  # still serving
 
 
 # ---------------------------------------------------------------------- units

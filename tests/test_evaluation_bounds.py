@@ -93,8 +93,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     server.stop()
 
 
-def evaluation_request(n: int) -> opb.EvaluateRequest:
-    return opb.EvaluateRequest(program="tickets", version="1.0.0", dataset=examples(ROWS[:n]))
+def evaluation(served: Served, n: int, timeout: float | None = None) -> Iterator[opb.EvaluationEvent]:
+    """Evaluate 1.0.0 on n rows: the call's stream (a grpc call too: done(), cancel(), code())."""
+    return served.client.evaluate("tickets", "1.0.0", dataset=ROWS[:n], timeout=timeout)
 
 
 def recorded_evaluations(log: Path) -> int:
@@ -106,9 +107,9 @@ def recorded_evaluations(log: Path) -> int:
 
 
 def test_evaluations_beyond_the_cap_are_refused_and_other_rpcs_keep_answering(served: Served) -> None:
-    stub = served.client.stub
-    streams = [stub.Evaluate(evaluation_request(30)) for _ in range(8)]
-    comparison = stub.CompareVersions.future(
+    streams = [evaluation(served, 30) for _ in range(8)]
+    # the stub's future: this comparison must be cancelled while it runs (the client's blocks)
+    comparison = served.client.stub.CompareVersions.future(
         opb.CompareVersionsRequest(program="tickets", a="1.0.0", b="1.1.0", dataset=examples(ROWS[:30]))
     )
     try:
@@ -120,11 +121,8 @@ def test_evaluations_beyond_the_cap_are_refused_and_other_rpcs_keep_answering(se
             assert f"at most {CAP} evaluations" in call.details() and "--max-evaluations" in call.details()
         # the RPC handlers' worker threads are free: reads and commands answer meanwhile
         for _ in range(5):
-            assert [p.program for p in served.client.list_programs()] == ["tickets"]
-            deployment = served.client.stub.SetRoutes(
-                opb.SetRoutesRequest(deployment="web", routes=[pb.Route(version="1.1.0", weight=1.0)]),
-                timeout=20,
-            )
+            assert [p.program for p in served.client.list_programs().programs] == ["tickets"]
+            deployment = served.client.set_routes("web", {"1.1.0": 1.0})
             assert deployment.routes[0].version == "1.1.0"
             assert served.pool.running == CAP  # ... while the evaluations still run
     finally:
@@ -135,7 +133,7 @@ def test_evaluations_beyond_the_cap_are_refused_and_other_rpcs_keep_answering(se
 
 def test_a_cancelled_evaluation_stops_its_lm_calls_and_records_nothing(served: Served) -> None:
     n = 20
-    stream = served.client.stub.Evaluate(evaluation_request(n))
+    stream = evaluation(served, n)
     first = next(stream)  # one example done: its LM call was made
     assert first.WhichOneof("kind") == "progress" and first.progress.done == 1
     stream.cancel()
@@ -148,7 +146,7 @@ def test_a_cancelled_evaluation_stops_its_lm_calls_and_records_nothing(served: S
 
 def test_an_evaluation_past_its_deadline_stops_too(served: Served) -> None:
     with pytest.raises(grpc.RpcError) as info:
-        list(served.client.stub.Evaluate(evaluation_request(20), timeout=1.5))
+        list(evaluation(served, 20, timeout=1.5))
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert wait_until(lambda: served.pool.running == 0, timeout=30), "the evaluation kept running"
     assert served.pool.lm_calls < 20
@@ -156,7 +154,7 @@ def test_an_evaluation_past_its_deadline_stops_too(served: Served) -> None:
 
 
 def test_a_finished_evaluation_is_still_recorded_and_frees_its_slot(served: Served) -> None:
-    events = list(served.client.stub.Evaluate(evaluation_request(2)))
+    events = list(evaluation(served, 2))
     assert events[-1].WhichOneof("kind") == "report" and events[-1].report.examples == 2
     assert served.pool.lm_calls == 2
     assert recorded_evaluations(served.log) == 1
@@ -165,7 +163,7 @@ def test_a_finished_evaluation_is_still_recorded_and_frees_its_slot(served: Serv
 
 def test_a_cancelled_comparison_stops_its_lm_calls(served: Served) -> None:
     request = opb.CompareVersionsRequest(program="tickets", a="1.0.0", b="1.1.0", dataset=examples(ROWS[:20]))
-    future = served.client.stub.CompareVersions.future(request)
+    future = served.client.stub.CompareVersions.future(request)  # the stub's: cancelled while it runs
     assert wait_until(lambda: served.pool.lm_calls >= 1, timeout=30)
     future.cancel()
     assert wait_until(lambda: served.pool.running == 0, timeout=30), "the comparison kept running"
@@ -173,7 +171,7 @@ def test_a_cancelled_comparison_stops_its_lm_calls(served: Served) -> None:
 
 
 def test_pool_shutdown_stops_running_evaluations(served: Served) -> None:
-    stream = served.client.stub.Evaluate(evaluation_request(20))
+    stream = evaluation(served, 20)
     assert next(stream).WhichOneof("kind") == "progress"
     done = threading.Event()
     threading.Thread(target=lambda: (served.pool.shutdown(), done.set())).start()

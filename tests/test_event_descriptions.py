@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dspyops.cli import describe_event
 from dspyops.proto import events_pb2 as pb
+from dspyops.render.events import describe_event
 
 KINDS = [field.name for field in pb.EventPayload.DESCRIPTOR.oneofs_by_name["kind"].fields]
 

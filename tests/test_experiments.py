@@ -231,17 +231,11 @@ def test_outcomes_are_recorded_once(stack: Stack) -> None:
         ),
         (lambda g: g.rollback("web", 1), grpc.StatusCode.FAILED_PRECONDITION, "to"),
         (lambda g: g.rollback("web", 10**9), grpc.StatusCode.INVALID_ARGUMENT, "to"),
-        (
-            lambda g: g.stub.Rollback(
-                __import__("dspyops.proto.gateway_pb2", fromlist=["x"]).RollbackRequest(deployment="web")
-            ),
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "to",
-        ),
+        (lambda g: g.rollback("web", _no_point()), grpc.StatusCode.INVALID_ARGUMENT, "to"),
         (lambda g: g.explain_prediction("nope"), grpc.StatusCode.NOT_FOUND, "prediction_id"),
-        (lambda g: g.stub.Rollback(_bad_time_rollback()), grpc.StatusCode.INVALID_ARGUMENT, "to.time"),
+        (lambda g: g.rollback("web", _bad_time(10**12)), grpc.StatusCode.INVALID_ARGUMENT, "to.time"),
         (
-            lambda g: g.stub.GetDeploymentState(_bad_time_state()),
+            lambda g: g.get_deployment_state("web", as_of=_bad_time(-(10**12))),
             grpc.StatusCode.INVALID_ARGUMENT,
             "as_of.time",
         ),
@@ -272,17 +266,16 @@ def test_a_second_experiment_cannot_start_while_one_runs(stack: Stack) -> None:
     assert pb.PRIMARY == stopped.routes[0].role
 
 
-def _bad_time_rollback() -> object:
+def _no_point() -> object:
+    from dspyops.proto import gateway_pb2 as gpb
+
+    return gpb.AsOf()  # neither a position nor a time
+
+
+def _bad_time(seconds: int) -> object:
+    """A point whose Timestamp is outside the range Timestamp allows."""
     from google.protobuf.timestamp_pb2 import Timestamp
 
     from dspyops.proto import gateway_pb2 as gpb
 
-    return gpb.RollbackRequest(deployment="web", to=gpb.AsOf(time=Timestamp(seconds=10**12)))
-
-
-def _bad_time_state() -> object:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    from dspyops.proto import gateway_pb2 as gpb
-
-    return gpb.GetDeploymentStateRequest(deployment="web", as_of=gpb.AsOf(time=Timestamp(seconds=-(10**12))))
+    return gpb.AsOf(time=Timestamp(seconds=seconds))

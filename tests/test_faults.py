@@ -119,7 +119,7 @@ def test_kill_9_the_optimizer_repeatedly(tmp_path: Path) -> None:
     process, address = start_optimizer(tmp_path, env)
     try:
         with OptimizerClient(address, timeout=10) as opt:
-            jobs = opt.list_jobs()
+            jobs = opt.list_jobs().jobs
             assert jobs and all(j.state != 2 for j in jobs), [j.state for j in jobs]  # 2 = RUNNING
             assert any(j.state == 6 for j in jobs)  # 6 = INTERRUPTED
     finally:

@@ -156,6 +156,6 @@ def test_raw_garbage_gets_a_status_and_the_server_keeps_serving(tmp_path: Path) 
                         assert exc.code() != grpc.StatusCode.UNAVAILABLE, name
         with OptimizerClient(server.address) as client:
             assert client.read_log(0, 1).head == client.verify_log().checked
-            assert client.list_programs() == []
+            assert client.list_programs().programs == []
     finally:
         server.stop()

@@ -74,7 +74,7 @@ def send_in_flight(gw: GatewayClient, n: int) -> list[Future[gpb.PredictResponse
     """n Predicts on one channel, then a quick call on the same channel: once it answers,
     the server has read (and started) every Predict sent before it."""
     texts = [row["text"] for row in ticket_rows()[-n:]]
-    futures = [
+    futures = [  # the stub's futures: all sent at once, none waited for (the client's blocks)
         gw.stub.Predict.future(
             gpb.PredictRequest(deployment="web", inputs={"text": t}, routing_key=f"user-{i}"), timeout=120
         )

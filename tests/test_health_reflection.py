@@ -163,7 +163,7 @@ def test_reflection_is_open_while_the_services_keep_their_tokens(reflected: dict
     RPCs still refuse a caller without one."""
     with OptimizerClient(reflected["dspyops.v1.Optimizer"], timeout=5) as anonymous:
         if reflected["mode"] == "open":
-            assert anonymous.list_programs() == []
+            assert anonymous.list_programs().programs == []
         else:
             with pytest.raises(grpc.RpcError) as err:
                 anonymous.list_programs()

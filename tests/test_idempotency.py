@@ -59,7 +59,7 @@ class Stack:
     gw: GatewayClient
 
     def head(self) -> int:
-        return self.opt.stub.ReadLog(opb.ReadLogRequest(after=0, limit=1), timeout=10).head
+        return self.opt.read_log(0, 1).head
 
     def outcomes(self) -> int:
         with sqlite3.connect(f"{self.log}.predictions") as conn:
@@ -68,35 +68,16 @@ class Stack:
     def synced(self) -> None:
         """The gateway has folded everything in the log (so its commands see it)."""
         head = self.head()
-        assert wait_until(
-            lambda: (
-                self.gw.stub.ListDeploymentStates(gpb.ListDeploymentStatesRequest(), timeout=10).log_position
-                >= head
-            )
-        )
+        assert wait_until(lambda: self.gw.list_deployment_states().log_position >= head)
 
     def deployment(self, name: str, routes: dict[str, float]) -> None:
-        self.opt.stub.CreateDeployment(opb.CreateDeploymentRequest(deployment=name, program="p"), timeout=10)
-        self.opt.stub.SetRoutes(
-            opb.SetRoutesRequest(
-                deployment=name, routes=[pb.Route(version=v, weight=w) for v, w in routes.items()]
-            ),
-            timeout=10,
-        )
+        self.opt.create_deployment(name, "p")
+        self.opt.set_routes(name, routes)
         self.synced()
 
     def experiment(self, name: str) -> None:
         self.deployment(name, {"1.0.0": 1.0})
-        self.gw.stub.StartExperiment(
-            gpb.StartExperimentRequest(
-                deployment=name,
-                control="1.0.0",
-                treatments=["1.1.0"],
-                metric=pb.BINARY,
-                min_samples_per_arm=10,
-            ),
-            timeout=10,
-        )
+        self.gw.start_experiment(name, "1.0.0", ["1.1.0"], min_samples_per_arm=10)
 
 
 def restart_optimizer(stack: Stack) -> None:
@@ -123,14 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     optimizer = ServerThread(lambda: start_optimizer(OptimizerConfig(log=log, data_dir=tmp / "data")))
     opt = OptimizerClient(optimizer.address)
     for demos in (1, 2):  # p 1.0.0 and 1.1.0
-        opt.stub.ImportProgram(
-            opb.ImportProgramRequest(
-                program="p",
-                spec=pb.ProgramSpec(module="Predict", signature=SIG),
-                state_json=saved_state(tmp, demos),
-            ),
-            timeout=30,
-        )
+        opt.import_program("p", SIG, saved_state(tmp, demos))
     gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
     stack = Stack(tmp, log, optimizer, gateway, opt, GatewayClient(gateway.address))
     yield stack
@@ -155,7 +129,11 @@ def assert_idempotent(
     call: Callable[[Any], Any], request: Message, changed: Message, count: Callable[[], int]
 ) -> Any:
     """The same request twice with one request_id: the same response, nothing appended by
-    the second; the same id with `changed`: ALREADY_EXISTS naming request_id, nothing appended."""
+    the second; the same id with `changed`: ALREADY_EXISTS naming request_id, nothing appended.
+
+    The twelve tests below call the stub with request messages on purpose: what is under test
+    is the wire contract (these bytes again, then one field of them changed under the same
+    id), whatever client sends them."""
     request_id = rid()
     first = call(with_id(request, request_id))
     after_first = count()
@@ -189,7 +167,7 @@ def test_start_optimization(stack: Stack) -> None:
 
     events = assert_idempotent(run, request, changed, stack.head)
     assert events[-1].WhichOneof("kind") == "completed"
-    assert len(stack.opt.stub.ListJobs(opb.ListJobsRequest(program="jobs"), timeout=10).jobs) == 1
+    assert len(stack.opt.list_jobs("jobs").jobs) == 1
 
 
 def test_import_program(stack: Stack) -> None:
@@ -204,7 +182,7 @@ def test_import_program(stack: Stack) -> None:
         lambda r: stack.opt.stub.ImportProgram(r, timeout=30), request, changed, stack.head
     )
     assert version.version == "1.0.0"
-    versions = stack.opt.stub.ListVersions(opb.ListVersionsRequest(program="imported"), timeout=10).versions
+    versions = stack.opt.list_versions("imported").versions
     assert [v.version for v in versions] == ["1.0.0"], "a retried import registered a second version"
 
 
@@ -244,7 +222,7 @@ def test_set_routes_with_expected_version(stack: Stack) -> None:
     """A retry of a request that carried expected_version is answered, not ABORTED: the
     stream moved past that version because of the first attempt itself."""
     stack.deployment("expected", {"1.0.0": 1.0})
-    version = stack.opt.stub.GetDeployment(opb.GetDeploymentRequest(deployment="expected"), timeout=10)
+    version = stack.opt.get_deployment("expected")
     request = opb.SetRoutesRequest(
         deployment="expected",
         routes=[pb.Route(version="1.1.0", weight=1.0)],
@@ -309,9 +287,7 @@ def test_start_canary(stack: Stack) -> None:
 def test_rollback(stack: Stack) -> None:
     stack.deployment("rolled", {"1.0.0": 1.0})
     before = stack.head()
-    stack.opt.stub.SetRoutes(
-        opb.SetRoutesRequest(deployment="rolled", routes=[pb.Route(version="1.1.0", weight=1.0)]), timeout=10
-    )
+    stack.opt.set_routes("rolled", {"1.1.0": 1.0})
     stack.synced()
     request = gpb.RollbackRequest(deployment="rolled", to=gpb.AsOf(position=before), reason="undo")
     changed = with_id(request, "")
@@ -322,15 +298,13 @@ def test_rollback(stack: Stack) -> None:
 
 def test_record_outcome(stack: Stack) -> None:
     stack.deployment("outcomes", {"1.0.0": 1.0})
-    prediction = stack.gw.stub.Predict(
-        gpb.PredictRequest(deployment="outcomes", inputs={"text": "refund please"}, routing_key="u1"),
-        timeout=30,
-    )
+    prediction = stack.gw.predict("outcomes", {"text": "refund please"}, "u1")
     request = gpb.RecordOutcomeRequest(prediction_id=prediction.prediction_id, value=1.0)
     changed = with_id(request, "")
     changed.value = 0.0
     assert_idempotent(lambda r: stack.gw.stub.RecordOutcome(r, timeout=10), request, changed, stack.outcomes)
-    # without a request_id a second outcome stays refused, naming prediction_id
+    # without a request_id a second outcome stays refused, naming prediction_id (the stub:
+    # the client always sends an id)
     with pytest.raises(grpc.RpcError) as refused:
         stack.gw.stub.RecordOutcome(request, timeout=10)
     assert refused.value.code() == EXISTS and "prediction_id" in refused.value.details()
@@ -338,19 +312,12 @@ def test_record_outcome(stack: Stack) -> None:
 
 def test_record_outcome_request_id_on_another_prediction(stack: Stack) -> None:
     stack.deployment("outcomes2", {"1.0.0": 1.0})
-    first, second = (
-        stack.gw.stub.Predict(
-            gpb.PredictRequest(deployment="outcomes2", inputs={"text": f"ticket {i}"}), timeout=30
-        ).prediction_id
-        for i in range(2)
-    )
+    first, second = (stack.gw.predict("outcomes2", {"text": f"ticket {i}"}).prediction_id for i in range(2))
     request_id = rid()
-    stack.gw.stub.RecordOutcome(gpb.RecordOutcomeRequest(prediction_id=first, value=1, request_id=request_id))
+    stack.gw.record_outcome(first, 1, request_id=request_id)
     count = stack.outcomes()
     with pytest.raises(grpc.RpcError) as refused:
-        stack.gw.stub.RecordOutcome(
-            gpb.RecordOutcomeRequest(prediction_id=second, value=1, request_id=request_id)
-        )
+        stack.gw.record_outcome(second, 1, request_id=request_id)
     assert refused.value.code() == EXISTS and "request_id" in refused.value.details()
     assert stack.outcomes() == count
 
@@ -358,14 +325,10 @@ def test_record_outcome_request_id_on_another_prediction(stack: Stack) -> None:
 def test_the_origin_is_on_the_last_event_of_the_batch(stack: Stack) -> None:
     """CreateDeployment of a program with a production version appends two events; the
     second carries the origin, and its event id is derived from the request id."""
-    stack.opt.stub.SetVersionStatus(
-        opb.SetVersionStatusRequest(program="p", version="1.0.0", status=pb.PRODUCTION), timeout=10
-    )
+    stack.opt.set_version_status("p", "1.0.0", "production")
     before = stack.head()
     request_id = rid()
-    stack.opt.stub.CreateDeployment(
-        opb.CreateDeploymentRequest(deployment="origin", program="p", request_id=request_id), timeout=10
-    )
+    stack.opt.create_deployment("origin", "p", request_id=request_id)
     store = open_store(stack.log)
     try:
         events = store.read(after_position=before)
@@ -384,16 +347,10 @@ def test_the_origin_is_on_the_last_event_of_the_batch(stack: Stack) -> None:
 
 def test_the_same_id_for_another_rpc_is_refused(stack: Stack) -> None:
     request_id = rid()
-    stack.opt.stub.SetAlias(
-        opb.SetAliasRequest(program="p", alias="other", version="1.0.0", request_id=request_id)
-    )
+    stack.opt.set_alias("p", "other", "1.0.0", request_id=request_id)
     head = stack.head()
     with pytest.raises(grpc.RpcError) as refused:
-        stack.opt.stub.SetVersionStatus(
-            opb.SetVersionStatusRequest(
-                program="p", version="1.1.0", status=pb.DEVELOPMENT, request_id=request_id
-            )
-        )
+        stack.opt.set_version_status("p", "1.1.0", "development", request_id=request_id)
     assert refused.value.code() == EXISTS
     assert "request_id" in refused.value.details() and "SetAlias" in refused.value.details()
     assert stack.head() == head
@@ -422,60 +379,44 @@ def concurrently(n: int, call: Callable[[], Any]) -> list[Any]:
 
 
 def test_concurrent_imports_with_one_request_id_register_one_version(stack: Stack) -> None:
-    request = opb.ImportProgramRequest(
-        program="raced",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG),
-        state_json=saved_state(stack.tmp, 5),
-        request_id=rid(),
-    )
+    state, request_id = saved_state(stack.tmp, 5), rid()
     head = stack.head()
-    results = concurrently(6, lambda: stack.opt.stub.ImportProgram(request, timeout=60))
+    results = concurrently(6, lambda: stack.opt.import_program("raced", SIG, state, request_id=request_id))
     assert all(r == results[0] for r in results), results
     assert stack.head() == head + 1
-    versions = stack.opt.stub.ListVersions(opb.ListVersionsRequest(program="raced"), timeout=10).versions
+    versions = stack.opt.list_versions("raced").versions
     assert len(versions) == 1
 
 
 def test_concurrent_job_submissions_with_one_request_id_start_one_job(stack: Stack) -> None:
-    request = opb.StartOptimizationRequest(
-        program="raced-jobs",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG),
-        optimizer="LabeledFewShot",
-        metric="exact_match",
-        trainset=examples(ROWS[:12]),
-        request_id=rid(),
-    )
-    results = concurrently(4, lambda: list(stack.opt.stub.StartOptimization(request, timeout=120)))
+    job = {"optimizer": "LabeledFewShot", "trainset": ROWS[:12], "request_id": rid(), "timeout": 120}
+    results = concurrently(4, lambda: list(stack.opt.start_optimization("raced-jobs", SIG, **job)))  # type: ignore[arg-type]
     assert all(isinstance(r, list) for r in results), results
     assert {r[0].job_id for r in results} == {results[0][0].job_id}
-    assert len(stack.opt.stub.ListJobs(opb.ListJobsRequest(program="raced-jobs"), timeout=10).jobs) == 1
+    assert len(stack.opt.list_jobs("raced-jobs").jobs) == 1
 
 
 def test_concurrent_set_routes_with_one_request_id_append_once(stack: Stack) -> None:
     stack.deployment("raced-routes", {"1.0.0": 1.0})
-    request = opb.SetRoutesRequest(
-        deployment="raced-routes",
-        routes=[pb.Route(version="1.0.0", weight=0.3), pb.Route(version="1.1.0", weight=0.7)],
-        request_id=rid(),
-    )
+    request_id = rid()
     head = stack.head()
-    results = concurrently(8, lambda: stack.opt.stub.SetRoutes(request, timeout=30))
+    results = concurrently(
+        8, lambda: stack.opt.set_routes("raced-routes", {"1.0.0": 0.3, "1.1.0": 0.7}, request_id=request_id)
+    )
     assert all(r == results[0] for r in results), results
     assert stack.head() == head + 1
 
 
 def test_concurrent_gateway_commands_with_one_request_id_append_once(stack: Stack) -> None:
     stack.deployment("raced-exp", {"1.0.0": 1.0})
-    request = gpb.StartExperimentRequest(
-        deployment="raced-exp",
-        control="1.0.0",
-        treatments=["1.1.0"],
-        metric=pb.BINARY,
-        min_samples_per_arm=10,
-        request_id=rid(),
-    )
+    request_id = rid()
     head = stack.head()
-    results = concurrently(8, lambda: stack.gw.stub.StartExperiment(request, timeout=30))
+    results = concurrently(
+        8,
+        lambda: stack.gw.start_experiment(
+            "raced-exp", "1.0.0", ["1.1.0"], min_samples_per_arm=10, request_id=request_id
+        ),
+    )
     assert all(r == results[0] for r in results), results
     assert stack.head() == head + 1
 
@@ -489,21 +430,17 @@ def test_two_gateway_processes_append_a_duplicate_once(stack: Stack) -> None:
         clients = [GatewayClient(g.address) for g in gateways]
         head = stack.head()
         for client in clients:
-            assert wait_until(
-                lambda c=client: (
-                    c.stub.ListDeploymentStates(gpb.ListDeploymentStatesRequest()).log_position >= head
-                )
-            )
-        request = gpb.StartCanaryRequest(
-            deployment="two-gateways", candidate="1.1.0", steps=[5, 100], metric=pb.BINARY, request_id=rid()
-        )
+            assert wait_until(lambda c=client: c.list_deployment_states().log_position >= head)
+        request_id = rid()
         barrier = threading.Barrier(2)
         results: list[Any] = [None, None]
 
         def send(i: int) -> None:
             barrier.wait()
             try:
-                results[i] = clients[i].stub.StartCanary(request, timeout=30)
+                results[i] = clients[i].start_canary(
+                    "two-gateways", "1.1.0", steps=[5, 100], request_id=request_id
+                )
             except grpc.RpcError as exc:
                 results[i] = exc.code()
 
@@ -525,63 +462,44 @@ def test_two_gateway_processes_append_a_duplicate_once(stack: Stack) -> None:
 
 
 def test_optimizer_retry_after_a_restart_answers_from_the_log(stack: Stack) -> None:
-    request = opb.ImportProgramRequest(
-        program="restarted",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG),
-        state_json=saved_state(stack.tmp, 6),
-        request_id=rid(),
-    )
-    first = stack.opt.stub.ImportProgram(request, timeout=30)
-    routes = opb.SetRoutesRequest(deployment="after-restart", routes=[pb.Route(version="1.1.0", weight=1.0)])
+    state, import_id, routes_id = saved_state(stack.tmp, 6), rid(), rid()
+    first = stack.opt.import_program("restarted", SIG, state, request_id=import_id)
     stack.deployment("after-restart", {"1.0.0": 1.0})
-    routes.request_id = rid()
-    first_routes = stack.opt.stub.SetRoutes(routes, timeout=10)
+    first_routes = stack.opt.set_routes("after-restart", {"1.1.0": 1.0}, request_id=routes_id)
     head = stack.head()
     restart_optimizer(stack)
-    assert stack.opt.stub.ImportProgram(request, timeout=30) == first
-    assert stack.opt.stub.SetRoutes(routes, timeout=10) == first_routes
+    assert stack.opt.import_program("restarted", SIG, state, request_id=import_id) == first
+    assert stack.opt.set_routes("after-restart", {"1.1.0": 1.0}, request_id=routes_id) == first_routes
     assert stack.head() == head
 
 
 def test_gateway_retry_after_a_restart_answers_from_the_log(stack: Stack) -> None:
     stack.deployment("gw-restart", {"1.0.0": 1.0})
-    request = gpb.StartExperimentRequest(
-        deployment="gw-restart",
-        control="1.0.0",
-        treatments=["1.1.0"],
-        metric=pb.BINARY,
-        min_samples_per_arm=10,
-        request_id=rid(),
-    )
-    first = stack.gw.stub.StartExperiment(request, timeout=10)
-    prediction = stack.gw.stub.Predict(
-        gpb.PredictRequest(deployment="gw-restart", inputs={"text": "where is my parcel"}, routing_key="u7"),
-        timeout=30,
-    )
-    outcome = gpb.RecordOutcomeRequest(prediction_id=prediction.prediction_id, value=1.0, request_id=rid())
-    first_outcome = stack.gw.stub.RecordOutcome(outcome, timeout=10)
+    experiment_id, outcome_id = rid(), rid()
+
+    def start() -> gpb.DeploymentState:
+        return stack.gw.start_experiment(
+            "gw-restart", "1.0.0", ["1.1.0"], min_samples_per_arm=10, request_id=experiment_id
+        )
+
+    first = start()
+    prediction = stack.gw.predict("gw-restart", {"text": "where is my parcel"}, "u7")
+    first_outcome = stack.gw.record_outcome(prediction.prediction_id, 1.0, request_id=outcome_id)
     head, outcomes = stack.head(), stack.outcomes()
     restart_gateway(stack)
-    assert stack.gw.stub.StartExperiment(request, timeout=10) == first
-    assert stack.gw.stub.RecordOutcome(outcome, timeout=10) == first_outcome
+    assert start() == first
+    assert stack.gw.record_outcome(prediction.prediction_id, 1.0, request_id=outcome_id) == first_outcome
     assert (stack.head(), stack.outcomes()) == (head, outcomes)
 
 
 def test_start_optimization_retry_after_a_restart_streams_the_job_from_the_log(stack: Stack) -> None:
-    request = opb.StartOptimizationRequest(
-        program="restarted-jobs",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG),
-        optimizer="LabeledFewShot",
-        metric="exact_match",
-        trainset=examples(ROWS[:12]),
-        request_id=rid(),
-    )
-    first = list(stack.opt.stub.StartOptimization(request, timeout=120))
+    job = {"optimizer": "LabeledFewShot", "trainset": ROWS[:12], "request_id": rid(), "timeout": 120}
+    first = list(stack.opt.start_optimization("restarted-jobs", SIG, **job))  # type: ignore[arg-type]
     head = stack.head()
     restart_optimizer(stack)
-    again = list(stack.opt.stub.StartOptimization(request, timeout=120))
+    again = list(stack.opt.start_optimization("restarted-jobs", SIG, **job))  # type: ignore[arg-type]
     # what WatchJob from 0 gives for that job: its logged events, in order
-    watched = list(stack.opt.stub.WatchJob(opb.WatchJobRequest(job_id=first[0].job_id), timeout=30))
+    watched = list(stack.opt.watch_job(first[0].job_id, timeout=30))
     assert again == watched
     logged = [e for e in first if e.WhichOneof("kind") != "progress"]  # progress ticks are not logged
     assert [e.WhichOneof("kind") for e in again] == [e.WhichOneof("kind") for e in logged]
@@ -593,15 +511,9 @@ def test_start_optimization_retry_after_a_restart_streams_the_job_from_the_log(s
 def test_a_malformed_request_id_is_refused_naming_it(stack: Stack, bad: str) -> None:
     head, outcomes = stack.head(), stack.outcomes()
     calls = [
-        lambda: stack.opt.stub.SetAlias(
-            opb.SetAliasRequest(program="p", alias="bad", version="1.0.0", request_id=bad), timeout=10
-        ),
-        lambda: stack.gw.stub.StopExperiment(
-            gpb.StopExperimentRequest(deployment="x", request_id=bad), timeout=10
-        ),
-        lambda: stack.gw.stub.RecordOutcome(
-            gpb.RecordOutcomeRequest(prediction_id="x", value=1, request_id=bad), timeout=10
-        ),
+        lambda: stack.opt.set_alias("p", "bad", "1.0.0", request_id=bad),
+        lambda: stack.gw.stop_experiment("x", request_id=bad),
+        lambda: stack.gw.record_outcome("x", 1, request_id=bad),
     ]
     for call in calls:
         with pytest.raises(grpc.RpcError) as refused:

@@ -10,7 +10,7 @@ import dspy
 import grpc
 import pytest
 
-from dspyops.cli import main
+from dspyops.cli.main import main
 from dspyops.client import OptimizerClient
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.imports import import_version

@@ -75,7 +75,7 @@ def test_get_job_and_list_jobs_answer_the_same_before_and_after_a_restart(tmp_pa
             ]
             ids = [events[0].job_id for events in ran]
             live = [opt.get_job(job_id) for job_id in ids]
-            listed = opt.list_jobs()
+            listed = list(opt.list_jobs().jobs)
     finally:
         thread.stop()
     for job, events in zip(live, ran, strict=True):
@@ -93,7 +93,7 @@ def test_get_job_and_list_jobs_answer_the_same_before_and_after_a_restart(tmp_pa
             assert [j.last_sequence for j in after] == [
                 len([e for e in events if e.WhichOneof("kind") != "progress"]) for events in ran
             ]
-            assert opt.list_jobs() == after
+            assert list(opt.list_jobs().jobs) == after
             assert without_sequence(after) == without_sequence(live) == without_sequence(listed)
             with pytest.raises(grpc.RpcError) as err:
                 opt.cancel_job(ids[3])

@@ -36,7 +36,6 @@ from dspyops.limits import (
     service_requests,
 )
 from dspyops.proto import events_pb2 as pb
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread
 
@@ -228,7 +227,7 @@ def refused_over_grpc(client: OptimizerClient, call: object, field: str, limit: 
 
 
 def test_a_30_mb_routes_reason_is_refused(optimizer: OptimizerClient) -> None:
-    version = optimizer.list_versions("tickets")[0].version
+    version = optimizer.list_versions("tickets").versions[0].version
     refused_over_grpc(
         optimizer,
         lambda: optimizer.set_routes("web", {version: 1.0}, reason="r" * (30 * MB)),
@@ -244,14 +243,19 @@ def test_4_mb_instructions_are_refused(optimizer: OptimizerClient) -> None:
         "spec.instructions",
         "at most 20,000 characters",
     )
-    request = opb.StartOptimizationRequest(
-        program="tickets",
-        spec=pb.ProgramSpec(module="Predict", signature=SIG, instructions="i" * (4 * MB)),
-        optimizer="LabeledFewShot",
-        trainset=[pb.Example(fields={"text": "a", "label": "b"})],
-    )
     refused_over_grpc(
-        optimizer, lambda: list(optimizer.stub.StartOptimization(request)), "spec.instructions", "20,000"
+        optimizer,
+        lambda: list(
+            optimizer.start_optimization(
+                "tickets",
+                SIG,
+                instructions="i" * (4 * MB),
+                optimizer="LabeledFewShot",
+                trainset=[{"text": "a", "label": "b"}],
+            )
+        ),
+        "spec.instructions",
+        "20,000",
     )
 
 

@@ -13,7 +13,6 @@ import pytest
 from dspyops.client import OptimizerClient
 from dspyops.errors import InvalidArgument
 from dspyops.names import check_alias, check_name, parse_semver
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread
 
@@ -66,7 +65,7 @@ def test_create_deployment_refuses_a_trailing_newline_and_appends_nothing(
     head = client.read_log().head
     for deployment, program in (("web\n", "tickets"), ("web", "tickets\n")):
         with pytest.raises(grpc.RpcError) as info:
-            client.stub.CreateDeployment(opb.CreateDeploymentRequest(deployment=deployment, program=program))
+            client.create_deployment(deployment, program)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         field = "deployment" if deployment != "web" else "program"
         assert info.value.details().startswith(f"{field}: "), info.value.details()

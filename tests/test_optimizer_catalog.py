@@ -11,7 +11,6 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from dspyops.client import OptimizerClient
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.optimizers.registry import OPTIMIZERS, PRESETS
 from optimizer_svc.server import OptimizerConfig, start
 from tests.harness import ServerThread, ticket_rows
@@ -49,26 +48,24 @@ def kinds(events: list) -> list[str]:
     return [e.WhichOneof("kind") for e in events]
 
 
-def request(optimizer: str = "", params: dict | None = None, **kw: Any) -> opb.StartOptimizationRequest:
-    from dspyops.proto import events_pb2 as pb
-
-    message = opb.StartOptimizationRequest(
-        program=kw.pop("program", "tickets"),
-        spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
-        optimizer=optimizer,
-        trainset=[pb.Example(fields=r, input_keys=["text"]) for r in TRAIN],
-        valset=[pb.Example(fields=r, input_keys=["text"]) for r in VAL],
+def job(optimizer: str = "", params: dict | None = None, **kw: Any) -> dict[str, Any]:
+    """The client's arguments of a job on TRAIN and VAL."""
+    return {
+        "program": kw.pop("program", "tickets"),
+        "signature": "text -> label",
+        "optimizer": optimizer,
+        "params": params,
+        "trainset": TRAIN,
+        "valset": VAL,
+        "input_keys": ["text"],
         **kw,
-    )
-    if params is not None:
-        message.params.update(params)
-    return message
+    }
 
 
 @pytest.mark.parametrize("optimizer", list(NEW))
 def test_new_optimizer_streams_live_progress_and_completes(opt: OptimizerClient, optimizer: str) -> None:
     params, improves = NEW[optimizer]
-    events = list(opt.stub.StartOptimization(request(optimizer, params, program=optimizer.lower())))
+    events = list(opt.start_optimization(**job(optimizer, params, program=optimizer.lower())))
     names = kinds(events)
     assert names[:3] == ["accepted", "started", "baseline"], names
     assert names[-1] == "completed", events[-1]
@@ -88,7 +85,7 @@ def test_new_optimizer_streams_live_progress_and_completes(opt: OptimizerClient,
 
 
 def test_gepa_reports_iterations_and_valset_trials(opt: OptimizerClient) -> None:
-    events = list(opt.stub.StartOptimization(request("GEPA", {"max_metric_calls": 40}, program="gepa2")))
+    events = list(opt.start_optimization(**job("GEPA", {"max_metric_calls": 40}, program="gepa2")))
     progress = [e.progress.message for e in events if e.WhichOneof("kind") == "progress"]
     assert any(m.startswith("iteration 1: improving candidate 0") for m in progress)
     assert any(": proposed instruction: " in m for m in progress)
@@ -97,7 +94,7 @@ def test_gepa_reports_iterations_and_valset_trials(opt: OptimizerClient) -> None
 
 
 def test_cancel_stops_gepa(opt: OptimizerClient) -> None:
-    stream = opt.stub.StartOptimization(request("GEPA", {"max_metric_calls": 100000}, program="gepa3"))
+    stream = opt.start_optimization(**job("GEPA", {"max_metric_calls": 100000}, program="gepa3"))
     seen = []
     for event in stream:
         seen.append(event)
@@ -108,7 +105,7 @@ def test_cancel_stops_gepa(opt: OptimizerClient) -> None:
 
 
 def test_list_optimizers(opt: OptimizerClient) -> None:
-    answer = opt.stub.ListOptimizers(opb.ListOptimizersRequest(), timeout=10)
+    answer = opt.list_optimizers()
     by_name = {o.name: o for o in answer.optimizers}
     assert list(by_name) == list(OPTIMIZERS)
     for info in answer.optimizers:
@@ -133,9 +130,7 @@ def test_list_optimizers(opt: OptimizerClient) -> None:
 
 
 def test_preset_runs_with_overrides(opt: OptimizerClient) -> None:
-    events = list(
-        opt.stub.StartOptimization(request(preset="quick-bootstrap", params={"max_labeled_demos": 2}))
-    )
+    events = list(opt.start_optimization(**job(preset="quick-bootstrap", params={"max_labeled_demos": 2})))
     assert kinds(events)[-1] == "completed"
     accepted = events[0].accepted
     assert accepted.optimizer == "BootstrapFewShot"
@@ -143,8 +138,8 @@ def test_preset_runs_with_overrides(opt: OptimizerClient) -> None:
     assert params["max_labeled_demos"] == 2 and params["max_bootstrapped_demos"] == 4  # override, preset
     # Naming the preset's optimizer too is fine; manual MIPROv2 trials replace the preset's auto.
     events = list(
-        opt.stub.StartOptimization(
-            request(
+        opt.start_optimization(
+            **job(
                 "MIPROv2",
                 {"num_candidates": 2, "num_trials": 2, "max_labeled_demos": 2},
                 preset="balanced-mipro",
@@ -181,9 +176,9 @@ def test_bad_optimizer_requests_are_invalid_argument_and_append_nothing(
 ) -> None:
     head = opt.read_log(0, 1).head
     fields = dict(fields)
-    message = request(fields.pop("optimizer", ""), fields.pop("params", None), **fields)
+    arguments = job(fields.pop("optimizer", ""), fields.pop("params", None), **fields)
     with pytest.raises(grpc.RpcError) as err:
-        list(opt.stub.StartOptimization(message))
+        list(opt.start_optimization(**arguments))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith(f"{field}: ") and problem in err.value.details(), (
         err.value.details()
@@ -201,7 +196,7 @@ def test_concurrent_new_optimizers_keep_their_own_progress(opt: OptimizerClient)
 
     def run(optimizer: str, params: dict[str, Any]) -> None:
         with OptimizerClient(opt.address) as own:
-            results[optimizer] = list(own.stub.StartOptimization(request(optimizer, params, program="c")))
+            results[optimizer] = list(own.start_optimization(**job(optimizer, params, program="c")))
 
     threads = [
         threading.Thread(target=run, args=("SIMBA", NEW["SIMBA"][0])),

@@ -102,7 +102,7 @@ def test_second_optimization_bumps_minor_and_a_new_signature_bumps_major(opt: Op
         )
     )
     assert other[-1].completed.version == "2.0.0"
-    assert [v.version for v in opt.list_versions("tickets")] == ["1.0.0", "1.1.0", "2.0.0"]
+    assert [v.version for v in opt.list_versions("tickets").versions] == ["1.0.0", "1.1.0", "2.0.0"]
 
 
 def test_watch_job_replays_what_was_missed(opt: OptimizerClient) -> None:
@@ -153,7 +153,7 @@ def test_cancel_stops_a_running_job_and_registers_nothing(opt: OptimizerClient, 
     with pytest.raises(grpc.RpcError) as err:
         opt.cancel_job(seen[0].job_id)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "ended already" in err.value.details()
-    assert opt.list_programs() == []
+    assert opt.list_programs().programs == []
     types = [e.type for e in opt.read_log(0, 1000).events]
     assert types[-1] == "dspyops.v1.JobCancelled" and "dspyops.v1.VersionRegistered" not in types
 

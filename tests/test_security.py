@@ -137,8 +137,10 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         optimizer(address, pki, "deployer") as deployer,
         optimizer(address, pki, "admin") as admin,
     ):
-        assert reader.list_programs() == []
-        assert [c.name for c in reader.list_connections()] == ["offline"]  # a reader may list them
+        assert reader.list_programs().programs == []
+        assert [c.name for c in reader.list_connections().connections] == [
+            "offline"
+        ]  # a reader may list them
         with pytest.raises(grpc.RpcError) as err:
             list(reader.start_optimization("t", "text -> label", trainset=ROWS, optimizer="LabeledFewShot"))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in err.value.details()
@@ -272,7 +274,7 @@ def test_mutual_tls_requires_a_client_certificate(pki: Path, tmp_path: Path) -> 
             tls_cert=str(pki / "client.crt"),
             tls_key=str(pki / "client.key"),
         ) as with_cert:
-            assert with_cert.list_programs() == []
+            assert with_cert.list_programs().programs == []
     finally:
         server.stop()
 

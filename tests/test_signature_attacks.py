@@ -29,12 +29,11 @@ import grpc
 import pytest
 
 from dspyops.artifacts import canonical_json, sha256_hex
-from dspyops.client import GatewayClient, OptimizerClient, examples
+from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.events import decode, new_event
 from dspyops.names import program_stream
 from dspyops.proto import events_pb2 as pb
-from dspyops.proto import optimizer_pb2 as opb
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -242,8 +241,11 @@ def test_a_stored_version_with_the_trick_is_refused_by_evaluate_and_compare(
 ) -> None:
     version = stack.evil[signature]
     _refused(stack, lambda: list(stack.opt.evaluate("tickets", version, dataset=ROWS[:2])), "signature")
-    request = opb.CompareVersionsRequest(program="tickets", a="1.0.0", b=version, dataset=examples(ROWS[:2]))
-    _refused(stack, lambda: stack.opt.stub.CompareVersions(request, timeout=60), "signature")
+    _refused(
+        stack,
+        lambda: stack.opt.compare_versions("tickets", "1.0.0", version, dataset=ROWS[:2], timeout=60),
+        "signature",
+    )
 
 
 def test_the_probe_really_imports_and_marks(stack: Stack, tmp_path: Path) -> None:

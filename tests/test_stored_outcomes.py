@@ -24,8 +24,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from dspyops.client import GatewayClient, OptimizerClient
-from dspyops.proto import events_pb2 as pb
-from dspyops.proto import gateway_pb2 as gpb
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -117,11 +115,7 @@ def split_by_version(made: list[tuple[str, str, bool]], keep_out: int) -> tuple[
 
 def test_binary_results_leave_out_and_count_stored_values_that_are_not_0_or_1(stack: Stack) -> None:
     gw = stack.gw
-    gw.stub.StartExperiment(
-        gpb.StartExperimentRequest(
-            deployment="ab", control=WEAK, treatments=[STRONG], metric=pb.BINARY, min_samples_per_arm=10
-        )
-    )
+    gw.start_experiment("ab", WEAK, [STRONG], metric="binary", min_samples_per_arm=10)
     left, rest = split_by_version(predictions(gw, "ab", 60), keep_out=2)
     assert set(left) == {WEAK, STRONG} and all(len(v) == 2 for v in left.values())
     for arm in rest.values():
@@ -150,15 +144,7 @@ def test_binary_results_leave_out_and_count_stored_values_that_are_not_0_or_1(st
 
 def test_continuous_results_leave_out_values_that_are_not_finite_or_beyond_the_limit(stack: Stack) -> None:
     gw = stack.gw
-    gw.stub.StartExperiment(
-        gpb.StartExperimentRequest(
-            deployment="scores",
-            control=WEAK,
-            treatments=[STRONG],
-            metric=pb.CONTINUOUS,
-            min_samples_per_arm=5,
-        )
-    )
+    gw.start_experiment("scores", WEAK, [STRONG], metric="continuous", min_samples_per_arm=5)
     left, rest = split_by_version(predictions(gw, "scores", 40), keep_out=3)
     for arm in rest.values():
         for i, (pid, right) in enumerate(arm):
@@ -183,11 +169,7 @@ def test_continuous_results_leave_out_values_that_are_not_finite_or_beyond_the_l
 
 def canary_traffic(stack: Stack, deployment: str, n: int) -> None:
     """A worse candidate (WEAK) against a good baseline; one candidate outcome stored as -1e9."""
-    stack.gw.stub.StartCanary(
-        gpb.StartCanaryRequest(
-            deployment=deployment, candidate=WEAK, steps=[50, 100], min_samples_per_step=15, metric=pb.BINARY
-        )
-    )
+    stack.gw.start_canary(deployment, WEAK, steps=[50, 100], min_samples_per_step=15)
     left, rest = split_by_version(predictions(stack.gw, deployment, n), keep_out=1)
     for arm in rest.values():
         for pid, right in arm:
@@ -240,9 +222,7 @@ def test_a_check_that_cannot_run_says_why_and_is_logged_once(stack: Stack, tmp_p
         with GatewayClient(gateway.address) as gw, capture_logs() as logs:
             head = stack.opt.read_log(0, 1).head
             assert wait_until(lambda: gw.list_deployment_states().log_position >= head)
-            gw.stub.StartCanary(
-                gpb.StartCanaryRequest(deployment="fragile", candidate=WEAK, metric=pb.BINARY)
-            )
+            gw.start_canary("fragile", WEAK)
             assert wait_until(lambda: "needed in each" in gw.get_deployment_state("fragile").canary_check)
             with sqlite3.connect(records) as conn:  # the records become unreadable
                 conn.execute("ALTER TABLE outcomes RENAME TO outcomes_elsewhere")

@@ -85,7 +85,7 @@ def test_200_subscribers_that_never_read_cost_the_server_little_memory(tmp_path:
             peak = before
             for _ in range(40):  # ~6 s while the subscribers sit on their streams
                 started = time.perf_counter()
-                client.stub.ListPrograms(opb.ListProgramsRequest(), timeout=30)
+                client.list_programs()
                 latencies.append((time.perf_counter() - started) * 1000)
                 peak = max(peak, rss_mib(server.pid))
                 time.sleep(0.15)

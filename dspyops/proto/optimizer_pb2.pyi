@@ -393,30 +393,48 @@ class ListDeploymentsResponse(_message.Message):
     def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
 
 class ReadLogRequest(_message.Message):
-    __slots__ = ("after", "limit", "stream_prefix")
+    __slots__ = ("after", "limit", "stream_prefix", "types", "actor", "since", "until")
     AFTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     STREAM_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     after: int
     limit: int
     stream_prefix: str
-    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., stream_prefix: _Optional[str] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    actor: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., stream_prefix: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., actor: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReadLogResponse(_message.Message):
-    __slots__ = ("events", "head")
+    __slots__ = ("events", "head", "scanned_to")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_TO_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_events_pb2.Event]
     head: int
-    def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ..., head: _Optional[int] = ...) -> None: ...
+    scanned_to: int
+    def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ..., head: _Optional[int] = ..., scanned_to: _Optional[int] = ...) -> None: ...
 
 class SubscribeLogRequest(_message.Message):
-    __slots__ = ("after", "stream_prefix")
+    __slots__ = ("after", "stream_prefix", "types", "actor", "since", "until")
     AFTER_FIELD_NUMBER: _ClassVar[int]
     STREAM_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     after: int
     stream_prefix: str
-    def __init__(self, after: _Optional[int] = ..., stream_prefix: _Optional[str] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    actor: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, after: _Optional[int] = ..., stream_prefix: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., actor: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class VerifyLogRequest(_message.Message):
     __slots__ = ()

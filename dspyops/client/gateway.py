@@ -1,0 +1,269 @@
+"""GatewayClient: one method per RPC of gateway_svc (predictions, deployment state,
+experiments, canaries, shadow results, rollback, explanations), every request field a
+parameter. Unary methods return the response message; none of the gateway's RPCs streams.
+
+Points of the log (`as_of`, `to`) are a position (int), a time (datetime; naive means UTC)
+or an AsOf message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dspyops.client import messages as msg
+from dspyops.client.channel import Client, new_request_id, rpc
+from dspyops.client.messages import Point
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import gateway_pb2 as gpb
+from dspyops.proto import gateway_pb2_grpc
+
+
+class GatewayClient(Client):
+    """gateway_svc at `address`:
+
+    with GatewayClient("127.0.0.1:50052") as gw:
+        answer = gw.predict("web", {"text": "refund please"}, routing_key="user-7")
+        gw.record_outcome(answer.prediction_id, 1.0)
+    """
+
+    def __init__(self, address: str, timeout: float | None = 30.0, **options: Any) -> None:
+        super().__init__(address, timeout, **options)
+        # kept public: tests that must send a malformed message call it directly
+        self.stub = gateway_pb2_grpc.GatewayStub(self.channel)  # type: ignore[no-untyped-call]
+
+    # ------------------------------------------------------------------ predictions
+
+    @rpc("Predict")
+    def predict(
+        self,
+        deployment: str,
+        inputs: Mapping[str, str],
+        routing_key: str = "",
+        *,
+        as_of: Point | None = None,
+    ) -> gpb.PredictResponse:
+        """Predict: routes (sticky per `routing_key`), runs the program, records the
+        prediction; `as_of` serves from the state at that point of the log.
+
+        gw.predict("web", {"text": "refund please"}, routing_key="user-7").outputs["label"]
+        """
+        request = gpb.PredictRequest(
+            deployment=deployment, inputs=dict(inputs), routing_key=routing_key, as_of=msg.as_of_point(as_of)
+        )
+        return self._unary(self.stub.Predict, request, gpb.PredictResponse)
+
+    @rpc("RecordOutcome")
+    def record_outcome(
+        self, prediction_id: str, value: float, *, request_id: str | None = None
+    ) -> gpb.RecordOutcomeResponse:
+        """RecordOutcome: 1/0 for binary metrics, a score for continuous ones; once per
+        prediction (a second is ALREADY_EXISTS; the same request_id again is not a second).
+
+        gw.record_outcome(answer.prediction_id, 1.0).version
+        """
+        request = gpb.RecordOutcomeRequest(
+            prediction_id=prediction_id, value=value, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.RecordOutcome, request, gpb.RecordOutcomeResponse)
+
+    @rpc("ExplainPrediction")
+    def explain_prediction(self, prediction_id: str, routing_key: str = "") -> gpb.Explanation:
+        """ExplainPrediction: refolds the log to the prediction's position and recomputes its
+        assignment; with the matching `routing_key` it also shows the key's hash.
+
+        gw.explain_prediction(answer.prediction_id, routing_key="user-7").reproduced  # True
+        """
+        request = gpb.ExplainPredictionRequest(prediction_id=prediction_id, routing_key=routing_key)
+        return self._unary(self.stub.ExplainPrediction, request, gpb.Explanation)
+
+    # ------------------------------------------------------------------ deployment state
+
+    @rpc("GetDeploymentState")
+    def get_deployment_state(self, deployment: str, *, as_of: Point | None = None) -> gpb.DeploymentState:
+        """GetDeploymentState: what this gateway serves a deployment with, now or as of a point.
+
+        gw.get_deployment_state("web", as_of=datetime(2026, 11, 22, 6, 0)).routes
+        """
+        request = gpb.GetDeploymentStateRequest(deployment=deployment, as_of=msg.as_of_point(as_of))
+        return self._unary(self.stub.GetDeploymentState, request, gpb.DeploymentState)
+
+    @rpc("ListDeploymentStates")
+    def list_deployment_states(self) -> gpb.ListDeploymentStatesResponse:
+        """ListDeploymentStates: every deployment's state and the log position they reflect.
+
+        gw.list_deployment_states().log_position
+        """
+        return self._unary(
+            self.stub.ListDeploymentStates,
+            gpb.ListDeploymentStatesRequest(),
+            gpb.ListDeploymentStatesResponse,
+        )
+
+    @rpc("GetShadowResults")
+    def get_shadow_results(self, deployment: str) -> gpb.ShadowResults:
+        """GetShadowResults: how shadow routes agree with the served answers, and their latency.
+
+        [(v.version, v.agreement) for v in gw.get_shadow_results("web").versions]
+        """
+        request = gpb.GetShadowResultsRequest(deployment=deployment)
+        return self._unary(self.stub.GetShadowResults, request, gpb.ShadowResults)
+
+    @rpc("Rollback")
+    def rollback(
+        self,
+        deployment: str,
+        to: Point,
+        *,
+        reason: str = "",
+        expected_version: int | None = None,
+        request_id: str | None = None,
+    ) -> gpb.DeploymentState:
+        """Rollback: appends an event restoring routes and experiment as they were at `to`.
+
+        gw.rollback("web", 42, reason="the new version misroutes refunds").routes
+        """
+        request = gpb.RollbackRequest(
+            deployment=deployment,
+            to=msg.as_of_point(to),
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.Rollback, request, gpb.DeploymentState)
+
+    @rpc("ListConnections")
+    def list_connections(self) -> pb.ListConnectionsResponse:
+        """ListConnections: the LM connections this gateway was started with (never a key).
+
+        [c.name for c in gw.list_connections().connections]
+        """
+        return self._unary(self.stub.ListConnections, pb.ListConnectionsRequest(), pb.ListConnectionsResponse)
+
+    # ------------------------------------------------------------------ experiments
+
+    @rpc("StartExperiment")
+    def start_experiment(
+        self,
+        deployment: str,
+        control: str,
+        treatments: Sequence[str],
+        *,
+        weights: Sequence[float] = (),
+        metric: str | int = "binary",
+        alpha: float = 0.05,
+        min_samples_per_arm: int = 100,
+        sequential: bool = True,
+        hash_version: int = 2,
+        seed: str = "",
+        coverage: float = 1.0,
+        expected_version: int | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> gpb.DeploymentState:
+        """StartExperiment: an A/B test of `control` against `treatments` (versions or
+        @aliases); `weights` one per arm, control first (empty: equal).
+
+        gw.start_experiment("web", "1.0.0", ["1.1.0"], min_samples_per_arm=50).experiment
+        """
+        request = gpb.StartExperimentRequest(
+            deployment=deployment,
+            control=control,
+            treatments=list(treatments),
+            weights=list(weights),
+            metric=msg.metric_kind(metric),
+            alpha=alpha,
+            min_samples_per_arm=min_samples_per_arm,
+            sequential=sequential,
+            hash_version=hash_version,
+            seed=seed,
+            coverage=coverage,
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.StartExperiment, request, gpb.DeploymentState)
+
+    @rpc("GetExperimentResults")
+    def get_experiment_results(self, deployment: str) -> gpb.ExperimentResults:
+        """GetExperimentResults: per-arm statistics and the decision so far.
+
+        gw.get_experiment_results("web").decision  # "keep_running", "treatment_better", ...
+        """
+        request = gpb.GetExperimentResultsRequest(deployment=deployment)
+        return self._unary(self.stub.GetExperimentResults, request, gpb.ExperimentResults)
+
+    @rpc("ConcludeExperiment")
+    def conclude_experiment(
+        self, deployment: str, *, promote_winner: bool, reason: str = "", request_id: str | None = None
+    ) -> gpb.DeploymentState:
+        """ConcludeExperiment: ends it, routing everything to the winner (or the control).
+
+        gw.conclude_experiment("web", promote_winner=True, reason="treatment wins").routes
+        """
+        request = gpb.ConcludeExperimentRequest(
+            deployment=deployment,
+            promote_winner=promote_winner,
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        return self._send(self.stub.ConcludeExperiment, request, gpb.DeploymentState)
+
+    @rpc("StopExperiment")
+    def stop_experiment(
+        self, deployment: str, reason: str = "", *, request_id: str | None = None
+    ) -> gpb.DeploymentState:
+        """StopExperiment: ends it without a decision; the routes before it serve again.
+
+        gw.stop_experiment("web", "bad metric")
+        """
+        request = gpb.StopExperimentRequest(
+            deployment=deployment, reason=reason, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.StopExperiment, request, gpb.DeploymentState)
+
+    # ------------------------------------------------------------------ canaries
+
+    @rpc("StartCanary")
+    def start_canary(
+        self,
+        deployment: str,
+        candidate: str,
+        *,
+        steps: Sequence[float] = (),
+        min_samples_per_step: int = 100,
+        metric: str | int = "binary",
+        alpha: float = 0.05,
+        expected_version: int | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> gpb.DeploymentState:
+        """StartCanary: a gradual rollout of `candidate` in percent `steps` (empty: 1, 5,
+        25, 50, 100); gateways advance or roll it back by its guardrail.
+
+        gw.start_canary("web", "1.2.0", steps=[10, 100], min_samples_per_step=20).canary
+        """
+        request = gpb.StartCanaryRequest(
+            deployment=deployment,
+            candidate=candidate,
+            steps=list(steps),
+            min_samples_per_step=min_samples_per_step,
+            metric=msg.metric_kind(metric),
+            alpha=alpha,
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.StartCanary, request, gpb.DeploymentState)
+
+    @rpc("EvaluateCanary")
+    def evaluate_canary(self, deployment: str) -> gpb.CanaryStatus:
+        """EvaluateCanary: runs the canary's guardrail check now.
+
+        gw.evaluate_canary("web").action  # "wait", "advanced", "promoted", "rolled_back", ...
+        """
+        request = gpb.EvaluateCanaryRequest(deployment=deployment)
+        return self._unary(self.stub.EvaluateCanary, request, gpb.CanaryStatus)

@@ -1,0 +1,101 @@
+"""Jobs as people read them: a job's event stream as a progress bar with a line per result
+(or JSON lines), the jobs table, one job's summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dspyops.proto import optimizer_pb2 as opb
+from dspyops.render.console import console, print_json
+
+
+def job_state(value: int) -> str:
+    return opb.JobState.Name(value).lower()
+
+
+def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) -> opb.OptimizationEvent | None:
+    """Print a job's event stream: JSON lines, or a rich progress bar with a line per result.
+    Returns the last event (Completed / Failed / Cancelled / Interrupted), None if none came."""
+    last = None
+    if as_json:
+        for event in events:
+            print_json(event)
+            last = event
+        return last
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("queued", total=None, note="")
+        for event in events:
+            last = event
+            kind = event.WhichOneof("kind")
+            if kind is None:
+                continue
+            p: Any = getattr(event, kind)  # the oneof's message, whichever kind it is
+            if kind == "accepted":
+                bar.update(task, description=f"job {p.job_id}")
+            elif kind == "started":
+                bar.update(task, total=p.planned_trials or None, note=p.optimizer)
+            elif kind == "baseline":
+                bar.console.print(f"  baseline score: {p.score:.3f} on {p.examples} examples")
+            elif kind == "progress":
+                bar.update(task, note=p.message[:60])
+            elif kind == "trial":
+                bar.update(task, completed=p.trial, note=f"best {p.best_score:.3f}")
+                bar.console.print(
+                    f"  trial {p.trial}: score {p.score:.3f}  best {p.best_score:.3f}  {p.candidate[:70]}"
+                )
+            elif kind == "completed":
+                bar.update(task, completed=bar.tasks[0].total or p.usage.lm_calls, note="done")
+                bar.console.print(
+                    f"  [green]completed[/green]: {p.program} {p.version}  score {p.final_score:.3f} "
+                    f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f})  gate: {p.gate_reason}  "
+                    f"{p.usage.lm_calls} LM calls, {p.wall_seconds:.1f}s"
+                )
+            elif kind in ("failed", "cancelled", "interrupted"):
+                bar.console.print(
+                    f"  [red]{kind}[/red]: {getattr(p, 'error', '') or getattr(p, 'reason', '')}"
+                )
+    return last
+
+
+def jobs_table(jobs: Iterable[opb.Job]) -> Table:
+    table = Table(title="jobs")
+    for column in ("job", "program", "optimizer", "state", "baseline", "final", "trials", "version"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(
+            job.job_id,
+            job.program,
+            job.optimizer,
+            job_state(job.state),
+            f"{job.baseline_score:.3f}",
+            f"{job.final_score:.3f}",
+            str(job.trials),
+            job.version or "-",
+        )
+    return table
+
+
+def job_line(job: opb.Job) -> str:
+    """One job in a line (`dspyops jobs get`)."""
+    line = (
+        f"job {job.job_id}: {job.optimizer} on {job.program}, {job_state(job.state)}; "
+        f"baseline {job.baseline_score:.3f}, final {job.final_score:.3f} (best {job.best_score:.3f}), "
+        f"{job.trials} trials"
+    )
+    if job.version:
+        line += f"; registered {job.version}"
+    if job.error:
+        line += f"; error: {job.error[:200]}"
+    return line
