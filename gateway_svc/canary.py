@@ -50,9 +50,10 @@ class Canaries:
         """StartCanary's decision (carried out by the server through the writer path)."""
         deployment = deployment_of(state, request.deployment)
         if deployment.experiment is not None or deployment.canary is not None:
+            current, canary_now = deployment.experiment, deployment.canary
             running = (
-                deployment.experiment.experiment_id if deployment.experiment else deployment.canary.canary_id
-            )  # type: ignore[union-attr]
+                current.experiment_id if current is not None else canary_now.canary_id if canary_now else ""
+            )
             raise FailedPrecondition("deployment", f"{running} runs on {deployment.name!r}; end it first")
         primary = [r for r in deployment.routes if r.role == "primary"]
         if not primary:
@@ -141,7 +142,7 @@ class Canaries:
         stream = deployment_stream(name)
         if worse:
             reason = f"step {canary.step}: candidate significantly worse (p < {canary.alpha:g}): {summary}"
-            event: object = pb.CanaryEnded(
+            event: pb.CanaryEnded | pb.CanaryAdvanced = pb.CanaryEnded(
                 deployment=name,
                 canary_id=canary.canary_id,
                 promoted=False,

@@ -85,24 +85,26 @@ class PredictionStore:
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
         if "predictions" not in db.table_names():
-            db["predictions"].create(
+            db.table("predictions").create(
                 {f: _SQL_TYPES[type(v).__name__] for f, v in asdict(_EXAMPLE).items()},
                 pk="prediction_id",
                 if_not_exists=True,
             )
-            db["predictions"].create_index(["deployment", "experiment_id", "version"], if_not_exists=True)
-        elif "routing_key_hmac" not in db["predictions"].columns_dict:  # records from before the HMAC
-            db["predictions"].add_column("routing_key_hmac", str, not_null_default="")
+            db.table("predictions").create_index(
+                ["deployment", "experiment_id", "version"], if_not_exists=True
+            )
+        elif "routing_key_hmac" not in db.table("predictions").columns_dict:  # records from before the HMAC
+            db.table("predictions").add_column("routing_key_hmac", str, not_null_default="")
         if "outcomes" not in db.table_names():
-            db["outcomes"].create(
+            db.table("outcomes").create(
                 {"prediction_id": str, "value": float, "recorded_at_us": int, "request_id": str},
                 pk="prediction_id",
                 not_null={"request_id"},
                 defaults={"request_id": ""},
                 if_not_exists=True,
             )
-        elif "request_id" not in db["outcomes"].columns_dict:  # a records file from before request ids
-            db["outcomes"].add_column("request_id", str, not_null_default="")
+        elif "request_id" not in db.table("outcomes").columns_dict:  # a records file from before request ids
+            db.table("outcomes").add_column("request_id", str, not_null_default="")
         # a request_id answers one outcome: retries find it here (unique, so no two can claim it)
         db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) "
@@ -227,7 +229,7 @@ class PredictionStore:
                                 "a retry must resend the same request, a new outcome needs a new request_id",
                             )
                         return record  # a retry: the first answer, nothing recorded
-                db["outcomes"].insert(
+                db.table("outcomes").insert(
                     {
                         "prediction_id": prediction_id,
                         "value": value,

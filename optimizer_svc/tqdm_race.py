@@ -17,7 +17,7 @@ from weakref import WeakSet
 import tqdm
 
 
-class _TolerantWeakSet(WeakSet):  # type: ignore[type-arg]
+class _TolerantWeakSet(WeakSet[Any]):
     def remove(self, item: Any) -> None:
         self.discard(item)
 
