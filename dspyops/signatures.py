@@ -15,7 +15,7 @@ built from typed fields with ``dspy.Signature({name: (type, InputField(...))}, i
 which is exactly what DSPy's parser builds for the same string: same field order,
 annotations, ``json_schema_extra`` (prefixes, descriptions, ``IS_TYPE_UNDEFINED``) and
 instructions (DSPy's default ones when none are given), so saved states still load and
-the prompts DSPy's adapters write are byte-identical (tests/test_signatures.py).
+the prompts DSPy's adapters write are byte-identical (tests/kernel/test_signatures.py).
 
 DSPy has no parser that resolves only a closed set of names (``custom_types`` adds names,
 it does not remove the import fallback), so this one is written by hand.

@@ -4,7 +4,7 @@ The same routing key, seed and weights give the same variant in any language tha
 GrowthBook SDK: FNV-1a 32-bit hashing (v1 and v2), bucket ranges from cumulative weights
 scaled by coverage, and the half-open range lookup. Verified against the SDKs' own
 cross-language cases in shared/conformance/growthbook_cases.json, and against the official
-Python SDK for random Unicode keys (tests/test_assignment_parity.py).
+Python SDK for random Unicode keys (tests/gateway/test_assignment_parity.py).
 
 The hash runs over UTF-16 code units, as the JavaScript SDK's `hashFnv32a` does
 (`str.charCodeAt(i)`) and the Python SDK too: a character outside the Basic Multilingual

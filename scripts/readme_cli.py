@@ -2,7 +2,7 @@
 
 Prints it as Markdown; with `--write` it replaces what README.md holds between the
 `<!-- cli-tree:start -->` markers, so the README's command list cannot go stale
-(tests/test_cli_tree.py compares the two once the markers are there).
+(tests/cli/test_cli_tree.py compares the two once the markers are there).
 """
 
 from __future__ import annotations

@@ -22,3 +22,7 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# fixtures shared across test directories: the bad-input tests' module-scoped `servers`,
+# and the connection tests' fake provider and planted environment
+pytest_plugins = ["tests.support.bad_input", "tests.support.connections"]

@@ -79,7 +79,7 @@ def rpc(name: str, **covered_by: tuple[str, ...]) -> Callable[[Method], Method]:
     """Marks a client method as the one for RPC `name`. `covered_by` names the parameters
     that fill a request field in a friendlier form (spec=("signature", "module",
     "instructions")); every other field is a parameter of its own name. The contract test
-    (tests/test_client_contract.py) holds each method to its request's descriptor."""
+    (tests/cli/test_client_contract.py) holds each method to its request's descriptor."""
 
     def mark(method: Method) -> Method:
         setattr(method, "__rpc__", name)  # noqa: B010 - an attribute of a function object

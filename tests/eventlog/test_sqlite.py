@@ -125,7 +125,7 @@ class TestSQLiteEventStore(EventStoreContract, ProcessContract):
 
     def test_a_read_only_connection_is_replaced_by_the_next_append(self, store: SQLiteEventStore) -> None:
         """SQLite keeps a connection opened on an unwritable file read-only; an append that
-        meets SQLITE_READONLY retries once on a fresh connection (tests/test_disk_full.py
+        meets SQLITE_READONLY retries once on a fresh connection (tests/e2e/test_disk_full.py
         does this with a really unwritable file, through the servers)."""
         fill(store, 2)
         stale = store._db.conn()

@@ -27,7 +27,7 @@ from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
-from tests.harness import ServerThread, ticket_rows, wait_until
+from tests.support.harness import ServerThread, ticket_rows, wait_until
 
 API_BASE = os.environ.get("DSPYOPS_LLM_API_BASE", "")
 pytestmark = [

@@ -1,0 +1,384 @@
+"""Bad input over every Optimizer RPC: the right status, the field named, nothing appended to
+the log, and both servers still serving afterwards (tests/support/bad_input.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from dspyops.client import examples
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
+from tests.support.bad_input import (
+    AFTER_MAX,
+    BAD,
+    NOT_FOUND,
+    PRECONDITION,
+    ROWS,
+    Case,
+    Servers,
+    check_refused,
+    evaluate,
+    optimize,
+    read_after,
+    start_request,
+    subscribe_after,
+)
+
+OPTIMIZER_CASES: list[Case] = [
+    # (test id, RPC, call, status, a field the message must name)
+    ("no program", "StartOptimization", optimize(start_request(program="")), BAD, "program"),
+    (
+        "program with a path separator",
+        "StartOptimization",
+        optimize(start_request(program="../etc")),
+        BAD,
+        "program",
+    ),
+    (
+        "program with a control character",
+        "StartOptimization",
+        optimize(start_request(program="a\x00b")),
+        BAD,
+        "program",
+    ),
+    (
+        "no signature",
+        "StartOptimization",
+        optimize(start_request(signature="")),
+        BAD,
+        "spec.signature",
+    ),
+    (
+        "malformed signature",
+        "StartOptimization",
+        optimize(start_request(signature="text label")),
+        BAD,
+        "spec.signature",
+    ),
+    (
+        "unknown module",
+        "StartOptimization",
+        optimize(start_request(module="React", signature="a -> b")),
+        BAD,
+        "spec.module",
+    ),
+    ("no optimizer", "StartOptimization", optimize(start_request(optimizer="")), BAD, "optimizer"),
+    ("unknown optimizer", "StartOptimization", optimize(start_request(optimizer="Nope")), BAD, "optimizer"),
+    (
+        "negative param",
+        "StartOptimization",
+        optimize(start_request(params={"max_bootstrapped_demos": -1})),
+        BAD,
+        "params.max_bootstrapped_demos",
+    ),
+    ("unknown param", "StartOptimization", optimize(start_request(params={"bogus": 1})), BAD, "params.bogus"),
+    (
+        "MIPROv2 auto with num_trials",
+        "StartOptimization",
+        optimize(start_request(optimizer="MIPROv2", params={"auto": "light", "num_trials": 3})),
+        BAD,
+        "params.",
+    ),
+    ("unknown metric", "StartOptimization", optimize(start_request(metric="bleu")), BAD, "metric"),
+    ("empty trainset", "StartOptimization", optimize(start_request(trainset=[])), BAD, "trainset"),
+    (
+        "example without the output",
+        "StartOptimization",
+        optimize(start_request(trainset=[pb.Example(fields={"text": "x"})])),
+        BAD,
+        "trainset[0].fields",
+    ),
+    ("min_score above 1", "StartOptimization", optimize(start_request(min_score=2.0)), BAD, "min_score"),
+    (
+        "too many examples",
+        "StartOptimization",
+        optimize(start_request(trainset=[{"text": "t", "label": "l"}] * 5001)),
+        BAD,
+        "trainset",
+    ),
+    (
+        "lm temperature out of range",
+        "StartOptimization",
+        optimize(start_request(lm=pb.LMConfig(model="offline/nearest-demo", temperature=9))),
+        BAD,
+        "lm.temperature",
+    ),
+    ("unknown job", "GetJob", lambda s: s.opt.get_job("nope"), grpc.StatusCode.NOT_FOUND, "job_id"),
+    (
+        "watch unknown job",
+        "WatchJob",
+        lambda s: list(s.opt.watch_job("nope")),
+        grpc.StatusCode.NOT_FOUND,
+        "job_id",
+    ),
+    ("cancel without id", "CancelJob", lambda s: s.opt.cancel_job(""), BAD, "job_id"),
+    (
+        "versions of unknown program",
+        "ListVersions",
+        lambda s: s.opt.list_versions("ghost"),
+        grpc.StatusCode.NOT_FOUND,
+        "program",
+    ),
+    (
+        "unknown version",
+        "GetVersion",
+        lambda s: s.opt.get_version("tickets", "9.9.9"),
+        grpc.StatusCode.NOT_FOUND,
+        "version",
+    ),
+    (
+        "status unspecified",
+        "SetVersionStatus",
+        lambda s: s.opt.set_version_status("tickets", "1.0.0", 0),
+        BAD,
+        "status",
+    ),
+    (
+        "status out of enum",
+        "SetVersionStatus",
+        lambda s: s.opt.set_version_status("tickets", "1.0.0", 42),
+        BAD,
+        "status",
+    ),
+    ("alias with a slash", "SetAlias", lambda s: s.opt.set_alias("tickets", "a/b", "1.0.0"), BAD, "alias"),
+    (
+        "alias to unknown version",
+        "SetAlias",
+        lambda s: s.opt.set_alias("tickets", "x", "3.0.0"),
+        grpc.StatusCode.NOT_FOUND,
+        "version",
+    ),
+    (
+        "duplicate deployment",
+        "CreateDeployment",
+        lambda s: s.opt.create_deployment("web", "tickets"),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "deployment",
+    ),
+    (
+        "deployment of unknown program",
+        "CreateDeployment",
+        lambda s: s.opt.create_deployment("web2", "ghost"),
+        grpc.StatusCode.NOT_FOUND,
+        "program",
+    ),
+    (
+        "routes that do not sum to 1",
+        "SetRoutes",
+        lambda s: s.opt.set_routes("web", {"1.0.0": 0.5}),
+        BAD,
+        "routes",
+    ),
+    (
+        "negative weight",
+        "SetRoutes",
+        lambda s: s.opt.set_routes("web", [pb.Route(version="1.0.0", weight=-0.5)]),
+        BAD,
+        "routes[0].weight",
+    ),
+    (
+        "NaN weight",
+        "SetRoutes",
+        lambda s: s.opt.set_routes("web", [pb.Route(version="1.0.0", weight=float("nan"))]),
+        BAD,
+        "routes[0].weight",
+    ),
+    (
+        "route to unknown version",
+        "SetRoutes",
+        lambda s: s.opt.set_routes("web", {"7.0.0": 1.0}),
+        grpc.StatusCode.NOT_FOUND,
+        "routes[0].version",
+    ),
+    (
+        "duplicate route",
+        "SetRoutes",
+        lambda s: s.opt.set_routes(
+            "web", [pb.Route(version="1.0.0", weight=0.5), pb.Route(version="1.0.0", weight=0.5)]
+        ),
+        BAD,
+        "routes[1].version",
+    ),
+    ("no routes", "SetRoutes", lambda s: s.opt.set_routes("web", []), BAD, "routes"),
+    (
+        "routes of unknown deployment",
+        "SetRoutes",
+        lambda s: s.opt.set_routes("ghost", {"1.0.0": 1.0}),
+        grpc.StatusCode.NOT_FOUND,
+        "deployment",
+    ),
+    (
+        "stale expected_version",
+        "SetRoutes",
+        lambda s: s.opt.set_routes("web", {"1.0.0": 1.0}, expected_version=99),
+        grpc.StatusCode.ABORTED,
+        "expected_version",
+    ),
+    ("read limit too large", "ReadLog", lambda s: s.opt.read_log(0, 10_001), BAD, "limit"),
+    ("get job without id", "GetJob", lambda s: s.opt.get_job(""), BAD, "job_id"),
+    ("watch without id", "WatchJob", lambda s: list(s.opt.watch_job("")), BAD, "job_id"),
+    ("cancel unknown job", "CancelJob", lambda s: s.opt.cancel_job("nope"), NOT_FOUND, "job_id"),
+    ("jobs of an invalid program name", "ListJobs", lambda s: s.opt.list_jobs("../x"), BAD, "program"),
+    ("versions without program", "ListVersions", lambda s: s.opt.list_versions(""), BAD, "program"),
+    ("version without program", "GetVersion", lambda s: s.opt.get_version("", "1.0.0"), BAD, "program"),
+    (
+        "status of unknown program",
+        "SetVersionStatus",
+        lambda s: s.opt.set_version_status("ghost", "1.0.0", pb.PRODUCTION),
+        NOT_FOUND,
+        "program",
+    ),
+    ("alias empty", "SetAlias", lambda s: s.opt.set_alias("tickets", "", "1.0.0"), BAD, "alias"),
+    (
+        "deployment without name",
+        "CreateDeployment",
+        lambda s: s.opt.create_deployment("", "tickets"),
+        BAD,
+        "deployment",
+    ),
+    (
+        "get unknown deployment",
+        "GetDeployment",
+        lambda s: s.opt.get_deployment("ghost"),
+        NOT_FOUND,
+        "deployment",
+    ),
+    (
+        "get deployment with a path",
+        "GetDeployment",
+        lambda s: s.opt.get_deployment("../x"),
+        BAD,
+        "deployment",
+    ),
+    ("evaluate nothing", "Evaluate", evaluate(), BAD, "program"),
+    (
+        "evaluate without a dataset",
+        "Evaluate",
+        evaluate(program="tickets", version="1.0.0"),
+        BAD,
+        "dataset",
+    ),
+    (
+        "evaluate with an unknown metric",
+        "Evaluate",
+        evaluate(program="tickets", version="1.0.0", dataset=examples(ROWS), metric="bleu"),
+        BAD,
+        "metric",
+    ),
+    (
+        "evaluate with negative threads",
+        "Evaluate",
+        evaluate(program="tickets", version="1.0.0", dataset=examples(ROWS), num_threads=-3),
+        BAD,
+        "num_threads",
+    ),
+    (
+        "evaluate a state that is not JSON",
+        "Evaluate",
+        evaluate(
+            spec=pb.ProgramSpec(module="Predict", signature="text -> label"),
+            state_json=b"{not json",
+            dataset=examples(ROWS),
+        ),
+        BAD,
+        "state_json",
+    ),
+    (
+        "evaluate a dataset_ref without a datasets dir",
+        "Evaluate",
+        evaluate(program="tickets", version="1.0.0", dataset_ref=opb.DatasetRef(path="../../etc/passwd")),
+        PRECONDITION,
+        "dataset_ref",
+    ),
+    (
+        "compare nothing",
+        "CompareVersions",
+        lambda s: s.opt.compare_versions("", "", ""),
+        BAD,
+        "program",
+    ),
+    (
+        "compare with an unknown version",
+        "CompareVersions",
+        lambda s: s.opt.compare_versions("tickets", s.v1, "9.0.0", dataset=ROWS),
+        NOT_FOUND,
+        "b",
+    ),
+    (
+        "compare without a dataset",
+        "CompareVersions",
+        lambda s: s.opt.compare_versions("tickets", s.v1, s.v2),
+        BAD,
+        "dataset",
+    ),
+    (
+        "import nothing",
+        "ImportProgram",
+        # raw: no spec at all (the client always sends one)
+        lambda s: s.opt.stub.ImportProgram(opb.ImportProgramRequest()),
+        BAD,
+        "program",
+    ),
+    (
+        "import a state that is not JSON",
+        "ImportProgram",
+        lambda s: s.opt.import_program("imported", "text -> label", b"{x"),
+        BAD,
+        "state_json",
+    ),
+    (
+        "import a state with foreign keys",
+        "ImportProgram",
+        lambda s: s.opt.import_program("imported", "text -> label", b'{"predict": {"demos": [1]}}'),
+        BAD,
+        "state_json",
+    ),
+    (
+        "import an importable path as module",
+        "ImportProgram",
+        lambda s: s.opt.import_program("imported", "text -> label", b"{}", module="os:system"),
+        BAD,
+        "spec.module",
+    ),
+    (
+        "export unknown version",
+        "ExportVersion",
+        lambda s: s.opt.export_version("tickets", "9.9.9"),
+        NOT_FOUND,
+        "version",
+    ),
+    (
+        "export nothing",
+        "ExportVersion",
+        lambda s: s.opt.export_version("", ""),
+        BAD,
+        "program",
+    ),
+    ("read after beyond int64", "ReadLog", read_after(AFTER_MAX), BAD, "after"),
+    ("read after 2**63", "ReadLog", read_after(2**63), BAD, "after"),
+    ("subscribe after beyond int64", "SubscribeLog", subscribe_after(AFTER_MAX), BAD, "after"),
+    # ---------------------------------------------------------------- gateway
+]
+
+
+@pytest.mark.parametrize("name,rpc,call,code,field", OPTIMIZER_CASES, ids=[c[0] for c in OPTIMIZER_CASES])
+def test_bad_input_is_refused_cleanly(
+    servers: Servers,
+    name: str,
+    rpc: str,
+    call: Callable[[Servers], object],
+    code: grpc.StatusCode,
+    field: str,
+) -> None:
+    check_refused(servers, rpc, call, code, field)
+
+
+def test_oversized_request_is_refused_and_the_server_survives(servers: Servers) -> None:
+    huge = [{"text": "x" * 1_000_000, "label": "l"}] * 40  # ~40 MB > the 32 MiB limit
+    with pytest.raises(grpc.RpcError) as err:
+        list(servers.opt.start_optimization("tickets", "text -> label", trainset=huge))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert servers.opt.list_programs().programs[0].program == "tickets"
