@@ -45,14 +45,130 @@ BINARY: MetricKind
 CONTINUOUS: MetricKind
 
 class ProgramSpec(_message.Message):
-    __slots__ = ("module", "signature", "instructions")
+    __slots__ = ("module", "signature", "instructions", "pipeline", "init_args", "wrapper")
     MODULE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    INIT_ARGS_FIELD_NUMBER: _ClassVar[int]
+    WRAPPER_FIELD_NUMBER: _ClassVar[int]
     module: str
     signature: str
     instructions: str
-    def __init__(self, module: _Optional[str] = ..., signature: _Optional[str] = ..., instructions: _Optional[str] = ...) -> None: ...
+    pipeline: Pipeline
+    init_args: str
+    wrapper: str
+    def __init__(self, module: _Optional[str] = ..., signature: _Optional[str] = ..., instructions: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., init_args: _Optional[str] = ..., wrapper: _Optional[str] = ...) -> None: ...
+
+class Pipeline(_message.Message):
+    __slots__ = ("stages", "outputs")
+    class OutputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    stages: _containers.RepeatedCompositeFieldContainer[Stage]
+    outputs: _containers.ScalarMap[str, str]
+    def __init__(self, stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., outputs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Stage(_message.Message):
+    __slots__ = ("name", "kind", "signature", "instructions", "inputs", "tools", "max_iters", "tool_timeout_seconds", "corpus", "k")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITERS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CORPUS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    signature: str
+    instructions: str
+    inputs: _containers.ScalarMap[str, str]
+    tools: _containers.RepeatedScalarFieldContainer[str]
+    max_iters: int
+    tool_timeout_seconds: float
+    corpus: str
+    k: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., signature: _Optional[str] = ..., instructions: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., tools: _Optional[_Iterable[str]] = ..., max_iters: _Optional[int] = ..., tool_timeout_seconds: _Optional[float] = ..., corpus: _Optional[str] = ..., k: _Optional[int] = ...) -> None: ...
+
+class Document(_message.Message):
+    __slots__ = ("id", "text")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class StageLM(_message.Message):
+    __slots__ = ("stage", "connection", "model")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    connection: str
+    model: str
+    def __init__(self, stage: _Optional[str] = ..., connection: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ModuleCall(_message.Message):
+    __slots__ = ("name", "module", "inputs", "outputs", "latency_ms", "usage", "trajectory", "error")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class OutputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    TRAJECTORY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    module: str
+    inputs: _containers.ScalarMap[str, str]
+    outputs: _containers.ScalarMap[str, str]
+    latency_ms: float
+    usage: Usage
+    trajectory: str
+    error: str
+    def __init__(self, name: _Optional[str] = ..., module: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., outputs: _Optional[_Mapping[str, str]] = ..., latency_ms: _Optional[float] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., trajectory: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class CapturePolicy(_message.Message):
+    __slots__ = ("traces", "inputs_outputs", "fields", "retention_days")
+    TRACES_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    traces: bool
+    inputs_outputs: bool
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    retention_days: int
+    def __init__(self, traces: _Optional[bool] = ..., inputs_outputs: _Optional[bool] = ..., fields: _Optional[_Iterable[str]] = ..., retention_days: _Optional[int] = ...) -> None: ...
 
 class LMConfig(_message.Message):
     __slots__ = ("model", "temperature", "max_tokens", "api_base", "api_key_env", "connection")
@@ -132,7 +248,21 @@ class Example(_message.Message):
     def __init__(self, fields: _Optional[_Mapping[str, str]] = ..., input_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("job_id", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "baseline_score", "final_score", "dspy_version")
+    __slots__ = ("job_id", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "baseline_score", "final_score", "dspy_version", "code_digests", "code_distribution", "code_version", "corpora")
+    class CodeDigestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class CorporaEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +274,10 @@ class Lineage(_message.Message):
     BASELINE_SCORE_FIELD_NUMBER: _ClassVar[int]
     FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     DSPY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CODE_DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    CODE_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CORPORA_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     optimizer: str
     params: _struct_pb2.Struct
@@ -155,7 +289,11 @@ class Lineage(_message.Message):
     baseline_score: float
     final_score: float
     dspy_version: str
-    def __init__(self, job_id: _Optional[str] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., dspy_version: _Optional[str] = ...) -> None: ...
+    code_digests: _containers.ScalarMap[str, str]
+    code_distribution: str
+    code_version: str
+    corpora: _containers.ScalarMap[str, str]
+    def __init__(self, job_id: _Optional[str] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., dspy_version: _Optional[str] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., code_distribution: _Optional[str] = ..., code_version: _Optional[str] = ..., corpora: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("version", "weight", "role")
@@ -261,7 +399,7 @@ class ExampleResult(_message.Message):
     def __init__(self, inputs: _Optional[_Mapping[str, str]] = ..., expected: _Optional[_Mapping[str, str]] = ..., predicted: _Optional[_Mapping[str, str]] = ..., score: _Optional[float] = ..., error: _Optional[str] = ..., latency_ms: _Optional[float] = ...) -> None: ...
 
 class EvaluationReport(_message.Message):
-    __slots__ = ("program", "version", "metric", "dataset_digest", "examples", "score", "accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class", "latency_p50_ms", "latency_p95_ms", "usage", "errors", "results")
+    __slots__ = ("program", "version", "metric", "dataset_digest", "examples", "score", "accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class", "latency_p50_ms", "latency_p95_ms", "usage", "errors", "results", "stages")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -278,6 +416,7 @@ class EvaluationReport(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
     program: str
     version: str
     metric: str
@@ -294,7 +433,22 @@ class EvaluationReport(_message.Message):
     usage: Usage
     errors: int
     results: _containers.RepeatedCompositeFieldContainer[ExampleResult]
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., metric: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., examples: _Optional[int] = ..., score: _Optional[float] = ..., accuracy: _Optional[float] = ..., macro_precision: _Optional[float] = ..., macro_recall: _Optional[float] = ..., macro_f1: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassMetrics, _Mapping]]] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., errors: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ExampleResult, _Mapping]]] = ...) -> None: ...
+    stages: _containers.RepeatedCompositeFieldContainer[StageReport]
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., metric: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., examples: _Optional[int] = ..., score: _Optional[float] = ..., accuracy: _Optional[float] = ..., macro_precision: _Optional[float] = ..., macro_recall: _Optional[float] = ..., macro_f1: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassMetrics, _Mapping]]] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., errors: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ExampleResult, _Mapping]]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ...) -> None: ...
+
+class StageReport(_message.Message):
+    __slots__ = ("name", "calls", "latency_p50_ms", "latency_p95_ms", "usage")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    calls: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    usage: Usage
+    def __init__(self, name: _Optional[str] = ..., calls: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
 
 class EvaluationRecorded(_message.Message):
     __slots__ = ("program", "version", "report")
@@ -355,26 +509,30 @@ class BaselineEvaluated(_message.Message):
     def __init__(self, score: _Optional[float] = ..., examples: _Optional[int] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("step", "total", "message")
+    __slots__ = ("step", "total", "message", "predictor")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTOR_FIELD_NUMBER: _ClassVar[int]
     step: int
     total: int
     message: str
-    def __init__(self, step: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    predictor: str
+    def __init__(self, step: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ..., predictor: _Optional[str] = ...) -> None: ...
 
 class TrialCompleted(_message.Message):
-    __slots__ = ("trial", "score", "best_score", "candidate")
+    __slots__ = ("trial", "score", "best_score", "candidate", "predictors")
     TRIAL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTORS_FIELD_NUMBER: _ClassVar[int]
     trial: int
     score: float
     best_score: float
     candidate: str
-    def __init__(self, trial: _Optional[int] = ..., score: _Optional[float] = ..., best_score: _Optional[float] = ..., candidate: _Optional[str] = ...) -> None: ...
+    predictors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, trial: _Optional[int] = ..., score: _Optional[float] = ..., best_score: _Optional[float] = ..., candidate: _Optional[str] = ..., predictors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobCompleted(_message.Message):
     __slots__ = ("program", "version", "final_score", "baseline_score", "improvement", "gate_passed", "gate_reason", "status", "usage", "wall_seconds", "artifact_digest")
@@ -666,8 +824,34 @@ class CanaryEnded(_message.Message):
     reason: str
     def __init__(self, deployment: _Optional[str] = ..., canary_id: _Optional[str] = ..., promoted: _Optional[bool] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., check: _Optional[_Union[GuardrailCheck, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class CorpusRegistered(_message.Message):
+    __slots__ = ("corpus", "digest", "documents", "count", "origin")
+    CORPUS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    corpus: str
+    digest: str
+    documents: bytes
+    count: int
+    origin: RequestOrigin
+    def __init__(self, corpus: _Optional[str] = ..., digest: _Optional[str] = ..., documents: _Optional[bytes] = ..., count: _Optional[int] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+
+class CapturePolicySet(_message.Message):
+    __slots__ = ("deployment", "policy", "reason", "origin")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    policy: CapturePolicy
+    reason: str
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[CapturePolicy, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -691,6 +875,8 @@ class EventPayload(_message.Message):
     CANARY_STARTED_FIELD_NUMBER: _ClassVar[int]
     CANARY_ADVANCED_FIELD_NUMBER: _ClassVar[int]
     CANARY_ENDED_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    CORPUS_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     job_accepted: JobAccepted
     job_started: JobStarted
     baseline_evaluated: BaselineEvaluated
@@ -714,7 +900,9 @@ class EventPayload(_message.Message):
     canary_started: CanaryStarted
     canary_advanced: CanaryAdvanced
     canary_ended: CanaryEnded
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ...) -> None: ...
+    capture_policy_set: CapturePolicySet
+    corpus_registered: CorpusRegistered
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload", "actor", "chain")

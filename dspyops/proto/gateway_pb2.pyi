@@ -19,7 +19,7 @@ class AsOf(_message.Message):
     def __init__(self, position: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("deployment", "inputs", "routing_key", "as_of")
+    __slots__ = ("deployment", "inputs", "routing_key", "as_of", "include_trace")
     class InputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,14 +31,16 @@ class PredictRequest(_message.Message):
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRACE_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     inputs: _containers.ScalarMap[str, str]
     routing_key: str
     as_of: AsOf
-    def __init__(self, deployment: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., routing_key: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
+    include_trace: bool
+    def __init__(self, deployment: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., routing_key: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ..., include_trace: _Optional[bool] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("outputs", "program", "version", "prediction_id", "log_position", "latency_ms", "bucket", "experiment_id", "hash_version", "seed")
+    __slots__ = ("outputs", "program", "version", "prediction_id", "log_position", "latency_ms", "bucket", "experiment_id", "hash_version", "seed", "trace")
     class OutputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +58,7 @@ class PredictResponse(_message.Message):
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     HASH_VERSION_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.ScalarMap[str, str]
     program: str
     version: str
@@ -66,7 +69,8 @@ class PredictResponse(_message.Message):
     experiment_id: str
     hash_version: int
     seed: str
-    def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ...) -> None: ...
+    trace: _containers.RepeatedCompositeFieldContainer[_events_pb2.ModuleCall]
+    def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
     __slots__ = ("prediction_id", "value", "request_id")
@@ -97,7 +101,7 @@ class GetDeploymentStateRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class DeploymentState(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check")
+    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +112,7 @@ class DeploymentState(_message.Message):
     STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     CANARY_FIELD_NUMBER: _ClassVar[int]
     CANARY_CHECK_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
@@ -118,7 +123,8 @@ class DeploymentState(_message.Message):
     stream_version: int
     canary: _events_pb2.Canary
     canary_check: str
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ...) -> None: ...
+    capture: _events_pb2.CapturePolicy
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ...) -> None: ...
 
 class ListDeploymentStatesRequest(_message.Message):
     __slots__ = ()
@@ -265,7 +271,14 @@ class ExplainPredictionRequest(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., routing_key: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld")
+    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace")
+    class CodeDigestsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     RECORDED_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +299,10 @@ class Explanation(_message.Message):
     CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     HASH_WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    CODE_DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_LMS_FIELD_NUMBER: _ClassVar[int]
+    CODE_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     deployment: str
     recorded_version: str
@@ -306,7 +323,11 @@ class Explanation(_message.Message):
     changed_by: str
     change: str
     hash_withheld: bool
-    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ...) -> None: ...
+    code_digests: _containers.ScalarMap[str, str]
+    stage_lms: _containers.RepeatedCompositeFieldContainer[_events_pb2.StageLM]
+    code_drift: bool
+    trace: _containers.RepeatedCompositeFieldContainer[_events_pb2.ModuleCall]
+    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ...) -> None: ...
 
 class StartCanaryRequest(_message.Message):
     __slots__ = ("deployment", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "expected_version", "reason", "request_id")

@@ -339,18 +339,20 @@ class SetAliasRequest(_message.Message):
     def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "stream_version", "log_position")
+    __slots__ = ("deployment", "program", "routes", "stream_version", "log_position", "capture")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
     stream_version: int
     log_position: int
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., stream_version: _Optional[int] = ..., log_position: _Optional[int] = ...) -> None: ...
+    capture: _events_pb2.CapturePolicy
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., stream_version: _Optional[int] = ..., log_position: _Optional[int] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ...) -> None: ...
 
 class CreateDeploymentRequest(_message.Message):
     __slots__ = ("deployment", "program", "request_id")
@@ -391,6 +393,58 @@ class ListDeploymentsResponse(_message.Message):
     DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
     deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
     def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
+
+class RegisterCorpusRequest(_message.Message):
+    __slots__ = ("corpus", "documents", "source", "text_field", "id_field", "request_id")
+    CORPUS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    corpus: str
+    documents: _containers.RepeatedCompositeFieldContainer[_events_pb2.Document]
+    source: DatasetRef
+    text_field: str
+    id_field: str
+    request_id: str
+    def __init__(self, corpus: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[_events_pb2.Document, _Mapping]]] = ..., source: _Optional[_Union[DatasetRef, _Mapping]] = ..., text_field: _Optional[str] = ..., id_field: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class Corpus(_message.Message):
+    __slots__ = ("corpus", "digest", "count", "registered_position")
+    CORPUS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    corpus: str
+    digest: str
+    count: int
+    registered_position: int
+    def __init__(self, corpus: _Optional[str] = ..., digest: _Optional[str] = ..., count: _Optional[int] = ..., registered_position: _Optional[int] = ...) -> None: ...
+
+class ListCorporaRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCorporaResponse(_message.Message):
+    __slots__ = ("corpora",)
+    CORPORA_FIELD_NUMBER: _ClassVar[int]
+    corpora: _containers.RepeatedCompositeFieldContainer[Corpus]
+    def __init__(self, corpora: _Optional[_Iterable[_Union[Corpus, _Mapping]]] = ...) -> None: ...
+
+class SetCapturePolicyRequest(_message.Message):
+    __slots__ = ("deployment", "policy", "reason", "expected_version", "request_id")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    policy: _events_pb2.CapturePolicy
+    reason: str
+    expected_version: int
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ..., reason: _Optional[str] = ..., expected_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ReadLogRequest(_message.Message):
     __slots__ = ("after", "limit", "stream_prefix", "types", "actor", "since", "until")

@@ -135,6 +135,21 @@ class OptimizerStub:
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionResponse.FromString,
                 _registered_method=True)
+        self.RegisterCorpus = channel.unary_unary(
+                '/dspyops.v1.Optimizer/RegisterCorpus',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.RegisterCorpusRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.Corpus.FromString,
+                _registered_method=True)
+        self.ListCorpora = channel.unary_unary(
+                '/dspyops.v1.Optimizer/ListCorpora',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListCorporaRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListCorporaResponse.FromString,
+                _registered_method=True)
+        self.SetCapturePolicy = channel.unary_unary(
+                '/dspyops.v1.Optimizer/SetCapturePolicy',
+                request_serializer=dspyops_dot_v1_dot_optimizer__pb2.SetCapturePolicyRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_optimizer__pb2.Deployment.FromString,
+                _registered_method=True)
         self.ReadLog = channel.unary_unary(
                 '/dspyops.v1.Optimizer/ReadLog',
                 request_serializer=dspyops_dot_v1_dot_optimizer__pb2.ReadLogRequest.SerializeToString,
@@ -287,6 +302,26 @@ class OptimizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterCorpus(self, request, context):
+        """Registers a corpus for Retrieve stages (documents inline or a file under the datasets dir).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCorpora(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCapturePolicy(self, request, context):
+        """What a deployment keeps of its predictions (traces, inputs and outputs) and for how long.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadLog(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -408,6 +443,21 @@ def add_OptimizerServicer_to_server(servicer, server):
                     servicer.ExportVersion,
                     request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ExportVersionResponse.SerializeToString,
+            ),
+            'RegisterCorpus': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterCorpus,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.RegisterCorpusRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.Corpus.SerializeToString,
+            ),
+            'ListCorpora': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCorpora,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.ListCorporaRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.ListCorporaResponse.SerializeToString,
+            ),
+            'SetCapturePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCapturePolicy,
+                    request_deserializer=dspyops_dot_v1_dot_optimizer__pb2.SetCapturePolicyRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_optimizer__pb2.Deployment.SerializeToString,
             ),
             'ReadLog': grpc.unary_unary_rpc_method_handler(
                     servicer.ReadLog,
@@ -965,6 +1015,87 @@ class Optimizer:
             '/dspyops.v1.Optimizer/ExportVersion',
             dspyops_dot_v1_dot_optimizer__pb2.ExportVersionRequest.SerializeToString,
             dspyops_dot_v1_dot_optimizer__pb2.ExportVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterCorpus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/RegisterCorpus',
+            dspyops_dot_v1_dot_optimizer__pb2.RegisterCorpusRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.Corpus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCorpora(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/ListCorpora',
+            dspyops_dot_v1_dot_optimizer__pb2.ListCorporaRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.ListCorporaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCapturePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Optimizer/SetCapturePolicy',
+            dspyops_dot_v1_dot_optimizer__pb2.SetCapturePolicyRequest.SerializeToString,
+            dspyops_dot_v1_dot_optimizer__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
