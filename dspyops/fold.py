@@ -28,6 +28,8 @@ from dspyops.state import (
     ROLE_NAMES,
     STATUS_NAMES,
     CanaryState,
+    CorpusContent,
+    CorpusState,
     DeploymentState,
     ExperimentState,
     JobSummary,
@@ -155,7 +157,7 @@ class _Builder:
     """The mutable side of one fold call. Reads see this call's changes first, then the
     input state; nothing reachable from the input state is ever written."""
 
-    __slots__ = ("base", "deployments", "jobs", "programs", "requests")
+    __slots__ = ("base", "corpora", "corpus_contents", "deployments", "jobs", "programs", "requests")
 
     def __init__(self, base: State) -> None:
         self.base = base
@@ -163,6 +165,8 @@ class _Builder:
         self.deployments: dict[str, _DeploymentDraft] = {}
         self.jobs: dict[str, JobSummary] | None = None  # a copy of base.jobs once written
         self.requests: dict[str, RequestEntry] | None = None  # a copy of base.requests once written
+        self.corpora: dict[str, CorpusState] | None = None  # copies of the corpus tables once written
+        self.corpus_contents: dict[str, CorpusContent] | None = None
 
     def program(self, name: str) -> _ProgramDraft | None:
         draft = self.programs.get(name)
@@ -186,6 +190,12 @@ class _Builder:
         if self.jobs is None:
             self.jobs = dict(self.base.jobs)
         return self.jobs
+
+    def corpus_tables(self) -> tuple[dict[str, CorpusState], dict[str, CorpusContent]]:
+        if self.corpora is None or self.corpus_contents is None:
+            self.corpora = dict(self.base.corpora)
+            self.corpus_contents = dict(self.base.corpus_contents)
+        return self.corpora, self.corpus_contents
 
     def origin(self, event: StoredEvent, origin: pb.RequestOrigin) -> None:
         """Index the request a command event answers. The first use of an id wins: the
@@ -213,7 +223,9 @@ class _Builder:
                 deployments[name] = deployment.freeze()
         jobs = base.jobs if self.jobs is None else self.jobs
         requests = base.requests if self.requests is None else self.requests
-        return State(position, programs, deployments, jobs, requests)
+        corpora = base.corpora if self.corpora is None else self.corpora
+        contents = base.corpus_contents if self.corpus_contents is None else self.corpus_contents
+        return State(position, programs, deployments, jobs, requests, corpora, contents)
 
 
 def _version_registered(b: _Builder, event: StoredEvent, msg: pb.VersionRegistered) -> None:
@@ -427,6 +439,17 @@ def _interrupted(b: _Builder, event: StoredEvent, msg: pb.JobInterrupted) -> Non
     _job_update(b, event, state="interrupted", error=msg.reason)
 
 
+def _corpus_registered(b: _Builder, event: StoredEvent, msg: pb.CorpusRegistered) -> None:
+    """The name moves to the digest; the digest stays resolvable at its first event for good
+    (a version that recorded it keeps its documents after the name moved on)."""
+    if "origin" in msg:
+        b.origin(event, msg.origin)
+    corpora, contents = b.corpus_tables()
+    corpora[msg.corpus] = CorpusState(msg.corpus, msg.digest, msg.count, event.position, event.version)
+    if msg.digest not in contents:
+        contents[msg.digest] = CorpusContent(msg.digest, msg.count, msg.corpus, event.position)
+
+
 def _micros(event: StoredEvent) -> int:
     return int(event.recorded_at.timestamp() * 1_000_000)
 
@@ -454,6 +477,7 @@ _HANDLERS: dict[str, Handler] = {
     "JobFailed": _failed,
     "JobCancelled": _cancelled,
     "JobInterrupted": _interrupted,
+    "CorpusRegistered": _corpus_registered,
 }
 # full type name -> (message class, handler): one dict lookup per event, no decode() call
 _DISPATCH: dict[str, tuple[type[Message], Handler]] = {

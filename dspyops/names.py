@@ -52,3 +52,7 @@ def deployment_stream(deployment: str) -> str:
 
 def job_stream(job_id: str) -> str:
     return f"job-{job_id}"
+
+
+def corpus_stream(corpus: str) -> str:
+    return f"corpus-{corpus}"

@@ -34,6 +34,8 @@ from dspyops.fold import fold
 from dspyops.state import (
     EMPTY,
     CanaryState,
+    CorpusContent,
+    CorpusState,
     DeploymentState,
     ExperimentState,
     JobSummary,
@@ -71,6 +73,9 @@ def decode_state(data: bytes) -> State:
         jobs={job_id: JobSummary(**j) for job_id, j in raw["jobs"].items()},
         # absent in snapshots written before request ids: such a log has no origins before it
         requests={request_id: RequestEntry(**r) for request_id, r in raw.get("requests", {}).items()},
+        # absent in snapshots written before corpora: such a log has no CorpusRegistered before it
+        corpora={name: CorpusState(**c) for name, c in raw.get("corpora", {}).items()},
+        corpus_contents={digest: CorpusContent(**c) for digest, c in raw.get("corpus_contents", {}).items()},
     )
 
 

@@ -1,4 +1,4 @@
-"""The folded model: registry, deployment and job state at one log position.
+"""The folded model: registry, deployment, job and corpus state at one log position.
 
 Frozen, slotted dataclasses, built only by the fold (dspyops.fold) and read by both
 services; nothing here knows about the log. The state also indexes the client requests
@@ -221,6 +221,30 @@ class RequestEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class CorpusState:
+    """A corpus name and the documents it points to now (a re-registration moves it)."""
+
+    name: str
+    digest: str
+    count: int
+    registered_position: int  # the CorpusRegistered that moved the name to this digest
+    stream_version: int  # of corpus-<name>: a registration appends with it as expected_version
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusContent:
+    """Documents by digest, for as long as the log holds them: a version that recorded a
+    digest resolves it after its name has moved on. Never the documents themselves: they
+    stay in the event at `position` (and the optimizer's artifact store), so the state stays
+    small and its hash cheap."""
+
+    digest: str
+    count: int
+    corpus: str  # the name it was first registered under
+    position: int  # the first CorpusRegistered that carries these documents
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     position: int = 0
     programs: Mapping[str, ProgramState] = field(default_factory=dict)
@@ -228,6 +252,8 @@ class State:
     jobs: Mapping[str, JobSummary] = field(default_factory=dict)
     # request_id -> the command it first answered (from RequestOrigin on command events)
     requests: Mapping[str, RequestEntry] = field(default_factory=dict)
+    corpora: Mapping[str, CorpusState] = field(default_factory=dict)  # name -> where it points
+    corpus_contents: Mapping[str, CorpusContent] = field(default_factory=dict)  # digest -> where
 
 
 EMPTY = State()

@@ -174,6 +174,15 @@ def _payloads() -> st.SearchStrategy:
         st.builds(lambda j: (f"job-{j}", pb.JobFailed(error="boom")), job),
         st.builds(lambda j: (f"job-{j}", pb.JobCancelled(reason="user")), job),
         st.builds(lambda j: (f"job-{j}", pb.JobInterrupted(reason="restart")), job),
+        # a name moves between digests (some shared by two names); a digest keeps its first event
+        st.builds(
+            lambda c, d: (
+                f"corpus-{c}",
+                pb.CorpusRegistered(corpus=c, digest=d * 64, documents=b"[]", count=len(c) + ord(d)),
+            ),
+            st.sampled_from(["help", "faq"]),
+            st.sampled_from("abc"),
+        ),
     )
     # command events may answer a client request (a few ids, so some repeat: the first wins)
     return st.builds(_with_origin, events, st.none() | st.sampled_from(["r1", "r2", "r3"]), st.booleans())

@@ -66,6 +66,11 @@ def payloads() -> st.SearchStrategy:
         ),
         st.builds(lambda s: pb.TrialCompleted(trial=1, score=s, best_score=s), st.floats(0, 1)),
         st.builds(lambda s: pb.JobCompleted(final_score=s, version="1.0.0"), st.floats(0, 1)),
+        st.builds(
+            lambda c, d: pb.CorpusRegistered(corpus=c, digest=d * 64, documents=b"[]", count=3),
+            st.sampled_from(["help", "faq"]),
+            st.sampled_from("ab"),
+        ),
     )
 
 
@@ -98,6 +103,8 @@ def _stream(message: object) -> str:
         return f"job-{message.job_id}"
     if isinstance(message, pb.TrialCompleted | pb.JobCompleted):
         return "job-j1"
+    if isinstance(message, pb.CorpusRegistered):
+        return f"corpus-{message.corpus}"
     return f"program-{message.program}"  # type: ignore[attr-defined]
 
 
@@ -143,3 +150,29 @@ def test_registry_and_routes_are_folded() -> None:
     assert web.stream_version == 2 and web.changed_position == 5
     assert state_hash(state) != state_hash(fold(events[:-1]))
     assert fold([]) == EMPTY
+
+
+def test_corpora_are_folded_by_name_and_by_digest() -> None:
+    """A re-registration moves the name; the first digest stays resolvable at its own event;
+    the same documents under a second name keep their first event as their home."""
+    first, second = "a" * 64, "b" * 64
+    events = stored(
+        [
+            pb.CorpusRegistered(corpus="help", digest=first, documents=b"[1]", count=2),
+            pb.CorpusRegistered(corpus="help", digest=second, documents=b"[2]", count=5),
+            pb.CorpusRegistered(corpus="faq", digest=first, documents=b"[1]", count=2),
+        ]
+    )
+    state = fold(events)
+    assert {
+        name: (c.digest, c.count, c.registered_position, c.stream_version)
+        for name, c in state.corpora.items()
+    } == {
+        "help": (second, 5, 2, 2),
+        "faq": (first, 2, 3, 1),
+    }
+    assert {d: (c.count, c.corpus, c.position) for d, c in state.corpus_contents.items()} == {
+        first: (2, "help", 1),
+        second: (5, "help", 2),
+    }
+    assert state_hash(state) != state_hash(fold(events[:-1]))

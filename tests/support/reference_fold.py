@@ -19,6 +19,8 @@ from dspyops.state import (
     ROLE_NAMES,
     STATUS_NAMES,
     CanaryState,
+    CorpusContent,
+    CorpusState,
     DeploymentState,
     ExperimentState,
     JobSummary,
@@ -259,6 +261,15 @@ def _interrupted(state: State, event: StoredEvent, msg: pb.JobInterrupted) -> St
     return _job_update(state, event, state="interrupted", error=msg.reason)
 
 
+def _corpus_registered(state: State, event: StoredEvent, msg: pb.CorpusRegistered) -> State:
+    corpus = CorpusState(msg.corpus, msg.digest, msg.count, event.position, event.version)
+    contents = state.corpus_contents
+    if msg.digest not in contents:  # the first event carrying the documents stays their home
+        content = CorpusContent(msg.digest, msg.count, msg.corpus, event.position)
+        contents = _with(contents, msg.digest, content)
+    return replace(state, corpora=_with(state.corpora, msg.corpus, corpus), corpus_contents=contents)
+
+
 def _micros(event: StoredEvent) -> int:
     return int(event.recorded_at.timestamp() * 1_000_000)
 
@@ -284,4 +295,5 @@ _HANDLERS: dict[str, Any] = {
     "JobFailed": _failed,
     "JobCancelled": _cancelled,
     "JobInterrupted": _interrupted,
+    "CorpusRegistered": _corpus_registered,
 }
