@@ -70,7 +70,9 @@ def check_ref_path(data_dir: Path | None, path: str, field: str) -> Path:
     return resolved
 
 
-def _rows(file: Path, label: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+def read_rows(file: Path, label: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) of every row of a JSONL or CSV file (checked by check_ref_path);
+    problems are InvalidArgument naming ``where`` and the file as ``label``."""
     rows: list[tuple[int, dict[str, Any]]] = []
     try:
         with file.open(encoding="utf-8", newline="") as fh:
@@ -119,7 +121,7 @@ def resolve_dataset_ref(
     inputs, outputs = spec.input_fields(), spec.output_fields()
     keys = list(ref.input_keys) or inputs
     examples: list[dspy.Example] = []
-    for lineno, row in _rows(file, label, where):
+    for lineno, row in read_rows(file, label, where):
         for name in (*inputs, *outputs):
             if name not in row:
                 role = "input" if name in inputs else "output"
@@ -146,4 +148,4 @@ def resolve_dataset_ref(
     return examples
 
 
-__all__ = ["EXTENSIONS", "check_ref_path", "resolve_dataset_ref"]
+__all__ = ["EXTENSIONS", "check_ref_path", "read_rows", "resolve_dataset_ref"]

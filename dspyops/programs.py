@@ -9,6 +9,7 @@ loaded by plain DSPy without this package.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import dspy
@@ -18,6 +19,9 @@ from dspyops.errors import shown
 from dspyops.signatures import InvalidSignature, parse_signature
 
 MODULE_KINDS: Final = ("Predict", "ChainOfThought")
+
+# dspyops/programs/ holds this module's parts (retrieve.py, errors.py) until it becomes the package itself.
+__path__ = [str(Path(__file__).with_suffix(""))]
 
 
 class ProgramError(ValueError):

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -116,3 +117,41 @@ class Retriever:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Retriever:
         return self
+
+
+class IndexCache:
+    """BM25 indexes by corpus digest: one build per digest per process, shared by every
+    program (and version) that searches it; the ``max_indexes`` most recently used are kept
+    (a program that holds an index keeps it alive anyway). A digest names its documents, so
+    the documents given for a digest already cached are not looked at again."""
+
+    def __init__(self, max_indexes: int = 8) -> None:
+        self.max_indexes = max_indexes
+        self.builds = 0  # indexes built by this cache (what "once per digest" is checked by)
+        self._indexes: OrderedDict[str, Retriever] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def cached(self, digest: str) -> Retriever | None:
+        with self._lock:
+            found = self._indexes.get(digest)
+            if found is not None:
+                self._indexes.move_to_end(digest)
+            return found
+
+    def index(
+        self, digest: str, documents: Callable[[], Sequence[Document]] | Sequence[Document]
+    ) -> Retriever:
+        """The digest's index, built from ``documents`` (or what calling it returns) when absent."""
+        found = self.cached(digest)
+        if found is not None:
+            return found
+        # built outside the lock: other digests need not wait; two racers build the same thing
+        built = Retriever(documents() if callable(documents) else documents)
+        with self._lock:
+            kept = self._indexes.setdefault(digest, built)
+            if kept is built:
+                self.builds += 1
+            self._indexes.move_to_end(digest)
+            while len(self._indexes) > self.max_indexes:
+                self._indexes.popitem(last=False)
+        return kept
