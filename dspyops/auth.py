@@ -6,7 +6,7 @@ Tokens are configured at start in a file of token hashes, one per line:
     9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 deployer  ci-bot
 
 Only hashes are stored, so the file is not a secret. Roles: reader (read the log and
-registry, predict, outcomes), operator (reader + optimize, evaluate, cancel, import),
+registry, predict, outcomes), operator (reader + optimize, evaluate, cancel, import, corpora),
 deployer (reader + registry status and aliases, deployments, routes, experiments, canaries,
 rollback), admin (everything). A method missing from the table needs admin, so a new RPC
 is closed until it is classified. Health and reflection stay open (probes carry no token).
@@ -55,12 +55,14 @@ REQUIRED: Mapping[str, str] = {
     "ListOptimizers": "reader",
     "ListConnections": "reader",
     "ExportVersion": "reader",
+    "ListCorpora": "reader",
     # optimizer: jobs and evaluation
     "StartOptimization": "operator",
     "CancelJob": "operator",
     "Evaluate": "operator",
     "CompareVersions": "operator",
     "ImportProgram": "operator",
+    "RegisterCorpus": "operator",  # what new versions' Retrieve stages search; versions keep theirs
     # registry and deployments
     "SetVersionStatus": "deployer",
     "SetAlias": "deployer",

@@ -29,15 +29,15 @@ from dspyops.datarefs import check_ref_path, read_rows
 from dspyops.errors import SHOWN_CHARS, InvalidArgument, shown
 from dspyops.eventlog import EventStore, StoredEvent
 from dspyops.events import decode
-from dspyops.limits import MIB
+from dspyops.limits import MAX_CORPUS_DOCUMENTS, MAX_DOCUMENT_ID_CHARS, MAX_DOCUMENT_TEXT_CHARS, MIB
 from dspyops.programs.retrieve import Lookup, RetrieverFactory, corpus_retriever
 from dspyops.proto import events_pb2 as pb
 from dspyops.retrieval import Document, IndexCache, Retriever
 from dspyops.state import State
 
-MAX_DOCUMENTS: Final = 10_000
-MAX_ID_CHARS: Final = 200
-MAX_TEXT_CHARS: Final = 20_000
+MAX_DOCUMENTS: Final = MAX_CORPUS_DOCUMENTS
+MAX_ID_CHARS: Final = MAX_DOCUMENT_ID_CHARS
+MAX_TEXT_CHARS: Final = MAX_DOCUMENT_TEXT_CHARS
 # the canonical JSON of a corpus; with the event's other fields it stays far under the
 # log's per-event limit (limits.MAX_EVENT_PAYLOAD_BYTES, 12 MiB)
 MAX_CORPUS_BYTES: Final = 8 * MIB

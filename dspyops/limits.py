@@ -50,6 +50,10 @@ MAX_STATE_METADATA_BYTES: Final = 64 * KIB  # its "metadata" object (DSPy writes
 # a request may carry; and twice this (a ReadLog envelope holds decoded + raw payload)
 # plus the envelope's other fields stays under MAX_MESSAGE_BYTES.
 MAX_EVENT_PAYLOAD_BYTES: Final = 12 * MIB
+# A corpus (RegisterCorpus; dspyops.corpora): documents, each an id and a text.
+MAX_CORPUS_DOCUMENTS: Final = 10_000
+MAX_DOCUMENT_ID_CHARS: Final = 200
+MAX_DOCUMENT_TEXT_CHARS: Final = 20_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,11 @@ LIMITS: Final[dict[str, Limit]] = {
     "dspyops.v1.PredictRequest.inputs": Limit(
         chars=100_000, entries=100, key_chars=100, why="a prediction's input values"
     ),
+    "dspyops.v1.RegisterCorpusRequest.documents": Limit(
+        entries=MAX_CORPUS_DOCUMENTS, why="a corpus inline; larger through a DatasetRef file"
+    ),
+    "dspyops.v1.Document.id": Limit(chars=MAX_DOCUMENT_ID_CHARS, why="a document's id"),
+    "dspyops.v1.Document.text": Limit(chars=MAX_DOCUMENT_TEXT_CHARS, why="a help-centre article, a passage"),
     "google.protobuf.Struct.fields": Limit(entries=100, key_chars=100, why="optimizer parameters"),
 }
 

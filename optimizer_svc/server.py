@@ -26,6 +26,7 @@ from dspyops.logstart import chain_key, open_service_store, routing_secret, veri
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
+from optimizer_svc.corpora import CorpusHandlers
 from optimizer_svc.evaluation.handlers import EvaluationHandlers
 from optimizer_svc.evaluation.pool import DEFAULT_MAX_EVALUATIONS, EvaluationPool
 from optimizer_svc.imports import ImportHandlers
@@ -159,6 +160,7 @@ async def _start(
         ImportHandlers(registry, artifacts, connections),
         LogHandlers(store, subscriber_cap(config.max_subscribers, config.max_subscribers_per_actor)),
         connections,
+        CorpusHandlers(ledger, artifacts, config.datasets_dir),
     )
     optimizer_pb2_grpc.add_OptimizerServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)

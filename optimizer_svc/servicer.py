@@ -18,6 +18,7 @@ from dspyops.connections import Connections
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
+from optimizer_svc.corpora import CorpusHandlers
 from optimizer_svc.evaluation.handlers import EvaluationHandlers
 from optimizer_svc.imports import ImportHandlers
 from optimizer_svc.jobs.handlers import JobHandlers
@@ -37,6 +38,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         imports: ImportHandlers,
         log: LogHandlers,
         connections: Connections,
+        corpora: CorpusHandlers,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
@@ -44,6 +46,7 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         self.imports = imports
         self.log = log
         self.connections = connections
+        self.corpora = corpora
 
     # ------------------------------------------------------------------ jobs
 
@@ -137,6 +140,16 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         self, request: opb.ExportVersionRequest, context: Context
     ) -> opb.ExportVersionResponse:
         return await self.imports.export_version(request)
+
+    # ------------------------------------------------------------------ corpora
+
+    @rpc.unary
+    async def RegisterCorpus(self, request: opb.RegisterCorpusRequest, context: Context) -> opb.Corpus:
+        return await self.corpora.register_corpus(request)
+
+    @rpc.unary
+    async def ListCorpora(self, request: opb.ListCorporaRequest, context: Context) -> opb.ListCorporaResponse:
+        return await self.corpora.list_corpora(request)
 
     # ------------------------------------------------------------------ deployments
 

@@ -15,6 +15,7 @@ import grpc
 
 from dspyops.cli import (
     catalog,
+    corpora,
     deployments,
     evaluation,
     experiments,
@@ -99,6 +100,7 @@ def cli(
 for group in (
     jobs.jobs,
     registry.registry,
+    corpora.corpora,
     deployments.deployments,
     predictions.predictions,
     experiments.experiments,

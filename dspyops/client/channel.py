@@ -39,6 +39,7 @@ MUTATING: Final = {
         "SetAlias",
         "CreateDeployment",
         "SetRoutes",
+        "RegisterCorpus",
     ),
     "dspyops.v1.Gateway": (
         "StartExperiment",

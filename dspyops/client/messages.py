@@ -46,6 +46,13 @@ def dataset_ref(ref: str | opb.DatasetRef, input_keys: Sequence[str] = ()) -> op
     return opb.DatasetRef(path=ref, input_keys=list(input_keys))
 
 
+def document(value: Mapping[str, str] | pb.Document) -> pb.Document:
+    """A corpus document from {"id": ..., "text": ...}, or the Document itself."""
+    if isinstance(value, pb.Document):
+        return value
+    return pb.Document(id=value.get("id", ""), text=value.get("text", ""))
+
+
 def struct(params: Mapping[str, Any] | Struct | None) -> Struct:
     if isinstance(params, Struct):
         return params

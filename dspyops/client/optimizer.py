@@ -262,6 +262,43 @@ class OptimizerClient(Client):
         request = opb.ExportVersionRequest(program=program, version=version)
         return self._unary(self.stub.ExportVersion, request, opb.ExportVersionResponse)
 
+    # ------------------------------------------------------------------ corpora
+
+    @rpc("RegisterCorpus")
+    def register_corpus(
+        self,
+        corpus: str,
+        documents: Iterable[Mapping[str, str] | pb.Document] = (),
+        *,
+        source: str | opb.DatasetRef | None = None,
+        text_field: str = "",
+        id_field: str = "",
+        request_id: str | None = None,
+    ) -> opb.Corpus:
+        """RegisterCorpus: documents ({"id", "text"} each) for Retrieve stages, inline or from a
+        JSONL/CSV `source` under the server's --datasets-dir (`text_field`, `id_field`: its columns).
+
+        opt.register_corpus("help", [{"id": "refunds", "text": "Refunds take 5 days."}]).digest
+        """
+        request = opb.RegisterCorpusRequest(
+            corpus=corpus,
+            documents=[msg.document(d) for d in documents],
+            text_field=text_field,
+            id_field=id_field,
+            request_id=request_id or new_request_id(),
+        )
+        if source is not None:
+            request.source.CopyFrom(msg.dataset_ref(source))
+        return self._send(self.stub.RegisterCorpus, request, opb.Corpus)
+
+    @rpc("ListCorpora")
+    def list_corpora(self) -> opb.ListCorporaResponse:
+        """ListCorpora: every corpus name, the digest it points to and its document count.
+
+        [(c.corpus, c.count) for c in opt.list_corpora().corpora]
+        """
+        return self._unary(self.stub.ListCorpora, opb.ListCorporaRequest(), opb.ListCorporaResponse)
+
     # ------------------------------------------------------------------ deployments
 
     @rpc("CreateDeployment")

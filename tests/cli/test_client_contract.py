@@ -85,6 +85,15 @@ CALLS: dict[str, dict[str, Any]] = {
         request_id="rid",
     ),
     "export_version": dict(program="p", version="1.0.0"),
+    "register_corpus": dict(
+        corpus="c",
+        documents=[{"id": "1", "text": "t"}],
+        source="docs.jsonl",
+        text_field="body",
+        id_field="slug",
+        request_id="rid",
+    ),
+    "list_corpora": {},
     "create_deployment": dict(deployment="d", program="p", request_id="rid"),
     "set_routes": dict(
         deployment="d", routes={"1.0.0": 1.0}, expected_version=2, reason="r", request_id="rid"

@@ -19,6 +19,7 @@ EXEMPT: dict[str, str] = {
     "VerifyLog": "VerifyLogRequest has no fields",
     "ListDeploymentStates": "ListDeploymentStatesRequest has no fields",
     "ListConnections": "ListConnectionsRequest has no fields (both services)",
+    "ListCorpora": "ListCorporaRequest has no fields",
 }
 
 

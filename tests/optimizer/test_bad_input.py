@@ -27,6 +27,11 @@ from tests.support.bad_input import (
     subscribe_after,
 )
 
+DOCS = [
+    {"id": "refunds", "text": "Refunds reach your card in 5 to 10 business days."},
+    {"id": "shipping", "text": "Standard delivery takes 3 to 5 business days."},
+]
+
 OPTIMIZER_CASES: list[Case] = [
     # (test id, RPC, call, status, a field the message must name)
     ("no program", "StartOptimization", optimize(start_request(program="")), BAD, "program"),
@@ -356,6 +361,71 @@ OPTIMIZER_CASES: list[Case] = [
         lambda s: s.opt.export_version("", ""),
         BAD,
         "program",
+    ),
+    ("corpus without a name", "RegisterCorpus", lambda s: s.opt.register_corpus("", DOCS), BAD, "corpus"),
+    (
+        "corpus name with a path separator",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("../help", DOCS),
+        BAD,
+        "corpus",
+    ),
+    ("corpus without documents", "RegisterCorpus", lambda s: s.opt.register_corpus("help"), BAD, "documents"),
+    (
+        "corpus document without an id",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", [{"id": "", "text": "t"}]),
+        BAD,
+        "documents[0].id",
+    ),
+    (
+        "corpus document ids repeat",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", [*DOCS, {"id": "refunds", "text": "again"}]),
+        BAD,
+        "documents[2].id",
+    ),
+    (
+        "corpus document with a blank text",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", [{"id": "a", "text": "  "}]),
+        BAD,
+        "documents[0].text",
+    ),
+    (
+        "corpus document text over its limit",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", [{"id": "a", "text": "x" * 20_001}]),
+        BAD,
+        "documents[0].text",
+    ),
+    (
+        "corpus inline and from a file",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", DOCS, source="help.jsonl"),
+        BAD,
+        "source",
+    ),
+    (
+        "corpus text_field without a file",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", DOCS, text_field="body"),
+        BAD,
+        "text_field",
+    ),
+    (
+        "corpus file on a server without a datasets directory",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", source="help.jsonl"),
+        PRECONDITION,
+        "source",
+    ),
+    (
+        "corpus request_id with a control character",
+        "RegisterCorpus",
+        lambda s: s.opt.register_corpus("help", DOCS, request_id="a\x00b"),
+        BAD,
+        "request_id",
     ),
     ("read after beyond int64", "ReadLog", read_after(AFTER_MAX), BAD, "after"),
     ("read after 2**63", "ReadLog", read_after(2**63), BAD, "after"),
