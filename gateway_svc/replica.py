@@ -16,6 +16,7 @@ import structlog
 from dspyops.artifacts import registered_artifact
 from dspyops.fold import fold
 from dspyops.state import EMPTY, State
+from gateway_svc.corpora import GatewayCorpora
 from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 
@@ -31,14 +32,17 @@ class Replica:
         initial: State = EMPTY,
         artifacts: dict[str, bytes] | None = None,
         readiness: Readiness | None = None,
+        corpora: GatewayCorpora | None = None,
     ) -> None:
         """`initial`: a snapshot's state to start from (then `artifacts` must hold its versions');
-        `readiness`: told how the tail goes (serving once caught up, and while it can follow)."""
+        `readiness`: told how the tail goes (serving once caught up, and while it can follow);
+        `corpora`: the corpus documents by digest (a snapshot's, then each new one the tail passes)."""
         self.source = source
         self.readiness = readiness or Readiness("the log")
         self.readiness.position = initial.position
         self.state: State = initial
         self.artifacts: dict[str, bytes] = dict(artifacts or {})
+        self.corpora = corpora or GatewayCorpora()
         self.folded = 0  # events folded by this replica (not counting the snapshot)
         # why the tail last failed (a broken chain, a replaced log file, a lost optimizer) until
         # it folds again; the state stays as it was meanwhile
@@ -96,6 +100,7 @@ class Replica:
                 found = registered_artifact(event)  # unchecked here: the loader checks it
                 if found is not None:
                     self.artifacts[found[0]] = found[1]
+                self.corpora.note(event)
             # one fold and one wake-up per page; a big page (catch-up, a burst) is folded in
             # a worker thread so requests keep being served meanwhile
             if len(page) >= _FOLD_IN_THREAD:

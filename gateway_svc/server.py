@@ -22,6 +22,7 @@ from dspyops.logstart import StartRefused, chain_key, open_service_store, routin
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, State
+from gateway_svc.corpora import GatewayCorpora, restore_corpora
 from gateway_svc.file_source import FileLogSource
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionStore
@@ -110,6 +111,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     head: int | None = None
     initial: State = EMPTY
     artifacts: dict[str, bytes] = {}
+    corpus_documents: dict[str, bytes] = {}
     predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
     if not predictions:
         raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
@@ -133,6 +135,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
             )
             try:
                 initial, artifacts = await asyncio.to_thread(restore_from_snapshot, store, config.log, key)
+                corpus_documents = await asyncio.to_thread(restore_corpora, store, initial)
             except BaseException:
                 tail_store.close()
                 raise
@@ -154,7 +157,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     server, health = rpc.make_server([SERVICE], config.security)
     described = f"the log file {config.log}" if config.log else f"the optimizer at {config.optimizer}"
     readiness = Readiness(described, health, [SERVICE])
-    replica = Replica(source, initial, artifacts, readiness)
+    replica = Replica(source, initial, artifacts, readiness, GatewayCorpora(corpus_documents))
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
     history_snapshots = SnapshotStore(snapshot_path(config.log), key=key) if config.log else None
     service = GatewayService(replica, records, store, connections, history_snapshots)

@@ -24,7 +24,7 @@ def corpora() -> None:
 @click.option(
     "--documents",
     "documents_file",
-    default="",
+    default=None,
     type=click.Path(exists=True, dir_okay=False),
     help='a local JSONL file of {"id": ..., "text": ...} lines, sent inline',
 )
@@ -36,7 +36,7 @@ def register(
     session: Session,
     corpus: str,
     source: str,
-    documents_file: str,
+    documents_file: str | None,
     text_field: str,
     id_field: str,
     as_json: bool,
