@@ -30,6 +30,7 @@ from dspyops.errors import SHOWN_CHARS, InvalidArgument, shown
 from dspyops.eventlog import EventStore, StoredEvent
 from dspyops.events import decode
 from dspyops.limits import MAX_CORPUS_DOCUMENTS, MAX_DOCUMENT_ID_CHARS, MAX_DOCUMENT_TEXT_CHARS, MIB
+from dspyops.programs.errors import ProgramError
 from dspyops.programs.retrieve import Lookup, RetrieverFactory, corpus_retriever
 from dspyops.proto import events_pb2 as pb
 from dspyops.retrieval import Document, IndexCache, Retriever
@@ -247,14 +248,38 @@ class Corpora:
         return lookup
 
     def pinned(self, digests: Mapping[str, str]) -> Lookup:
-        """For a registered version: corpus name -> the digest its lineage recorded (see
-        ``pinned_digests``), whatever the names point to now; any other name is unknown."""
+        """Corpus name -> digest, exactly (see ``pinned_digests``); any other name is unknown."""
 
         def lookup(name: str) -> tuple[str, Sequence[Document]] | None:
             digest = digests.get(name)
             if digest is None:
                 return None
             return digest, self.retriever(digest).documents
+
+        return lookup
+
+    def recorded(
+        self, lineage: Mapping[str, str], state: State, stage_corpora: Mapping[str, str] | None = None
+    ) -> Lookup:
+        """For a registered version: the digests its ``Lineage.corpora`` recorded (stage ->
+        digest), whatever the names point to now. With ``stage_corpora`` (stage -> corpus
+        name, a pipeline's spec says it) the join is exact; otherwise (a user module's
+        retrievers) a name means the recorded digest it has pointed at (``CorpusContent.names``)."""
+        if stage_corpora is not None:
+            return self.pinned(pinned_digests(stage_corpora, lineage))
+        recorded = list(dict.fromkeys(lineage.values()))
+
+        def lookup(name: str) -> tuple[str, Sequence[Document]] | None:
+            matches = [
+                d for d in recorded if d in state.corpus_contents and name in state.corpus_contents[d].names
+            ]
+            if not matches:
+                return None
+            if len(matches) > 1:
+                raise ProgramError(
+                    "corpus", f"{shown(name)} has pointed at {len(matches)} of this version's corpora"
+                )
+            return matches[0], self.retriever(matches[0]).documents
 
         return lookup
 

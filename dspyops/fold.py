@@ -446,8 +446,11 @@ def _corpus_registered(b: _Builder, event: StoredEvent, msg: pb.CorpusRegistered
         b.origin(event, msg.origin)
     corpora, contents = b.corpus_tables()
     corpora[msg.corpus] = CorpusState(msg.corpus, msg.digest, msg.count, event.position, event.version)
-    if msg.digest not in contents:
-        contents[msg.digest] = CorpusContent(msg.digest, msg.count, msg.corpus, event.position)
+    content = contents.get(msg.digest)
+    if content is None:
+        contents[msg.digest] = CorpusContent(msg.digest, msg.count, msg.corpus, event.position, (msg.corpus,))
+    elif msg.corpus not in content.names:
+        contents[msg.digest] = replace(content, names=(*content.names, msg.corpus))
 
 
 def _micros(event: StoredEvent) -> int:

@@ -75,7 +75,10 @@ def decode_state(data: bytes) -> State:
         requests={request_id: RequestEntry(**r) for request_id, r in raw.get("requests", {}).items()},
         # absent in snapshots written before corpora: such a log has no CorpusRegistered before it
         corpora={name: CorpusState(**c) for name, c in raw.get("corpora", {}).items()},
-        corpus_contents={digest: CorpusContent(**c) for digest, c in raw.get("corpus_contents", {}).items()},
+        corpus_contents={
+            digest: CorpusContent(**{**c, "names": tuple(c.get("names", ()))})
+            for digest, c in raw.get("corpus_contents", {}).items()
+        },
     )
 
 

@@ -242,6 +242,9 @@ class CorpusContent:
     count: int
     corpus: str  # the name it was first registered under
     position: int  # the first CorpusRegistered that carries these documents
+    # every name that has pointed at it, in order: a version records digests by stage, and a
+    # build asks for corpora by name, so a registered version's names resolve among these
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from dspyops.corpora import Corpora, CorpusUnavailable, event_corpus, pinned_digests, registered_corpus
+from dspyops.corpora import Corpora, CorpusUnavailable, event_corpus, registered_corpus
 from dspyops.eventlog import EventStore, StoredEvent
 from dspyops.programs.retrieve import RetrieverFactory
 from dspyops.retrieval import IndexCache
@@ -44,10 +44,12 @@ class GatewayCorpora:
             raise CorpusUnavailable(f"corpus {digest}: no CorpusRegistered this gateway folded carries it")
         return data
 
-    def for_version(self, stage_corpora: Mapping[str, str], lineage: Mapping[str, str]) -> RetrieverFactory:
-        """The Retrieve factory of a registered version: ``stage_corpora`` (Retrieve stage ->
-        corpus name, from its spec) over ``lineage`` (its ``Lineage.corpora``)."""
-        return self.corpora.factory(self.corpora.pinned(pinned_digests(stage_corpora, lineage)))
+    def for_version(
+        self, lineage: Mapping[str, str], state: State, stage_corpora: Mapping[str, str] | None = None
+    ) -> RetrieverFactory:
+        """The Retrieve factory of a registered version: the digests of its ``Lineage.corpora``
+        (``stage_corpora``: a pipeline's Retrieve stage -> corpus name; see Corpora.recorded)."""
+        return self.corpora.factory(self.corpora.recorded(lineage, state, stage_corpora))
 
 
 def restore_corpora(store: EventStore, state: State) -> dict[str, bytes]:

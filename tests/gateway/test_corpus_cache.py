@@ -74,29 +74,32 @@ def test_the_gateway_ranks_as_the_optimizer_does_from_the_log_alone(servers: Ser
     running = servers.optimizer.running
     optimizer_side = log_corpora(running.store, running.jobs.ledger.refresh, running.jobs.artifacts)
     state = running.jobs.ledger.refresh()
-    gateway = servers.gateway.running.replica.corpora
+    gateway, folded = servers.gateway.running.replica.corpora, servers.gateway.running.replica.state
     for digest in (servers.first, servers.moved):
         expected = passages(optimizer_side.factory(optimizer_side.pinned({"help": digest})))
-        got = passages(gateway.for_version({"search": "help"}, {"search": digest}))
+        got = passages(gateway.for_version({"search": digest}, folded, {"search": "help"}))
         assert got == expected
     assert passages(optimizer_side.factory(optimizer_side.current(state))) == passages(
-        gateway.for_version({"search": "help"}, {"search": servers.moved})
+        gateway.for_version({"search": servers.moved}, folded, {"search": "help"})
     )
-    first = passages(gateway.for_version({"search": "help"}, {"search": servers.first}))
+    first = passages(gateway.for_version({"search": servers.first}, folded))
     assert first[0][0].startswith("How long a refund takes") and first[-1] == []
 
 
 def test_a_version_keeps_its_digest_and_every_version_shares_its_index(servers: Servers) -> None:
-    gateway = servers.gateway.running.replica.corpora
+    replica = servers.gateway.running.replica
+    gateway, state = replica.corpora, replica.state
     before = gateway.corpora.indexes.builds
-    old = gateway.for_version({"search": "help"}, {"search": servers.first})("help", 3)
-    again = gateway.for_version({"retrieve": "help"}, {"retrieve": servers.first})("help", 5)
+    old = gateway.for_version({"search": servers.first}, state)("help", 3)  # a user module's: by name
+    again = gateway.for_version({"retrieve": servers.first}, state, {"retrieve": "help"})("help", 5)
     assert old.digest == servers.first != servers.moved  # not what the name points to now
     assert old.index is again.index and len(old.index) == 32
     assert gateway.corpora.indexes.builds - before <= 1
     with pytest.raises(ProgramError) as err:  # a stage its lineage does not name: refused
-        gateway.for_version({"search": "help"}, {})("help", 3)
+        gateway.for_version({}, state, {"search": "help"})("help", 3)
     assert err.value.field == "corpus"
+    with pytest.raises(ProgramError):  # nor a name the recorded digest never had
+        gateway.for_version({"search": servers.first}, state)("faq", 3)
 
 
 def test_a_snapshot_restore_finds_every_digest_in_the_log(servers: Servers) -> None:

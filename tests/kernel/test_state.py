@@ -13,6 +13,7 @@ from dspyops.eventlog import StoredEvent
 from dspyops.events import new_event
 from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
+from dspyops.snapshots import decode_state, encode_state
 from dspyops.state import EMPTY
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -171,8 +172,9 @@ def test_corpora_are_folded_by_name_and_by_digest() -> None:
         "help": (second, 5, 2, 2),
         "faq": (first, 2, 3, 1),
     }
-    assert {d: (c.count, c.corpus, c.position) for d, c in state.corpus_contents.items()} == {
-        first: (2, "help", 1),
-        second: (5, "help", 2),
+    assert {d: (c.count, c.corpus, c.position, c.names) for d, c in state.corpus_contents.items()} == {
+        first: (2, "help", 1, ("help", "faq")),  # every name that pointed at it, first first
+        second: (5, "help", 2, ("help",)),
     }
+    assert decode_state(encode_state(state)) == state  # snapshots keep the names as a tuple
     assert state_hash(state) != state_hash(fold(events[:-1]))

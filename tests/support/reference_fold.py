@@ -264,9 +264,12 @@ def _interrupted(state: State, event: StoredEvent, msg: pb.JobInterrupted) -> St
 def _corpus_registered(state: State, event: StoredEvent, msg: pb.CorpusRegistered) -> State:
     corpus = CorpusState(msg.corpus, msg.digest, msg.count, event.position, event.version)
     contents = state.corpus_contents
-    if msg.digest not in contents:  # the first event carrying the documents stays their home
-        content = CorpusContent(msg.digest, msg.count, msg.corpus, event.position)
+    content = contents.get(msg.digest)
+    if content is None:  # the first event carrying the documents stays their home
+        content = CorpusContent(msg.digest, msg.count, msg.corpus, event.position, (msg.corpus,))
         contents = _with(contents, msg.digest, content)
+    elif msg.corpus not in content.names:
+        contents = _with(contents, msg.digest, replace(content, names=(*content.names, msg.corpus)))
     return replace(state, corpora=_with(state.corpora, msg.corpus, corpus), corpus_contents=contents)
 
 
