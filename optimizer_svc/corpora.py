@@ -81,5 +81,6 @@ class CorpusHandlers:
         # content-addressed, so a copy kept for a registration that then fails is harmless;
         # written first, so the event never names a digest this store lacks
         self.artifacts.put(data)
-        outcome = self.ledger.run("RegisterCorpus", request, decide)
+        # a racing registration of the same name: decided again on the state it left
+        outcome = self.ledger.run("RegisterCorpus", request, decide, attempts=5)
         return corpus_view(outcome.state.corpora[name])

@@ -151,6 +151,13 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         with pytest.raises(grpc.RpcError) as err:
             operator.create_deployment("web", "t")
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        corpus = [{"id": "refunds", "text": "Refunds take 5 days."}]
+        for role in (reader, deployer):  # a corpus changes what new versions retrieve: operators'
+            with pytest.raises(grpc.RpcError) as err:
+                role.register_corpus("help", corpus)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in err.value.details()
+        assert operator.register_corpus("help", corpus).count == 1
+        assert [c.corpus for c in reader.list_corpora().corpora] == ["help"]
         head = admin.read_log(0, 1).head
         assert deployer.create_deployment("web", "t").routes == []
         assert deployer.set_routes("web", {"1.0.0": 1.0}).routes[0].version == "1.0.0"
