@@ -26,12 +26,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any, Final
 
-import bm25s
 import numpy as np
-import Stemmer
-from bm25s.tokenization import STOPWORDS_EN_PLUS, Tokenizer
 
 STOPWORDS: Final = "en_plus"
 _TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"  # bm25s' default
@@ -39,7 +37,7 @@ _SPLIT: Final = re.compile(_TOKEN_PATTERN)
 #: what decides the ranking besides the documents (recorded in the notes; a change here is
 #: a change of every Retrieve stage's behaviour)
 SETTINGS: Final = {
-    "library": f"bm25s {bm25s.__version__}",
+    "library": f"bm25s {version('bm25s')}",
     "scoring": "lucene, k1=1.5, b=0.75",
     "stopwords": STOPWORDS,
     "stemmer": "snowball english (PyStemmer)",
@@ -57,6 +55,12 @@ class Retriever:
     """The BM25 index of a sequence of documents (their order breaks ties)."""
 
     def __init__(self, documents: Sequence[Document]) -> None:
+        # imported here: bm25s imports scipy, which a gateway must not load at start (its
+        # statistics import it lazily too); only a process that builds an index pays for it
+        import bm25s
+        import Stemmer
+        from bm25s.tokenization import STOPWORDS_EN_PLUS, Tokenizer
+
         self.documents: tuple[Document, ...] = tuple(documents)
         if not self.documents:
             raise ValueError("documents: a corpus has at least one document")

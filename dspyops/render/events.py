@@ -94,6 +94,8 @@ def describe_event(event: pb.Event) -> str:
         case "canary_ended":
             outcome = "promoted its candidate" if p.promoted else "rolled back"
             return f"canary {p.canary_id} on {p.deployment} {outcome}: {p.reason[:100]}"
+        case "corpus_registered":
+            return f"corpus {p.corpus}: {p.count} documents, digest {p.digest[:12]}"
     return event.type
 
 
