@@ -10,10 +10,11 @@ is the current instruction with a rotating advice sentence.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Final
+from typing import Any, Final
 
-from dspyops.offline.mining import PER_LABEL, merge_rules, mine_rules, read_examples
+from dspyops.offline.mining import PER_LABEL, Labeled, merge_rules, mine_rules, read_examples
 from dspyops.offline.prompt import ParsedPrompt
 from dspyops.offline.rules import Rule, parse_rules, rules_text
 
@@ -28,12 +29,13 @@ _PROPOSAL_FIELDS: Final = frozenset(
     }
 )
 # Describers whose outputs are common words: recognised with their inputs too.
-_DESCRIBER_SIGNATURES: Final = (
+_DESCRIBER_SIGNATURES: Final[tuple[tuple[frozenset[str], frozenset[str]], ...]] = (
     (frozenset({"observations"}), frozenset({"examples"})),
     (frozenset({"observations"}), frozenset({"examples", "prior_observations"})),
     (frozenset({"summary"}), frozenset({"observations"})),
     (frozenset({"reasoning", "natural_language_rules"}), frozenset({"examples_text"})),  # InferRules
     (frozenset({"natural_language_rules"}), frozenset({"examples_text"})),
+    (frozenset({"discussion", "module_advice"}), frozenset()),  # SIMBA OfferFeedback (inputs vary)
 )
 
 INSTRUCTION_VARIANTS: Final = (
@@ -53,13 +55,40 @@ _RULE_SENTENCE_RE: Final = re.compile(
 )
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _simba_example(prompt: ParsedPrompt) -> Labeled | None:
+    inputs = _json_object(prompt.current.get("program_inputs", ""))
+    labels = _json_object(prompt.current.get("oracle_metadata", ""))
+    if not inputs or not labels:
+        return None
+    as_text = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in inputs.items()}
+    return Labeled(as_text, {str(k): str(v) for k, v in labels.items()})
+
+
+def _module_names(prompt: ParsedPrompt) -> list[str]:
+    try:
+        names = json.loads(prompt.current.get("module_names", "[]"))
+    except (json.JSONDecodeError, RecursionError):
+        names = []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
 def is_proposal(prompt: ParsedPrompt) -> bool:
     """An instruction-proposal or describer prompt, as opposed to a task prompt with such field names."""
     outputs = frozenset(f.name for f in prompt.outputs)
     inputs = frozenset(f.name for f in prompt.inputs)
     if prompt.demos or not outputs:
         return False
-    return outputs <= _PROPOSAL_FIELDS or (outputs, inputs) in _DESCRIBER_SIGNATURES
+    return outputs <= _PROPOSAL_FIELDS or any(
+        outputs == out and (not need or inputs == need) for out, need in _DESCRIBER_SIGNATURES
+    )
 
 
 def _without_rules(text: str) -> str:
@@ -127,6 +156,14 @@ def proposal_value(name: str, prompt: ParsedPrompt, counter: int) -> str:
             f"From {len(examples)} examples I counted, per label, the words of its inputs "
             "that occur more in its examples than in other labels'."
         )
+    if name in ("module_advice", "discussion"):
+        # SIMBA: one training example, its inputs and (in oracle_metadata) its expected outputs.
+        example = _simba_example(prompt)
+        rules = mine_rules([example]) if example else []
+        if name == "discussion":
+            return f"The better trajectory matched the expected outputs; {len(rules)} keyword rule(s) follow."
+        advice = "\n".join(r.text() for r in rules) or variant
+        return json.dumps({module: advice for module in _module_names(prompt)})
     if name == "proposed_prefix_for_output_field":
         return _PREFIX_VARIANTS[counter % len(_PREFIX_VARIANTS)]
     if name == "program_description":

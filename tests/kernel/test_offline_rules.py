@@ -205,3 +205,19 @@ def test_rules_mined_from_random_words_decide_new_inputs() -> None:
         for w in words:
             hit = apply_rules(rules, {"text": f"{word()} {w} {word()}"}, "label", (), frozenset({"label"}))
             assert hit is not None and hit.value == label
+
+
+def test_simba_advice_is_a_rule_from_its_example(offline: dspy.LM) -> None:
+    from dspy.teleprompt.simba_utils import OfferFeedback
+
+    fields = {name: "" for name in OfferFeedback.input_fields}
+    fields.update(
+        program_inputs=json.dumps({"text": "the courier lost my parcel"}),
+        oracle_metadata=json.dumps({"label": "shipping"}),
+        module_names=json.dumps(["self"]),
+        worse_reward_value=0.0,
+        better_reward_value=1.0,
+    )
+    with dspy.context(lm=offline):
+        advice = dspy.Predict(OfferFeedback)(**fields).module_advice
+    assert parse_rules(advice["self"]) == [Rule("text", ("courier", "lost", "parcel"), "label", "shipping")]
