@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from dspyops.offline.mining import PER_LABEL, Labeled, merge_rules, mine_rules, read_examples
 from dspyops.offline.prompt import ParsedPrompt
-from dspyops.offline.rules import Rule, parse_rules, rules_text
+from dspyops.offline.rules import Rule, parse_rules, rules_text, strip_rules
 
 # Output fields only DSPy's instruction proposers ask for.
 _PROPOSAL_FIELDS: Final = frozenset(
@@ -50,9 +50,6 @@ _PREFIX_VARIANTS: Final = ("Answer:", "Final answer:", "Result:", "Output:")
 # MIPROv2 proposes several candidates from one summary: they differ in how many keywords
 # per label they keep, so its search has real choices to make (more is usually, not always, better).
 _KEYWORD_CAPS: Final = (PER_LABEL, 5, PER_LABEL, 3, 6, 2)
-_RULE_SENTENCE_RE: Final = re.compile(
-    r"[^.\n]*\bif\s+(?:the\s+)?\w+\s+(?:mentions|contains)\b[^\n]*?(?:\.|$)", re.I
-)
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -92,7 +89,7 @@ def is_proposal(prompt: ParsedPrompt) -> bool:
 
 
 def _without_rules(text: str) -> str:
-    text = _RULE_SENTENCE_RE.sub(" ", text)
+    text = strip_rules(text)
     text = text.replace("Rules that hold in these examples:", " ").replace("Follow these rules:", " ")
     return text
 

@@ -28,6 +28,8 @@ _RULE_RE: Final = re.compile(
 )
 _KEYWORD_SPLIT_RE: Final = re.compile(r"\s*(?:,|\bor\b|/)\s*", re.IGNORECASE)
 _QUOTES: Final = "\"'«»“”`"
+_SENTENCE_END_RE: Final = re.compile(r"(?<=[.;\n])")
+MAX_SENTENCE: Final = 500  # characters: a longer "sentence" is not read as a rule (bounded regex work)
 MAX_RULES: Final = 64  # rules read from one instruction; more are ignored (bounded work per call)
 MAX_KEYWORDS: Final = 32  # keywords per rule
 
@@ -51,10 +53,27 @@ def _join(words: tuple[str, ...]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
+def _rule_match(sentence: str) -> re.Match[str] | None:
+    # One sentence at a time, each of bounded length: the pattern's lazy keyword list would
+    # otherwise make a long line with many "if"s quadratic.
+    if len(sentence) > MAX_SENTENCE or "if" not in sentence.lower():
+        return None
+    return _RULE_RE.search(sentence)
+
+
+def strip_rules(text: str) -> str:
+    """``text`` without its rule sentences."""
+    return "".join(s for s in _SENTENCE_END_RE.split(text) if _rule_match(s) is None)
+
+
 def parse_rules(text: str) -> list[Rule]:
-    """Every rule in ``text``, in order (at most ``MAX_RULES``)."""
+    """Every rule in ``text``, in order: one per sentence (ended by ".", ";" or a line break)
+    of at most ``MAX_SENTENCE`` characters, ``MAX_RULES`` at most."""
     rules: list[Rule] = []
-    for match in _RULE_RE.finditer(text):
+    for sentence in _SENTENCE_END_RE.split(text):
+        match = _rule_match(sentence)
+        if match is None:
+            continue
         keywords = tuple(
             k.strip(_QUOTES + " ")
             for k in _KEYWORD_SPLIT_RE.split(match.group("keywords"))

@@ -221,3 +221,11 @@ def test_simba_advice_is_a_rule_from_its_example(offline: dspy.LM) -> None:
     with dspy.context(lm=offline):
         advice = dspy.Predict(OfferFeedback)(**fields).module_advice
     assert parse_rules(advice["self"]) == [Rule("text", ("courier", "lost", "parcel"), "label", "shipping")]
+
+
+def test_long_or_odd_instructions_are_read_in_bounded_sentences() -> None:
+    """A huge line of "if"s is skipped sentence by sentence (it used to take seconds)."""
+    assert parse_rules("if the text mentions x " * 3000) == []
+    many = "If the text mentions a, the label is b. " * 200
+    assert len(parse_rules(many)) == 64  # MAX_RULES
+    assert parse_rules("If the text mentions " + "word, " * 200 + "the label is b.") == []  # over 500 chars
