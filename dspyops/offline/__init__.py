@@ -20,8 +20,8 @@ Task prompts, field by field:
    stop words dropped, light suffix stripping), so "charged" meets "charges". For each output
    field the rule with the most keywords present wins, the earlier rule on a tie; a rule whose
    value is not one of the field's Literal choices is ignored. Sentences end at ".", ";" or a
-   line break; one longer than 500 characters is not read as a rule, and 64 rules at most are. ``reasoning`` then quotes the
-   rule and the keywords found.
+   line break; one longer than 500 characters is not read as a rule, and 64 rules at most are.
+   ``reasoning`` then quotes the rule and the keywords found.
 2. **Nearest demo.** Fields no rule decides are copied from the most similar few-shot demo
    (Jaccard index of the inputs' content-word stems; ties go to the earlier demo), and
    ``reasoning`` names that demo.
