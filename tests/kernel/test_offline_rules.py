@@ -210,7 +210,7 @@ def test_rules_mined_from_random_words_decide_new_inputs() -> None:
 def test_simba_advice_is_a_rule_from_its_example(offline: dspy.LM) -> None:
     from dspy.teleprompt.simba_utils import OfferFeedback
 
-    fields = {name: "" for name in OfferFeedback.input_fields}
+    fields: dict[str, object] = {name: "" for name in OfferFeedback.input_fields}
     fields.update(
         program_inputs=json.dumps({"text": "the courier lost my parcel"}),
         oracle_metadata=json.dumps({"label": "shipping"}),
