@@ -10,7 +10,6 @@ COPRO's prompts carry no examples: it completes, but the engine cannot give it r
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,33 +19,8 @@ import pytest
 from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from optimizer_svc.server import OptimizerConfig, start
+from tests.support.generated import ZERO_DEMOS, generated_rows
 from tests.support.harness import ServerThread, ticket_rows
-
-ZERO_DEMOS: dict[str, dict[str, Any]] = {
-    "MIPROv2": {"auto": "light", "max_bootstrapped_demos": 0, "max_labeled_demos": 0},
-    "GEPA": {"auto": "light"},  # GEPA only ever rewrites instructions
-}
-
-
-def generated_rows(seed: int) -> list[dict[str, str]]:
-    """Five labels, each with six made-up words; every text has two of its label's words among
-    four made-up filler words shared by all labels."""
-    rng = random.Random(seed)
-
-    def word() -> str:
-        return "".join(rng.choice("bcdfghjklmnpqrstvwxz") + rng.choice("aeiou") for _ in range(3))
-
-    labels = [word() for _ in range(5)]
-    vocab = {label: [word() for _ in range(6)] for label in labels}
-    filler = [word() for _ in range(30)]
-    rows = []
-    for i in range(60):
-        label = labels[i % 5]
-        words = rng.sample(vocab[label], 2) + rng.sample(filler, 4)
-        rng.shuffle(words)
-        rows.append({"text": " ".join(words), "label": label})
-    return rows
-
 
 DATASETS = {
     "shipped": ticket_rows(),  # dspyops/data/support_tickets.jsonl, split 70/30 on the server
