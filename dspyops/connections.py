@@ -59,7 +59,7 @@ from dspyops.lm import (
     LMConfig,
     check_endpoint,
 )
-from dspyops.offline import OFFLINE_MODEL
+from dspyops.offline.engine import OFFLINE_MODEL
 from dspyops.proto import events_pb2 as pb
 from dspyops.scrub import MIN_SECRET_CHARS, learn_secrets
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import dspy
 
-from dspyops.offline import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine
+from dspyops.offline.engine import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine
 
 if TYPE_CHECKING:
     from dspyops.connections import Connections, ResolvedLM

@@ -16,7 +16,7 @@ import numpy as np
 from dspy.teleprompt import KNNFewShot
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from dspyops.offline import content_words
+from dspyops.offline.words import content_words
 from optimizer_svc.optimizers.base import (
     NUM_THREADS,
     CompileInputs,

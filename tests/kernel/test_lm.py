@@ -12,12 +12,13 @@ import dspy
 import pytest
 from dspy.lm15 import Config, Message, Request
 
-from dspyops import offline as offline_module
 from dspyops.connections import OFFLINE_ONLY, PLACEHOLDER_KEY, Connection, Connections
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import get_metric
-from dspyops.offline import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine, parse_prompt
+from dspyops.offline import engine as offline_module
+from dspyops.offline.engine import OFFLINE_MODEL, AsyncOfflineEngine, OfflineEngine
+from dspyops.offline.prompt import parse_prompt
 
 DEMOS = [
     dspy.Example(text="I was charged twice for my plan", label="billing").with_inputs("text"),

@@ -10,7 +10,7 @@ from typing import Any
 import dspy
 import pytest
 
-import dspyops.offline as lm_module
+import dspyops.offline.engine as lm_module
 from dspyops.connections import ResolvedLM
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
