@@ -23,7 +23,7 @@ import dspy
 
 from dspyops.errors import SHOWN_CHARS, FailedPrecondition, InvalidArgument, shown
 from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 
 EXTENSIONS = (".jsonl", ".csv")
 MAX_ROWS = 100_000

@@ -19,7 +19,8 @@ import dspy
 from dspyops.artifacts import decode_artifact
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.lm import LMConfig, lm_from_resolved
-from dspyops.programs import ProgramSpec, load_program
+from dspyops.programs.build import load_program
+from dspyops.programs.spec import ProgramSpec
 
 
 @dataclass(frozen=True)

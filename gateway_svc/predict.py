@@ -20,7 +20,7 @@ import structlog
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.history import History
-from dspyops.programs import ProgramError
+from dspyops.programs.errors import ProgramError
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.scrub import scrub
 from dspyops.state import DeploymentState, State, VersionState

@@ -34,7 +34,8 @@ from dspyops.connections import Connections
 from dspyops.errors import InvalidArgument, shown
 from dspyops.limits import MAX_STATE_METADATA_BYTES, check_json_size
 from dspyops.names import check_name, parse_semver
-from dspyops.programs import ProgramSpec, build_module
+from dspyops.programs.build import build_module
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import ProgramState

@@ -18,7 +18,8 @@ from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
 from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
 from dspyops.metrics import Metric, resolve_metric
-from dspyops.programs import ProgramSpec, load_program
+from dspyops.programs.build import load_program
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import VersionState

@@ -27,7 +27,8 @@ import dspy
 
 from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore, version_artifact
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.programs import ProgramSpec, load_program
+from dspyops.programs.build import load_program
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.registry.commands import Registry
 

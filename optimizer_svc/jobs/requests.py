@@ -21,7 +21,7 @@ from dspyops.errors import InvalidArgument
 from dspyops.lm import LMConfig
 from dspyops.metrics import METRICS, allowed_metric_modules, resolve_metric
 from dspyops.names import check_name
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.jobs.budgets import Budget, budget_from_proto
 from optimizer_svc.jobs.gates import MustBeat, check_min_improvement

@@ -18,7 +18,8 @@ import dspy
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.metrics import allowed_metric_modules, resolve_metric
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.jobs.budgets import Budget, BudgetGuard
 from optimizer_svc.optimizers.base import CompileInputs, evaluation_score

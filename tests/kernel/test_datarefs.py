@@ -11,7 +11,7 @@ import pytest
 from dspyops.client import OptimizerClient
 from dspyops.datarefs import resolve_dataset_ref
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import optimizer_pb2 as opb
 
 SPEC = ProgramSpec(module="Predict", signature="question -> answer")

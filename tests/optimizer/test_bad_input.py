@@ -14,6 +14,7 @@ from dspyops.proto import optimizer_pb2 as opb
 from tests.support.bad_input import (
     AFTER_MAX,
     BAD,
+    DENIED,
     NOT_FOUND,
     PRECONDITION,
     ROWS,
@@ -340,7 +341,7 @@ OPTIMIZER_CASES: list[Case] = [
         "import an importable path as module",
         "ImportProgram",
         lambda s: s.opt.import_program("imported", "text -> label", b"{}", module="os:system"),
-        BAD,
+        DENIED,
         "spec.module",
     ),
     (

@@ -1,0 +1,102 @@
+"""ReAct tools: ``package.module:function`` from allowlisted modules, guarded per call.
+
+A tool is the user's function, imported only from a module on the server's allowlist
+(``dspyops.programs.allowlist``). Each call runs in a worker thread with a timeout, and
+whatever goes wrong (an exception, bad arguments, the timeout) comes back to the agent as
+an observation naming the tool and the problem, never as a crash of the prediction and
+never with a traceback (it would show the server's paths to the LM and the trace).
+
+A call past its timeout is abandoned, not stopped (Python cannot kill a thread): its worker
+stays busy until the function returns, which is why the pool is bounded and shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+from collections.abc import Callable
+from typing import Any, Final
+
+import dspy
+
+from dspyops.errors import shown
+from dspyops.programs.allowlist import parse_ref, resolve
+from dspyops.programs.context import ProgramContext
+from dspyops.programs.errors import ProgramError
+
+TOOL_WORKERS: Final = 16
+_POOL: Final = concurrent.futures.ThreadPoolExecutor(TOOL_WORKERS, thread_name_prefix="dspyops-tool")
+
+
+def _observation(name: str, exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
+        return f"Tool {name} did not answer within {timeout:g} seconds."
+    return f"Tool {name} failed: {type(exc).__name__}: {shown(str(exc))}"
+
+
+class GuardedTool(dspy.Tool):  # type: ignore[misc]  # dspy is untyped
+    """A ``dspy.Tool`` (name, description and arguments from the function) whose calls
+    time out and turn every failure into an observation."""
+
+    def __init__(self, func: Callable[..., Any], ref: str, timeout: float) -> None:
+        super().__init__(func)
+        self.ref = ref
+        self.timeout = timeout
+
+    def _call(self, kwargs: dict[str, Any]) -> Any:
+        parsed = self._validate_and_parse_args(**kwargs)
+        result = self.func(**parsed)
+        if inspect.isawaitable(result):  # an async tool in the sync path: run it to the end here
+            result = asyncio.run(_awaited(result))
+        return result
+
+    def __call__(self, **kwargs: Any) -> Any:
+        context = contextvars.copy_context()  # DSPy's settings hold in the worker too
+        future = _POOL.submit(context.run, self._call, kwargs)
+        try:
+            return future.result(timeout=self.timeout)
+        except Exception as exc:
+            return _observation(self.name, exc, self.timeout)
+
+    async def acall(self, **kwargs: Any) -> Any:
+        try:
+            if inspect.iscoroutinefunction(self.func):
+                parsed = self._validate_and_parse_args(**kwargs)
+                return await asyncio.wait_for(self.func(**parsed), self.timeout)
+            context = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(_POOL, context.run, self._call, kwargs)
+            return await asyncio.wait_for(work, self.timeout)
+        except Exception as exc:
+            return _observation(self.name, exc, self.timeout)
+
+
+async def _awaited(result: Any) -> Any:
+    return await result
+
+
+def build_tools(refs: tuple[str, ...], ctx: ProgramContext, where: str, timeout: float) -> list[GuardedTool]:
+    """The tools ``refs`` name, each checked: allowlisted module, an existing plain function."""
+    tools: list[GuardedTool] = []
+    names: set[str] = set()
+    for i, text in enumerate(refs):
+        field = f"{where}[{i}]"
+        ref = parse_ref(text, field, "function")
+        func = resolve(ref, ctx, field)
+        if func is None:
+            raise ProgramError(field, f"unknown tool: module {ref.module!r} has no {ref.attribute!r}")
+        if not inspect.isfunction(func):
+            raise ProgramError(field, f"{ref} is not a function (a ReAct tool is a plain def)")
+        if func.__name__ in names or func.__name__ == "finish":
+            raise ProgramError(field, f"two tools named {func.__name__!r} (or 'finish', ReAct's own)")
+        names.add(func.__name__)
+        try:
+            tools.append(GuardedTool(func, str(ref), timeout))
+        except Exception as exc:  # DSPy could not read its arguments (an unresolvable hint)
+            raise ProgramError(field, f"{ref}: cannot describe its arguments: {shown(str(exc))}") from None
+    return tools
+
+
+__all__ = ["TOOL_WORKERS", "GuardedTool", "build_tools"]
