@@ -34,9 +34,9 @@ MAX_OUTPUTS: Final = 100
 MAX_SOURCE_CHARS: Final = 200
 INPUT: Final = "input"  # the source prefix of the request's fields: no stage may take the name
 # a stage is an attribute of the module: it may not shadow what dspy.Module has
-_RESERVED: Final = frozenset({INPUT, "callbacks", "history", "lm", "demos"}) | frozenset(
-    name for name in dir(dspy.Module) if not name.startswith("_")
-)
+_RESERVED: Final = frozenset(
+    {INPUT, "callbacks", "history", "lm", "demos", "forward", "aforward"}
+) | frozenset(name for name in dir(dspy.Module) if not name.startswith("_"))
 
 
 @dataclass(frozen=True)

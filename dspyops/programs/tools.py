@@ -40,6 +40,10 @@ class GuardedTool(dspy.Tool):  # type: ignore[misc]  # dspy is untyped
     """A ``dspy.Tool`` (name, description and arguments from the function) whose calls
     time out and turn every failure into an observation."""
 
+    # pydantic fields (dspy.Tool is a pydantic model)
+    ref: str = ""
+    timeout: float = 10.0
+
     def __init__(self, func: Callable[..., Any], ref: str, timeout: float) -> None:
         super().__init__(func)
         self.ref = ref

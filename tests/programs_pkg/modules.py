@@ -1,0 +1,48 @@
+"""User module classes, as a team would write them, for the program tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dspy
+
+
+class TwoStep(dspy.Module):  # type: ignore[misc]  # dspy is untyped
+    """Analyze, then answer (the classic COPRO example): two predictors."""
+
+    def __init__(self, hint: str = "", n: int = 1) -> None:
+        super().__init__()
+        self.hint = hint
+        self.n = n
+        self.analyze = dspy.ChainOfThought("text -> topic")
+        self.answer = dspy.Predict("text, topic -> label")
+
+    def forward(self, text: str) -> dspy.Prediction:
+        topic = self.analyze(text=text).topic
+        return dspy.Prediction(label=self.answer(text=text, topic=topic).label, topic=topic)
+
+
+class Agent(dspy.Module):  # type: ignore[misc]
+    """A user module with a ReAct agent over the test tools."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tests.programs_pkg.tools import lookup_order, refund
+
+        self.act = dspy.ReAct("question -> answer", tools=[lookup_order, refund], max_iters=3)
+
+    def forward(self, question: str) -> dspy.Prediction:
+        return self.act(question=question)
+
+
+class Exploding(dspy.Module):  # type: ignore[misc]
+    def __init__(self, **kwargs: Any) -> None:
+        raise RuntimeError("constructor failed on purpose")
+
+
+def not_a_class() -> None:
+    """Not a dspy.Module."""
+
+
+class NotAModule:
+    """A plain class: refused as a program."""
