@@ -99,7 +99,8 @@ def react_pipeline(*tools: str, timeout: float = 0.0) -> ProgramSpec:
         "agent", "ReAct", "question -> answer", "", (("question", "input.question"),), tuple(tools),
         max_iters=3, tool_timeout_seconds=timeout,
     )  # fmt: skip
-    return ProgramSpec("Pipeline", pipeline=PipelineSpec((agent,), (("answer", "agent.answer"), ("steps", "agent.trajectory"))))
+    outputs = (("answer", "agent.answer"), ("steps", "agent.trajectory"))
+    return ProgramSpec("Pipeline", pipeline=PipelineSpec((agent,), outputs))
 
 
 def test_tool_exception_becomes_an_observation_the_agent_sees() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import dspy
 
 
-class TwoStep(dspy.Module):  # type: ignore[misc]  # dspy is untyped
+class TwoStep(dspy.Module):
     """Analyze, then answer (the classic COPRO example): two predictors."""
 
     def __init__(self, hint: str = "", n: int = 1) -> None:
@@ -22,7 +22,7 @@ class TwoStep(dspy.Module):  # type: ignore[misc]  # dspy is untyped
         return dspy.Prediction(label=self.answer(text=text, topic=topic).label, topic=topic)
 
 
-class Agent(dspy.Module):  # type: ignore[misc]
+class Agent(dspy.Module):
     """A user module with a ReAct agent over the test tools."""
 
     def __init__(self) -> None:
@@ -35,7 +35,7 @@ class Agent(dspy.Module):  # type: ignore[misc]
         return self.act(question=question)
 
 
-class Exploding(dspy.Module):  # type: ignore[misc]
+class Exploding(dspy.Module):
     def __init__(self, **kwargs: Any) -> None:
         raise RuntimeError("constructor failed on purpose")
 
