@@ -72,7 +72,9 @@ def optimize(
 
 
 def serve(opt: OptimizerClient, tmp_path: Path, program: str, version: str, **config: object) -> ServerThread:
-    opt.create_deployment(f"web-{program}", program)
+    """A new gateway serving ``version`` on web-<program> (created the first time)."""
+    if f"web-{program}" not in {d.deployment for d in opt.list_deployments().deployments}:
+        opt.create_deployment(f"web-{program}", program)
     head = opt.set_routes(f"web-{program}", {version: 1.0}).log_position
     gateway = gateway_thread(tmp_path, predictions=str(tmp_path / f"{uuid.uuid4().hex}.db"), **config)
     with GatewayClient(gateway.address) as gw:
@@ -100,6 +102,21 @@ def test_user_module_optimized_registered_served_exported(
     finally:
         gateway.stop()
 
+    # a gateway that does not allowlist the module never imports it: the version cannot be served
+    bare = serve(opt, tmp_path, "twostep", version)
+    try:
+        with GatewayClient(bare.address) as gw:
+            with pytest.raises(grpc.RpcError) as err:
+                gw.predict("web-twostep", {"text": "I was charged twice"})
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert version in str(err.value.details()) and "not allowlisted" in str(err.value.details())
+    finally:
+        bare.stop()
+
+    # the whole program is evaluated (its examples name the input)
+    report = list(opt.evaluate("twostep", version, dataset=ROWS, input_keys=["text"]))[-1].report
+    assert report.examples == len(ROWS) and report.errors == 0
+
     exported = opt.export_version("twostep", version)
     state_path = tmp_path / "twostep.json"
     state_path.write_bytes(exported.state_json)
@@ -117,6 +134,37 @@ def test_user_module_optimized_registered_served_exported(
     assert dict(imported.lineage.code_digests) == dict(registered.lineage.code_digests)
     back = json.loads(opt.export_version("twostep-import", imported.version).state_json)
     assert back["answer"]["signature"]["instructions"] == "Pick the queue."
+
+
+def test_react_stage_with_a_raising_tool_served(servers: tuple[OptimizerClient, ServerThread, Path]) -> None:
+    opt, _, tmp_path = servers
+    agent = pb.ProgramSpec(
+        module="Pipeline",
+        pipeline=pb.Pipeline(
+            stages=[
+                pb.Stage(
+                    name="agent",
+                    kind="ReAct",
+                    signature="text -> label",
+                    inputs={"text": "input.text"},
+                    tools=[f"{TOOLS}:lookup_order", f"{TOOLS}:refund"],
+                    max_iters=2,
+                    tool_timeout_seconds=2,
+                )
+            ],
+            outputs={"label": "agent.label"},
+        ),
+    )
+    version = optimize(opt, "agent", agent, "LabeledFewShot", k=2)
+    state = json.loads(opt.export_version("agent", version).state_json)
+    assert set(state) == {"agent.react", "agent.extract.predict", "metadata"}
+    gateway = serve(opt, tmp_path, "agent", version, program_modules=ALLOWED)
+    try:
+        with GatewayClient(gateway.address) as gw:
+            answer = gw.predict("web-agent", {"text": "refund order 12 please"})
+            assert answer.version == version and set(answer.outputs) == {"label"}
+    finally:
+        gateway.stop()
 
 
 def test_pipeline_served_end_to_end(servers: tuple[OptimizerClient, ServerThread, Path]) -> None:
