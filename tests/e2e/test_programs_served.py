@@ -136,6 +136,31 @@ def test_user_module_optimized_registered_served_exported(
     assert back["answer"]["signature"]["instructions"] == "Pick the queue."
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "params"),
+    [
+        ("MIPROv2", {"auto": None, "num_candidates": 2, "num_trials": 2, "max_bootstrapped_demos": 1}),
+        ("COPRO", {"breadth": 2, "depth": 1}),
+        ("GEPA", {"max_metric_calls": 30}),
+    ],
+)
+def test_every_optimizer_takes_the_two_predictor_module(
+    servers: tuple[OptimizerClient, ServerThread, Path], optimizer: str, params: dict[str, object]
+) -> None:
+    opt, _, tmp_path = servers
+    program = f"twostep-{optimizer.lower()}"
+    version = optimize(opt, program, USER, optimizer, **params)
+    exported = tmp_path / f"{program}.json"
+    exported.write_bytes(opt.export_version(program, version).state_json)
+    plain = TwoStep()
+    plain.load(str(exported))  # both predictors' state, as plain DSPy reads it
+    state = json.loads(exported.read_text())
+    assert plain.answer.signature.instructions == state["answer"]["signature"]["instructions"]
+    assert (
+        plain.analyze.predict.signature.instructions == state["analyze.predict"]["signature"]["instructions"]
+    )
+
+
 def test_react_stage_with_a_raising_tool_served(servers: tuple[OptimizerClient, ServerThread, Path]) -> None:
     opt, _, tmp_path = servers
     agent = pb.ProgramSpec(
