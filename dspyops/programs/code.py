@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from dspyops.programs.allowlist import parse_ref
 from dspyops.programs.spec import ProgramSpec
+from dspyops.programs.usermodules import tool_refs
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ def code_modules(spec: ProgramSpec) -> list[str]:
     names: set[str] = set()
     if spec.is_user_module:
         names.add(parse_ref(spec.module, "module", "class").module)
+        names.update(parse_ref(ref, "init_args", "function").module for ref in tool_refs(spec.init_kwargs()))
     if spec.pipeline is not None:
         for stage in spec.pipeline.stages:
             names.update(parse_ref(tool, "tools", "function").module for tool in stage.tools)

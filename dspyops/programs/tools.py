@@ -81,26 +81,29 @@ async def _awaited(result: Any) -> Any:
     return await result
 
 
+def build_tool(text: str, ctx: ProgramContext, field: str, timeout: float) -> GuardedTool:
+    """The tool ``text`` names, checked: an allowlisted module, an existing plain function."""
+    ref = parse_ref(text, field, "function")
+    func = resolve(ref, ctx, field)
+    if func is None:
+        raise ProgramError(field, f"unknown tool: module {ref.module!r} has no {ref.attribute!r}")
+    if not inspect.isfunction(func):
+        raise ProgramError(field, f"{ref} is not a function (a ReAct tool is a plain def)")
+    try:
+        return GuardedTool(func, str(ref), timeout)
+    except Exception as exc:  # DSPy could not read its arguments (an unresolvable hint)
+        raise ProgramError(field, f"{ref}: cannot describe its arguments: {shown(str(exc))}") from None
+
+
 def build_tools(refs: tuple[str, ...], ctx: ProgramContext, where: str, timeout: float) -> list[GuardedTool]:
-    """The tools ``refs`` name, each checked: allowlisted module, an existing plain function."""
+    """A ReAct stage's tools (``where``: its ``tools`` field), each named once."""
     tools: list[GuardedTool] = []
-    names: set[str] = set()
     for i, text in enumerate(refs):
-        field = f"{where}[{i}]"
-        ref = parse_ref(text, field, "function")
-        func = resolve(ref, ctx, field)
-        if func is None:
-            raise ProgramError(field, f"unknown tool: module {ref.module!r} has no {ref.attribute!r}")
-        if not inspect.isfunction(func):
-            raise ProgramError(field, f"{ref} is not a function (a ReAct tool is a plain def)")
-        if func.__name__ in names or func.__name__ == "finish":
-            raise ProgramError(field, f"two tools named {func.__name__!r} (or 'finish', ReAct's own)")
-        names.add(func.__name__)
-        try:
-            tools.append(GuardedTool(func, str(ref), timeout))
-        except Exception as exc:  # DSPy could not read its arguments (an unresolvable hint)
-            raise ProgramError(field, f"{ref}: cannot describe its arguments: {shown(str(exc))}") from None
+        tool = build_tool(text, ctx, f"{where}[{i}]", timeout)
+        if tool.name == "finish" or any(t.name == tool.name for t in tools):
+            raise ProgramError(f"{where}[{i}]", f"two tools named {tool.name!r} (or 'finish', ReAct's own)")
+        tools.append(tool)
     return tools
 
 
-__all__ = ["TOOL_WORKERS", "GuardedTool", "build_tools"]
+__all__ = ["TOOL_WORKERS", "GuardedTool", "build_tool", "build_tools"]

@@ -5,8 +5,11 @@ the class is one attribute of it and must subclass ``dspy.Module``. ``init_args`
 object) is passed to the constructor as keyword arguments; a value
 ``{"$retriever": {"corpus": NAME, "k": K}}`` is replaced by the server's retriever over that
 registered corpus (``ProgramContext.retriever``), so a user module searches the same index
-the pipelines do. The program's inputs are ``forward``'s named arguments; its outputs are
-what the returned ``dspy.Prediction`` carries (the examples' other fields).
+the pipelines do; a value ``{"$tool": "package.module:function"}`` (optionally with
+``"timeout"`` seconds) becomes that ReAct tool from an allowlisted module, guarded like a
+ReAct stage's (``dspyops.programs.tools``). The program's inputs are ``forward``'s named
+arguments; its outputs are what the returned ``dspy.Prediction`` carries (the examples'
+other fields).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from dspyops.errors import shown
 from dspyops.programs.allowlist import parse_ref, resolve
 from dspyops.programs.context import ProgramContext
 from dspyops.programs.errors import ProgramError
+from dspyops.programs.stages import DEFAULT_TOOL_TIMEOUT, MAX_TOOL_TIMEOUT
+from dspyops.programs.tools import build_tool
 
 RETRIEVER_KEY: Final = "$retriever"
+TOOL_KEY: Final = "$tool"
 
 
 def user_class(module: str, ctx: ProgramContext) -> type[dspy.Module]:
@@ -35,8 +41,38 @@ def user_class(module: str, ctx: ProgramContext) -> type[dspy.Module]:
     return found
 
 
+def tool_refs(value: Any) -> list[str]:
+    """The ``$tool`` references in init_args (to record their code), nothing imported."""
+    if isinstance(value, dict):
+        if TOOL_KEY in value and isinstance(value[TOOL_KEY], str):
+            return [value[TOOL_KEY]]
+        return [ref for v in value.values() for ref in tool_refs(v)]
+    if isinstance(value, list):
+        return [ref for v in value for ref in tool_refs(v)]
+    return []
+
+
+def _tool(value: dict[str, Any], ctx: ProgramContext, where: str) -> Any:
+    if set(value) - {TOOL_KEY, "timeout"} or not isinstance(value[TOOL_KEY], str):
+        raise ProgramError(
+            where, f'{TOOL_KEY} takes {{"{TOOL_KEY}": "package.module:function", "timeout": S}}'
+        )
+    timeout = value.get("timeout", DEFAULT_TOOL_TIMEOUT)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TOOL_TIMEOUT
+    ):
+        raise ProgramError(
+            f"{where}.timeout", f"must be in (0, {MAX_TOOL_TIMEOUT:g}] seconds, got {shown(timeout)}"
+        )
+    return build_tool(value[TOOL_KEY], ctx, where, float(timeout))
+
+
 def _with_retrievers(value: Any, ctx: ProgramContext, where: str) -> Any:
     if isinstance(value, dict):
+        if TOOL_KEY in value:
+            return _tool(value, ctx, where)
         if set(value) == {RETRIEVER_KEY}:
             settings = value[RETRIEVER_KEY]
             if not isinstance(settings, dict) or not isinstance(settings.get("corpus"), str):
@@ -74,4 +110,4 @@ def forward_inputs(module: dspy.Module) -> list[str]:
     return [p.name for p in params if p.kind in kinds and p.name != "self"]
 
 
-__all__ = ["RETRIEVER_KEY", "build_user_module", "forward_inputs", "user_class"]
+__all__ = ["RETRIEVER_KEY", "TOOL_KEY", "build_user_module", "forward_inputs", "tool_refs", "user_class"]

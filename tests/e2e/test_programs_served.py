@@ -181,6 +181,7 @@ def test_react_stage_with_a_raising_tool_served(servers: tuple[OptimizerClient, 
         ),
     )
     version = optimize(opt, "agent", agent, "LabeledFewShot", k=2)
+    assert set(opt.get_version("agent", version).lineage.code_digests) == {TOOLS}  # the tools' code
     state = json.loads(opt.export_version("agent", version).state_json)
     assert set(state) == {"agent.react", "agent.extract.predict", "metadata"}
     gateway = serve(opt, tmp_path, "agent", version, program_modules=ALLOWED)

@@ -164,3 +164,22 @@ def test_step_limit_bounds_a_react_stage() -> None:
         "observation_1",
         "observation_2",
     ]
+
+
+def test_user_module_tools_from_init_args_are_allowlisted_guarded_and_digested() -> None:
+    args = json.dumps(
+        {"tools": [{"$tool": f"{TOOLS}:refund", "timeout": 1}, {"$tool": f"{TOOLS}:lookup_order"}]}
+    )
+    spec = ProgramSpec(f"{MODULES}:ToolUser", init_args=args)
+    module = build_module(spec, CTX)
+    assert (
+        module.act.tools["refund"](order_id="9")
+        == "Tool refund failed: RuntimeError: 'refunds are closed for 9'"
+    )
+    assert module.act.tools["refund"].timeout == 1
+    assert set(code_identity(spec).digests) == {MODULES, TOOLS}
+    foreign = json.dumps({"tools": [{"$tool": "tests.programs_pkg.elsewhere:tool"}]})
+    with pytest.raises(ModuleNotAllowed) as err:
+        build_module(ProgramSpec(f"{MODULES}:ToolUser", init_args=foreign), CTX)
+    assert err.value.field == "init_args.tools[0]"
+    assert "tests.programs_pkg.elsewhere" not in sys.modules

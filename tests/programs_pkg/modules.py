@@ -46,3 +46,14 @@ def not_a_class() -> None:
 
 class NotAModule:
     """A plain class: refused as a program."""
+
+
+class ToolUser(dspy.Module):
+    """A user module whose ReAct tools come from init_args ({"$tool": "package.module:function"})."""
+
+    def __init__(self, tools: list[Any]) -> None:
+        super().__init__()
+        self.act = dspy.ReAct("question -> answer", tools=tools, max_iters=2)
+
+    def forward(self, question: str) -> dspy.Prediction:
+        return self.act(question=question)
