@@ -19,7 +19,8 @@ from dspyops.errors import shown
 from dspyops.programs.context import MODULE_NAME, ProgramContext
 from dspyops.programs.errors import ModuleNotAllowed, ProgramError
 
-_ATTRIBUTE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a public name: no "_private" or "__dunder__" attribute of an allowlisted module is reachable
+_ATTRIBUTE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 MAX_REF_CHARS: Final = 300
 
 

@@ -68,6 +68,8 @@ def test_module_not_allowlisted_is_never_imported() -> None:
         (f"{MODULES}:NotAModule", "", "module", "not a dspy.Module subclass"),
         (f"{MODULES}:not_a_class", "", "module", "not a dspy.Module subclass"),
         (f"{MODULES}:Missing", "", "module", "has no attribute 'Missing'"),
+        (f"{MODULES}:__builtins__", "", "module", "package.module:Class"),
+        (f"{MODULES}:_private", "", "module", "package.module:Class"),
         (f"{MODULES}:TwoStep", '{"bogus":1}', "init_args", "could not be constructed: TypeError"),
         (f"{MODULES}:Exploding", "", "init_args", "constructor failed on purpose"),
     ],
