@@ -118,6 +118,10 @@ def resolve_dataset_ref(
     label = ref.path if len(ref.path) <= SHOWN_CHARS else shown(ref.path)  # as errors echo it
     inputs, outputs = spec.input_fields(), spec.output_fields()
     keys = list(ref.input_keys) or inputs
+    if not keys:  # a user module declares no fields: the ref says which columns are inputs
+        raise InvalidArgument(
+            f"{field}.input_keys", "name the inputs (a user module takes its examples' input_keys)"
+        )
     examples: list[dspy.Example] = []
     for lineno, row in _rows(file, label, where):
         for name in (*inputs, *outputs):
