@@ -22,19 +22,6 @@ class TwoStep(dspy.Module):
         return dspy.Prediction(label=self.answer(text=text, topic=topic).label, topic=topic)
 
 
-class Agent(dspy.Module):
-    """A user module with a ReAct agent over the test tools."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        from tests.programs_pkg.tools import lookup_order, refund
-
-        self.act = dspy.ReAct("question -> answer", tools=[lookup_order, refund], max_iters=3)
-
-    def forward(self, question: str) -> dspy.Prediction:
-        return self.act(question=question)
-
-
 class Exploding(dspy.Module):
     def __init__(self, **kwargs: Any) -> None:
         raise RuntimeError("constructor failed on purpose")
