@@ -167,5 +167,5 @@ def test_a_pipeline_spec_from_a_file(cli: Servers, rows_file: Path) -> None:
         )
     bad = cli.tmp / "bad.json"
     bad.write_text('{"module": "Pipeline", "pipline": {}}')
-    with pytest.raises(SystemExit, match="--spec .*bad.json"):
+    with pytest.raises(SystemExit, match=r"--spec .*bad\.json: "):
         cli.run("jobs", "start", "piped", "--spec", str(bad), "--dataset", str(rows_file))
