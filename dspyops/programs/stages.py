@@ -36,8 +36,11 @@ DEFAULT_K: Final = 3
 MAX_K: Final = 100
 MAX_INSTRUCTIONS_CHARS: Final = 20_000
 RETRIEVE_SIGNATURE: Final = "query -> passages"
-# what ReAct adds to its own signatures: a stage's fields may not take these names
-_REACT_FIELDS: Final = frozenset({"trajectory", "next_thought", "next_tool_name", "next_tool_args"})
+# what ReAct adds to its own signatures: a stage's fields may not take these names; and
+# dspy.ReAct takes an input named max_iters as the call's step limit, which a request would set
+_REACT_FIELDS: Final = frozenset(
+    {"trajectory", "next_thought", "next_tool_name", "next_tool_args", "max_iters"}
+)
 # outputs a stage's module returns beyond its signature's, which a later stage may use
 _EXTRA_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
     "ChainOfThought": ("reasoning",),

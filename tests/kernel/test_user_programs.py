@@ -185,3 +185,15 @@ def test_user_module_tools_from_init_args_are_allowlisted_guarded_and_digested()
         build_module(ProgramSpec(f"{MODULES}:ToolUser", init_args=foreign), CTX)
     assert err.value.field == "init_args.tools[0]"
     assert "tests.programs_pkg.elsewhere" not in sys.modules
+
+
+def test_a_request_cannot_raise_a_react_stages_step_limit() -> None:
+    # dspy.ReAct pops an input named max_iters as the call's step limit: no stage may have one
+    agent = StageSpec(
+        "agent", "ReAct", "question, max_iters -> answer", "",
+        (("max_iters", "input.max_iters"), ("question", "input.question")), (f"{TOOLS}:lookup_order",),
+    )  # fmt: skip
+    spec = ProgramSpec("Pipeline", pipeline=PipelineSpec((agent,), (("answer", "agent.answer"),)))
+    with pytest.raises(ProgramError) as err:
+        build_module(spec, CTX)
+    assert err.value.field == "pipeline.stages[0].signature" and "max_iters" in err.value.problem
