@@ -4,7 +4,8 @@ A tool is the user's function, imported only from a module on the server's allow
 (``dspyops.programs.allowlist``). Each call runs in a worker thread with a timeout, and
 whatever goes wrong (an exception, bad arguments, the timeout) comes back to the agent as
 an observation naming the tool and the problem, never as a crash of the prediction and
-never with a traceback (it would show the server's paths to the LM and the trace).
+never with a traceback (it would show the server's paths to the LM and the trace). A text
+answer is cut at ``MAX_OBSERVATION_CHARS``: the trajectory goes into every later prompt.
 
 A call past its timeout is abandoned, not stopped (Python cannot kill a thread): its worker
 stays busy until the function returns, which is why the pool is bounded and shared.
@@ -27,7 +28,17 @@ from dspyops.programs.context import ProgramContext
 from dspyops.programs.errors import ProgramError
 
 TOOL_WORKERS: Final = 16
+MAX_OBSERVATION_CHARS: Final = 20_000  # what one tool answer adds to the trajectory (and every later prompt)
 _POOL: Final = concurrent.futures.ThreadPoolExecutor(TOOL_WORKERS, thread_name_prefix="dspyops-tool")
+
+
+def _bounded(result: Any) -> Any:
+    if isinstance(result, str) and len(result) > MAX_OBSERVATION_CHARS:
+        return (
+            f"{result[:MAX_OBSERVATION_CHARS]}... [cut: the tool answered {len(result)} characters, "
+            f"{MAX_OBSERVATION_CHARS} kept]"
+        )
+    return result
 
 
 def _observation(name: str, exc: BaseException, timeout: float) -> str:
@@ -60,7 +71,7 @@ class GuardedTool(dspy.Tool):  # type: ignore[misc]  # dspy is untyped
         context = contextvars.copy_context()  # DSPy's settings hold in the worker too
         future = _POOL.submit(context.run, self._call, kwargs)
         try:
-            return future.result(timeout=self.timeout)
+            return _bounded(future.result(timeout=self.timeout))
         except Exception as exc:
             return _observation(self.name, exc, self.timeout)
 
@@ -68,11 +79,11 @@ class GuardedTool(dspy.Tool):  # type: ignore[misc]  # dspy is untyped
         try:
             if inspect.iscoroutinefunction(self.func):
                 parsed = self._validate_and_parse_args(**kwargs)
-                return await asyncio.wait_for(self.func(**parsed), self.timeout)
+                return _bounded(await asyncio.wait_for(self.func(**parsed), self.timeout))
             context = contextvars.copy_context()
             loop = asyncio.get_running_loop()
             work = loop.run_in_executor(_POOL, context.run, self._call, kwargs)
-            return await asyncio.wait_for(work, self.timeout)
+            return _bounded(await asyncio.wait_for(work, self.timeout))
         except Exception as exc:
             return _observation(self.name, exc, self.timeout)
 
@@ -106,4 +117,4 @@ def build_tools(refs: tuple[str, ...], ctx: ProgramContext, where: str, timeout:
     return tools
 
 
-__all__ = ["TOOL_WORKERS", "GuardedTool", "build_tool", "build_tools"]
+__all__ = ["MAX_OBSERVATION_CHARS", "TOOL_WORKERS", "GuardedTool", "build_tool", "build_tools"]

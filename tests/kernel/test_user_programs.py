@@ -197,3 +197,12 @@ def test_a_request_cannot_raise_a_react_stages_step_limit() -> None:
     with pytest.raises(ProgramError) as err:
         build_module(spec, CTX)
     assert err.value.field == "pipeline.stages[0].signature" and "max_iters" in err.value.problem
+
+
+def test_an_observation_is_bounded() -> None:
+    from dspyops.programs.tools import MAX_OBSERVATION_CHARS
+
+    [tool] = build_tools((f"{TOOLS}:flood",), CTX, "tools", timeout=5)
+    for answer in (tool(order_id="1"), asyncio.run(tool.acall(order_id="1"))):
+        assert len(answer) < MAX_OBSERVATION_CHARS + 100
+        assert answer.endswith(f"[cut: the tool answered 1000000 characters, {MAX_OBSERVATION_CHARS} kept]")

@@ -22,3 +22,8 @@ def slow(order_id: str) -> str:
 
 
 NOT_A_FUNCTION = "a string"
+
+
+def flood(order_id: str) -> str:
+    """Answers far more text than an observation keeps."""
+    return "x" * 1_000_000
