@@ -200,6 +200,11 @@ def test_pipeline_served_end_to_end(servers: tuple[OptimizerClient, ServerThread
     state = json.loads(opt.export_version("pipe", version).state_json)
     assert set(state) == {"analyze.predict", "answer", "metadata"}
     assert len(state["answer"]["demos"]) == 3
+    # the whole pipeline is evaluated, as a registered version and as a spec + its state
+    report = list(opt.evaluate("pipe", version, dataset=ROWS))[-1].report
+    assert report.examples == len(ROWS) and report.errors == 0
+    again = list(opt.evaluate(spec=PIPELINE, state_json=json.dumps(state).encode(), dataset=ROWS))[-1].report
+    assert again.score == report.score
     gateway = serve(opt, tmp_path, "pipe", version)  # a pipeline needs no user code
     try:
         with GatewayClient(gateway.address) as gw:
