@@ -23,7 +23,8 @@ from dspyops.client import OptimizerClient
 from dspyops.connections import OFFLINE_ONLY
 from dspyops.lm import LMConfig, build_lm
 from dspyops.metrics import get_metric
-from dspyops.programs import ProgramSpec, build_module
+from dspyops.programs.build import build_module
+from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.optimizers.base import CompileInputs
 from optimizer_svc.optimizers.registry import get_adapter, validate_params
 

@@ -125,7 +125,8 @@ def artifact_for(latency_ms: int = 0, demos: int = 8, instructions: str = "") ->
     offline LM with the given injected latency: the shape of a LabeledFewShot result."""
     from dspyops.artifacts import encode_artifact
     from dspyops.lm import LMConfig
-    from dspyops.programs import ProgramSpec, build_module, program_state
+    from dspyops.programs.build import build_module, program_state
+    from dspyops.programs.spec import ProgramSpec
 
     spec = ProgramSpec(module="Predict", signature=SIGNATURE, instructions=instructions)
     module = build_module(spec)

@@ -28,7 +28,7 @@ from dspyops.errors import shown
 from dspyops.eventlog import EventStore, StoredEvent
 from dspyops.events import decode
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import VersionState
 

@@ -23,7 +23,7 @@ import dspy
 
 from dspyops.errors import SHOWN_CHARS, FailedPrecondition, InvalidArgument, shown
 from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 
 EXTENSIONS = (".jsonl", ".csv")
 MAX_ROWS = 100_000
@@ -120,6 +120,10 @@ def resolve_dataset_ref(
     label = ref.path if len(ref.path) <= SHOWN_CHARS else shown(ref.path)  # as errors echo it
     inputs, outputs = spec.input_fields(), spec.output_fields()
     keys = list(ref.input_keys) or inputs
+    if not keys:  # a user module declares no fields: the ref says which columns are inputs
+        raise InvalidArgument(
+            f"{field}.input_keys", "name the inputs (a user module takes its examples' input_keys)"
+        )
     examples: list[dspy.Example] = []
     for lineno, row in read_rows(file, label, where):
         for name in (*inputs, *outputs):

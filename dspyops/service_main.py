@@ -68,6 +68,15 @@ _COMMON: tuple[tuple[str, dict[str, Any]], ...] = (
             "help": "create the log if it is missing, even beside files of an earlier one",
         },
     ),
+    (
+        "--program-modules",
+        {
+            "multiple": True,
+            "metavar": "MODULE,...",
+            "help": "modules whose classes (package.module:Class) and ReAct tools programs may use "
+            "(the same list for both services); none: no user code is ever imported",
+        },
+    ),
 )
 
 
@@ -91,6 +100,15 @@ def request_endpoints(values: Sequence[str]) -> tuple[str, ...]:
     from dspyops.connections import parse_endpoint_allowlist
 
     return tuple(sorted(parse_endpoint_allowlist(list(values))))
+
+
+def program_modules(values: Sequence[str]) -> frozenset[str]:
+    from dspyops.programs.context import parse_program_modules
+
+    try:
+        return parse_program_modules(values)
+    except ValueError as exc:
+        raise click.UsageError(f"--program-modules: {exc}") from None
 
 
 def run_service(name: str, serve: Callable[[], Coroutine[Any, Any, None]], grace: float) -> None:

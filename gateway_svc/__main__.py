@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dspyops.service_main import request_endpoints, run_service, security, server_options
+from dspyops.service_main import program_modules, request_endpoints, run_service, security, server_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,6 +35,11 @@ from dspyops.service_main import request_endpoints, run_service, security, serve
     help="with --from-optimizer: client certificate, for an optimizer that requires one",
 )
 @click.option("--upstream-tls-key", default="", help="with --from-optimizer: key of --upstream-tls-cert")
+@click.option(
+    "--allow-code-drift",
+    is_flag=True,
+    help="serve versions whose user code changed since registration (recorded with each prediction)",
+)
 @server_options
 def main(**options: Any) -> None:
     """Run a gateway: predictions from the folded log, outcomes, experiments, canaries, explain."""
@@ -69,6 +74,8 @@ def main(**options: Any) -> None:
             chain_key_file=options["chain_key_file"],
             allow_broken_log=options["allow_broken_log"],
             create=options["create"],
+            program_modules=program_modules(options["program_modules"]),
+            allow_code_drift=options["allow_code_drift"],
         )
 
     run_service("gateway", lambda: serve(config(), grace=options["grace"]), options["grace"])

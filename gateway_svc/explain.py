@@ -61,6 +61,7 @@ async def explain(
         routes=routes_proto(deployment.routes),
         reason=reason if record.has_routing_key else f"random draw (no routing key); {again.reason}",
         routing_key_matches=matches,
+        code_drift=bool(record.code_drift),
     )
     if deployment.changed_position:
         change = (await asyncio.to_thread(history.store.read, deployment.changed_position - 1, 1))[0]

@@ -7,19 +7,32 @@ concurrent requests for different versions never share DSPy's global settings.
 The version's LM connection is resolved by name against this gateway's connections: a
 connection this gateway lacks is FAILED_PRECONDITION naming the version and the
 connection, and the key is this gateway's, read when it started.
+
+User code (a user module class, ReAct tools) is imported only from this gateway's
+``--program-modules``, and the sha256 of each source file is compared with what the
+version recorded at registration: a difference is FAILED_PRECONDITION naming the version
+and both digests, unless the gateway runs with ``--allow-code-drift``; then the prediction
+is served and its record says which code drifted.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dspy
 
 from dspyops.artifacts import decode_artifact
 from dspyops.connections import OFFLINE_ONLY, Connections
+from dspyops.errors import FailedPrecondition
 from dspyops.lm import LMConfig, lm_from_resolved
-from dspyops.programs import ProgramSpec, load_program
+from dspyops.programs.build import load_program
+from dspyops.programs.code import code_identity
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.spec import ProgramSpec
+from dspyops.programs.usermodules import forward_inputs
 
 
 @dataclass(frozen=True)
@@ -29,12 +42,30 @@ class LoadedProgram:
     module: dspy.Module
     lm_config: LMConfig
     inputs: tuple[str, ...]  # parsed once: signature parsing is too slow for every request
-    outputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # () for a user module: every field its Prediction carries
+    code_digests: Mapping[str, str]  # module -> sha256 of the source file this gateway loaded
+
+
+def code_drift(loaded: LoadedProgram, recorded: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Modules whose loaded source differs from the version's record: module -> both digests."""
+    modules = sorted(set(recorded) | set(loaded.code_digests))
+    return {
+        m: {"recorded": recorded.get(m, ""), "loaded": loaded.code_digests.get(m, "")}
+        for m in modules
+        if recorded.get(m, "") != loaded.code_digests.get(m, "")
+    }
 
 
 class ProgramCache:
-    def __init__(self, connections: Connections | None = None) -> None:
+    def __init__(
+        self,
+        connections: Connections | None = None,
+        programs: ProgramContext = NO_CONTEXT,
+        allow_code_drift: bool = False,
+    ) -> None:
         self.connections = connections or OFFLINE_ONLY
+        self.programs = programs
+        self.allow_code_drift = allow_code_drift
         self._loaded: dict[str, LoadedProgram] = {}
         self._lock = threading.Lock()
 
@@ -50,16 +81,35 @@ class ProgramCache:
                 self._loaded[digest] = loaded
         return loaded
 
+    def check_code(self, loaded: LoadedProgram, recorded: Mapping[str, str], what: str) -> str:
+        """ "" when the code is the version's; the drift as JSON when ``--allow-code-drift``
+        lets it through; FAILED_PRECONDITION naming the version and both digests otherwise."""
+        drift = code_drift(loaded, recorded)
+        if not drift:
+            return ""
+        if not self.allow_code_drift:
+            module, digests = next(iter(drift.items()))
+            raise FailedPrecondition(
+                "deployment",
+                f"{what} was registered with {module} at sha256 {digests['recorded'] or '(none)'}, "
+                f"this gateway loads sha256 {digests['loaded'] or '(none)'}: refused "
+                "(deploy the code the version was built with, register a new version, or start the "
+                "gateway with --allow-code-drift)",
+            )
+        return json.dumps(drift, sort_keys=True)
+
     def _load(self, digest: str, artifact: bytes, what: str) -> LoadedProgram:
         decoded = decode_artifact(artifact, digest)
         resolved = self.connections.resolve_stored(decoded.lm, what)  # before building anything
-        module = load_program(decoded.spec, decoded.state)
+        module = load_program(decoded.spec, decoded.state, self.programs)
         module.set_lm(lm_from_resolved(resolved))
+        spec = decoded.spec
         return LoadedProgram(
             digest=digest,
-            spec=decoded.spec,
+            spec=spec,
             module=module,
             lm_config=decoded.lm,
-            inputs=tuple(decoded.spec.input_fields()),
-            outputs=tuple(decoded.spec.output_fields()),
+            inputs=tuple(forward_inputs(module) if spec.is_user_module else spec.input_fields()),
+            outputs=tuple(spec.output_fields()),
+            code_digests=code_identity(spec).digests,
         )

@@ -20,7 +20,8 @@ import structlog
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.history import History
-from dspyops.programs import ProgramError
+from dspyops.programs.asynccall import acall
+from dspyops.programs.errors import ProgramError
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.scrub import scrub
 from dspyops.state import DeploymentState, State, VersionState
@@ -46,6 +47,17 @@ class Predictions:
 
     def load(self, version: VersionState) -> LoadedProgram:
         """The version's program, its artifact verified against the digest in the log."""
+        return self.load_checked(version)[0]
+
+    def load_checked(self, version: VersionState) -> tuple[LoadedProgram, str]:
+        """The version's program and its code drift ("" : none; JSON when --allow-code-drift
+        serves changed user code); FAILED_PRECONDITION when its code changed otherwise."""
+        loaded = self._load(version)
+        recorded = version.lineage.get("code_digests", {})
+        what = f"version {version.version} of {version.program!r}"
+        return loaded, self.programs.check_code(loaded, recorded if isinstance(recorded, dict) else {}, what)
+
+    def _load(self, version: VersionState) -> LoadedProgram:
         try:
             artifact = self.replica.artifacts.get(version.artifact_digest)
             if artifact is None:  # left out at a restore because it failed its digest
@@ -82,7 +94,7 @@ class Predictions:
         deployment = deployment_of(state, request.deployment)
         decision = decide(deployment, request.routing_key)
         version = state.programs[deployment.program].versions[decision.version]
-        loaded = self.load(version)
+        loaded, drift = self.load_checked(version)
         inputs = _inputs(request, loaded)
         prediction_id = uuid.uuid4().hex
         outputs, error = await _run(loaded, inputs)
@@ -106,6 +118,7 @@ class Predictions:
                 error,
                 decision=decision,
                 key_hmac=self.records.key_hmac(request.routing_key),
+                code_drift=drift,
             )
         )
         if not error and request.as_of.WhichOneof("point") is None:
@@ -151,8 +164,10 @@ class Predictions:
     ) -> None:
         started = time.perf_counter()
         version = state.programs[deployment.program].versions[version_name]
+        drift = ""
         try:
-            outputs, error = await _run(self.load(version), inputs)
+            loaded, drift = self.load_checked(version)
+            outputs, error = await _run(loaded, inputs)
         except Exception as exc:  # the version cannot be loaded: recorded as its failure
             outputs, error = {}, _failure(exc)
         try:
@@ -166,6 +181,7 @@ class Predictions:
                     outputs,
                     error,
                     shadow_of=primary_id,
+                    code_drift=drift,
                 )
             )
         except Exception:
@@ -215,8 +231,9 @@ def _inputs(request: gpb.PredictRequest, loaded: LoadedProgram) -> dict[str, str
 async def _run(loaded: LoadedProgram, inputs: dict[str, str]) -> tuple[dict[str, str], str]:
     """`(outputs, "")`, or `({}, error)` when the program (or its LM) failed."""
     try:
-        prediction = await loaded.module.acall(**inputs)
-        return {name: str(prediction.get(name, "")) for name in loaded.outputs}, ""
+        prediction = await acall(loaded.module, inputs)  # DSPy's async path, or a worker thread
+        names = loaded.outputs or [k for k in prediction.keys() if not k.startswith("_")]
+        return {name: str(prediction.get(name, "")) for name in names}, ""
     except Exception as exc:
         return {}, _failure(exc)
 
@@ -238,6 +255,7 @@ def _record(
     decision: Decision | None = None,
     key_hmac: str = "",
     shadow_of: str = "",
+    code_drift: str = "",
 ) -> PredictionRecord:
     """The record of one prediction. A primary's carries its routing `decision` and the
     HMAC of its key; a shadow's has neither (bucket 0, no experiment) and names the
@@ -260,4 +278,5 @@ def _record(
         recorded_at_us=time.time_ns() // 1000,
         outputs_json=json.dumps(outputs, sort_keys=True),
         shadow_of=shadow_of,
+        code_drift=code_drift,
     )

@@ -56,6 +56,8 @@ class PredictionRecord:
     outputs_json: str = "{}"
     shadow_of: str = ""  # the primary prediction this one shadowed
     routing_key_hmac: str = ""  # HMAC-SHA256 hex of the key under the log's secret ("" for a random draw)
+    # served with user code other than the version's (--allow-code-drift): module -> both digests, JSON
+    code_drift: str = ""
 
     @property
     def has_routing_key(self) -> bool:
@@ -95,6 +97,8 @@ class PredictionStore:
             )
         elif "routing_key_hmac" not in db.table("predictions").columns_dict:  # records from before the HMAC
             db.table("predictions").add_column("routing_key_hmac", str, not_null_default="")
+        if "code_drift" not in db.table("predictions").columns_dict:  # records from before code digests
+            db.table("predictions").add_column("code_drift", str, not_null_default="")
         if "outcomes" not in db.table_names():
             db.table("outcomes").create(
                 {"prediction_id": str, "value": float, "recorded_at_us": int, "request_id": str},

@@ -19,6 +19,7 @@ from dspyops.keyfiles import secret_path
 from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
 from dspyops.logstart import StartRefused, chain_key, open_service_store, routing_secret, verify_at_start
+from dspyops.programs.context import ProgramContext
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
 from dspyops.state import EMPTY, State
@@ -54,6 +55,8 @@ class GatewayConfig:
     chain_key_file: str = ""  # the log's chain key: keyed links verify, new links are keyed
     allow_broken_log: bool = False  # start (and keep tailing) on a broken chain, with a warning
     create: bool = False  # create a missing log even where files of an earlier one exist
+    program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
+    allow_code_drift: bool = False  # serve a version whose user code differs from its record
 
 
 class RunningGateway:
@@ -160,7 +163,15 @@ async def start(config: GatewayConfig) -> RunningGateway:
     replica = Replica(source, initial, artifacts, readiness, GatewayCorpora(corpus_documents))
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
     history_snapshots = SnapshotStore(snapshot_path(config.log), key=key) if config.log else None
-    service = GatewayService(replica, records, store, connections, history_snapshots)
+    service = GatewayService(
+        replica,
+        records,
+        store,
+        connections,
+        history_snapshots,
+        ProgramContext(program_modules=config.program_modules),
+        config.allow_code_drift,
+    )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()

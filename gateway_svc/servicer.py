@@ -13,6 +13,7 @@ from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore
 from dspyops.history import History
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
@@ -40,6 +41,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         store: EventStore | None,
         connections: Connections | None = None,
         snapshots: SnapshotStore | None = None,
+        programs: ProgramContext = NO_CONTEXT,
+        allow_code_drift: bool = False,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
@@ -47,7 +50,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         # None when tailing a remote optimizer: no history, no writes
         self.history = History(store, snapshots=snapshots) if store else None
         self.views = StateViews(replica, CheckBook())
-        self.predictions = Predictions(replica, records, ProgramCache(self.connections), self.history)
+        self.predictions = Predictions(
+            replica, records, ProgramCache(self.connections, programs, allow_code_drift), self.history
+        )
         self.deployments: DeploymentCommands | None = None
         if store is not None and self.history is not None:
             # the one writer path: commands decide from the replica's state (dspyops.commands)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dspyops.service_main import request_endpoints, run_service, security, server_options
+from dspyops.service_main import program_modules, request_endpoints, run_service, security, server_options
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
@@ -74,6 +74,7 @@ def main(**options: Any) -> None:
             chain_key_file=options["chain_key_file"],
             allow_broken_log=options["allow_broken_log"],
             create=options["create"],
+            program_modules=program_modules(options["program_modules"]),
         )
 
     run_service("optimizer", lambda: serve(config(), grace=options["grace"]), options["grace"])

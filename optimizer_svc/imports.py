@@ -34,14 +34,17 @@ from dspyops.connections import Connections
 from dspyops.errors import InvalidArgument, shown
 from dspyops.limits import MAX_STATE_METADATA_BYTES, check_json_size
 from dspyops.names import check_name, parse_semver
-from dspyops.programs import ProgramSpec, build_module
+from dspyops.programs.build import build_module
+from dspyops.programs.code import code_identity
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import ProgramState
 from optimizer_svc.evaluation.plan import build_program, load_version_artifact, parse_state_json
 from optimizer_svc.registry.commands import Registry, next_version, registered_version
 from optimizer_svc.registry.views import version_view
-from optimizer_svc.wire import lm_from_proto, lm_to_proto, spec_from_proto, spec_to_proto
+from optimizer_svc.wire import lm_from_proto, lm_to_proto, program_error, spec_from_proto, spec_to_proto
 
 IMPORT_OPTIMIZER = "import"
 # what Predict.dump_state writes; Predict.load_state sets any other key as an attribute
@@ -80,9 +83,15 @@ def _check_predictor(name: str, state: Any, predictor: dspy.Predict) -> dict[str
     return {**state, "lm": None}  # the LM is the request's LMConfig; never a key from a file
 
 
-def normalize_imported_state(spec: ProgramSpec, state: dict[str, Any]) -> dict[str, Any]:
-    """The file's state, checked against the spec's module, LMs dropped, metadata present."""
-    module = build_module(spec)
+def normalize_imported_state(
+    spec: ProgramSpec, state: dict[str, Any], programs: ProgramContext = NO_CONTEXT
+) -> dict[str, Any]:
+    """The file's state, checked against the spec's module (every predictor of a pipeline or
+    a user module, by its name), LMs dropped, metadata present."""
+    try:
+        module = build_module(spec, programs)
+    except ValueError as exc:
+        raise program_error("spec", exc) from None
     metadata = state.get("metadata")
     if metadata is None:
         metadata = {"dependency_versions": get_dependency_versions()}
@@ -106,7 +115,7 @@ def normalize_imported_state(spec: ProgramSpec, state: dict[str, Any]) -> dict[s
                 raise InvalidArgument("state_json", f"lacks predictor {name!r} of a {spec.module}")
             result[name] = _check_predictor(name, body[name], predictor)
     result["metadata"] = metadata
-    build_program(spec, result)  # and DSPy itself must load it
+    build_program(spec, result, "state_json", programs)  # and DSPy itself must load it
     return result
 
 
@@ -129,6 +138,7 @@ def register_import(
     registry: Registry,
     artifacts: ArtifactStore,
     connections: Connections | None = None,
+    programs: ProgramContext = NO_CONTEXT,
 ) -> Outcome:
     # a retry is answered before the (costly) checks of the state: they passed the first time
     prior = registry.ledger.commands.answered("ImportProgram", request)
@@ -137,10 +147,11 @@ def register_import(
     name = check_name("program", request.program)
     if not request.HasField("spec"):
         raise InvalidArgument("spec", "is required (module and signature of the saved program)")
-    spec = spec_from_proto(request.spec)
+    spec = spec_from_proto(request.spec, "spec", programs)
     lm = lm_from_proto(request.lm, "lm", connections)
     raw = request.state_json
-    state = normalize_imported_state(spec, parse_state_json(raw))
+    state = normalize_imported_state(spec, parse_state_json(raw), programs)
+    code = code_identity(spec)  # the user code it runs, as this server imported it
     try:
         digest, artifact = encode_artifact(spec, state, lm)
     except ValueError as exc:
@@ -160,6 +171,9 @@ def register_import(
             optimizer=IMPORT_OPTIMIZER,
             params=params,
             dspy_version=saved_with if isinstance(saved_with, str) and saved_with else dspy.__version__,
+            code_digests=code.digests,
+            code_distribution=code.distribution,
+            code_version=code.version,
         ),
     )
     return registry.register(
@@ -189,14 +203,21 @@ def export_artifact(
 class ImportHandlers:
     """The ImportProgram and ExportVersion RPCs (their checks and appends off the event loop)."""
 
-    def __init__(self, registry: Registry, artifacts: ArtifactStore, connections: Connections) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        artifacts: ArtifactStore,
+        connections: Connections,
+        programs: ProgramContext = NO_CONTEXT,
+    ) -> None:
         self.registry = registry
         self.artifacts = artifacts
         self.connections = connections
+        self.programs = programs
 
     async def import_program(self, request: opb.ImportProgramRequest) -> opb.ProgramVersion:
         outcome = await asyncio.to_thread(
-            register_import, request, self.registry, self.artifacts, self.connections
+            register_import, request, self.registry, self.artifacts, self.connections, self.programs
         )
         version = registered_version(outcome)
         return version_view(version, outcome.state.programs[version.program])

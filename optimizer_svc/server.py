@@ -23,6 +23,7 @@ from dspyops.ledger import Ledger
 from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
 from dspyops.logstart import chain_key, open_service_store, routing_secret, verify_at_start, writer_lease
+from dspyops.programs.context import ProgramContext
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from dspyops.snapshots import SnapshotStore, snapshot_path
@@ -65,6 +66,7 @@ class OptimizerConfig:
     chain_key_file: str = ""  # the log's chain key: new links are keyed (HMAC-SHA256), keyed links verify
     allow_broken_log: bool = False  # start on a broken chain, with a warning naming the position
     create: bool = False  # create a missing log even where files of an earlier one exist
+    program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
 
 
 class RunningOptimizer:
@@ -138,6 +140,7 @@ async def _start(
     await asyncio.to_thread(
         verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="optimizer"
     )
+    programs = ProgramContext(program_modules=config.program_modules)
     ledger = await asyncio.to_thread(Ledger, store, snapshots)
     registry = Registry(ledger)
     jobs = JobManager(
@@ -148,6 +151,7 @@ async def _start(
         max_running=config.max_jobs,
         datasets_dir=config.datasets_dir,
         connections=connections,
+        programs=programs,
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE], config.security)
@@ -156,8 +160,8 @@ async def _start(
     service = OptimizerService(
         JobHandlers(jobs, connections),
         RegistryHandlers(registry),
-        EvaluationHandlers(registry, artifacts, evaluations, connections, config.datasets_dir),
-        ImportHandlers(registry, artifacts, connections),
+        EvaluationHandlers(registry, artifacts, evaluations, connections, config.datasets_dir, programs),
+        ImportHandlers(registry, artifacts, connections, programs),
         LogHandlers(store, subscriber_cap(config.max_subscribers, config.max_subscribers_per_actor)),
         connections,
         CorpusHandlers(ledger, artifacts, config.datasets_dir),

@@ -11,9 +11,14 @@ from typing import Any
 import dspy
 
 from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
-from dspyops.errors import InvalidArgument
+from dspyops.errors import InvalidArgument, PermissionDenied
 from dspyops.lm import OFFLINE, LMConfig
-from dspyops.programs import ProgramSpec
+from dspyops.programs import protos as programs_wire
+from dspyops.programs.allowlist import check_allowed, parse_ref
+from dspyops.programs.build import build_module
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.errors import ModuleNotAllowed, ProgramError
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.scrub import scrub
 
@@ -21,23 +26,42 @@ MAX_EXAMPLES = 5000  # per set; the gRPC message limit bounds the bytes (README:
 MAX_FIELD_CHARS = 20_000
 
 
-def _field_error(prefix: str, exc: ValueError) -> InvalidArgument:
-    """ValueError('signature: ...') from the kernel -> InvalidArgument('spec.signature', '...')."""
+def _field_error(prefix: str, exc: ValueError) -> InvalidArgument | PermissionDenied:
+    """ValueError('signature: ...') from the kernel -> InvalidArgument('spec.signature', '...');
+    code from a module the server does not allowlist -> PermissionDenied."""
+    if isinstance(exc, ModuleNotAllowed):
+        return PermissionDenied(f"{prefix}.{exc.field}", exc.problem)
+    if isinstance(exc, ProgramError):
+        return InvalidArgument(f"{prefix}.{exc.field}", exc.problem)
     name, sep, problem = str(exc).partition(": ")
     if sep and name.isidentifier():
         return InvalidArgument(f"{prefix}.{name}", problem)
     return InvalidArgument(prefix, str(exc))
 
 
-def spec_from_proto(spec: pb.ProgramSpec, field: str = "spec") -> ProgramSpec:
-    result = ProgramSpec(
-        module=spec.module or "Predict", signature=spec.signature, instructions=spec.instructions
-    )
+def spec_from_proto(
+    spec: pb.ProgramSpec, field: str = "spec", ctx: ProgramContext = NO_CONTEXT
+) -> ProgramSpec:
+    """The request's spec, checked and, unless it is one predictor, built with the server's
+    ``ctx`` (user code imported from allowlisted modules only, tools resolved, corpora looked
+    up): a spec that cannot make a program is refused before anything is appended or an LM
+    called. A user module from a module not on the allowlist is refused first, whatever else
+    the spec says."""
+    result = programs_wire.spec_from_proto(spec)
     try:
+        if result.is_user_module:
+            check_allowed(parse_ref(result.module, "module", "class"), ctx, "module")
         result.validate()
+        if not result.is_predictor:
+            build_module(result, ctx)
     except ValueError as exc:
         raise _field_error(field, exc) from None
     return result
+
+
+def program_error(field: str, exc: ValueError) -> InvalidArgument | PermissionDenied:
+    """A kernel ProgramError raised while building a request's program, naming ``field``."""
+    return _field_error(field, exc)
 
 
 def resolve_lm(lm: pb.LMConfig, field: str = "lm", connections: Connections | None = None) -> ResolvedLM:
@@ -71,7 +95,7 @@ def lm_to_proto(config: LMConfig) -> pb.LMConfig:
 
 
 def spec_to_proto(spec: ProgramSpec) -> pb.ProgramSpec:
-    return pb.ProgramSpec(module=spec.module, signature=spec.signature, instructions=spec.instructions)
+    return programs_wire.spec_to_proto(spec)
 
 
 def examples_from_proto(examples: Any, spec: ProgramSpec, field: str) -> list[dspy.Example]:
@@ -90,6 +114,11 @@ def examples_from_proto(examples: Any, spec: ProgramSpec, field: str) -> list[ds
             if len(value) > MAX_FIELD_CHARS:
                 raise InvalidArgument(f"{where}.fields.{name}", f"longer than {MAX_FIELD_CHARS} characters")
         keys = list(example.input_keys) or inputs
+        if not keys:  # a user module declares no fields: its examples say which are inputs
+            raise InvalidArgument(
+                f"{where}.input_keys",
+                "name the example's inputs (a user module takes its examples' input_keys)",
+            )
         unknown = [k for k in keys if k not in fields]
         if unknown:
             raise InvalidArgument(f"{where}.input_keys", f"{unknown} are not fields of the example")

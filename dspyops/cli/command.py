@@ -80,6 +80,34 @@ def module_option(f: F) -> F:
     return click.option("--module", default="Predict", type=click.Choice(["Predict", "ChainOfThought"]))(f)
 
 
+def spec_option(f: F) -> F:
+    """``--spec FILE``: the program as a ProgramSpec in protobuf's JSON (a pipeline, or a user
+    module ``package.module:Class`` with ``init_args``), instead of --signature/--module."""
+    return click.option(
+        "--spec",
+        "spec_file",
+        default="",
+        type=click.Path(dir_okay=False),
+        help='a ProgramSpec as JSON: {"module": "Pipeline", "pipeline": {...}} or '
+        '{"module": "pkg.mod:Class", "init_args": "{...}"}; instead of --signature',
+    )(f)
+
+
+def read_spec(spec_file: str, signature: str, command: str) -> pb.ProgramSpec | None:
+    """The --spec file's ProgramSpec (None without one); exactly one of --spec, --signature."""
+    from google.protobuf import json_format
+
+    if bool(spec_file) == bool(signature):
+        raise SystemExit(f"{command}: give --signature TEXT or --spec FILE (one of them)")
+    if not spec_file:
+        return None
+    try:
+        with open(spec_file, encoding="utf-8") as f:
+            return json_format.Parse(f.read(), pb.ProgramSpec())
+    except (OSError, json_format.ParseError) as exc:
+        raise SystemExit(f"{command}: --spec {spec_file}: {exc}") from None
+
+
 def metric_kind_option(f: F) -> F:
     return click.option("--metric", default="binary", type=click.Choice(["binary", "continuous"]))(f)
 

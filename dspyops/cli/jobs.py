@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click_default_group import DefaultGroup
 
-from dspyops.cli.command import json_option, lm_options, module_option, rpc_command
+from dspyops.cli.command import json_option, lm_options, module_option, read_spec, rpc_command, spec_option
 from dspyops.cli.parsing import dataset_rows, pairs, param_value
 from dspyops.cli.session import Session
 from dspyops.proto import events_pb2 as pb
@@ -20,7 +20,8 @@ def jobs() -> None:
 
 @rpc_command(jobs, "start", "Optimizer.StartOptimization", changes=True)
 @click.argument("program")
-@click.option("--signature", required=True, help='e.g. "text -> label"')
+@click.option("--signature", default="", help='e.g. "text -> label" (or --spec)')
+@spec_option
 @click.option("--dataset", default="", help="JSONL file, or a shipped dataset such as support_tickets")
 @click.option(
     "--dataset-ref", default="", help="instead of --dataset: a file under the server's --datasets-dir"
@@ -59,6 +60,7 @@ def start(
     session: Session,
     program: str,
     signature: str,
+    spec_file: str,
     dataset: str,
     dataset_ref: str,
     valset_ref: str,
@@ -99,6 +101,7 @@ def start(
         max_cost_usd=budget_usd,
     )
     prompt_lm = pb.LMConfig(connection=prompt_connection, model=prompt_model)
+    spec = read_spec(spec_file, signature, "optimize")
     with session.optimizer() as opt:
         events = opt.start_optimization(
             program,
@@ -131,6 +134,7 @@ def start(
             budget=budget if budget.ByteSize() else None,
             auto_promote=auto_promote,
             request_id=session.request_id,
+            spec=spec,
         )
         last = render_job_events(events, as_json)
     return 0 if last is not None and last.WhichOneof("kind") == "completed" else 1

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from dspyops.cli.command import json_option, lm_config, lm_options, module_option, rpc_command
+from dspyops.cli.command import (
+    json_option,
+    lm_config,
+    lm_options,
+    module_option,
+    read_spec,
+    rpc_command,
+    spec_option,
+)
 from dspyops.cli.session import Session
 from dspyops.client.messages import STATUSES
 from dspyops.render.console import console, print_json
@@ -106,7 +114,8 @@ def set_alias(session: Session, program: str, alias: str, version: str, as_json:
 @rpc_command(registry, "import", "Optimizer.ImportProgram", changes=True)
 @click.argument("program")
 @click.argument("state", type=click.Path(exists=True, dir_okay=False))
-@click.option("--signature", required=True)
+@click.option("--signature", default="", help="the saved predictor's signature (or --spec)")
+@spec_option
 @module_option
 @click.option("--instructions", default="", help="the signature's instructions")
 @lm_options
@@ -117,6 +126,7 @@ def import_(
     program: str,
     state: str,
     signature: str,
+    spec_file: str,
     module: str,
     instructions: str,
     connection: str,
@@ -135,6 +145,7 @@ def import_(
             instructions=instructions,
             lm=lm_config(connection, model, api_base, api_key_env),
             request_id=session.request_id,
+            spec=read_spec(spec_file, signature, "import"),
         )
     if as_json:
         print_json(imported)

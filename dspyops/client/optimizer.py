@@ -68,6 +68,7 @@ class OptimizerClient(Client):
         input_keys: Sequence[str] = (),
         request_id: str | None = None,
         timeout: float | None = None,
+        spec: pb.ProgramSpec | None = None,
     ) -> Iterator[opb.OptimizationEvent]:
         """StartOptimization: the job's events, JobAccepted first, until it completes, fails
         or is cancelled. `val_fraction` splits the trainset on the server (seeded by
@@ -81,7 +82,8 @@ class OptimizerClient(Client):
         """
         request = opb.StartOptimizationRequest(
             program=program,
-            spec=pb.ProgramSpec(module=module, signature=signature, instructions=instructions),
+            # `spec` (a pipeline, a user module with init_args) replaces module/signature/instructions
+            spec=spec or pb.ProgramSpec(module=module, signature=signature, instructions=instructions),
             lm=lm or pb.LMConfig(),
             optimizer=optimizer,
             params=msg.struct(params),
@@ -239,14 +241,16 @@ class OptimizerClient(Client):
         instructions: str = "",
         lm: pb.LMConfig | None = None,
         request_id: str | None = None,
+        spec: pb.ProgramSpec | None = None,
     ) -> opb.ProgramVersion:
         """ImportProgram: registers a state saved by plain DSPy (program.save("x.json")).
+        `spec` (a pipeline, a user module) replaces module/signature/instructions.
 
         opt.import_program("tickets", "text -> label", Path("x.json").read_bytes()).version
         """
         request = opb.ImportProgramRequest(
             program=program,
-            spec=pb.ProgramSpec(module=module, signature=signature, instructions=instructions),
+            spec=spec or pb.ProgramSpec(module=module, signature=signature, instructions=instructions),
             state_json=state_json,
             lm=lm or pb.LMConfig(),
             request_id=request_id or new_request_id(),

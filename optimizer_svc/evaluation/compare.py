@@ -16,6 +16,7 @@ from dspy.utils.callback import BaseCallback
 from dspyops.artifacts import ArtifactStore
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import FailedPrecondition
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.cancel import CancelToken
 from optimizer_svc.evaluation.plan import (
@@ -75,6 +76,7 @@ def compare_versions(
     connections: Connections | None = None,
     cancel: CancelToken | None = None,
     callbacks: Sequence[BaseCallback] = (),
+    programs: ProgramContext = NO_CONTEXT,
 ) -> opb.VersionComparison:
     """Both versions of one program snapshot, on the same examples (blocking)."""
     connections = connections or OFFLINE_ONLY
@@ -85,9 +87,11 @@ def compare_versions(
     for v in (va, vb):
         artifact = load_version_artifact(registry, artifacts, v)
         lm = connections.resolve_stored(artifact.lm, describe_version(v))
-        targets.append(Target(artifact.spec, artifact.state, lm, v.program, v.version, v.artifact_digest))
+        targets.append(
+            Target(artifact.spec, artifact.state, lm, v.program, v.version, v.artifact_digest, programs)
+        )
     for target, name in zip(targets, ("a", "b"), strict=True):
-        build_program(target.spec, target.state, name)
+        build_program(target.spec, target.state, name, programs)
     _, metric = metric_from_request(request.metric, allowed_metric_modules)
     if targets[0].spec.input_fields() != targets[1].spec.input_fields() or (
         targets[0].spec.output_fields() != targets[1].spec.output_fields()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dspyops.artifacts import ArtifactStore
 from dspyops.connections import Connections
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.evaluation.compare import compare_versions
 from optimizer_svc.evaluation.pool import EvaluationPool
@@ -24,12 +25,14 @@ class EvaluationHandlers:
         pool: EvaluationPool,
         connections: Connections,
         datasets_dir: Path | None,
+        programs: ProgramContext = NO_CONTEXT,
     ) -> None:
         self.registry = registry
         self.artifacts = artifacts
         self.pool = pool
         self.connections = connections
         self.datasets_dir = datasets_dir
+        self.programs = programs  # --program-modules and the corpora
 
     @cached_property
     def metric_modules(self) -> frozenset[str]:
@@ -47,6 +50,7 @@ class EvaluationHandlers:
             self.datasets_dir,
             self.pool,
             self.connections,
+            self.programs,
         ):
             yield event
 
@@ -64,5 +68,6 @@ class EvaluationHandlers:
                 self.connections,
                 token,
                 callbacks,
+                self.programs,
             ),
         )

@@ -15,10 +15,13 @@ import dspy
 
 from dspyops.artifacts import Artifact, ArtifactCorrupt, ArtifactNotFound, ArtifactStore, version_artifact
 from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
-from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from dspyops.jsondepth import MAX_JSON_DEPTH, too_deep
 from dspyops.metrics import Metric, resolve_metric
-from dspyops.programs import ProgramSpec, load_program
+from dspyops.programs.build import load_program
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.errors import ModuleNotAllowed
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import VersionState
@@ -63,9 +66,13 @@ def parse_state_json(data: bytes, field: str = "state_json") -> dict[str, Any]:
     return state
 
 
-def build_program(spec: ProgramSpec, state: dict[str, Any], field: str = "state_json") -> dspy.Module:
+def build_program(
+    spec: ProgramSpec, state: dict[str, Any], field: str = "state_json", programs: ProgramContext = NO_CONTEXT
+) -> dspy.Module:
     try:
-        return load_program(spec, state)
+        return load_program(spec, state, programs)
+    except ModuleNotAllowed as exc:
+        raise PermissionDenied(field, str(exc)) from None
     except ValueError as exc:
         raise InvalidArgument(field, str(exc).removeprefix("state: ")) from None
 
@@ -113,9 +120,12 @@ class Target:
     program: str = ""
     version: str = ""
     artifact_digest: str = ""
+    programs: ProgramContext = NO_CONTEXT  # the server's: user code and corpora
 
     def module(self) -> dspy.Module:
-        return build_program(self.spec, self.state, "version" if self.version else "state_json")
+        return build_program(
+            self.spec, self.state, "version" if self.version else "state_json", self.programs
+        )
 
 
 @dataclass
@@ -143,6 +153,7 @@ def prepare_evaluation(
     allowed_metric_modules: Collection[str],
     datasets_dir: Path | None,
     connections: Connections | None = None,
+    programs: ProgramContext = NO_CONTEXT,
 ) -> EvaluationPlan:
     connections = connections or OFFLINE_ONLY
     has_version_ref = bool(request.program or request.version)
@@ -161,13 +172,14 @@ def prepare_evaluation(
             program=version.program,
             version=version.version,
             artifact_digest=version.artifact_digest,
+            programs=programs,
         )
     elif has_spec:
         if not request.HasField("spec"):
             raise InvalidArgument("spec", "is required with state_json")
-        spec = spec_from_proto(request.spec)
+        spec = spec_from_proto(request.spec, "spec", programs)
         lm = resolve_lm(request.lm, "lm", connections)
-        target = Target(spec=spec, state=parse_state_json(request.state_json), lm=lm)
+        target = Target(spec=spec, state=parse_state_json(request.state_json), lm=lm, programs=programs)
     else:
         raise InvalidArgument("program", "name a registered program and version, or give spec + state_json")
     target.module()  # refuse a state that does not load before any example runs

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dspyops.artifacts import ArtifactStore
 from dspyops.connections import Connections
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.evaluation.plan import prepare_evaluation
 from optimizer_svc.evaluation.pool import EvaluationPool
@@ -24,6 +25,7 @@ async def stream_evaluation(
     datasets_dir: Path | None,
     pool: EvaluationPool,
     connections: Connections | None = None,
+    programs: ProgramContext = NO_CONTEXT,
 ) -> AsyncIterator[opb.EvaluationEvent]:
     """Validate, then run in the evaluation pool; progress is handed to the loop as it happens."""
     slot = pool.admit()
@@ -36,6 +38,7 @@ async def stream_evaluation(
             allowed_metric_modules,
             datasets_dir,
             connections,
+            programs,
         )
     except BaseException:
         slot.release()

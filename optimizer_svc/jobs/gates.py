@@ -27,7 +27,10 @@ import dspy
 
 from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore, version_artifact
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.programs import ProgramSpec, load_program
+from dspyops.programs.build import load_program
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.errors import ProgramError
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.registry.commands import Registry
 
@@ -47,7 +50,12 @@ def check_min_improvement(value: float | None) -> float | None:
 
 
 def resolve_must_beat(
-    registry: Registry, artifacts: ArtifactStore, program: str, ref: str, spec: ProgramSpec
+    registry: Registry,
+    artifacts: ArtifactStore,
+    program: str,
+    ref: str,
+    spec: ProgramSpec,
+    programs: ProgramContext = NO_CONTEXT,
 ) -> MustBeat:
     """The version ``ref`` names, loaded; NOT_FOUND / INVALID_ARGUMENT naming must_beat."""
     state = registry.program(program, field="must_beat")
@@ -65,7 +73,10 @@ def resolve_must_beat(
             f"version {version.version} has signature {artifact.spec.signature!r}: it cannot be scored "
             f"on the examples of {spec.signature!r}",
         )
-    module = load_program(artifact.spec, artifact.state)
+    try:
+        module = load_program(artifact.spec, artifact.state, programs)
+    except ProgramError as exc:  # its code is no longer allowlisted, or no longer fits
+        raise FailedPrecondition("must_beat", f"version {version.version} cannot be loaded: {exc}") from None
     return MustBeat(ref=ref, version=version.version, spec=artifact.spec, program=module)
 
 

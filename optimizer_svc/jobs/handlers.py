@@ -31,7 +31,7 @@ class JobHandlers:
             assert isinstance(prior.event, pb.JobAccepted)
             handle = await asyncio.to_thread(self.jobs.get, prior.event.job_id)
         else:
-            job = await asyncio.to_thread(validate_start, request, self.connections)
+            job = await asyncio.to_thread(validate_start, request, self.connections, self.jobs.programs)
             handle = await asyncio.to_thread(self.jobs.submit, job, request)
             structlog.get_logger().info(
                 "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer

@@ -30,6 +30,7 @@ from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.events import decode
 from dspyops.ledger import Ledger
 from dspyops.names import job_stream
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub, scrub_message
@@ -77,9 +78,11 @@ class JobManager:
         max_running: int = 4,
         datasets_dir: Path | None = None,
         connections: Connections | None = None,
+        programs: ProgramContext = NO_CONTEXT,
     ) -> None:
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
         self.connections = connections or OFFLINE_ONLY  # the LM connections jobs may name
+        self.programs = programs  # the user code and corpora programs may use (--program-modules)
         self.ledger = ledger
         self.registry = registry
         self.artifacts = artifacts
@@ -114,7 +117,9 @@ class JobManager:
         Raises naming the field, before any LM call or append."""
         job = resolve_datasets(job, self.datasets_dir)
         if job.must_beat:
-            must_beat = resolve_must_beat(self.registry, self.artifacts, job.program, job.must_beat, job.spec)
+            must_beat = resolve_must_beat(
+                self.registry, self.artifacts, job.program, job.must_beat, job.spec, self.programs
+            )
             job = replace(job, must_beat_program=must_beat)
         return job
 
@@ -277,6 +282,7 @@ class JobManager:
             budget=job.budget,
             must_beat=job.must_beat_program.program if job.must_beat_program else None,
             connections=self.connections,
+            programs=self.programs,
         )
         usage = SharedUsageTracker()
         try:

@@ -15,6 +15,7 @@ from google.protobuf.json_format import ParseDict
 from google.protobuf.struct_pb2 import Struct
 
 from dspyops.artifacts import ArtifactStore, encode_artifact
+from dspyops.programs.code import code_identity
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.jobs.gates import evaluate_gate
 from optimizer_svc.jobs.requests import ValidatedJob
@@ -47,6 +48,7 @@ def register_result(
     )
     record_gate(gate)  # the verdict is on the record before the version
     gate_passed, gate_reason = gate.passed, gate.reason
+    code = code_identity(job.spec)  # the user code it runs, as this server imported it
     registered = pb.VersionRegistered(
         program=job.program,
         spec=spec_to_proto(job.spec),
@@ -66,6 +68,9 @@ def register_result(
             baseline_score=result.baseline_score,
             final_score=result.final_score,
             dspy_version=dspy.__version__,
+            code_digests=code.digests,
+            code_distribution=code.distribution,
+            code_version=code.version,
         ),
     )
     version = registry.register_version(registered, promote=job.auto_promote and gate_passed)

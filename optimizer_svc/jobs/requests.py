@@ -21,7 +21,8 @@ from dspyops.errors import InvalidArgument
 from dspyops.lm import LMConfig
 from dspyops.metrics import METRICS, allowed_metric_modules, resolve_metric
 from dspyops.names import check_name
-from dspyops.programs import ProgramSpec
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.jobs.budgets import Budget, budget_from_proto
 from optimizer_svc.jobs.gates import MustBeat, check_min_improvement
@@ -62,10 +63,12 @@ class ValidatedJob:
 
 
 def validate_start(
-    request: opb.StartOptimizationRequest, connections: Connections | None = None
+    request: opb.StartOptimizationRequest,
+    connections: Connections | None = None,
+    programs: ProgramContext = NO_CONTEXT,
 ) -> ValidatedJob:
     program = check_name("program", request.program)
-    spec = spec_from_proto(request.spec)
+    spec = spec_from_proto(request.spec, "spec", programs)
     lm = lm_from_proto(request.lm, "lm", connections)
     prompt_lm = (
         lm_from_proto(request.prompt_lm, "prompt_lm", connections) if request.HasField("prompt_lm") else None

@@ -18,7 +18,9 @@ import dspy
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.metrics import allowed_metric_modules, resolve_metric
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.jobs.budgets import Budget, BudgetGuard
 from optimizer_svc.optimizers.base import CompileInputs, evaluation_score
@@ -45,6 +47,7 @@ class JobSpec:
     budget: Budget = field(default_factory=Budget)
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
     connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
+    programs: ProgramContext = NO_CONTEXT  # the server's: user code and corpora the spec may use
 
 
 @dataclass
@@ -83,7 +86,7 @@ def run_job(
     )
     lm = lm_from_resolved(resolved)
     prompt_lm = lm_from_resolved(prompt_resolved) if prompt_resolved is not None else None
-    student = build_module(job.spec)
+    student = build_module(job.spec, job.programs)
     evalset = job.valset or job.trainset
     num_threads = params["num_threads"]
     cancel.check()

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from dspyops.commands import Decision, Outcome
@@ -39,14 +40,17 @@ class RouteInput:
 
 
 def next_version(program: ProgramState | None, spec: pb.ProgramSpec) -> str:
-    """Semver for a new optimization: 1.0.0 first; minor bump for the same module and
-    signature as the latest version; major bump when the signature or module changed."""
+    """Semver for a new optimization: 1.0.0 first; minor bump for the same module, signature
+    and pipeline as the latest version; major bump when any of them changed."""
     if program is None or not program.versions:
         return "1.0.0"
     latest = max(program.versions.values(), key=lambda v: parse_semver("version", v.version))
     major, minor, _ = parse_semver("version", latest.version)
-    same = latest.spec.get("module", "") == spec.module and _norm(latest.spec.get("signature", "")) == _norm(
-        spec.signature
+    same = (
+        latest.spec.get("module", "") == spec.module
+        and _norm(latest.spec.get("signature", "")) == _norm(spec.signature)
+        # a pipeline's shape is its stages and outputs: another pipeline is another program
+        and latest.spec.get("pipeline", {}) == MessageToDict(spec.pipeline, preserving_proto_field_name=True)
     )
     return f"{major}.{minor + 1}.0" if same else f"{major + 1}.0.0"
 

@@ -112,3 +112,60 @@ def test_a_file_in_the_working_directory_wins_over_a_shipped_name(
     (rows_file.parent / "support_tickets").write_text(rows_file.read_text())  # no .jsonl suffix
     events = _start(cli, "--dataset", "support_tickets", "--val-fraction", "0")
     assert events[0]["accepted"]["trainset_size"] == 20  # the file's 20 rows, not the shipped 100
+
+
+def test_a_pipeline_spec_from_a_file(cli: Servers, rows_file: Path) -> None:
+    spec = {
+        "module": "Pipeline",
+        "pipeline": {
+            "stages": [
+                {
+                    "name": "analyze",
+                    "kind": "ChainOfThought",
+                    "signature": "text -> topic",
+                    "inputs": {"text": "input.text"},
+                },
+                {
+                    "name": "answer",
+                    "kind": "Predict",
+                    "signature": "text, topic -> label",
+                    "inputs": {"text": "input.text", "topic": "analyze.topic"},
+                },
+            ],
+            "outputs": {"label": "answer.label"},
+        },
+    }
+    spec_file = cli.tmp / "pipeline.json"
+    spec_file.write_text(json.dumps(spec))
+    events = cli.json(
+        "jobs",
+        "start",
+        "piped",
+        "--spec",
+        str(spec_file),
+        "--dataset",
+        str(rows_file),
+        "-O",
+        "LabeledFewShot",
+        "-p",
+        "k=2",
+    )
+    version = events[-1]["completed"]["version"]
+    with cli.opt() as opt:
+        assert opt.get_version("piped", version).spec.pipeline.stages[1].name == "answer"
+    with pytest.raises(SystemExit, match="give --signature TEXT or --spec FILE"):
+        cli.run(
+            "jobs",
+            "start",
+            "piped",
+            "--spec",
+            str(spec_file),
+            "--signature",
+            SIG,
+            "--dataset",
+            str(rows_file),
+        )
+    bad = cli.tmp / "bad.json"
+    bad.write_text('{"module": "Pipeline", "pipline": {}}')
+    with pytest.raises(SystemExit, match=r"--spec .*bad\.json: "):
+        cli.run("jobs", "start", "piped", "--spec", str(bad), "--dataset", str(rows_file))

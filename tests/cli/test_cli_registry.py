@@ -62,3 +62,43 @@ def test_export_writes_what_plain_dspy_loads(cli: Servers) -> None:
     assert len(program.demos) == 2
     code, out = cli.run("export", "p", "1.1.0")  # to stdout
     assert code == 0 and json.loads(out) == json.loads(out_file.read_text())
+
+
+def test_import_a_pipeline_state_plain_dspy_saved(cli: Servers) -> None:
+    from google.protobuf import json_format
+
+    from dspyops.programs.build import build_module
+    from dspyops.programs.protos import spec_from_proto
+    from dspyops.proto import events_pb2 as pb
+
+    spec = {
+        "module": "Pipeline",
+        "pipeline": {
+            "stages": [
+                {
+                    "name": "analyze",
+                    "kind": "Predict",
+                    "signature": "text -> topic",
+                    "inputs": {"text": "input.text"},
+                },
+                {
+                    "name": "answer",
+                    "kind": "Predict",
+                    "signature": "text, topic -> label",
+                    "inputs": {"text": "input.text", "topic": "analyze.topic"},
+                },
+            ],
+            "outputs": {"label": "answer.label"},
+        },
+    }
+    spec_file = cli.tmp / "two-stage.json"
+    spec_file.write_text(json.dumps(spec))
+    program = build_module(spec_from_proto(json_format.Parse(spec_file.read_text(), pb.ProgramSpec())))
+    program.answer.demos = [dspy.Example(text="charged twice", topic="billing", label="billing")]
+    saved = cli.tmp / "two-stage-state.json"
+    program.save(str(saved))  # what plain DSPy writes for the pipeline's module
+    (imported,) = cli.json("registry", "import", "two-stage", str(saved), "--spec", str(spec_file))
+    assert imported["version"] == "1.0.0"
+    out_file = cli.tmp / "two-stage-export.json"
+    assert cli.run("registry", "export", "two-stage", "1.0.0", "--out", str(out_file))[0] == 0
+    assert json.loads(out_file.read_text())["answer"]["demos"][0]["label"] == "billing"

@@ -43,6 +43,7 @@ CALLS: dict[str, dict[str, Any]] = {
         signature="a -> b",
         module="ChainOfThought",
         instructions="be brief",
+        spec=pb.ProgramSpec(module="ChainOfThought", signature="a -> b", instructions="be brief"),
         lm=LM,
         optimizer="MIPROv2",
         params={"k": 4},
@@ -83,6 +84,7 @@ CALLS: dict[str, dict[str, Any]] = {
         instructions="i",
         lm=LM,
         request_id="rid",
+        spec=pb.ProgramSpec(module="pkg.mod:Cls", init_args="{}"),  # replaces module/signature/instructions
     ),
     "export_version": dict(program="p", version="1.0.0"),
     "register_corpus": dict(

@@ -19,7 +19,8 @@ from dspyops.connections import (
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.names import program_stream
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from tests.support.connections import (
     FAKE_KEY,

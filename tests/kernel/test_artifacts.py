@@ -17,7 +17,8 @@ from dspyops.artifacts import (
     encode_artifact,
 )
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec, build_module, load_program, program_state
+from dspyops.programs.build import build_module, load_program, program_state
+from dspyops.programs.spec import ProgramSpec
 
 SPEC = ProgramSpec("Predict", "text -> label", "Route the ticket.")
 

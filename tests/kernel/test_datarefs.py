@@ -11,7 +11,7 @@ import pytest
 from dspyops.client import OptimizerClient
 from dspyops.datarefs import resolve_dataset_ref
 from dspyops.errors import FailedPrecondition, InvalidArgument
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import optimizer_pb2 as opb
 
 SPEC = ProgramSpec(module="Predict", signature="question -> answer")
@@ -212,3 +212,12 @@ def test_a_server_without_a_datasets_dir_refuses_refs(tmp_path: Path) -> None:
             assert opt.read_log(0, 1).head == head
     finally:
         thread.stop()
+
+
+def test_a_user_module_reads_its_inputs_from_the_refs_input_keys(data_dir: Path) -> None:
+    user = ProgramSpec("tests.programs_pkg.modules:TwoStep")
+    with pytest.raises(InvalidArgument) as err:
+        resolve_dataset_ref(data_dir, _ref("qa.jsonl"), user, "trainset_ref")
+    assert err.value.field == "trainset_ref.input_keys"
+    rows = resolve_dataset_ref(data_dir, _ref("qa.jsonl", "question"), user, "trainset_ref")
+    assert set(rows[0].inputs().keys()) == {"question"} and rows[0].answer == "a0"

@@ -7,7 +7,8 @@ import json
 import dspy
 import pytest
 
-from dspyops.programs import MODULE_KINDS, ProgramSpec, build_module, load_program, program_state
+from dspyops.programs.build import build_module, load_program, program_state
+from dspyops.programs.spec import MODULE_KINDS, ProgramSpec
 
 
 @pytest.mark.parametrize(

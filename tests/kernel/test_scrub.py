@@ -15,7 +15,8 @@ import pytest
 from dspyops.auth import hash_token
 from dspyops.client import OptimizerClient
 from dspyops.logs import ScrubbingStream, configure
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.scrub import REDACTED, Scrubber, learn_secrets, scrub
 from optimizer_svc.server import OptimizerConfig

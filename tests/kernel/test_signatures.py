@@ -11,14 +11,15 @@ import sys
 import dspy
 import pytest
 
-from dspyops.programs import ProgramSpec, build_module, load_program, program_state
-from dspyops.signatures import (
+from dspyops.programs.build import build_module, load_program, program_state
+from dspyops.programs.signatures import (
     MAX_ANNOTATION_DEPTH,
     MAX_FIELDS,
     MAX_SIGNATURE_CHARS,
     InvalidSignature,
     parse_signature,
 )
+from dspyops.programs.spec import ProgramSpec
 
 ORDINARY = [
     "text -> label",

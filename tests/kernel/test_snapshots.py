@@ -13,7 +13,8 @@ from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.fold import fold, state_hash
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import SnapshotStore, decode_state, encode_state, snapshot_path, take_snapshot
 from gateway_svc.server import GatewayConfig

@@ -22,7 +22,8 @@ from dspyops.eventlog import EventStore, open_store
 from dspyops.events import new_event
 from dspyops.fold import fold
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import VersionState
 

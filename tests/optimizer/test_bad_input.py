@@ -14,6 +14,7 @@ from dspyops.proto import optimizer_pb2 as opb
 from tests.support.bad_input import (
     AFTER_MAX,
     BAD,
+    DENIED,
     NOT_FOUND,
     PRECONDITION,
     ROWS,
@@ -32,9 +33,66 @@ DOCS = [
     {"id": "shipping", "text": "Standard delivery takes 3 to 5 business days."},
 ]
 
+def _pipeline(*stages: pb.Stage, output: str) -> pb.ProgramSpec:
+    return pb.ProgramSpec(module="Pipeline", pipeline=pb.Pipeline(stages=stages, outputs={"label": output}))
+
+
+BAD_WIRING = _pipeline(
+    pb.Stage(name="answer", kind="Predict", signature="text -> label", inputs={"text": "nowhere.text"}),
+    output="answer.label",
+)
+FOREIGN_TOOL = _pipeline(
+    pb.Stage(
+        name="agent",
+        kind="ReAct",
+        signature="text -> label",
+        inputs={"text": "input.text"},
+        tools=["os:system"],
+    ),
+    output="agent.label",
+)
+CYCLE = _pipeline(
+    pb.Stage(
+        name="a",
+        kind="Predict",
+        signature="text, hint -> topic",
+        inputs={"text": "input.text", "hint": "b.hint"},
+    ),
+    pb.Stage(name="b", kind="Predict", signature="topic -> hint, label", inputs={"topic": "a.topic"}),
+    output="b.label",
+)
+
 OPTIMIZER_CASES: list[Case] = [
     # (test id, RPC, call, status, a field the message must name)
     ("no program", "StartOptimization", optimize(start_request(program="")), BAD, "program"),
+    (
+        "user module from a module not allowlisted",
+        "StartOptimization",
+        optimize(start_request(signature="", spec=pb.ProgramSpec(module="os:system"), input_keys=["text"])),
+        DENIED,
+        "spec.module",
+    ),
+    (
+        "pipeline wired to an unknown stage",
+        "StartOptimization",
+        optimize(start_request(signature="", spec=BAD_WIRING)),
+        BAD,
+        "spec.pipeline.stages[0].inputs.text",
+    ),
+    (
+        "ReAct tool from a module not allowlisted",
+        "StartOptimization",
+        optimize(start_request(signature="", spec=FOREIGN_TOOL)),
+        DENIED,
+        "spec.pipeline.stages[0].tools[0]",
+    ),
+    (
+        "evaluate a pipeline with a cycle",
+        "Evaluate",
+        evaluate(spec=CYCLE, state_json=b"{}", dataset=ROWS),
+        BAD,
+        "spec.pipeline.stages[",
+    ),
     (
         "program with a path separator",
         "StartOptimization",
@@ -345,7 +403,7 @@ OPTIMIZER_CASES: list[Case] = [
         "import an importable path as module",
         "ImportProgram",
         lambda s: s.opt.import_program("imported", "text -> label", b"{}", module="os:system"),
-        BAD,
+        DENIED,
         "spec.module",
     ),
     (

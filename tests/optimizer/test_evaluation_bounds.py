@@ -27,7 +27,8 @@ from dspyops.client import OptimizerClient, examples
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.evaluation.pool import EvaluationPool

@@ -11,7 +11,7 @@ import pytest
 
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelToken
 from optimizer_svc.jobs.runner import JobSpec, run_job
 from optimizer_svc.optimizers.base import describe_instructions

@@ -14,7 +14,7 @@ import dspyops.offline.engine as lm_module
 from dspyops.connections import ResolvedLM
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.jobs.runner import JobResult, JobSpec, run_job
 from optimizer_svc.optimizers.base import InvalidOptimizerParams

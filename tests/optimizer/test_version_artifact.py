@@ -24,7 +24,7 @@ from dspyops.eventlog import EventStore, open_store
 from dspyops.events import new_event
 from dspyops.fold import fold
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.state import VersionState

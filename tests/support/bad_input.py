@@ -19,6 +19,7 @@ from tests.support.harness import ServerThread, ticket_rows, wait_until
 
 ROWS = ticket_rows()[:12]
 BAD = grpc.StatusCode.INVALID_ARGUMENT
+DENIED = grpc.StatusCode.PERMISSION_DENIED
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 AFTER_MAX = 2**64 - 1  # a valid uint64 on the wire, beyond any SQLite position

@@ -14,7 +14,8 @@ from dspyops.artifacts import encode_artifact
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.lm import LMConfig
-from dspyops.programs import ProgramSpec, build_module, program_state
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from tests.support.harness import ticket_rows
 
