@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -30,8 +31,9 @@ from dspyops.errors import SHOWN_CHARS, InvalidArgument, shown
 from dspyops.eventlog import EventStore, StoredEvent
 from dspyops.events import decode
 from dspyops.limits import MAX_CORPUS_DOCUMENTS, MAX_DOCUMENT_ID_CHARS, MAX_DOCUMENT_TEXT_CHARS, MIB
+from dspyops.programs.context import ProgramContext
 from dspyops.programs.errors import ProgramError
-from dspyops.programs.retrieve import Lookup, RetrieverFactory, corpus_retriever
+from dspyops.programs.retrieve import Lookup, Retrieve, RetrieverFactory, corpus_retriever
 from dspyops.proto import events_pb2 as pb
 from dspyops.retrieval import Document, IndexCache, Retriever
 from dspyops.state import State
@@ -300,3 +302,17 @@ def log_corpora(
 ) -> Corpora:
     """The optimizer's Corpora: bytes from its artifact store, else from the log."""
     return Corpora(lambda digest: stored_corpus(store, state(), digest, artifacts))
+
+
+def program_context(base: ProgramContext, corpora: Corpora, state: Callable[[], State]) -> ProgramContext:
+    """A server's ProgramContext with its corpora: a new version's Retrieve stages search
+    what each name points to in the newest state when it is built; a registered version's
+    (``ProgramContext.for_version``) the digests its lineage recorded."""
+
+    def retriever(corpus: str, k: int) -> Retrieve:
+        return corpora.factory(corpora.current(state()))(corpus, k)
+
+    def pinned(lineage: Mapping[str, str], stage_corpora: Mapping[str, str] | None) -> RetrieverFactory:
+        return corpora.factory(corpora.recorded(lineage, state(), stage_corpora))
+
+    return replace(base, retriever=retriever, pinned=pinned)

@@ -37,6 +37,7 @@ from dspyops.names import check_name, parse_semver
 from dspyops.programs.build import build_module
 from dspyops.programs.code import code_identity
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.retrieve import lineage_corpora
 from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
@@ -85,9 +86,9 @@ def _check_predictor(name: str, state: Any, predictor: dspy.Predict) -> dict[str
 
 def normalize_imported_state(
     spec: ProgramSpec, state: dict[str, Any], programs: ProgramContext = NO_CONTEXT
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dspy.Module]:
     """The file's state, checked against the spec's module (every predictor of a pipeline or
-    a user module, by its name), LMs dropped, metadata present."""
+    a user module, by its name), LMs dropped, metadata present; and the program it loads into."""
     try:
         module = build_module(spec, programs)
     except ValueError as exc:
@@ -115,8 +116,8 @@ def normalize_imported_state(
                 raise InvalidArgument("state_json", f"lacks predictor {name!r} of a {spec.module}")
             result[name] = _check_predictor(name, body[name], predictor)
     result["metadata"] = metadata
-    build_program(spec, result, "state_json", programs)  # and DSPy itself must load it
-    return result
+    loaded = build_program(spec, result, "state_json", programs)  # and DSPy itself must load it
+    return result, loaded
 
 
 def import_version(program: ProgramState | None, spec: pb.ProgramSpec, digest: str) -> str:
@@ -150,7 +151,7 @@ def register_import(
     spec = spec_from_proto(request.spec, "spec", programs)
     lm = lm_from_proto(request.lm, "lm", connections)
     raw = request.state_json
-    state = normalize_imported_state(spec, parse_state_json(raw), programs)
+    state, loaded = normalize_imported_state(spec, parse_state_json(raw), programs)
     code = code_identity(spec)  # the user code it runs, as this server imported it
     try:
         digest, artifact = encode_artifact(spec, state, lm)
@@ -174,6 +175,7 @@ def register_import(
             code_digests=code.digests,
             code_distribution=code.distribution,
             code_version=code.version,
+            corpora=lineage_corpora(loaded),  # the digests its Retrieve stages search
         ),
     )
     return registry.register(

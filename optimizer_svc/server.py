@@ -17,6 +17,7 @@ import structlog
 from dspyops import rpc, serving
 from dspyops.artifacts import ArtifactStore
 from dspyops.connections import Connections, load_for_server
+from dspyops.corpora import log_corpora, program_context
 from dspyops.eventlog import EventStore, WriterLease
 from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
@@ -140,13 +141,18 @@ async def _start(
     await asyncio.to_thread(
         verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="optimizer"
     )
-    programs = ProgramContext(program_modules=config.program_modules)
     ledger = await asyncio.to_thread(Ledger, store, snapshots)
     registry = Registry(ledger)
+    artifacts = ArtifactStore(config.data_dir / "artifacts")
+    programs = program_context(
+        ProgramContext(program_modules=config.program_modules),
+        log_corpora(store, ledger.refresh, artifacts),
+        ledger.refresh,
+    )
     jobs = JobManager(
         ledger,
         registry,
-        ArtifactStore(config.data_dir / "artifacts"),
+        artifacts,
         asyncio.get_running_loop(),
         max_running=config.max_jobs,
         datasets_dir=config.datasets_dir,
@@ -156,7 +162,6 @@ async def _start(
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE], config.security)
     evaluations = EvaluationPool(config.max_evaluations)
-    artifacts = jobs.artifacts
     service = OptimizerService(
         JobHandlers(jobs, connections),
         RegistryHandlers(registry),

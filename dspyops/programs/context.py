@@ -10,7 +10,7 @@ code and has no corpora: user modules, ReAct tools and Retrieve stages are then 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -23,6 +23,7 @@ MODULE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]
 # (corpus name, k) -> a Retrieve module over that corpus (dspyops.programs.retrieve's
 # corpus_retriever); raises ProgramError("corpus", ...) for a corpus the server lacks
 Retriever = Callable[[str, int], dspy.Module]
+PinnedRetriever = Callable[[Mapping[str, str], Mapping[str, str] | None], Retriever]
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,15 @@ class ProgramSpec:
     def is_predictor(self) -> bool:
         return not self.is_pipeline and not self.is_user_module
 
+    def stage_corpora(self) -> dict[str, str] | None:
+        """Retrieve stage -> the corpus name it searches; None for a user module, whose
+        retrievers come from init_args (so only their corpus names say what they search)."""
+        if self.is_user_module:
+            return None
+        if self.pipeline is None:
+            return {}
+        return {s.name: s.corpus for s in self.pipeline.stages if s.kind == "Retrieve"}
+
     def _parsed(self) -> type[dspy.Signature]:
         """The signature through the project's own parser (nothing imported, errors naming
         the field and the annotation)."""

@@ -172,7 +172,8 @@ def prepare_evaluation(
             program=version.program,
             version=version.version,
             artifact_digest=version.artifact_digest,
-            programs=programs,
+            # its Retrieve stages search the corpora it recorded, as the gateway serves it
+            programs=programs.for_version(version.lineage.get("corpora", {}), artifact.spec.stage_corpora()),
         )
     elif has_spec:
         if not request.HasField("spec"):

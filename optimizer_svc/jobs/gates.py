@@ -74,7 +74,8 @@ def resolve_must_beat(
             f"on the examples of {spec.signature!r}",
         )
     try:
-        module = load_program(artifact.spec, artifact.state, programs)
+        pinned = programs.for_version(version.lineage.get("corpora", {}), artifact.spec.stage_corpora())
+        module = load_program(artifact.spec, artifact.state, pinned)
     except ProgramError as exc:  # its code is no longer allowlisted, or no longer fits
         raise FailedPrecondition("must_beat", f"version {version.version} cannot be loaded: {exc}") from None
     return MustBeat(ref=ref, version=version.version, spec=artifact.spec, program=module)

@@ -33,6 +33,7 @@ DOCS = [
     {"id": "shipping", "text": "Standard delivery takes 3 to 5 business days."},
 ]
 
+
 def _pipeline(*stages: pb.Stage, output: str) -> pb.ProgramSpec:
     return pb.ProgramSpec(module="Pipeline", pipeline=pb.Pipeline(stages=stages, outputs={"label": output}))
 
