@@ -30,8 +30,20 @@ PinnedRetriever = Callable[[Mapping[str, str], Mapping[str, str] | None], Retrie
 class ProgramContext:
     # modules (exact dotted names) a spec's "package.module:Class" and ReAct tools may come from
     program_modules: frozenset[str] = field(default_factory=frozenset)
-    # (corpus, k) -> its retriever module (None: this server has no corpora)
+    # (corpus, k) -> its retriever module (None: this server has no corpora); for a new
+    # version, each corpus name means the digest it points to when the program is built
     retriever: Retriever | None = None
+    # a registered version's retriever: from its Lineage.corpora (stage -> digest) and its
+    # Retrieve stages (stage -> corpus name; None for a user module), never what a name means now
+    pinned: PinnedRetriever | None = None
+
+    def for_version(
+        self, lineage_corpora: Mapping[str, str], stage_corpora: Mapping[str, str] | None
+    ) -> ProgramContext:
+        """The context a registered version is loaded with: its recorded corpora only."""
+        if self.pinned is None:
+            return self
+        return replace(self, retriever=self.pinned(lineage_corpora, stage_corpora))
 
     def allowlist_text(self) -> str:
         return ", ".join(sorted(self.program_modules)) or "none"
@@ -55,4 +67,4 @@ def parse_program_modules(values: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-__all__ = ["MODULE_NAME", "NO_CONTEXT", "ProgramContext", "Retriever", "parse_program_modules"]
+__all__ = ["MODULE_NAME", "NO_CONTEXT", "PinnedRetriever", "ProgramContext", "Retriever", "parse_program_modules"]
