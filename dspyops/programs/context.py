@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import dspy
@@ -67,4 +67,11 @@ def parse_program_modules(values: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
 
-__all__ = ["MODULE_NAME", "NO_CONTEXT", "PinnedRetriever", "ProgramContext", "Retriever", "parse_program_modules"]
+__all__ = [
+    "MODULE_NAME",
+    "NO_CONTEXT",
+    "PinnedRetriever",
+    "ProgramContext",
+    "Retriever",
+    "parse_program_modules",
+]
