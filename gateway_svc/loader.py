@@ -12,6 +12,7 @@ connection, and the key is this gateway's, read when it started.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dspy
@@ -20,6 +21,7 @@ from dspyops.artifacts import decode_artifact
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.programs import ProgramSpec, load_program
+from dspyops.tracing import module_names
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class LoadedProgram:
     lm_config: LMConfig
     inputs: tuple[str, ...]  # parsed once: signature parsing is too slow for every request
     outputs: tuple[str, ...]
+    names: Mapping[int, str]  # id(module) -> its name in the program, for traces (walked once)
 
 
 class ProgramCache:
@@ -62,4 +65,5 @@ class ProgramCache:
             lm_config=decoded.lm,
             inputs=tuple(decoded.spec.input_fields()),
             outputs=tuple(decoded.spec.output_fields()),
+            names=module_names(module),
         )

@@ -21,9 +21,11 @@ from dspyops.artifacts import ArtifactCorrupt
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.history import History
 from dspyops.programs import ProgramError
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.scrub import scrub
 from dspyops.state import DeploymentState, State, VersionState
+from dspyops.tracing import traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
 from gateway_svc.loader import LoadedProgram, ProgramCache
@@ -85,7 +87,7 @@ class Predictions:
         loaded = self.load(version)
         inputs = _inputs(request, loaded)
         prediction_id = uuid.uuid4().hex
-        outputs, error = await _run(loaded, inputs)
+        outputs, error, trace = await _run(loaded, inputs, trace=request.include_trace)
         if error:
             structlog.get_logger().warning(
                 "predict_failed",
@@ -127,6 +129,7 @@ class Predictions:
             experiment_id=decision.experiment_id,
             hash_version=decision.hash_version,
             seed=decision.seed,
+            trace=trace,
         )
 
     def _send_to_shadows(
@@ -152,7 +155,7 @@ class Predictions:
         started = time.perf_counter()
         version = state.programs[deployment.program].versions[version_name]
         try:
-            outputs, error = await _run(self.load(version), inputs)
+            outputs, error, _ = await _run(self.load(version), inputs)
         except Exception as exc:  # the version cannot be loaded: recorded as its failure
             outputs, error = {}, _failure(exc)
         try:
@@ -212,13 +215,25 @@ def _inputs(request: gpb.PredictRequest, loaded: LoadedProgram) -> dict[str, str
     return inputs
 
 
-async def _run(loaded: LoadedProgram, inputs: dict[str, str]) -> tuple[dict[str, str], str]:
-    """`(outputs, "")`, or `({}, error)` when the program (or its LM) failed."""
-    try:
-        prediction = await loaded.module.acall(**inputs)
-        return {name: str(prediction.get(name, "")) for name in loaded.outputs}, ""
-    except Exception as exc:
-        return {}, _failure(exc)
+async def _run(
+    loaded: LoadedProgram, inputs: dict[str, str], *, trace: bool = False
+) -> tuple[dict[str, str], str, list[pb.ModuleCall]]:
+    """`(outputs, "", calls)`, or `({}, error, calls)` when the program (or its LM) failed.
+    `calls`: every module call when `trace` (a failed call's trace too: it shows which
+    stage failed), else []. Without `trace` DSPy runs with no collector at all."""
+    if not trace:
+        try:
+            prediction = await loaded.module.acall(**inputs)
+            return {name: str(prediction.get(name, "")) for name in loaded.outputs}, "", []
+        except Exception as exc:
+            return {}, _failure(exc), []
+    with traced(loaded.module, loaded.names) as collector:
+        try:
+            prediction = await loaded.module.acall(**inputs)
+            outputs, error = {name: str(prediction.get(name, "")) for name in loaded.outputs}, ""
+        except Exception as exc:
+            outputs, error = {}, _failure(exc)
+    return outputs, error, collector.calls()
 
 
 def _failure(exc: Exception) -> str:

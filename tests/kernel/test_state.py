@@ -63,7 +63,8 @@ def payloads() -> st.SearchStrategy:
         ),
         st.builds(
             lambda d, t, f, r: pb.CapturePolicySet(
-                deployment=d, policy=pb.CapturePolicy(traces=t, inputs_outputs=True, fields=f, retention_days=r)
+                deployment=d,
+                policy=pb.CapturePolicy(traces=t, inputs_outputs=True, fields=f, retention_days=r),
             ),
             st.sampled_from(["web", "api"]),
             st.booleans(),

@@ -96,7 +96,10 @@ def test_a_two_module_program_is_traced_call_by_call_with_usage_of_nested_calls(
     named = by_name(calls)
     assert named["self"].inputs == {"text": "I was charged twice"}
     assert named["self"].outputs == {"label": result.label}
-    assert named["answer"].inputs == {"text": "I was charged twice", "topic": named["analyze"].outputs["topic"]}
+    assert named["answer"].inputs == {
+        "text": "I was charged twice",
+        "topic": named["analyze"].outputs["topic"],
+    }
     assert set(named["analyze"].outputs) == {"reasoning", "topic"}
     # usage: each LM call counts for the module it ran in and for every module around it
     assert named["analyze.predict"].usage.lm_calls == 1
@@ -190,7 +193,9 @@ def test_react_keeps_its_trajectory_as_json_and_a_failing_tool_is_an_observation
     assert "thought_0" in steps and "observation_0" in steps
     assert "trajectory" not in root.outputs and "answer" in root.outputs
     assert {c.name for c in calls} >= {"react", "extract"}
-    assert root.usage.lm_calls == sum(c.usage.lm_calls for c in calls if c.name in ("react", "extract.predict"))
+    assert root.usage.lm_calls == sum(
+        c.usage.lm_calls for c in calls if c.name in ("react", "extract.predict")
+    )
 
 
 def test_values_are_cut_and_scrubbed() -> None:
