@@ -13,19 +13,22 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from statistics import median
 
 import structlog
 
 from dspyops.artifacts import ArtifactCorrupt
+from dspyops.capture import expires_at_us, kept_inputs, kept_trace, wants_trace
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.history import History
 from dspyops.programs import ProgramError
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.scrub import scrub
-from dspyops.state import DeploymentState, State, VersionState
-from dspyops.tracing import traced
+from dspyops.state import CaptureState, DeploymentState, State, VersionState
+from dspyops.tracing import trace_json, traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
 from gateway_svc.loader import LoadedProgram, ProgramCache
@@ -87,7 +90,12 @@ class Predictions:
         loaded = self.load(version)
         inputs = _inputs(request, loaded)
         prediction_id = uuid.uuid4().hex
-        outputs, error, trace = await _run(loaded, inputs, trace=request.include_trace)
+        # the policy in force now, also for a prediction served as of a past state: what is
+        # kept is decided when it is kept
+        capture = self._capture(deployment.name)
+        outputs, error, trace = await _run(
+            loaded, inputs, trace=request.include_trace or wants_trace(capture)
+        )
         if error:
             structlog.get_logger().warning(
                 "predict_failed",
@@ -108,6 +116,7 @@ class Predictions:
                 error,
                 decision=decision,
                 key_hmac=self.records.key_hmac(request.routing_key),
+                captured=Captured(capture, inputs, trace),
             )
         )
         if not error and request.as_of.WhichOneof("point") is None:
@@ -129,8 +138,12 @@ class Predictions:
             experiment_id=decision.experiment_id,
             hash_version=decision.hash_version,
             seed=decision.seed,
-            trace=trace,
+            trace=trace if request.include_trace else [],
         )
+
+    def _capture(self, deployment: str) -> CaptureState | None:
+        current = self.replica.state.deployments.get(deployment)
+        return current.capture if current is not None else None
 
     def _send_to_shadows(
         self, state: State, deployment: DeploymentState, inputs: dict[str, str], primary_id: str
@@ -154,8 +167,10 @@ class Predictions:
     ) -> None:
         started = time.perf_counter()
         version = state.programs[deployment.program].versions[version_name]
+        capture = self._capture(deployment.name)
+        trace: list[pb.ModuleCall] = []
         try:
-            outputs, error, _ = await _run(self.load(version), inputs)
+            outputs, error, trace = await _run(self.load(version), inputs, trace=wants_trace(capture))
         except Exception as exc:  # the version cannot be loaded: recorded as its failure
             outputs, error = {}, _failure(exc)
         try:
@@ -169,6 +184,7 @@ class Predictions:
                     outputs,
                     error,
                     shadow_of=primary_id,
+                    captured=Captured(capture, inputs, trace),
                 )
             )
         except Exception:
@@ -253,10 +269,16 @@ def _record(
     decision: Decision | None = None,
     key_hmac: str = "",
     shadow_of: str = "",
+    captured: Captured | None = None,
 ) -> PredictionRecord:
     """The record of one prediction. A primary's carries its routing `decision` and the
     HMAC of its key; a shadow's has neither (bucket 0, no experiment) and names the
-    prediction it shadowed."""
+    prediction it shadowed. Either keeps what the deployment's capture policy says of
+    `captured` (nothing without a policy)."""
+    recorded_at_us = time.time_ns() // 1000
+    capture = captured.policy if captured is not None else None
+    kept_in = kept_inputs(capture, captured.inputs) if captured is not None else {}
+    kept_calls = kept_trace(capture, captured.trace) if captured is not None else []
     return PredictionRecord(
         prediction_id=prediction_id,
         deployment=deployment.name,
@@ -272,7 +294,19 @@ def _record(
         log_position=state.position,
         latency_ms=latency_ms,
         error=error,
-        recorded_at_us=time.time_ns() // 1000,
+        recorded_at_us=recorded_at_us,
         outputs_json=json.dumps(outputs, sort_keys=True),
         shadow_of=shadow_of,
+        inputs_json=json.dumps(kept_in, sort_keys=True, ensure_ascii=False) if kept_in else "",
+        trace_json=trace_json(kept_calls) if kept_calls else "",
+        capture_expires_at_us=expires_at_us(capture, recorded_at_us),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What a prediction's record may keep, and the policy that decides it."""
+
+    policy: CaptureState | None
+    inputs: Mapping[str, str]
+    trace: Sequence[pb.ModuleCall]

@@ -5,6 +5,8 @@ optimizer), restores from a snapshot, catches up, then serves the Gateway servic
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from gateway_svc.records import PredictionStore
 from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
 from gateway_svc.restore import restore_from_snapshot
+from gateway_svc.retention import retention_loop
 from gateway_svc.servicer import SERVICE, GatewayService
 from gateway_svc.verified_source import VerifiedSource
 
@@ -53,6 +56,8 @@ class GatewayConfig:
     chain_key_file: str = ""  # the log's chain key: keyed links verify, new links are keyed
     allow_broken_log: bool = False  # start (and keep tailing) on a broken chain, with a warning
     create: bool = False  # create a missing log even where files of an earlier one exist
+    capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
+    clock: Callable[[], float] = time.time  # wall clock of retention (tests move it instead of waiting)
 
 
 class RunningGateway:
@@ -190,6 +195,12 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if service.deployments is not None and config.canary_interval > 0:  # a gateway on the log file
         running.tasks.append(
             asyncio.create_task(service.deployments.canary_loop(config.canary_interval), name="canary-loop")
+        )
+    if config.capture_purge_interval > 0:
+        running.tasks.append(
+            asyncio.create_task(
+                retention_loop(records, config.capture_purge_interval, config.clock), name="capture-retention"
+            )
         )
     return running
 

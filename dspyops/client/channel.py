@@ -39,6 +39,7 @@ MUTATING: Final = {
         "SetAlias",
         "CreateDeployment",
         "SetRoutes",
+        "SetCapturePolicy",
     ),
     "dspyops.v1.Gateway": (
         "StartExperiment",
