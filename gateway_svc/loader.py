@@ -33,6 +33,9 @@ class LoadedProgram:
     inputs: tuple[str, ...]  # parsed once: signature parsing is too slow for every request
     outputs: tuple[str, ...]
     names: Mapping[int, str]  # id(module) -> its name in the program, for traces (walked once)
+    predictors: tuple[str, ...] = ()  # named_predictors() names: the stages ExplainPrediction lists
+    connection: str = ""  # the connection and model this gateway runs the version with
+    model: str = ""
 
 
 class ProgramCache:
@@ -66,4 +69,7 @@ class ProgramCache:
             inputs=tuple(decoded.spec.input_fields()),
             outputs=tuple(decoded.spec.output_fields()),
             names=module_names(module),
+            predictors=tuple(name for name, _ in module.named_predictors()),
+            connection=resolved.connection.name,
+            model=resolved.model,
         )

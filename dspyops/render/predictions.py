@@ -39,6 +39,17 @@ def explanation_lines(e: gpb.Explanation, routing_key: str) -> list[str]:
         )
     if e.hash_withheld:
         lines.append("  the key's hash is shown only with the matching routing key (--key)")
+    for stage in e.stage_lms:
+        model = f" model {escape(stage.model)}" if stage.model else ""
+        name = escape(stage.stage or "(every predictor)")
+        lines.append(f"  stage {name}: connection {escape(stage.connection)}{model}")
+    for module, digest in sorted(e.code_digests.items()):
+        lines.append(f"  code {escape(module)} sha256 {digest}")
+    if e.code_drift:
+        lines.append("  [yellow]served with code other than the version's (--allow-code-drift)[/yellow]")
+    if e.trace:
+        lines.append("  kept trace:")
+        lines.extend(f"  {line}" for line in trace_lines(e.trace))
     return lines
 
 

@@ -95,3 +95,16 @@ def test_set_a_capture_policy_and_predict_with_a_trace(cli: Servers) -> None:
     code, out = cli.run("predictions", "predict", "captured", "text=refund [bold]please[/bold]", "--trace")
     assert code == 0 and "self (Predict)" in out and "1 LM calls" in out
     assert "in text = 'refund [bold]please[/bold]'" in out  # user text printed as it is, not as markup
+
+
+def test_explain_shows_each_stage_lm_and_the_kept_trace(cli: Servers) -> None:
+    _deployment(cli, "explained")
+    assert cli.run("deployments", "set-capture-policy", "explained", "--traces")[0] == 0
+    cli.gateway_caught_up()
+    (answer,) = cli.json("predictions", "predict", "explained", "text=refund please")
+    (explained,) = cli.json("predictions", "explain", answer["prediction_id"])
+    assert explained["stage_lms"] == [{"stage": "self", "connection": "offline"}]
+    assert [c["name"] for c in explained["trace"]] == ["self"]
+    code, out = cli.run("explain", answer["prediction_id"])
+    assert code == 0 and "stage self: connection offline" in out
+    assert "kept trace:" in out and "self (Predict)" in out and "in text = 'refund please'" in out
