@@ -238,18 +238,19 @@ async def _run(
     `calls`: every module call when `trace` (a failed call's trace too: it shows which
     stage failed), else []. Without `trace` DSPy runs with no collector at all."""
     if not trace:
-        try:
-            prediction = await loaded.module.acall(**inputs)
-            return {name: str(prediction.get(name, "")) for name in loaded.outputs}, "", []
-        except Exception as exc:
-            return {}, _failure(exc), []
+        return (*await _call(loaded, inputs), [])
     with traced(loaded.module, loaded.names) as collector:
-        try:
-            prediction = await loaded.module.acall(**inputs)
-            outputs, error = {name: str(prediction.get(name, "")) for name in loaded.outputs}, ""
-        except Exception as exc:
-            outputs, error = {}, _failure(exc)
+        outputs, error = await _call(loaded, inputs)
     return outputs, error, collector.calls()
+
+
+async def _call(loaded: LoadedProgram, inputs: dict[str, str]) -> tuple[dict[str, str], str]:
+    """`(outputs, "")`, or `({}, error)` when the program (or its LM) failed."""
+    try:
+        prediction = await loaded.module.acall(**inputs)
+        return {name: str(prediction.get(name, "")) for name in loaded.outputs}, ""
+    except Exception as exc:
+        return {}, _failure(exc)
 
 
 def _failure(exc: Exception) -> str:

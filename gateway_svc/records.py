@@ -60,7 +60,8 @@ class PredictionRecord:
     inputs_json: str = ""  # the allowlisted inputs, a JSON object
     trace_json: str = ""  # the module calls, dspyops.tracing.trace_json
     capture_expires_at_us: int = 0  # when the two above are deleted (0: never, or nothing kept)
-    code_drift: int = 0  # 1: served with user code other than the version's (--allow-code-drift)
+    # served with user code other than the version's (--allow-code-drift): module -> both digests, JSON
+    code_drift: str = ""
 
     @property
     def has_routing_key(self) -> bool:

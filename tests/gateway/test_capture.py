@@ -185,7 +185,7 @@ def test_a_records_file_from_before_captures_gets_the_columns(tmp_path: Path) ->
     store = PredictionStore(path, secret=b"s" * 32)
     try:
         old = store.get("old")
-        assert (old.inputs_json, old.trace_json, old.capture_expires_at_us, old.code_drift) == ("", "", 0, 0)
+        assert (old.inputs_json, old.trace_json, old.capture_expires_at_us, old.code_drift) == ("", "", 0, "")
         assert store.purge_expired(time.time_ns() // 1000) == 0
     finally:
         store.close()

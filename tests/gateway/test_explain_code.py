@@ -119,6 +119,9 @@ def test_explain_shows_the_kept_trace_only_where_the_policy_kept_one(stack: Stac
 def test_explain_reports_the_records_code_drift(stack: Stack) -> None:
     answer = stack.gw.predict("coded", {"text": "hello"})
     with sqlite3.connect(stack.predictions) as conn:  # as --allow-code-drift records it
-        conn.execute("UPDATE predictions SET code_drift = 1 WHERE prediction_id = ?", [answer.prediction_id])
+        drift = '{"mypkg.programs": {"loaded": "' + "c" * 64 + '", "recorded": "' + "a" * 64 + '"}}'
+        conn.execute(
+            "UPDATE predictions SET code_drift = ? WHERE prediction_id = ?", [drift, answer.prediction_id]
+        )
     conn.close()
     assert stack.gw.explain_prediction(answer.prediction_id).code_drift
