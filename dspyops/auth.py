@@ -68,6 +68,7 @@ REQUIRED: Mapping[str, str] = {
     "SetAlias": "deployer",
     "CreateDeployment": "deployer",
     "SetRoutes": "deployer",
+    "SetCapturePolicy": "deployer",
     # gateway
     "Predict": "reader",
     "RecordOutcome": "reader",

@@ -34,6 +34,7 @@ Who writes which events (stream ownership, see DESIGN.md). Through this path:
                SetAlias            program-<name>      AliasSet
                CreateDeployment    deployment-<name>   DeploymentCreated[, RoutesSet]
                SetRoutes           deployment-<name>   RoutesSet
+               SetCapturePolicy    deployment-<name>   CapturePolicySet
     gateway    StartExperiment     deployment-<name>   ExperimentStarted
                ConcludeExperiment  deployment-<name>   ExperimentConcluded
                StopExperiment      deployment-<name>   ExperimentStopped

@@ -28,6 +28,7 @@ from dspyops.state import (
     ROLE_NAMES,
     STATUS_NAMES,
     CanaryState,
+    CaptureState,
     CorpusContent,
     CorpusState,
     DeploymentState,
@@ -118,6 +119,7 @@ class _DeploymentDraft:
 
     __slots__ = (
         "canary",
+        "capture",
         "changed_position",
         "created_position",
         "experiment",
@@ -138,6 +140,7 @@ class _DeploymentDraft:
         self.changed_position = deployment.changed_position
         self.experiment = deployment.experiment
         self.canary = deployment.canary
+        self.capture = deployment.capture
 
     def freeze(self) -> DeploymentState:
         routes = self.routes if self.routes_message is None else _routes(self.routes_message)
@@ -150,6 +153,7 @@ class _DeploymentDraft:
             self.changed_position,
             self.experiment,
             self.canary,
+            self.capture,
         )
 
 
@@ -391,6 +395,17 @@ def _canary_ended(b: _Builder, event: StoredEvent, msg: pb.CanaryEnded) -> None:
         deployment.routes_message = msg.routes
 
 
+def _capture_policy_set(b: _Builder, event: StoredEvent, msg: pb.CapturePolicySet) -> None:
+    """The deployment's policy, whole. Its stream version moves (SetCapturePolicy takes an
+    expected_version) but not `changed_position`: what serves the deployment is unchanged."""
+    if "origin" in msg:  # HasField, at half its cost (the fold's hot path)
+        b.origin(event, msg.origin)
+    deployment = b.deployment(msg.deployment)
+    if deployment is not None:
+        deployment.capture = CaptureState.from_proto(msg.policy, event.position)
+        deployment.stream_version = event.version
+
+
 def _job_update(b: _Builder, event: StoredEvent, /, **changes: Any) -> None:
     jobs = b.job_table()
     job_id = event.stream.removeprefix("job-")
@@ -473,6 +488,7 @@ _HANDLERS: dict[str, Handler] = {
     "CanaryStarted": _canary_started,
     "CanaryAdvanced": _canary_advanced,
     "CanaryEnded": _canary_ended,
+    "CapturePolicySet": _capture_policy_set,
     "JobAccepted": _job_accepted,
     "BaselineEvaluated": _baseline,
     "TrialCompleted": _trial,

@@ -34,6 +34,7 @@ from dspyops.fold import fold
 from dspyops.state import (
     EMPTY,
     CanaryState,
+    CaptureState,
     CorpusContent,
     CorpusState,
     DeploymentState,
@@ -94,6 +95,7 @@ def _program(raw: dict[str, Any]) -> ProgramState:
 def _deployment(raw: dict[str, Any]) -> DeploymentState:
     experiment = raw.get("experiment")
     canary = raw.get("canary")
+    capture = raw.get("capture")  # absent in snapshots written before capture policies
     return DeploymentState(
         name=raw["name"],
         program=raw["program"],
@@ -111,6 +113,7 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
         if experiment
         else None,
         canary=CanaryState(**{**canary, "steps": tuple(canary["steps"])}) if canary else None,
+        capture=CaptureState(**{**capture, "fields": tuple(capture["fields"])}) if capture else None,
     )
 
 

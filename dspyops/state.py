@@ -180,15 +180,41 @@ class CanaryState:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureState:
+    """What a deployment keeps of its predictions beyond the decision (CapturePolicySet):
+    module-call traces, the inputs and outputs, only `fields` of them when given, deleted
+    after `retention_days` (0: kept). A deployment without one keeps nothing."""
+
+    traces: bool
+    inputs_outputs: bool
+    fields: tuple[str, ...]
+    retention_days: int
+    set_position: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: pb.CapturePolicy, position: int) -> CaptureState:
+        return cls(msg.traces, msg.inputs_outputs, tuple(msg.fields), msg.retention_days, position)
+
+    def to_proto(self) -> pb.CapturePolicy:
+        return pb.CapturePolicy(
+            traces=self.traces,
+            inputs_outputs=self.inputs_outputs,
+            fields=list(self.fields),
+            retention_days=self.retention_days,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentState:
     name: str
     program: str
     routes: tuple[RouteState, ...] = ()
     stream_version: int = 0
     created_position: int = 0
-    changed_position: int = 0
+    changed_position: int = 0  # the last change of what serves it (routes, experiment, canary)
     experiment: ExperimentState | None = None
     canary: CanaryState | None = None
+    capture: CaptureState | None = None  # None: nothing kept beyond the decision
 
 
 @dataclass(frozen=True, slots=True)

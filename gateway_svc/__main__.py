@@ -21,6 +21,13 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
     help="seconds between canary checks (0: off)",
 )
 @click.option(
+    "--capture-purge-interval",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="seconds between deletions of captured inputs and traces past their retention (0: off)",
+)
+@click.option(
     "--upstream-token",
     envvar="DSPYOPS_UPSTREAM_TOKEN",
     default="",
@@ -67,6 +74,7 @@ def main(**options: Any) -> None:
             port_file=options["port_file"],
             predictions=options["predictions"],
             canary_interval=options["canary_interval"],
+            capture_purge_interval=options["capture_purge_interval"],
             security=security(options),
             **upstream,
             lm_connections=options["lm_connections"],

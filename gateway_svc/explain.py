@@ -10,12 +10,19 @@ has nothing to withhold: its reason names the draw.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import structlog
+
+from dspyops.errors import DspyopsError
 from dspyops.history import History
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
-from dspyops.state import DeploymentState
+from dspyops.state import DeploymentState, State, VersionState
+from dspyops.tracing import trace_from_json
 from dspyops.views import routes_proto
 from gateway_svc.experiments import deployment_of
+from gateway_svc.loader import LoadedProgram
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.routing import decide_from_hash, hash_value
 
@@ -33,7 +40,10 @@ def key_matches(
 
 
 async def explain(
-    request: gpb.ExplainPredictionRequest, history: History, records: PredictionStore
+    request: gpb.ExplainPredictionRequest,
+    history: History,
+    records: PredictionStore,
+    load: Callable[[VersionState], LoadedProgram],
 ) -> gpb.Explanation:
     record = await asyncio.to_thread(records.get, request.prediction_id)
     state = await asyncio.to_thread(history.state_at, record.log_position)
@@ -68,4 +78,41 @@ async def explain(
         explanation.changed_position = change.position
         explanation.changed_by = change.actor
         explanation.change = change.type.rsplit(".", 1)[-1]
+    await _what_ran(explanation, state, record, load)
     return explanation
+
+
+async def _what_ran(
+    explanation: gpb.Explanation,
+    state: State,
+    record: PredictionRecord,
+    load: Callable[[VersionState], LoadedProgram],
+) -> None:
+    """The code, the LMs and the kept trace of the version the record names: its code
+    digests from its lineage, each predictor's connection and model, whether it ran with
+    other code (--allow-code-drift), and the trace its deployment's policy kept."""
+    program = state.programs.get(record.program)
+    version = program.versions.get(record.version) if program is not None else None
+    explanation.code_drift = bool(record.code_drift)
+    if record.trace_json:
+        try:
+            explanation.trace.extend(trace_from_json(record.trace_json))
+        except ValueError as exc:  # a hand-edited records file: the rest still explains
+            structlog.get_logger().warning(
+                "kept_trace_unreadable", prediction_id=record.prediction_id, error=str(exc)
+            )
+    if version is None:  # not expected: the record names a version of the state it was served from
+        return
+    explanation.code_digests.update(dict(version.lineage.get("code_digests", {})))
+    try:
+        loaded = await asyncio.to_thread(load, version)
+    except DspyopsError:  # this gateway cannot load it (any more): the version's own LM config,
+        # for every predictor (stage ""), as the version recorded it
+        lm = version.lm
+        explanation.stage_lms.append(
+            pb.StageLM(connection=str(lm.get("connection", "")), model=str(lm.get("model", "")))
+        )
+        return
+    explanation.stage_lms.extend(
+        pb.StageLM(stage=name, connection=loaded.connection, model=loaded.model) for name in loaded.predictors
+    )

@@ -33,6 +33,7 @@ from dspyops.programs.code import code_identity
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.programs.spec import ProgramSpec
 from dspyops.programs.usermodules import forward_inputs
+from dspyops.tracing import module_names
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class LoadedProgram:
     inputs: tuple[str, ...]  # parsed once: signature parsing is too slow for every request
     outputs: tuple[str, ...]  # () for a user module: every field its Prediction carries
     code_digests: Mapping[str, str]  # module -> sha256 of the source file this gateway loaded
+    names: Mapping[int, str]  # id(module) -> its name in the program, for traces (walked once)
+    predictors: tuple[str, ...] = ()  # named_predictors() names: the stages ExplainPrediction lists
+    connection: str = ""  # the connection and model this gateway runs the version with
+    model: str = ""
 
 
 def code_drift(loaded: LoadedProgram, recorded: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -66,19 +71,25 @@ class ProgramCache:
         self.connections = connections or OFFLINE_ONLY
         self.programs = programs
         self.allow_code_drift = allow_code_drift
-        self._loaded: dict[str, LoadedProgram] = {}
+        # by artifact and the corpus digests its lineage recorded (a Retrieve stage's index)
+        self._loaded: dict[tuple[str, tuple[tuple[str, str], ...]], LoadedProgram] = {}
         self._lock = threading.Lock()
 
-    def get(self, digest: str, artifact: bytes, what: str = "") -> LoadedProgram:
-        """``what`` names the version in a refusal, e.g. "version 1.2.0 of 'tickets'"."""
-        loaded = self._loaded.get(digest)
+    def get(
+        self, digest: str, artifact: bytes, what: str = "", corpora: Mapping[str, str] | None = None
+    ) -> LoadedProgram:
+        """``what`` names the version in a refusal, e.g. "version 1.2.0 of 'tickets'";
+        ``corpora`` is its ``Lineage.corpora`` (stage -> digest): what its Retrieve stages search."""
+        key = (digest, tuple(sorted((corpora or {}).items())))
+        loaded = self._loaded.get(key)
         if loaded is not None:
             return loaded
         with self._lock:
-            loaded = self._loaded.get(digest)
+            loaded = self._loaded.get(key)
             if loaded is None:
-                loaded = self._load(digest, artifact, what or f"the version with artifact {digest[:12]}")
-                self._loaded[digest] = loaded
+                what = what or f"the version with artifact {digest[:12]}"
+                loaded = self._load(digest, artifact, what, corpora or {})
+                self._loaded[key] = loaded
         return loaded
 
     def check_code(self, loaded: LoadedProgram, recorded: Mapping[str, str], what: str) -> str:
@@ -98,10 +109,11 @@ class ProgramCache:
             )
         return json.dumps(drift, sort_keys=True)
 
-    def _load(self, digest: str, artifact: bytes, what: str) -> LoadedProgram:
+    def _load(self, digest: str, artifact: bytes, what: str, corpora: Mapping[str, str]) -> LoadedProgram:
         decoded = decode_artifact(artifact, digest)
         resolved = self.connections.resolve_stored(decoded.lm, what)  # before building anything
-        module = load_program(decoded.spec, decoded.state, self.programs)
+        programs = self.programs.for_version(corpora, decoded.spec.stage_corpora())
+        module = load_program(decoded.spec, decoded.state, programs)
         module.set_lm(lm_from_resolved(resolved))
         spec = decoded.spec
         return LoadedProgram(
@@ -112,4 +124,8 @@ class ProgramCache:
             inputs=tuple(forward_inputs(module) if spec.is_user_module else spec.input_fields()),
             outputs=tuple(spec.output_fields()),
             code_digests=code_identity(spec).digests,
+            names=module_names(module),
+            predictors=tuple(name for name, _ in module.named_predictors()),
+            connection=resolved.connection.name,
+            model=resolved.model,
         )

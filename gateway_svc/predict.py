@@ -13,18 +13,23 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from statistics import median
 
 import structlog
 
 from dspyops.artifacts import ArtifactCorrupt
+from dspyops.capture import expires_at_us, kept_inputs, kept_trace, wants_trace
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.history import History
 from dspyops.programs.asynccall import acall
 from dspyops.programs.errors import ProgramError
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.scrub import scrub
-from dspyops.state import DeploymentState, State, VersionState
+from dspyops.state import CaptureState, DeploymentState, State, VersionState
+from dspyops.tracing import trace_json, traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
 from gateway_svc.loader import LoadedProgram, ProgramCache
@@ -64,8 +69,12 @@ class Predictions:
                 raise ArtifactCorrupt(
                     f"no artifact with digest {version.artifact_digest} passed verification"
                 )
+            corpora = version.lineage.get("corpora", {})
             return self.programs.get(
-                version.artifact_digest, artifact, f"version {version.version} of {version.program!r}"
+                version.artifact_digest,
+                artifact,
+                f"version {version.version} of {version.program!r}",
+                corpora if isinstance(corpora, dict) else {},
             )
         except ArtifactCorrupt as exc:
             structlog.get_logger().error(
@@ -97,7 +106,12 @@ class Predictions:
         loaded, drift = self.load_checked(version)
         inputs = _inputs(request, loaded)
         prediction_id = uuid.uuid4().hex
-        outputs, error = await _run(loaded, inputs)
+        # the policy in force now, also for a prediction served as of a past state: what is
+        # kept is decided when it is kept
+        capture = self._capture(deployment.name)
+        outputs, error, trace = await _run(
+            loaded, inputs, trace=request.include_trace or wants_trace(capture)
+        )
         if error:
             structlog.get_logger().warning(
                 "predict_failed",
@@ -119,6 +133,7 @@ class Predictions:
                 decision=decision,
                 key_hmac=self.records.key_hmac(request.routing_key),
                 code_drift=drift,
+                captured=Captured(capture, inputs, trace),
             )
         )
         if not error and request.as_of.WhichOneof("point") is None:
@@ -140,7 +155,12 @@ class Predictions:
             experiment_id=decision.experiment_id,
             hash_version=decision.hash_version,
             seed=decision.seed,
+            trace=trace if request.include_trace else [],
         )
+
+    def _capture(self, deployment: str) -> CaptureState | None:
+        current = self.replica.state.deployments.get(deployment)
+        return current.capture if current is not None else None
 
     def _send_to_shadows(
         self, state: State, deployment: DeploymentState, inputs: dict[str, str], primary_id: str
@@ -165,9 +185,11 @@ class Predictions:
         started = time.perf_counter()
         version = state.programs[deployment.program].versions[version_name]
         drift = ""
+        capture = self._capture(deployment.name)
+        trace: list[pb.ModuleCall] = []
         try:
             loaded, drift = self.load_checked(version)
-            outputs, error = await _run(loaded, inputs)
+            outputs, error, trace = await _run(loaded, inputs, trace=wants_trace(capture))
         except Exception as exc:  # the version cannot be loaded: recorded as its failure
             outputs, error = {}, _failure(exc)
         try:
@@ -182,6 +204,7 @@ class Predictions:
                     error,
                     shadow_of=primary_id,
                     code_drift=drift,
+                    captured=Captured(capture, inputs, trace),
                 )
             )
         except Exception:
@@ -228,7 +251,20 @@ def _inputs(request: gpb.PredictRequest, loaded: LoadedProgram) -> dict[str, str
     return inputs
 
 
-async def _run(loaded: LoadedProgram, inputs: dict[str, str]) -> tuple[dict[str, str], str]:
+async def _run(
+    loaded: LoadedProgram, inputs: dict[str, str], *, trace: bool = False
+) -> tuple[dict[str, str], str, list[pb.ModuleCall]]:
+    """`(outputs, "", calls)`, or `({}, error, calls)` when the program (or its LM) failed.
+    `calls`: every module call when `trace` (a failed call's trace too: it shows which
+    stage failed), else []. Without `trace` DSPy runs with no collector at all."""
+    if not trace:
+        return (*await _call(loaded, inputs), [])
+    with traced(loaded.module, loaded.names) as collector:
+        outputs, error = await _call(loaded, inputs)
+    return outputs, error, collector.calls()
+
+
+async def _call(loaded: LoadedProgram, inputs: dict[str, str]) -> tuple[dict[str, str], str]:
     """`(outputs, "")`, or `({}, error)` when the program (or its LM) failed."""
     try:
         prediction = await acall(loaded.module, inputs)  # DSPy's async path, or a worker thread
@@ -256,10 +292,16 @@ def _record(
     key_hmac: str = "",
     shadow_of: str = "",
     code_drift: str = "",
+    captured: Captured | None = None,
 ) -> PredictionRecord:
     """The record of one prediction. A primary's carries its routing `decision` and the
     HMAC of its key; a shadow's has neither (bucket 0, no experiment) and names the
-    prediction it shadowed."""
+    prediction it shadowed. Either keeps what the deployment's capture policy says of
+    `captured` (nothing without a policy)."""
+    recorded_at_us = time.time_ns() // 1000
+    capture = captured.policy if captured is not None else None
+    kept_in = kept_inputs(capture, captured.inputs) if captured is not None else {}
+    kept_calls = kept_trace(capture, captured.trace) if captured is not None else []
     return PredictionRecord(
         prediction_id=prediction_id,
         deployment=deployment.name,
@@ -275,8 +317,20 @@ def _record(
         log_position=state.position,
         latency_ms=latency_ms,
         error=error,
-        recorded_at_us=time.time_ns() // 1000,
+        recorded_at_us=recorded_at_us,
         outputs_json=json.dumps(outputs, sort_keys=True),
         shadow_of=shadow_of,
         code_drift=code_drift,
+        inputs_json=json.dumps(kept_in, sort_keys=True, ensure_ascii=False) if kept_in else "",
+        trace_json=trace_json(kept_calls) if kept_calls else "",
+        capture_expires_at_us=expires_at_us(capture, recorded_at_us),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What a prediction's record may keep, and the policy that decides it."""
+
+    policy: CaptureState | None
+    inputs: Mapping[str, str]
+    trace: Sequence[pb.ModuleCall]

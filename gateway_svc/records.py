@@ -56,6 +56,10 @@ class PredictionRecord:
     outputs_json: str = "{}"
     shadow_of: str = ""  # the primary prediction this one shadowed
     routing_key_hmac: str = ""  # HMAC-SHA256 hex of the key under the log's secret ("" for a random draw)
+    # what the deployment's capture policy kept (dspyops.capture), scrubbed; "" when it kept none
+    inputs_json: str = ""  # the allowlisted inputs, a JSON object
+    trace_json: str = ""  # the module calls, dspyops.tracing.trace_json
+    capture_expires_at_us: int = 0  # when the two above are deleted (0: never, or nothing kept)
     # served with user code other than the version's (--allow-code-drift): module -> both digests, JSON
     code_drift: str = ""
 
@@ -95,10 +99,16 @@ class PredictionStore:
             db.table("predictions").create_index(
                 ["deployment", "experiment_id", "version"], if_not_exists=True
             )
-        elif "routing_key_hmac" not in db.table("predictions").columns_dict:  # records from before the HMAC
-            db.table("predictions").add_column("routing_key_hmac", str, not_null_default="")
-        if "code_drift" not in db.table("predictions").columns_dict:  # records from before code digests
-            db.table("predictions").add_column("code_drift", str, not_null_default="")
+        else:  # a records file from before some columns (the HMAC, captures): added empty
+            columns = db.table("predictions").columns_dict
+            for name, value in asdict(_EXAMPLE).items():
+                if name not in columns:
+                    db.table("predictions").add_column(name, type(value), not_null_default=value)
+        # what the retention sweep looks for: few rows ever have an expiry
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS predictions_capture_expiry ON predictions (capture_expires_at_us) "
+            "WHERE capture_expires_at_us > 0"
+        )
         if "outcomes" not in db.table_names():
             db.table("outcomes").create(
                 {"prediction_id": str, "value": float, "recorded_at_us": int, "request_id": str},
@@ -246,6 +256,20 @@ class PredictionStore:
                 "prediction_id", f"prediction {prediction_id} has an outcome already"
             ) from None
         return record
+
+    def purge_expired(self, now_us: int) -> int:
+        """Deletes what capture policies kept (inputs, traces) of every record whose retention
+        ended by `now_us`; the decision itself stays (experiments count it). Returns how many
+        records it cleared. `now_us` is the caller's clock (gateway_svc.retention), so a test
+        moves time instead of waiting days."""
+        db = self._db()
+        with db.conn:
+            cursor = db.conn.execute(
+                "UPDATE predictions SET inputs_json = '', trace_json = '', capture_expires_at_us = 0 "
+                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= ?",
+                [now_us],
+            )
+        return cursor.rowcount
 
     # ------------------------------------------------------------------ reads
 

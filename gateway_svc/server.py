@@ -5,6 +5,8 @@ optimizer), restores from a snapshot, catches up, then serves the Gateway servic
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from gateway_svc.records import PredictionStore
 from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
 from gateway_svc.restore import restore_from_snapshot
+from gateway_svc.retention import retention_loop
 from gateway_svc.servicer import SERVICE, GatewayService
 from gateway_svc.verified_source import VerifiedSource
 
@@ -57,6 +60,8 @@ class GatewayConfig:
     create: bool = False  # create a missing log even where files of an earlier one exist
     program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
     allow_code_drift: bool = False  # serve a version whose user code differs from its record
+    capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
+    clock: Callable[[], float] = time.time  # wall clock of retention (tests move it instead of waiting)
 
 
 class RunningGateway:
@@ -169,7 +174,11 @@ async def start(config: GatewayConfig) -> RunningGateway:
         store,
         connections,
         history_snapshots,
-        ProgramContext(program_modules=config.program_modules),
+        # a version's Retrieve stages search the corpus digests its lineage recorded
+        ProgramContext(
+            program_modules=config.program_modules,
+            pinned=lambda lineage, stages: replica.corpora.for_version(lineage, replica.state, stages),
+        ),
         config.allow_code_drift,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
@@ -204,6 +213,12 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if service.deployments is not None and config.canary_interval > 0:  # a gateway on the log file
         running.tasks.append(
             asyncio.create_task(service.deployments.canary_loop(config.canary_interval), name="canary-loop")
+        )
+    if config.capture_purge_interval > 0:
+        running.tasks.append(
+            asyncio.create_task(
+                retention_loop(records, config.capture_purge_interval, config.clock), name="capture-retention"
+            )
         )
     return running
 

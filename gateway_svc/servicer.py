@@ -118,7 +118,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     async def ExplainPrediction(
         self, request: gpb.ExplainPredictionRequest, context: grpc.aio.ServicerContext
     ) -> gpb.Explanation:
-        return await explain(request, need_log(self.history, "prediction_id"), self.records)
+        history = need_log(self.history, "prediction_id")
+        return await explain(request, history, self.records, self.predictions.load)
 
     # ------------------------------------------------------------------ experiments, canaries, rollback
 

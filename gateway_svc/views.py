@@ -39,6 +39,8 @@ class StateViews:
         if deployment.canary is not None:
             view.canary.CopyFrom(deployment.canary.to_proto())
             view.canary_check = self.canary_checks.text(deployment.name, deployment.canary.canary_id)
+        if deployment.capture is not None:
+            view.capture.CopyFrom(deployment.capture.to_proto())
         return view
 
     def deployments(self, state: State) -> gpb.ListDeploymentStatesResponse:

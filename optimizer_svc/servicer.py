@@ -164,6 +164,12 @@ class OptimizerService(optimizer_pb2_grpc.OptimizerServicer):
         return await self.registry.set_routes(request)
 
     @rpc.unary
+    async def SetCapturePolicy(
+        self, request: opb.SetCapturePolicyRequest, context: Context
+    ) -> opb.Deployment:
+        return await self.registry.set_capture_policy(request)
+
+    @rpc.unary
     async def GetDeployment(self, request: opb.GetDeploymentRequest, context: Context) -> opb.Deployment:
         return await self.registry.get_deployment(request)
 

@@ -84,6 +84,43 @@ def set_routes(
     return 0
 
 
+@rpc_command(deployments, "set-capture-policy", "Optimizer.SetCapturePolicy", changes=True)
+@click.argument("deployment")
+@click.option("--traces", is_flag=True, help="keep every prediction's module calls")
+@click.option("--inputs-outputs", is_flag=True, help="keep every prediction's inputs")
+@click.option("--field", "fields", multiple=True, help="keep only this field (repeat); default: every field")
+@click.option("--retention-days", type=int, default=0, show_default=True, help="delete after (0: keep)")
+@expected_version_option
+@reason_option
+@json_option
+@click.pass_obj
+def set_capture_policy(
+    session: Session,
+    deployment: str,
+    traces: bool,
+    inputs_outputs: bool,
+    fields: tuple[str, ...],
+    retention_days: int,
+    expected_version: int | None,
+    reason: str,
+    as_json: bool,
+) -> int:
+    """what a deployment's prediction records keep (off by default: inputs may be personal data)."""
+    with session.optimizer() as opt:
+        changed = opt.set_capture_policy(
+            deployment,
+            traces=traces,
+            inputs_outputs=inputs_outputs,
+            fields=fields,
+            retention_days=retention_days,
+            expected_version=expected_version,
+            reason=reason,
+            request_id=session.request_id,
+        )
+    _print_deployment(changed, as_json, deployment_line(changed))
+    return 0
+
+
 @rpc_command(deployments, "get", "Optimizer.GetDeployment")
 @click.argument("deployment")
 @json_option

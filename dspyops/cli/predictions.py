@@ -9,7 +9,7 @@ from dspyops.cli.command import json_option, rpc_command
 from dspyops.cli.parsing import pairs, parse_point
 from dspyops.cli.session import Session
 from dspyops.render.console import console, print_json
-from dspyops.render.predictions import explanation_lines, prediction_line
+from dspyops.render.predictions import explanation_lines, prediction_line, trace_lines
 
 
 @click.group()
@@ -22,20 +22,33 @@ def predictions() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--key", default="", help="routing key (sticky assignment), e.g. a user id")
 @click.option("--as-of", default="", help="serve from the state at this log position or ISO time")
+@click.option("--trace", is_flag=True, help="also show every module call: inputs, outputs, latency, LM usage")
 @json_option
 @click.pass_obj
 def predict(
-    session: Session, deployment: str, inputs: tuple[str, ...], key: str, as_of: str, as_json: bool
+    session: Session,
+    deployment: str,
+    inputs: tuple[str, ...],
+    key: str,
+    as_of: str,
+    trace: bool,
+    as_json: bool,
 ) -> int:
     """call a deployment through the gateway: FIELD=VALUE ..."""
     with session.gateway() as gw:
         response = gw.predict(
-            deployment, pairs(inputs, "inputs"), key, as_of=parse_point(as_of) if as_of else None
+            deployment,
+            pairs(inputs, "inputs"),
+            key,
+            as_of=parse_point(as_of) if as_of else None,
+            include_trace=trace,
         )
     if as_json:
         print_json(response)
     else:
         console.print(prediction_line(response))
+        for line in trace_lines(response.trace):
+            console.print(line)
     return 0
 
 

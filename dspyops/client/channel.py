@@ -40,6 +40,7 @@ MUTATING: Final = {
         "CreateDeployment",
         "SetRoutes",
         "RegisterCorpus",
+        "SetCapturePolicy",
     ),
     "dspyops.v1.Gateway": (
         "StartExperiment",

@@ -42,14 +42,20 @@ class GatewayClient(Client):
         routing_key: str = "",
         *,
         as_of: Point | None = None,
+        include_trace: bool = False,
     ) -> gpb.PredictResponse:
         """Predict: routes (sticky per `routing_key`), runs the program, records the
-        prediction; `as_of` serves from the state at that point of the log.
+        prediction; `as_of` serves from the state at that point of the log; `include_trace`
+        returns every module call (name, inputs, outputs, latency, LM usage, trajectory).
 
         gw.predict("web", {"text": "refund please"}, routing_key="user-7").outputs["label"]
         """
         request = gpb.PredictRequest(
-            deployment=deployment, inputs=dict(inputs), routing_key=routing_key, as_of=msg.as_of_point(as_of)
+            deployment=deployment,
+            inputs=dict(inputs),
+            routing_key=routing_key,
+            as_of=msg.as_of_point(as_of),
+            include_trace=include_trace,
         )
         return self._unary(self.stub.Predict, request, gpb.PredictResponse)
 

@@ -344,6 +344,35 @@ class OptimizerClient(Client):
             request.expected_version = expected_version
         return self._send(self.stub.SetRoutes, request, opb.Deployment)
 
+    @rpc("SetCapturePolicy", policy=("traces", "inputs_outputs", "fields", "retention_days"))
+    def set_capture_policy(
+        self,
+        deployment: str,
+        *,
+        traces: bool = False,
+        inputs_outputs: bool = False,
+        fields: Sequence[str] = (),
+        retention_days: int = 0,
+        expected_version: int | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> opb.Deployment:
+        """SetCapturePolicy: what the deployment's prediction records keep beyond the decision
+        (traces, inputs; only `fields` of them when given) and for how many days (0: kept).
+        All flags off: nothing more is kept.
+
+        opt.set_capture_policy("web", traces=True, fields=["label"], retention_days=30).capture
+        """
+        policy = pb.CapturePolicy(
+            traces=traces, inputs_outputs=inputs_outputs, fields=list(fields), retention_days=retention_days
+        )
+        request = opb.SetCapturePolicyRequest(
+            deployment=deployment, policy=policy, reason=reason, request_id=request_id or new_request_id()
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.SetCapturePolicy, request, opb.Deployment)
+
     @rpc("GetDeployment")
     def get_deployment(self, deployment: str) -> opb.Deployment:
         """GetDeployment: a deployment's routes and stream version, as the registry has them.

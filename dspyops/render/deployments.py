@@ -19,10 +19,22 @@ def routes_text(routes: Iterable[pb.Route]) -> str:
 
 def deployment_line(deployment: opb.Deployment) -> str:
     """The registry's view of a deployment (`deployments get|set-routes`)."""
-    return (
-        f"{deployment.deployment} (stream version {deployment.stream_version}): "
-        f"{routes_text(deployment.routes)}"
-    )
+    routes = routes_text(deployment.routes)
+    line = f"{deployment.deployment} (stream version {deployment.stream_version}): {routes}"
+    if deployment.HasField("capture"):
+        line += f"; captures {capture_text(deployment.capture)}"
+    return line
+
+
+def capture_text(policy: pb.CapturePolicy) -> str:
+    """A capture policy in words, e.g. "traces, inputs (fields text, label) for 30 days"."""
+    kept = [name for name, on in (("traces", policy.traces), ("inputs", policy.inputs_outputs)) if on]
+    if not kept:
+        return "nothing beyond the decision"
+    text = " and ".join(kept)
+    if policy.fields:
+        text += f" (fields {', '.join(policy.fields)})"
+    return text + (f" for {policy.retention_days} days" if policy.retention_days else ", kept until deleted")
 
 
 def deployments_table(deployments: Iterable[opb.Deployment]) -> Table:

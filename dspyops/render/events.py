@@ -11,6 +11,7 @@ from rich.table import Table
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json_object
+from dspyops.render.deployments import capture_text
 
 
 def describe_event(event: pb.Event) -> str:
@@ -78,6 +79,10 @@ def describe_event(event: pb.Event) -> str:
         case "routes_set":
             routes = ", ".join(f"{r.version}:{r.weight:g}" for r in p.routes)
             return f"routes of {p.deployment}: {routes}" + (f" ({p.reason})" if p.reason else "")
+        case "capture_policy_set":
+            return f"{p.deployment} captures {capture_text(p.policy)}" + (
+                f" ({p.reason})" if p.reason else ""
+            )
         case "job_progress":
             return f"progress {p.step}/{p.total or '?'}: {p.message[:80]}"
         case "gate_evaluated":

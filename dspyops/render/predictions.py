@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from rich.markup import escape
+
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.render.deployments import routes_text
 
@@ -34,4 +39,35 @@ def explanation_lines(e: gpb.Explanation, routing_key: str) -> list[str]:
         )
     if e.hash_withheld:
         lines.append("  the key's hash is shown only with the matching routing key (--key)")
+    for stage in e.stage_lms:
+        model = f" model {escape(stage.model)}" if stage.model else ""
+        name = escape(stage.stage or "(every predictor)")
+        lines.append(f"  stage {name}: connection {escape(stage.connection)}{model}")
+    for module, digest in sorted(e.code_digests.items()):
+        lines.append(f"  code {escape(module)} sha256 {digest}")
+    if e.code_drift:
+        lines.append("  [yellow]served with code other than the version's (--allow-code-drift)[/yellow]")
+    if e.trace:
+        lines.append("  kept trace:")
+        lines.extend(f"  {line}" for line in trace_lines(e.trace))
+    return lines
+
+
+def trace_lines(calls: Iterable[pb.ModuleCall]) -> list[str]:
+    """One line per module call, then its inputs and outputs; user text escaped (a value
+    with "[...]" in it is data, not markup)."""
+    lines: list[str] = []
+    for call in calls:
+        usage = call.usage
+        lines.append(
+            f"  [bold]{escape(call.name or '?')}[/bold] ({escape(call.module)}) {call.latency_ms:.1f} ms, "
+            f"{usage.lm_calls} LM calls, {usage.input_tokens}+{usage.output_tokens} tokens"
+        )
+        for side, values in (("in", call.inputs), ("out", call.outputs)):
+            for name, value in values.items():
+                lines.append(f"    {side} {escape(name)} = {escape(repr(value))}")
+        if call.trajectory:
+            lines.append(f"    trajectory {escape(call.trajectory[:300])}")
+        if call.error:
+            lines.append(f"    [red]error[/red] {escape(call.error)}")
     return lines

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from dspyops.capture import check_policy
 from dspyops.commands import Decision, Outcome
 from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.ledger import Ledger
@@ -243,6 +244,26 @@ class Registry:
             return Decision(deployment_stream(name), [event], expected)
 
         return self.ledger.run("SetRoutes", request, decide)
+
+    def set_capture_policy(
+        self,
+        name: str,
+        policy: pb.CapturePolicy,
+        expected_version: int | None,
+        reason: str,
+        *,
+        request: Message | None = None,
+    ) -> Outcome:
+        """The deployment's capture policy, whole (an empty policy: keep nothing more)."""
+
+        def decide(state: State) -> Decision:
+            deployment = _deployment_in(state, name)
+            check_policy(policy)
+            event = pb.CapturePolicySet(deployment=name, policy=policy, reason=reason)
+            expected = deployment.stream_version if expected_version is None else expected_version
+            return Decision(deployment_stream(name), [event], expected)
+
+        return self.ledger.run("SetCapturePolicy", request, decide)
 
     # ------------------------------------------------------------------ helpers
 

@@ -83,6 +83,20 @@ class RegistryHandlers:
         )
         return deployment_view(outcome.state.deployments[request.deployment])
 
+    async def set_capture_policy(self, request: opb.SetCapturePolicyRequest) -> opb.Deployment:
+        expected = request.expected_version if request.HasField("expected_version") else None
+        outcome = await asyncio.to_thread(
+            functools.partial(
+                self.registry.set_capture_policy,
+                request.deployment,
+                request.policy,
+                expected,
+                request.reason,
+                request=request,
+            )
+        )
+        return deployment_view(outcome.state.deployments[request.deployment])
+
     async def get_deployment(self, request: opb.GetDeploymentRequest) -> opb.Deployment:
         return deployment_view(await asyncio.to_thread(self.registry.deployment, request.deployment))
 

@@ -40,10 +40,13 @@ def program_view(program: ProgramState) -> opb.ProgramInfo:
 
 
 def deployment_view(deployment: DeploymentState) -> opb.Deployment:
-    return opb.Deployment(
+    view = opb.Deployment(
         deployment=deployment.name,
         program=deployment.program,
         routes=routes_proto(deployment.routes),
         stream_version=deployment.stream_version,
         log_position=deployment.changed_position,
     )
+    if deployment.capture is not None:  # unset: nothing kept beyond the decision
+        view.capture.CopyFrom(deployment.capture.to_proto())
+    return view

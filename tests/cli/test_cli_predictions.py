@@ -70,3 +70,41 @@ def test_a_canary_by_its_grouped_commands(cli: Servers) -> None:
     assert status["action"] == "wait" and status["canary"]["candidate"] == "1.2.0"
     code, out = cli.run("canary", "check", "can")
     assert code == 0 and "can: wait" in out
+
+
+def test_set_a_capture_policy_and_predict_with_a_trace(cli: Servers) -> None:
+    _deployment(cli, "captured")
+    (changed,) = cli.json(
+        "deployments",
+        "set-capture-policy",
+        "captured",
+        "--traces",
+        "--field",
+        "label",
+        "--retention-days",
+        "7",
+    )
+    assert changed["capture"] == {"traces": True, "fields": ["label"], "retention_days": 7}
+    code, out = cli.run("deployments", "get", "captured")
+    assert code == 0 and "captures traces (fields label) for 7 days" in out
+    code, out = cli.run("deployments", "set-capture-policy", "captured", "--retention-days", "-3")
+    assert code == 1 and "INVALID_ARGUMENT" in out and "policy.retention_days" in out
+
+    (answer,) = cli.json("predictions", "predict", "captured", "text=refund [bold]please[/bold]", "--trace")
+    assert [(c["name"], c["module"]) for c in answer["trace"]] == [("self", "Predict")]
+    code, out = cli.run("predictions", "predict", "captured", "text=refund [bold]please[/bold]", "--trace")
+    assert code == 0 and "self (Predict)" in out and "1 LM calls" in out
+    assert "in text = 'refund [bold]please[/bold]'" in out  # user text printed as it is, not as markup
+
+
+def test_explain_shows_each_stage_lm_and_the_kept_trace(cli: Servers) -> None:
+    _deployment(cli, "explained")
+    assert cli.run("deployments", "set-capture-policy", "explained", "--traces")[0] == 0
+    cli.gateway_caught_up()
+    (answer,) = cli.json("predictions", "predict", "explained", "text=refund please")
+    (explained,) = cli.json("predictions", "explain", answer["prediction_id"])
+    assert explained["stage_lms"] == [{"stage": "self", "connection": "offline"}]
+    assert [c["name"] for c in explained["trace"]] == ["self"]
+    code, out = cli.run("explain", answer["prediction_id"])
+    assert code == 0 and "stage self: connection offline" in out
+    assert "kept trace:" in out and "self (Predict)" in out and "in text = 'refund please'" in out

@@ -100,6 +100,16 @@ CALLS: dict[str, dict[str, Any]] = {
     "set_routes": dict(
         deployment="d", routes={"1.0.0": 1.0}, expected_version=2, reason="r", request_id="rid"
     ),
+    "set_capture_policy": dict(
+        deployment="d",
+        traces=True,
+        inputs_outputs=True,
+        fields=["label"],
+        retention_days=30,
+        expected_version=2,
+        reason="r",
+        request_id="rid",
+    ),
     "get_deployment": dict(deployment="d"),
     "list_deployments": {},
     "evaluate": dict(
@@ -139,7 +149,7 @@ CALLS: dict[str, dict[str, Any]] = {
         timeout=10,
     ),
     "verify_log": {},
-    "predict": dict(deployment="d", inputs={"a": "1"}, routing_key="u1", as_of=T0),
+    "predict": dict(deployment="d", inputs={"a": "1"}, routing_key="u1", as_of=T0, include_trace=True),
     "record_outcome": dict(prediction_id="x", value=1.0, request_id="rid"),
     "explain_prediction": dict(prediction_id="x", routing_key="u1"),
     "get_deployment_state": dict(deployment="d", as_of=7),

@@ -233,6 +233,16 @@ def test_set_routes_with_expected_version(stack: Stack) -> None:
     assert_idempotent(lambda r: stack.opt.stub.SetRoutes(r, timeout=10), request, changed, stack.head)
 
 
+def test_set_capture_policy(stack: Stack) -> None:
+    stack.deployment("captured", {"1.0.0": 1.0})
+    request = opb.SetCapturePolicyRequest(
+        deployment="captured", policy=pb.CapturePolicy(traces=True, fields=["label"], retention_days=7)
+    )
+    changed = with_id(request, "")
+    changed.policy.retention_days = 30
+    assert_idempotent(lambda r: stack.opt.stub.SetCapturePolicy(r, timeout=10), request, changed, stack.head)
+
+
 def test_start_experiment(stack: Stack) -> None:
     stack.deployment("exp-start", {"1.0.0": 1.0})
     request = gpb.StartExperimentRequest(

@@ -45,7 +45,10 @@ def test_records_hold_no_reversible_digest_and_explain_still_matches(tmp_path: P
             # an old record (written before the HMAC) keeps matching through its sha256
             with sqlite3.connect(f"{log}.predictions") as conn:
                 conn.execute(
-                    "INSERT INTO predictions SELECT 'old-record', deployment, program, version, bucket, "
+                    "INSERT INTO predictions (prediction_id, deployment, program, version, bucket, "
+                    "experiment_id, routing_key_sha256, hash_value, hash_version, seed, log_position, "
+                    "latency_ms, error, recorded_at_us, outputs_json, shadow_of, routing_key_hmac) "
+                    "SELECT 'old-record', deployment, program, version, bucket, "
                     "experiment_id, ?, hash_value, hash_version, seed, log_position, latency_ms, error, "
                     "recorded_at_us, outputs_json, shadow_of, '', '' "  # routing_key_hmac, code_drift
                     "FROM predictions WHERE prediction_id = ?",

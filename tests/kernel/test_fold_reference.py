@@ -164,6 +164,19 @@ def _payloads() -> st.SearchStrategy:
             lambda d, r: on_deployment(d, pb.CanaryEnded(deployment=d, routes=r)), deployment, _routes()
         ),
         st.builds(
+            lambda d, t, f, r: on_deployment(
+                d,
+                pb.CapturePolicySet(
+                    deployment=d,
+                    policy=pb.CapturePolicy(traces=t, inputs_outputs=not t, fields=f, retention_days=r),
+                ),
+            ),
+            deployment,
+            st.booleans(),
+            st.lists(st.sampled_from(["text", "label"]), max_size=2),
+            st.integers(0, 3650),
+        ),
+        st.builds(
             lambda j: (f"job-{j}", pb.JobAccepted(job_id=j, program="a", optimizer="X")),
             st.sampled_from(["j1", "j2"]),
         ),

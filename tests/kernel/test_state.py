@@ -63,6 +63,16 @@ def payloads() -> st.SearchStrategy:
             st.floats(0, 1),
         ),
         st.builds(
+            lambda d, t, f, r: pb.CapturePolicySet(
+                deployment=d,
+                policy=pb.CapturePolicy(traces=t, inputs_outputs=True, fields=f, retention_days=r),
+            ),
+            st.sampled_from(["web", "api"]),
+            st.booleans(),
+            st.lists(st.sampled_from(["a", "b"]), max_size=2),
+            st.integers(0, 3650),
+        ),
+        st.builds(
             lambda j: pb.JobAccepted(job_id=j, program="a", optimizer="X"), st.sampled_from(["j1", "j2"])
         ),
         st.builds(lambda s: pb.TrialCompleted(trial=1, score=s, best_score=s), st.floats(0, 1)),
@@ -98,7 +108,7 @@ def stored(messages: list) -> list[StoredEvent]:
 
 
 def _stream(message: object) -> str:
-    if isinstance(message, pb.DeploymentCreated | pb.RoutesSet):
+    if isinstance(message, pb.DeploymentCreated | pb.RoutesSet | pb.CapturePolicySet):
         return f"deployment-{message.deployment}"
     if isinstance(message, pb.JobAccepted):
         return f"job-{message.job_id}"

@@ -19,6 +19,7 @@ from dspyops.state import (
     ROLE_NAMES,
     STATUS_NAMES,
     CanaryState,
+    CaptureState,
     CorpusContent,
     CorpusState,
     DeploymentState,
@@ -211,6 +212,15 @@ def _canary_ended(state: State, event: StoredEvent, msg: pb.CanaryEnded) -> Stat
     return _deployment_update(state, event, msg.deployment, canary=None, routes=_routes(msg.routes))
 
 
+def _capture_policy_set(state: State, event: StoredEvent, msg: pb.CapturePolicySet) -> State:
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None:
+        return state
+    capture = CaptureState.from_proto(msg.policy, event.position)
+    changed = replace(deployment, capture=capture, stream_version=event.version)  # routes unchanged
+    return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
+
+
 def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
@@ -291,6 +301,7 @@ _HANDLERS: dict[str, Any] = {
     "CanaryStarted": _canary_started,
     "CanaryAdvanced": _canary_advanced,
     "CanaryEnded": _canary_ended,
+    "CapturePolicySet": _capture_policy_set,
     "JobAccepted": _job_accepted,
     "BaselineEvaluated": _baseline,
     "TrialCompleted": _trial,
