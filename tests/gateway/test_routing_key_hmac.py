@@ -50,8 +50,7 @@ def test_records_hold_no_reversible_digest_and_explain_still_matches(tmp_path: P
                     "latency_ms, error, recorded_at_us, outputs_json, shadow_of, routing_key_hmac) "
                     "SELECT 'old-record', deployment, program, version, bucket, "
                     "experiment_id, ?, hash_value, hash_version, seed, log_position, latency_ms, error, "
-                    "recorded_at_us, outputs_json, shadow_of, '', '' "  # routing_key_hmac, code_drift
-                    "FROM predictions WHERE prediction_id = ?",
+                    "recorded_at_us, outputs_json, shadow_of, '' FROM predictions WHERE prediction_id = ?",
                     (plain, prediction),
                 )
             conn.close()
