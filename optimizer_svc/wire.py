@@ -71,7 +71,9 @@ def lm_to_proto(config: LMConfig) -> pb.LMConfig:
 
 
 def spec_to_proto(spec: ProgramSpec) -> pb.ProgramSpec:
-    return pb.ProgramSpec(module=spec.module, signature=spec.signature, instructions=spec.instructions)
+    return pb.ProgramSpec(
+        module=spec.module, signature=spec.signature, instructions=spec.instructions, wrapper=spec.wrapper
+    )
 
 
 def examples_from_proto(examples: Any, spec: ProgramSpec, field: str) -> list[dspy.Example]:

@@ -10,7 +10,7 @@ and ``dspy.configure`` is never called. The optimizer is constructed inside the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dspy
@@ -45,10 +45,14 @@ class JobSpec:
     budget: Budget = field(default_factory=Budget)
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
     connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
+    # The program to optimize when the caller built it (tests build multi-module programs
+    # directly); None: built from `spec`.
+    program: dspy.Module | None = None
 
 
 @dataclass
 class JobResult:
+    spec: ProgramSpec  # what is registered: the job's, with the wrapper its optimizer built around it
     program: dspy.Module
     state: dict[str, Any]
     baseline_score: float
@@ -83,7 +87,7 @@ def run_job(
     )
     lm = lm_from_resolved(resolved)
     prompt_lm = lm_from_resolved(prompt_resolved) if prompt_resolved is not None else None
-    student = build_module(job.spec)
+    student = job.program.deepcopy() if job.program is not None else build_module(job.spec)
     evalset = job.valset or job.trainset
     num_threads = params["num_threads"]
     cancel.check()
@@ -134,17 +138,11 @@ def run_job(
             with capture.compile_phase():
                 compiled = adapter.compile(optimizer, inputs)
             cancel.check()  # DSPy may have finished the compile on a swallowed error path (GEPA's stop)
-            if adapter.export is not None:
-                # What the optimizer built does not fit a registry version (per-input demos, a
-                # vote of several programs): register, and so score, what export makes of it.
-                compiled = adapter.export(compiled, inputs)
-                cancel.check()
-
             final = _evaluate(compiled, evalset, job_metric, num_threads)
             cancel.check()
-            if capture.trials == 0 or adapter.export is not None:
-                # LabeledFewShot and BootstrapFewShot score no candidates: their one trial is the
-                # result. An exported program is a candidate of its own.
+            if capture.trials == 0:
+                # LabeledFewShot, BootstrapFewShot and KNNFewShot score no candidates: their one
+                # trial is the result.
                 capture.record_trial(final, adapter.describe(compiled))
 
             if job.must_beat is not None:
@@ -156,6 +154,7 @@ def run_job(
         capture.close()
 
     return JobResult(
+        spec=replace(job.spec, wrapper=adapter.wrapper) if adapter.wrapper else job.spec,
         program=compiled,
         state=program_state(compiled),
         baseline_score=baseline,

@@ -185,9 +185,10 @@ class OptimizerAdapter:
     prompt_lm_role: str = ""  # what the job's prompt_lm does here ("" = not used)
     # False: the adapter reports trials through its own hooks, not from every dspy.Evaluate.
     trials_from_evaluate: bool = True
-    # The optimized program may not fit a registry version (one predictor of the spec's
-    # module with a fixed prompt); export turns it into one, which is then scored and saved.
-    export: Callable[[dspy.Module, CompileInputs], dspy.Module] | None = field(default=None, repr=False)
+    # What the optimized program is around the student (ProgramSpec.wrapper: "KNNFewShot",
+    # "Ensemble"; dspyops.programs.wrappers): the version registered names it. "" = the
+    # student itself, optimized.
+    wrapper: str = ""
     # How its progress is read (first matching parser wins), and its proposing modules.
     log_parsers: tuple[LogParser, ...] = ()
     proposers: tuple[Proposer, ...] = ()
