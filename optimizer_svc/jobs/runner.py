@@ -45,8 +45,8 @@ class JobSpec:
     budget: Budget = field(default_factory=Budget)
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
     connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
-    # The program to optimize when the caller built it (tests build multi-module programs
-    # directly); None: built from `spec`.
+    # The program to optimize when the caller built it (a test's multi-module program);
+    # None: student_module builds it from `spec`.
     program: dspy.Module | None = None
 
 
@@ -60,6 +60,14 @@ class JobResult:
     usage: Usage
     trials: int
     must_beat_score: float | None = None
+
+
+def student_module(job: JobSpec) -> dspy.Module:
+    """The module the job optimizes, fresh: the one seam between a job and how programs are
+    built (one predictor, a pipeline, a user module: dspyops.programs builds them all)."""
+    if job.program is not None:
+        return job.program.deepcopy()
+    return build_module(job.spec)
 
 
 def run_job(
@@ -87,7 +95,7 @@ def run_job(
     )
     lm = lm_from_resolved(resolved)
     prompt_lm = lm_from_resolved(prompt_resolved) if prompt_resolved is not None else None
-    student = job.program.deepcopy() if job.program is not None else build_module(job.spec)
+    student = student_module(job)
     evalset = job.valset or job.trainset
     num_threads = params["num_threads"]
     cancel.check()
@@ -107,6 +115,7 @@ def run_job(
         trials_from_evaluate=adapter.trials_from_evaluate,
         log_parsers=adapter.log_parsers,  # how this optimizer's progress is read
         proposers=adapter.proposers,
+        student=student,
     )
     job_metric = capture.wrap_metric(metric)
     # cancel LAST: the capture sees every start first; the guard trips the token just before.
@@ -143,7 +152,7 @@ def run_job(
             if capture.trials == 0:
                 # LabeledFewShot, BootstrapFewShot and KNNFewShot score no candidates: their one
                 # trial is the result.
-                capture.record_trial(final, adapter.describe(compiled))
+                capture.record_trial(final, adapter.describe(compiled), program=compiled)
 
             if job.must_beat is not None:
                 # The gate's reference: same set, metric and LM (this context's) as the job.

@@ -97,6 +97,8 @@ def test_ensemble_registers_the_vote_of_its_members(stack: tuple[OptimizerClient
     started = next(e.started for e in events if e.WhichOneof("kind") == "started")
     trials = [e.trial for e in events if e.WhichOneof("kind") == "trial"]
     assert started.planned_trials == len(trials) == 4  # three members, then their vote
+    # each names the predictor its demos changed (a one-predictor program's is DSPy's "self")
+    assert all(list(t.predictors) == ["self"] for t in trials)
     completed = events[-1].completed
     assert completed.final_score == pytest.approx(trials[-1].score)  # the vote is what is registered
 
