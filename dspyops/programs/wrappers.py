@@ -88,6 +88,9 @@ class KNNProgram(dspy.Module):  # type: ignore[misc]  # dspy is untyped
         program = self.program.deepcopy()
         for predictor in program.predictors():
             predictor.demos = list(demos)
+        for name, module in program.named_sub_modules():
+            # the copy's modules by their names in this program, for per-module reports
+            module.stage_name = "program" if name == "self" else f"program.{name.removeprefix('self.')}"
         return program
 
     def forward(self, **inputs: Any) -> Any:
