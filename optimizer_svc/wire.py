@@ -31,7 +31,10 @@ def _field_error(prefix: str, exc: ValueError) -> InvalidArgument:
 
 def spec_from_proto(spec: pb.ProgramSpec, field: str = "spec") -> ProgramSpec:
     result = ProgramSpec(
-        module=spec.module or "Predict", signature=spec.signature, instructions=spec.instructions
+        module=spec.module or "Predict",
+        signature=spec.signature,
+        instructions=spec.instructions,
+        wrapper=spec.wrapper,  # an exported KNNFewShot / Ensemble version's, evaluated or imported
     )
     try:
         result.validate()

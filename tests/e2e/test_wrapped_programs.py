@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+import grpc
 import pytest
 
-from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.client import GatewayClient, OptimizerClient, examples
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -136,3 +139,33 @@ def test_plain_dspy_loads_an_ensemble_export(
         len(saved[f"programs[{i}]"]["demos"]) for i in range(3)
     ]
     assert sum(len(m.demos) for m in program.programs) > 0
+
+
+def test_an_export_evaluates_inline_as_the_version_does(stack: tuple[OptimizerClient, GatewayClient]) -> None:
+    """ExportVersion's spec (wrapper included) and state evaluate to the registered version's score."""
+    opt, _ = stack
+    if not any(p.program == "knn" for p in opt.list_programs().programs):
+        pytest.skip("needs the k-NN test's version")
+    exported = opt.export_version("knn", "1.0.0")
+    inline = list(opt.evaluate(spec=exported.spec, state_json=exported.state_json, dataset=VAL))[-1].report
+    registered = list(opt.evaluate("knn", "1.0.0", dataset=VAL))[-1].report
+    assert inline.score == registered.score and inline.examples == len(VAL)
+
+
+def test_a_job_may_not_ask_for_a_wrapper(stack: tuple[OptimizerClient, GatewayClient]) -> None:
+    opt, _ = stack
+    head = opt.read_log(0, 1).head
+    request = opb.StartOptimizationRequest(
+        program="wrapped-by-hand",
+        spec=pb.ProgramSpec(module="Predict", signature="text -> label", wrapper="KNNFewShot"),
+        optimizer="BootstrapFewShot",
+        metric="exact_match",
+        trainset=examples(TRAIN),
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        list(opt.stub.StartOptimization(request))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (raised.value.details() or "").startswith(
+        "spec.wrapper: is set by the KNNFewShot and Ensemble optimizers"
+    )
+    assert opt.read_log(0, 1).head == head  # nothing appended
