@@ -117,8 +117,7 @@ class ProgressCapture(BaseCallback):
         """While the adapter's compile runs: only then are evaluations trials and log lines progress.
 
         Set by the runner rather than by the first ``on_compile_start``, since some adapters
-        compile several teleprompters in turn (Ensemble) or run nested compiles after the
-        outer one (KNNFewShot compiles a BootstrapFewShot per input).
+        compile several teleprompters in turn (Ensemble) or none at all (KNNFewShot).
         """
         self._in_compile = True
         try:
