@@ -10,6 +10,7 @@ come from, and its corpora for Retrieve stages.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import dspy
@@ -23,6 +24,7 @@ from dspyops.programs.spec import ProgramSpec
 from dspyops.programs.stages import StageSpec
 from dspyops.programs.tools import build_tools
 from dspyops.programs.usermodules import build_user_module
+from dspyops.programs.wrappers import build_wrapped
 
 
 def build_stage(stage: StageSpec, where: str, ctx: ProgramContext) -> dspy.Module:
@@ -47,9 +49,8 @@ def build_pipeline(pipeline: PipelineSpec, ctx: ProgramContext) -> PipelineModul
 
 def build_module(spec: ProgramSpec, ctx: ProgramContext = NO_CONTEXT) -> dspy.Module:
     spec.validate()
-    if spec.wrapper:
-        # KNNFewShot / Ensemble programs are dspyops.programs.wrappers' (build_wrapped)
-        raise ProgramError("wrapper", f"this server cannot build a {spec.wrapper} program")
+    if spec.wrapper:  # what KNNFewShot / Ensemble built around the module (empty until loaded)
+        return build_wrapped(spec, build_module(replace(spec, wrapper=""), ctx), None)
     if spec.is_pipeline:
         assert spec.pipeline is not None
         return build_pipeline(spec.pipeline, ctx)
@@ -116,7 +117,24 @@ def load_program(spec: ProgramSpec, state: dict[str, Any], ctx: ProgramContext =
     """Build the module from its spec, then load DSPy's JSON state into it. Never unpickles."""
     if not isinstance(state, dict):
         raise ProgramError("state", "must be a JSON object as written by module.save(...json)")
+    if spec.wrapper:
+        return _load_wrapped(spec, state, ctx)
     return load_state(spec, build_module(spec, ctx), state)
+
+
+def _load_wrapped(spec: ProgramSpec, state: dict[str, Any], ctx: ProgramContext) -> dspy.Module:
+    """A KNNFewShot / Ensemble program: the wrapper's state (its examples, its members, each
+    in DSPy's JSON state) around fresh builds of the module the spec names."""
+    body = {k: v for k, v in state.items() if k != "metadata"}
+    inner = build_module(replace(spec, wrapper=""), ctx)
+    try:
+        return build_wrapped(spec, inner, body)
+    except ProgramError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ProgramError(
+            "state", f"does not fit a {spec.wrapper} of {_describe(spec)}: {shown(exc)}"
+        ) from exc
 
 
 __all__ = ["build_module", "build_pipeline", "build_stage", "load_program", "load_state", "program_state"]

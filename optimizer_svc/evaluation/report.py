@@ -69,6 +69,16 @@ def build_report(plan: EvaluationPlan, run: RunResult, *, include_results: bool)
         usage=run.usage,
         errors=sum(1 for o in outcomes if o.error),
     )
+    report.stages.extend(
+        pb.StageReport(
+            name=name,
+            calls=len(stage.latencies_ms),
+            latency_p50_ms=percentile(stage.latencies_ms, 50),
+            latency_p95_ms=percentile(stage.latencies_ms, 95),
+            usage=stage.usage(),
+        )
+        for name, stage in run.stages
+    )
     outputs = plan.target.spec.output_fields()
     if len(outputs) == 1 and n:
         key = outputs[0]

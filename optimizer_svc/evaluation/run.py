@@ -26,6 +26,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.scrub import scrub
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.evaluation.plan import Target
+from optimizer_svc.evaluation.stages import Stage, StageStats
 from optimizer_svc.progress.usage import SharedUsageTracker
 from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
 
@@ -50,6 +51,7 @@ class Outcome:
 class RunResult:
     outcomes: list[Outcome]
     usage: pb.Usage
+    stages: list[tuple[str, Stage]] = field(default_factory=list)  # per module, in program order
 
 
 Progress = Callable[[int, int, float], None]
@@ -87,8 +89,10 @@ def run_evaluation(
     outputs = target.spec.output_fields()
     usage = SharedUsageTracker()
     usage.prices = {lm.model: target.lm.prices}  # they cost the calls whose provider reports no cost
+    stats = StageStats()
+    usage.on_usage = stats.add_usage
     # the cancel check goes last, so the callbacks before it still see the call start
-    active = [usage, *callbacks, *([CancelCallback(cancel)] if cancel is not None else [])]
+    active = [usage, stats, *callbacks, *([CancelCallback(cancel)] if cancel is not None else [])]
     modules = threading.local()
     lock = threading.Lock()
     done = 0
@@ -106,6 +110,7 @@ def run_evaluation(
             module = getattr(modules, "module", None)
             if module is None:  # one module per thread: modules are not thread-safe to share
                 module = modules.module = target.module()
+                stats.watch(module)
             with dspy.context(lm=lm, callbacks=active, usage_tracker=usage):
                 prediction = module(**example.inputs())
             outcome.latency_ms = (time.perf_counter() - start) * 1000
@@ -128,4 +133,4 @@ def run_evaluation(
     else:
         with ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="evaluate") as pool:
             outcomes = list(pool.map(one, dataset))
-    return RunResult(outcomes, usage.snapshot().to_proto())
+    return RunResult(outcomes, usage.snapshot().to_proto(), stats.stages())

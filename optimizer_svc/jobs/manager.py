@@ -249,7 +249,9 @@ class JobManager:
                 self._record(
                     handle,
                     "progress",
-                    pb.JobProgress(step=event.step, total=event.total, message=event.message),
+                    pb.JobProgress(
+                        step=event.step, total=event.total, message=event.message, predictor=event.predictor
+                    ),
                 )
             elif isinstance(event, TrialCompleted):
                 self._record(
@@ -260,6 +262,7 @@ class JobManager:
                         score=event.score,
                         best_score=event.best_score,
                         candidate=event.candidate[:2000],
+                        predictors=list(event.predictors),
                     ),
                 )
 

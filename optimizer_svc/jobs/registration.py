@@ -37,7 +37,7 @@ def register_result(
 ) -> pb.JobCompleted:
     """Store the artifact, record the gate's verdict (`record_gate`), register the version
     (promoted when the job asked and the gate passed); the JobCompleted to record last."""
-    digest, artifact = encode_artifact(job.spec, result.state, job.lm)
+    digest, artifact = encode_artifact(result.spec, result.state, job.lm)
     artifacts.put(artifact)
     gate = evaluate_gate(
         final_score=result.final_score,
@@ -52,7 +52,7 @@ def register_result(
     code = code_identity(job.spec)  # the user code it runs, as this server imported it
     registered = pb.VersionRegistered(
         program=job.program,
-        spec=spec_to_proto(job.spec),
+        spec=spec_to_proto(result.spec),
         lm=lm_to_proto(job.lm),
         artifact_digest=digest,
         artifact=artifact,

@@ -69,6 +69,11 @@ def validate_start(
 ) -> ValidatedJob:
     program = check_name("program", request.program)
     spec = spec_from_proto(request.spec, "spec", programs)
+    if spec.wrapper:
+        # what KNNFewShot and Ensemble build around the module: a job optimizes the module itself
+        raise InvalidArgument(
+            "spec.wrapper", "is set by the KNNFewShot and Ensemble optimizers, not by a job's request"
+        )
     lm = lm_from_proto(request.lm, "lm", connections)
     prompt_lm = (
         lm_from_proto(request.prompt_lm, "prompt_lm", connections) if request.HasField("prompt_lm") else None

@@ -10,7 +10,7 @@ and ``dspy.configure`` is never called. The optimizer is constructed inside the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dspy
@@ -48,10 +48,14 @@ class JobSpec:
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
     connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
     programs: ProgramContext = NO_CONTEXT  # the server's: user code and corpora the spec may use
+    # The program to optimize when the caller built it (a test's multi-module program);
+    # None: student_module builds it from `spec`.
+    program: dspy.Module | None = None
 
 
 @dataclass
 class JobResult:
+    spec: ProgramSpec  # what is registered: the job's, with the wrapper its optimizer built around it
     program: dspy.Module
     state: dict[str, Any]
     baseline_score: float
@@ -59,6 +63,14 @@ class JobResult:
     usage: Usage
     trials: int
     must_beat_score: float | None = None
+
+
+def student_module(job: JobSpec) -> dspy.Module:
+    """The module the job optimizes, fresh: the one seam between a job and how programs are
+    built (one predictor, a pipeline, a user module: dspyops.programs builds them all)."""
+    if job.program is not None:
+        return job.program.deepcopy()
+    return build_module(job.spec, job.programs)
 
 
 def run_job(
@@ -86,7 +98,7 @@ def run_job(
     )
     lm = lm_from_resolved(resolved)
     prompt_lm = lm_from_resolved(prompt_resolved) if prompt_resolved is not None else None
-    student = build_module(job.spec, job.programs)
+    student = student_module(job)
     evalset = job.valset or job.trainset
     num_threads = params["num_threads"]
     cancel.check()
@@ -106,6 +118,7 @@ def run_job(
         trials_from_evaluate=adapter.trials_from_evaluate,
         log_parsers=adapter.log_parsers,  # how this optimizer's progress is read
         proposers=adapter.proposers,
+        student=student,
     )
     job_metric = capture.wrap_metric(metric)
     # cancel LAST: the capture sees every start first; the guard trips the token just before.
@@ -137,18 +150,12 @@ def run_job(
             with capture.compile_phase():
                 compiled = adapter.compile(optimizer, inputs)
             cancel.check()  # DSPy may have finished the compile on a swallowed error path (GEPA's stop)
-            if adapter.export is not None:
-                # What the optimizer built does not fit a registry version (per-input demos, a
-                # vote of several programs): register, and so score, what export makes of it.
-                compiled = adapter.export(compiled, inputs)
-                cancel.check()
-
             final = _evaluate(compiled, evalset, job_metric, num_threads)
             cancel.check()
-            if capture.trials == 0 or adapter.export is not None:
-                # LabeledFewShot and BootstrapFewShot score no candidates: their one trial is the
-                # result. An exported program is a candidate of its own.
-                capture.record_trial(final, adapter.describe(compiled))
+            if capture.trials == 0:
+                # LabeledFewShot, BootstrapFewShot and KNNFewShot score no candidates: their one
+                # trial is the result.
+                capture.record_trial(final, adapter.describe(compiled), program=compiled)
 
             if job.must_beat is not None:
                 # The gate's reference: same set, metric and LM (this context's) as the job.
@@ -159,6 +166,7 @@ def run_job(
         capture.close()
 
     return JobResult(
+        spec=replace(job.spec, wrapper=adapter.wrapper) if adapter.wrapper else job.spec,
         program=compiled,
         state=program_state(compiled),
         baseline_score=baseline,

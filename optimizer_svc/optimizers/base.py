@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -111,9 +111,17 @@ def show_value(value: Any) -> str:
 class ProgressSink(Protocol):
     """Where an optimizer's progress goes: the job's ProgressCapture (optimizer_svc.progress)."""
 
-    def progress(self, step: int, total: int, message: str) -> None: ...
+    def progress(self, step: int, total: int, message: str, predictor: str = "") -> None: ...
 
-    def record_trial(self, score: float, candidate: str, *, counts_for_best: bool = True) -> object: ...
+    def record_trial(
+        self,
+        score: float,
+        candidate: str,
+        *,
+        counts_for_best: bool = True,
+        program: Any = None,
+        predictors: Sequence[str] | None = None,
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,8 @@ class Proposer:
 
     module: str
     message: Callable[[int, Any], str]
+    # the predictor a proposal is for, from the proposing module's call arguments ("" if unknown)
+    predictor: Callable[[dict[str, Any]], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,9 +162,9 @@ class CompileInputs:
     capture: ProgressSink | None = None
     cancel: Any = None
 
-    def progress(self, step: int, total: int, message: str) -> None:
+    def progress(self, step: int, total: int, message: str, predictor: str = "") -> None:
         if self.capture is not None:
-            self.capture.progress(step, total, message)
+            self.capture.progress(step, total, message, predictor)
 
 
 @dataclass(frozen=True)
@@ -185,9 +195,10 @@ class OptimizerAdapter:
     prompt_lm_role: str = ""  # what the job's prompt_lm does here ("" = not used)
     # False: the adapter reports trials through its own hooks, not from every dspy.Evaluate.
     trials_from_evaluate: bool = True
-    # The optimized program may not fit a registry version (one predictor of the spec's
-    # module with a fixed prompt); export turns it into one, which is then scored and saved.
-    export: Callable[[dspy.Module, CompileInputs], dspy.Module] | None = field(default=None, repr=False)
+    # What the optimized program is around the student (ProgramSpec.wrapper: "KNNFewShot",
+    # "Ensemble"; dspyops.programs.wrappers): the version registered names it. "" = the
+    # student itself, optimized.
+    wrapper: str = ""
     # How its progress is read (first matching parser wins), and its proposing modules.
     log_parsers: tuple[LogParser, ...] = ()
     proposers: tuple[Proposer, ...] = ()
@@ -243,7 +254,12 @@ def describe_demos(program: dspy.Module) -> str:
 
 
 def describe_instructions(program: dspy.Module) -> str:
-    text = " || ".join(p.signature.instructions for p in program.predictors())
+    named = program.named_predictors()
+    # several predictors: each instruction under its predictor's name
+    text = " || ".join(
+        p.signature.instructions if len(named) == 1 else f"{name}: {p.signature.instructions}"
+        for name, p in named
+    )
     n = count_demos(program)
     return f"{text} [{describe_demos(program)}]" if n else text
 

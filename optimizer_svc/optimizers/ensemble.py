@@ -1,18 +1,22 @@
 """Ensemble: several members bootstrapped on differently shuffled trainsets, scored each and
-as their majority vote; a registry version is one predictor, so the best-scoring member is
-registered (``export``). Each scoring is an ``Evaluate``, hence a trial.
+as their majority vote, which is what is registered (``ProgramSpec.wrapper = "Ensemble"``:
+every member's state and the reduce function's name, ``majority_vote``, in the artifact).
+Each scoring is an ``Evaluate``, hence a trial.
+
+DSPy's ``Ensemble`` program holds its reduce function as a callable, which no saved state can
+hold; ``dspyops.programs.wrappers.EnsembleProgram`` is the same program (members under
+``programs``, so its state keys are DSPy's) with the function named.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
-from typing import Any
 
 import dspy
-from dspy.teleprompt import BootstrapFewShot, Ensemble
+from dspy.teleprompt import BootstrapFewShot
 from dspy.teleprompt.teleprompt import Teleprompter
 
+from dspyops.programs.wrappers import EnsembleProgram
 from optimizer_svc.optimizers.base import (
     MAX_BOOTSTRAPPED,
     MAX_LABELED,
@@ -24,14 +28,6 @@ from optimizer_svc.optimizers.base import (
     describe_demos,
     score_program,
 )
-
-
-def majority_vote(outputs: list[Any]) -> Any:
-    """The first prediction whose output values are the most common among the members'."""
-    keys = [tuple(sorted((k, str(v).strip().lower()) for k, v in o.items())) for o in outputs]
-    counts = Counter(keys)
-    best = max(counts.values())
-    return next(o for o, key in zip(outputs, keys, strict=True) if counts[key] == best)
 
 
 def _ensemble_compile(optimizer: Teleprompter, inputs: CompileInputs) -> dspy.Module:
@@ -49,24 +45,16 @@ def _ensemble_compile(optimizer: Teleprompter, inputs: CompileInputs) -> dspy.Mo
             max_labeled_demos=p["max_labeled_demos"],
         )
         member = bootstrap.compile(inputs.student, trainset=trainset)
-        result = score_program(member, evalset, inputs)
-        member._dspyops_score = result
+        score_program(member, evalset, inputs)
         members.append(member)
-    ensembled = Ensemble(reduce_fn=majority_vote).compile(members)
-    ensembled._dspyops_score = score_program(ensembled, evalset, inputs)
+    ensembled = EnsembleProgram(members, reduce="majority_vote")
+    score_program(ensembled, evalset, inputs)  # the vote, as the version will answer
     return ensembled
 
 
-def _ensemble_export(program: dspy.Module, inputs: CompileInputs) -> dspy.Module:
-    """A registry version is one predictor: the member that scored best (first on ties)."""
-    members = list(program.programs)
-    return max(members, key=lambda m: m._dspyops_score)
-
-
 def _ensemble_describe(program: dspy.Module) -> str:
-    members = getattr(program, "programs", None)
-    if members is not None:
-        return f"majority vote of {len(members)} members ({describe_demos(program)} in all)"
+    if isinstance(program, EnsembleProgram):
+        return f"majority vote of {len(program.programs)} members ({describe_demos(program)} in all)"
     return describe_demos(program)
 
 
@@ -79,11 +67,11 @@ ENSEMBLE = OptimizerAdapter(
         NUM_THREADS,
     ),
     needs_valset=True,
-    doc="Bootstraps several members and scores each and their majority vote; a registry version "
-    "is one predictor, so the best-scoring member is registered.",
+    doc="Bootstraps several members and scores each and their majority vote; the version is the "
+    "vote of all members (majority_vote).",
     build=lambda _inputs: NoOp(),
     compile=_ensemble_compile,
-    planned_trials=lambda inputs: inputs.params["size"] + 2,  # members, the vote, the registered
+    planned_trials=lambda inputs: inputs.params["size"] + 1,  # the members, then their vote
     describe=_ensemble_describe,
-    export=_ensemble_export,
+    wrapper="Ensemble",
 )

@@ -29,6 +29,7 @@ from optimizer_svc.optimizers.base import (
     describe_instructions,
     one_line,
 )
+from optimizer_svc.progress.predictors import instruction_changes
 
 
 def _gepa_check(p: dict[str, Any]) -> None:
@@ -90,6 +91,7 @@ class GepaProgress:
     def __init__(self, capture: ProgressSink, describe: Callable[[dspy.Module], str]) -> None:
         self.capture = capture
         self.describe = describe
+        self.seed: dict[str, str] = {}  # candidate 0's instructions: what later ones changed
 
     def on_valset_evaluated(self, event: dict[str, Any]) -> None:
         candidate = event.get("candidate") or {}
@@ -98,8 +100,12 @@ class GepaProgress:
         label = "seed" if idx == 0 else f"candidate {idx}"
         evaluated, total = event.get("num_examples_evaluated"), event.get("total_valset_size")
         partial = f" ({evaluated}/{total} examples)" if evaluated != total else ""
+        if idx == 0:
+            self.seed = {str(k): str(v) for k, v in candidate.items()}
         self.capture.record_trial(
-            float(event.get("average_score", 0.0)), f"{label}: {one_line(text)}{partial}"
+            float(event.get("average_score", 0.0)),
+            f"{label}: {one_line(text)}{partial}",
+            predictors=instruction_changes(candidate, self.seed),
         )
 
     def on_candidate_selected(self, event: dict[str, Any]) -> None:
@@ -114,7 +120,9 @@ class GepaProgress:
         i = int(event.get("iteration", 0))
         for name, text in (event.get("new_instructions") or {}).items():
             where = "" if name == "self" else f" for {name}"
-            self.capture.progress(i, 0, f"iteration {i}: proposed instruction{where}: {one_line(text)}")
+            self.capture.progress(
+                i, 0, f"iteration {i}: proposed instruction{where}: {one_line(text)}", predictor=str(name)
+            )
 
     def on_candidate_accepted(self, event: dict[str, Any]) -> None:
         i = int(event.get("iteration", 0))

@@ -148,7 +148,17 @@ def _proposed(n: int, outputs: Any) -> str:
     return f"proposed instruction {n}: {one_line(text)}"
 
 
-PROPOSERS = (Proposer("GenerateModuleInstruction", _proposed),)
+def _proposed_for(arguments: dict[str, Any]) -> str:
+    """MIPROv2's GroundedProposer calls GenerateModuleInstruction(program=..., pred_i=...) once
+    per instruction it proposes for predictor ``pred_i`` of ``program``."""
+    program, index = arguments.get("program"), arguments.get("pred_i")
+    if not isinstance(program, dspy.Module) or not isinstance(index, int):
+        return ""
+    names = [name for name, _ in program.named_predictors()]
+    return names[index] if 0 <= index < len(names) else ""
+
+
+PROPOSERS = (Proposer("GenerateModuleInstruction", _proposed, predictor=_proposed_for),)
 
 
 MIPRO = OptimizerAdapter(

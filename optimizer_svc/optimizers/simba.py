@@ -24,6 +24,7 @@ from optimizer_svc.optimizers.base import (
     ParamSpec,
     ProgressSink,
     describe_instructions,
+    one_line,
 )
 
 
@@ -89,6 +90,12 @@ def _read_strategy(match: re.Match[str], sink: ProgressSink) -> None:
     sink.progress(step, 0, f"SIMBA step {step}: new candidate by {strategy}")
 
 
+def _read_advice(match: re.Match[str], sink: ProgressSink) -> None:
+    # SIMBA's append_a_rule: one rule (advice) per predictor of the program, logged by name
+    name = match.group(1)
+    sink.progress(0, 0, f"rule for {name}: {one_line(match.group(2))}", predictor=name)
+
+
 def _read_scores(match: re.Match[str], sink: ProgressSink) -> None:
     step = int(match.group(1))
     for i, score in enumerate(_scores(match.group(2)), 1):
@@ -104,6 +111,7 @@ def _read_final(match: re.Match[str], sink: ProgressSink) -> None:
 LOG_PARSERS = (
     LogParser(re.compile(r"^Starting batch (\d+) of (\d+)\."), _read_batch),
     LogParser(re.compile(r"^Batch (\d+): Invoking strategy: (\w+)"), _read_strategy),
+    LogParser(re.compile(r"^Advice for ([^\s:]+): (.*)", re.S), _read_advice),
     LogParser(re.compile(r"^Scores after (\d+) batches: \[(.*?)\], Best:"), _read_scores),
     LogParser(re.compile(r"^Final trainset scores: \[(.*?)\], Best:"), _read_final),
 )

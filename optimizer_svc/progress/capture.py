@@ -39,6 +39,7 @@ from dspy.utils.callback import BaseCallback
 from optimizer_svc.cancel import CancelToken
 from optimizer_svc.optimizers.base import LogParser, Proposer, evaluation_score
 from optimizer_svc.progress.events import Emit, JobEvent, Progress, TrialCompleted
+from optimizer_svc.progress.predictors import changed_predictors, fingerprints
 from optimizer_svc.progress.usage import SharedUsageTracker
 
 
@@ -70,8 +71,11 @@ class ProgressCapture(BaseCallback):
         trials_from_evaluate: bool = True,
         log_parsers: Sequence[LogParser] = (),
         proposers: Sequence[Proposer] = (),
+        student: dspy.Module | None = None,
     ) -> None:
         self._emit = emit
+        # what each trial's candidate is compared with to name the predictors it changed
+        self._student = fingerprints(student) if student is not None else {}
         self._describe = describe
         self.usage = usage
         self._cancel = cancel
@@ -87,7 +91,9 @@ class ProgressCapture(BaseCallback):
         self._evaluations: dict[str, tuple[dspy.Module | None, bool]] = {}
         self._bootstraps: dict[str, _Bootstrap] = {}
         self._bootstrap_count = 0
-        self._proposals: dict[str, Proposer] = {}  # call id -> the proposer running
+        self._proposals: dict[
+            str, tuple[Proposer, str]
+        ] = {}  # call id -> the proposer running, its predictor
         self._proposed: dict[str, int] = {}  # proposer module -> its proposals so far
         self.trials = 0
         self.best_score: float | None = None
@@ -111,8 +117,7 @@ class ProgressCapture(BaseCallback):
         """While the adapter's compile runs: only then are evaluations trials and log lines progress.
 
         Set by the runner rather than by the first ``on_compile_start``, since some adapters
-        compile several teleprompters in turn (Ensemble) or run nested compiles after the
-        outer one (KNNFewShot compiles a BootstrapFewShot per input).
+        compile several teleprompters in turn (Ensemble) or none at all (KNNFewShot).
         """
         self._in_compile = True
         try:
@@ -120,16 +125,27 @@ class ProgressCapture(BaseCallback):
         finally:
             self._in_compile = False
 
-    def progress(self, step: int, total: int, message: str) -> None:
-        self.emit(Progress(step, total, message))
+    def progress(self, step: int, total: int, message: str, predictor: str = "") -> None:
+        self.emit(Progress(step, total, message, predictor))
 
-    def record_trial(self, score: float, candidate: str, *, counts_for_best: bool = True) -> TrialCompleted:
+    def record_trial(
+        self,
+        score: float,
+        candidate: str,
+        *,
+        counts_for_best: bool = True,
+        program: Any = None,
+        predictors: Sequence[str] | None = None,
+    ) -> TrialCompleted:
+        """One candidate scored; the predictors it concerns are ``predictors`` when the
+        optimizer says, else those where ``program`` differs from the student."""
+        named = tuple(predictors) if predictors is not None else changed_predictors(program, self._student)
         with self._lock:
             self.trials += 1
             if counts_for_best and (self.best_score is None or score > self.best_score):
                 self.best_score = score
             best = self.best_score if self.best_score is not None else score
-            event = TrialCompleted(self.trials, score, best, candidate)
+            event = TrialCompleted(self.trials, score, best, candidate, named)
         self.emit(event)
         return event
 
@@ -168,7 +184,7 @@ class ProgressCapture(BaseCallback):
             total = len(predictor.demos)
             where = "" if name == "self" else f"{name}: "
             for i in range(1, total + 1):
-                self.emit(Progress(i, total, f"{where}selected labeled demo {i}/{total}"))
+                self.emit(Progress(i, total, f"{where}selected labeled demo {i}/{total}", name))
 
     # ------------------------------------------------------------------ evaluations
 
@@ -193,7 +209,7 @@ class ProgressCapture(BaseCallback):
         if minibatch:
             candidate = f"{candidate} (minibatch)"
         # MIPROv2 only trusts full evaluations for its best program; so does best_score.
-        self.record_trial(score, candidate, counts_for_best=not minibatch)
+        self.record_trial(score, candidate, counts_for_best=not minibatch, program=program)
 
     # ------------------------------------------------------------------ modules and LM calls
 
@@ -201,18 +217,25 @@ class ProgressCapture(BaseCallback):
         # the optimizer's own proposing modules (its adapter's proposers), matched by name
         proposer = self._proposers.get(type(instance).__name__) if self._proposers else None
         if proposer is not None and self.compiling:
+            # Module.__call__(*args, **kwargs): the call's arguments are under "kwargs"
+            arguments = inputs.get("kwargs", inputs) if isinstance(inputs, dict) else {}
+            predictor = proposer.predictor(arguments) if proposer.predictor is not None else ""
             with self._lock:
-                self._proposals[call_id] = proposer
+                self._proposals[call_id] = (proposer, predictor)
 
     def on_module_end(
         self, call_id: str, outputs: Any | None, exception: BaseException | None = None
     ) -> None:
         with self._lock:
-            proposer = self._proposals.pop(call_id, None)
-            if proposer is None or exception is not None:
+            running = self._proposals.pop(call_id, None)
+            if running is None or exception is not None:
                 return
+            proposer, predictor = running
             n = self._proposed[proposer.module] = self._proposed.get(proposer.module, 0) + 1
-        self.emit(Progress(n, 0, proposer.message(n, outputs)))
+        message = proposer.message(n, outputs)
+        # a one-predictor program's predictor is DSPy's "self": no name in the message
+        named = predictor and predictor != "self"
+        self.emit(Progress(n, 0, f"{predictor}: {message}" if named else message, predictor))
 
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         self.usage.count_call()

@@ -24,6 +24,7 @@ class Progress:
     step: int
     total: int  # 0 if unknown
     message: str
+    predictor: str = ""  # the predictor it concerns, when one (a proposed instruction, a rule)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class TrialCompleted:
     score: float
     best_score: float
     candidate: str  # instruction text, or "4 demos", ...
+    predictors: tuple[
+        str, ...
+    ] = ()  # the predictors this candidate changed (optimizer_svc.progress.predictors)
 
 
 JobEvent = Started | BaselineEvaluated | Progress | TrialCompleted

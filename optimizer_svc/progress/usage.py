@@ -60,6 +60,9 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
         self.cost_usd = 0.0
         self.on_change = on_change
         self.prices: dict[str, Prices] = {}
+        # (input tokens, output tokens, cost) of each call, on the calling thread (an
+        # evaluation's per-module figures, optimizer_svc.evaluation.stages)
+        self.on_usage: Callable[[int, int, float], None] | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SharedUsageTracker:
         return self
@@ -75,6 +78,8 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
             self.input_tokens += prompt
             self.output_tokens += completion
             self.cost_usd += cost
+        if self.on_usage is not None:
+            self.on_usage(prompt, completion, cost)
         self._changed()
 
     def count_call(self) -> None:

@@ -105,6 +105,11 @@ LINES: list[tuple[str, str, list[JobEvent]]] = [
     ),
     (
         "SIMBA",
+        "Advice for answer: If the text mentions a refund,\n the label is refund.",
+        [Progress(0, 0, "rule for answer: If the text mentions a refund, the label is refund.", "answer")],
+    ),
+    (
+        "SIMBA",
         "Scores after 2 batches: [0.5, np.float64(0.25)], Best: 0.5",
         [
             TrialCompleted(1, 0.5, 0.5, "step 2 candidate 1 (minibatch)"),  # no best yet: its own

@@ -141,7 +141,10 @@ def test_the_optimizers_are_registered() -> None:
         "BetterTogether",
     }
     assert not any(a.needs_teacher for a in OPTIMIZERS.values())
-    assert {n for n, a in OPTIMIZERS.items() if a.export} == {"KNNFewShot", "Ensemble"}
+    assert {n: a.wrapper for n, a in OPTIMIZERS.items() if a.wrapper} == {
+        "KNNFewShot": "KNNFewShot",
+        "Ensemble": "Ensemble",
+    }
 
 
 def _inputs(optimizer: str, params: dict[str, Any], n_train: int = 20, n_val: int = 10) -> CompileInputs:
@@ -234,7 +237,7 @@ def test_feedback_metric_names_the_wrong_field() -> None:
 def test_hashed_embedding_is_deterministic_and_normalized() -> None:
     import numpy as np
 
-    from optimizer_svc.optimizers.knn import hashed_bag_of_words
+    from dspyops.programs.wrappers import hashed_bag_of_words
 
     a = hashed_bag_of_words(["refund my order please", "refund my order please", ""])
     assert np.allclose(a[0], a[1]) and np.isclose(np.linalg.norm(a[0]), 1.0) and not a[2].any()
