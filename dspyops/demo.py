@@ -3,8 +3,10 @@
 Starts both services as real subprocesses on free loopback ports, optimizes the shipped
 support-ticket dataset with BootstrapFewShot and MIPROv2 (streamed progress), compares
 baseline and optimized scores, registers and promotes the better version, deploys a 90/10
-split, sends predictions through the gateway, prints the audit log, verifies the hash
-chain, and stops everything.
+split, sends predictions through the gateway, runs an A/B experiment and rolls back; then a
+two-stage program (retrieve the help-centre article, then classify: dspyops.demo_pipeline)
+optimized, deployed, served with traces and explained; prints the audit log, verifies the
+hash chain, and stops everything.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.table import Table
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.datasets import example_row, load_dataset, split
+from dspyops.demo_pipeline import multi_stage
 from dspyops.launch import ServiceProcess
 from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console
@@ -250,6 +253,8 @@ def run_demo(workdir: Path | None = None) -> int:
         console.print(f"  user-0 asked again: served by {again.version} again (sticky)")
 
         if not experiment_and_rollback(opt, [gw, gw2], valset, best.version, other.version):
+            return 1
+        if not multi_stage(opt, gw, rows, valset, VAL_FRACTION, SPLIT_SEED):
             return 1
 
         console.print(Rule("audit log"))

@@ -23,10 +23,19 @@ def test_demo_runs_the_loop_and_optimization_helps(tmp_path: Path) -> None:
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     rows = re.findall(r"│ (BootstrapFewShot|MIPROv2)\s+│ (\S+)\s+│ ([\d.]+)\s+│ ([\d.]+)\s+│", out)
-    assert [r[0] for r in rows] == ["BootstrapFewShot", "MIPROv2"]
+    # the one-predictor router, then the two-stage triage program (MIPROv2 instruction-only first)
+    assert [r[0] for r in rows] == ["BootstrapFewShot", "MIPROv2", "MIPROv2", "BootstrapFewShot"]
     for _, _, baseline, optimized in rows:
         assert float(optimized) > float(baseline)
     assert "promoted to production" in out and "(sticky)" in out
+    # the multi-stage program served with its trace, kept and explained
+    assert re.search(r"corpus help-centre: 32 articles", out)
+    assert re.search(r"│ search\s+│ Retrieve\s+│", out) and re.search(r"│ classify\s+│ Predict\s+│", out)
+    assert re.search(
+        r"explain \w+: ticket-triage 1\.0\.0, classify on offline; 3 module calls kept; "
+        r"decision reproduced: True",
+        out,
+    )
     assert re.search(r"hash chain: intact over \d+ events", out)
     assert (tmp_path / "demo" / "dspyops.db").exists()
     assert list(sandbox_home.iterdir()) == []
