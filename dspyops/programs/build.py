@@ -31,7 +31,10 @@ def build_stage(stage: StageSpec, where: str, ctx: ProgramContext) -> dspy.Modul
     if stage.kind == "Retrieve":
         if ctx.retriever is None:
             raise ProgramError(f"{where}.corpus", f"stage {stage.name!r}: this server has no corpora")
-        return ctx.retriever(stage.corpus, stage.effective_k)
+        try:
+            return ctx.retriever(stage.corpus, stage.effective_k)
+        except ProgramError as exc:  # an unknown corpus: name the stage's field, not the lookup's
+            raise ProgramError(f"{where}.corpus", f"stage {stage.name!r}: {exc.problem}") from None
     signature = stage.signature_class()
     if stage.kind == "ChainOfThought":
         return dspy.ChainOfThought(signature)

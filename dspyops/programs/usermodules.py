@@ -82,7 +82,10 @@ def _with_retrievers(value: Any, ctx: ProgramContext, where: str) -> Any:
                 raise ProgramError(f"{where}.k", f"must be an integer in [1, 100], got {shown(k)}")
             if ctx.retriever is None:
                 raise ProgramError(where, "this server has no corpora for a retriever")
-            return ctx.retriever(settings["corpus"], k)
+            try:
+                return ctx.retriever(settings["corpus"], k)
+            except ProgramError as exc:  # an unknown corpus: name the init_args key, not the lookup
+                raise ProgramError(f"{where}.corpus", exc.problem) from None
         return {k: _with_retrievers(v, ctx, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
         return [_with_retrievers(v, ctx, f"{where}[{i}]") for i, v in enumerate(value)]

@@ -44,3 +44,17 @@ class ToolUser(dspy.Module):
 
     def forward(self, question: str) -> dspy.Prediction:
         return self.act(question=question)
+
+
+class HelpDesk(dspy.Module):
+    """Retrieval-augmented: the server's retriever arrives through init_args
+    ({"search": {"$retriever": {"corpus": NAME, "k": K}}}), then one predictor answers."""
+
+    def __init__(self, search: dspy.Module) -> None:
+        super().__init__()
+        self.search = search
+        self.answer = dspy.Predict("text, passages: list[str] -> label")
+
+    def forward(self, text: str) -> dspy.Prediction:
+        passages = self.search(query=text).passages
+        return dspy.Prediction(label=self.answer(text=text, passages=passages).label)
