@@ -122,7 +122,11 @@ def test_a_missing_corpus_is_refused_naming_the_stage(servers: tuple[OptimizerCl
     opt, _ = servers
     opt.register_corpus("help", FIRST)
     head = opt.read_log(0, 1).head
-    for spec, field in [(pipeline("nope"), "spec.pipeline.stages[0].corpus"), (USER_NOPE, "spec.init_args.search.corpus")]:
+    cases = [
+        (pipeline("nope"), "spec.pipeline.stages[0].corpus"),
+        (USER_NOPE, "spec.init_args.search.corpus"),
+    ]
+    for spec, field in cases:
         with pytest.raises(grpc.RpcError) as err:
             list(
                 opt.start_optimization(
