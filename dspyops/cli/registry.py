@@ -71,7 +71,7 @@ def version(session: Session, program: str, version: str, as_json: bool) -> int:
         print_json(found)
     else:
         for line in version_lines(found):
-            console.print(line)
+            console.print(line, markup=False, highlight=False)  # a signature's list[str] is no markup
     return 0
 
 

@@ -12,10 +12,10 @@ from dspyops.render.deployments import routes_text
 
 
 def prediction_line(response: gpb.PredictResponse) -> str:
-    outputs = ", ".join(f"{k}={v!r}" for k, v in response.outputs.items())
+    outputs = escape(", ".join(f"{k}={v!r}" for k, v in response.outputs.items()))  # model text, no markup
     return (
         f"{outputs}  [dim]served by {response.program} {response.version} "
-        f"(prediction {response.prediction_id[:12]}, log position {response.log_position}, "
+        f"(prediction {response.prediction_id}, log position {response.log_position}, "
         f"{response.latency_ms:.1f} ms)[/dim]"
     )
 

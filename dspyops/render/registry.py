@@ -49,8 +49,7 @@ def version_lines(v: opb.ProgramVersion) -> list[str]:
     lines = [
         f"{v.program} {v.version} ({status_name(v.status)}), aliases {aliases}, registered at log "
         f"position {v.registered_position}",
-        f"  dspy.{v.spec.module}({v.spec.signature!r})"
-        + (f", instructions {v.spec.instructions[:80]!r}" if v.spec.instructions else ""),
+        *program_lines(v.spec),
         f"  LM: connection {v.lm.connection or 'offline'}" + (f", model {v.lm.model}" if v.lm.model else ""),
         f"  artifact {v.artifact_digest}",
     ]
@@ -59,4 +58,35 @@ def version_lines(v: opb.ProgramVersion) -> list[str]:
             f"  from job {lineage.job_id}: {lineage.optimizer}, baseline {lineage.baseline_score:.3f}, "
             f"score {lineage.final_score:.3f}"
         )
+    for module, digest in sorted(lineage.code_digests.items()):
+        lines.append(f"  code {module} sha256 {digest[:16]}...")
+    if lineage.code_distribution:
+        lines.append(f"  from distribution {lineage.code_distribution} {lineage.code_version}")
+    for stage, digest in sorted(lineage.corpora.items()):
+        lines.append(f"  {stage} searches corpus sha256 {digest[:16]}...")
     return lines
+
+
+def program_lines(spec: pb.ProgramSpec) -> list[str]:
+    """What a spec is: one predictor, a pipeline's stages and wiring, or a user module."""
+    wrapper = f"{spec.wrapper} of " if spec.wrapper else ""
+    if spec.module == "Pipeline":
+        lines = [f"  {wrapper}pipeline of {len(spec.pipeline.stages)} stages"]
+        for stage in spec.pipeline.stages:
+            what = (
+                f"corpus {stage.corpus!r}, k {stage.k or 3}"
+                if stage.kind == "Retrieve"
+                else repr(stage.signature)
+            )
+            wired = ", ".join(f"{k}<-{v}" for k, v in sorted(stage.inputs.items()))
+            tools = f", tools {', '.join(stage.tools)}" if stage.tools else ""
+            lines.append(f"    {stage.name}: {stage.kind} {what} ({wired}){tools}")
+        lines.append(
+            "    outputs " + ", ".join(f"{k}<-{v}" for k, v in sorted(spec.pipeline.outputs.items()))
+        )
+        return lines
+    if ":" in spec.module:
+        args = f", init_args {spec.init_args[:80]}" if spec.init_args else ""
+        return [f"  {wrapper}user module {spec.module}{args}"]
+    instructions = f", instructions {spec.instructions[:80]!r}" if spec.instructions else ""
+    return [f"  {wrapper}dspy.{spec.module}({spec.signature!r}){instructions}"]

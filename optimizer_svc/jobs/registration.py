@@ -16,7 +16,6 @@ from google.protobuf.struct_pb2 import Struct
 
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.programs.code import code_identity
-from dspyops.programs.retrieve import lineage_corpora
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.jobs.gates import evaluate_gate
 from optimizer_svc.jobs.requests import ValidatedJob
@@ -72,7 +71,7 @@ def register_result(
             code_digests=code.digests,
             code_distribution=code.distribution,
             code_version=code.version,
-            corpora=lineage_corpora(result.program),  # the digests its Retrieve stages searched
+            corpora=result.corpora,  # the digests its Retrieve stages searched
         ),
     )
     version = registry.register_version(registered, promote=job.auto_promote and gate_passed)

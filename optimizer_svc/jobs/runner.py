@@ -20,6 +20,7 @@ from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.metrics import allowed_metric_modules, resolve_metric
 from dspyops.programs.build import build_module, program_state
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
+from dspyops.programs.retrieve import lineage_corpora
 from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.jobs.budgets import Budget, BudgetGuard
@@ -63,6 +64,9 @@ class JobResult:
     usage: Usage
     trials: int
     must_beat_score: float | None = None
+    # Retrieve stage -> the corpus digest it searched, from the student (the compiled program
+    # also holds what the optimizer attached: candidate programs, trial logs)
+    corpora: dict[str, str] = field(default_factory=dict)
 
 
 def student_module(job: JobSpec) -> dspy.Module:
@@ -174,6 +178,7 @@ def run_job(
         usage=usage.snapshot(),
         trials=capture.trials,
         must_beat_score=must_beat_score,
+        corpora=lineage_corpora(student),
     )
 
 

@@ -61,14 +61,21 @@ def servers(tmp_path: Path) -> Iterator[tuple[OptimizerClient, Path]]:
         optimizer.stop()
 
 
-def optimize(opt: OptimizerClient, program: str, spec: pb.ProgramSpec) -> str:
+def optimize(
+    opt: OptimizerClient,
+    program: str,
+    spec: pb.ProgramSpec,
+    optimizer: str = "LabeledFewShot",
+    **params: object,
+) -> str:
     events = list(
         opt.start_optimization(
             program,
             "",
             trainset=ROWS,
-            optimizer="LabeledFewShot",
-            params={"k": 2},
+            valset=ROWS,
+            optimizer=optimizer,
+            params=params or {"k": 2},
             spec=spec,
             input_keys=["text"],
         )
@@ -101,6 +108,12 @@ def test_a_version_searches_the_corpus_it_was_registered_with(
     assert moved != first
     newer = optimize(opt, program, spec)  # a new version searches what the name means now
     assert dict(opt.get_version(program, newer).lineage.corpora) == {"search": moved}
+    # MIPROv2 hangs its candidates and trial logs on the compiled program: the lineage names
+    # the program's own stage only
+    tuned = optimize(
+        opt, program, spec, "MIPROv2", auto="light", max_bootstrapped_demos=0, max_labeled_demos=0
+    )
+    assert dict(opt.get_version(program, tuned).lineage.corpora) == {"search": moved}
 
     # the registered version is evaluated as it will be served: on its own corpus
     report = list(opt.evaluate(program, version, dataset=ROWS, input_keys=["text"]))[-1].report
