@@ -49,9 +49,6 @@ class JobSpec:
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
     connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
     programs: ProgramContext = NO_CONTEXT  # the server's: user code and corpora the spec may use
-    # The program to optimize when the caller built it (a test's multi-module program);
-    # None: student_module builds it from `spec`.
-    program: dspy.Module | None = None
 
 
 @dataclass
@@ -72,8 +69,6 @@ class JobResult:
 def student_module(job: JobSpec) -> dspy.Module:
     """The module the job optimizes, fresh: the one seam between a job and how programs are
     built (one predictor, a pipeline, a user module: dspyops.programs builds them all)."""
-    if job.program is not None:
-        return job.program.deepcopy()
     return build_module(job.spec, job.programs)
 
 

@@ -12,26 +12,21 @@ import pytest
 
 from dspyops.datasets import load_dataset, split
 from dspyops.lm import LMConfig
+from dspyops.programs.context import ProgramContext
 from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelToken
 from optimizer_svc.jobs.runner import JobResult, JobSpec, run_job
 from optimizer_svc.optimizers.registry import OPTIMIZERS
 from optimizer_svc.progress.events import JobEvent, Progress, TrialCompleted
+from tests.programs_pkg.modules import AnalyzeThenAnswer
 
 PREDICTORS = ("analyze", "answer")
 
 
-class AnalyzeThenAnswer(dspy.Module):
-    """The classic two-stage program: a topic first, then the label from the text and topic."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.analyze = dspy.Predict("text -> topic")
-        self.answer = dspy.Predict("text, topic -> label")
-
-    def forward(self, text: str) -> dspy.Prediction:
-        topic = self.analyze(text=text).topic
-        return self.answer(text=text, topic=topic)
+# the classic two-stage program, as a team's own module from an allowlisted package
+MODULES = "tests.programs_pkg.modules"
+SPEC = ProgramSpec(module=f"{MODULES}:AnalyzeThenAnswer")
+ALLOWED = ProgramContext(program_modules=frozenset({MODULES}))
 
 
 PARAMS: dict[str, dict[str, Any]] = {
@@ -70,14 +65,14 @@ def run(optimizer: str, data: tuple[list, list]) -> tuple[JobResult, list[JobEve
         train, val = data
         job = JobSpec(
             job_id=f"multi-{optimizer}",
-            spec=ProgramSpec(signature="text -> label"),  # the examples' fields
+            spec=SPEC,
             lm=LMConfig(),
             optimizer=optimizer,
             params=PARAMS[optimizer],
             metric="exact_match",
             trainset=train,
             valset=val,
-            program=AnalyzeThenAnswer(),
+            programs=ALLOWED,
         )
         _RUNS[optimizer] = (run_job(job, events.append, CancelToken()), events)
     return _RUNS[optimizer]

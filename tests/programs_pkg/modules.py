@@ -58,3 +58,16 @@ class HelpDesk(dspy.Module):
     def forward(self, text: str) -> dspy.Prediction:
         passages = self.search(query=text).passages
         return dspy.Prediction(label=self.answer(text=text, passages=passages).label)
+
+
+class AnalyzeThenAnswer(dspy.Module):
+    """The classic two-stage program: a topic first, then the label from the text and topic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.analyze = dspy.Predict("text -> topic")
+        self.answer = dspy.Predict("text, topic -> label")
+
+    def forward(self, text: str) -> dspy.Prediction:
+        topic = self.analyze(text=text).topic
+        return self.answer(text=text, topic=topic)
