@@ -3,7 +3,7 @@ the ticket with the article beside it.
 
 A declarative pipeline (no Python of the user's: any gRPC client can send it) of two
 stages: ``search`` (Retrieve, BM25 over the help-centre corpus shipped in
-``dspyops/data/help_centre.jsonl``) and ``classify`` (Predict, ``text, passages -> label``).
+``dspyops/data/corpora/help_centre.jsonl``) and ``classify`` (Predict, ``text, passages -> label``).
 It is optimized with MIPROv2 instruction-only (no demos: the offline engine follows the rules
 the proposer mines from the examples it is shown) and with BootstrapFewShot, deployed,
 served with traces and a capture policy, and explained stage by stage.
@@ -58,7 +58,7 @@ def triage_spec() -> pb.ProgramSpec:
 
 def help_centre() -> list[dict[str, str]]:
     """The shipped help-centre articles, as RegisterCorpus documents (id, text)."""
-    text = (DATA_DIR / "help_centre.jsonl").read_text(encoding="utf-8")
+    text = (DATA_DIR / "corpora" / "help_centre.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [{"id": row["id"], "text": row["text"]} for row in rows]
 

@@ -24,7 +24,7 @@ from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
 from tests.support.harness import ServerThread, wait_until
 
-HELP_CENTRE = Path(__file__).resolve().parents[2] / "dspyops" / "data" / "help_centre.jsonl"
+HELP_CENTRE = Path(__file__).resolve().parents[2] / "dspyops" / "data" / "corpora" / "help_centre.jsonl"
 QUERIES = [
     "How long until my refund reaches my card?",
     "tracking number has not moved for a week",

@@ -26,7 +26,7 @@ from dspyops.programs.retrieve import (
 )
 from dspyops.retrieval import Document, IndexCache, Retriever
 
-HELP_CENTRE = Path(__file__).resolve().parents[2] / "dspyops" / "data" / "help_centre.jsonl"
+HELP_CENTRE = Path(__file__).resolve().parents[2] / "dspyops" / "data" / "corpora" / "help_centre.jsonl"
 ROWS = [json.loads(line) for line in HELP_CENTRE.read_text(encoding="utf-8").splitlines()]
 DOCUMENTS = tuple(Document(r["id"], r["text"]) for r in ROWS)
 

@@ -22,7 +22,7 @@ from dspyops.proto import events_pb2 as pb
 from optimizer_svc.server import OptimizerConfig, start
 from tests.support.harness import ServerThread
 
-HELP_CENTRE = Path(__file__).resolve().parents[2] / "dspyops" / "data" / "help_centre.jsonl"
+HELP_CENTRE = Path(__file__).resolve().parents[2] / "dspyops" / "data" / "corpora" / "help_centre.jsonl"
 DOCS = [
     {"id": "refunds", "text": "Refunds reach your card in 5 to 10 business days."},
     {"id": "shipping", "text": "Standard delivery takes 3 to 5 business days."},
