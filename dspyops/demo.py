@@ -31,7 +31,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console
 from dspyops.render.events import log_table
 from dspyops.render.experiments import results_table
-from dspyops.render.jobs import render_job_events
+from dspyops.render.jobs import render_job_events, scores_table
 
 PROGRAM = "ticket-router"
 DEPLOYMENT = "support-web"
@@ -186,19 +186,7 @@ def run_demo(workdir: Path | None = None) -> int:
         ]
         results = [(name, _optimize(opt, name, params, rows, len(valset))) for name, params in runs]
 
-        table = Table(title="baseline vs optimized (exact match on the validation split)")
-        for column in ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls", "seconds"):
-            table.add_column(column)
-        for name, done in results:
-            table.add_row(
-                name,
-                done.version,
-                f"{done.baseline_score:.3f}",
-                f"{done.final_score:.3f}",
-                f"{done.improvement:+.3f}",
-                str(done.usage.lm_calls),
-                f"{done.wall_seconds:.1f}",
-            )
+        table = scores_table("baseline vs optimized (exact match on the validation split)", results)
         console.print(table)
         if any(done.final_score <= done.baseline_score for _, done in results):
             console.print("[red]an optimized program did not beat its baseline[/red]")

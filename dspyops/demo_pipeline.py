@@ -22,7 +22,7 @@ from dspyops.datasets import DATA_DIR
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console
-from dspyops.render.jobs import render_job_events
+from dspyops.render.jobs import render_job_events, scores_table
 
 CORPUS = "help-centre"
 PROGRAM = "ticket-triage"
@@ -37,13 +37,13 @@ RUNS: tuple[tuple[str, dict[str, object]], ...] = (
 )
 
 
-def triage_spec() -> pb.ProgramSpec:
-    """search (Retrieve, k=1) -> classify (Predict): the article goes beside the ticket."""
+def triage_spec(corpus: str = CORPUS, k: int = 1) -> pb.ProgramSpec:
+    """search (Retrieve, k passages) -> classify (Predict): the articles go beside the ticket."""
     return pb.ProgramSpec(
         module="Pipeline",
         pipeline=pb.Pipeline(
             stages=[
-                pb.Stage(name="search", kind="Retrieve", corpus=CORPUS, k=1, inputs={"query": "input.text"}),
+                pb.Stage(name="search", kind="Retrieve", corpus=corpus, k=k, inputs={"query": "input.text"}),
                 pb.Stage(
                     name="classify",
                     kind="Predict",
@@ -119,18 +119,7 @@ def multi_stage(
     corpus: opb.Corpus = opt.register_corpus(CORPUS, help_centre())
     console.print(f"corpus {corpus.corpus}: {corpus.count} articles, sha256 {corpus.digest[:16]}...")
     results = [(name, _optimize(opt, name, params, rows, val_fraction, split_seed)) for name, params in RUNS]
-    table = Table(title=f"{PROGRAM}: baseline vs optimized (exact match on the validation split)")
-    for column in ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls"):
-        table.add_column(column)
-    for name, done in results:
-        table.add_row(
-            name,
-            done.version,
-            f"{done.baseline_score:.3f}",
-            f"{done.final_score:.3f}",
-            f"{done.improvement:+.3f}",
-            str(done.usage.lm_calls),
-        )
+    table = scores_table(f"{PROGRAM}: baseline vs optimized (exact match on the validation split)", results)
     console.print(table)
     if any(done.final_score <= done.baseline_score for _, done in results):
         console.print("[red]an optimized pipeline did not beat its baseline[/red]")

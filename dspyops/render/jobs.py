@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json
 
@@ -99,3 +100,21 @@ def job_line(job: opb.Job) -> str:
     if job.error:
         line += f"; error: {job.error[:200]}"
     return line
+
+
+def scores_table(title: str, results: Sequence[tuple[str, pb.JobCompleted]]) -> Table:
+    """Completed jobs side by side: (optimizer, JobCompleted) -> baseline, optimized, cost."""
+    table = Table(title=title)
+    for column in ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls", "seconds"):
+        table.add_column(column)
+    for name, done in results:
+        table.add_row(
+            name,
+            done.version,
+            f"{done.baseline_score:.3f}",
+            f"{done.final_score:.3f}",
+            f"{done.improvement:+.3f}",
+            str(done.usage.lm_calls),
+            f"{done.wall_seconds:.1f}",
+        )
+    return table

@@ -6,6 +6,7 @@ import io
 
 from rich.console import Console
 
+from dspyops.demo_pipeline import triage_spec
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import optimizer_pb2 as opb
@@ -30,21 +31,7 @@ def test_a_model_output_that_looks_like_markup_is_printed_verbatim() -> None:
 
 
 def test_a_pipeline_version_shows_its_stages_and_typed_fields() -> None:
-    spec = pb.ProgramSpec(
-        module="Pipeline",
-        pipeline=pb.Pipeline(
-            stages=[
-                pb.Stage(name="search", kind="Retrieve", corpus="help", k=2, inputs={"query": "input.text"}),
-                pb.Stage(
-                    name="classify",
-                    kind="Predict",
-                    signature="text, passages: list[str] -> label",
-                    inputs={"text": "input.text", "passages": "search.passages"},
-                ),
-            ],
-            outputs={"label": "classify.label"},
-        ),
-    )
+    spec = triage_spec("help", k=2)
     version = opb.ProgramVersion(
         program="triage", version="1.0.0", spec=spec, lineage=pb.Lineage(corpora={"search": "ab" * 32})
     )

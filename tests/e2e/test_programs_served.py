@@ -19,34 +19,12 @@ from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.launch import ServerThread
 from dspyops.proto import events_pb2 as pb
 from tests.programs_pkg.modules import TwoStep
+from tests.programs_pkg.specs import ALLOWED, MODULES, PIPELINE, TOOLS, agent
 from tests.support.connections import gateway_thread, optimizer_thread
 from tests.support.harness import ticket_rows, wait_until
 
-MODULES = "tests.programs_pkg.modules"
-TOOLS = "tests.programs_pkg.tools"
-ALLOWED = frozenset({MODULES, TOOLS})
 ROWS = ticket_rows()[:8]
 USER = pb.ProgramSpec(module=f"{MODULES}:TwoStep", init_args='{"hint": "be brief"}')
-PIPELINE = pb.ProgramSpec(
-    module="Pipeline",
-    pipeline=pb.Pipeline(
-        stages=[
-            pb.Stage(
-                name="analyze",
-                kind="ChainOfThought",
-                signature="text -> topic",
-                inputs={"text": "input.text"},
-            ),
-            pb.Stage(
-                name="answer",
-                kind="Predict",
-                signature="text, topic -> label",
-                inputs={"text": "input.text", "topic": "analyze.topic"},
-            ),
-        ],
-        outputs={"label": "answer.label"},
-    ),
-)
 
 
 @pytest.fixture
@@ -163,24 +141,8 @@ def test_every_optimizer_takes_the_two_predictor_module(
 
 def test_react_stage_with_a_raising_tool_served(servers: tuple[OptimizerClient, ServerThread, Path]) -> None:
     opt, _, tmp_path = servers
-    agent = pb.ProgramSpec(
-        module="Pipeline",
-        pipeline=pb.Pipeline(
-            stages=[
-                pb.Stage(
-                    name="agent",
-                    kind="ReAct",
-                    signature="text -> label",
-                    inputs={"text": "input.text"},
-                    tools=[f"{TOOLS}:lookup_order", f"{TOOLS}:refund"],
-                    max_iters=2,
-                    tool_timeout_seconds=2,
-                )
-            ],
-            outputs={"label": "agent.label"},
-        ),
-    )
-    version = optimize(opt, "agent", agent, "LabeledFewShot", k=2)
+    react = agent(max_iters=2, tool_timeout_seconds=2)
+    version = optimize(opt, "agent", react, "LabeledFewShot", k=2)
     assert set(opt.get_version("agent", version).lineage.code_digests) == {TOOLS}  # the tools' code
     state = json.loads(opt.export_version("agent", version).state_json)
     assert set(state) == {"agent.react", "agent.extract.predict", "metadata"}

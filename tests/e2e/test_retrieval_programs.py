@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.demo_pipeline import triage_spec
 from dspyops.launch import ServerThread
 from dspyops.proto import events_pb2 as pb
 from tests.support.connections import gateway_thread, optimizer_thread
@@ -29,21 +30,7 @@ SECOND = [{"id": "other", "text": "Refunds money back delivery shipping parcels 
 
 
 def pipeline(corpus: str = "help") -> pb.ProgramSpec:
-    return pb.ProgramSpec(
-        module="Pipeline",
-        pipeline=pb.Pipeline(
-            stages=[
-                pb.Stage(name="search", kind="Retrieve", corpus=corpus, k=1, inputs={"query": "input.text"}),
-                pb.Stage(
-                    name="classify",
-                    kind="Predict",
-                    signature="text, passages: list[str] -> label",
-                    inputs={"text": "input.text", "passages": "search.passages"},
-                ),
-            ],
-            outputs={"label": "classify.label"},
-        ),
-    )
+    return triage_spec(corpus)  # the demo's: search (Retrieve, k=1), then classify
 
 
 USER = pb.ProgramSpec(

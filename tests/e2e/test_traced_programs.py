@@ -19,50 +19,12 @@ from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
+from tests.programs_pkg.specs import ALLOWED, MODULES, PIPELINE, agent
 from tests.support.harness import ServerThread, ticket_rows, wait_until
 
-MODULES = "tests.programs_pkg.modules"
-TOOLS = "tests.programs_pkg.tools"
-ALLOWED = frozenset({MODULES, TOOLS})
-
 ROWS = ticket_rows()[:8]
-PIPELINE = pb.ProgramSpec(
-    module="Pipeline",
-    pipeline=pb.Pipeline(
-        stages=[
-            pb.Stage(
-                name="analyze",
-                kind="ChainOfThought",
-                signature="text -> topic",
-                inputs={"text": "input.text"},
-            ),
-            pb.Stage(
-                name="answer",
-                kind="Predict",
-                signature="text, topic -> label",
-                inputs={"text": "input.text", "topic": "analyze.topic"},
-            ),
-        ],
-        outputs={"label": "answer.label"},
-    ),
-)
 USER = pb.ProgramSpec(module=f"{MODULES}:TwoStep")
-AGENT = pb.ProgramSpec(
-    module="Pipeline",
-    pipeline=pb.Pipeline(
-        stages=[
-            pb.Stage(
-                name="agent",
-                kind="ReAct",
-                signature="text -> label",
-                inputs={"text": "input.text"},
-                tools=[f"{TOOLS}:lookup_order", f"{TOOLS}:refund"],
-                max_iters=3,
-            )
-        ],
-        outputs={"label": "agent.label"},
-    ),
-)
+AGENT = agent(max_iters=3)
 
 
 @dataclass(frozen=True)
