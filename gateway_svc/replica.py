@@ -58,6 +58,10 @@ class Replica:
             await self.wait_for(head)
             if self.failure is not None and self.state.position < head:
                 raise self.failure
+            # A replica restored from a snapshot at the head reaches it before its source has
+            # connected; it serves only once the source has said where the head is.
+            async with self._advanced:
+                await self._advanced.wait_for(lambda: self.readiness.ready or self.failure is not None)
 
     async def wait_for(self, position: int, timeout: float | None = None) -> bool:
         async def reached() -> None:
@@ -95,7 +99,7 @@ class Replica:
                 await asyncio.sleep(_TAIL_RETRY)
 
     async def _follow(self) -> None:
-        async for page in self.source.pages(self.state.position, self.readiness):
+        async for page in self.source.pages(self.state.position, self):
             for event in page:
                 found = registered_artifact(event)  # unchecked here: the loader checks it
                 if found is not None:
@@ -112,6 +116,17 @@ class Replica:
             async with self._advanced:
                 self._advanced.notify_all()
             await self.readiness.advanced(self.state.position)
+
+    # the tail's observer: the readiness hears it, and a start() waiting for it wakes
+    async def connected(self, head: int) -> None:
+        await self.readiness.connected(head)
+        async with self._advanced:
+            self._advanced.notify_all()
+
+    async def failed(self, reason: str) -> None:
+        await self.readiness.failed(reason)
+        async with self._advanced:
+            self._advanced.notify_all()
 
     async def stop(self) -> None:
         if self._task:

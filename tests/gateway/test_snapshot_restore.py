@@ -80,6 +80,9 @@ def test_a_tampered_artifact_under_a_snapshot_is_refused_at_predict_not_at_start
     )
     try:
         assert gateway.running.replica.folded == 0  # started from the snapshot
+        # serving once start returns, though the snapshot was at the head (failed before: the
+        # source had not connected yet, and a Predict sent at once got UNAVAILABLE)
+        assert gateway.running.replica.readiness.ready
         with GatewayClient(gateway.address) as gw:
             with pytest.raises(grpc.RpcError) as err:
                 gw.predict("web", {"text": "refund please"})
