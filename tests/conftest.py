@@ -25,4 +25,4 @@ if os.environ.get("CI"):
 
 # fixtures shared across test directories: the bad-input tests' module-scoped `servers`,
 # and the connection tests' fake provider and planted environment
-pytest_plugins = ["tests.support.bad_input", "tests.support.connections"]
+pytest_plugins = ["tests.support.bad_input", "tests.support.connections", "tests.support.ray_cluster"]
