@@ -48,10 +48,11 @@ def connect(address: str, temp_dir: str | None = None) -> bool:
             num_cpus=LOCAL_CPUS,
             include_dashboard=False,
             logging_level=logging.WARNING,
+            log_to_driver=False,  # the workers' output stays in Ray's logs: this stderr is the service's
             _temp_dir=temp_dir,
         )
         return True
-    ray.init(address=address, logging_level=logging.WARNING)
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     return False
 
 

@@ -40,6 +40,7 @@ from optimizer_svc.progress.usage import SharedUsageTracker, Usage
 
 # how long a cancelled task waits for its job thread to reach its next LM call and stop
 CANCEL_JOIN_SECONDS = 30.0
+POLL_SECONDS = 0.05  # how soon the task's thread sees a ray.cancel
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,12 @@ def stream_job(task: TaskJob) -> Iterator[TaskMessage]:
     try:
         yield TaskPlaced(os.getpid(), socket.gethostname())
         while True:
-            message = messages.get()
+            try:
+                # not a blocking get: Ray's cancel is an asynchronous exception, which this
+                # thread only sees while it runs Python code
+                message = messages.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
             yield message
             if isinstance(message, TaskEnded):
                 return
