@@ -18,6 +18,7 @@ replica is the manager's business, not Ray's: Ray would re-run it without tellin
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ import ray
 import structlog
 from ray import exceptions as ray_errors
 
+from dspyops.errors import shown
+from dspyops.logstart import StartRefused
 from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.jobs.executor import JobLost, RemoteJobFailed
 from optimizer_svc.jobs.ray_task import TaskEnded, TaskEvent, TaskPlaced, stream_job, task_job
@@ -40,9 +43,12 @@ _log = structlog.get_logger()
 
 
 def connect(address: str, temp_dir: str | None = None) -> bool:
-    """Connect this process to Ray; True when it started a local cluster (to stop at close)."""
+    """Connect this process to Ray; True when it started a local cluster (to stop at close).
+    StartRefused, naming --ray-address, when no cluster answers there."""
     if ray.is_initialized():
         return False
+    if address != LOCAL:
+        _check_reachable(address)
     if address == LOCAL:
         ray.init(
             num_cpus=LOCAL_CPUS,
@@ -52,8 +58,29 @@ def connect(address: str, temp_dir: str | None = None) -> bool:
             _temp_dir=temp_dir,
         )
         return True
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionError as exc:
+        raise StartRefused(
+            f"--ray-address {shown(address)}: cannot connect to the Ray cluster ({exc})"
+        ) from None
     return False
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A GCS address (HOST:PORT) must accept a connection before ray.init is given it: Ray
+    itself retries an unreachable address for minutes, and the optimizer would hang at start."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # "auto", ray://..., anything Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StartRefused(
+            f"--ray-address {shown(address)}: no Ray cluster answers there ({reason}); "
+            "start one (`ray start --head`) or give --ray-address local"
+        ) from None
 
 
 class RayExecutor:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import ray
 
 from dspyops.client import OptimizerClient, examples
 from dspyops.eventlog import open_store
@@ -21,9 +23,14 @@ from dspyops.lm import LMConfig
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.jobs.ray_executor import RayExecutor
+from optimizer_svc.jobs.ray_task import task_job
 from optimizer_svc.jobs.requests import validate_start
+from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.server import OptimizerConfig, start
-from tests.support.harness import ServerThread, ticket_rows, wait_until
+from optimizer_svc.wire import spec_from_proto
+from tests.support.connections import AMBIENT, FAKE_KEY, PLANTED, connections_file, job, optimizer_thread
+from tests.support.fake_provider import FakeProvider
+from tests.support.harness import ServerThread, serve_until_exit, ticket_rows, wait_until
 from tests.support.ray_cluster import EXECUTORS
 
 ROWS = ticket_rows()
@@ -160,3 +167,52 @@ def test_the_optimizer_process_runs_jobs_on_a_ray_cluster_by_its_flags(
     ]
     assert [line["job_id"] for line in lines] == [events[0].job_id]
     assert lines[0]["pid"] != service.process.pid  # on a worker of the cluster, not in the optimizer
+
+
+def test_an_address_where_no_cluster_answers_refuses_the_start(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["optimizer", "--log", str(tmp_path / "log.db"), "--data-dir", str(tmp_path / "data")]
+    status, stderr = serve_until_exit(
+        [*args, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"], tmp_path
+    )
+    assert status == 1, stderr
+    assert f"--ray-address '127.0.0.1:{port}': no Ray cluster answers there" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("executor", ["ray"], indirect=True)
+def test_connections_travel_as_configuration_and_keys_stay_behind(
+    tmp_path: Path, executor: str, provider: FakeProvider, server_env: None
+) -> None:
+    """The task is handed the connections file's entries, never a key value: a job on the
+    "fake" connection (no key) reaches the provider from the Ray worker; the hand-over of a
+    job holds no key the optimizer's environment has."""
+    optimizer = optimizer_thread(
+        tmp_path, lm_connections=str(connections_file(tmp_path, provider)), executor=executor
+    )
+    try:
+        with OptimizerClient(optimizer.address, timeout=120) as opt:
+            events = job(opt, pb.LMConfig(connection="fake", model="m1"), "remote")
+            assert kinds(events)[-1] == "completed", events[-1]
+            assert provider.authorizations  # the worker called the provider itself
+        connections = optimizer.running.jobs.connections
+        assert connections.secret_values() == [FAKE_KEY]  # the optimizer has the keyed one's key
+        spec = JobSpec(
+            "j1",
+            spec_from_proto(pb.ProgramSpec(module="Predict", signature="text -> label")),
+            LMConfig(),
+            "LabeledFewShot",
+            {},
+            "exact_match",
+            [],
+            [],
+            connections=connections,
+        )
+        handed = ray.cloudpickle.dumps(task_job(spec, str(tmp_path / "data" / "artifacts"), {}))
+        for secret in (FAKE_KEY, PLANTED, AMBIENT):
+            assert secret.encode() not in handed
+        assert ray.cloudpickle.loads(handed).connections.load().names() == ["fake", "keyed", "offline"]
+    finally:
+        optimizer.stop()
