@@ -64,6 +64,13 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
     show_default=True,
     help="with --executor ray: the cluster's address (HOST:PORT, ray://...), or local to start one",
 )
+@click.option(
+    "--ray-job-cpus",
+    type=click.FloatRange(min=0.01, max=64),
+    default=1.0,
+    show_default=True,
+    help="with --executor ray: CPUs Ray reserves per job (less than 1 for jobs that mostly wait on an LM)",
+)
 @server_options
 def main(**options: Any) -> None:
     """Run the optimizer: optimization jobs, the registry, deployments and the log."""
@@ -90,6 +97,7 @@ def main(**options: Any) -> None:
             program_modules=program_modules(options["program_modules"]),
             executor=options["executor"],
             ray_address=options["ray_address"],
+            ray_job_cpus=options["ray_job_cpus"],
         )
 
     run_service("optimizer", lambda: serve(config(), grace=options["grace"]), options["grace"])

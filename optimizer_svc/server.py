@@ -71,6 +71,7 @@ class OptimizerConfig:
     program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
     executor: str = "thread"  # where jobs run: "thread" (in this process) or "ray" (Ray tasks)
     ray_address: str = "local"  # with executor "ray": a cluster's address, or "local" to start one
+    ray_job_cpus: float = 1.0  # with executor "ray": the CPUs Ray reserves for each job's task
 
 
 class RunningOptimizer:
@@ -198,7 +199,12 @@ def job_executor(config: OptimizerConfig, ledger: Ledger) -> JobExecutor:
     def corpora() -> dict[str, str]:
         return {name: found.digest for name, found in ledger.refresh().corpora.items()}
 
-    return RayExecutor(config.ray_address, artifacts_dir=config.data_dir / "artifacts", corpora=corpora)
+    return RayExecutor(
+        config.ray_address,
+        artifacts_dir=config.data_dir / "artifacts",
+        corpora=corpora,
+        job_cpus=config.ray_job_cpus,
+    )
 
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:

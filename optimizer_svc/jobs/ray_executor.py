@@ -93,13 +93,15 @@ class RayExecutor:
         artifacts_dir: Path,
         corpora: Callable[[], Mapping[str, str]] = dict,
         temp_dir: str | None = None,
+        job_cpus: float = 1.0,
     ) -> None:
         self.address = address
         self.artifacts_dir = str(artifacts_dir.resolve())
         self.corpora = corpora  # corpus name -> digest now: what a new job's Retrieve stages search
         self._started = connect(address, temp_dir)
         # max_retries=0: a lost task is the manager's to retry (on the record), never Ray's
-        self._task: Any = ray.remote(num_returns="streaming", max_retries=0)(stream_job)
+        # job_cpus: what Ray reserves per job; a job waiting on a remote LM needs less than a CPU
+        self._task: Any = ray.remote(num_returns="streaming", max_retries=0, num_cpus=job_cpus)(stream_job)
         self.placed: dict[str, TaskPlaced] = {}  # job id -> where its task runs (ran)
 
     def run(self, job: JobSpec, emit: Emit, cancel: CancelToken, usage: SharedUsageTracker) -> JobResult:

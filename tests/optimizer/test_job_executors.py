@@ -146,7 +146,7 @@ def test_the_optimizer_process_runs_jobs_on_a_ray_cluster_by_its_flags(
     """`python -m optimizer_svc --executor ray --ray-address <the session's cluster>`: a
     second Ray driver, whose jobs run on the cluster's workers."""
     args = ["optimizer", "--log", str(tmp_path / "log.db"), "--data-dir", str(tmp_path / "data")]
-    args += ["--executor", "ray", "--ray-address", ray_cluster]
+    args += ["--executor", "ray", "--ray-address", ray_cluster, "--ray-job-cpus", "0.5"]
     env = dict(os.environ, DSPYOPS_LOG_LEVEL="info")  # its log names where each job ran
     service = ServiceProcess("optimizer", args, tmp_path, env)
     try:
