@@ -18,10 +18,15 @@ replica is the manager's business, not Ray's: Ray would re-run it without tellin
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+# Ray starts a cluster of its own on the first call made while disconnected: never here (a job
+# thread outliving the connection would start one under /tmp/ray). Read when ray is imported.
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 
 import ray
 import structlog

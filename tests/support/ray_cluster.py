@@ -10,7 +10,6 @@ under the sandboxed HOME of tests/conftest.py.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ def ray_cluster() -> Iterator[str]:
     """The session's cluster: ray.init(num_cpus=2) in this process; its GCS address."""
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
     # short: Ray's Unix socket paths under it must stay within the 107-byte limit
     temp_dir = tempfile.mkdtemp(prefix="dspyops-ray-")
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, logging_level=logging.WARNING)
