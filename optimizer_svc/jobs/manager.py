@@ -1,5 +1,9 @@
 """Optimization jobs: each runs in its own thread; its events are logged and fanned out.
 
+The job thread runs the optimization itself, or drives the Ray task that does (the
+executor: optimizer_svc.jobs.executor); either way the events and the result come back
+here, and this process appends them.
+
 A job's events get a per-job sequence number. Lifecycle and trial events are appended to
 stream `job-<id>` as they happen (progress ticks are too chatty for the log and live only
 in memory). Subscribers (StartOptimization, WatchJob) read from an in-memory list and wait
