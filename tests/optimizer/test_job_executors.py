@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -216,3 +218,45 @@ def test_connections_travel_as_configuration_and_keys_stay_behind(
         assert ray.cloudpickle.loads(handed).connections.load().names() == ["fake", "keyed", "offline"]
     finally:
         optimizer.stop()
+
+
+def test_ray_address_local_starts_a_cluster_with_the_optimizer_and_stops_it(tmp_path: Path) -> None:
+    """`--ray-address local`: the optimizer starts its own small cluster (its files under
+    RAY_TMPDIR, here the test's), runs the job on its worker, and takes it down on SIGTERM."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="dspyops-ray-local-"))  # short: Ray's socket paths
+    try:
+        args = ["optimizer", "--log", str(tmp_path / "log.db"), "--data-dir", str(tmp_path / "data")]
+        env = dict(os.environ, DSPYOPS_LOG_LEVEL="info", RAY_TMPDIR=str(ray_tmp))
+        service = ServiceProcess(
+            "optimizer", [*args, "--executor", "ray", "--ray-address", "local"], tmp_path, env
+        )
+        try:
+            with OptimizerClient(service.address, timeout=120) as opt:
+                events = list(
+                    opt.start_optimization(
+                        "tickets", "text -> label", trainset=TRAIN, optimizer="LabeledFewShot"
+                    )
+                )
+                assert kinds(events)[-1] == "completed", events[-1]
+            sessions = [p.name for p in (ray_tmp / "ray").iterdir() if p.name.startswith("session_2")]
+            assert len(sessions) == 1  # its own cluster, not the test session's
+            raylets = [
+                p for p in Path("/proc").iterdir() if p.name.isdigit() and _runs_raylet_under(p, ray_tmp)
+            ]
+            assert raylets
+        finally:
+            assert service.stop(60) == 0
+        assert wait_until(lambda: not any(p.exists() for p in raylets), timeout=30)  # the cluster went too
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    log = (tmp_path / "optimizer.log").read_text()
+    placed = [json.loads(line) for line in log.splitlines() if '"job_on_ray"' in line]
+    assert [p["job_id"] for p in placed] == [events[0].job_id] and placed[0]["pid"] != service.pid
+
+
+def _runs_raylet_under(proc: Path, ray_tmp: Path) -> bool:
+    try:
+        command = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(command) and command[0].endswith(b"raylet") and str(ray_tmp).encode() in b" ".join(command)
