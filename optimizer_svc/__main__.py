@@ -51,6 +51,26 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
     callback=_positive,
     help="SubscribeLog streams at once per caller (its token's name; all callers without auth)",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["thread", "ray"]),
+    default="thread",
+    show_default=True,
+    help="where jobs run: threads of this process, or tasks on a Ray cluster",
+)
+@click.option(
+    "--ray-address",
+    default="local",
+    show_default=True,
+    help="with --executor ray: the cluster's address (HOST:PORT, ray://...), or local to start one",
+)
+@click.option(
+    "--ray-job-cpus",
+    type=click.FloatRange(min=0.01, max=64),
+    default=1.0,
+    show_default=True,
+    help="with --executor ray: CPUs Ray reserves per job (less than 1 for jobs that mostly wait on an LM)",
+)
 @server_options
 def main(**options: Any) -> None:
     """Run the optimizer: optimization jobs, the registry, deployments and the log."""
@@ -75,6 +95,9 @@ def main(**options: Any) -> None:
             allow_broken_log=options["allow_broken_log"],
             create=options["create"],
             program_modules=program_modules(options["program_modules"]),
+            executor=options["executor"],
+            ray_address=options["ray_address"],
+            ray_job_cpus=options["ray_job_cpus"],
         )
 
     run_service("optimizer", lambda: serve(config(), grace=options["grace"]), options["grace"])

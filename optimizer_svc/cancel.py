@@ -13,6 +13,7 @@ the callback list so that the progress callbacks before it still see the call st
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from dspy.utils.callback import BaseCallback
@@ -35,14 +36,36 @@ class CancelToken:
         self._lock = threading.Lock()
         self._reason = ""
         self._budget = ""
+        self._listeners: list[Callable[[], None]] = []
 
     def cancel(self, reason: str = "cancelled by user", *, budget: str = "") -> None:
         """Stop the job; ``budget`` names the budget it exceeded, if that is why."""
         with self._lock:
-            if not self._event.is_set():  # the first reason wins
-                self._reason = reason
-                self._budget = budget
-                self._event.set()
+            if self._event.is_set():  # the first reason wins
+                return
+            self._reason = reason
+            self._budget = budget
+            self._event.set()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def on_cancel(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` once, when the token is cancelled (now, if it is already): how a
+        job running elsewhere (a Ray task) is told. Returns what unregisters it."""
+        with self._lock:
+            cancelled = self._event.is_set()
+            if not cancelled:
+                self._listeners.append(listener)
+        if cancelled:
+            listener()
+
+        def unregister() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unregister
 
     @property
     def cancelled(self) -> bool:

@@ -32,6 +32,7 @@ from optimizer_svc.corpora import CorpusHandlers
 from optimizer_svc.evaluation.handlers import EvaluationHandlers
 from optimizer_svc.evaluation.pool import DEFAULT_MAX_EVALUATIONS, EvaluationPool
 from optimizer_svc.imports import ImportHandlers
+from optimizer_svc.jobs.executor import EXECUTORS, JobExecutor, ThreadExecutor
 from optimizer_svc.jobs.handlers import JobHandlers
 from optimizer_svc.jobs.manager import JobManager
 from optimizer_svc.log_reading import (
@@ -68,6 +69,9 @@ class OptimizerConfig:
     allow_broken_log: bool = False  # start on a broken chain, with a warning naming the position
     create: bool = False  # create a missing log even where files of an earlier one exist
     program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
+    executor: str = "thread"  # where jobs run: "thread" (in this process) or "ray" (Ray tasks)
+    ray_address: str = "local"  # with executor "ray": a cluster's address, or "local" to start one
+    ray_job_cpus: float = 1.0  # with executor "ray": the CPUs Ray reserves for each job's task
 
 
 class RunningOptimizer:
@@ -149,6 +153,7 @@ async def _start(
         log_corpora(store, ledger.refresh, artifacts),
         ledger.refresh,
     )
+    executor = await asyncio.to_thread(job_executor, config, ledger)
     jobs = JobManager(
         ledger,
         registry,
@@ -158,6 +163,7 @@ async def _start(
         datasets_dir=config.datasets_dir,
         connections=connections,
         programs=programs,
+        executor=executor,
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE], config.security)
@@ -181,6 +187,24 @@ async def _start(
     if config.port_file:
         config.port_file.write_text(str(port))
     return RunningOptimizer(server, port, jobs, store, health, evaluations, lease)
+
+
+def job_executor(config: OptimizerConfig, ledger: Ledger) -> JobExecutor:
+    if config.executor == "thread":
+        return ThreadExecutor()
+    if config.executor != "ray":
+        raise ValueError(f"executor: {config.executor!r} is not one of {', '.join(EXECUTORS)}")
+    from optimizer_svc.jobs.ray_executor import RayExecutor  # Ray is imported only when used
+
+    def corpora() -> dict[str, str]:
+        return {name: found.digest for name, found in ledger.refresh().corpora.items()}
+
+    return RayExecutor(
+        config.ray_address,
+        artifacts_dir=config.data_dir / "artifacts",
+        corpora=corpora,
+        job_cpus=config.ray_job_cpus,
+    )
 
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:

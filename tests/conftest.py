@@ -14,6 +14,10 @@ os.environ["HOME"] = _SANDBOX
 os.environ["DSPY_CACHEDIR"] = os.path.join(_SANDBOX, "dspy_cache")
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("DSPYOPS_LOG_LEVEL", "warning")
+# Ray: only the session's cluster (tests/support/ray_cluster.py), never one a stray call
+# starts under /tmp/ray; and no usage report leaves the machine
+os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 # CI runs the property tests with a fixed seed, so a run is reproducible; local runs keep
 # exploring new examples (and store the failures they find in .hypothesis/).
@@ -25,4 +29,4 @@ if os.environ.get("CI"):
 
 # fixtures shared across test directories: the bad-input tests' module-scoped `servers`,
 # and the connection tests' fake provider and planted environment
-pytest_plugins = ["tests.support.bad_input", "tests.support.connections"]
+pytest_plugins = ["tests.support.bad_input", "tests.support.connections", "tests.support.ray_cluster"]

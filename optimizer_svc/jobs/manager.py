@@ -1,5 +1,9 @@
 """Optimization jobs: each runs in its own thread; its events are logged and fanned out.
 
+The job thread runs the optimization itself, or drives the Ray task that does (the
+executor: optimizer_svc.jobs.executor); either way the events and the result come back
+here, and this process appends them.
+
 A job's events get a per-job sequence number. Lifecycle and trial events are appended to
 stream `job-<id>` as they happen (progress ticks are too chatty for the log and live only
 in memory). Subscribers (StartOptimization, WatchJob) read from an in-memory list and wait
@@ -29,6 +33,7 @@ from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
 from dspyops.events import decode
 from dspyops.ledger import Ledger
+from dspyops.metrics import allowed_metric_modules
 from dspyops.names import job_stream
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import events_pb2 as pb
@@ -36,11 +41,12 @@ from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub, scrub_message
 from dspyops.state import JobSummary
 from optimizer_svc.cancel import JobCancelled
+from optimizer_svc.jobs.executor import JobExecutor, JobLost, RemoteJobFailed, ThreadExecutor
 from optimizer_svc.jobs.gates import resolve_must_beat
 from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
 from optimizer_svc.jobs.registration import params_struct, register_result
 from optimizer_svc.jobs.requests import ValidatedJob, resolve_datasets
-from optimizer_svc.jobs.runner import JobSpec, run_job
+from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
 from optimizer_svc.progress.usage import SharedUsageTracker
 from optimizer_svc.registry.commands import Registry
@@ -79,7 +85,10 @@ class JobManager:
         datasets_dir: Path | None = None,
         connections: Connections | None = None,
         programs: ProgramContext = NO_CONTEXT,
+        executor: JobExecutor | None = None,
     ) -> None:
+        # where each job's optimization runs (the manager keeps its record either way)
+        self.executor: JobExecutor = executor or ThreadExecutor()
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
         self.connections = connections or OFFLINE_ONLY  # the LM connections jobs may name
         self.programs = programs  # the user code and corpora programs may use (--program-modules)
@@ -210,6 +219,7 @@ class JobManager:
         deadline = time.monotonic() + timeout
         for thread in self._threads.values():
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.executor.close()
 
     # ------------------------------------------------------------------ the job thread
 
@@ -286,10 +296,11 @@ class JobManager:
             must_beat=job.must_beat_program.program if job.must_beat_program else None,
             connections=self.connections,
             programs=self.programs,
+            metric_modules=allowed_metric_modules(),  # this process's, wherever the job runs
         )
         usage = SharedUsageTracker()
         try:
-            result = run_job(spec, self._emit(handle), handle.cancel, usage)
+            result = self.executor.run(spec, self._emit(handle), handle.cancel, usage)
         except JobCancelled as exc:
             reason = scrub(str(exc.reason))
             if self._shutting_down and not exc.budget:
@@ -301,8 +312,15 @@ class JobManager:
             self._record(handle, "cancelled", cancelled, final=True)
             log.info("job_cancelled", reason=reason, budget=exc.budget, lm_calls=spent.lm_calls)
             return
+        except JobLost as exc:
+            # the seam for retrying a job whose executor lost it; today: failed, saying so
+            message = scrub(str(exc))[:2000]
+            self._record(handle, "failed", pb.JobFailed(error=message), final=True)
+            log.warning("job_lost", error=message, executor=self.executor.name)
+            return
         except Exception as exc:
-            message = scrub(f"{type(exc).__name__}: {exc}")[:2000]
+            text = str(exc) if isinstance(exc, RemoteJobFailed) else f"{type(exc).__name__}: {exc}"
+            message = scrub(text)[:2000]
             self._record(handle, "failed", pb.JobFailed(error=message), final=True)
             log.warning("job_failed", error=message)
             return

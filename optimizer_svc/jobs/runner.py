@@ -49,12 +49,16 @@ class JobSpec:
     must_beat: dspy.Module | None = None  # a registered version to score on the same set
     connections: Connections = OFFLINE_ONLY  # the server's: what lm and prompt_lm name
     programs: ProgramContext = NO_CONTEXT  # the server's: user code and corpora the spec may use
+    # the modules custom metrics may come from; None: this process's DSPYOPS_METRIC_MODULES
+    # (a Ray task gets the optimizer's, read when the job was handed over)
+    metric_modules: frozenset[str] | None = None
 
 
 @dataclass
 class JobResult:
     spec: ProgramSpec  # what is registered: the job's, with the wrapper its optimizer built around it
-    program: dspy.Module
+    # None once the result crossed a process (the Ray executor): registration needs the state
+    program: dspy.Module | None
     state: dict[str, Any]
     baseline_score: float
     final_score: float
@@ -90,7 +94,8 @@ def run_job(
     params = validate_params(job.optimizer, job.params)
     if not job.trainset:
         raise ValueError("trainset: at least one example is required")
-    metric = resolve_metric(job.metric, allowed_metric_modules())
+    metric_modules = job.metric_modules if job.metric_modules is not None else allowed_metric_modules()
+    metric = resolve_metric(job.metric, metric_modules)
     resolved = job.connections.resolve(job.lm)
     prompt_resolved = (
         job.connections.resolve(job.prompt_lm, "prompt_lm") if job.prompt_lm is not None else None

@@ -94,6 +94,14 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
         if self.on_change is not None:
             self.on_change(self.snapshot())
 
+    def mirror(self, usage: Usage) -> None:
+        """Take the totals a job running elsewhere reported (a Ray task's own tracker)."""
+        with self._lock:
+            self.lm_calls = usage.lm_calls
+            self.input_tokens = usage.input_tokens
+            self.output_tokens = usage.output_tokens
+            self.cost_usd = usage.cost_usd
+
     def snapshot(self) -> Usage:
         with self._lock:
             return Usage(self.lm_calls, self.input_tokens, self.output_tokens, self.cost_usd)

@@ -22,14 +22,15 @@ from tests.programs_pkg.modules import TwoStep
 from tests.programs_pkg.specs import ALLOWED, MODULES, PIPELINE, TOOLS, agent
 from tests.support.connections import gateway_thread, optimizer_thread
 from tests.support.harness import ticket_rows, wait_until
+from tests.support.ray_cluster import EXECUTORS
 
 ROWS = ticket_rows()[:8]
 USER = pb.ProgramSpec(module=f"{MODULES}:TwoStep", init_args='{"hint": "be brief"}')
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[tuple[OptimizerClient, ServerThread, Path]]:
-    optimizer = optimizer_thread(tmp_path, program_modules=ALLOWED)
+def servers(tmp_path: Path, executor: str) -> Iterator[tuple[OptimizerClient, ServerThread, Path]]:
+    optimizer = optimizer_thread(tmp_path, program_modules=ALLOWED, executor=executor)
     try:
         with OptimizerClient(optimizer.address, timeout=120) as opt:
             yield opt, optimizer, tmp_path
@@ -60,6 +61,7 @@ def serve(opt: OptimizerClient, tmp_path: Path, program: str, version: str, **co
     return gateway
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_user_module_optimized_registered_served_exported(
     servers: tuple[OptimizerClient, ServerThread, Path],
 ) -> None:
@@ -139,6 +141,7 @@ def test_every_optimizer_takes_the_two_predictor_module(
     )
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_react_stage_with_a_raising_tool_served(servers: tuple[OptimizerClient, ServerThread, Path]) -> None:
     opt, _, tmp_path = servers
     react = agent(max_iters=2, tool_timeout_seconds=2)
@@ -155,6 +158,7 @@ def test_react_stage_with_a_raising_tool_served(servers: tuple[OptimizerClient, 
         gateway.stop()
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_pipeline_served_end_to_end(servers: tuple[OptimizerClient, ServerThread, Path]) -> None:
     opt, _, tmp_path = servers
     version = optimize(opt, "pipe", PIPELINE, "LabeledFewShot", k=3)

@@ -18,6 +18,7 @@ from dspyops.launch import ServerThread
 from dspyops.proto import events_pb2 as pb
 from tests.support.connections import gateway_thread, optimizer_thread
 from tests.support.harness import ticket_rows, wait_until
+from tests.support.ray_cluster import EXECUTORS
 
 MODULES = "tests.programs_pkg.modules"
 ROWS = ticket_rows()[:10]
@@ -39,8 +40,8 @@ USER = pb.ProgramSpec(
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[tuple[OptimizerClient, Path]]:
-    optimizer = optimizer_thread(tmp_path, program_modules=frozenset({MODULES}))
+def servers(tmp_path: Path, executor: str) -> Iterator[tuple[OptimizerClient, Path]]:
+    optimizer = optimizer_thread(tmp_path, program_modules=frozenset({MODULES}), executor=executor)
     try:
         with OptimizerClient(optimizer.address, timeout=120) as opt:
             yield opt, tmp_path
@@ -80,6 +81,7 @@ def serving(opt: OptimizerClient, tmp_path: Path, program: str, version: str) ->
     return gateway
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 @pytest.mark.parametrize(
     ("program", "spec"), [("piped", pipeline()), ("user", USER)], ids=["pipeline", "user"]
 )

@@ -17,16 +17,19 @@ from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.jobs.requests import validate_start
 from optimizer_svc.server import OptimizerConfig, start
 from tests.support.harness import ServerThread, ticket_rows
+from tests.support.ray_cluster import EXECUTORS
 
 ROWS = ticket_rows()
 TRAIN, VAL = ROWS[:30], ROWS[30:50]
 
 
+def config(tmp_path: Path, executor: str) -> OptimizerConfig:
+    return OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "d", executor=executor)
+
+
 @pytest.fixture()
-def opt(tmp_path: Path) -> Iterator[OptimizerClient]:
-    thread = ServerThread(
-        lambda: start(OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "d"))
-    )
+def opt(tmp_path: Path, executor: str) -> Iterator[OptimizerClient]:
+    thread = ServerThread(lambda: start(config(tmp_path, executor)))
     with OptimizerClient(thread.address) as client:
         yield client
     thread.stop()
@@ -71,6 +74,7 @@ def logged_types(opt: OptimizerClient, job_id: str) -> list[str]:
 # ---------------------------------------------------------------- gates
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_must_beat_passes_when_the_job_beats_the_version(opt: OptimizerClient) -> None:
     weak = run(opt, request(params={"k": 1}))[-1].completed  # 1 demo: 0.2 on VAL offline
     opt.set_alias("tickets", "champion", weak.version)
@@ -177,6 +181,7 @@ def _cancelled(events: list, budget: str) -> opb.OptimizationEvent:
     return cancelled
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_max_lm_calls_stops_a_threaded_compile_at_the_budget(opt: OptimizerClient) -> None:
     params = {"num_candidate_programs": 16, "num_threads": 8}
     events = run(opt, request("BootstrapFewShotWithRandomSearch", params, budget=pb.Budget(max_lm_calls=60)))
@@ -190,6 +195,7 @@ def test_max_lm_calls_stops_a_threaded_compile_at_the_budget(opt: OptimizerClien
     assert opt.list_programs().programs == []  # nothing registered
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_max_tokens_stops_the_compile_with_a_small_in_flight_margin(opt: OptimizerClient) -> None:
     budget = 20_000
     params = {"num_candidate_programs": 16, "num_threads": 8}
@@ -207,15 +213,14 @@ def test_max_tokens_stops_the_compile_with_a_small_in_flight_margin(opt: Optimiz
 LATENCY_MS = 50  # per offline LM call (LMConfig.latency_ms), so the compile certainly outlasts 1 s
 
 
-def test_timeout_stops_a_long_compile_promptly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
+def test_timeout_stops_a_long_compile_promptly(tmp_path: Path, executor: str) -> None:
     """A 1 s budget on a compile that needs far longer: it ends Cancelled by the timeout, at
     the next LM call rather than at the end. One thread, and every LM call sleeps
     LATENCY_MS first, so at most 1000 / LATENCY_MS calls can complete within the budget
     (plus the one under way): a busy machine only makes fewer, while the whole compile
     (16 candidate programs, each scored on 20 examples) needs over 300."""
-    thread = ServerThread(
-        lambda: start(OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "d"))
-    )
+    thread = ServerThread(lambda: start(config(tmp_path, executor)))
     try:
         params = {"num_candidate_programs": 16, "num_threads": 1}
         req = request("BootstrapFewShotWithRandomSearch", params, budget=pb.Budget(timeout_seconds=1))
@@ -243,6 +248,7 @@ def test_max_cost_is_accepted_and_recorded_but_cannot_trip_offline(opt: Optimize
     assert done.usage.cost_usd == 0.0 and done.usage.lm_calls > 0 and done.wall_seconds > 0
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_a_user_cancel_also_reports_usage_and_no_budget(opt: OptimizerClient) -> None:
     stream = opt.stub.StartOptimization(  # a request message, as run()'s
         request("BootstrapFewShotWithRandomSearch", {"num_candidate_programs": 16})

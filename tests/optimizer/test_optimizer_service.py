@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +13,19 @@ import pytest
 from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.proto import events_pb2 as pb
+from optimizer_svc.jobs.ray_executor import RayExecutor
 from optimizer_svc.server import OptimizerConfig, start
 from tests.support.harness import ServerThread, ticket_rows
+from tests.support.ray_cluster import EXECUTORS
 
 ROWS = ticket_rows()
 TRAIN, VAL = ROWS[:30], ROWS[30:50]
 
 
 @pytest.fixture()
-def server(tmp_path: Path) -> Iterator[ServerThread]:
-    config = OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "data")
+def server(tmp_path: Path, executor: str) -> Iterator[ServerThread]:
+    # `executor`: "thread", or each of EXECUTORS for the tests parametrized over it
+    config = OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "data", executor=executor)
     thread = ServerThread(lambda: start(config))
     yield thread
     thread.stop()
@@ -53,8 +57,17 @@ def run(
     )
 
 
-def test_bootstrap_job_streams_events_and_registers_a_version(opt: OptimizerClient) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
+def test_bootstrap_job_streams_events_and_registers_a_version(
+    opt: OptimizerClient, server: ServerThread, executor: str
+) -> None:
     events = run(opt, "BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 8})
+    assert server.running.jobs.executor.name == executor
+    if executor == "ray":  # the job ran in a Ray worker process, and streamed back from there
+        ray_executor = server.running.jobs.executor
+        assert isinstance(ray_executor, RayExecutor)
+        placed = ray_executor.placed[events[0].job_id]
+        assert placed.pid != os.getpid()
     names = kinds(events)
     assert names[:3] == ["accepted", "started", "baseline"]
     assert names[-1] == "completed"
@@ -112,6 +125,7 @@ def test_watch_job_replays_what_was_missed(opt: OptimizerClient) -> None:
     assert kinds(replay) == kinds(events[2:])
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_watch_job_attaches_to_a_running_job(opt: OptimizerClient) -> None:
     params = {"num_candidate_programs": 6, "max_bootstrapped_demos": 2, "max_labeled_demos": 4}
     stream = opt.start_optimization(
@@ -129,6 +143,7 @@ def test_watch_job_attaches_to_a_running_job(opt: OptimizerClient) -> None:
     assert kinds(watched) == kinds(original) and kinds(watched)[-1] == "completed"
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_cancel_stops_a_running_job_and_registers_nothing(opt: OptimizerClient, server: ServerThread) -> None:
     params = {"num_candidate_programs": 16, "max_bootstrapped_demos": 2, "max_labeled_demos": 4}
     stream = opt.start_optimization(
@@ -235,6 +250,7 @@ def test_interrupted_jobs_are_recorded_on_restart(tmp_path: Path) -> None:
         thread.stop()
 
 
+@pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
 def test_jobs_take_allowlisted_custom_metrics_only(
     opt: OptimizerClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

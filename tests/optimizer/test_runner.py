@@ -152,6 +152,7 @@ def test_progress_is_live_and_scores_are_sane(
 
     if optimizer in FEW_SHOT:
         assert result.final_score > result.baseline_score
+        assert result.program is not None
         assert any(p.demos for p in result.program.predictors()) and result.state["demos"]
     assert 0.0 <= result.final_score <= 1.0
 
