@@ -24,5 +24,5 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 # fixtures shared across test directories: the bad-input tests' module-scoped `servers`,
-# and the connection tests' fake provider and planted environment
-pytest_plugins = ["tests.support.bad_input", "tests.support.connections"]
+# the connection tests' fake provider and planted environment, and the session's PostgreSQL
+pytest_plugins = ["tests.support.bad_input", "tests.support.connections", "tests.support.postgres"]

@@ -1,0 +1,69 @@
+"""The append transaction: what runs between ``BEGIN`` and ``COMMIT``.
+
+Why positions are gapless and in commit order: the transaction first takes ``LOCK TABLE
+events IN EXCLUSIVE MODE`` (the mode eventsourcing's PostgreSQL recorder takes), which
+conflicts with itself but not with the ACCESS SHARE of plain SELECTs, so writers queue
+while readers go on. Only then does it read the head and assign ``position = head + 1``:
+no sequence, whose numbers a rolled-back insert would use up (eventsourcing's notification
+ids may have gaps; ours may not). The lock is held until COMMIT, and PostgreSQL makes a
+transaction visible before it releases its locks, so the next writer starts after this
+batch is visible and readers never see position n + 1 without n. Why it is durable: the
+COMMIT returns once the WAL is flushed (``synchronous_commit=on``, the server's default).
+
+The NOTIFY is sent in the same transaction, so PostgreSQL delivers it at commit, and only if
+the batch committed: a listener woken by it finds the batch there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from dspyops.eventlog.batch import appended, check_expected, retried, stamp
+from dspyops.eventlog.hashchain import GENESIS, LINK_V1, LinkHasher
+from dspyops.eventlog.postgres.schema import SELECT, TABLE
+from dspyops.eventlog.store import AppendResult, NewEvent
+
+CHANNEL: Final = "dspyops_events"
+_INSERT: Final = f"INSERT INTO {TABLE} ({SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def append_in_transaction(
+    conn: psycopg.Connection[TupleRow],
+    hasher: LinkHasher,
+    log: str,
+    stream: str,
+    events: Sequence[NewEvent],
+    expected_version: int | None,
+    actor: str,
+) -> AppendResult:
+    """Write the batch (or recognise its retry) inside the caller's open transaction."""
+    conn.execute(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE")
+    ids = [event.event_id for event in events]
+    stored = {
+        event_id: (stream_, int(position), int(version))
+        for event_id, stream_, position, version in conn.execute(
+            f"SELECT event_id, stream, position, version FROM {TABLE} WHERE event_id = ANY(%s)", (ids,)
+        )
+    }
+    retry = retried(stream, ids, stored)
+    if retry is not None:
+        return retry
+    row = conn.execute(
+        f"SELECT COALESCE(MAX(version), 0) FROM {TABLE} WHERE stream = %s", (stream,)
+    ).fetchone()
+    current = int(row[0]) if row else 0
+    check_expected(stream, expected_version, current)
+    last = conn.execute(
+        f"SELECT position, hash, recorded_at, chain FROM {TABLE} ORDER BY position DESC LIMIT 1"
+    ).fetchone()
+    head = (int(last[0]), bytes(last[1]), int(last[2]), int(last[3])) if last else (0, GENESIS, 0, LINK_V1)
+    rows = stamp(hasher, log, stream, current, actor, events, head)
+    version = hasher.version
+    with conn.cursor() as cur:
+        cur.executemany(_INSERT, [(*r, version) for r in rows])
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1][0])))
+    return appended(stream, rows)
