@@ -10,13 +10,15 @@ database per hypothesis example.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import psycopg
 import pytest
 
-from dspyops.eventlog import EventStore, PostgresEventStore, open_store
+from dspyops.eventlog import ANY, EventStore, PostgresEventStore, StoreUnavailable, open_store
 from dspyops.eventlog.hashchain import GENESIS, event_hash
 from dspyops.eventlog.rows import COLUMNS
 from tests.eventlog.contract import EventStoreContract, ProcessContract
@@ -99,3 +101,82 @@ class TestPostgresEventStore(EventStoreContract, ProcessContract):
         readonly.close()
         with pytest.raises(ValueError, match="mode must be"):
             open_store(store_url + "?mode=rwc")
+
+
+def test_server_down_appends_unavailable_naming_the_log_then_resume(private_postgres: PostgresServer) -> None:
+    url = private_postgres.url()
+    store = PostgresEventStore(url, timeout=1.0)
+    try:
+        acked = [store.append("s", [ev(b"before")], 0).last_position]
+        private_postgres.stop("immediate")
+        with pytest.raises(StoreUnavailable) as info:
+            store.append("s", [ev(b"while down")], 1)
+        assert store.url in str(info.value) and "postgres@" in store.url
+        with pytest.raises(StoreUnavailable):
+            store.read()
+        private_postgres.start()
+        # the pool reconnects in the background: appends resume once it has
+        for _ in range(60):
+            try:
+                acked.append(store.append("s", [ev(b"after")], ANY).last_position)
+                break
+            except StoreUnavailable:
+                time.sleep(0.5)
+        assert acked == [1, 2]
+        assert [e.payload for e in store.read()] == [b"before", b"after"]
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+def test_a_sync_subscriber_is_woken_by_notify_from_another_store(postgres_url: str) -> None:
+    """The poll interval is an hour: only the LISTEN connection can deliver another store's
+    append (stores in one process share no in-process signal)."""
+    reader, writer = open_store(postgres_url), open_store(postgres_url)
+    stop = threading.Event()
+    got: list[int] = []
+
+    def consume() -> None:
+        for event in reader.subscribe(0, stop=stop, poll_interval=3600.0):
+            got.append(event.position)
+            if len(got) == 2:
+                return
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        assert _eventually(lambda: _listening(postgres_url) == 1)
+        writer.append("s", [ev()], 0)
+        assert _eventually(lambda: got == [1])
+        # the listening connection is lost: it reconnects, then looks again (the append below
+        # may land before it listens again, when no notification reaches it)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+            )
+        writer.append("s", [ev()], 1)
+        consumer.join(60)
+        assert got == [1, 2]
+        assert isinstance(reader, PostgresEventStore) and reader._listener.reconnects == 1
+    finally:
+        stop.set()
+        reader.close()
+        writer.close()
+
+
+def _listening(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _eventually(check: Callable[[], bool], attempts: int = 600) -> bool:
+    for _ in range(attempts):
+        if check():
+            return True
+        time.sleep(0.05)
+    return False

@@ -137,8 +137,9 @@ def start_server(root: Path) -> PostgresServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextlib.contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A server of its own in a new temporary directory, stopped and removed afterwards."""
     # short: a Unix socket path must fit in about 100 bytes
     root = Path(tempfile.mkdtemp(prefix="dspyops-pg-"))
     os.chmod(root, 0o755)
@@ -148,6 +149,19 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A server for this test alone: for the tests that stop it (``pg_ctl stop -m immediate``)."""
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture
