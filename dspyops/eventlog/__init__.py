@@ -22,6 +22,7 @@ from dspyops.eventlog.lock import WriterLease, WriterLocked
 from dspyops.eventlog.memory import MemoryEventStore, named_log
 from dspyops.eventlog.postgres.backend import SCHEMES as POSTGRES_SCHEMES
 from dspyops.eventlog.postgres.backend import PostgresEventStore
+from dspyops.eventlog.postgres.errors import log_name as postgres_log_name
 from dspyops.eventlog.sqlite.backend import SQLiteEventStore
 from dspyops.eventlog.store import (
     ANY,
@@ -65,6 +66,7 @@ __all__ = [
     "is_server_log",
     "link_v2",
     "log_file",
+    "log_name",
     "open_store",
 ]
 
@@ -75,6 +77,14 @@ _MEMORY_PREFIX = "memory:"
 def is_server_log(url_or_path: str) -> bool:
     """Whether this names a log on a database server (``postgresql://``), not a file."""
     return url_or_path.startswith(POSTGRES_SCHEMES)
+
+
+def log_name(url_or_path: str) -> str:
+    """What names the log in messages: a server log's URL without its password and options,
+    a file's path or URL as given."""
+    if is_server_log(url_or_path):
+        return postgres_log_name(_postgres_url(url_or_path)[0])
+    return url_or_path
 
 
 def log_file(url_or_path: str) -> str:
