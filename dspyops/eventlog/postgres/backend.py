@@ -84,6 +84,7 @@ class PostgresEventStore(EventStore):
             )
         self.conninfo = conninfo
         self._timeout = timeout
+        self._down = False  # the last operation found the server unreachable
         self._check_log(create and not read_only)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             conninfo,
@@ -127,8 +128,18 @@ class PostgresEventStore(EventStore):
     def _connection(self, action: str) -> Iterator[Conn]:
         if self._closed:
             raise StoreUnavailable(f"the event store {self.url} is closed")
+        if self._down:
+            self._probe_server(action)
         with mapped_errors(action, self.url), self._pool.connection() as conn:
             yield conn
+
+    def _probe_server(self, action: str) -> None:
+        """While the server was last seen down, one direct connection attempt first: a
+        refused one fails the operation at once, instead of after the pool's ``timeout``
+        (a client retrying UNAVAILABLE would otherwise run out of its deadline waiting)."""
+        with mapped_errors(action, self.url):
+            psycopg.connect(self.conninfo, connect_timeout=_seconds(self._timeout)).close()
+        self._down = False
 
     def _run(self, action: str, work: Callable[[Conn], T]) -> T:
         """``work`` on a pooled connection; again on another when this one was dead."""
@@ -143,6 +154,10 @@ class PostgresEventStore(EventStore):
                         raise
             except _Retry:
                 continue
+            except StoreUnavailable as exc:
+                if isinstance(exc.__cause__, psycopg.OperationalError):
+                    self._down = True  # the server (or the way to it) is gone
+                raise
         raise AssertionError("unreachable")
 
     # -- writing --------------------------------------------------------------------------------
