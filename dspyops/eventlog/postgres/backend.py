@@ -170,7 +170,7 @@ class PostgresEventStore(EventStore):
             raise StoreUnavailable(f"append to stream {stream!r} in {self.url}: the store is read-only")
 
         def write(conn: Conn) -> AppendResult:
-            with conn.transaction():
+            with conn.pipeline(), conn.transaction():
                 return append_in_transaction(
                     conn, self._hasher, self.url, stream, events, expected_version, actor
                 )

@@ -40,26 +40,35 @@ def append_in_transaction(
     expected_version: int | None,
     actor: str,
 ) -> AppendResult:
-    """Write the batch (or recognise its retry) inside the caller's open transaction."""
+    """Write the batch (or recognise its retry) inside the caller's open transaction.
+
+    Run in pipeline mode (the caller's ``conn.pipeline()``): the lock and the three lookups
+    go out together and come back in one round trip (the first fetch syncs), the inserts,
+    the NOTIFY and the COMMIT in another, instead of eight.
+    """
     conn.execute(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE")
     ids = [event.event_id for event in events]
+    found = conn.execute(
+        f"SELECT event_id, stream, position, version FROM {TABLE} WHERE event_id = ANY(%s)",
+        (ids,),
+        # never prepared: a generic plan for "= ANY(an array of unknown length)" scans the
+        # table (4 ms per 100-event batch on a small log, growing with it)
+        prepare=False,
+    )
+    version_row = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {TABLE} WHERE stream = %s", (stream,))
+    last_row = conn.execute(
+        f"SELECT position, hash, recorded_at, chain FROM {TABLE} ORDER BY position DESC LIMIT 1"
+    )
     stored = {
-        event_id: (stream_, int(position), int(version))
-        for event_id, stream_, position, version in conn.execute(
-            f"SELECT event_id, stream, position, version FROM {TABLE} WHERE event_id = ANY(%s)", (ids,)
-        )
+        event_id: (stream_, int(position), int(version)) for event_id, stream_, position, version in found
     }
     retry = retried(stream, ids, stored)
     if retry is not None:
         return retry
-    row = conn.execute(
-        f"SELECT COALESCE(MAX(version), 0) FROM {TABLE} WHERE stream = %s", (stream,)
-    ).fetchone()
+    row = version_row.fetchone()
     current = int(row[0]) if row else 0
     check_expected(stream, expected_version, current)
-    last = conn.execute(
-        f"SELECT position, hash, recorded_at, chain FROM {TABLE} ORDER BY position DESC LIMIT 1"
-    ).fetchone()
+    last = last_row.fetchone()
     head = (int(last[0]), bytes(last[1]), int(last[2]), int(last[3])) if last else (0, GENESIS, 0, LINK_V1)
     rows = stamp(hasher, log, stream, current, actor, events, head)
     version = hasher.version
