@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
-BENCHES := latency throughput append replay routes optimize memory
+BENCHES := latency throughput append append_postgres replay routes optimize memory
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
