@@ -18,7 +18,16 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from dspyops.eventlog import ANY, EventStore, PostgresEventStore, StoreUnavailable, open_store
+from dspyops.eventlog import (
+    ANY,
+    EventStore,
+    LogMissing,
+    PostgresEventStore,
+    StoreUnavailable,
+    log_file,
+    log_name,
+    open_store,
+)
 from dspyops.eventlog.hashchain import GENESIS, event_hash
 from dspyops.eventlog.rows import COLUMNS
 from tests.eventlog.contract import EventStoreContract, ProcessContract
@@ -180,3 +189,30 @@ def _eventually(check: Callable[[], bool], attempts: int = 600) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_messages_name_the_log_without_its_password(postgres_server: PostgresServer) -> None:
+    url = "postgresql://ann:s3cret-pw@db.example:6543/events?sslmode=require&connect_timeout=1"
+    assert log_name(url) == "postgresql://ann@db.example:6543/events"
+    with pytest.raises(ValueError, match="no file"):
+        log_file(url)
+    unreachable = postgres_server.url("x").replace(f":{postgres_server.port}/", ":1/")
+    unreachable = unreachable.replace("postgres@", "postgres:s3cret-pw@")
+    with pytest.raises(StoreUnavailable) as info:
+        open_store(unreachable)
+    assert "s3cret" not in str(info.value) and "postgres@" in str(info.value)
+
+
+def test_a_missing_database_or_table_is_log_missing(
+    postgres_url: str, postgres_server: PostgresServer
+) -> None:
+    with pytest.raises(LogMissing, match="database does not exist"):
+        open_store(postgres_server.url("no_such_database"))
+    with pytest.raises(LogMissing, match="no events table"):
+        open_store(postgres_url, create=False)
+    with pytest.raises(LogMissing):
+        open_store(postgres_url + "?mode=ro")
+    open_store(postgres_url).close()  # creates the table
+    store = open_store(postgres_url, create=False)
+    assert store.head() == 0
+    store.close()
