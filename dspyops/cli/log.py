@@ -150,7 +150,7 @@ def _chain_key(chain_key_file: str) -> bytes | None:
 @json_option
 @click.pass_obj
 def verify(session: Session, log_path: str, chain_key_file: str, as_json: bool) -> int:
-    """walk the hash chain (the optimizer's, with its chain key; or a log's with --log)."""
+    """walk the hash chain (the optimizer's, with its chain key; or a file's with --log)."""
     if not log_path:
         with session.optimizer() as opt:
             return print_verified(opt.verify_log(), as_json)
