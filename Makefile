@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-quick
+.PHONY: postgres demo test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
-BENCHES := latency throughput append replay routes optimize memory jobs_ray
+BENCHES := latency throughput append append_postgres replay routes optimize memory jobs_ray
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
@@ -25,7 +25,15 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dspyops demo
 
-test: $(STAMP)
+# The PostgreSQL tests start a real server from the machine's binaries (tests/support/
+# postgres.py): install them from the distribution's packages when they are missing.
+postgres:
+	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	else echo "need the PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql" >&2; exit 1; fi
+
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest -q
 
 # A real small model (SmolLM2-135M via llama-cpp-python's OpenAI-compatible server): not part

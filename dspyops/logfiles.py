@@ -8,6 +8,13 @@ optimizer's data directory.
 A server never creates a new, empty log where one of these says a log was there before
 (it was deleted or moved, and a fresh one would silently start history over beside the old
 artifacts and records) unless told to with ``--create``.
+
+A log on a PostgreSQL server has no file to keep them beside: a service keeps its own in a
+local ``home`` directory instead (the optimizer's data directory, a gateway's records'
+directory) as ``<home>/log.snapshots``, ``<home>/log.secret``; they are per process and
+only speed up a start (snapshots) or key this process's records (the secret). The same
+evidence rule holds: a missing events table beside snapshots or artifacts of an earlier log
+needs ``--create``.
 """
 
 from __future__ import annotations
@@ -17,16 +24,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dspyops.eventlog import log_file
+from dspyops.eventlog import is_server_log, log_file, log_name
+
+SERVER_LOG_STEM = "log"  # <home>/log.snapshots, ... for a log on a database server
 
 
 @dataclass(frozen=True)
 class LogFiles:
-    log: Path
+    log: Path  # the log file, or (a server log) the stem of the local files in its home
+    name: str = ""  # what names the log in messages ("": the file's path)
 
     @classmethod
-    def of(cls, url_or_path: str) -> LogFiles:
+    def of(cls, url_or_path: str, home: Path | None = None) -> LogFiles:
+        """The files of the log ``url_or_path``; ``home``: where a server log keeps them."""
+        if is_server_log(url_or_path):
+            if home is None:
+                raise ValueError(
+                    f"{log_name(url_or_path)} is a server log: its local files need a directory (home)"
+                )
+            return cls(home / SERVER_LOG_STEM, log_name(url_or_path))
         return cls(Path(log_file(url_or_path)))
+
+    @property
+    def shown(self) -> str:
+        return self.name or str(self.log)
 
     def beside(self, suffix: str) -> Path:
         return Path(f"{self.log}{suffix}")
@@ -77,7 +98,10 @@ def _walk(directory: Path) -> Iterable[Path]:
 
 def missing_log_message(files: LogFiles, leftovers: list[Path]) -> str:
     shown = ", ".join(str(p) for p in leftovers[:4])
+    restore = (
+        "from the server's backup (pg_dump, a base backup)" if files.name else "(see `dspyops log backup`)"
+    )
     return (
-        f"the log {files.log} does not exist, but files of an earlier log do ({shown}): it was deleted or "
-        "moved. Restore it (see `dspyops log backup`), or start with --create to begin a new, empty log"
+        f"the log {files.shown} does not exist, but files of an earlier log do ({shown}): it was deleted or "
+        f"moved. Restore it {restore}, or start with --create to begin a new, empty log"
     )

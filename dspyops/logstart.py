@@ -54,11 +54,12 @@ def chain_key(path: str) -> bytes | None:
 
 
 def open_service_store(
-    log: str, key: bytes | None, *, create: bool, evidence: list[Path] | None = None
+    log: str, key: bytes | None, *, create: bool, evidence: list[Path] | None = None, home: Path | None = None
 ) -> EventStore:
     """The store, created only on a first start or with ``--create`` (see logfiles).
-    ``evidence``: more files that show an earlier log (artifacts, a records file)."""
-    files = LogFiles.of(log)
+    ``evidence``: more files that show an earlier log (artifacts, a records file);
+    ``home``: where a server log's local files are (see logfiles)."""
+    files = LogFiles.of(log, home)
     may_create = files.may_create(create, evidence or [])
     try:
         store = open_store(log, chain_key=key, create=may_create)
@@ -67,7 +68,7 @@ def open_service_store(
     try:
         if key is None and store.keyed():
             raise StartRefused(
-                f"the log {files.log} has keyed chain links: start with --chain-key-file (without the key "
+                f"the log {files.shown} has keyed chain links: start with --chain-key-file (without the key "
                 "no link can be appended, nor any keyed link checked)"
             )
     except BaseException:

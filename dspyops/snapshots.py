@@ -29,8 +29,9 @@ from typing import Any
 
 import sqlite_utils
 
-from dspyops.eventlog import EventStore, log_file
+from dspyops.eventlog import EventStore, is_server_log, log_file
 from dspyops.fold import fold
+from dspyops.logfiles import SERVER_LOG_STEM
 from dspyops.state import (
     EMPTY,
     CanaryState,
@@ -180,7 +181,13 @@ class SnapshotStore:
         self.db.conn.close()
 
 
-def snapshot_path(log: str) -> str:
+def snapshot_path(log: str, home: Path | None = None) -> str:
+    """``<log>.snapshots``; for a log on a database server, ``<home>/log.snapshots``
+    (dspyops.logfiles: a server log has no file to keep them beside)."""
+    if is_server_log(log):
+        if home is None:
+            raise ValueError("a server log's snapshots need a local directory (home)")
+        return str(home / f"{SERVER_LOG_STEM}.snapshots")
     return f"{log_file(log)}.snapshots"
 
 

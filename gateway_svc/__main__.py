@@ -10,9 +10,15 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--log", default="", help="the SQLite log file to tail (same machine) ...")
+@click.option(
+    "--log", default="", help="the log to tail: a SQLite file (same machine) or a postgresql:// URL ..."
+)
 @click.option("--from-optimizer", default="", help="... or an optimizer's address, to tail its SubscribeLog")
-@click.option("--predictions", default="", help="prediction records file (default: <log>.predictions)")
+@click.option(
+    "--predictions",
+    default="",
+    help="prediction records file (default: <log>.predictions; needed with a postgresql:// log)",
+)
 @click.option(
     "--canary-interval",
     type=float,
@@ -54,6 +60,10 @@ def main(**options: Any) -> None:
 
     if bool(options["log"]) == bool(options["from_optimizer"]):
         raise click.UsageError("give --log PATH or --from-optimizer ADDRESS")
+    from dspyops.eventlog import is_server_log
+
+    if is_server_log(options["log"]) and not options["predictions"]:
+        raise click.UsageError("a gateway on a postgresql:// log needs --predictions FILE (its records)")
     upstream = {
         k: options[k] for k in ("upstream_token", "upstream_tls_ca", "upstream_tls_cert", "upstream_tls_key")
     }

@@ -1,4 +1,5 @@
-"""Tailing the SQLite log file directly (a gateway on the log's machine)."""
+"""Tailing the log's store directly: the SQLite file (a gateway on the log's machine), or a
+PostgreSQL log (any machine that reaches the server; woken by LISTEN/NOTIFY)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from dspyops.eventlog import EventStore, SQLiteEventStore, StoredEvent, StoreUnavailable
+from dspyops.eventlog import EventStore, PostgresEventStore, SQLiteEventStore, StoredEvent, StoreUnavailable
 from dspyops.eventlog.store import contiguous_prefix
 from dspyops.eventlog.wakeup import DataVersionProbe
 from gateway_svc.source import CATCH_UP_PAGE, TailObserver
@@ -121,6 +122,7 @@ class FileLogSource:
         self._watch: FileWatch | None = None
         self._path = store.path if isinstance(store, SQLiteEventStore) else ""  # what inotify watches
         self._check_file = store.check_file if isinstance(store, SQLiteEventStore) else _no_check
+        self._notified = isinstance(store, PostgresEventStore)
         if isinstance(store, SQLiteEventStore):
             try:
                 self._probe = DataVersionProbe(store.path)
@@ -154,7 +156,10 @@ class FileLogSource:
                     yield fresh
                 if len(fresh) == self.page_size:
                     continue  # behind the head: read on at once
-                if probe is None or seen is None:
+                if self._notified:
+                    # a server log: the store's notifier wakes on LISTEN/NOTIFY, no polling
+                    await self.store.head_notifier().wait_past(last)
+                elif probe is None or seen is None:
                     await asyncio.sleep(POLL_INTERVAL)
                 else:
                     await self._changed(probe, seen, watch)

@@ -15,7 +15,7 @@ import structlog
 
 from dspyops import rpc, serving
 from dspyops.connections import load_for_server
-from dspyops.eventlog import ChainChecker, EventStore, log_file, open_store
+from dspyops.eventlog import ChainChecker, EventStore, is_server_log, log_file, log_name, open_store
 from dspyops.health import HealthServicer
 from dspyops.keyfiles import secret_path
 from dspyops.logfiles import LogFiles
@@ -120,15 +120,24 @@ async def start(config: GatewayConfig) -> RunningGateway:
     initial: State = EMPTY
     artifacts: dict[str, bytes] = {}
     corpus_documents: dict[str, bytes] = {}
-    predictions = config.predictions or (f"{log_file(config.log)}.predictions" if config.log else "")
+    server_log = is_server_log(config.log)
+    predictions = config.predictions or (
+        f"{log_file(config.log)}.predictions" if config.log and not server_log else ""
+    )
     if not predictions:
-        raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
+        where = "on a server log" if server_log else "tailing a remote optimizer"
+        raise ValueError(f"a gateway {where} needs predictions (a file for its records)")
+    # a server log has no file beside which to keep snapshots and the secret: they live
+    # beside the records (dspyops.logfiles)
+    home = Path(predictions).absolute().parent if server_log else None
     key = chain_key(config.chain_key_file)
     if config.log:
-        store = open_service_store(config.log, key, create=config.create, evidence=[Path(predictions)])
+        store = open_service_store(
+            config.log, key, create=config.create, evidence=[Path(predictions)], home=home
+        )
         try:
-            secret = routing_secret(LogFiles.of(config.log).secret)
-            snapshots = SnapshotStore(snapshot_path(config.log), key=key)
+            secret = routing_secret(LogFiles.of(config.log, home).secret)
+            snapshots = SnapshotStore(snapshot_path(config.log, home), key=key)
             try:
                 check = await asyncio.to_thread(
                     verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="gateway"
@@ -142,7 +151,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
                 FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
             )
             try:
-                initial, artifacts = await asyncio.to_thread(restore_from_snapshot, store, config.log, key)
+                initial, artifacts = await asyncio.to_thread(
+                    restore_from_snapshot, store, config.log, key, home
+                )
                 corpus_documents = await asyncio.to_thread(restore_corpora, store, initial)
             except BaseException:
                 tail_store.close()
@@ -163,11 +174,15 @@ async def start(config: GatewayConfig) -> RunningGateway:
         source = VerifiedSource(remote, ChainChecker(key=key), allow_broken=config.allow_broken_log)
     records = PredictionStore(predictions, secret=secret)
     server, health = rpc.make_server([SERVICE], config.security)
-    described = f"the log file {config.log}" if config.log else f"the optimizer at {config.optimizer}"
+    described = (
+        (f"the log {log_name(config.log)}" if server_log else f"the log file {config.log}")
+        if config.log
+        else f"the optimizer at {config.optimizer}"
+    )
     readiness = Readiness(described, health, [SERVICE])
     replica = Replica(source, initial, artifacts, readiness, GatewayCorpora(corpus_documents))
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
-    history_snapshots = SnapshotStore(snapshot_path(config.log), key=key) if config.log else None
+    history_snapshots = SnapshotStore(snapshot_path(config.log, home), key=key) if config.log else None
     service = GatewayService(
         replica,
         records,

@@ -17,7 +17,9 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--log", default="dspyops.db", show_default=True, help="the SQLite log file")
+@click.option(
+    "--log", default="dspyops.db", show_default=True, help="the log: a SQLite file, or a postgresql:// URL"
+)
 @click.option("--data-dir", default="dspyops-data", show_default=True, help="the artifact directory")
 @click.option(
     "--datasets-dir",

@@ -18,7 +18,7 @@ from dspyops import rpc, serving
 from dspyops.artifacts import ArtifactStore
 from dspyops.connections import Connections, load_for_server
 from dspyops.corpora import log_corpora, program_context
-from dspyops.eventlog import EventStore, WriterLease
+from dspyops.eventlog import EventStore, WriterLease, log_name
 from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
 from dspyops.logfiles import LogFiles
@@ -115,7 +115,9 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     key = chain_key(config.chain_key_file)
     artifacts = config.data_dir / "artifacts"
-    store = open_service_store(config.log, key, create=config.create, evidence=[artifacts])
+    store = open_service_store(
+        config.log, key, create=config.create, evidence=[artifacts], home=config.data_dir
+    )
     try:
         # one optimizer per log for its lifetime: a second one would take this one's running
         # jobs for orphans and append JobInterrupted for them
@@ -139,9 +141,11 @@ async def _start(
     connections: Connections,
 ) -> RunningOptimizer:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    routing_secret(LogFiles.of(config.log).secret)  # created with the log; the gateways use it
+    routing_secret(
+        LogFiles.of(config.log, config.data_dir).secret
+    )  # created with the log; the gateways use it
     # the writer keeps snapshots of its fold beside the log, so restarts and gateways fold only the tail
-    snapshots = SnapshotStore(snapshot_path(config.log), key=key)
+    snapshots = SnapshotStore(snapshot_path(config.log, config.data_dir), key=key)
     await asyncio.to_thread(
         verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="optimizer"
     )
@@ -182,7 +186,7 @@ async def _start(
     await server.start()
     await rpc.set_serving(health, [SERVICE])
     structlog.get_logger().info(
-        "optimizer_listening", port=port, log=str(config.log), interrupted_jobs=orphans
+        "optimizer_listening", port=port, log=log_name(config.log), interrupted_jobs=orphans
     )
     if config.port_file:
         config.port_file.write_text(str(port))

@@ -28,5 +28,11 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 # fixtures shared across test directories: the bad-input tests' module-scoped `servers`,
-# and the connection tests' fake provider and planted environment
-pytest_plugins = ["tests.support.bad_input", "tests.support.connections", "tests.support.ray_cluster"]
+# the connection tests' fake provider and planted environment, the session's PostgreSQL and
+# its local Ray cluster
+pytest_plugins = [
+    "tests.support.bad_input",
+    "tests.support.connections",
+    "tests.support.postgres",
+    "tests.support.ray_cluster",
+]

@@ -141,7 +141,10 @@ def _chain_key(chain_key_file: str) -> bytes | None:
 
 @rpc_command(log, "verify", "Optimizer.VerifyLog")
 @click.option(
-    "--log", "log_path", default="", help="open this log file directly instead of asking the optimizer"
+    "--log",
+    "log_path",
+    default="",
+    help="open this log (a file or a postgresql:// URL) directly instead of asking the optimizer",
 )
 @click.option("--chain-key-file", default="", help="with --log: the log's chain key")
 @json_option
@@ -151,12 +154,16 @@ def verify(session: Session, log_path: str, chain_key_file: str, as_json: bool) 
     if not log_path:
         with session.optimizer() as opt:
             return print_verified(opt.verify_log(), as_json)
-    from dspyops.eventlog import SQLiteEventStore, StoreUnavailable, log_file
+    from dspyops.eventlog import SQLiteEventStore, StoreUnavailable, is_server_log, log_file, open_store
     from dspyops.logwire import verify_response
 
     key = _chain_key(chain_key_file)
     try:
-        store = SQLiteEventStore(log_file(log_path), read_only=True, chain_key=key)
+        if is_server_log(log_path):  # read-only: verify never writes (see open_store's mode)
+            readonly = log_path + ("&" if "?" in log_path else "?") + "mode=ro"
+            store = open_store(readonly, chain_key=key, create=False)
+        else:
+            store = SQLiteEventStore(log_file(log_path), read_only=True, chain_key=key)
     except StoreUnavailable as exc:
         raise SystemExit(f"log verify: {exc}") from None
     try:
@@ -182,6 +189,13 @@ def backup(
 
     if not dest:
         raise SystemExit("log backup: give the destination file: dspyops log backup DEST [--log FILE]")
+    from dspyops.eventlog import is_server_log
+
+    if is_server_log(log_path):
+        raise SystemExit(
+            "log backup: a postgresql:// log is backed up by the server's own tools "
+            "(pg_dump -t events, or a base backup); then `dspyops log verify --log URL` on the restored copy"
+        )
     try:
         report = backup_log(
             log_file(log_path or "dspyops.db"),

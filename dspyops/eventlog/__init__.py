@@ -1,5 +1,6 @@
 """The append-only event log: one interface (``store``), backends behind it (``sqlite``, a
-file; ``memory``, this process's memory, for tests).
+file; ``postgres``, a server database many machines share; ``memory``, this process's
+memory, for tests).
 
 ``open_store`` picks the backend from a URL so services and the CLI take one setting.
 """
@@ -19,6 +20,9 @@ from dspyops.eventlog.hashchain import (
 )
 from dspyops.eventlog.lock import WriterLease, WriterLocked
 from dspyops.eventlog.memory import MemoryEventStore, named_log
+from dspyops.eventlog.postgres.backend import SCHEMES as POSTGRES_SCHEMES
+from dspyops.eventlog.postgres.backend import PostgresEventStore
+from dspyops.eventlog.postgres.errors import log_name as postgres_log_name
 from dspyops.eventlog.sqlite.backend import SQLiteEventStore
 from dspyops.eventlog.store import (
     ANY,
@@ -50,6 +54,7 @@ __all__ = [
     "LogReplaced",
     "MemoryEventStore",
     "NewEvent",
+    "PostgresEventStore",
     "SQLiteEventStore",
     "StoreUnavailable",
     "StoredEvent",
@@ -58,8 +63,10 @@ __all__ = [
     "WriterLocked",
     "WrongExpectedVersion",
     "event_hash",
+    "is_server_log",
     "link_v2",
     "log_file",
+    "log_name",
     "open_store",
 ]
 
@@ -67,10 +74,25 @@ _SQLITE_PREFIX = "sqlite:///"
 _MEMORY_PREFIX = "memory:"
 
 
+def is_server_log(url_or_path: str) -> bool:
+    """Whether this names a log on a database server (``postgresql://``), not a file."""
+    return url_or_path.startswith(POSTGRES_SCHEMES)
+
+
+def log_name(url_or_path: str) -> str:
+    """What names the log in messages: a server log's URL without its password and options,
+    a file's path or URL as given."""
+    if is_server_log(url_or_path):
+        return postgres_log_name(_postgres_url(url_or_path)[0])
+    return url_or_path
+
+
 def log_file(url_or_path: str) -> str:
     """The file a store URL or path names, without the scheme or options: the stem for the
-    files that live beside the log (snapshots, prediction records). A ``memory:`` log has
-    none (ValueError)."""
+    files that live beside the log (snapshots, prediction records). A ``memory:`` or a
+    ``postgresql://`` log has none (ValueError)."""
+    if is_server_log(url_or_path):
+        raise ValueError("a PostgreSQL log is no file: there is nothing beside which to keep others")
     if url_or_path.startswith(_SQLITE_PREFIX):
         return url_or_path[len(_SQLITE_PREFIX) :].partition("?")[0]
     if url_or_path.startswith(_MEMORY_PREFIX):
@@ -79,7 +101,7 @@ def log_file(url_or_path: str) -> str:
 
 
 def open_store(url_or_path: str, *, chain_key: bytes | None = None, create: bool = True) -> EventStore:
-    """Open the store named by a plain file path, a ``sqlite:///`` URL or a ``memory:`` URL.
+    """Open the store named by a plain file path, a ``sqlite:///``, ``postgresql://`` or ``memory:`` URL.
 
     URLs follow SQLAlchemy's convention: ``sqlite:///events.db`` is relative to the working
     directory, ``sqlite:////var/lib/dspyops/events.db`` is absolute. ``memory:`` is a new
@@ -88,9 +110,16 @@ def open_store(url_or_path: str, *, chain_key: bytes | None = None, create: bool
     keyed with it and keyed links verify. ``create=False``: a missing log raises LogMissing
     (servers pass it when files of an earlier log exist, so a vanished log is never
     silently replaced by an empty one).
+
+    ``postgresql://user:password@host:port/dbname?...`` (or ``postgres://``) is libpq's URL:
+    every query option but ``mode`` goes to libpq (``sslmode``, ``options=-csearch_path=NAME``
+    for the schema holding the table, ...). The database must exist; its table is created.
     """
     if not url_or_path:
-        raise ValueError("open_store needs a path, a sqlite:/// URL or a memory: URL")
+        raise ValueError("open_store needs a path, a sqlite:///, postgresql:// or memory: URL")
+    if is_server_log(url_or_path):
+        conninfo, read_only = _postgres_url(url_or_path)
+        return PostgresEventStore(conninfo, read_only=read_only, chain_key=chain_key, create=create)
     for prefix in (_SQLITE_PREFIX, _MEMORY_PREFIX):
         if url_or_path.startswith(prefix):
             where, _, query = url_or_path[len(prefix) :].partition("?")
@@ -106,7 +135,8 @@ def open_store(url_or_path: str, *, chain_key: bytes | None = None, create: bool
     if "://" in url_or_path:
         scheme = url_or_path.split("://", 1)[0]
         raise ValueError(
-            f"no event store backend for {scheme!r} URLs (supported: sqlite:///, memory:, a file path)"
+            f"no event store backend for {scheme!r} URLs "
+            "(supported: sqlite:///, postgresql://, memory:, a file path)"
         )
     return SQLiteEventStore(url_or_path, chain_key=chain_key, create=create)
 
@@ -120,3 +150,13 @@ def _read_only(url: str, query: str) -> bool:
     if mode not in ("rw", "ro"):
         raise ValueError(f"mode must be 'rw' or 'ro' in {url!r}, got {mode!r}")
     return mode == "ro"
+
+
+def _postgres_url(url: str) -> tuple[str, bool]:
+    """The URL without our ``mode`` option (libpq would refuse it), and whether it asked for
+    read-only."""
+    base, _, query = url.partition("?")
+    ours = [part for part in query.split("&") if part.startswith("mode=")]
+    theirs = [part for part in query.split("&") if part and not part.startswith("mode=")]
+    read_only = _read_only(url, "&".join(ours))
+    return base + ("?" + "&".join(theirs) if theirs else ""), read_only

@@ -3,9 +3,10 @@
 The optimizer takes the lease for its lifetime, so a second optimizer on the same log
 cannot start (it would see the first one's running jobs as orphans and write JobInterrupted
 for them, and both would append job events). Each backend takes its own kind of lock: the
-SQLite store an OS file lock beside the log (``FileWriterLock``), a server database an
-advisory lock held by the session. Gateways take none: they append only their own
-deployment decisions, with expected versions, and several share one log.
+SQLite store an OS file lock beside the log (``FileWriterLock``); the PostgreSQL store
+none that excludes (eventlog/postgres/lease.py: replicas sharing the log are its point,
+and what stays exclusive is each job, for a job lease to hold). Gateways take none: they
+append only their own deployment decisions, with expected versions, and several share one log.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ class TestSQLiteEventStore(EventStoreContract, ProcessContract):
         readonly = open_store("sqlite:///rel.db?mode=ro")
         assert isinstance(readonly, SQLiteEventStore) and readonly.read_only
         readonly.close()
-        for bad in ("", "postgresql://localhost/db", "sqlite:///x.db?mode=wx", "sqlite:///x.db?cache=1"):
+        for bad in ("", "mysql://localhost/db", "sqlite:///x.db?mode=wx", "sqlite:///x.db?cache=1"):
             with pytest.raises(ValueError):
                 open_store(bad)
         with pytest.raises(ValueError, match="file path"):

@@ -1,0 +1,121 @@
+"""PostgreSQL stopped under load (``pg_ctl stop -m immediate``) with both servers on the log:
+commands and reads fail UNAVAILABLE naming the log (never a stale answer), and once the
+server is back both servers resume by themselves, with everything acknowledged before the stop
+still in the log and the chain intact."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import grpc
+
+from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.eventlog import open_store
+from dspyops.fold import fold
+from dspyops.launch import ServiceProcess
+from tests.support.harness import ticket_rows, wait_until
+from tests.support.postgres import PostgresServer
+
+ROWS = ticket_rows()
+
+
+def test_commands_unavailable_while_postgres_is_down_then_resume(
+    tmp_path: Path, private_postgres: PostgresServer
+) -> None:
+    url = private_postgres.url()
+    env = dict(os.environ)
+    optimizer = ServiceProcess(
+        "optimizer", ["optimizer", "--log", url, "--data-dir", str(tmp_path / "data")], tmp_path, env
+    )
+    gateway = ServiceProcess(
+        "gateway",
+        ["gateway", "--log", url, "--predictions", str(tmp_path / "records.db"), "--canary-interval", "0"],
+        tmp_path,
+        env,
+    )
+    acknowledged: list[str] = []
+    try:
+        with OptimizerClient(optimizer.address, timeout=30) as opt, GatewayClient(gateway.address) as gw:
+            list(
+                opt.start_optimization(
+                    "tickets", "text -> label", trainset=ROWS[:20], optimizer="LabeledFewShot"
+                )
+            )
+            opt.create_deployment("web", "tickets")
+            opt.set_routes("web", {"1.0.0": 1.0})
+            assert wait_until(lambda: bool(gw.get_deployment_state("web").routes), timeout=60)
+
+            stop = threading.Event()
+
+            def commands() -> None:  # acknowledged alias changes, until the outage stops them
+                i = 0
+                while not stop.is_set():
+                    try:
+                        opt.set_alias("tickets", f"a{i}", "1.0.0")
+                    except grpc.RpcError:
+                        return
+                    acknowledged.append(f"a{i}")
+                    i += 1
+
+            load = threading.Thread(target=commands)
+            load.start()
+            assert wait_until(lambda: len(acknowledged) >= 5, timeout=60)
+            private_postgres.stop("immediate")
+            load.join(60)
+            stop.set()
+
+            try:
+                opt.set_alias("tickets", "during", "1.0.0")
+                raise AssertionError("a command was acknowledged while PostgreSQL was down")
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+                assert "postgresql://" in (exc.details() or ""), exc.details()
+            # reads are UNAVAILABLE too, never stale: the optimizer's catch up with the log
+            # before they answer, and a gateway that cannot follow its log stops serving
+            # (gateway_svc/readiness.py), as one whose optimizer is unreachable does
+            for read in (lambda: opt.list_versions("tickets"), lambda: _predict(gw)):
+                try:
+                    read()
+                    raise AssertionError("a read was answered without reaching the log")
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+
+            private_postgres.start()
+            assert wait_until(lambda: _alias_ok(opt), timeout=120, interval=0.5)
+            assert wait_until(lambda: _serving(gw), timeout=120, interval=0.5)  # and serves again
+        assert gateway.stop() == 0
+    finally:
+        assert optimizer.stop() == 0
+
+    store = open_store(url)
+    try:
+        assert store.verify().ok
+        aliases = fold(store.read(limit=100_000)).programs["tickets"].aliases
+    finally:
+        store.close()
+    missing = [a for a in acknowledged if aliases.get(a) != "1.0.0"]
+    assert acknowledged and not missing, missing
+    assert aliases.get("after") == "1.0.0"
+
+
+def _predict(gw: GatewayClient) -> str:
+    return gw.predict("web", {"text": ROWS[0]["text"]}).version
+
+
+def _serving(gw: GatewayClient) -> bool:
+    try:
+        return _predict(gw) == "1.0.0"
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+        return False
+
+
+def _alias_ok(opt: OptimizerClient) -> bool:
+    try:
+        opt.set_alias("tickets", "after", "1.0.0")
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+        return False
+    return True
