@@ -406,13 +406,25 @@ def _capture_policy_set(b: _Builder, event: StoredEvent, msg: pb.CapturePolicySe
         deployment.stream_version = event.version
 
 
-def _job_update(b: _Builder, event: StoredEvent, /, **changes: Any) -> None:
+_JOB_ENDED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+
+
+def _job_update(b: _Builder, event: StoredEvent, fence: int, /, **changes: Any) -> None:
+    """A job-stream event of the job's owner (``fence``: the token it carries). The stream
+    version always moves (a claimer appends expecting it); the changes apply only when the
+    fence is the current one (any other is a shut-out owner's: the record keeps the event,
+    the state ignores it), and then they renew a claimed job's lease."""
     jobs = b.job_table()
     job_id = event.stream.removeprefix("job-")
     job = jobs.get(job_id)
     if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
         return
-    jobs[job_id] = replace(job, **changes)
+    if fence != job.current_fence:
+        jobs[job_id] = replace(job, stream_version=event.version)
+        return
+    if job.owner:
+        changes["lease_until_us"] = _micros(event) + job.lease_ms * 1000
+    jobs[job_id] = replace(job, stream_version=event.version, **changes)
 
 
 def _job_accepted(b: _Builder, event: StoredEvent, msg: pb.JobAccepted) -> None:
@@ -422,36 +434,90 @@ def _job_accepted(b: _Builder, event: StoredEvent, msg: pb.JobAccepted) -> None:
         job_id=msg.job_id,
         program=msg.program,
         optimizer=msg.optimizer,
-        state="running",
+        state="queued" if msg.max_attempts > 0 else "running",  # claimed jobs wait for a claim
         accepted_position=event.position,
         accepted_at_us=_micros(event),
+        max_attempts=msg.max_attempts,
+        lease_ms=msg.lease_ms,
+        stream_version=event.version,
     )
 
 
+def _job_claimed(b: _Builder, event: StoredEvent, msg: pb.JobClaimed) -> None:
+    """The fence of the claim is its own stream version. A claim on a job that is never
+    claimed (an old log's) or has ended changes nothing but the stream version."""
+    job = b.job_table().get(event.stream.removeprefix("job-"))
+    if job is None or job.max_attempts == 0 or job.state in _JOB_ENDED:
+        _job_update(b, event, -1)  # no fence matches -1: only the stream version moves
+        return
+    b.job_table()[job.job_id] = replace(
+        job,
+        state="running",
+        owner=msg.owner,
+        fence=event.version,
+        attempt=msg.attempt,
+        lease_until_us=_micros(event) + job.lease_ms * 1000,
+        stream_version=event.version,
+    )
+
+
+def _job_retried(b: _Builder, event: StoredEvent, msg: pb.JobRetried) -> None:
+    """The next attempt starts from nothing: its scores and trials are its own."""
+    job = b.job_table().get(event.stream.removeprefix("job-"))
+    fence = -1 if job is None or job.state in _JOB_ENDED else job.current_fence
+    _job_update(
+        b, event, fence, attempt=msg.attempt, baseline_score=0.0, final_score=0.0, best_score=0.0, trials=0
+    )
+
+
+def _lease_renewed(b: _Builder, event: StoredEvent, msg: pb.JobLeaseRenewed) -> None:
+    _job_update(b, event, msg.fence)
+
+
+def _lease_released(b: _Builder, event: StoredEvent, msg: pb.JobLeaseReleased) -> None:
+    _job_update(b, event, msg.fence, state="queued", owner="")
+
+
+def _cancel_requested(b: _Builder, event: StoredEvent, msg: pb.JobCancelRequested) -> None:
+    """Any replica may ask; whoever owns the job acts on it. No fence: it is not the owner's."""
+    if "origin" in msg:
+        b.origin(event, msg.origin)
+    job = b.job_table().get(event.stream.removeprefix("job-"))
+    fence = -1 if job is None or job.state in _JOB_ENDED else job.current_fence
+    _job_update(b, event, fence, cancel_requested=msg.reason)
+
+
+def _fenced(b: _Builder, event: StoredEvent, msg: pb.JobStarted | pb.GateEvaluated) -> None:
+    """An owner's event the summary does not show: it still renews the lease."""
+    _job_update(b, event, msg.fence)
+
+
 def _baseline(b: _Builder, event: StoredEvent, msg: pb.BaselineEvaluated) -> None:
-    _job_update(b, event, baseline_score=msg.score)
+    _job_update(b, event, msg.fence, baseline_score=msg.score)
 
 
 def _trial(b: _Builder, event: StoredEvent, msg: pb.TrialCompleted) -> None:
     job = b.job_table().get(event.stream.removeprefix("job-"))
     trials = (job.trials if job else 0) + 1
-    _job_update(b, event, trials=trials, best_score=msg.best_score)
+    _job_update(b, event, msg.fence, trials=trials, best_score=msg.best_score)
 
 
 def _completed(b: _Builder, event: StoredEvent, msg: pb.JobCompleted) -> None:
-    _job_update(b, event, state="succeeded", final_score=msg.final_score, version=msg.version)
+    _job_update(
+        b, event, msg.fence, state="succeeded", final_score=msg.final_score, version=msg.version, owner=""
+    )
 
 
 def _failed(b: _Builder, event: StoredEvent, msg: pb.JobFailed) -> None:
-    _job_update(b, event, state="failed", error=msg.error)
+    _job_update(b, event, msg.fence, state="failed", error=msg.error, owner="")
 
 
 def _cancelled(b: _Builder, event: StoredEvent, msg: pb.JobCancelled) -> None:
-    _job_update(b, event, state="cancelled", error=msg.reason)
+    _job_update(b, event, msg.fence, state="cancelled", error=msg.reason, owner="")
 
 
 def _interrupted(b: _Builder, event: StoredEvent, msg: pb.JobInterrupted) -> None:
-    _job_update(b, event, state="interrupted", error=msg.reason)
+    _job_update(b, event, msg.fence, state="interrupted", error=msg.reason, owner="")
 
 
 def _corpus_registered(b: _Builder, event: StoredEvent, msg: pb.CorpusRegistered) -> None:
@@ -490,6 +556,13 @@ _HANDLERS: dict[str, Handler] = {
     "CanaryEnded": _canary_ended,
     "CapturePolicySet": _capture_policy_set,
     "JobAccepted": _job_accepted,
+    "JobClaimed": _job_claimed,
+    "JobRetried": _job_retried,
+    "JobLeaseRenewed": _lease_renewed,
+    "JobLeaseReleased": _lease_released,
+    "JobCancelRequested": _cancel_requested,
+    "JobStarted": _fenced,
+    "GateEvaluated": _fenced,
     "BaselineEvaluated": _baseline,
     "TrialCompleted": _trial,
     "JobCompleted": _completed,

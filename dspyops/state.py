@@ -222,7 +222,7 @@ class JobSummary:
     job_id: str
     program: str
     optimizer: str
-    state: str  # running | succeeded | failed | cancelled | interrupted
+    state: str  # queued | running | succeeded | failed | cancelled | interrupted
     accepted_position: int
     accepted_at_us: int
     baseline_score: float = 0.0
@@ -231,6 +231,21 @@ class JobSummary:
     trials: int = 0
     version: str = ""
     error: str = ""
+    # Claims (JobClaimed): 0 / "" for jobs of logs from before them (max_attempts == 0).
+    max_attempts: int = 0
+    lease_ms: int = 0
+    owner: str = ""  # the replica holding the job's lease ("" : nobody)
+    fence: int = 0  # the stream version of the last JobClaimed (kept after a release)
+    attempt: int = 0
+    lease_until_us: int = 0  # recorded_at of the owner's last event + lease_ms (the log's clock)
+    stream_version: int = 0  # the job stream's version: a claim appends expecting it
+    cancel_requested: str = ""  # the reason of a JobCancelRequested the owner has to act on
+
+    @property
+    def current_fence(self) -> int:
+        """The fence an event must carry to count: the owner's claim, or 0 while nobody
+        owns the job (queued, or a log from before claims)."""
+        return self.fence if self.owner else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,16 +306,18 @@ class Route(_message.Message):
     def __init__(self, version: _Optional[str] = ..., weight: _Optional[float] = ..., role: _Optional[_Union[RouteRole, str]] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("lm_calls", "input_tokens", "output_tokens", "cost_usd")
+    __slots__ = ("lm_calls", "input_tokens", "output_tokens", "cost_usd", "replayed_lm_calls")
     LM_CALLS_FIELD_NUMBER: _ClassVar[int]
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_LM_CALLS_FIELD_NUMBER: _ClassVar[int]
     lm_calls: int
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    def __init__(self, lm_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+    replayed_lm_calls: int
+    def __init__(self, lm_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., replayed_lm_calls: _Optional[int] = ...) -> None: ...
 
 class Budget(_message.Message):
     __slots__ = ("timeout_seconds", "max_lm_calls", "max_tokens", "max_cost_usd")
@@ -330,7 +332,7 @@ class Budget(_message.Message):
     def __init__(self, timeout_seconds: _Optional[float] = ..., max_lm_calls: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class GateEvaluated(_message.Message):
-    __slots__ = ("passed", "reason", "final_score", "min_score", "must_beat", "must_beat_score", "min_improvement")
+    __slots__ = ("passed", "reason", "final_score", "min_score", "must_beat", "must_beat_score", "min_improvement", "fence")
     PASSED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +340,7 @@ class GateEvaluated(_message.Message):
     MUST_BEAT_FIELD_NUMBER: _ClassVar[int]
     MUST_BEAT_SCORE_FIELD_NUMBER: _ClassVar[int]
     MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     passed: bool
     reason: str
     final_score: float
@@ -345,7 +348,8 @@ class GateEvaluated(_message.Message):
     must_beat: str
     must_beat_score: float
     min_improvement: float
-    def __init__(self, passed: _Optional[bool] = ..., reason: _Optional[str] = ..., final_score: _Optional[float] = ..., min_score: _Optional[float] = ..., must_beat: _Optional[str] = ..., must_beat_score: _Optional[float] = ..., min_improvement: _Optional[float] = ...) -> None: ...
+    fence: int
+    def __init__(self, passed: _Optional[bool] = ..., reason: _Optional[str] = ..., final_score: _Optional[float] = ..., min_score: _Optional[float] = ..., must_beat: _Optional[str] = ..., must_beat_score: _Optional[float] = ..., min_improvement: _Optional[float] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class ClassMetrics(_message.Message):
     __slots__ = ("label", "precision", "recall", "f1", "support")
@@ -461,7 +465,7 @@ class EvaluationRecorded(_message.Message):
     def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., report: _Optional[_Union[EvaluationReport, _Mapping]] = ...) -> None: ...
 
 class JobAccepted(_message.Message):
-    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote", "origin")
+    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote", "max_attempts", "lease_ms", "inputs", "origin")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -475,6 +479,9 @@ class JobAccepted(_message.Message):
     VALSET_SIZE_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     AUTO_PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     program: str
@@ -489,53 +496,124 @@ class JobAccepted(_message.Message):
     valset_size: int
     min_score: float
     auto_promote: bool
+    max_attempts: int
+    lease_ms: int
+    inputs: JobInputs
     origin: RequestOrigin
-    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., max_attempts: _Optional[int] = ..., lease_ms: _Optional[int] = ..., inputs: _Optional[_Union[JobInputs, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+
+class JobInputs(_message.Message):
+    __slots__ = ("trainset", "valset", "input_keys", "prompt_lm", "budget", "must_beat_version", "min_improvement")
+    TRAINSET_FIELD_NUMBER: _ClassVar[int]
+    VALSET_FIELD_NUMBER: _ClassVar[int]
+    INPUT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_LM_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    MUST_BEAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    trainset: bytes
+    valset: bytes
+    input_keys: _containers.RepeatedScalarFieldContainer[str]
+    prompt_lm: LMConfig
+    budget: Budget
+    must_beat_version: str
+    min_improvement: float
+    def __init__(self, trainset: _Optional[bytes] = ..., valset: _Optional[bytes] = ..., input_keys: _Optional[_Iterable[str]] = ..., prompt_lm: _Optional[_Union[LMConfig, _Mapping]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., must_beat_version: _Optional[str] = ..., min_improvement: _Optional[float] = ...) -> None: ...
+
+class JobClaimed(_message.Message):
+    __slots__ = ("owner", "attempt")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    attempt: int
+    def __init__(self, owner: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class JobRetried(_message.Message):
+    __slots__ = ("attempt", "lost_fence", "lost_owner", "reason")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LOST_FENCE_FIELD_NUMBER: _ClassVar[int]
+    LOST_OWNER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    lost_fence: int
+    lost_owner: str
+    reason: str
+    def __init__(self, attempt: _Optional[int] = ..., lost_fence: _Optional[int] = ..., lost_owner: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class JobLeaseRenewed(_message.Message):
+    __slots__ = ("fence",)
+    FENCE_FIELD_NUMBER: _ClassVar[int]
+    fence: int
+    def __init__(self, fence: _Optional[int] = ...) -> None: ...
+
+class JobLeaseReleased(_message.Message):
+    __slots__ = ("reason", "fence")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    fence: int
+    def __init__(self, reason: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
+
+class JobCancelRequested(_message.Message):
+    __slots__ = ("reason", "origin")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    origin: RequestOrigin
+    def __init__(self, reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
-    __slots__ = ("optimizer", "planned_trials")
+    __slots__ = ("optimizer", "planned_trials", "fence")
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     PLANNED_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     optimizer: str
     planned_trials: int
-    def __init__(self, optimizer: _Optional[str] = ..., planned_trials: _Optional[int] = ...) -> None: ...
+    fence: int
+    def __init__(self, optimizer: _Optional[str] = ..., planned_trials: _Optional[int] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class BaselineEvaluated(_message.Message):
-    __slots__ = ("score", "examples")
+    __slots__ = ("score", "examples", "fence")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     score: float
     examples: int
-    def __init__(self, score: _Optional[float] = ..., examples: _Optional[int] = ...) -> None: ...
+    fence: int
+    def __init__(self, score: _Optional[float] = ..., examples: _Optional[int] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("step", "total", "message", "predictor")
+    __slots__ = ("step", "total", "message", "predictor", "fence")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     step: int
     total: int
     message: str
     predictor: str
-    def __init__(self, step: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ..., predictor: _Optional[str] = ...) -> None: ...
+    fence: int
+    def __init__(self, step: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ..., predictor: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class TrialCompleted(_message.Message):
-    __slots__ = ("trial", "score", "best_score", "candidate", "predictors")
+    __slots__ = ("trial", "score", "best_score", "candidate", "predictors", "fence")
     TRIAL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     PREDICTORS_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     trial: int
     score: float
     best_score: float
     candidate: str
     predictors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, trial: _Optional[int] = ..., score: _Optional[float] = ..., best_score: _Optional[float] = ..., candidate: _Optional[str] = ..., predictors: _Optional[_Iterable[str]] = ...) -> None: ...
+    fence: int
+    def __init__(self, trial: _Optional[int] = ..., score: _Optional[float] = ..., best_score: _Optional[float] = ..., candidate: _Optional[str] = ..., predictors: _Optional[_Iterable[str]] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobCompleted(_message.Message):
-    __slots__ = ("program", "version", "final_score", "baseline_score", "improvement", "gate_passed", "gate_reason", "status", "usage", "wall_seconds", "artifact_digest")
+    __slots__ = ("program", "version", "final_score", "baseline_score", "improvement", "gate_passed", "gate_reason", "status", "usage", "wall_seconds", "artifact_digest", "fence")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -547,6 +625,7 @@ class JobCompleted(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     program: str
     version: str
     final_score: float
@@ -558,29 +637,36 @@ class JobCompleted(_message.Message):
     usage: Usage
     wall_seconds: float
     artifact_digest: str
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., final_score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., improvement: _Optional[float] = ..., gate_passed: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., wall_seconds: _Optional[float] = ..., artifact_digest: _Optional[str] = ...) -> None: ...
+    fence: int
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., final_score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., improvement: _Optional[float] = ..., gate_passed: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., wall_seconds: _Optional[float] = ..., artifact_digest: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobFailed(_message.Message):
-    __slots__ = ("error",)
+    __slots__ = ("error", "fence")
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     error: str
-    def __init__(self, error: _Optional[str] = ...) -> None: ...
+    fence: int
+    def __init__(self, error: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobCancelled(_message.Message):
-    __slots__ = ("reason", "usage", "budget")
+    __slots__ = ("reason", "usage", "budget", "fence")
     REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     reason: str
     usage: Usage
     budget: str
-    def __init__(self, reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., budget: _Optional[str] = ...) -> None: ...
+    fence: int
+    def __init__(self, reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., budget: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobInterrupted(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "fence")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    fence: int
+    def __init__(self, reason: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class VersionRegistered(_message.Message):
     __slots__ = ("program", "version", "spec", "lm", "artifact_digest", "artifact", "lineage", "status", "origin")
@@ -851,7 +937,7 @@ class CapturePolicySet(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[CapturePolicy, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "job_claimed", "job_retried", "job_lease_renewed", "job_lease_released", "job_cancel_requested", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -862,6 +948,11 @@ class EventPayload(_message.Message):
     JOB_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     JOB_INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     GATE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    JOB_CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    JOB_RETRIED_FIELD_NUMBER: _ClassVar[int]
+    JOB_LEASE_RENEWED_FIELD_NUMBER: _ClassVar[int]
+    JOB_LEASE_RELEASED_FIELD_NUMBER: _ClassVar[int]
+    JOB_CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     VERSION_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     VERSION_STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     ALIAS_SET_FIELD_NUMBER: _ClassVar[int]
@@ -887,6 +978,11 @@ class EventPayload(_message.Message):
     job_cancelled: JobCancelled
     job_interrupted: JobInterrupted
     gate_evaluated: GateEvaluated
+    job_claimed: JobClaimed
+    job_retried: JobRetried
+    job_lease_renewed: JobLeaseRenewed
+    job_lease_released: JobLeaseReleased
+    job_cancel_requested: JobCancelRequested
     version_registered: VersionRegistered
     version_status_changed: VersionStatusChanged
     alias_set: AliasSet
@@ -902,7 +998,7 @@ class EventPayload(_message.Message):
     canary_ended: CanaryEnded
     capture_policy_set: CapturePolicySet
     corpus_registered: CorpusRegistered
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., job_claimed: _Optional[_Union[JobClaimed, _Mapping]] = ..., job_retried: _Optional[_Union[JobRetried, _Mapping]] = ..., job_lease_renewed: _Optional[_Union[JobLeaseRenewed, _Mapping]] = ..., job_lease_released: _Optional[_Union[JobLeaseReleased, _Mapping]] = ..., job_cancel_requested: _Optional[_Union[JobCancelRequested, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload", "actor", "chain")

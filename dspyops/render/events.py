@@ -45,6 +45,17 @@ def describe_event(event: pb.Event) -> str:
             return f"cancelled: {p.reason}"
         case "job_interrupted":
             return f"interrupted: {p.reason}"
+        case "job_claimed":
+            return f"claimed by {p.owner or '?'} (attempt {p.attempt}, fence {event.version})"
+        case "job_retried":
+            why = p.reason or f"the lease of {p.lost_owner or '?'} expired"
+            return f"retry, attempt {p.attempt}: {why}"
+        case "job_lease_renewed":
+            return f"lease renewed (fence {p.fence})"
+        case "job_lease_released":
+            return f"lease released (fence {p.fence})" + (f": {p.reason}" if p.reason else "")
+        case "job_cancel_requested":
+            return "cancel requested" + (f": {p.reason}" if p.reason else "")
         case "version_registered":
             return (
                 f"registered {p.program} {p.version} ({pb.VersionStatus.Name(p.status).lower()}), "

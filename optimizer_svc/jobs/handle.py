@@ -24,6 +24,7 @@ from optimizer_svc.cancel import CancelToken
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 _JOB_STATES = {
+    "queued": opb.QUEUED,  # accepted with max_attempts, not claimed yet (dspyops.fold)
     "running": opb.RUNNING,
     "succeeded": opb.SUCCEEDED,
     "failed": opb.FAILED,

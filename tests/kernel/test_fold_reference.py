@@ -72,6 +72,7 @@ def _payloads() -> st.SearchStrategy:
     version = st.sampled_from([*VERSIONS, "9.9.9"])
     deployment = st.sampled_from(DEPLOYMENTS)
     job = st.sampled_from(JOBS)
+    fence = st.sampled_from([0, 0, 1, 2, 3, 4])
     status = st.sampled_from([pb.DEVELOPMENT, pb.STAGING, pb.PRODUCTION, pb.DEPRECATED, pb.ARCHIVED])
     score = st.floats(0, 1)
 
@@ -177,16 +178,49 @@ def _payloads() -> st.SearchStrategy:
             st.integers(0, 3650),
         ),
         st.builds(
-            lambda j: (f"job-{j}", pb.JobAccepted(job_id=j, program="a", optimizer="X")),
+            lambda j, m, ms: (
+                f"job-{j}",
+                pb.JobAccepted(job_id=j, program="a", optimizer="X", max_attempts=m, lease_ms=ms),
+            ),
             st.sampled_from(["j1", "j2"]),
+            st.sampled_from([0, 0, 1, 3]),  # 0: a log from before claims
+            st.sampled_from([0, 500, 15_000]),
         ),
-        st.builds(lambda j, s: (f"job-{j}", pb.BaselineEvaluated(score=s)), job, score),
-        st.builds(lambda j, s: (f"job-{j}", pb.TrialCompleted(trial=1, score=s, best_score=s)), job, score),
+        # fences 0..4: the job streams are short, so some match the current claim's version
+        st.builds(
+            lambda j, o, a: (f"job-{j}", pb.JobClaimed(owner=o, attempt=a)),
+            job,
+            st.sampled_from("ab"),
+            st.integers(1, 3),
+        ),
+        st.builds(
+            lambda j, a, f: (f"job-{j}", pb.JobRetried(attempt=a, lost_fence=f)),
+            job,
+            st.integers(2, 3),
+            fence,
+        ),
+        st.builds(lambda j, f: (f"job-{j}", pb.JobLeaseRenewed(fence=f)), job, fence),
+        st.builds(lambda j, f: (f"job-{j}", pb.JobLeaseReleased(reason="stop", fence=f)), job, fence),
+        st.builds(lambda j: (f"job-{j}", pb.JobCancelRequested(reason="user")), job),
+        st.builds(lambda j, f: (f"job-{j}", pb.JobStarted(optimizer="X", fence=f)), job, fence),
+        st.builds(lambda j, f: (f"job-{j}", pb.GateEvaluated(passed=True, fence=f)), job, fence),
+        st.builds(lambda j, s, f: (f"job-{j}", pb.BaselineEvaluated(score=s, fence=f)), job, score, fence),
+        st.builds(
+            lambda j, s, f: (f"job-{j}", pb.TrialCompleted(trial=1, score=s, best_score=s, fence=f)),
+            job,
+            score,
+            fence,
+        ),
         st.builds(lambda j: (f"job-{j}", pb.JobProgress(step=1)), job),  # not folded, position moves
-        st.builds(lambda j, s: (f"job-{j}", pb.JobCompleted(final_score=s, version="1.0.0")), job, score),
-        st.builds(lambda j: (f"job-{j}", pb.JobFailed(error="boom")), job),
-        st.builds(lambda j: (f"job-{j}", pb.JobCancelled(reason="user")), job),
-        st.builds(lambda j: (f"job-{j}", pb.JobInterrupted(reason="restart")), job),
+        st.builds(
+            lambda j, s, f: (f"job-{j}", pb.JobCompleted(final_score=s, version="1.0.0", fence=f)),
+            job,
+            score,
+            fence,
+        ),
+        st.builds(lambda j, f: (f"job-{j}", pb.JobFailed(error="boom", fence=f)), job, fence),
+        st.builds(lambda j, f: (f"job-{j}", pb.JobCancelled(reason="user", fence=f)), job, fence),
+        st.builds(lambda j, f: (f"job-{j}", pb.JobInterrupted(reason="restart", fence=f)), job, fence),
         # a name moves between digests (some shared by two names); a digest keeps its first event
         st.builds(
             lambda c, d: (

@@ -225,12 +225,8 @@ def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
 
-def _job_update(current: State, event: StoredEvent, /, **changes: Any) -> State:
-    job_id = _job_id(event)
-    job = current.jobs.get(job_id)
-    if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
-        return current
-    return replace(current, jobs=_with(current.jobs, job_id, replace(job, **changes)))
+_ENDED = {"succeeded", "failed", "cancelled", "interrupted"}
+_UNFENCED = {"JobRetried", "JobCancelRequested"}  # apply to any job still going
 
 
 def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> State:
@@ -238,37 +234,66 @@ def _job_accepted(state: State, event: StoredEvent, msg: pb.JobAccepted) -> Stat
         job_id=msg.job_id,
         program=msg.program,
         optimizer=msg.optimizer,
-        state="running",
+        state="queued" if msg.max_attempts else "running",
         accepted_position=event.position,
         accepted_at_us=_micros(event),
+        max_attempts=msg.max_attempts,
+        lease_ms=msg.lease_ms,
+        stream_version=event.version,
     )
     return replace(state, jobs=_with(state.jobs, msg.job_id, job))
 
 
-def _baseline(state: State, event: StoredEvent, msg: pb.BaselineEvaluated) -> State:
-    return _job_update(state, event, baseline_score=msg.score)
-
-
-def _trial(state: State, event: StoredEvent, msg: pb.TrialCompleted) -> State:
+def _job_event(state: State, event: StoredEvent, msg: Any) -> State:
+    """Every job event after JobAccepted: the stream version always moves; a claim takes the
+    job (fence = its version); any other event counts only with the current fence (the
+    owner's, or 0 while nobody owns it), and then renews an owned job's lease."""
     job = state.jobs.get(_job_id(event))
-    trials = (job.trials if job else 0) + 1
-    return _job_update(state, event, trials=trials, best_score=msg.best_score)
+    if job is None:  # lifecycle event without JobAccepted: keep the fold total, ignore it
+        return state
+    name = type(msg).__name__
+    moved = replace(job, stream_version=event.version)
+    lease_until = _micros(event) + job.lease_ms * 1000
+    current = job.fence if job.owner else 0
+    if name == "JobClaimed":
+        if job.max_attempts == 0 or job.state in _ENDED:
+            new = moved
+        else:
+            new = replace(moved, state="running", owner=msg.owner, fence=event.version, attempt=msg.attempt)
+            new = replace(new, lease_until_us=lease_until)
+    elif name in _UNFENCED and job.state in _ENDED:
+        new = moved
+    elif name not in _UNFENCED and msg.fence != current:
+        new = moved
+    else:
+        new = replace(moved, **_job_changes(name, msg, job))
+        if job.owner:
+            new = replace(new, lease_until_us=lease_until)
+    return replace(state, jobs=_with(state.jobs, job.job_id, new))
 
 
-def _completed(state: State, event: StoredEvent, msg: pb.JobCompleted) -> State:
-    return _job_update(state, event, state="succeeded", final_score=msg.final_score, version=msg.version)
-
-
-def _failed(state: State, event: StoredEvent, msg: pb.JobFailed) -> State:
-    return _job_update(state, event, state="failed", error=msg.error)
-
-
-def _cancelled(state: State, event: StoredEvent, msg: pb.JobCancelled) -> State:
-    return _job_update(state, event, state="cancelled", error=msg.reason)
-
-
-def _interrupted(state: State, event: StoredEvent, msg: pb.JobInterrupted) -> State:
-    return _job_update(state, event, state="interrupted", error=msg.reason)
+def _job_changes(name: str, msg: Any, job: JobSummary) -> dict[str, Any]:
+    match name:
+        case "BaselineEvaluated":
+            return {"baseline_score": msg.score}
+        case "TrialCompleted":
+            return {"trials": job.trials + 1, "best_score": msg.best_score}
+        case "JobCompleted":
+            return {"state": "succeeded", "final_score": msg.final_score, "version": msg.version, "owner": ""}
+        case "JobFailed":
+            return {"state": "failed", "error": msg.error, "owner": ""}
+        case "JobCancelled":
+            return {"state": "cancelled", "error": msg.reason, "owner": ""}
+        case "JobInterrupted":
+            return {"state": "interrupted", "error": msg.reason, "owner": ""}
+        case "JobRetried":
+            zero = {"baseline_score": 0.0, "final_score": 0.0, "best_score": 0.0, "trials": 0}
+            return {"attempt": msg.attempt, **zero}
+        case "JobLeaseReleased":
+            return {"state": "queued", "owner": ""}
+        case "JobCancelRequested":
+            return {"cancel_requested": msg.reason}
+    return {}  # JobStarted, GateEvaluated, JobLeaseRenewed: the lease only
 
 
 def _corpus_registered(state: State, event: StoredEvent, msg: pb.CorpusRegistered) -> State:
@@ -303,11 +328,23 @@ _HANDLERS: dict[str, Any] = {
     "CanaryEnded": _canary_ended,
     "CapturePolicySet": _capture_policy_set,
     "JobAccepted": _job_accepted,
-    "BaselineEvaluated": _baseline,
-    "TrialCompleted": _trial,
-    "JobCompleted": _completed,
-    "JobFailed": _failed,
-    "JobCancelled": _cancelled,
-    "JobInterrupted": _interrupted,
+    **dict.fromkeys(
+        [
+            "JobClaimed",
+            "JobRetried",
+            "JobLeaseRenewed",
+            "JobLeaseReleased",
+            "JobCancelRequested",
+            "JobStarted",
+            "GateEvaluated",
+            "BaselineEvaluated",
+            "TrialCompleted",
+            "JobCompleted",
+            "JobFailed",
+            "JobCancelled",
+            "JobInterrupted",
+        ],
+        _job_event,
+    ),
     "CorpusRegistered": _corpus_registered,
 }
