@@ -94,18 +94,12 @@ def lineage_corpora(program: dspy.Module) -> dict[str, str]:
     return {name: module.digest for name, module in retrieve_stages(program)}
 
 
-def corpus_names(program: dspy.Module) -> dict[str, str]:
-    """Retrieve stage -> the corpus name it was built for."""
-    return {name: module.corpus for name, module in retrieve_stages(program)}
-
-
 __all__ = [
     "DEFAULT_K",
     "MAX_K",
     "Lookup",
     "Retrieve",
     "RetrieverFactory",
-    "corpus_names",
     "corpus_retriever",
     "lineage_corpora",
     "retrieve_stages",

@@ -20,7 +20,6 @@ from dspyops.programs.errors import ProgramError
 from dspyops.programs.retrieve import (
     Retrieve,
     RetrieverFactory,
-    corpus_names,
     corpus_retriever,
     lineage_corpora,
 )
@@ -136,7 +135,8 @@ def test_retrieve_is_a_module_without_predictors_sharing_one_index_per_digest() 
     assert program.search.index is other.search.index and cache.builds == 1
     assert program.deepcopy().search.index is program.search.index
     assert copy.deepcopy(program).search.index is program.search.index
-    assert lineage_corpora(program) == {"search": digest} and corpus_names(program) == {"search": "help"}
+    assert lineage_corpora(program) == {"search": digest}
+    assert program.search.corpus == "help"
     got = program.search(query="my parcel tracking shows nothing")
     assert got.passages[0] == next(d.text for d in DOCUMENTS if d.id == "shipping-tracking")
     assert len(got.passages) == 2
