@@ -81,4 +81,7 @@ def job_view(summary: JobSummary, last_sequence: int) -> opb.Job:
         error=scrub(summary.error),  # jobs of earlier processes too
         created_at=created,
         last_sequence=last_sequence,
+        owner=summary.owner,
+        attempt=summary.attempt,
+        max_attempts=summary.max_attempts,
     )

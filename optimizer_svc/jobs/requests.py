@@ -30,6 +30,8 @@ from optimizer_svc.optimizers.base import InvalidOptimizerParams
 from optimizer_svc.optimizers.registry import params_from_struct, resolve_preset, validate_params
 from optimizer_svc.wire import examples_from_proto, lm_from_proto, spec_from_proto
 
+MAX_ATTEMPTS = 10  # a job's runs at most: each retry may pay for its LM calls again
+
 
 @dataclass(frozen=True)
 class ValidatedJob:
@@ -52,6 +54,7 @@ class ValidatedJob:
     val_fraction: float = 0.0  # split the trainset when no valset is given (0: none)
     split_seed: int = 0
     must_beat_program: MustBeat | None = None  # loaded at submission
+    max_attempts: int = 0  # runs before a lost job ends Interrupted (0: the server's default)
 
     @property
     def trainset_digest(self) -> str:
@@ -119,6 +122,11 @@ def validate_start(
     if len(must_beat) > 200:
         raise InvalidArgument("must_beat", "longer than 200 characters")
     budget = budget_from_proto(request.budget) if request.HasField("budget") else Budget()
+    if not 0 <= request.max_attempts <= MAX_ATTEMPTS:
+        raise InvalidArgument(
+            "max_attempts",
+            f"must be in [0, {MAX_ATTEMPTS}] (0: the server's default), got {request.max_attempts}",
+        )
     return ValidatedJob(
         program=program,
         spec=spec,
@@ -138,6 +146,7 @@ def validate_start(
         valset_ref=valset_ref,
         val_fraction=val_fraction,
         split_seed=request.split_seed,
+        max_attempts=request.max_attempts,
     )
 
 
