@@ -29,6 +29,7 @@ from google.protobuf.message import Message
 
 from dspyops.actor import SYSTEM, acting_as
 from dspyops.errors import Aborted
+from dspyops.eventlog import AppendResult
 from dspyops.ledger import Ledger
 from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
@@ -102,6 +103,11 @@ def decide(job: JobSummary, now_us: int, owner: str, *, owners_dead: bool = Fals
     attempts are used up); NOTHING when the job is not claimable now."""
     if not claimable(job, now_us, owner, owners_dead=owners_dead):
         return NOTHING
+    if job.cancel_requested:
+        # asked to stop while nobody ran it (queued, or its owner gone): it ends here, unrun
+        fence = 0 if job.state == "queued" else job.fence
+        cancelled = pb.JobCancelled(reason=job.cancel_requested, fence=fence)
+        return Decision((cancelled,), job.stream_version)
     if job.state == "queued":
         # a job never claimed starts attempt 1; a released one keeps its attempt: a graceful
         # restart of its replica costs it none
@@ -128,22 +134,15 @@ def claim(
     ledger: Ledger, clock_us: Callable[[], int], job_id: str, owner: str, *, owners_dead: bool = False
 ) -> Claim | None:
     """Take the job for `owner` if it is claimable: the Claim, or None when it is not (it
-    runs under a live lease, has ended, another replica appended first, or its attempts were
-    used up and this call ended it Interrupted). Appended as the system: the job's own
-    events keep their submitter as actor."""
+    runs under a live lease, has ended, or another replica appended first). A job that
+    nothing may run again (its attempts used up, or asked to stop) is ended instead, and
+    None returned. Appended as the system: the job's own events keep their submitter."""
     job = ledger.refresh().jobs.get(job_id)
     if job is None:
         return None
     decision = decide(job, clock_us(), owner, owners_dead=owners_dead)
-    if not decision.payloads:
-        return None
-    try:
-        with acting_as(SYSTEM):
-            result = ledger.append(job_stream(job_id), list(decision.payloads), decision.expected_version)
-    except Aborted:  # another taker, the owner renewing, a cancel request: decide again later
-        ledger.refresh()
-        return None
-    if not decision.claims:
+    result = _append(ledger, job_id, decision)
+    if result is None or not decision.claims:
         return None
     return Claim(
         job_id=job_id,
@@ -154,10 +153,35 @@ def claim(
     )
 
 
+def end(
+    ledger: Ledger, clock_us: Callable[[], int], job_id: str, owner: str, *, owners_dead: bool = False
+) -> str:
+    """End the job if nothing may run it again (no slot needed for that); the state it
+    ended in ("interrupted" or "cancelled"), or "" when it was not to be ended now."""
+    job = ledger.refresh().jobs.get(job_id)
+    if job is None:
+        return ""
+    decision = decide(job, clock_us(), owner, owners_dead=owners_dead)
+    if not decision.payloads or decision.claims or _append(ledger, job_id, decision) is None:
+        return ""
+    return "interrupted" if isinstance(decision.payloads[-1], pb.JobInterrupted) else "cancelled"
+
+
+def _append(ledger: Ledger, job_id: str, decision: Decision) -> AppendResult | None:
+    if not decision.payloads:
+        return None
+    try:
+        with acting_as(SYSTEM):
+            return ledger.append(job_stream(job_id), list(decision.payloads), decision.expected_version)
+    except Aborted:  # another taker, the owner renewing, a cancel request: decide again later
+        ledger.refresh()
+        return None
+
+
 def _since(job: JobSummary) -> str:
     """When the owner's last event was recorded (the lease's start), for the reasons."""
     last_us = job.lease_until_us - job.lease_ms * 1000
     return datetime.fromtimestamp(last_us / 1_000_000, UTC).isoformat(timespec="milliseconds")
 
 
-__all__ = ["NOTHING", "Claim", "Decision", "LeaseLost", "claim", "claimable", "decide", "new_owner_id"]
+__all__ = ["NOTHING", "Claim", "Decision", "LeaseLost", "claim", "claimable", "decide", "end", "new_owner_id"]

@@ -43,6 +43,13 @@ class JobHandle:
     # and must not stop before they have seen the last event (the fold knows the job ended
     # a moment earlier, when the event was appended to the log).
     done: bool = False
+    # This replica's claim, while it runs the job (optimizer_svc.jobs.claims): every append of
+    # its events carries `fence` and expects `stream_version`, the version of its last append.
+    fence: int = 0
+    stream_version: int = 0
+    attempt: int = 0
+    renewed_at: float = 0.0  # time.monotonic() of the last append that renewed the lease
+    fenced: str = ""  # why the lease was lost ("" : it was not): nothing more is appended
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: asyncio.Future[None] | None = None
 
