@@ -46,7 +46,7 @@ from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub, scrub_message
-from dspyops.state import JobSummary, State, VersionState
+from dspyops.state import JobSummary, State
 from optimizer_svc.cancel import JobCancelled
 from optimizer_svc.jobs import claims
 from optimizer_svc.jobs.claims import Claim, LeaseLost
@@ -54,8 +54,8 @@ from optimizer_svc.jobs.executor import JobExecutor, JobLost, RemoteJobFailed, T
 from optimizer_svc.jobs.gates import resolve_must_beat
 from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
 from optimizer_svc.jobs.leases import LeaseKeeper
-from optimizer_svc.jobs.registration import params_struct, register_result
-from optimizer_svc.jobs.requests import ValidatedJob, resolve_datasets
+from optimizer_svc.jobs.registration import params_struct, register_result, registered_version_of
+from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_inputs, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.jobs.takeover import accepted_record, completed_from_version
 from optimizer_svc.jobs.watched import job_event_payload, kind_of
@@ -186,6 +186,7 @@ class JobManager:
         replica has a free slot (else it waits queued for any replica's). `request` (with a
         request_id) makes a retry of the submission return the job it started."""
         job = self.prepare(job)
+        inputs = job_inputs(job)  # refused (e.g. examples disagreeing on their inputs) before a slot is taken
         if self.free_slots() <= 0:
             queued = sum(1 for j in self.ledger.refresh().jobs.values() if j.state == "queued")
             if queued >= self.max_queued:
@@ -209,10 +210,11 @@ class JobManager:
             auto_promote=job.auto_promote,
             max_attempts=job.max_attempts or self.max_attempts,
             lease_ms=self.lease_ms,
-            inputs=_job_inputs(job),
+            inputs=inputs,
         )
         if job.min_score is not None:
             accepted.min_score = job.min_score
+        check_accepted_size(accepted)
         with self._slots:  # this replica's keeper claims the job only after this claim attempt
             outcome = self.ledger.run(
                 "StartOptimization", request, lambda _: Decision(job_stream(job_id), [accepted], 0)
@@ -452,8 +454,9 @@ class JobManager:
         if job is None:
             state = self.ledger.refresh()
             summary = state.jobs[handle.job_id]
-            version = _registered_version_of(state, summary.program, handle.job_id)
-            if version is not None:
+            registered = registered_version_of(state, summary.program, handle.job_id)
+            if registered is not None:
+                version = state.programs[summary.program].versions[registered]
                 completed = completed_from_version(self.ledger.store, handle.job_id, version)
                 self._record(handle, "completed", completed, final=True)
                 _log.info("job_completed_from_registration", job_id=handle.job_id, version=version.version)
@@ -470,7 +473,7 @@ class JobManager:
 
     def _rebuild(self, accepted: pb.JobAccepted) -> ValidatedJob:
         """The job as it was accepted: its inputs from JobAccepted, must_beat loaded here."""
-        job = ValidatedJob.from_accepted(accepted, self.connections, self.programs)  # type: ignore[attr-defined]
+        job = ValidatedJob.from_accepted(accepted, self.connections, self.programs)
         if job.must_beat:
             must_beat = resolve_must_beat(
                 self.registry, self.artifacts, job.program, job.must_beat, job.spec, self.programs
@@ -578,18 +581,3 @@ class JobManager:
         summary = self.ledger.refresh().jobs.get(job_id)
         handle.done = summary is not None and summary.state in TERMINAL
         return handle
-
-
-def _job_inputs(job: ValidatedJob) -> pb.JobInputs | None:
-    # TEMPORARY until issue14-ja is merged (JobAccepted.inputs, registered_version_of)
-    from optimizer_svc.jobs import requests
-
-    make = getattr(requests, "job_inputs", None)
-    return make(job) if make is not None else None
-
-
-def _registered_version_of(state: State, program: str, job_id: str) -> VersionState | None:
-    from optimizer_svc.registry import commands
-
-    find = getattr(commands, "registered_version_of", None)
-    return find(state, program, job_id) if find is not None else None

@@ -13,6 +13,7 @@ from dspyops.events import decode
 from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import VersionState
+from optimizer_svc.jobs.registration import completed_from
 
 
 def accepted_record(store: EventStore, job_id: str) -> tuple[StoredEvent, pb.JobAccepted]:
@@ -25,27 +26,15 @@ def accepted_record(store: EventStore, job_id: str) -> tuple[StoredEvent, pb.Job
 
 
 def completed_from_version(store: EventStore, job_id: str, version: VersionState) -> pb.JobCompleted:
-    """The JobCompleted the lost owner would have appended: the scores its version's lineage
-    records, the verdict of the last GateEvaluated on the job's stream (appended before the
-    version, under the lost owner's fence)."""
+    """The JobCompleted the lost owner would have appended: its version as registered, and
+    the verdict of the last GateEvaluated on the job's stream (appended before the version,
+    under the lost owner's fence)."""
     gate = pb.GateEvaluated(passed=True)
     for record in store.read_stream(job_stream(job_id)):
         if record.type == pb.GateEvaluated.DESCRIPTOR.full_name:
             found = decode(record)
             assert isinstance(found, pb.GateEvaluated)
             gate = found
-    lineage = version.lineage
-    final = float(lineage.get("final_score", 0.0))
-    baseline = float(lineage.get("baseline_score", 0.0))
-    return pb.JobCompleted(
-        program=version.program,
-        version=version.version,
-        final_score=final,
-        baseline_score=baseline,
-        improvement=final - baseline,
-        gate_passed=gate.passed,
-        gate_reason=gate.reason,
-        status=pb.PRODUCTION if version.status == "production" else pb.DEVELOPMENT,  # as registration's
-        usage=pb.Usage(),
-        artifact_digest=version.artifact_digest,
+    return completed_from(
+        version, usage=pb.Usage(), wall=0.0, gate_passed=gate.passed, gate_reason=gate.reason
     )
