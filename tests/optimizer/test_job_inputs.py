@@ -111,7 +111,7 @@ def test_one_predictor_job_round_trips_and_its_sets_are_their_digests(
     jobs = server.running.jobs
     job, accepted = submitted(jobs, request())
     inputs = accepted.inputs
-    assert accepted.max_attempts == 0  # nothing claims jobs yet: run from acceptance, as before
+    assert accepted.max_attempts == 1  # the server's --job-max-attempts: the job is claimed
     assert hashlib.sha256(inputs.trainset).hexdigest() == accepted.trainset_digest
     assert hashlib.sha256(inputs.valset).hexdigest() == accepted.valset_digest
     assert list(inputs.input_keys) == ["text"]
