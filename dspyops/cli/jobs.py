@@ -152,8 +152,9 @@ def start(
 @json_option
 @click.pass_obj
 def watch(session: Session, job_id: str, after: int, after_version: int, as_json: bool) -> int:
-    """re-attach to a job's event stream; with several --optimizer replicas, go on at the next
-    when one goes away."""
+    """re-attach to a job's event stream.
+
+    With several --optimizer replicas (one log), it goes on at the next when one goes away."""
     with session.optimizer() as opt:
         events = opt.watch_job(
             job_id, after, after_stream_version=after_version, targets=session.optimizer_replicas

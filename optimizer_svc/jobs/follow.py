@@ -15,10 +15,10 @@ appends are fenced by optimistic concurrency) does not end the watch, and a job 
 says it ended is done however its events are ordered.
 
 Two ways in: ``open_from_log`` (WatchJob / GetJob of a job not in this process: the log
-read once; the live following starts with the first watcher that waits, so ListJobs over
-many running jobs starts nothing) and ``follow`` (the owner's handle lost its lease: keep
-publishing into the same handle from the version it had reached, starting at once, since
-its watchers are waiting already).
+read once; the live following runs while a watcher waits, so ListJobs over many running
+jobs starts nothing, and a watcher that hangs up leaves nothing reading) and ``follow``
+(the owner's handle lost its lease: keep publishing into the same handle from the version
+it had reached, starting at once, since its watchers are waiting already).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class JobFollower:
         handle = self.handle
         notifier = self.store.head_notifier()
         try:
-            while not handle.done:
+            while not handle.done and handle.watchers:  # a later watcher starts it again
                 try:
                     # the head first: whatever commits after it wakes the wait below
                     head = await asyncio.to_thread(self.store.head)

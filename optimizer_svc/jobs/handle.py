@@ -53,6 +53,7 @@ class JobHandle:
     # set for a job this process does not run: reads the job's log into `events` until it ends
     follower: JobFollower | None = None
     failure: BaseException | None = None  # the follower could not read the log: watchers get it
+    watchers: int = 0  # watches in progress (the follower reads only while there are any)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: asyncio.Future[None] | None = None
 
@@ -69,21 +70,25 @@ class JobHandle:
         is above `after_stream_version` (the log's, the same on every replica), then live
         until the job ends."""
         index = after_sequence
-        while True:
-            while index < len(self.events):
-                event = self.events[index]
-                index += 1
-                if not after_stream_version or event.stream_version > after_stream_version:
-                    yield event
-            if self.done and index >= len(self.events):
-                return
-            if self.failure is not None:
-                raise self.failure
-            if self.follower is not None:
-                self.follower.start()  # a job of another replica: read its log while anyone watches
-            if self._changed is None:
-                self._changed = self.loop.create_future()
-            await asyncio.shield(self._changed)
+        self.watchers += 1
+        try:
+            while True:
+                while index < len(self.events):
+                    event = self.events[index]
+                    index += 1
+                    if not after_stream_version or event.stream_version > after_stream_version:
+                        yield event
+                if self.done and index >= len(self.events):
+                    return
+                if self.failure is not None:
+                    raise self.failure
+                if self.follower is not None:
+                    self.follower.start()  # a job of another replica: read its log while anyone watches
+                if self._changed is None:
+                    self._changed = self.loop.create_future()
+                await asyncio.shield(self._changed)
+        finally:
+            self.watchers -= 1
 
 
 def job_view(summary: JobSummary, last_sequence: int) -> opb.Job:

@@ -150,6 +150,28 @@ def test_an_owner_that_lost_the_job_follows_the_log_from_its_last_version(store:
     asyncio.run(main())
 
 
+def test_the_follower_stops_reading_when_nobody_watches(store: EventStore) -> None:
+    async def main() -> None:
+        append(store, accepted())
+        handle = open_from_log(store, asyncio.get_running_loop(), JOB)
+        watcher = Watcher(handle)
+        await watcher.until(lambda seen: len(seen) == 1)
+        assert handle.follower is not None and handle.follower._task is not None
+        watcher.task.cancel()  # the client hung up
+        append(store, pb.JobStarted(optimizer="LabeledFewShot"))  # the next wake-up ends the reading
+        async with asyncio.timeout(WAIT):
+            while not handle.follower._task.done():
+                await asyncio.sleep(0.005)
+        assert handle.watchers == 0 and not handle.done
+        again = Watcher(handle)  # a new watcher starts it again, from where it was
+        append(store, pb.JobFailed(error="boom"))
+        async with asyncio.timeout(WAIT):
+            await again.ended.wait()
+        assert again.kinds() == ["accepted", "started", "failed"]
+
+    asyncio.run(main())
+
+
 def test_a_job_that_is_not_in_the_log_is_not_found(store: EventStore) -> None:
     async def main() -> None:
         from dspyops.errors import NotFound
