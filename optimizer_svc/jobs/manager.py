@@ -36,7 +36,7 @@ from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore
 from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
-from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, shown
+from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult
 from dspyops.events import decode
 from dspyops.ledger import Ledger
@@ -51,6 +51,7 @@ from optimizer_svc.cancel import JobCancelled
 from optimizer_svc.jobs import claims
 from optimizer_svc.jobs.claims import Claim, LeaseLost
 from optimizer_svc.jobs.executor import JobExecutor, JobLost, RemoteJobFailed, ThreadExecutor
+from optimizer_svc.jobs.follow import KIND_OF, follow, open_from_log
 from optimizer_svc.jobs.gates import resolve_must_beat
 from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
 from optimizer_svc.jobs.leases import LeaseKeeper
@@ -58,7 +59,7 @@ from optimizer_svc.jobs.registration import params_struct, register_result, regi
 from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_inputs, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.jobs.takeover import accepted_record, completed_from_version
-from optimizer_svc.jobs.watched import job_event_payload, kind_of
+from optimizer_svc.jobs.watched import job_event_payload
 from optimizer_svc.progress.events import JobEvent
 from optimizer_svc.progress.usage import SharedUsageTracker
 from optimizer_svc.registry.commands import Registry
@@ -227,7 +228,9 @@ class JobManager:
             handle.stream_version = outcome.appended.stream_version
             self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
             # the job's events are the submitter's: its thread runs in the submitting RPC's context
-            self.take(job_id, job, contextvars.copy_context())
+            if not self.take(job_id, job, contextvars.copy_context(), handle=handle):
+                # queued (no slot here) or claimed by another replica: its watchers follow the log
+                follow(handle, self.ledger.store, handle.stream_version)
         return handle
 
     def take(
@@ -236,23 +239,26 @@ class JobManager:
         job: ValidatedJob | None = None,
         context: contextvars.Context | None = None,
         *,
+        handle: JobHandle | None = None,
         owners_dead: bool = False,
     ) -> bool:
         """Claim the job and start its thread, if a slot is free and the job is claimable.
-        `job`: as submitted here (else it is rebuilt from its JobAccepted); `context`: the
-        submitting RPC's (else the thread acts as the JobAccepted's actor)."""
+        `job`, `handle`: as submitted here (else the job is rebuilt from its JobAccepted, and
+        its handle from the log); `context`: the submitting RPC's (else the thread acts as
+        the JobAccepted's actor)."""
         with self._slots:
             if self.free_slots() <= 0 or job_id in self._threads:
                 return False
             claim = claims.claim(self.ledger, self.clock_us, job_id, self.owner, owners_dead=owners_dead)
             if claim is None:
                 return False
-            handle = self.jobs.get(job_id)
-            if handle is None or handle.done:
-                handle = self._from_log(job_id)
-                self.jobs[job_id] = handle
+            if handle is not None:
+                self._publish_logged(handle, after_version=handle.stream_version)  # the claim
             else:
-                self._publish_logged(handle, after_version=handle.stream_version)
+                # a new handle: one of this replica that followed the job goes on following
+                handle = open_from_log(self.ledger.store, self.loop, job_id)
+                handle.follower = None  # filled by the job thread now
+            self.jobs[job_id] = handle
             handle.fence, handle.stream_version, handle.attempt = (
                 claim.fence,
                 claim.stream_version,
@@ -341,6 +347,8 @@ class JobManager:
             return
         handle.fenced = reason
         handle.cancel.cancel(reason)
+        # its watchers go on with what the log says: the new owner's events, or how it ended
+        follow(handle, self.ledger.store, handle.stream_version)
         _log.warning("job_lease_lost", job_id=handle.job_id, reason=reason, owner=self.owner)
 
     def _append_fenced(self, handle: JobHandle, payloads: Sequence[Message]) -> AppendResult:
@@ -383,6 +391,8 @@ class JobManager:
         event is scrubbed first: what is logged and what is streamed are the same text."""
         scrub_message(payload)
         with handle._lock:
+            if handle.fenced:  # the handle follows the log now: the job is another replica's
+                raise LeaseLost(handle.job_id, handle.fenced)
             if "fence" in payload.DESCRIPTOR.fields_by_name:
                 payload.fence = handle.fence  # type: ignore[attr-defined]
             if kind in _LOG_KINDS and not logged:
@@ -392,7 +402,12 @@ class JobManager:
     def _publish(
         self, handle: JobHandle, kind: str, payload: Message, at: Timestamp, *, final: bool = False
     ) -> None:
-        event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=at)
+        event = opb.OptimizationEvent(
+            job_id=handle.job_id,
+            sequence=len(handle.events) + 1,
+            at=at,
+            stream_version=handle.stream_version,  # a progress tick: the last logged event's
+        )
         getattr(event, kind).CopyFrom(payload)
         handle.events.append(event)
         if final:
@@ -403,7 +418,8 @@ class JobManager:
         """Stream to the handle's watchers what others appended to the job (a claim, a
         retry, a cancel request) of the kinds a watcher is shown."""
         for record in self.ledger.store.read_stream(job_stream(handle.job_id), after_version=after_version):
-            kind = kind_of(record.type)
+            kind = KIND_OF.get(record.type.removeprefix("dspyops.v1."))
+            handle.stream_version = record.version
             if kind is not None:
                 stamp = Timestamp()
                 stamp.FromDatetime(record.recorded_at)
@@ -438,12 +454,6 @@ class JobManager:
         finally:
             with self._slots:
                 self._threads.pop(handle.job_id, None)
-            if handle.fenced and not handle.done:
-                # the job is another replica's now; this handle stops here, and the job is
-                # read from the log from now on
-                handle.done = True
-                self.loop.call_soon_threadsafe(handle._publish)
-                self.jobs.pop(handle.job_id, None)
         if not self._shutting_down:
             self.keeper.wake()  # a slot is free: a queued job may start at once
 
@@ -560,24 +570,10 @@ class JobManager:
             handle.done = True
             self.loop.call_soon_threadsafe(handle._publish)
 
-    # ------------------------------------------------------------------ jobs of earlier processes
+    # ------------------------------------------------------------------ jobs of other processes
 
     def _from_log(self, job_id: str) -> JobHandle:
-        """A job of an earlier process: its logged events, replayed (its summary is the fold's)."""
-        records = self.ledger.store.read_stream(job_stream(job_id)) if len(job_id) <= 64 else []
-        if not records:
-            raise NotFound("job_id", f"no job {shown(job_id)}")
-        handle = JobHandle(job_id=job_id, loop=self.loop)
-        for record in records:
-            kind = kind_of(record.type)
-            if kind is None:
-                continue
-            payload = decode(record)
-            stamp = Timestamp()
-            stamp.FromDatetime(record.recorded_at)
-            event = opb.OptimizationEvent(job_id=job_id, sequence=len(handle.events) + 1, at=stamp)
-            getattr(event, kind).CopyFrom(scrub_message(payload))  # logs written before the scrubber
-            handle.events.append(event)
-        summary = self.ledger.refresh().jobs.get(job_id)
-        handle.done = summary is not None and summary.state in TERMINAL
-        return handle
+        """A job this process does not run (an earlier process's, or another replica's): its
+        logged events, then the log followed live while anyone watches (its summary is the
+        fold's)."""
+        return open_from_log(self.ledger.store, self.loop, job_id)

@@ -1,42 +1,12 @@
-"""What a job's watchers are shown: the OptimizationEvent kind of each job event.
-
-Lifecycle and trial events are appended to the job's stream and streamed; progress ticks
-are only streamed; claim events are streamed once OptimizationEvent has a kind for them,
-and lease renewals and releases never are (they say nothing a watcher needs).
-"""
+"""What a job reports, as the payloads its watchers are shown (lifecycle and trial events
+are appended to the job's stream too; progress ticks are only streamed)."""
 
 from __future__ import annotations
 
 from google.protobuf.message import Message
 
 from dspyops.proto import events_pb2 as pb
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
-
-_KIND_OF: dict[str, str | None] = {
-    "JobAccepted": "accepted",
-    "JobStarted": "started",
-    "BaselineEvaluated": "baseline",
-    "JobProgress": "progress",
-    "TrialCompleted": "trial",
-    "JobCompleted": "completed",
-    "JobFailed": "failed",
-    "JobCancelled": "cancelled",
-    "JobInterrupted": "interrupted",
-    "GateEvaluated": "gate",
-    "JobClaimed": "claimed",
-    "JobRetried": "retried",
-    "JobCancelRequested": "cancel_requested",
-    "JobLeaseRenewed": None,
-    "JobLeaseReleased": None,
-}
-_STREAMED = set(opb.OptimizationEvent.DESCRIPTOR.fields_by_name)
-
-
-def kind_of(event_type: str) -> str | None:
-    """The OptimizationEvent kind a job-stream event is watched as (None: not watched)."""
-    kind = _KIND_OF[event_type.removeprefix("dspyops.v1.")]
-    return kind if kind in _STREAMED else None
 
 
 def job_event_payload(event: JobEvent) -> tuple[str, Message] | None:

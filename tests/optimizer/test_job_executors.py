@@ -86,7 +86,7 @@ def test_a_failing_job_is_failed_on_the_record_with_the_same_error(
                 metric="tests.support.metric_plugins:explode",
             )
         )
-        assert kinds(events)[:2] == ["accepted", "started"] and kinds(events)[-1] == "failed"
+        assert kinds(events)[:3] == ["accepted", "claimed", "started"] and kinds(events)[-1] == "failed"
         error = events[-1].failed.error
         # DSPy's Evaluate gives up after too many metric errors: its error, word for word, on
         # either executor (nothing of Ray's wrapping)
