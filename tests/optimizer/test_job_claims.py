@@ -18,7 +18,7 @@ import pytest
 
 from dspyops.artifacts import ArtifactStore
 from dspyops.client import examples
-from dspyops.errors import Aborted
+from dspyops.errors import Aborted, FailedPrecondition
 from dspyops.eventlog import EventStore, StoredEvent, open_store
 from dspyops.events import decode
 from dspyops.ledger import Ledger
@@ -265,3 +265,28 @@ def test_a_taker_completes_from_the_version_the_lost_owner_registered(
     thaw.set()
     assert wait_until(lambda: not a.running(), timeout=60)
     assert store.head() == head  # a's own JobCompleted was refused
+
+
+def test_jobs_queue_up_to_max_queued_and_a_queued_job_can_be_cancelled(
+    replicas: Callable[..., JobManager], store: EventStore
+) -> None:
+    busy = replicas("busy", max_running=0, max_queued=2)  # no slot: what it accepts waits
+    queued = [busy.submit(validate_start(request())).job_id for _ in range(2)]
+    with pytest.raises(FailedPrecondition) as refused:
+        busy.submit(validate_start(request()))
+    assert "2 jobs are queued already" in str(refused.value)
+    assert [busy.ledger.refresh().jobs[j].state for j in queued] == ["queued", "queued"]
+    # a cancel of a job nobody runs: any replica's keeper ends it, unrun
+    busy.cancel(queued[0], "not needed")
+    idle = replicas("idle", max_running=0)
+    idle.keeper.start()
+    assert wait_until(lambda: idle.ledger.refresh().jobs[queued[0]].state == "cancelled", timeout=30)
+    assert types(store, queued[0]) == ["JobAccepted", "JobCancelRequested", "JobCancelled"]
+    ended = stream(store, queued[0])[-1][1]
+    assert ended.reason == "not needed" and ended.fence == 0
+    # the other one waits for a replica with a free slot, then runs there
+    free = replicas("free")
+    free.keeper.start()
+    assert wait_until(lambda: free.ledger.refresh().jobs[queued[1]].state == "succeeded", timeout=60)
+    claimed = [p for _, p in stream(store, queued[1]) if isinstance(p, pb.JobClaimed)]
+    assert [(c.owner, c.attempt) for c in claimed] == [("free", 1)]
