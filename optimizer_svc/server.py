@@ -21,6 +21,7 @@ from dspyops.corpora import log_corpora, program_context
 from dspyops.eventlog import EventStore, WriterLease, log_name
 from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
+from dspyops.lmcache import open_lm_cache
 from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
 from dspyops.logstart import chain_key, open_service_store, routing_secret, verify_at_start, writer_lease
@@ -158,6 +159,8 @@ async def _start(
         ledger.refresh,
     )
     executor = await asyncio.to_thread(job_executor, config, ledger)
+    # the jobs' LM calls, kept per job until it ends, in the log's database (dspyops.lmcache)
+    lm_cache = await asyncio.to_thread(open_lm_cache, config.log)
     jobs = JobManager(
         ledger,
         registry,
@@ -168,6 +171,7 @@ async def _start(
         connections=connections,
         programs=programs,
         executor=executor,
+        lm_cache=lm_cache,
     )
     orphans = await asyncio.to_thread(jobs.interrupt_orphans)
     server, health = rpc.make_server([SERVICE], config.security)

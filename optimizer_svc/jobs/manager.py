@@ -31,8 +31,11 @@ from dspyops.artifacts import ArtifactStore
 from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
+from dspyops.eventlog.store import StoreUnavailable
 from dspyops.events import decode
 from dspyops.ledger import Ledger
+from dspyops.lmcache.cache import LMCache
+from dspyops.lmcache.memory import MemoryLMCache
 from dspyops.metrics import allowed_metric_modules
 from dspyops.names import job_stream
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
@@ -86,12 +89,16 @@ class JobManager:
         connections: Connections | None = None,
         programs: ProgramContext = NO_CONTEXT,
         executor: JobExecutor | None = None,
+        lm_cache: LMCache | None = None,
     ) -> None:
         # where each job's optimization runs (the manager keeps its record either way)
         self.executor: JobExecutor = executor or ThreadExecutor()
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
         self.connections = connections or OFFLINE_ONLY  # the LM connections jobs may name
         self.programs = programs  # the user code and corpora programs may use (--program-modules)
+        # every job's LM calls, by job id, until its terminal event (dspyops.lmcache); the
+        # manager's own (closed at shutdown) unless given one
+        self.lm_cache: LMCache = lm_cache if lm_cache is not None else MemoryLMCache()
         self.ledger = ledger
         self.registry = registry
         self.artifacts = artifacts
@@ -220,6 +227,7 @@ class JobManager:
         for thread in self._threads.values():
             thread.join(max(0.0, deadline - time.monotonic()))
         self.executor.close()
+        self.lm_cache.close()
 
     # ------------------------------------------------------------------ the job thread
 
@@ -242,6 +250,17 @@ class JobManager:
             if final:
                 handle.done = True
             self.loop.call_soon_threadsafe(handle._publish)
+        if final:
+            self._forget_lm_calls(handle.job_id)
+
+    def _forget_lm_calls(self, job_id: str) -> None:
+        """The job ended on the record: nothing will retry it, so its cached LM calls go. A
+        cache that cannot be reached now keeps the rows (the job's outcome stands; the rows
+        are only space: ``notes/lc.md`` says how to remove them by hand)."""
+        try:
+            self.lm_cache.delete_job(job_id)
+        except StoreUnavailable as exc:
+            _log.warning("lm_cache_rows_kept", job_id=job_id, error=scrub(str(exc)))
 
     def _emit(self, handle: JobHandle) -> Callable[[JobEvent], None]:
         def emit(event: JobEvent) -> None:
@@ -297,6 +316,7 @@ class JobManager:
             connections=self.connections,
             programs=self.programs,
             metric_modules=allowed_metric_modules(),  # this process's, wherever the job runs
+            lm_cache=self.lm_cache,
         )
         usage = SharedUsageTracker()
         try:
