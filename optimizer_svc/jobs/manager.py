@@ -123,6 +123,7 @@ class JobManager:
         with acting_as(SYSTEM):
             for job_id in orphans:
                 self.ledger.append(job_stream(job_id), [interrupted], None)
+                self._forget_lm_calls(job_id)  # ended on the record: nothing retries it
         return orphans
 
     def running(self) -> list[JobHandle]:
@@ -246,12 +247,12 @@ class JobManager:
             getattr(event, kind).CopyFrom(payload)
             if kind in _LOG_KINDS and not logged:
                 self.ledger.append(job_stream(handle.job_id), [payload], None)  # folds: the summary
+            if final:  # on the record: before a watcher hears of it, so the rows are gone by then
+                self._forget_lm_calls(handle.job_id)
             handle.events.append(event)
             if final:
                 handle.done = True
             self.loop.call_soon_threadsafe(handle._publish)
-        if final:
-            self._forget_lm_calls(handle.job_id)
 
     def _forget_lm_calls(self, job_id: str) -> None:
         """The job ended on the record: nothing will retry it, so its cached LM calls go. A

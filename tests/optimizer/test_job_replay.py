@@ -18,11 +18,16 @@ import pytest
 
 from dspyops.client import OptimizerClient
 from dspyops.datasets import load_dataset, split
+from dspyops.eventlog import open_store
+from dspyops.ledger import Ledger
 from dspyops.lm import LMConfig
 from dspyops.lmcache import open_lm_cache
 from dspyops.lmcache.cache import LMCache
 from dspyops.lmcache.sqlite import SQLiteLMCache
+from dspyops.names import job_stream
 from dspyops.programs.spec import ProgramSpec
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.jobs.budgets import Budget
 from optimizer_svc.jobs.executor import JobExecutor, ThreadExecutor
@@ -202,3 +207,23 @@ def test_the_rows_of_a_job_go_when_its_terminal_event_is_appended(tmp_path: Path
             cache.close()
     finally:
         thread.stop()
+
+
+def test_an_orphan_interrupted_at_start_loses_its_rows(tmp_path: Path) -> None:
+    """A job the log says is running when the optimizer starts (its process died) ends
+    Interrupted at start: its rows go too, the other job's stay."""
+    log = tmp_path / "log.db"
+    store = open_store(str(log))
+    Ledger(store).append(job_stream("orphan1"), [pb.JobAccepted(job_id="orphan1", program="p")], None)
+    store.close()
+    cache = open_lm_cache(str(log))
+    cache.put("orphan1", "k", b"{}")
+    cache.put("someone-else", "k", b"{}")
+    thread = ServerThread(lambda: start(OptimizerConfig(log=str(log), data_dir=tmp_path / "data")))
+    try:
+        with OptimizerClient(thread.address) as opt:
+            assert opt.get_job("orphan1").state == opb.INTERRUPTED
+        assert cache.count("orphan1") == 0 and cache.count("someone-else") == 1
+    finally:
+        thread.stop()
+        cache.close()
