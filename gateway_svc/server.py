@@ -40,7 +40,7 @@ from gateway_svc.records.postgres import PostgresPredictionStore
 from gateway_svc.records.sqlite import SQLitePredictionStore
 from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
-from gateway_svc.restore import restore_from_snapshot
+from gateway_svc.restore import restore_from_snapshot, snapshot_at_stop
 from gateway_svc.retention import retention_loop
 from gateway_svc.servicer import SERVICE, GatewayService
 from gateway_svc.verified_source import VerifiedSource
@@ -85,7 +85,10 @@ class RunningGateway:
         store: EventStore | None,
         health: HealthServicer,
         snapshots: SnapshotStore | None = None,
+        snapshot_from: int | None = None,
     ) -> None:
+        """`snapshot_from`: save a snapshot at stop when the replica passed this position
+        (None: never; see start)."""
         self.server = server
         self.port = port
         self.replica = replica
@@ -93,6 +96,7 @@ class RunningGateway:
         self.store = store
         self.health = health
         self.snapshots = snapshots
+        self.snapshot_from = snapshot_from
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -107,6 +111,11 @@ class RunningGateway:
         await self.replica.stop()
         self.records.close()
         if self.snapshots is not None:
+            if self.store is not None and self.snapshot_from is not None:
+                state = self.replica.state
+                await asyncio.to_thread(
+                    snapshot_at_stop, self.store, self.snapshots, state, self.snapshot_from
+                )
             self.snapshots.close()
         if self.store is not None:
             self.store.close()
@@ -251,7 +260,13 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    running = RunningGateway(server, port, replica, records, store, health, history_snapshots)
+    # A gateway on a PostgreSQL log leaves a snapshot of where it got to when it stops: the
+    # table is every process's on that log, so the next gateway to start (a rolling restart,
+    # a new replica) folds only what came after. A file log's snapshots stay the optimizer's
+    # (it writes them beside the file as its fold passes SNAPSHOT_EVERY events); a gateway
+    # serving a broken chain leaves none (a snapshot is trusted without its chain).
+    snapshot_from = initial.position if server_log and not config.allow_broken_log else None
+    running = RunningGateway(server, port, replica, records, store, health, history_snapshots, snapshot_from)
     if service.deployments is not None and config.canary_interval > 0:  # a gateway on the log file
         running.tasks.append(
             asyncio.create_task(service.deployments.canary_loop(config.canary_interval), name="canary-loop")
