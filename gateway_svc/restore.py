@@ -3,31 +3,24 @@ versions taken from their VersionRegistered events, so the replica folds only th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import structlog
 
 from dspyops.artifacts import ArtifactCorrupt, version_artifact_bytes
 from dspyops.eventlog import EventStore
-from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State
 
 
-def restore_from_snapshot(
-    store: EventStore, log: str, key: bytes | None, home: Path | None = None
-) -> tuple[State, dict[str, bytes]]:
+def restore_from_snapshot(store: EventStore, snapshots: SnapshotStore) -> tuple[State, dict[str, bytes]]:
     """The snapshot's state (EMPTY without one) and its versions' artifacts by digest.
 
     An artifact that fails its digest is left out rather than stopping the start: like a
     replay (which keeps the bytes for the loader to refuse), the gateway serves the rest and
     refuses that version's Predict (gateway_svc.predict)."""
-    snapshots = SnapshotStore(snapshot_path(log, home), key=key)
-    try:
-        state = snapshots.latest(store)
-    finally:
-        snapshots.close()
+    state = snapshots.latest(store)
     if state is None:
         return EMPTY, {}
+    structlog.get_logger().info("restored_from_snapshot", position=state.position, snapshots=repr(snapshots))
     artifacts: dict[str, bytes] = {}
     for program in state.programs.values():
         for version in program.versions.values():
@@ -38,3 +31,24 @@ def restore_from_snapshot(
                     "artifact_refused", program=version.program, version=version.version, error=str(exc)[:300]
                 )
     return state, artifacts
+
+
+def snapshot_at_stop(store: EventStore, snapshots: SnapshotStore, state: State, started_at: int) -> bool:
+    """Save the replica's state as the newest snapshot when it folded anything since it
+    started (at the snapshot it restored, `started_at`), so the next gateway on the log
+    starts there. True when it saved one; a failure is logged, never raised (a stop must
+    finish: the snapshot only saves a later start some folding)."""
+    if state.position <= started_at:
+        return False
+    try:
+        event = store.read(after_position=state.position - 1, limit=1)
+        if not event or event[0].position != state.position:
+            return False
+        snapshots.save(state, event[0].hash)
+    except Exception as exc:
+        structlog.get_logger().warning(
+            "snapshot_at_stop_failed", position=state.position, error=str(exc)[:300]
+        )
+        return False
+    structlog.get_logger().info("snapshot_saved", position=state.position, snapshots=repr(snapshots))
+    return True

@@ -4,10 +4,11 @@ The task is handed a ``TaskJob``: the validated job (``JobSpec``: spec, LM confi
 datasets, budget, the must_beat program) with the server's objects taken out, the LM
 connections as configuration (``ConnectionConfig``; the key values are read from the
 worker's own environment, never shipped), the corpus names the job may search with the
-digests they meant when it was handed over, the artifact store's path (where the corpus
-documents are) and where the job's LM cache is (``lm_cache_url``: the log it belongs to;
-the task opens it itself, see ``task_lm_cache``). Nothing of the gRPC server: this module
-imports none of it (an import-linter contract says so).
+digests they meant when it was handed over, the artifact store's location (where the
+corpus documents are: a directory the workers reach, or the log's PostgreSQL database) and
+where the job's LM cache is (``lm_cache_url``: the log it belongs to; the task opens it
+itself, see ``task_lm_cache``). Nothing of the gRPC server: this module imports none of it
+(an import-linter contract says so).
 
 ``stream_job`` runs ``runner.run_job`` on a thread of the worker and yields, in order:
 ``TaskPlaced`` (where it runs), a ``TaskEvent`` per progress event (with the usage so far,
@@ -26,11 +27,11 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import structlog
 
-from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
+from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound
+from dspyops.artifacts.backends import open_artifacts
 from dspyops.connections import OFFLINE_ONLY, Connection, Connections
 from dspyops.corpora import Corpora, CorpusUnavailable, decode_documents
 from dspyops.eventlog.store import StoreUnavailable
@@ -79,7 +80,7 @@ class ConnectionConfig:
 class TaskJob:
     job: JobSpec  # its connections and programs are the placeholders; the task builds its own
     connections: ConnectionConfig
-    artifacts_dir: str
+    artifacts: str  # the artifact store's location: a directory, or the log's postgresql:// URL
     program_modules: frozenset[str] = frozenset()
     corpora: Mapping[str, str] = field(default_factory=dict)  # corpus name -> digest, at hand-over
     lm_cache_url: str = ""  # the log whose LM cache the job uses ("": a private one, in the task)
@@ -110,12 +111,12 @@ class TaskEnded:
 TaskMessage = TaskPlaced | TaskEvent | TaskEnded
 
 
-def task_job(job: JobSpec, artifacts_dir: str, corpora: Mapping[str, str]) -> TaskJob:
+def task_job(job: JobSpec, artifacts: str, corpora: Mapping[str, str]) -> TaskJob:
     """The hand-over of a job to a task: the server's objects replaced by what rebuilds them."""
     return TaskJob(
         job=replace(job, connections=OFFLINE_ONLY, programs=NO_CONTEXT, lm_cache=None),
         connections=ConnectionConfig.of(job.connections),
-        artifacts_dir=artifacts_dir,
+        artifacts=artifacts,
         program_modules=job.programs.program_modules,
         corpora=dict(corpora),
         lm_cache_url=job.lm_cache.log_url if job.lm_cache is not None else "",
@@ -141,13 +142,13 @@ def task_lm_cache(task: TaskJob) -> LMCache:
 def worker_programs(task: TaskJob) -> ProgramContext:
     """The task's ProgramContext: the optimizer's allowlist, and Retrieve stages over the
     digests the corpus names meant at hand-over, read (and verified) from the artifact store."""
-    store = ArtifactStore(Path(task.artifacts_dir))
+    store = open_artifacts(task.artifacts)
 
     def fetch(digest: str) -> bytes:
         try:
             data = store.get(digest)
         except (ArtifactNotFound, ArtifactCorrupt) as exc:
-            where = f"the artifact store {task.artifacts_dir}"
+            where = f"the artifact store {store.name}"
             raise CorpusUnavailable(f"corpus {digest}: not in {where} ({exc})") from None
         decode_documents(data, digest)
         return data

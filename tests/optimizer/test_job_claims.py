@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dspyops.artifacts import ArtifactStore
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.client import examples
 from dspyops.errors import Aborted, FailedPrecondition
 from dspyops.eventlog import EventStore, StoredEvent, open_store
@@ -64,7 +64,7 @@ def replicas(
         manager = JobManager(
             ledger,
             Registry(ledger),
-            ArtifactStore(tmp_path / "artifacts"),
+            FileArtifactStore(tmp_path / "artifacts"),
             loop,
             owner=owner,
             exclusive=False,  # the other replica is alive

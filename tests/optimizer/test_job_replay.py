@@ -177,7 +177,7 @@ def make_executor(name: str, tmp_path: Path) -> JobExecutor:
         return ThreadExecutor()
     from optimizer_svc.jobs.ray_executor import RayExecutor
 
-    return RayExecutor("local", artifacts_dir=tmp_path / "artifacts")
+    return RayExecutor("local", artifacts=str(tmp_path / "artifacts"))
 
 
 def test_the_rows_of_a_job_go_when_its_terminal_event_is_appended(tmp_path: Path) -> None:
