@@ -8,6 +8,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import structlog
 
@@ -136,36 +137,49 @@ class FileLogSource:
         probe = self._probe
         watch = FileWatch.open(self._path, asyncio.get_running_loop()) if probe else None
         self._watch = watch
+        ahead: _Read | None = None  # the next page, read while the consumer folds this one
         try:
             if observer is not None:
                 await observer.connected(await asyncio.to_thread(self.store.head))
             while not self.store.closed:
-                # taken before the read: a commit racing with the read changes it, so the
-                # wait below returns at once and nothing committed is ever waited out
-                seen = probe.version() if probe else None
-                self._check_file()
+                read, ahead = ahead or self._read(last), None
                 try:
-                    page = await asyncio.to_thread(self.store.read, last, self.page_size)
+                    page = await read.page
                 except StoreUnavailable:
                     if self.store.closed:
                         return
                     raise
                 fresh = contiguous_prefix(page, last)
+                behind = len(fresh) == self.page_size
+                if behind:
+                    # behind the head: the next read runs (the database's work, and SQLite's
+                    # or libpq's without the GIL) while the replica folds this page
+                    ahead = self._read(fresh[-1].position)
                 if fresh:
                     last = fresh[-1].position
                     yield fresh
-                if len(fresh) == self.page_size:
-                    continue  # behind the head: read on at once
+                if behind:
+                    continue
                 if self._notified:
                     # a server log: the store's notifier wakes on LISTEN/NOTIFY, no polling
                     await self.store.head_notifier().wait_past(last)
-                elif probe is None or seen is None:
+                elif probe is None or read.seen is None:
                     await asyncio.sleep(POLL_INTERVAL)
                 else:
-                    await self._changed(probe, seen, watch)
+                    await self._changed(probe, read.seen, watch)
         finally:
+            if ahead is not None:
+                ahead.page.add_done_callback(_discard)
             if watch is not None:
                 watch.close()
+
+    def _read(self, after: int) -> _Read:
+        """Start reading the page after `after` in a worker thread."""
+        # taken before the read: a commit racing with the read changes it, so the wait for a
+        # change returns at once and nothing committed is ever waited out
+        seen = self._probe.version() if self._probe else None
+        self._check_file()
+        return _Read(seen, asyncio.ensure_future(asyncio.to_thread(self.store.read, after, self.page_size)))
 
     async def _changed(self, probe: DataVersionProbe, seen: int, watch: FileWatch | None) -> None:
         """Return once the data version differs from `seen` (or the store closed)."""
@@ -187,6 +201,18 @@ class FileLogSource:
             self._watch.close()
         if self._probe is not None:
             self._probe.close()
+
+
+@dataclass(frozen=True)
+class _Read:
+    seen: int | None  # the data version before the read began
+    page: asyncio.Future[list[StoredEvent]]
+
+
+def _discard(future: asyncio.Future[list[StoredEvent]]) -> None:
+    """A read ahead nobody takes any more (the tail ended): its failure is nobody's news."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _no_check() -> None:

@@ -182,15 +182,15 @@ class PostgresEventStore(EventStore):
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _rows(self, sql: str, params: Sequence[object]) -> list[TupleRow]:
-        return self._run("read", lambda conn: conn.execute(sql, params).fetchall())
+    def _rows(self, sql: str, params: Sequence[object], *, binary: bool = False) -> list[TupleRow]:
+        return self._run("read", lambda conn: conn.execute(sql, params, binary=binary).fetchall())
 
     def read(
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
     ) -> list[StoredEvent]:
         validate_read(after_position, limit)
         where, params = page_where(after_position, limit, stream_prefix)
-        return to_rows(self._rows(f"SELECT {SELECT} FROM {TABLE} {where}", params))
+        return to_rows(self._rows(f"SELECT {SELECT} FROM {TABLE} {where}", params, binary=True))
 
     def event_sizes(
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
@@ -201,7 +201,7 @@ class PostgresEventStore(EventStore):
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
         sql = f"SELECT {SELECT} FROM {TABLE} WHERE stream = %s AND version > %s ORDER BY version"
-        return to_rows(self._rows(sql, (stream, after_version)))
+        return to_rows(self._rows(sql, (stream, after_version), binary=True))
 
     def stream_version(self, stream: str) -> int:
         rows = self._rows(f"SELECT COALESCE(MAX(version), 0) FROM {TABLE} WHERE stream = %s", (stream,))
@@ -227,7 +227,7 @@ class PostgresEventStore(EventStore):
                 key=self.chain_key, after_position=after_position, prev_hash=prev_hash, prev_link=prev_link
             )
             # A server-side cursor: one consistent snapshot, streamed in chunks (no full load).
-            with conn.transaction(), conn.cursor(name="verify") as cur:
+            with conn.transaction(), conn.cursor(name="verify", binary=True) as cur:
                 cur.itersize = _VERIFY_FETCH
                 cur.execute(
                     f"SELECT {SELECT} FROM {TABLE} WHERE position > %s ORDER BY position", (after_position,)
