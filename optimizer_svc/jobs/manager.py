@@ -45,7 +45,7 @@ from optimizer_svc.jobs.executor import JobExecutor, JobLost, RemoteJobFailed, T
 from optimizer_svc.jobs.gates import resolve_must_beat
 from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
 from optimizer_svc.jobs.registration import params_struct, register_result
-from optimizer_svc.jobs.requests import ValidatedJob, resolve_datasets
+from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_inputs, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
 from optimizer_svc.progress.usage import SharedUsageTracker
@@ -136,6 +136,7 @@ class JobManager:
         """Accept a job: JobAccepted through the one writer path, then its thread. `request`
         (with a request_id) makes a retry of the submission return the job it started."""
         job = self.prepare(job)
+        inputs = job_inputs(job)  # refused (e.g. examples disagreeing on their inputs) before a slot is taken
         with self._submit_lock:  # submits arrive on worker threads: check and claim a slot at once
             if len(self.running()) >= self.max_running:
                 raise FailedPrecondition(
@@ -157,10 +158,12 @@ class JobManager:
             trainset_size=len(job.trainset),
             valset_size=len(job.valset),
             auto_promote=job.auto_promote,
+            inputs=inputs,  # max_attempts 0: not claimed, run from acceptance by this process
         )
         if job.min_score is not None:
             accepted.min_score = job.min_score
         try:
+            check_accepted_size(accepted)
             outcome = self.ledger.run(
                 "StartOptimization", request, lambda _: Decision(job_stream(job_id), [accepted], 0)
             )
