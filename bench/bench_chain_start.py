@@ -19,7 +19,7 @@ from bench import common
 from bench.bench_replay import generate
 from dspyops.eventlog import NewEvent, open_store
 from dspyops.fold import fold
-from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.snapshots.sqlite import SQLiteSnapshotStore, snapshot_path
 from dspyops.state import EMPTY
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
@@ -61,7 +61,7 @@ def main() -> None:
         while state.position < snapshot_at:
             page = store.read(state.position, min(10_000, snapshot_at - state.position))
             state = fold(page, state)
-        snapshots = SnapshotStore(snapshot_path(str(log)))
+        snapshots = SQLiteSnapshotStore(snapshot_path(str(log)))
         snapshots.save(state, page[-1].hash)  # what the optimizer's Ledger writes every 10k events
         snapshots.close()
         results["events"] = head

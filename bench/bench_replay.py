@@ -27,7 +27,8 @@ from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.fold import fold
 from dspyops.proto import events_pb2 as pb
-from dspyops.snapshots import SnapshotStore, snapshot_path, take_snapshot
+from dspyops.snapshots import take_snapshot
+from dspyops.snapshots.sqlite import SQLiteSnapshotStore, snapshot_path
 from dspyops.state import EMPTY
 
 PROGRAMS = [f"prog{i}" for i in range(20)]
@@ -195,7 +196,7 @@ def main() -> None:
         cold = first_predict(small, work, common.DEPLOYMENT)
         full = first_predict(big, work, "dep0")  # no snapshot yet: replays every event
         t0 = time.perf_counter()
-        store, snapshots = open_store(str(big)), SnapshotStore(snapshot_path(str(big)))
+        store, snapshots = open_store(str(big)), SQLiteSnapshotStore(snapshot_path(str(big)))
         try:
             take_snapshot(store, snapshots)
         finally:

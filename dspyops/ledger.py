@@ -39,7 +39,7 @@ class Ledger:
         self._lock = threading.Lock()
         # answers to retried commands start from a snapshot too (its own connection: the
         # ledger writes snapshots on its thread while a command reads one on another)
-        self.history = History(store, snapshots=SnapshotStore(snapshots.path) if snapshots else None)
+        self.history = History(store, snapshots=snapshots.reopen() if snapshots else None)
         self.commands = Commands(store, self.refresh, self.history)
         self.refresh()
 

@@ -3,31 +3,24 @@ versions taken from their VersionRegistered events, so the replica folds only th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import structlog
 
 from dspyops.artifacts import ArtifactCorrupt, version_artifact_bytes
 from dspyops.eventlog import EventStore
-from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State
 
 
-def restore_from_snapshot(
-    store: EventStore, log: str, key: bytes | None, home: Path | None = None
-) -> tuple[State, dict[str, bytes]]:
+def restore_from_snapshot(store: EventStore, snapshots: SnapshotStore) -> tuple[State, dict[str, bytes]]:
     """The snapshot's state (EMPTY without one) and its versions' artifacts by digest.
 
     An artifact that fails its digest is left out rather than stopping the start: like a
     replay (which keeps the bytes for the loader to refuse), the gateway serves the rest and
     refuses that version's Predict (gateway_svc.predict)."""
-    snapshots = SnapshotStore(snapshot_path(log, home), key=key)
-    try:
-        state = snapshots.latest(store)
-    finally:
-        snapshots.close()
+    state = snapshots.latest(store)
     if state is None:
         return EMPTY, {}
+    structlog.get_logger().info("restored_from_snapshot", position=state.position, snapshots=repr(snapshots))
     artifacts: dict[str, bytes] = {}
     for program in state.programs.values():
         for version in program.versions.values():

@@ -23,7 +23,8 @@ from dspyops.logs import configure
 from dspyops.logstart import StartRefused, chain_key, open_service_store, routing_secret, verify_at_start
 from dspyops.programs.context import ProgramContext
 from dspyops.proto import gateway_pb2_grpc
-from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.snapshots import SnapshotStore
+from dspyops.snapshots.backends import open_snapshots
 from dspyops.state import EMPTY, State
 from gateway_svc.corpora import GatewayCorpora, restore_corpora
 from gateway_svc.file_source import FileLogSource
@@ -116,6 +117,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     source: VerifiedSource
     store: EventStore | None = None
+    snapshots: SnapshotStore | None = None
     head: int | None = None
     initial: State = EMPTY
     artifacts: dict[str, bytes] = {}
@@ -137,13 +139,16 @@ async def start(config: GatewayConfig) -> RunningGateway:
         )
         try:
             secret = routing_secret(LogFiles.of(config.log, home).secret)
-            snapshots = SnapshotStore(snapshot_path(config.log, home), key=key)
+            # the log's snapshots (a PostgreSQL log's in its database, shared by every process
+            # on it): the chain check and the restore start from the newest, and history after
+            snapshots = await asyncio.to_thread(open_snapshots, config.log, key)
             try:
                 check = await asyncio.to_thread(
                     verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="gateway"
                 )
-            finally:
+            except BaseException:
                 snapshots.close()
+                raise
             head = await asyncio.to_thread(store.head)
             # the tail gets its own connections, so it never waits behind a command's append
             tail_store = open_store(config.log, chain_key=key, create=False)
@@ -151,12 +156,11 @@ async def start(config: GatewayConfig) -> RunningGateway:
                 FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
             )
             try:
-                initial, artifacts = await asyncio.to_thread(
-                    restore_from_snapshot, store, config.log, key, home
-                )
+                initial, artifacts = await asyncio.to_thread(restore_from_snapshot, store, snapshots)
                 corpus_documents = await asyncio.to_thread(restore_corpora, store, initial)
             except BaseException:
                 tail_store.close()
+                snapshots.close()
                 raise
         except BaseException:
             store.close()
@@ -182,7 +186,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     readiness = Readiness(described, health, [SERVICE])
     replica = Replica(source, initial, artifacts, readiness, GatewayCorpora(corpus_documents))
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
-    history_snapshots = SnapshotStore(snapshot_path(config.log, home), key=key) if config.log else None
+    history_snapshots = snapshots if config.log else None
     service = GatewayService(
         replica,
         records,

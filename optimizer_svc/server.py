@@ -27,7 +27,7 @@ from dspyops.logstart import chain_key, open_service_store, routing_secret, veri
 from dspyops.programs.context import ProgramContext
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
-from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.snapshots.backends import open_snapshots
 from optimizer_svc.corpora import CorpusHandlers
 from optimizer_svc.evaluation.handlers import EvaluationHandlers
 from optimizer_svc.evaluation.pool import DEFAULT_MAX_EVALUATIONS, EvaluationPool
@@ -144,8 +144,9 @@ async def _start(
     routing_secret(
         LogFiles.of(config.log, config.data_dir).secret
     )  # created with the log; the gateways use it
-    # the writer keeps snapshots of its fold beside the log, so restarts and gateways fold only the tail
-    snapshots = SnapshotStore(snapshot_path(config.log, config.data_dir), key=key)
+    # the writer keeps snapshots of its fold (beside a file log; in a PostgreSQL log's
+    # database), so restarts and gateways fold only the tail
+    snapshots = await asyncio.to_thread(open_snapshots, config.log, key)
     await asyncio.to_thread(
         verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="optimizer"
     )

@@ -21,7 +21,8 @@ from dspyops.eventlog import GENESIS, SQLiteEventStore, event_hash, link_v2, ope
 from dspyops.eventlog.hashchain import micros
 from dspyops.launch import ServiceProcess
 from dspyops.logstart import StartRefused
-from dspyops.snapshots import SnapshotStore, snapshot_path, take_snapshot
+from dspyops.snapshots import take_snapshot
+from dspyops.snapshots.sqlite import SQLiteSnapshotStore, snapshot_path
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -66,7 +67,7 @@ def test_verification_at_start_begins_after_the_newest_matching_snapshot(tmp_pat
     log = tmp_path / "log.db"
     write_log(log, extra=20)
     store = open_store(str(log))
-    snapshots = SnapshotStore(snapshot_path(str(log)))
+    snapshots = SQLiteSnapshotStore(snapshot_path(str(log)))
     snapshot = take_snapshot(store, snapshots).position  # 23
     snapshots.close()
     store.close()

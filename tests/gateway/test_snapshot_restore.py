@@ -14,7 +14,8 @@ from dspyops.client import GatewayClient
 from dspyops.eventlog import open_store
 from dspyops.events import new_event
 from dspyops.proto import events_pb2 as pb
-from dspyops.snapshots import SnapshotStore, snapshot_path, take_snapshot
+from dspyops.snapshots import take_snapshot
+from dspyops.snapshots.sqlite import SQLiteSnapshotStore, snapshot_path
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from tests.kernel.test_snapshots import _registered_version
@@ -32,7 +33,7 @@ def _deployed_version(log: str) -> None:
 
 def _snapshot(log: str) -> None:
     store = open_store(log)
-    snapshots = SnapshotStore(snapshot_path(log))
+    snapshots = SQLiteSnapshotStore(snapshot_path(log))
     take_snapshot(store, snapshots)
     snapshots.close()
     store.close()

@@ -14,7 +14,8 @@ from dspyops.events import new_event
 from dspyops.fold import fold, state_hash
 from dspyops.history import History
 from dspyops.proto import events_pb2 as pb
-from dspyops.snapshots import SnapshotStore, take_snapshot
+from dspyops.snapshots import take_snapshot
+from dspyops.snapshots.sqlite import SQLiteSnapshotStore
 
 
 def test_state_at_any_position_from_any_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,9 +26,9 @@ def test_state_at_any_position_from_any_start(tmp_path: Path, monkeypatch: pytes
         routes = [pb.Route(version=f"1.{i}.0", weight=1.0)]
         store.append("deployment-web", [new_event(pb.RoutesSet(deployment="web", routes=routes))], i)
         if i == 20:
-            take_snapshot(store, SnapshotStore(tmp_path / "snapshots.db"))
+            take_snapshot(store, SQLiteSnapshotStore(tmp_path / "snapshots.db"))
     events = store.read(0, 100)
-    snapshots = SnapshotStore(tmp_path / "snapshots.db")
+    snapshots = SQLiteSnapshotStore(tmp_path / "snapshots.db")
     for start in ("nothing", "snapshot", "near"):
         history = History(store, snapshots=snapshots if start == "snapshot" else None)
         near = fold(events[:30]) if start == "near" else None

@@ -16,7 +16,8 @@ from dspyops.lm import LMConfig
 from dspyops.programs.build import build_module, program_state
 from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
-from dspyops.snapshots import SnapshotStore, decode_state, encode_state, snapshot_path, take_snapshot
+from dspyops.snapshots import decode_state, encode_state, take_snapshot
+from dspyops.snapshots.sqlite import SQLiteSnapshotStore, snapshot_path
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from tests.kernel.test_state import payloads, stored
@@ -62,7 +63,7 @@ def test_a_snapshot_of_another_log_is_ignored(tmp_path: Path) -> None:
     log = str(tmp_path / "log.db")
     _registered_version(log)
     store = open_store(log)
-    snapshots = SnapshotStore(snapshot_path(log))
+    snapshots = SQLiteSnapshotStore(snapshot_path(log))
     state = fold(store.read(0, 100))
     snapshots.save(state, b"\x00" * 32)  # not this log's hash at that position
     assert snapshots.latest(store) is None
@@ -91,7 +92,7 @@ def test_a_gateway_cold_starts_from_the_snapshot_and_folds_only_the_tail(tmp_pat
             ],
             None,
         )
-    snapshots = SnapshotStore(snapshot_path(log))
+    snapshots = SQLiteSnapshotStore(snapshot_path(log))
     take_snapshot(store, snapshots)
     snapshots.close()
     store.append(

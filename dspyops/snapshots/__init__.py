@@ -6,8 +6,11 @@ head, checks that the log still has that hash at that position (a snapshot of an
 a rewritten log is ignored, never trusted), and folds only the events after it. Because
 the fold is pure, fold(all) == fold(rest, snapshot) exactly (a property test proves it).
 
-Snapshots live in their own SQLite file beside the log (`<log>.snapshots`): the log's
-schema stays the log's, and losing the snapshot file only costs a longer start.
+Where they live is a backend's business (this module is the interface, the codec and the
+checks every backend shares): ``sqlite`` keeps them in their own file beside a file log
+(`<log>.snapshots`), ``postgres`` in a ``snapshots`` table in the database of a PostgreSQL
+log, which every process on that log shares. Either way the log's schema stays the log's,
+and losing the snapshots only costs a longer start.
 
 With a chain key, each snapshot also carries an HMAC-SHA256 of its position, hash and state
 under that key, and only snapshots whose MAC checks are used: the services start from a
@@ -18,20 +21,15 @@ trustworthy as the file, the same as the log.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import hmac
 import json
-import sqlite3
-import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from dspyops.eventlog import EventStore, is_server_log, log_file
+from dspyops.eventlog import EventStore
 from dspyops.fold import fold
-from dspyops.logfiles import SERVER_LOG_STEM
 from dspyops.state import (
     EMPTY,
     CanaryState,
@@ -118,39 +116,38 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
     )
 
 
-class SnapshotStore:
-    def __init__(self, path: str | Path, *, key: bytes | None = None) -> None:
+class SnapshotStore(abc.ABC):
+    """Where snapshots are kept: a backend stores rows (position, hash, state, mac) and
+    finds the newest ones at or below a position; checking them against the log (its hash
+    at that position, the MAC under the chain key) is the same for every backend, here.
+    Saving a position twice is harmless: the state at a position is a pure function of the
+    log, so a second save writes the same bytes (last one wins)."""
+
+    def __init__(self, *, key: bytes | None = None) -> None:
         """`key`: the log's chain key; snapshots are then signed, and unsigned ones ignored."""
-        self.path = str(path)
         self.key = key
-        self.db = sqlite_utils.Database(sqlite3.connect(self.path, timeout=30, check_same_thread=False))
-        self.db.execute("PRAGMA journal_mode=WAL")
-        table = self.db.table("snapshots")
-        table.create(
-            {"position": int, "hash": bytes, "state": bytes, "created_at": float, "mac": bytes},
-            pk="position",
-            not_null={"mac"},
-            defaults={"mac": b""},
-            if_not_exists=True,
-        )
-        if "mac" not in table.columns_dict:  # a file written before snapshots were signed
-            table.add_column("mac", bytes, not_null_default=b"")
+
+    @abc.abstractmethod
+    def _put(self, position: int, event_hash: bytes, state: bytes, mac: bytes) -> None:
+        """Store the row, replacing one at the same position."""
+
+    @abc.abstractmethod
+    def _newest(self, at_most: int, limit: int) -> list[tuple[int, bytes, bytes, bytes]]:
+        """Up to `limit` rows (position, hash, state, mac) at or below `at_most`, newest first."""
+
+    @abc.abstractmethod
+    def reopen(self) -> SnapshotStore:
+        """Another handle on the same snapshots, with connections of its own (for a reader
+        on another thread while this one writes)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def save(self, state: State, event_hash: bytes) -> None:
         """`event_hash`: the hash of the log event at state.position (ties the snapshot to this log)."""
         data = encode_state(state)
         mac = snapshot_mac(self.key, state.position, event_hash, data) if self.key else b""
-        with self.db.conn:
-            self.db.table("snapshots").upsert(
-                {
-                    "position": state.position,
-                    "hash": event_hash,
-                    "state": data,
-                    "created_at": time.time(),
-                    "mac": mac,
-                },
-                pk="position",
-            )
+        self._put(state.position, event_hash, data, mac)
 
     def latest(self, store: EventStore, *, at_most: int | None = None) -> State | None:
         """The newest snapshot that matches this log (at or below `at_most`), or None."""
@@ -162,12 +159,8 @@ class SnapshotStore:
         below `at_most`, with the log's hash at its position: the trusted point a chain check
         starts after."""
         head = store.head()
-        rows = self.db.execute(
-            "SELECT position, hash, state, mac FROM snapshots WHERE position <= ? "
-            "ORDER BY position DESC LIMIT 5",
-            [head if at_most is None else min(head, at_most)],
-        ).fetchall()
-        for position, event_hash, data, mac in rows:
+        below = head if at_most is None else min(head, at_most)
+        for position, event_hash, data, mac in self._newest(below, 5):
             if self.key is not None and not hmac.compare_digest(
                 snapshot_mac(self.key, position, event_hash, data), mac or b""
             ):
@@ -176,19 +169,6 @@ class SnapshotStore:
             if event and event[0].position == position and event[0].hash == event_hash:
                 return decode_state(data), event_hash
         return None
-
-    def close(self) -> None:
-        self.db.conn.close()
-
-
-def snapshot_path(log: str, home: Path | None = None) -> str:
-    """``<log>.snapshots``; for a log on a database server, ``<home>/log.snapshots``
-    (dspyops.logfiles: a server log has no file to keep them beside)."""
-    if is_server_log(log):
-        if home is None:
-            raise ValueError("a server log's snapshots need a local directory (home)")
-        return str(home / f"{SERVER_LOG_STEM}.snapshots")
-    return f"{log_file(log)}.snapshots"
 
 
 def take_snapshot(store: EventStore, snapshots: SnapshotStore, page: int = 10_000) -> State:
