@@ -23,6 +23,7 @@ Measured, rounds alternating between the two backends:
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import statistics
 import time
@@ -34,8 +35,8 @@ from bench.bench_replay import first_predict, generate
 from dspyops.eventlog import EventStore, PostgresEventStore, open_store
 from dspyops.eventlog.postgres.schema import SELECT, TABLE
 from dspyops.fold import fold
-from dspyops.pgserver import TEST_SETTINGS, running_server
-from dspyops.snapshots import SnapshotStore, snapshot_path
+from dspyops.pgserver import TEST_SETTINGS, PostgresServer, running_server
+from dspyops.snapshots.backends import open_snapshots
 from dspyops.state import EMPTY
 from gateway_svc.file_source import FileLogSource
 from gateway_svc.replica import Replica
@@ -89,29 +90,56 @@ def fold_only(store: EventStore) -> tuple[int, float]:
     return state.position, time.perf_counter() - t0
 
 
-def replica_catch_up(log: str) -> tuple[int, float]:
-    """A gateway's Replica from nothing to the head of `log`, as the gateway tails it."""
+def server_cpu(server: PostgresServer | None) -> float:
+    """CPU seconds the server's processes (the postmaster and its children) have used."""
+    if server is None:
+        return 0.0
+    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
-    async def run() -> tuple[int, float]:
+
+def replica_catch_up(log: str, server: PostgresServer | None) -> dict[str, float]:
+    """A gateway's Replica from nothing to the head of `log`, as the gateway tails it: wall
+    seconds, and CPU seconds of this process and of the database server (what the load of
+    the other users of the machine does not change much)."""
+
+    async def run() -> dict[str, float]:
         store = open_store(log, create=False)
         head = store.head()
         replica = Replica(FileLogSource(store))
-        t0 = time.perf_counter()
+        cpu0, server0, t0 = time.process_time(), server_cpu(server), time.perf_counter()
         try:
             await replica.start()
             await replica.wait_for(head)
-            return replica.state.position, time.perf_counter() - t0
+            wall = time.perf_counter() - t0
+            n = replica.state.position
+            return {
+                "events": n,
+                "per_s": rate(n, wall),
+                "client_cpu_us": (time.process_time() - cpu0) / n * 1e6,
+                "server_cpu_us": (server_cpu(server) - server0) / n * 1e6,
+            }
         finally:
             await replica.stop()
 
     return asyncio.run(run())
 
 
-def snapshot_near_head(log: str, home: Path | None, behind: int = 100) -> float:
-    """Save the fold at head - `behind` as the gateway's snapshot (what the Ledger writes)."""
+def snapshot_near_head(log: str, behind: int = 100) -> float:
+    """Save the fold at head - `behind` as the log's snapshot (what a service's Ledger writes:
+    a table in a PostgreSQL log's database, a file beside a SQLite log)."""
     t0 = time.perf_counter()
     store = open_store(log, create=False)
-    snapshots = SnapshotStore(snapshot_path(log, home))
+    snapshots = open_snapshots(log)
     try:
         target = store.head() - behind
         state, last = EMPTY, 0
@@ -153,12 +181,15 @@ def main() -> None:
         finally:
             check.close()
         print(f"  PostgreSQL log verifies: {verified.ok} ({verified.checked:,} links)")
-        runs: dict[str, dict[str, list[float]]] = {b: {"replica": [], "read": [], "fold": []} for b in logs}
+        parts = ("replica", "client_cpu_us", "server_cpu_us", "read", "fold")
+        runs: dict[str, dict[str, list[float]]] = {b: {k: [] for k in parts} for b in logs}
         for r in range(args.rounds):
             order = list(logs) if r % 2 == 0 else list(reversed(logs))
             for backend in order:
-                n, s = replica_catch_up(logs[backend])
-                runs[backend]["replica"].append(rate(n, s))
+                caught = replica_catch_up(logs[backend], server if backend == "postgres" else None)
+                runs[backend]["replica"].append(caught["per_s"])
+                runs[backend]["client_cpu_us"].append(caught["client_cpu_us"])
+                runs[backend]["server_cpu_us"].append(caught["server_cpu_us"])
                 store = open_store(logs[backend], create=False)
                 try:
                     n, s = read_only(store)
@@ -169,6 +200,8 @@ def main() -> None:
                     store.close()
                 print(
                     f"  round {r + 1} {backend:8s} replica {runs[backend]['replica'][-1]:10,.0f} events/s"
+                    f" (CPU per event: {caught['client_cpu_us']:.1f} us here,"
+                    f" {caught['server_cpu_us']:.1f} us in the server)"
                     f"   read {runs[backend]['read'][-1]:10,.0f}   fold {runs[backend]['fold'][-1]:10,.0f}",
                     flush=True,
                 )
@@ -176,7 +209,10 @@ def main() -> None:
         ratio = rates["postgres"]["replica"] / rates["sqlite"]["replica"]
         print(
             f"  replay (median): PostgreSQL {rates['postgres']['replica']:,.0f} events/s, SQLite "
-            f"{rates['sqlite']['replica']:,.0f} events/s, ratio {ratio:.2f}   "
+            f"{rates['sqlite']['replica']:,.0f} events/s, ratio {ratio:.2f}; CPU per event "
+            f"{rates['postgres']['client_cpu_us']:.1f} + {rates['postgres']['server_cpu_us']:.1f} us "
+            "(PostgreSQL), "
+            f"{rates['sqlite']['client_cpu_us']:.1f} us (SQLite)   "
             f"{common.verdict(rates['postgres']['replica'] / 200_000, 1.0, True)} (200k/s)"
         )
         results["replay"] = {"per_round": runs, "median": rates, "ratio_pg_over_sqlite": ratio}
@@ -188,8 +224,8 @@ def main() -> None:
         pg_home = work / "pg-gateway"
         pg_home.mkdir()
         snap_s = {
-            "postgres": snapshot_near_head(url, pg_home),
-            "sqlite": snapshot_near_head(str(sqlite_log), None),
+            "postgres": snapshot_near_head(url),
+            "sqlite": snapshot_near_head(str(sqlite_log)),
         }
         starts: dict[str, list[float]] = {b: [] for b in logs}
         for r in range(args.rounds):
@@ -229,7 +265,7 @@ def main() -> None:
 
 
 def pg_first_predict(url: str, home: Path) -> dict[str, float]:
-    """`dspyops serve gateway --log URL`: its records (and so its snapshots) in `home`."""
+    """`dspyops serve gateway --log URL`, its records in `home`."""
     return first_predict(url, home, "dep0", extra=("--predictions", str(home / "gw.predictions")))
 
 
