@@ -14,7 +14,7 @@ import structlog
 
 from dspyops.eventlog import EventStore, PostgresEventStore, SQLiteEventStore, StoredEvent, StoreUnavailable
 from dspyops.eventlog.store import contiguous_prefix
-from dspyops.eventlog.wakeup import DataVersionProbe
+from dspyops.eventlog.wakeup import ChangeProbe, DataVersionProbe
 from gateway_svc.source import CATCH_UP_PAGE, TailObserver
 
 try:  # Linux only; elsewhere the file tail probes on a timer
@@ -26,6 +26,10 @@ _log = structlog.get_logger()
 
 PROBE_INTERVAL = 0.001  # seconds between change probes while a write is under way
 POLL_INTERVAL = 0.005  # seconds between reads for a store without a change probe
+# A server log: how often to read while its LISTEN connection is down, and the longest wait
+# for a notification otherwise (a net under LISTEN/NOTIFY)
+NOTIFY_POLL = 0.01
+NOTIFY_NET = 1.0
 # With a file watch: how long to keep probing after the log's files were written (a commit
 # is visible only after its fsync, which the write notification precedes) ...
 SETTLE = 0.25
@@ -124,6 +128,8 @@ class FileLogSource:
         self._path = store.path if isinstance(store, SQLiteEventStore) else ""  # what inotify watches
         self._check_file = store.check_file if isinstance(store, SQLiteEventStore) else _no_check
         self._notified = isinstance(store, PostgresEventStore)
+        self._listening: ChangeProbe | None = None  # a server log's listener, once waited on
+        self._wake: asyncio.Event | None = None
         if isinstance(store, SQLiteEventStore):
             try:
                 self._probe = DataVersionProbe(store.path)
@@ -161,8 +167,7 @@ class FileLogSource:
                 if behind:
                     continue
                 if self._notified:
-                    # a server log: the store's notifier wakes on LISTEN/NOTIFY, no polling
-                    await self.store.head_notifier().wait_past(last)
+                    await self._notification(read.appended)
                 elif probe is None or read.seen is None:
                     await asyncio.sleep(POLL_INTERVAL)
                 else:
@@ -178,8 +183,31 @@ class FileLogSource:
         # taken before the read: a commit racing with the read changes it, so the wait for a
         # change returns at once and nothing committed is ever waited out
         seen = self._probe.version() if self._probe else None
+        appended = self.store.appended.seq
         self._check_file()
-        return _Read(seen, asyncio.ensure_future(asyncio.to_thread(self.store.read, after, self.page_size)))
+        page = asyncio.ensure_future(asyncio.to_thread(self.store.read, after, self.page_size))
+        return _Read(seen, appended, page)
+
+    async def _notification(self, seen: int) -> None:
+        """A server log: return once an append signal came after `seen` (the listener fires
+        one per NOTIFY, and once more after it reconnects), or after NOTIFY_POLL while the
+        listener is down. Straight to the next read: no head read in between (the
+        HeadNotifier's), one worker-thread hop and round trip less per route change."""
+        signal = self.store.appended
+        if self._listening is None:
+            self._listening = self.store.change_probe()  # starts the store's listener
+            self._wake = signal.register_async()
+        assert self._wake is not None
+        while signal.seq == seen and not self.store.closed:
+            self._wake.clear()
+            if signal.seq != seen:
+                return
+            down = self._listening is None or self._listening.version() is None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(NOTIFY_POLL if down else NOTIFY_NET):
+                    await self._wake.wait()
+            if down:
+                return
 
     async def _changed(self, probe: DataVersionProbe, seen: int, watch: FileWatch | None) -> None:
         """Return once the data version differs from `seen` (or the store closed)."""
@@ -196,6 +224,8 @@ class FileLogSource:
             self._check_file()
 
     async def close(self) -> None:
+        if self._wake is not None:
+            self.store.appended.unregister_async(self._wake)
         self.store.close()
         if self._watch is not None:
             self._watch.close()
@@ -206,6 +236,7 @@ class FileLogSource:
 @dataclass(frozen=True)
 class _Read:
     seen: int | None  # the data version before the read began
+    appended: int  # the store's append signal before the read began
     page: asyncio.Future[list[StoredEvent]]
 
 

@@ -190,6 +190,13 @@ class EventStore(ABC):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def appended(self) -> AppendSignal:
+        """Fired after every append this store commits and, for a server log, by its
+        listener for every other process's (LISTEN/NOTIFY): a single tail waits on it
+        between reads instead of going through the HeadNotifier's head read."""
+        return self._appended
+
     # -- what a backend implements ----------------------------------------------------------
 
     @abstractmethod
