@@ -90,21 +90,29 @@ def fold_only(store: EventStore) -> tuple[int, float]:
     return state.position, time.perf_counter() - t0
 
 
-def server_cpu(server: PostgresServer | None) -> float:
-    """CPU seconds the server's processes (the postmaster and its children) have used."""
+def server_cpu(server: PostgresServer | None) -> dict[int, float]:
+    """CPU seconds used so far by each of the server's processes (the postmaster and its
+    children), by pid."""
     if server is None:
-        return 0.0
+        return {}
     postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+        pid = int(stat.parent.name)
+        if pid == postmaster or int(fields[1]) == postmaster:
+            used[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two server_cpu readings (a process gone by the second is not
+    counted: an undercount, never negative)."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
 
 
 def replica_catch_up(log: str, server: PostgresServer | None) -> dict[str, float]:
@@ -126,7 +134,7 @@ def replica_catch_up(log: str, server: PostgresServer | None) -> dict[str, float
                 "events": n,
                 "per_s": rate(n, wall),
                 "client_cpu_us": (time.process_time() - cpu0) / n * 1e6,
-                "server_cpu_us": (server_cpu(server) - server0) / n * 1e6,
+                "server_cpu_us": cpu_since(server0, server_cpu(server)) / n * 1e6,
             }
         finally:
             await replica.stop()
