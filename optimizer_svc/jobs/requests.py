@@ -18,7 +18,7 @@ import dspy
 from dspyops.connections import Connections
 from dspyops.datarefs import resolve_dataset_ref
 from dspyops.datasets import dataset_digest, split
-from dspyops.errors import DspyopsError, InvalidArgument
+from dspyops.errors import DspyopsError, FailedPrecondition, InvalidArgument
 from dspyops.lm import LMConfig
 from dspyops.metrics import METRICS, allowed_metric_modules, resolve_metric
 from dspyops.names import check_name
@@ -250,6 +250,10 @@ def job_from_accepted(
 ) -> ValidatedJob:
     """``ValidatedJob.from_accepted``: the JobAccepted as the request it was, through the
     request's own checks, with the sets from its inputs."""
+    if not accepted.HasField("inputs"):
+        raise FailedPrecondition(
+            "inputs", "the job was accepted before JobAccepted carried its inputs: it cannot be run again"
+        )
     inputs = accepted.inputs
     request = opb.StartOptimizationRequest(
         program=accepted.program,

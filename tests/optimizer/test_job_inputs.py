@@ -217,6 +217,7 @@ def test_a_tampered_set_is_refused_naming_the_field_and_the_digest() -> None:
         (lambda a: setattr(a.inputs, "trainset", b"[1]\n"), "inputs.trainset[0]"),
         (lambda a: setattr(a.inputs, "trainset", b'{"text":"x","label":"y"}'), "inputs.trainset"),
         (lambda a: setattr(a.inputs, "trainset", b""), "inputs.trainset"),
+        (lambda a: a.ClearField("inputs"), "inputs"),  # a job accepted before inputs were logged
         (lambda a: a.inputs.ClearField("input_keys"), "inputs.input_keys"),
         (lambda a: a.inputs.input_keys.append("nope"), "inputs.input_keys"),
         (lambda a: setattr(a.spec, "signature", "text -> "), "spec.signature"),
