@@ -68,7 +68,8 @@ class ServiceProcess:
     name, then its flags, as `dspyops serve` takes them), stopped with SIGTERM.
 
     `preexec_fn` runs in the child before exec (fault tests use it to change signal
-    dispositions or resource limits, e.g. `ignore_sigxfsz`)."""
+    dispositions or resource limits, e.g. `ignore_sigxfsz`); `cwd`: its working directory
+    (default: this process's)."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class ServiceProcess:
         workdir: Path,
         env: dict[str, str],
         preexec_fn: Callable[[], None] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.port_file = workdir / f"{name}.port"
@@ -97,6 +99,7 @@ class ServiceProcess:
             stderr=self.stderr,
             env=env,
             preexec_fn=preexec_fn,
+            cwd=cwd,
         )
         self.address = f"127.0.0.1:{self._wait_port()}"
         self._wait_serving()

@@ -9,12 +9,12 @@ A server never creates a new, empty log where one of these says a log was there 
 (it was deleted or moved, and a fresh one would silently start history over beside the old
 artifacts and records) unless told to with ``--create``.
 
-A log on a PostgreSQL server has no file to keep them beside: a service keeps its own in a
-local ``home`` directory instead (the optimizer's data directory, a gateway's records'
-directory) as ``<home>/log.snapshots``, ``<home>/log.secret``; they are per process and
-only speed up a start (snapshots) or key this process's records (the secret). The same
-evidence rule holds: a missing events table beside snapshots or artifacts of an earlier log
-needs ``--create``.
+A log on a PostgreSQL server has no file to keep them beside: they are tables of its
+database instead (snapshots, artifacts, prediction records, the routing secret; see
+dspyops.pgtables), so a process on it needs nothing but the URL. A local directory given
+explicitly (``--data-dir``, ``--predictions``) still holds what it is given for. The same
+evidence rule holds: a missing events table beside rows in those tables, or beside local
+artifacts or records of an earlier log, needs ``--create``.
 """
 
 from __future__ import annotations
@@ -76,13 +76,14 @@ class LogFiles:
         optimizer's first start, and a lock file holds no history.
         """
         found = [p for p in (self.beside("-wal"), self.snapshots, self.predictions) if p.exists()]
-        for other in others:
-            if other.is_dir():
-                if any(entry.is_file() for entry in _walk(other)):
-                    found.append(other)
-            elif other.exists():
-                found.append(other)
-        return found
+        return found + [other for other in others if self.holds_files(other)]
+
+    @staticmethod
+    def holds_files(path: Path) -> bool:
+        """A file, or a directory with a file somewhere in it."""
+        if path.is_dir():
+            return any(entry.is_file() for entry in _walk(path))
+        return path.exists()
 
     def may_create(self, create: bool, others: Iterable[Path] = ()) -> bool:
         """Whether a server may create the log: always with ``--create``, otherwise only

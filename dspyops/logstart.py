@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import structlog
 
@@ -21,10 +22,14 @@ from dspyops.eventlog import (
     VerifyResult,
     WriterLease,
     WriterLocked,
+    is_server_log,
+    log_name,
     open_store,
 )
 from dspyops.keyfiles import KeyFileError, load_chain_key, load_or_create_secret
-from dspyops.logfiles import LogFiles, missing_log_message
+from dspyops.logfiles import SERVER_LOG_STEM, LogFiles, missing_log_message
+from dspyops.pgsecret import load_or_create_server_secret
+from dspyops.pgtables import table_has_rows
 from dspyops.snapshots import SnapshotStore
 
 
@@ -58,23 +63,52 @@ def open_service_store(
 ) -> EventStore:
     """The store, created only on a first start or with ``--create`` (see logfiles).
     ``evidence``: more files that show an earlier log (artifacts, a records file);
-    ``home``: where a server log's local files are (see logfiles)."""
-    files = LogFiles.of(log, home)
-    may_create = files.may_create(create, evidence or [])
-    try:
-        store = open_store(log, chain_key=key, create=may_create)
-    except LogMissing:
-        raise StartRefused(missing_log_message(files, files.leftovers(evidence or []))) from None
+    ``home``: where a server log's local files are, if it has any (see logfiles)."""
+    if is_server_log(log):
+        store = _open_server_store(log, key, create=create, evidence=evidence or [], home=home)
+        shown = log_name(log)
+    else:
+        files = LogFiles.of(log)
+        shown = files.shown
+        may_create = files.may_create(create, evidence or [])
+        try:
+            store = open_store(log, chain_key=key, create=may_create)
+        except LogMissing:
+            raise StartRefused(missing_log_message(files, files.leftovers(evidence or []))) from None
     try:
         if key is None and store.keyed():
             raise StartRefused(
-                f"the log {files.shown} has keyed chain links: start with --chain-key-file (without the key "
+                f"the log {shown} has keyed chain links: start with --chain-key-file (without the key "
                 "no link can be appended, nor any keyed link checked)"
             )
     except BaseException:
         store.close()
         raise
     return store
+
+
+# What else a service keeps in a PostgreSQL log's database (dspyops.snapshots.postgres,
+# dspyops.artifact_stores, gateway_svc.records.postgres): rows in any of them show a log was there.
+_SERVER_EVIDENCE: Final = ("snapshots", "artifacts", "predictions")
+
+
+def _open_server_store(
+    log: str, key: bytes | None, *, create: bool, evidence: list[Path], home: Path | None
+) -> EventStore:
+    """A PostgreSQL log: its events table is created on a first start only, i.e. when neither
+    the database's other tables nor the local files given as ``evidence`` hold anything of an
+    earlier log (or with ``--create``). They are looked at only when the table is missing."""
+    try:
+        return open_store(log, chain_key=key, create=create)
+    except LogMissing as exc:
+        if "database does not exist" in str(exc):
+            raise StartRefused(str(exc)) from None
+    files = LogFiles(home / SERVER_LOG_STEM if home else Path(SERVER_LOG_STEM), log_name(log))
+    found = [Path(f"{log_name(log)} table {t}") for t in _SERVER_EVIDENCE if table_has_rows(log, t)]
+    found += files.leftovers(evidence) if home else [p for p in evidence if LogFiles.holds_files(p)]
+    if found:
+        raise StartRefused(missing_log_message(files, found))
+    return open_store(log, chain_key=key, create=True)
 
 
 def writer_lease(store: EventStore) -> WriterLease:
@@ -89,6 +123,14 @@ def routing_secret(beside: Path) -> bytes:
         return load_or_create_secret(beside)
     except KeyFileError as exc:
         raise StartRefused(str(exc)) from None
+
+
+def log_routing_secret(log: str) -> bytes:
+    """The routing-key secret of the log: a file log's file beside it, a PostgreSQL log's
+    row in its database (dspyops.pgsecret), created on first use."""
+    if is_server_log(log):
+        return load_or_create_server_secret(log)
+    return routing_secret(LogFiles.of(log).secret)
 
 
 @dataclass(frozen=True)

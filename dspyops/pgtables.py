@@ -40,6 +40,9 @@ class Tables:
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True},
+            # a connection is checked as it is handed out: after a server restart the pool
+            # replaces its dead ones instead of failing one request for each
+            check=ConnectionPool.check_connection,
             timeout=timeout,
             open=False,
             name=f"{what} {self.url}",

@@ -17,7 +17,8 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
 @click.option(
     "--predictions",
     default="",
-    help="prediction records file (default: <log>.predictions; needed with a postgresql:// log)",
+    help="prediction records file (default: <log>.predictions; with a postgresql:// log: tables in its "
+    "database, shared by its gateways; needed with --from-optimizer)",
 )
 @click.option(
     "--canary-interval",
@@ -60,10 +61,6 @@ def main(**options: Any) -> None:
 
     if bool(options["log"]) == bool(options["from_optimizer"]):
         raise click.UsageError("give --log PATH or --from-optimizer ADDRESS")
-    from dspyops.eventlog import is_server_log
-
-    if is_server_log(options["log"]) and not options["predictions"]:
-        raise click.UsageError("a gateway on a postgresql:// log needs --predictions FILE (its records)")
     upstream = {
         k: options[k] for k in ("upstream_token", "upstream_tls_ca", "upstream_tls_cert", "upstream_tls_key")
     }
@@ -74,6 +71,8 @@ def main(**options: Any) -> None:
         raise click.UsageError("--upstream-tls-cert and --upstream-tls-key go together")
     if upstream["upstream_tls_cert"] and not upstream["upstream_tls_ca"]:
         raise click.UsageError("a client certificate (--upstream-tls-cert) needs --upstream-tls-ca")
+    if options["from_optimizer"] and not options["predictions"]:
+        raise click.UsageError("a gateway tailing --from-optimizer needs --predictions FILE (its records)")
 
     def config() -> GatewayConfig:
         return GatewayConfig(

@@ -37,3 +37,24 @@ def restore_from_snapshot(store: EventStore, snapshots: SnapshotStore) -> tuple[
                 "artifact_refused", program=version.program, version=version.version, error=str(exc)[:300]
             )
     return state, artifacts
+
+
+def snapshot_at_stop(store: EventStore, snapshots: SnapshotStore, state: State, started_at: int) -> bool:
+    """Save the replica's state as the newest snapshot when it folded anything since it
+    started (at the snapshot it restored, `started_at`), so the next gateway on the log
+    starts there. True when it saved one; a failure is logged, never raised (a stop must
+    finish: the snapshot only saves a later start some folding)."""
+    if state.position <= started_at:
+        return False
+    try:
+        event = store.read(after_position=state.position - 1, limit=1)
+        if not event or event[0].position != state.position:
+            return False
+        snapshots.save(state, event[0].hash)
+    except Exception as exc:
+        structlog.get_logger().warning(
+            "snapshot_at_stop_failed", position=state.position, error=str(exc)[:300]
+        )
+        return False
+    structlog.get_logger().info("snapshot_saved", position=state.position, snapshots=repr(snapshots))
+    return True

@@ -18,9 +18,15 @@ from dspyops.connections import load_for_server
 from dspyops.eventlog import ChainChecker, EventStore, is_server_log, log_file, log_name, open_store
 from dspyops.health import HealthServicer
 from dspyops.keyfiles import secret_path
-from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
-from dspyops.logstart import StartRefused, chain_key, open_service_store, routing_secret, verify_at_start
+from dspyops.logstart import (
+    StartRefused,
+    chain_key,
+    log_routing_secret,
+    open_service_store,
+    routing_secret,
+    verify_at_start,
+)
 from dspyops.programs.context import ProgramContext
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.snapshots import SnapshotStore
@@ -30,9 +36,11 @@ from gateway_svc.corpora import GatewayCorpora, restore_corpora
 from gateway_svc.file_source import FileLogSource
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionStore
+from gateway_svc.records.postgres import PostgresPredictionStore
+from gateway_svc.records.sqlite import SQLitePredictionStore
 from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
-from gateway_svc.restore import restore_from_snapshot
+from gateway_svc.restore import restore_from_snapshot, snapshot_at_stop
 from gateway_svc.retention import retention_loop
 from gateway_svc.servicer import SERVICE, GatewayService
 from gateway_svc.verified_source import VerifiedSource
@@ -42,7 +50,9 @@ from gateway_svc.verified_source import VerifiedSource
 class GatewayConfig:
     log: str = ""  # SQLite log path (same machine) ...
     optimizer: str = ""  # ... or the optimizer's address, to tail its SubscribeLog
-    predictions: str = ""  # prediction records file; default: beside the log (<log>.predictions)
+    # prediction records file; default: beside a file log (<log>.predictions), in a PostgreSQL
+    # log's database (shared by its gateways); required with `optimizer`
+    predictions: str = ""
     canary_interval: float = 1.0  # seconds between canary checks; 0 disables the loop
     security: rpc.Security = field(default_factory=rpc.Security)  # bearer tokens and TLS (default: neither)
     # how to reach a secured optimizer (with `optimizer` only): a token with the reader role,
@@ -75,7 +85,10 @@ class RunningGateway:
         store: EventStore | None,
         health: HealthServicer,
         snapshots: SnapshotStore | None = None,
+        snapshot_from: int | None = None,
     ) -> None:
+        """`snapshot_from`: save a snapshot at stop when the replica passed this position
+        (None: never; see start)."""
         self.server = server
         self.port = port
         self.replica = replica
@@ -83,6 +96,7 @@ class RunningGateway:
         self.store = store
         self.health = health
         self.snapshots = snapshots
+        self.snapshot_from = snapshot_from
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -97,6 +111,11 @@ class RunningGateway:
         await self.replica.stop()
         self.records.close()
         if self.snapshots is not None:
+            if self.store is not None and self.snapshot_from is not None:
+                state = self.replica.state
+                await asyncio.to_thread(
+                    snapshot_at_stop, self.store, self.snapshots, state, self.snapshot_from
+                )
             self.snapshots.close()
         if self.store is not None:
             self.store.close()
@@ -123,22 +142,22 @@ async def start(config: GatewayConfig) -> RunningGateway:
     artifacts: dict[str, bytes] = {}
     corpus_documents: dict[str, bytes] = {}
     server_log = is_server_log(config.log)
+    # the records: an explicit file wins; else beside a file log, or in a PostgreSQL log's
+    # database (shared by every gateway on it: "" here)
     predictions = config.predictions or (
         f"{log_file(config.log)}.predictions" if config.log and not server_log else ""
     )
-    if not predictions:
-        where = "on a server log" if server_log else "tailing a remote optimizer"
-        raise ValueError(f"a gateway {where} needs predictions (a file for its records)")
-    # a server log has no file beside which to keep snapshots and the secret: they live
-    # beside the records (dspyops.logfiles)
-    home = Path(predictions).absolute().parent if server_log else None
+    if not predictions and not server_log:
+        raise ValueError("a gateway tailing a remote optimizer needs predictions (a file for its records)")
     key = chain_key(config.chain_key_file)
     if config.log:
         store = open_service_store(
-            config.log, key, create=config.create, evidence=[Path(predictions)], home=home
+            config.log, key, create=config.create, evidence=[Path(predictions)] if predictions else []
         )
         try:
-            secret = routing_secret(LogFiles.of(config.log, home).secret)
+            # the log's one secret (beside a file log, in a PostgreSQL log's database), so any
+            # gateway's explain --key checks any gateway's record
+            secret = await asyncio.to_thread(log_routing_secret, config.log)
             # the log's snapshots (a PostgreSQL log's in its database, shared by every process
             # on it): the chain check and the restore start from the newest, and history after
             snapshots = await asyncio.to_thread(open_snapshots, config.log, key)
@@ -176,7 +195,13 @@ async def start(config: GatewayConfig) -> RunningGateway:
         )
         # verified from the first event received, with the log's key when it is keyed
         source = VerifiedSource(remote, ChainChecker(key=key), allow_broken=config.allow_broken_log)
-    records = PredictionStore(predictions, secret=secret)
+    try:
+        records = await asyncio.to_thread(prediction_store, predictions, config.log, secret)
+    except BaseException:
+        for opened in (store, snapshots):
+            if opened is not None:
+                opened.close()
+        raise
     server, health = rpc.make_server([SERVICE], config.security)
     described = (
         (f"the log {log_name(config.log)}" if server_log else f"the log file {config.log}")
@@ -223,12 +248,25 @@ async def start(config: GatewayConfig) -> RunningGateway:
             raise StartRefused(f"gateway: {exc}") from exc
         raise
     structlog.get_logger().info(
-        "gateway_listening", port=port, position=replica.state.position, serving=readiness.ready
+        "gateway_listening",
+        port=port,
+        position=replica.state.position,
+        serving=readiness.ready,
+        # where the start began: the snapshot's position (0: none, a full replay), and what it folded since
+        restored_from=initial.position,
+        folded=replica.folded,
+        records=repr(records),
     )
     if config.port_file:
         with open(config.port_file, "w") as fh:
             fh.write(str(port))
-    running = RunningGateway(server, port, replica, records, store, health, history_snapshots)
+    # A gateway on a PostgreSQL log leaves a snapshot of where it got to when it stops: the
+    # table is every process's on that log, so the next gateway to start (a rolling restart,
+    # a new replica) folds only what came after. A file log's snapshots stay the optimizer's
+    # (it writes them beside the file as its fold passes SNAPSHOT_EVERY events); a gateway
+    # serving a broken chain leaves none (a snapshot is trusted without its chain).
+    snapshot_from = initial.position if server_log and not config.allow_broken_log else None
+    running = RunningGateway(server, port, replica, records, store, health, history_snapshots, snapshot_from)
     if service.deployments is not None and config.canary_interval > 0:  # a gateway on the log file
         running.tasks.append(
             asyncio.create_task(service.deployments.canary_loop(config.canary_interval), name="canary-loop")
@@ -240,6 +278,14 @@ async def start(config: GatewayConfig) -> RunningGateway:
             )
         )
     return running
+
+
+def prediction_store(predictions: str, log: str, secret: bytes) -> PredictionStore:
+    """The records file when there is one (given, or beside a file log), else the tables of
+    the PostgreSQL log's database."""
+    if predictions:
+        return SQLitePredictionStore(predictions, secret=secret)
+    return PostgresPredictionStore(log, secret=secret)
 
 
 async def serve(config: GatewayConfig, grace: float = 5.0) -> None:

@@ -16,11 +16,26 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
     return value
 
 
+def _data_dir(log: str, given: str) -> Path | None:
+    """An explicit --data-dir wins; without one a file log's artifacts go to dspyops-data and
+    a postgresql:// log's to its database."""
+    from dspyops.eventlog import is_server_log
+
+    if given:
+        return Path(given)
+    return None if is_server_log(log) else Path("dspyops-data")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--log", default="dspyops.db", show_default=True, help="the log: a SQLite file, or a postgresql:// URL"
 )
-@click.option("--data-dir", default="dspyops-data", show_default=True, help="the artifact directory")
+@click.option(
+    "--data-dir",
+    default="",
+    help="the artifact directory (default: dspyops-data; with a postgresql:// log: none, the artifacts "
+    "are a table in its database)",
+)
 @click.option(
     "--datasets-dir",
     default="",
@@ -81,7 +96,7 @@ def main(**options: Any) -> None:
     def config() -> OptimizerConfig:
         return OptimizerConfig(
             log=options["log"],
-            data_dir=Path(options["data_dir"]),
+            data_dir=_data_dir(options["log"], options["data_dir"]),
             host=options["host"],
             port=options["port"],
             port_file=Path(options["port_file"]) if options["port_file"] else None,

@@ -16,14 +16,15 @@ import structlog
 
 from dspyops import rpc, serving
 from dspyops.artifacts import ArtifactStore
+from dspyops.artifacts.backends import open_artifacts
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.connections import Connections, load_for_server
 from dspyops.corpora import log_corpora, program_context
-from dspyops.eventlog import EventStore, WriterLease, log_name
+from dspyops.eventlog import EventStore, WriterLease, is_server_log, log_name
 from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
-from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
-from dspyops.logstart import chain_key, open_service_store, routing_secret, verify_at_start, writer_lease
+from dspyops.logstart import chain_key, log_routing_secret, open_service_store, verify_at_start, writer_lease
 from dspyops.programs.context import ProgramContext
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
@@ -51,7 +52,8 @@ SERVICE = opb.DESCRIPTOR.services_by_name["Optimizer"].full_name
 @dataclass(frozen=True)
 class OptimizerConfig:
     log: str  # path of the SQLite log (or a store URL)
-    data_dir: Path
+    # the artifact directory; None: a postgresql:// log keeps them in its database (a file log needs one)
+    data_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = 0
     max_jobs: int = 4
@@ -86,6 +88,7 @@ class RunningOptimizer:
         health: HealthServicer,
         evaluations: EvaluationPool | None = None,
         lease: WriterLease | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.server = server
         self.port = port
@@ -94,6 +97,7 @@ class RunningOptimizer:
         self.health = health
         self.evaluations = evaluations
         self.lease = lease
+        self.artifacts = artifacts
 
     @property
     def address(self) -> str:
@@ -106,6 +110,8 @@ class RunningOptimizer:
         if self.evaluations is not None:
             self.evaluations.shutdown()  # and whatever still runs stops at its next LM call
         self.store.close()
+        if self.artifacts is not None:
+            self.artifacts.close()
         if self.lease is not None:
             self.lease.release()  # last: no other optimizer may append before this one is done
 
@@ -114,10 +120,10 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
     configure("optimizer_svc")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     key = chain_key(config.chain_key_file)
-    artifacts = config.data_dir / "artifacts"
-    store = open_service_store(
-        config.log, key, create=config.create, evidence=[artifacts], home=config.data_dir
-    )
+    if config.data_dir is None and not is_server_log(config.log):
+        raise ValueError("data_dir: a file log's optimizer needs a directory for its artifacts")
+    evidence = [config.data_dir / "artifacts"] if config.data_dir is not None else []
+    store = open_service_store(config.log, key, create=config.create, evidence=evidence, home=config.data_dir)
     try:
         # one optimizer per log for its lifetime: a second one would take this one's running
         # jobs for orphans and append JobInterrupted for them
@@ -140,10 +146,9 @@ async def _start(
     key: bytes | None,
     connections: Connections,
 ) -> RunningOptimizer:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    routing_secret(
-        LogFiles.of(config.log, config.data_dir).secret
-    )  # created with the log; the gateways use it
+    if config.data_dir is not None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(log_routing_secret, config.log)  # created with the log; the gateways use it
     # the writer keeps snapshots of its fold (beside a file log; in a PostgreSQL log's
     # database), so restarts and gateways fold only the tail
     snapshots = await asyncio.to_thread(open_snapshots, config.log, key)
@@ -152,13 +157,13 @@ async def _start(
     )
     ledger = await asyncio.to_thread(Ledger, store, snapshots)
     registry = Registry(ledger)
-    artifacts = ArtifactStore(config.data_dir / "artifacts")
+    artifacts = await asyncio.to_thread(artifact_store, config)
     programs = program_context(
         ProgramContext(program_modules=config.program_modules),
         log_corpora(store, ledger.refresh, artifacts),
         ledger.refresh,
     )
-    executor = await asyncio.to_thread(job_executor, config, ledger)
+    executor = await asyncio.to_thread(job_executor, config, ledger, artifacts)
     jobs = JobManager(
         ledger,
         registry,
@@ -191,10 +196,18 @@ async def _start(
     )
     if config.port_file:
         config.port_file.write_text(str(port))
-    return RunningOptimizer(server, port, jobs, store, health, evaluations, lease)
+    return RunningOptimizer(server, port, jobs, store, health, evaluations, lease, artifacts)
 
 
-def job_executor(config: OptimizerConfig, ledger: Ledger) -> JobExecutor:
+def artifact_store(config: OptimizerConfig) -> ArtifactStore:
+    """``--data-dir``'s artifacts directory when given (it wins), else the log's database's
+    artifacts table (a postgresql:// log: nothing else for replicas or Ray workers to mount)."""
+    if config.data_dir is not None:
+        return FileArtifactStore(config.data_dir / "artifacts")
+    return open_artifacts(config.log)
+
+
+def job_executor(config: OptimizerConfig, ledger: Ledger, artifacts: ArtifactStore) -> JobExecutor:
     if config.executor == "thread":
         return ThreadExecutor()
     if config.executor != "ray":
@@ -206,7 +219,9 @@ def job_executor(config: OptimizerConfig, ledger: Ledger) -> JobExecutor:
 
     return RayExecutor(
         config.ray_address,
-        artifacts_dir=config.data_dir / "artifacts",
+        artifacts=str(Path(artifacts.location).resolve())
+        if isinstance(artifacts, FileArtifactStore)
+        else artifacts.location,
         corpora=corpora,
         job_cpus=config.ray_job_cpus,
     )

@@ -193,8 +193,10 @@ def backup(
 
     if is_server_log(log_path):
         raise SystemExit(
-            "log backup: a postgresql:// log is backed up by the server's own tools "
-            "(pg_dump -t events, or a base backup); then `dspyops log verify --log URL` on the restored copy"
+            "log backup: a postgresql:// log is backed up by the server's own tools: pg_dump of its "
+            "database (events, and beside them the snapshots, artifacts, predictions, outcomes and "
+            "routing_secret tables), or a base backup; then `dspyops log verify --log URL` on the "
+            "restored copy"
         )
     try:
         report = backup_log(

@@ -9,7 +9,6 @@ from pathlib import Path
 import sqlite_utils
 
 from dspyops.eventlog import is_server_log, log_file
-from dspyops.logfiles import SERVER_LOG_STEM
 from dspyops.snapshots import SnapshotStore
 
 
@@ -61,11 +60,8 @@ class SQLiteSnapshotStore(SnapshotStore):
         self.db.conn.close()
 
 
-def snapshot_path(log: str, home: Path | None = None) -> str:
-    """``<log>.snapshots``; for a log on a database server, ``<home>/log.snapshots``
-    (dspyops.logfiles: a server log has no file to keep them beside)."""
+def snapshot_path(log: str) -> str:
+    """``<log>.snapshots``, beside a file log (a server log's are a table: open_snapshots)."""
     if is_server_log(log):
-        if home is None:
-            raise ValueError("a server log's snapshots need a local directory (home)")
-        return str(home / f"{SERVER_LOG_STEM}.snapshots")
+        raise ValueError("a server log's snapshots are a table of its database, not a file")
     return f"{log_file(log)}.snapshots"

@@ -21,7 +21,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 # Ray starts a cluster of its own on the first call made while disconnected: never here (a job
@@ -95,13 +94,13 @@ class RayExecutor:
         self,
         address: str,
         *,
-        artifacts_dir: Path,
+        artifacts: str,
         corpora: Callable[[], Mapping[str, str]] = dict,
         temp_dir: str | None = None,
         job_cpus: float = 1.0,
     ) -> None:
         self.address = address
-        self.artifacts_dir = str(artifacts_dir.resolve())
+        self.artifacts = artifacts  # the artifact store's location, as the tasks reopen it
         self.corpora = corpora  # corpus name -> digest now: what a new job's Retrieve stages search
         self._started = connect(address, temp_dir)
         # max_retries=0: a lost task is the manager's to retry (on the record), never Ray's
@@ -110,7 +109,7 @@ class RayExecutor:
         self.placed: dict[str, TaskPlaced] = {}  # job id -> where its task runs (ran)
 
     def run(self, job: JobSpec, emit: Emit, cancel: CancelToken, usage: SharedUsageTracker) -> JobResult:
-        handed = task_job(job, self.artifacts_dir, self.corpora())
+        handed = task_job(job, self.artifacts, self.corpora())
         stream = self._task.options(name=f"dspyops-job-{job.job_id}").remote(handed)
         unregister = cancel.on_cancel(lambda: ray.cancel(stream))
         try:

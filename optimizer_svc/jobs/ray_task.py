@@ -4,9 +4,9 @@ The task is handed a ``TaskJob``: the validated job (``JobSpec``: spec, LM confi
 datasets, budget, the must_beat program) with the server's objects taken out, the LM
 connections as configuration (``ConnectionConfig``; the key values are read from the
 worker's own environment, never shipped), the corpus names the job may search with the
-digests they meant when it was handed over, and the artifact store's path (where the corpus
-documents are). Nothing of the gRPC server: this module imports none of it (an
-import-linter contract says so).
+digests they meant when it was handed over, and the artifact store's location (where the
+corpus documents are: a directory the workers reach, or the log's PostgreSQL database).
+Nothing of the gRPC server: this module imports none of it (an import-linter contract says so).
 
 ``stream_job`` runs ``runner.run_job`` on a thread of the worker and yields, in order:
 ``TaskPlaced`` (where it runs), a ``TaskEvent`` per progress event (with the usage so far,
@@ -25,9 +25,9 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
+from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound
+from dspyops.artifacts.backends import open_artifacts
 from dspyops.connections import OFFLINE_ONLY, Connection, Connections
 from dspyops.corpora import Corpora, CorpusUnavailable, decode_documents
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
@@ -70,7 +70,7 @@ class ConnectionConfig:
 class TaskJob:
     job: JobSpec  # its connections and programs are the placeholders; the task builds its own
     connections: ConnectionConfig
-    artifacts_dir: str
+    artifacts: str  # the artifact store's location: a directory, or the log's postgresql:// URL
     program_modules: frozenset[str] = frozenset()
     corpora: Mapping[str, str] = field(default_factory=dict)  # corpus name -> digest, at hand-over
 
@@ -100,12 +100,12 @@ class TaskEnded:
 TaskMessage = TaskPlaced | TaskEvent | TaskEnded
 
 
-def task_job(job: JobSpec, artifacts_dir: str, corpora: Mapping[str, str]) -> TaskJob:
+def task_job(job: JobSpec, artifacts: str, corpora: Mapping[str, str]) -> TaskJob:
     """The hand-over of a job to a task: the server's objects replaced by what rebuilds them."""
     return TaskJob(
         job=replace(job, connections=OFFLINE_ONLY, programs=NO_CONTEXT),
         connections=ConnectionConfig.of(job.connections),
-        artifacts_dir=artifacts_dir,
+        artifacts=artifacts,
         program_modules=job.programs.program_modules,
         corpora=dict(corpora),
     )
@@ -114,13 +114,13 @@ def task_job(job: JobSpec, artifacts_dir: str, corpora: Mapping[str, str]) -> Ta
 def worker_programs(task: TaskJob) -> ProgramContext:
     """The task's ProgramContext: the optimizer's allowlist, and Retrieve stages over the
     digests the corpus names meant at hand-over, read (and verified) from the artifact store."""
-    store = ArtifactStore(Path(task.artifacts_dir))
+    store = open_artifacts(task.artifacts)
 
     def fetch(digest: str) -> bytes:
         try:
             data = store.get(digest)
         except (ArtifactNotFound, ArtifactCorrupt) as exc:
-            where = f"the artifact store {task.artifacts_dir}"
+            where = f"the artifact store {store.name}"
             raise CorpusUnavailable(f"corpus {digest}: not in {where} ({exc})") from None
         decode_documents(data, digest)
         return data

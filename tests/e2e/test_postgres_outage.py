@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import grpc
+import pytest
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import open_store
@@ -21,19 +22,20 @@ from tests.support.postgres import PostgresServer
 ROWS = ticket_rows()
 
 
+@pytest.mark.parametrize("local", ["local-files", "url-only"])
 def test_commands_unavailable_while_postgres_is_down_then_resume(
-    tmp_path: Path, private_postgres: PostgresServer
+    tmp_path: Path, private_postgres: PostgresServer, local: str
 ) -> None:
+    """`local-files`: artifacts and records in local files; `url-only`: nothing but the URL,
+    so the records, artifacts, snapshots and secret in the database come back too."""
     url = private_postgres.url()
     env = dict(os.environ)
-    optimizer = ServiceProcess(
-        "optimizer", ["optimizer", "--log", url, "--data-dir", str(tmp_path / "data")], tmp_path, env
-    )
+    files = local == "local-files"
+    data = ["--data-dir", str(tmp_path / "data")] if files else []
+    records = ["--predictions", str(tmp_path / "records.db")] if files else []
+    optimizer = ServiceProcess("optimizer", ["optimizer", "--log", url, *data], tmp_path, env)
     gateway = ServiceProcess(
-        "gateway",
-        ["gateway", "--log", url, "--predictions", str(tmp_path / "records.db"), "--canary-interval", "0"],
-        tmp_path,
-        env,
+        "gateway", ["gateway", "--log", url, *records, "--canary-interval", "0"], tmp_path, env
     )
     acknowledged: list[str] = []
     try:
@@ -45,7 +47,7 @@ def test_commands_unavailable_while_postgres_is_down_then_resume(
             )
             opt.create_deployment("web", "tickets")
             opt.set_routes("web", {"1.0.0": 1.0})
-            assert wait_until(lambda: bool(gw.get_deployment_state("web").routes), timeout=60)
+            assert wait_until(lambda: _routed(gw), timeout=60)
 
             stop = threading.Event()
 
@@ -85,6 +87,9 @@ def test_commands_unavailable_while_postgres_is_down_then_resume(
             private_postgres.start()
             assert wait_until(lambda: _alias_ok(opt), timeout=120, interval=0.5)
             assert wait_until(lambda: _serving(gw), timeout=120, interval=0.5)  # and serves again
+            served = gw.predict("web", {"text": ROWS[1]["text"]})  # recorded (url-only: in the database)
+            assert gw.record_outcome(served.prediction_id, 1.0).version == "1.0.0"
+            assert gw.explain_prediction(served.prediction_id).recorded_version == "1.0.0"
         assert gateway.stop() == 0
     finally:
         assert optimizer.stop() == 0
@@ -98,6 +103,15 @@ def test_commands_unavailable_while_postgres_is_down_then_resume(
     missing = [a for a in acknowledged if aliases.get(a) != "1.0.0"]
     assert acknowledged and not missing, missing
     assert aliases.get("after") == "1.0.0"
+
+
+def _routed(gw: GatewayClient) -> bool:
+    """The gateway has folded the routes (NOT_FOUND until its tail reaches the deployment)."""
+    try:
+        return bool(gw.get_deployment_state("web").routes)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.NOT_FOUND, exc
+        return False
 
 
 def _predict(gw: GatewayClient) -> str:

@@ -21,7 +21,8 @@ from dspyops.capture import DAY_US
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.tracing import trace_from_json
-from gateway_svc.records import PredictionRecord, PredictionStore
+from gateway_svc.records import PredictionRecord
+from gateway_svc.records.sqlite import SQLitePredictionStore
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -182,7 +183,7 @@ def test_a_records_file_from_before_captures_gets_the_columns(tmp_path: Path) ->
             ["old", "web", "p", "1.0.0", 1, "", "", 0.5, 1, "", 3, 1.0, "", 10, "{}", "", ""],
         )
     conn.close()
-    store = PredictionStore(path, secret=b"s" * 32)
+    store = SQLitePredictionStore(path, secret=b"s" * 32)
     try:
         old = store.get("old")
         assert (old.inputs_json, old.trace_json, old.capture_expires_at_us, old.code_drift) == ("", "", 0, "")

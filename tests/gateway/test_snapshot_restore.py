@@ -1,21 +1,25 @@
 """A gateway that starts from a snapshot takes its versions' artifacts from their
 VersionRegistered events (gateway_svc.restore): the same artifacts a full replay gathers,
-and a tampered one still refused at Predict (not at start) when told --allow-broken-log."""
+and a tampered one still refused at Predict (not at start) when told --allow-broken-log.
+On both kinds of log: a file with its snapshots beside it, and a PostgreSQL database with
+its snapshots table (where a gateway also leaves one when it stops)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 
 from dspyops.client import GatewayClient
-from dspyops.eventlog import open_store
+from dspyops.eventlog import is_server_log, open_store
 from dspyops.events import new_event
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import take_snapshot
-from dspyops.snapshots.sqlite import SQLiteSnapshotStore, snapshot_path
+from dspyops.snapshots.backends import open_snapshots
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from tests.kernel.test_snapshots import _registered_version
@@ -31,30 +35,58 @@ def _deployed_version(log: str) -> None:
     store.close()
 
 
+NewLog = Callable[[], str]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewLog]:
+    """Makes the path (or URL) of a new, empty log of the parameter's kind."""
+    made: list[str] = []
+
+    def make() -> str:
+        if request.param == "sqlite":
+            made.append(str(tmp_path / f"log{len(made)}.db"))
+        else:
+            server = request.getfixturevalue("postgres_server")
+            made.append(server.url(server.create_database()))
+        return made[-1]
+
+    yield make
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        for url in made:
+            server.drop_database(url.rsplit("/", 1)[1])
+
+
 def _snapshot(log: str) -> None:
     store = open_store(log)
-    snapshots = SQLiteSnapshotStore(snapshot_path(log))
+    snapshots = open_snapshots(log)
     take_snapshot(store, snapshots)
     snapshots.close()
     store.close()
 
 
 def _tamper_artifact(log: str) -> None:
-    db = sqlite3.connect(log)
-    position, payload = db.execute(
-        "SELECT position, payload FROM events WHERE type = 'dspyops.v1.VersionRegistered'"
-    ).fetchone()
-    registered = pb.VersionRegistered.FromString(payload)
+    select = "SELECT position, payload FROM events WHERE type = 'dspyops.v1.VersionRegistered'"
+    db: sqlite3.Connection | psycopg.Connection[tuple[object, ...]]
+    db = psycopg.connect(log) if is_server_log(log) else sqlite3.connect(log)
+    row = db.execute(select).fetchone()
+    assert row is not None
+    position, payload = row
+    registered = pb.VersionRegistered.FromString(bytes(payload))  # type: ignore[arg-type]
     tampered = registered.artifact.replace(b"label", b"lab3l", 1)
     assert tampered != registered.artifact
     registered.artifact = tampered
-    db.execute("UPDATE events SET payload = ? WHERE position = ?", (registered.SerializeToString(), position))
+    update = "UPDATE events SET payload = {0} WHERE position = {0}".format(
+        "%s" if is_server_log(log) else "?"
+    )
+    db.execute(update, (registered.SerializeToString(), position))  # type: ignore[arg-type]
     db.commit()
     db.close()
 
 
-def test_a_restored_gateway_holds_the_artifacts_a_full_replay_gathers(tmp_path: Path) -> None:
-    replayed_log, restored_log = str(tmp_path / "replayed.db"), str(tmp_path / "restored.db")
+def test_a_restored_gateway_holds_the_artifacts_a_full_replay_gathers(new_log: NewLog) -> None:
+    replayed_log, restored_log = new_log(), new_log()
     _deployed_version(replayed_log)
     _deployed_version(restored_log)
     _snapshot(restored_log)
@@ -71,8 +103,8 @@ def test_a_restored_gateway_holds_the_artifacts_a_full_replay_gathers(tmp_path: 
         restored.stop()
 
 
-def test_a_tampered_artifact_under_a_snapshot_is_refused_at_predict_not_at_start(tmp_path: Path) -> None:
-    log = str(tmp_path / "log.db")
+def test_a_tampered_artifact_under_a_snapshot_is_refused_at_predict_not_at_start(new_log: NewLog) -> None:
+    log = new_log()
     _deployed_version(log)
     _snapshot(log)
     _tamper_artifact(log)
@@ -92,3 +124,22 @@ def test_a_tampered_artifact_under_a_snapshot_is_refused_at_predict_not_at_start
             assert gw.get_deployment_state("web").program == "p"  # still serving the rest
     finally:
         gateway.stop()
+
+
+def test_a_gateway_on_a_postgres_log_leaves_a_snapshot_the_next_one_starts_from(new_log: NewLog) -> None:
+    """Gateways on a PostgreSQL log share its snapshots table: one that stops saves where it
+    got to, and the next starts there. On a file log the snapshots stay the optimizer's."""
+    log = new_log()
+    _deployed_version(log)
+    first = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
+    assert first.running.replica.folded == 3
+    first.stop()
+    second = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
+    try:
+        expected = 0 if is_server_log(log) else 3
+        assert second.running.replica.folded == expected
+        assert second.running.replica.state.position == 3
+        with GatewayClient(second.address) as gw:
+            assert gw.predict("web", {"text": "hello"}).version == "1.0.0"
+    finally:
+        second.stop()

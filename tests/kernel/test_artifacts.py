@@ -9,13 +9,8 @@ from pathlib import Path
 import dspy
 import pytest
 
-from dspyops.artifacts import (
-    ArtifactCorrupt,
-    ArtifactNotFound,
-    ArtifactStore,
-    decode_artifact,
-    encode_artifact,
-)
+from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, decode_artifact, encode_artifact
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.lm import LMConfig
 from dspyops.programs.build import build_module, load_program, program_state
 from dspyops.programs.spec import ProgramSpec
@@ -85,7 +80,7 @@ def test_encode_rejects_non_json_state() -> None:
 
 
 def test_store_put_get_has(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = FileArtifactStore(tmp_path)
     digest, data = encode_artifact(SPEC, _state(), LMConfig())
     assert not store.has(digest)
     assert store.put(data) == digest
@@ -98,7 +93,7 @@ def test_store_put_get_has(tmp_path: Path) -> None:
 
 
 def test_store_missing_and_corrupt(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path)
+    store = FileArtifactStore(tmp_path)
     with pytest.raises(ArtifactNotFound):
         store.get("0" * 64)
     digest = store.put(b'{"a":1}')

@@ -12,12 +12,12 @@ import pytest
 from dspyops.artifacts import (
     ArtifactCorrupt,
     ArtifactNotFound,
-    ArtifactStore,
     encode_artifact,
     registered_artifact,
     version_artifact,
     version_artifact_bytes,
 )
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.eventlog import EventStore, open_store
 from dspyops.events import new_event
 from dspyops.fold import fold
@@ -61,7 +61,7 @@ def test_from_the_event_when_there_is_no_artifact_store(store: EventStore) -> No
 
 def test_the_artifact_store_first_then_the_event(store: EventStore, tmp_path: Path) -> None:
     version = _register(store, "1.0.0")
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = FileArtifactStore(tmp_path / "artifacts")
     assert version_artifact(store, version, artifacts).digest == version.artifact_digest  # not in the store
     artifacts.put(version_artifact_bytes(store, version))
     corrupt = artifacts.path_for(version.artifact_digest)

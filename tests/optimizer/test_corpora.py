@@ -14,7 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from dspyops.artifacts import ArtifactStore, canonical_json
+from dspyops.artifacts import canonical_json
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.cli.main import main
 from dspyops.client import OptimizerClient
 from dspyops.corpora import decode_documents
@@ -79,7 +80,7 @@ def test_register_inline_is_content_addressed_in_the_log_and_the_artifact_store(
     registered = event.payload.corpus_registered
     assert registered.digest == expected and registered.count == 2
     assert [d.id for d in decode_documents(registered.documents, expected)] == ["refunds", "shipping"]
-    stored = ArtifactStore(server.running.jobs.artifacts.root).get(expected)
+    stored = FileArtifactStore(server.running.jobs.artifacts.root).get(expected)
     assert stored == registered.documents
     assert corpus in opt.list_corpora().corpora
 

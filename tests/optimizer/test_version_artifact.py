@@ -15,10 +15,10 @@ from google.protobuf.struct_pb2 import Struct
 from dspyops.artifacts import (
     ArtifactCorrupt,
     ArtifactNotFound,
-    ArtifactStore,
     encode_artifact,
     version_artifact,
 )
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.client import OptimizerClient, examples
 from dspyops.eventlog import EventStore, open_store
 from dspyops.events import new_event
@@ -64,7 +64,7 @@ def log(tmp_path: Path) -> Iterator[EventStore]:
 
 
 def test_the_file_when_present_else_the_events_bytes(log: EventStore, tmp_path: Path) -> None:
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = FileArtifactStore(tmp_path / "artifacts")
     with_file, data = registered(log, {"demos": [1]}, carry_bytes=False, version="1.0.0")
     artifacts.put(data)
     assert version_artifact(log, with_file, artifacts).state == {"demos": [1]}
@@ -80,7 +80,7 @@ def test_the_file_when_present_else_the_events_bytes(log: EventStore, tmp_path: 
 
 
 def test_a_corrupt_file_or_corrupt_bytes_never_load(log: EventStore, tmp_path: Path) -> None:
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = FileArtifactStore(tmp_path / "artifacts")
     version, data = registered(log, {"demos": [1]}, carry_bytes=True, version="1.0.0")
     artifacts.put(data)
     artifacts.path_for(version.artifact_digest).write_bytes(data.replace(b"[1]", b"[9]"))
@@ -102,11 +102,11 @@ def test_a_corrupt_file_or_corrupt_bytes_never_load(log: EventStore, tmp_path: P
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[OptimizerClient, ArtifactStore]]:
+def served(tmp_path: Path) -> Iterator[tuple[OptimizerClient, FileArtifactStore]]:
     config = OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "data")
     thread = ServerThread(lambda: start(config))
     with OptimizerClient(thread.address) as client:
-        yield client, ArtifactStore(tmp_path / "data" / "artifacts")
+        yield client, FileArtifactStore(tmp_path / "data" / "artifacts")
     thread.stop()
 
 
@@ -126,7 +126,7 @@ def job(opt: OptimizerClient, k: int, must_beat: str = "") -> list[opb.Optimizat
 
 
 def test_a_version_whose_file_is_gone_runs_from_the_log(
-    served: tuple[OptimizerClient, ArtifactStore],
+    served: tuple[OptimizerClient, FileArtifactStore],
 ) -> None:
     opt, artifacts = served
     weak = job(opt, 1)[-1].completed
@@ -143,7 +143,7 @@ def test_a_version_whose_file_is_gone_runs_from_the_log(
 
 
 def test_a_corrupt_file_is_failed_precondition_naming_the_version(
-    served: tuple[OptimizerClient, ArtifactStore],
+    served: tuple[OptimizerClient, FileArtifactStore],
 ) -> None:
     opt, artifacts = served
     done = job(opt, 2)[-1].completed

@@ -5,21 +5,20 @@ An artifact is the canonical JSON (sorted keys, compact separators, UTF-8) of
 The bytes are what gets stored and hashed, so any reader can re-verify them without this
 package. Nothing here ever unpickles: the state is DSPy's own JSON save format.
 
-A version's bytes live in two places: the optimizer's artifact store (files), and the
-version's VersionRegistered event, which carries them, so a replica that has only the log
-can serve every version. ``version_artifact`` is the one way both services load a
+A version's bytes live in two places: the optimizer's artifact store (``files``: a
+directory; ``postgres``: a table in a PostgreSQL log's database), and the version's
+VersionRegistered event, which carries them, so a replica that has only the log can serve
+every version. ``version_artifact`` is the one way both services load a
 version's artifact from either.
 """
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dspy
@@ -117,54 +116,47 @@ def decode_artifact(data: bytes, expected_digest: str) -> Artifact:
     )
 
 
-class ArtifactStore:
-    """Files under ``root/sha256/ab/<digest>.json``; written once, atomically, never modified."""
+class ArtifactStore(abc.ABC):
+    """Where the optimizer keeps artifacts by digest (a cache of the bytes in the log's
+    VersionRegistered events, and the corpora's documents): written once, never modified,
+    verified on every read. ``location`` names it and reopens it elsewhere (a Ray task:
+    dspyops.artifacts.backends.open_artifacts)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    location: str
+    name: str  # for messages (a URL without its password)
 
-    def path_for(self, digest: str) -> Path:
-        check_digest(digest)
-        return self.root / "sha256" / digest[:2] / f"{digest}.json"
+    @abc.abstractmethod
+    def has(self, digest: str) -> bool: ...
 
-    def has(self, digest: str) -> bool:
-        return self.path_for(digest).is_file()
+    @abc.abstractmethod
+    def _write(self, digest: str, data: bytes) -> None:
+        """Store the bytes under their digest; a digest stored already is left as it is."""
+
+    @abc.abstractmethod
+    def _read(self, digest: str) -> bytes | None:
+        """The stored bytes, unverified; None when there are none."""
 
     def put(self, data: bytes) -> str:
         digest = sha256_hex(data)
-        path = self.path_for(digest)
-        if path.is_file():
-            return digest  # content-addressed: same digest, same bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Temp file in the same directory + fsync + rename: readers see the whole file or none.
-        fd, tmp = tempfile.mkstemp(prefix=f".{digest[:8]}-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        self._write(digest, data)  # content-addressed: same digest, same bytes
         return digest
 
     def get(self, digest: str) -> bytes:
-        path = self.path_for(digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactNotFound(f"no artifact {digest} in {self.root}") from None
+        check_digest(digest)
+        data = self._read(digest)
+        if data is None:
+            raise ArtifactNotFound(f"no artifact {digest} in {self.name}")
         actual = sha256_hex(data)
         if actual != digest:
-            raise ArtifactCorrupt(f"artifact file {path} hashes to {actual}, expected {digest}")
+            raise ArtifactCorrupt(f"artifact {digest} in {self.name} hashes to {actual}, expected {digest}")
         return data
 
     def load(self, digest: str) -> Artifact:
         return decode_artifact(self.get(digest), digest)
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections (a directory holds none)."""
 
 
 def registered_artifact(event: StoredEvent) -> tuple[str, bytes] | None:

@@ -1,0 +1,161 @@
+"""Prediction records in tables of a PostgreSQL log's database (``predictions``,
+``outcomes``), shared by every gateway on that log: a prediction served by one gateway
+takes its outcome from any other, and experiment statistics and shadow results count
+every gateway's traffic. The tables are this module's (the log store knows no payloads);
+they are created on first open, beside ``events``.
+
+The group commit of the interface holds: one transaction per batch (``executemany`` in
+pipeline mode, one round trip), committed before any request of the batch is answered.
+An outcome's request-id check and insert are one transaction; two gateways racing the same
+request id are told apart by the unique index (the loser re-reads the winner's row).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Final
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from dspyops.pgtables import Tables
+from gateway_svc.records import (
+    FIELDS,
+    ArmCounts,
+    PredictionRecord,
+    PredictionStore,
+    outcome_exists,
+    request_reused,
+)
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT
+
+_PG_TYPES: Final = {"str": "text", "int": "bigint", "float": "double precision"}
+_COLUMNS: Final = ",\n".join(
+    f"{f.name} {_PG_TYPES[str(f.type)]} NOT NULL" + (" PRIMARY KEY" if f.name == "prediction_id" else "")
+    for f in fields(PredictionRecord)
+)
+DDL: Final = (
+    f"CREATE TABLE IF NOT EXISTS predictions ({_COLUMNS})",
+    "CREATE INDEX IF NOT EXISTS predictions_experiment ON predictions (deployment, experiment_id, version)",
+    # what the retention sweep and the shadow results look for: few rows of either
+    "CREATE INDEX IF NOT EXISTS predictions_capture_expiry ON predictions (capture_expires_at_us) "
+    "WHERE capture_expires_at_us > 0",
+    "CREATE INDEX IF NOT EXISTS predictions_shadows ON predictions (deployment) WHERE shadow_of <> ''",
+    """
+    CREATE TABLE IF NOT EXISTS outcomes (
+        prediction_id text PRIMARY KEY,
+        value double precision NOT NULL,
+        recorded_at_us bigint NOT NULL,
+        request_id text NOT NULL DEFAULT ''
+    )
+    """,
+    # a request_id answers one outcome: retries find it here (unique, so no two can claim it)
+    "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) WHERE request_id <> ''",
+)
+_INSERT: Final = f"INSERT INTO predictions ({', '.join(FIELDS)}) VALUES ({', '.join(['%s'] * len(FIELDS))})"
+_SELECT: Final = f"SELECT {', '.join(FIELDS)} FROM predictions WHERE prediction_id = %s"
+_FIRST: Final = "SELECT prediction_id, value FROM outcomes WHERE request_id = %s"
+_OUTCOME: Final = (
+    "INSERT INTO outcomes (prediction_id, value, recorded_at_us, request_id) VALUES (%s, %s, %s, %s)"
+)
+
+
+class PostgresPredictionStore(PredictionStore):
+    def __init__(self, conninfo: str, *, secret: bytes, pool_size: int = 4, timeout: float = 10.0) -> None:
+        """`secret`: the log's routing-key secret (dspyops.pgsecret), the same for every gateway."""
+        self._tables = Tables(conninfo, "the prediction records of", DDL, max_size=pool_size, timeout=timeout)
+        super().__init__(f"in {self._tables.url}", secret=secret)
+
+    def __repr__(self) -> str:
+        return f"PostgresPredictionStore({self._tables.url!r})"
+
+    # ------------------------------------------------------------------ writes
+
+    def _commit(self, rows: list[tuple[object, ...]]) -> None:
+        with self._tables.connection("record") as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(_INSERT, rows)
+
+    def _add_outcome(self, prediction_id: str, value: float, request_id: str) -> None:
+        with self._tables.connection("record an outcome in") as conn:
+            try:
+                with conn.transaction():
+                    if request_id and self._retried(conn, prediction_id, value, request_id):
+                        return
+                    conn.execute(_OUTCOME, (prediction_id, value, time.time_ns() // 1000, request_id))
+            except pg_errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == "outcomes_request_id":
+                    # another gateway committed this request id first: answer as its retry
+                    if self._retried(conn, prediction_id, value, request_id):
+                        return
+                raise outcome_exists(prediction_id) from None
+
+    @staticmethod
+    def _retried(
+        conn: psycopg.Connection[tuple[object, ...]], prediction_id: str, value: float, request_id: str
+    ) -> bool:
+        """True when `request_id` recorded this very outcome already; request_reused() when it
+        recorded another; False when it recorded none."""
+        first = conn.execute(_FIRST, (request_id,)).fetchone()
+        if first is None:
+            return False
+        if (first[0], first[1]) != (prediction_id, value):
+            raise request_reused()
+        return True
+
+    def purge_expired(self, now_us: int) -> int:
+        with self._tables.connection("purge") as conn:
+            cursor = conn.execute(
+                "UPDATE predictions SET inputs_json = '', trace_json = '', capture_expires_at_us = 0 "
+                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= %s",
+                (now_us,),
+            )
+            return cursor.rowcount
+
+    # ------------------------------------------------------------------ reads
+
+    def _get(self, prediction_id: str) -> PredictionRecord | None:
+        with self._tables.connection("read") as conn:
+            found = conn.execute(_SELECT, (prediction_id,)).fetchone()
+        return PredictionRecord(*found) if found else None
+
+    def arm_counts(
+        self, deployment: str, experiment_id: str, metric: str = "continuous"
+    ) -> Mapping[str, ArmCounts]:
+        # the column is a NOT NULL double and add_outcome takes finite values only; NaN (none
+        # should be there) compares above every number in PostgreSQL, so it falls outside too
+        ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
+        sql = f"""
+            SELECT p.version, COUNT(*) AS assigned,
+                   COUNT(*) FILTER (WHERE {ok}) AS n,
+                   COALESCE(SUM(o.value) FILTER (WHERE {ok}), 0.0) AS total,
+                   COALESCE(SUM(o.value * o.value) FILTER (WHERE {ok}), 0.0) AS total_sq,
+                   COUNT(*) FILTER (WHERE o.prediction_id IS NOT NULL AND NOT ({ok})) AS excluded
+            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            WHERE p.deployment = %(deployment)s AND p.experiment_id = %(experiment)s
+              AND p.shadow_of = '' AND p.error = ''
+            GROUP BY p.version
+        """
+        params = {"deployment": deployment, "experiment": experiment_id, "limit": CONTINUOUS_LIMIT}
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return {
+            str(version): ArmCounts(int(assigned), int(n), float(total), float(total_sq), int(excluded))
+            for version, assigned, n, total, total_sq, excluded in rows
+        }
+
+    def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
+        sql = """
+            SELECT s.version, s.outputs_json, p.outputs_json, s.latency_ms, p.latency_ms, s.error
+            FROM predictions s JOIN predictions p ON p.prediction_id = s.shadow_of
+            WHERE s.deployment = %s AND s.shadow_of <> ''
+        """
+        with self._tables.connection("read") as conn:
+            return [tuple(row) for row in conn.execute(sql, (deployment,)).fetchall()]
+
+    def _writer_stopped(self) -> None:
+        pass  # the writer takes a pooled connection per batch
+
+    def _close_connections(self) -> None:
+        self._tables.close()
