@@ -13,7 +13,7 @@ from pathlib import Path
 import dspy
 import pytest
 
-from dspyops.artifacts import ArtifactStore
+from dspyops.artifacts.files import FileArtifactStore
 from dspyops.eventlog import EventStore, open_store
 from dspyops.events import decode
 from dspyops.ledger import Ledger
@@ -64,7 +64,7 @@ def register(store: EventStore, tmp_path: Path, job_id: str, res: JobResult, **k
         replace(job(), **kw),  # type: ignore[arg-type]
         res,
         1.0,
-        artifacts=ArtifactStore(tmp_path / "artifacts"),
+        artifacts=FileArtifactStore(tmp_path / "artifacts"),
         registry=Registry(Ledger(store)),  # a fresh view: as another replica has
         record_gate=gates.append,
     )
