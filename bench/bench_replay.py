@@ -143,10 +143,12 @@ def read_and_fold(path: Path, page: int = 10_000) -> dict[str, float]:
         store.close()
 
 
-def first_predict(log: Path, workdir: Path, deployment: str, timeout: float = 900.0) -> dict[str, float]:
-    """Seconds from spawning `dspyops serve gateway` to the first Predict answered."""
+def first_predict(
+    log: Path | str, workdir: Path, deployment: str, timeout: float = 900.0, extra: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Seconds from spawning `dspyops serve gateway` (with `extra` flags) to the first Predict answered."""
     t0 = time.perf_counter()
-    gateway = common.ServeProcess("gateway", log, workdir, timeout=timeout)
+    gateway = common.ServeProcess("gateway", log, workdir, *extra, timeout=timeout)
     listening = time.perf_counter() - t0
     try:
         with GatewayClient(gateway.address, timeout=5) as client:

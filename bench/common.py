@@ -156,7 +156,7 @@ def version_event(version: str, latency_ms: int = 0, demos: int = 8, instruction
     )
 
 
-def build_log(path: Path, latency_ms: int = 0, versions: Sequence[str] = ("1.0.0",)) -> None:
+def build_log(path: Path | str, latency_ms: int = 0, versions: Sequence[str] = ("1.0.0",)) -> None:
     """A log with program `tickets` (the given versions) and deployment `web` -> versions[0]."""
     from dspyops.eventlog import open_store
     from dspyops.events import new_event
@@ -209,7 +209,7 @@ class ServeProcess:
     """`dspyops serve gateway|optimizer` as a subprocess; `.address` once it is serving."""
 
     def __init__(
-        self, kind: str, log: Path | None, workdir: Path, *extra: str, timeout: float = 180.0
+        self, kind: str, log: Path | str | None, workdir: Path, *extra: str, timeout: float = 180.0
     ) -> None:
         self.port_file = workdir / f"{kind}-{os.getpid()}-{id(self)}.port"
         self.port_file.unlink(missing_ok=True)

@@ -8,12 +8,13 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import structlog
 
 from dspyops.eventlog import EventStore, PostgresEventStore, SQLiteEventStore, StoredEvent, StoreUnavailable
 from dspyops.eventlog.store import contiguous_prefix
-from dspyops.eventlog.wakeup import DataVersionProbe
+from dspyops.eventlog.wakeup import ChangeProbe, DataVersionProbe
 from gateway_svc.source import CATCH_UP_PAGE, TailObserver
 
 try:  # Linux only; elsewhere the file tail probes on a timer
@@ -25,6 +26,10 @@ _log = structlog.get_logger()
 
 PROBE_INTERVAL = 0.001  # seconds between change probes while a write is under way
 POLL_INTERVAL = 0.005  # seconds between reads for a store without a change probe
+# A server log: how often to read while its LISTEN connection is down, and the longest wait
+# for a notification otherwise (a net under LISTEN/NOTIFY)
+NOTIFY_POLL = 0.01
+NOTIFY_NET = 1.0
 # With a file watch: how long to keep probing after the log's files were written (a commit
 # is visible only after its fsync, which the write notification precedes) ...
 SETTLE = 0.25
@@ -123,6 +128,8 @@ class FileLogSource:
         self._path = store.path if isinstance(store, SQLiteEventStore) else ""  # what inotify watches
         self._check_file = store.check_file if isinstance(store, SQLiteEventStore) else _no_check
         self._notified = isinstance(store, PostgresEventStore)
+        self._listening: ChangeProbe | None = None  # a server log's listener, once waited on
+        self._wake: asyncio.Event | None = None
         if isinstance(store, SQLiteEventStore):
             try:
                 self._probe = DataVersionProbe(store.path)
@@ -136,36 +143,71 @@ class FileLogSource:
         probe = self._probe
         watch = FileWatch.open(self._path, asyncio.get_running_loop()) if probe else None
         self._watch = watch
+        ahead: _Read | None = None  # the next page, read while the consumer folds this one
         try:
             if observer is not None:
                 await observer.connected(await asyncio.to_thread(self.store.head))
             while not self.store.closed:
-                # taken before the read: a commit racing with the read changes it, so the
-                # wait below returns at once and nothing committed is ever waited out
-                seen = probe.version() if probe else None
-                self._check_file()
+                read, ahead = ahead or self._read(last), None
                 try:
-                    page = await asyncio.to_thread(self.store.read, last, self.page_size)
+                    page = await read.page
                 except StoreUnavailable:
                     if self.store.closed:
                         return
                     raise
                 fresh = contiguous_prefix(page, last)
+                behind = len(fresh) == self.page_size
+                if behind:
+                    # behind the head: the next read runs (the database's work, and SQLite's
+                    # or libpq's without the GIL) while the replica folds this page
+                    ahead = self._read(fresh[-1].position)
                 if fresh:
                     last = fresh[-1].position
                     yield fresh
-                if len(fresh) == self.page_size:
-                    continue  # behind the head: read on at once
+                if behind:
+                    continue
                 if self._notified:
-                    # a server log: the store's notifier wakes on LISTEN/NOTIFY, no polling
-                    await self.store.head_notifier().wait_past(last)
-                elif probe is None or seen is None:
+                    await self._notification(read.appended)
+                elif probe is None or read.seen is None:
                     await asyncio.sleep(POLL_INTERVAL)
                 else:
-                    await self._changed(probe, seen, watch)
+                    await self._changed(probe, read.seen, watch)
         finally:
+            if ahead is not None:
+                ahead.page.add_done_callback(_discard)
             if watch is not None:
                 watch.close()
+
+    def _read(self, after: int) -> _Read:
+        """Start reading the page after `after` in a worker thread."""
+        # taken before the read: a commit racing with the read changes it, so the wait for a
+        # change returns at once and nothing committed is ever waited out
+        seen = self._probe.version() if self._probe else None
+        appended = self.store.appended.seq
+        self._check_file()
+        page = asyncio.ensure_future(asyncio.to_thread(self.store.read, after, self.page_size))
+        return _Read(seen, appended, page)
+
+    async def _notification(self, seen: int) -> None:
+        """A server log: return once an append signal came after `seen` (the listener fires
+        one per NOTIFY, and once more after it reconnects), or after NOTIFY_POLL while the
+        listener is down. Straight to the next read: no head read in between (the
+        HeadNotifier's), one worker-thread hop and round trip less per route change."""
+        signal = self.store.appended
+        if self._listening is None:
+            self._listening = self.store.change_probe()  # starts the store's listener
+            self._wake = signal.register_async()
+        assert self._wake is not None
+        while signal.seq == seen and not self.store.closed:
+            self._wake.clear()
+            if signal.seq != seen:
+                return
+            down = self._listening is None or self._listening.version() is None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(NOTIFY_POLL if down else NOTIFY_NET):
+                    await self._wake.wait()
+            if down:
+                return
 
     async def _changed(self, probe: DataVersionProbe, seen: int, watch: FileWatch | None) -> None:
         """Return once the data version differs from `seen` (or the store closed)."""
@@ -182,11 +224,26 @@ class FileLogSource:
             self._check_file()
 
     async def close(self) -> None:
+        if self._wake is not None:
+            self.store.appended.unregister_async(self._wake)
         self.store.close()
         if self._watch is not None:
             self._watch.close()
         if self._probe is not None:
             self._probe.close()
+
+
+@dataclass(frozen=True)
+class _Read:
+    seen: int | None  # the data version before the read began
+    appended: int  # the store's append signal before the read began
+    page: asyncio.Future[list[StoredEvent]]
+
+
+def _discard(future: asyncio.Future[list[StoredEvent]]) -> None:
+    """A read ahead nobody takes any more (the tail ended): its failure is nobody's news."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _no_check() -> None:

@@ -14,13 +14,18 @@ import contextlib
 import structlog
 
 from dspyops.artifacts import registered_artifact
+from dspyops.eventlog import StoredEvent
 from dspyops.fold import fold
+from dspyops.proto import events_pb2 as pb
 from dspyops.state import EMPTY, State
+from gateway_svc.bulk_gc import BulkCollection
 from gateway_svc.corpora import GatewayCorpora
 from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 
 _log = structlog.get_logger()
+# the events whose bytes the replica keeps beside the state (artifacts, corpus documents)
+_CARRIERS = frozenset({pb.VersionRegistered.DESCRIPTOR.full_name, pb.CorpusRegistered.DESCRIPTOR.full_name})
 _FOLD_IN_THREAD = 2_000  # events: ~5-10 ms of fold, more than a request should wait behind
 _TAIL_RETRY = 1.0  # seconds before tailing again after the source or a fold failed
 
@@ -99,23 +104,37 @@ class Replica:
                 await asyncio.sleep(_TAIL_RETRY)
 
     async def _follow(self) -> None:
-        async for page in self.source.pages(self.state.position, self):
-            for event in page:
-                found = registered_artifact(event)  # unchecked here: the loader checks it
-                if found is not None:
-                    self.artifacts[found[0]] = found[1]
-                self.corpora.note(event)
-            # one fold and one wake-up per page; a big page (catch-up, a burst) is folded in
-            # a worker thread so requests keep being served meanwhile
-            if len(page) >= _FOLD_IN_THREAD:
-                self.state = await asyncio.to_thread(fold, page, self.state)
-            else:
-                self.state = fold(page, self.state)
-            self.folded += len(page)
-            self.failure = None  # following again
-            async with self._advanced:
-                self._advanced.notify_all()
-            await self.readiness.advanced(self.state.position)
+        bulk = BulkCollection()
+        try:
+            async for page in self.source.pages(self.state.position, self):
+                # a full catch-up page says the tail is behind the head (a replay)
+                if len(page) >= _FOLD_IN_THREAD:
+                    bulk.enter()
+                else:
+                    bulk.leave()
+                await self._apply(page)
+        finally:
+            bulk.leave()
+
+    async def _apply(self, page: list[StoredEvent]) -> None:
+        for event in page:
+            if event.type not in _CARRIERS:  # most events: one set test (replay: ~1 us less each)
+                continue
+            found = registered_artifact(event)  # unchecked here: the loader checks it
+            if found is not None:
+                self.artifacts[found[0]] = found[1]
+            self.corpora.note(event)
+        # one fold and one wake-up per page; a big page (catch-up, a burst) is folded in
+        # a worker thread so requests keep being served meanwhile
+        if len(page) >= _FOLD_IN_THREAD:
+            self.state = await asyncio.to_thread(fold, page, self.state)
+        else:
+            self.state = fold(page, self.state)
+        self.folded += len(page)
+        self.failure = None  # following again
+        async with self._advanced:
+            self._advanced.notify_all()
+        await self.readiness.advanced(self.state.position)
 
     # the tail's observer: the readiness hears it, and a start() waiting for it wakes
     async def connected(self, head: int) -> None:

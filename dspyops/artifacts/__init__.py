@@ -173,10 +173,17 @@ def version_artifact_bytes(store: EventStore, version: VersionState) -> bytes:
     """The artifact bytes inside the version's VersionRegistered event (at
     ``version.registered_position``), checked against the version's digest. Raises
     ArtifactNotFound (no such event, or it carries no bytes) or ArtifactCorrupt."""
-    digest = _version_digest(version)
     position = version.registered_position
     events = store.read(after_position=position - 1, limit=1) if position > 0 else []
-    found = registered_artifact(events[0]) if events and events[0].position == position else None
+    return artifact_in_event(version, events[0] if events and events[0].position == position else None)
+
+
+def artifact_in_event(version: VersionState, event: StoredEvent | None) -> bytes:
+    """``version_artifact_bytes`` for the event already read from the version's
+    ``registered_position`` (None: the log has none there)."""
+    digest = _version_digest(version)
+    position = version.registered_position
+    found = registered_artifact(event) if event is not None and event.position == position else None
     if found is None or not found[1]:
         raise ArtifactNotFound(
             f"{_what(version)}: artifact {digest} is missing (not in the artifact store, and the "

@@ -190,6 +190,13 @@ class EventStore(ABC):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def appended(self) -> AppendSignal:
+        """Fired after every append this store commits and, for a server log, by its
+        listener for every other process's (LISTEN/NOTIFY): a single tail waits on it
+        between reads instead of going through the HeadNotifier's head read."""
+        return self._appended
+
     # -- what a backend implements ----------------------------------------------------------
 
     @abstractmethod
@@ -263,6 +270,15 @@ class EventStore(ABC):
             EventSize(e.position, len(e.payload), _other_bytes(e))
             for e in self.read(after_position, limit, stream_prefix)
         ]
+
+    def read_at(self, positions: Sequence[int]) -> list[StoredEvent]:
+        """The events at ``positions`` (those the log has), in position order. This version
+        reads them one by one; a server backend overrides it with one query."""
+        found: list[StoredEvent] = []
+        for position in sorted(set(positions)):
+            if position > 0:
+                found.extend(e for e in self.read(position - 1, 1) if e.position == position)
+        return found
 
     def change_probe(self) -> ChangeProbe | None:
         """A new cheap probe for commits by other processes (None: the notifier re-reads the
@@ -414,6 +430,9 @@ def contiguous_prefix(page: list[StoredEvent], last: int) -> list[StoredEvent]:
     concurrent writers) would show a gap here; stopping at it and re-reading later is what
     keeps a subscription gapless.
     """
+    if not page or (page[0].position == last + 1 and page[-1].position == last + len(page)):
+        # positions in a page ascend strictly, so these two ends mean no gap in between
+        return page
     for i, event in enumerate(page):
         if event.position != last + 1 + i:
             return page[:i]

@@ -45,6 +45,7 @@ from dspyops.eventlog.store import (
 Conn = psycopg.Connection[TupleRow]
 T = TypeVar("T")
 SCHEMES: Final = ("postgresql://", "postgres://")
+_READ_AT_CHUNK: Final = 10_000  # positions per query of read_at
 _VERIFY_FETCH: Final = 5000  # rows per round trip of verify's server-side cursor
 # A pooled connection found dead (the server restarted) is dropped and the operation runs
 # again on another; an append may, because a batch that did commit is recognised by its ids.
@@ -182,15 +183,30 @@ class PostgresEventStore(EventStore):
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _rows(self, sql: str, params: Sequence[object]) -> list[TupleRow]:
-        return self._run("read", lambda conn: conn.execute(sql, params).fetchall())
+    def _rows(self, sql: str, params: Sequence[object], *, binary: bool = False) -> list[TupleRow]:
+        return self._run("read", lambda conn: conn.execute(sql, params, binary=binary).fetchall())
 
     def read(
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
     ) -> list[StoredEvent]:
         validate_read(after_position, limit)
         where, params = page_where(after_position, limit, stream_prefix)
-        return to_rows(self._rows(f"SELECT {SELECT} FROM {TABLE} {where}", params))
+        return to_rows(self._rows(f"SELECT {SELECT} FROM {TABLE} {where}", params, binary=True))
+
+    def read_at(self, positions: Sequence[int]) -> list[StoredEvent]:
+        wanted = sorted({p for p in positions if p > 0})
+        sql = f"SELECT {SELECT} FROM {TABLE} WHERE position = ANY(%s) ORDER BY position"
+
+        def chunk_rows(chunk: list[int]) -> list[TupleRow]:
+            # never prepared: a generic plan for "= ANY(an array)" may scan the table (see writes)
+            return self._run(
+                "read", lambda conn: conn.execute(sql, (chunk,), binary=True, prepare=False).fetchall()
+            )
+
+        found: list[StoredEvent] = []
+        for i in range(0, len(wanted), _READ_AT_CHUNK):
+            found.extend(to_rows(chunk_rows(wanted[i : i + _READ_AT_CHUNK])))
+        return found
 
     def event_sizes(
         self, after_position: int = 0, limit: int = 1000, stream_prefix: str | None = None
@@ -201,7 +217,7 @@ class PostgresEventStore(EventStore):
 
     def read_stream(self, stream: str, after_version: int = 0) -> list[StoredEvent]:
         sql = f"SELECT {SELECT} FROM {TABLE} WHERE stream = %s AND version > %s ORDER BY version"
-        return to_rows(self._rows(sql, (stream, after_version)))
+        return to_rows(self._rows(sql, (stream, after_version), binary=True))
 
     def stream_version(self, stream: str) -> int:
         rows = self._rows(f"SELECT COALESCE(MAX(version), 0) FROM {TABLE} WHERE stream = %s", (stream,))
@@ -227,7 +243,7 @@ class PostgresEventStore(EventStore):
                 key=self.chain_key, after_position=after_position, prev_hash=prev_hash, prev_link=prev_link
             )
             # A server-side cursor: one consistent snapshot, streamed in chunks (no full load).
-            with conn.transaction(), conn.cursor(name="verify") as cur:
+            with conn.transaction(), conn.cursor(name="verify", binary=True) as cur:
                 cur.itersize = _VERIFY_FETCH
                 cur.execute(
                     f"SELECT {SELECT} FROM {TABLE} WHERE position > %s ORDER BY position", (after_position,)

@@ -10,8 +10,8 @@ transaction visible before it releases its locks, so the next writer starts afte
 batch is visible and readers never see position n + 1 without n. Why it is durable: the
 COMMIT returns once the WAL is flushed (``synchronous_commit=on``, the server's default).
 
-The NOTIFY is sent in the same transaction, so PostgreSQL delivers it at commit, and only if
-the batch committed: a listener woken by it finds the batch there.
+The NOTIFY is sent in the same transaction (the INSERT's statement), so PostgreSQL delivers
+it at commit, and only if the batch committed: a listener woken by it finds the batch there.
 """
 
 from __future__ import annotations
@@ -39,7 +39,18 @@ _HEADS: Final = (
     f" LEFT JOIN LATERAL (SELECT position, hash, recorded_at, chain FROM {TABLE}"
     " ORDER BY position DESC LIMIT 1) AS last ON true"
 )
-_INSERT: Final = f"INSERT INTO {TABLE} ({SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# A batch in one statement: the per-event columns as arrays (sent in binary: no escaping of
+# the payloads), the batch's shared ones once. One Bind/Execute instead of one per event
+# (psycopg's executemany): about 1 ms less client CPU per 100-event batch.
+# The NOTIFY rides in the same statement (one statement fewer through psycopg's pipeline,
+# ~50 us of client CPU per append); the data-modifying CTE runs whatever the SELECT reads.
+_INSERT: Final = (
+    f"WITH inserted AS (INSERT INTO {TABLE} ({SELECT})"
+    " SELECT %b::bigint + n, %b, %b::bigint + n, event_id, type, payload, %b::bigint, hash, %b, %b::smallint"
+    " FROM unnest(%b::text[], %b::text[], %b::bytea[], %b::bytea[])"
+    " WITH ORDINALITY AS batch(event_id, type, payload, hash, n))"
+    " SELECT pg_notify(%b, %b)"
+)
 
 
 def append_in_transaction(
@@ -83,8 +94,22 @@ def append_in_transaction(
         else (0, GENESIS, 0, LINK_V1)
     )
     rows = stamp(hasher, log, stream, current, actor, events, head, now_us=int(row[5]))
-    version = hasher.version
-    with conn.cursor() as cur:
-        cur.executemany(_INSERT, [(*r, version) for r in rows])
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1][0])))
+    position, _, version, _, _, _, recorded_at, _, _ = rows[0]
+    conn.execute(
+        _INSERT,
+        (
+            position - 1,
+            stream,
+            version - 1,
+            recorded_at,
+            actor,
+            hasher.version,
+            ids,
+            [event.type for event in events],
+            [event.payload for event in events],
+            [r[7] for r in rows],
+            CHANNEL,
+            str(rows[-1][0]),
+        ),
+    )
     return appended(stream, rows)

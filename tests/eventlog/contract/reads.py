@@ -26,6 +26,14 @@ class ReadContract(ContractBase):
         assert store.read(stream_prefix="job_") == []
         assert store.read(stream_prefix="%") == []
 
+    def test_read_at_gives_the_events_at_positions_in_order(self, store: EventStore) -> None:
+        store.append("program-a", [ev(b"1"), ev(b"2"), ev(b"3")], 0)
+        store.append("job-1", [ev(b"4"), ev(b"5")], 0)
+        every = store.read()
+        assert store.read_at([5, 1, 3, 3]) == [every[0], every[2], every[4]]
+        assert store.read_at([0, 2, 6, 99]) == [every[1]]  # positions the log has not: left out
+        assert store.read_at([]) == []
+
     def test_event_sizes_measure_what_read_returns(self, store: EventStore) -> None:
         store.append("program-a", [ev(b"x" * 100), ev(b"")], 0, actor="alice")
         store.append("job-1", [ev(b"y" * 10)], 0)
