@@ -15,6 +15,7 @@ too) and the temporary directory removed. Exit status 0 when every step did what
 from __future__ import annotations
 
 import collections
+import signal
 import subprocess
 import sys
 import time
@@ -360,5 +361,11 @@ def run_demo_cluster() -> int:
     return 0 if ok else 1
 
 
+def main() -> int:
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C: the cluster is stopped and removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    return run_demo_cluster()
+
+
 if __name__ == "__main__":
-    sys.exit(run_demo_cluster())
+    sys.exit(main())
