@@ -16,21 +16,24 @@ cores with the Ray workers: what scales here is how many LM waits overlap, not C
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 
 from bench import common
 from bench.bench_jobs_ray import LATENCY_MS, the_job
 from dspyops.client import OptimizerClient
-from dspyops.localcluster import LocalCluster
+from dspyops.localcluster import LocalCluster, processes_under
 from optimizer_svc.server import OptimizerConfig, start
 
 REPLICAS = (1, 2, 4)
 AT_ONCE = 4  # --max-jobs of each replica
-JOB_CPUS = 0.5
-RAY_CPUS = 8  # 16 slots of JOB_CPUS: 4 replicas x AT_ONCE jobs at once
+JOB_CPUS = 1.0
+RAY_CPUS = 16  # 16 one-CPU slots: 4 replicas x AT_ONCE jobs at once (and 16 workers kept warm)
 
 
 def run_round_robin(servers: list[common.ServerThread], clients: list[OptimizerClient], n: int) -> float:
@@ -64,6 +67,19 @@ def run_round_robin(servers: list[common.ServerThread], clients: list[OptimizerC
     return elapsed
 
 
+def cluster_cpu_seconds(root: Path) -> float:
+    """CPU seconds used so far by this process and every process of the cluster (the Ray
+    workers, raylet, GCS; PostgreSQL's backends name their data directory only in the
+    postmaster, so the server counts through its postmaster alone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = sum(os.times()[:2])
+    for pid in processes_under(root):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def main() -> None:
     args = common.parser(__doc__.splitlines()[0]).parse_args()
     common.banner("jobs_replicas", args.quick)
@@ -73,6 +89,7 @@ def main() -> None:
     per_minute: dict[str, float] = {}
     walls: dict[str, float] = {}
     jobs: dict[str, int] = {}
+    cpu: dict[str, float] = {}  # CPU seconds of this process and the cluster's, in the timed run
     with LocalCluster.create(prefix="dspyops-bjr-") as cluster:
         cluster.start_postgres()
         ray = cluster.start_ray(cpus=RAY_CPUS)
@@ -96,7 +113,9 @@ def main() -> None:
                     warm = run_round_robin(servers, clients, AT_ONCE * n)
                     key = f"{n}"
                     jobs[key] = per_replica * n
+                    cpu0 = cluster_cpu_seconds(cluster.root)
                     walls[key] = run_round_robin(servers, clients, jobs[key])
+                    cpu[key] = cluster_cpu_seconds(cluster.root) - cpu0
                 finally:
                     for client in clients:
                         client.close()
@@ -107,7 +126,8 @@ def main() -> None:
             ratio = per_minute[key] / per_minute["1"]
             print(
                 f"  {n} replica{'s' if n > 1 else ' '} {jobs[key]:3d} jobs in {walls[key]:6.2f} s = "
-                f"{per_minute[key]:6.1f} jobs/min  ({AT_ONCE * n} warm-up jobs {warm:5.2f} s)  "
+                f"{per_minute[key]:6.1f} jobs/min  ({AT_ONCE * n} warm-up jobs {warm:5.2f} s, "
+                f"{cpu[key] / jobs[key]:.2f} CPU s/job, {cpu[key] / walls[key]:.2f} cores busy)  "
                 f"ratio vs 1 replica {ratio:.2f}",
                 flush=True,
             )
@@ -124,6 +144,8 @@ def main() -> None:
             "lm_latency_ms": LATENCY_MS,
             "submission": "round-robin",
             "wall_s": walls,
+            "cpu_s": cpu,
+            "cpu_s_per_job": {k: cpu[k] / jobs[k] for k in cpu},
             "jobs_per_minute": per_minute,
             "ratio_vs_1": {k: v / per_minute["1"] for k, v in per_minute.items()},
         },

@@ -109,18 +109,19 @@ class RayHead:
 
 
 def processes_under(root: Path) -> list[int]:
-    """Processes (other than this one) whose command line names a path under `root`."""
+    """Processes (other than this one) whose command line names a path under `root`, or
+    whose environment does (every child of a LocalCluster has RAY_TMPDIR=root: Ray's
+    workers retitle themselves `ray::...`, so their command line names nothing)."""
     needle = str(root).encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            if needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
         except OSError:
             continue
-        if needle in cmdline:
-            found.append(int(entry.name))
     return found
 
 
