@@ -143,12 +143,23 @@ def start(
 @rpc_command(jobs, "watch", "Optimizer.WatchJob")
 @click.argument("job_id")
 @click.option("--after", type=int, default=0, help="skip events up to this sequence number")
+@click.option(
+    "--after-version",
+    type=click.IntRange(min=0),
+    default=0,
+    help="skip events up to this stream_version (the log's position: the same on every replica)",
+)
 @json_option
 @click.pass_obj
-def watch(session: Session, job_id: str, after: int, as_json: bool) -> int:
-    """re-attach to a job's event stream."""
+def watch(session: Session, job_id: str, after: int, after_version: int, as_json: bool) -> int:
+    """re-attach to a job's event stream.
+
+    With several --optimizer replicas (one log), it goes on at the next when one goes away."""
     with session.optimizer() as opt:
-        last = render_job_events(opt.watch_job(job_id, after), as_json)
+        events = opt.watch_job(
+            job_id, after, after_stream_version=after_version, targets=session.optimizer_replicas
+        )
+        last = render_job_events(events, as_json)
     return 0 if last is not None else 1
 
 

@@ -58,8 +58,10 @@ class RootGroup(click.Group):
     "--optimizer",
     "optimizer_address",
     envvar="DSPYOPS_OPTIMIZER",
-    default=DEFAULT_OPTIMIZER,
-    help="optimizer_svc address (env DSPYOPS_OPTIMIZER)",
+    multiple=True,
+    default=(DEFAULT_OPTIMIZER,),
+    help="optimizer_svc address (env DSPYOPS_OPTIMIZER, space-separated); repeated: replicas on one "
+    "log, the first is asked, and `jobs watch` goes on at the next when one goes away",
 )
 @click.option(
     "--gateway",
@@ -81,7 +83,7 @@ class RootGroup(click.Group):
 @click.pass_context
 def cli(
     ctx: click.Context,
-    optimizer_address: str,
+    optimizer_address: tuple[str, ...],
     gateway_address: str,
     token: str,
     tls_ca: str,
@@ -91,7 +93,9 @@ def cli(
 ) -> None:
     """A thin command-line face over dspyops.client: one command per RPC, grouped by area."""
     session = ctx.ensure_object(Session)
-    session.optimizer_address, session.gateway_address = optimizer_address, gateway_address
+    session.optimizer_address = optimizer_address[0] if optimizer_address else DEFAULT_OPTIMIZER
+    session.optimizer_replicas = optimizer_address[1:]
+    session.gateway_address = gateway_address
     session.token, session.tls_ca, session.tls_cert, session.tls_key = token, tls_ca, tls_cert, tls_key
     # one id for the call this command makes, so the hint after a timeout can name it
     session.request_id = request_id or new_request_id()

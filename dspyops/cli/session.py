@@ -18,6 +18,7 @@ DEFAULT_GATEWAY = "127.0.0.1:50052"
 @dataclass
 class Session:
     optimizer_address: str = DEFAULT_OPTIMIZER
+    optimizer_replicas: tuple[str, ...] = ()  # further --optimizer addresses (one log): failover targets
     gateway_address: str = DEFAULT_GATEWAY
     token: str = ""
     tls_ca: str = ""

@@ -135,6 +135,8 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self.channel = make_channel(address, token, tls_ca, tls_cert, tls_key)
+        # to open a client of another replica with the same credentials (watch_job's targets)
+        self._credentials = {"token": token, "tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
 
     def _unary(self, call: Callable[..., Any], request: Message, reply: type[Reply]) -> Reply:
         """A read: one attempt within the client's timeout."""

@@ -14,6 +14,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from dspyops.client import failover
 from dspyops.client import messages as msg
 from dspyops.client.channel import Client, new_request_id, rpc
 from dspyops.client.messages import Row
@@ -113,14 +114,31 @@ class OptimizerClient(Client):
 
     @rpc("WatchJob")
     def watch_job(
-        self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None
+        self,
+        job_id: str,
+        after_sequence: int = 0,
+        *,
+        after_stream_version: int = 0,
+        targets: Sequence[str] = (),
+        timeout: float | None = None,
     ) -> Iterator[opb.OptimizationEvent]:
-        """WatchJob: a job's events after `after_sequence`, then live until it ends.
+        """WatchJob: a job's events after `after_sequence` (this server's numbering) and
+        `after_stream_version` (the log's, the same on every replica), then live until it ends.
 
-        for event in opt.watch_job("job-3f2a", after_sequence=4): print(event.sequence)
+        `targets`: other optimizer replicas on the same log. When the server goes away
+        (UNAVAILABLE), the watch goes on at the next one (round the list, this client's
+        address first) from the last stream_version it saw, so no logged event is repeated
+        or lost; it gives up when every target failed in a row without an event between.
+
+            for event in opt.watch_job("job-3f2a", after_sequence=4): print(event.sequence)
+            for event in opt.watch_job("job-3f2a", targets=["10.0.0.2:50051"]): ...
         """
-        request = opb.WatchJobRequest(job_id=job_id, after_sequence=after_sequence)
-        return self._stream(self.stub.WatchJob, request, opb.OptimizationEvent, timeout)
+        request = opb.WatchJobRequest(
+            job_id=job_id, after_sequence=after_sequence, after_stream_version=after_stream_version
+        )
+        if not targets:
+            return self._stream(self.stub.WatchJob, request, opb.OptimizationEvent, timeout)
+        return failover.watch(self, request, targets, timeout)
 
     @rpc("CancelJob")
     def cancel_job(self, job_id: str, reason: str = "") -> opb.Job:

@@ -82,10 +82,11 @@ class DatasetRef(_message.Message):
     def __init__(self, path: _Optional[str] = ..., input_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OptimizationEvent(_message.Message):
-    __slots__ = ("job_id", "sequence", "at", "accepted", "started", "baseline", "progress", "trial", "completed", "failed", "cancelled", "interrupted", "gate")
+    __slots__ = ("job_id", "sequence", "at", "stream_version", "accepted", "started", "baseline", "progress", "trial", "completed", "failed", "cancelled", "interrupted", "gate", "claimed", "retried", "cancel_requested")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
@@ -96,9 +97,13 @@ class OptimizationEvent(_message.Message):
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
     GATE_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     sequence: int
     at: _timestamp_pb2.Timestamp
+    stream_version: int
     accepted: _events_pb2.JobAccepted
     started: _events_pb2.JobStarted
     baseline: _events_pb2.BaselineEvaluated
@@ -109,15 +114,20 @@ class OptimizationEvent(_message.Message):
     cancelled: _events_pb2.JobCancelled
     interrupted: _events_pb2.JobInterrupted
     gate: _events_pb2.GateEvaluated
-    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accepted: _Optional[_Union[_events_pb2.JobAccepted, _Mapping]] = ..., started: _Optional[_Union[_events_pb2.JobStarted, _Mapping]] = ..., baseline: _Optional[_Union[_events_pb2.BaselineEvaluated, _Mapping]] = ..., progress: _Optional[_Union[_events_pb2.JobProgress, _Mapping]] = ..., trial: _Optional[_Union[_events_pb2.TrialCompleted, _Mapping]] = ..., completed: _Optional[_Union[_events_pb2.JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[_events_pb2.JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[_events_pb2.JobCancelled, _Mapping]] = ..., interrupted: _Optional[_Union[_events_pb2.JobInterrupted, _Mapping]] = ..., gate: _Optional[_Union[_events_pb2.GateEvaluated, _Mapping]] = ...) -> None: ...
+    claimed: _events_pb2.JobClaimed
+    retried: _events_pb2.JobRetried
+    cancel_requested: _events_pb2.JobCancelRequested
+    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stream_version: _Optional[int] = ..., accepted: _Optional[_Union[_events_pb2.JobAccepted, _Mapping]] = ..., started: _Optional[_Union[_events_pb2.JobStarted, _Mapping]] = ..., baseline: _Optional[_Union[_events_pb2.BaselineEvaluated, _Mapping]] = ..., progress: _Optional[_Union[_events_pb2.JobProgress, _Mapping]] = ..., trial: _Optional[_Union[_events_pb2.TrialCompleted, _Mapping]] = ..., completed: _Optional[_Union[_events_pb2.JobCompleted, _Mapping]] = ..., failed: _Optional[_Union[_events_pb2.JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[_events_pb2.JobCancelled, _Mapping]] = ..., interrupted: _Optional[_Union[_events_pb2.JobInterrupted, _Mapping]] = ..., gate: _Optional[_Union[_events_pb2.GateEvaluated, _Mapping]] = ..., claimed: _Optional[_Union[_events_pb2.JobClaimed, _Mapping]] = ..., retried: _Optional[_Union[_events_pb2.JobRetried, _Mapping]] = ..., cancel_requested: _Optional[_Union[_events_pb2.JobCancelRequested, _Mapping]] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
-    __slots__ = ("job_id", "after_sequence")
+    __slots__ = ("job_id", "after_sequence", "after_stream_version")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     after_sequence: int
-    def __init__(self, job_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    after_stream_version: int
+    def __init__(self, job_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., after_stream_version: _Optional[int] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id", "reason")

@@ -180,7 +180,8 @@ class OptimizerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """Everything after `after_sequence`, then live until the job ends.
+        """Everything after `after_sequence` (and after `after_stream_version`), then live until
+        the job ends. Any replica serves it: one that does not run the job follows its log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -63,6 +64,14 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
                     f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f})  gate: {p.gate_reason}  "
                     f"{p.usage.lm_calls} LM calls, {p.wall_seconds:.1f}s"
                 )
+            elif kind == "claimed":
+                bar.console.print(f"  claimed by {escape(p.owner or '?')} (attempt {p.attempt})")
+            elif kind == "retried":  # the next attempt starts from nothing: so does the bar
+                why = p.reason or f"the lease of {p.lost_owner or '?'} expired"
+                bar.update(task, completed=0, note=f"attempt {p.attempt}")
+                bar.console.print(f"  [yellow]retry[/yellow], attempt {p.attempt}: {escape(why)}")
+            elif kind == "cancel_requested":
+                bar.console.print("  cancel requested" + (f": {escape(p.reason)}" if p.reason else ""))
             elif kind in ("failed", "cancelled", "interrupted"):
                 bar.console.print(
                     f"  [red]{kind}[/red]: {getattr(p, 'error', '') or getattr(p, 'reason', '')}"

@@ -5,7 +5,8 @@ A job's summary (state, scores, trials, version, error) is kept once: in the fol
 appended (the job thread appends through ``Ledger.append``, which folds), and which is all
 there is of a job of an earlier process. A ``JobHandle`` keeps only what is live: the events
 it has streamed (watchers read them; progress ticks are never logged), its cancel token,
-and the loop its watchers wait on.
+and the loop its watchers wait on. A handle of a job this process does not run (or no
+longer owns) is filled from the log by its ``follower`` (optimizer_svc.jobs.follow).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -21,6 +23,9 @@ from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub
 from dspyops.state import JobSummary
 from optimizer_svc.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from optimizer_svc.jobs.follow import JobFollower
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 _JOB_STATES = {
@@ -43,6 +48,12 @@ class JobHandle:
     # and must not stop before they have seen the last event (the fold knows the job ended
     # a moment earlier, when the event was appended to the log).
     done: bool = False
+    # the job-stream version of the last logged event in `events` (OptimizationEvent.stream_version)
+    stream_version: int = 0
+    # set for a job this process does not run: reads the job's log into `events` until it ends
+    follower: JobFollower | None = None
+    failure: BaseException | None = None  # the follower could not read the log: watchers get it
+    watchers: int = 0  # watches in progress (the follower reads only while there are any)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: asyncio.Future[None] | None = None
 
@@ -52,17 +63,32 @@ class JobHandle:
             self._changed.set_result(None)
         self._changed = None
 
-    async def watch(self, after_sequence: int = 0) -> AsyncIterator[opb.OptimizationEvent]:
+    async def watch(
+        self, after_sequence: int = 0, after_stream_version: int = 0
+    ) -> AsyncIterator[opb.OptimizationEvent]:
+        """The events after `after_sequence` (this replica's numbering) whose stream_version
+        is above `after_stream_version` (the log's, the same on every replica), then live
+        until the job ends."""
         index = after_sequence
-        while True:
-            while index < len(self.events):
-                yield self.events[index]
-                index += 1
-            if self.done and index >= len(self.events):
-                return
-            if self._changed is None:
-                self._changed = self.loop.create_future()
-            await asyncio.shield(self._changed)
+        self.watchers += 1
+        try:
+            while True:
+                while index < len(self.events):
+                    event = self.events[index]
+                    index += 1
+                    if not after_stream_version or event.stream_version > after_stream_version:
+                        yield event
+                if self.done and index >= len(self.events):
+                    return
+                if self.failure is not None:
+                    raise self.failure
+                if self.follower is not None:
+                    self.follower.start()  # a job of another replica: read its log while anyone watches
+                if self._changed is None:
+                    self._changed = self.loop.create_future()
+                await asyncio.shield(self._changed)
+        finally:
+            self.watchers -= 1
 
 
 def job_view(summary: JobSummary, last_sequence: int) -> opb.Job:

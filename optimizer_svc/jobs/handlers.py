@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import structlog
 
 from dspyops.connections import Connections
+from dspyops.errors import InvalidArgument
 from dspyops.names import check_name
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from optimizer_svc.jobs.handle import job_view
+from optimizer_svc.jobs.handle import JobHandle, job_view
 from optimizer_svc.jobs.manager import JobManager
 from optimizer_svc.jobs.requests import validate_start
 
@@ -41,8 +42,20 @@ class JobHandlers:
 
     async def watch_job(self, request: opb.WatchJobRequest) -> AsyncIterator[opb.OptimizationEvent]:
         handle = await asyncio.to_thread(self.jobs.get, request.job_id)
-        async for event in handle.watch(request.after_sequence):
+        if request.after_stream_version:
+            await asyncio.to_thread(self._check_resume, handle, request.after_stream_version)
+        async for event in handle.watch(request.after_sequence, request.after_stream_version):
             yield event
+
+    def _check_resume(self, handle: JobHandle, after: int) -> None:
+        """A resume position comes from an event some replica streamed, and every replica
+        reads the one log: one past the job's last logged event was never streamed."""
+        summary = self.ledger.refresh().jobs.get(handle.job_id)
+        last = max(handle.stream_version, summary.stream_version if summary is not None else 0)
+        if after > last:
+            raise InvalidArgument(
+                "after_stream_version", f"{after} is past the job's last logged event (version {last})"
+            )
 
     async def cancel_job(self, request: opb.CancelJobRequest) -> opb.Job:
         handle = await asyncio.to_thread(self.jobs.cancel, request.job_id, request.reason)

@@ -30,8 +30,7 @@ from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore
 from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
-from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
-from dspyops.events import decode
+from dspyops.errors import FailedPrecondition, InvalidArgument
 from dspyops.ledger import Ledger
 from dspyops.metrics import allowed_metric_modules
 from dspyops.names import job_stream
@@ -42,8 +41,9 @@ from dspyops.scrub import scrub, scrub_message
 from dspyops.state import JobSummary
 from optimizer_svc.cancel import JobCancelled
 from optimizer_svc.jobs.executor import JobExecutor, JobLost, RemoteJobFailed, ThreadExecutor
+from optimizer_svc.jobs.follow import open_from_log
 from optimizer_svc.jobs.gates import resolve_must_beat
-from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
+from optimizer_svc.jobs.handle import JobHandle, job_view
 from optimizer_svc.jobs.registration import params_struct, register_result
 from optimizer_svc.jobs.requests import ValidatedJob, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
@@ -171,6 +171,7 @@ class JobManager:
         if outcome.replayed:  # a concurrent duplicate of this request started its job first
             del self.jobs[job_id]
             return self.get(outcome.event.job_id)
+        handle.stream_version = outcome.appended.stream_version if outcome.appended else 1
         self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
         # the job's events are the submitter's: its thread runs in the submitting RPC's context
         context = contextvars.copy_context()
@@ -237,7 +238,9 @@ class JobManager:
             event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=_now())
             getattr(event, kind).CopyFrom(payload)
             if kind in _LOG_KINDS and not logged:
-                self.ledger.append(job_stream(handle.job_id), [payload], None)  # folds: the summary
+                appended = self.ledger.append(job_stream(handle.job_id), [payload], None)  # folds
+                handle.stream_version = appended.stream_version
+            event.stream_version = handle.stream_version  # a progress tick: the last logged event's
             handle.events.append(event)
             if final:
                 handle.done = True
@@ -347,36 +350,10 @@ class JobManager:
             baseline_score=result.baseline_score,
         )
 
-    # ------------------------------------------------------------------ jobs of earlier processes
+    # ------------------------------------------------------------------ jobs of other processes
 
     def _from_log(self, job_id: str) -> JobHandle:
-        """A job of an earlier process: its logged events, replayed (its summary is the fold's)."""
-        records = self.ledger.store.read_stream(job_stream(job_id)) if len(job_id) <= 64 else []
-        if not records:
-            raise NotFound("job_id", f"no job {shown(job_id)}")
-        handle = JobHandle(job_id=job_id, loop=self.loop)
-        for record in records:
-            payload = decode(record)
-            kind = _KIND_OF[type(payload).__name__]
-            stamp = Timestamp()
-            stamp.FromDatetime(record.recorded_at)
-            event = opb.OptimizationEvent(job_id=job_id, sequence=len(handle.events) + 1, at=stamp)
-            getattr(event, kind).CopyFrom(scrub_message(payload))  # logs written before the scrubber
-            handle.events.append(event)
-        summary = self.ledger.refresh().jobs.get(job_id)
-        handle.done = summary is not None and summary.state in TERMINAL
-        return handle
-
-
-_KIND_OF = {
-    "JobAccepted": "accepted",
-    "JobStarted": "started",
-    "BaselineEvaluated": "baseline",
-    "JobProgress": "progress",
-    "TrialCompleted": "trial",
-    "JobCompleted": "completed",
-    "JobFailed": "failed",
-    "JobCancelled": "cancelled",
-    "JobInterrupted": "interrupted",
-    "GateEvaluated": "gate",
-}
+        """A job this process does not run (an earlier process's, or another replica's): its
+        logged events, then the log followed live while anyone watches (its summary is the
+        fold's)."""
+        return open_from_log(self.ledger.store, self.loop, job_id)

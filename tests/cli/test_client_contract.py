@@ -30,9 +30,10 @@ SERVICES: dict[type, ServiceDescriptor] = {
     OptimizerClient: optimizer_pb2.DESCRIPTOR.services_by_name["Optimizer"],
     GatewayClient: gateway_pb2.DESCRIPTOR.services_by_name["Gateway"],
 }
-# parameters that are not a field of their own: the deadline, and the input keys rows and
-# path refs are sent with (they land inside Example / DatasetRef messages)
-EXTRAS = {"timeout", "input_keys"}
+# parameters that are not a field of their own: the deadline, the input keys rows and path
+# refs are sent with (they land inside Example / DatasetRef messages), and the other replicas
+# a watch goes on at (dspyops/client/failover.py; tests/e2e/test_watch_across_replicas.py)
+EXTRAS = {"timeout", "input_keys", "targets"}
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 LM = pb.LMConfig(connection="c", model="m")
 
@@ -65,7 +66,9 @@ CALLS: dict[str, dict[str, Any]] = {
         request_id="rid",
         timeout=10,
     ),
-    "watch_job": dict(job_id="j", after_sequence=3, timeout=10),
+    "watch_job": dict(
+        job_id="j", after_sequence=3, after_stream_version=5, targets=["127.0.0.1:9"], timeout=10
+    ),
     "cancel_job": dict(job_id="j", reason="why"),
     "get_job": dict(job_id="j"),
     "list_jobs": dict(program="p"),

@@ -347,6 +347,13 @@ OPTIMIZER_CASES: list[Case] = [
     ("read limit too large", "ReadLog", lambda s: s.opt.read_log(0, 10_001), BAD, "limit"),
     ("get job without id", "GetJob", lambda s: s.opt.get_job(""), BAD, "job_id"),
     ("watch without id", "WatchJob", lambda s: list(s.opt.watch_job("")), BAD, "job_id"),
+    (
+        "watch resumed past the job's last logged event",
+        "WatchJob",
+        lambda s: list(s.opt.watch_job(s.opt.list_jobs().jobs[0].job_id, after_stream_version=10**6)),
+        BAD,
+        "after_stream_version",
+    ),
     ("cancel unknown job", "CancelJob", lambda s: s.opt.cancel_job("nope"), NOT_FOUND, "job_id"),
     ("jobs of an invalid program name", "ListJobs", lambda s: s.opt.list_jobs("../x"), BAD, "program"),
     ("versions without program", "ListVersions", lambda s: s.opt.list_versions(""), BAD, "program"),
