@@ -15,6 +15,7 @@ too) and the temporary directory removed. Exit status 0 when every step did what
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
 import subprocess
 import sys
@@ -206,11 +207,14 @@ def kill_during_job(
         PROGRAM, SIGNATURE, trainset=rows, val_fraction=VAL_FRACTION, split_seed=SPLIT_SEED,
         optimizer=name, params=params, metric="exact_match",
     )  # fmt: skip
-    job_id, trials, killed_at = "", 0, 0.0
+    job_id, trials, killed_at, seen = "", 0, 0.0, 0
     try:
         for event in events:
             kind = event.WhichOneof("kind")
-            if kind == "accepted":
+            seen = max(seen, event.stream_version)
+            if kind == "claimed":
+                console.print(f"  claimed by optimizer-1 (attempt {event.claimed.attempt})")
+            elif kind == "accepted":
                 job_id = event.accepted.job_id
                 console.print(f"  job {job_id} accepted by optimizer-1")
             elif kind == "trial":
@@ -230,16 +234,39 @@ def kill_during_job(
     if not killed_at or not job_id:
         console.print("[red]the job's stream ended before the kill[/red]")
         return False
-    if claims:
-        return _taken_over(opts[1], job_id, killed_at, pids)
-    return _interrupted(cluster, opts[1], job_id)
+    if not claims:
+        return _interrupted(cluster, opts[1], job_id)
+    console.print(
+        f"  the watch goes on at optimizer-2 after stream version {seen} "
+        f"(lease {LEASE_SECONDS} s, up to {MAX_ATTEMPTS} attempts):"
+    )
+    _watch(opts[1], job_id, seen, pids)
+    return _taken_over(opts[1], job_id, killed_at, pids)
+
+
+def _watch(opt: OptimizerClient, job_id: str, after: int, pids: dict[int, str]) -> None:
+    """The job's logged events as optimizer-2 follows them, to the end (or a deadline)."""
+    with contextlib.suppress(grpc.RpcError):  # the deadline: _taken_over says what the log holds
+        for event in opt.watch_job(job_id, after_stream_version=after, timeout=240):
+            kind = event.WhichOneof("kind")
+            if kind == "retried":
+                console.print(
+                    f"  [bold]retry, attempt {event.retried.attempt}[/bold]: {event.retried.reason}"
+                )
+            elif kind == "claimed":
+                who = _owner_name(event.claimed.owner, pids)
+                console.print(f"  claimed by {who} (attempt {event.claimed.attempt})")
+            elif kind == "baseline":
+                console.print(f"  baseline score {event.baseline.score:.3f}")
+            elif kind == "trial":
+                console.print(f"  trial {event.trial.trial}: score {event.trial.score:.3f}")
+            elif kind in ("completed", "failed", "cancelled", "interrupted"):
+                console.print(f"  {kind}")
+                return
 
 
 def _taken_over(opt: OptimizerClient, job_id: str, killed_at: float, pids: dict[int, str]) -> bool:
-    console.print(
-        f"  optimizer-2 follows job {job_id}: lease {LEASE_SECONDS} s, up to {MAX_ATTEMPTS} attempts"
-    )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 60
     events: list[pb.Event] = []
     while time.monotonic() < deadline:
         events = _job_events(opt, job_id)
