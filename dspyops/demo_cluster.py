@@ -15,11 +15,11 @@ too) and the temporary directory removed. Exit status 0 when every step did what
 from __future__ import annotations
 
 import collections
-import contextlib
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import grpc
 from rich.rule import Rule
@@ -31,6 +31,7 @@ from dspyops.demo import DEPLOYMENT, PROGRAM, SIGNATURE, SPLIT_SEED, VAL_FRACTIO
 from dspyops.eventlog import log_name
 from dspyops.localcluster import LocalCluster
 from dspyops.proto import events_pb2 as pb
+from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console
 from dspyops.render.events import describe_event
 from dspyops.render.experiments import results_table
@@ -106,9 +107,20 @@ def _optimize(
     return last.completed
 
 
+def _applied(gateway: GatewayClient) -> int:
+    """The log position this gateway serves the deployment from (0: it has not seen it yet)."""
+    try:
+        return gateway.get_deployment_state(DEPLOYMENT).log_position
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return 0
+        raise
+
+
 def _wait_applied(gateway: GatewayClient, position: int, timeout: float = 10.0) -> float:
+    """Milliseconds until this gateway serves from log position >= position."""
     started = time.perf_counter()
-    while gateway.get_deployment_state(DEPLOYMENT).log_position < position:
+    while _applied(gateway) < position:
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"a gateway did not reach log position {position} within {timeout} s")
         time.sleep(0.002)
@@ -199,127 +211,134 @@ def _owner_name(owner: str, pids: dict[int, str]) -> str:
 def kill_during_job(
     cluster: LocalCluster, opts: list[OptimizerClient], rows: list[dict[str, str]], claims: bool
 ) -> bool:
-    """Start a job on optimizer-1, kill -9 it mid-run, and follow the job on optimizer-2."""
+    """Start a job through optimizer-1, kill -9 the replica that runs it once it is mid-run,
+    and follow the job to its end through the replica left."""
     name, params = KILLED_JOB
-    console.print(Rule(f"kill -9 optimizer-1 while it runs a job ({name})"))
+    console.print(Rule(f"kill -9 the optimizer running a job ({name})"))
     pids = {cluster.services[n].pid: n for n in OPTIMIZERS}
-    events = opts[0].start_optimization(
+    clients = dict(zip(OPTIMIZERS, opts, strict=True))
+    events: Iterator[opb.OptimizationEvent] = opts[0].start_optimization(
         PROGRAM, SIGNATURE, trainset=rows, val_fraction=VAL_FRACTION, split_seed=SPLIT_SEED,
         optimizer=name, params=params, metric="exact_match",
     )  # fmt: skip
-    job_id, trials, killed_at, seen = "", 0, 0.0, 0
-    try:
-        for event in events:
-            kind = event.WhichOneof("kind")
-            seen = max(seen, event.stream_version)
-            if kind == "claimed":
-                console.print(f"  claimed by optimizer-1 (attempt {event.claimed.attempt})")
-            elif kind == "accepted":
-                job_id = event.accepted.job_id
-                console.print(f"  job {job_id} accepted by optimizer-1")
-            elif kind == "trial":
-                trials += 1
-                console.print(f"  trial {event.trial.trial}: score {event.trial.score:.3f}")
-                if trials >= KILL_AFTER_TRIALS:
-                    killed_at = time.time()
-                    pid = cluster.kill("optimizer-1")
+    watched, job_id, owner, victim, trials, killed_at, seen = OPTIMIZERS[0], "", "", "", 0, 0.0, 0
+    while True:
+        try:
+            for event in events:
+                seen = max(seen, event.stream_version)
+                kind = event.WhichOneof("kind")
+                if kind == "accepted":
+                    job_id = event.accepted.job_id
+                    console.print(f"  job {job_id} accepted by {watched}")
+                elif kind == "claimed":
+                    owner = _owner_name(event.claimed.owner, pids)
+                    console.print(f"  claimed by {owner} (attempt {event.claimed.attempt})")
+                elif kind == "retried":
                     console.print(
-                        f"  [bold red]kill -9 {pid}[/bold red] (optimizer-1) after trial {event.trial.trial}"
+                        f"  [bold]retry, attempt {event.retried.attempt}[/bold]: {event.retried.reason}"
                     )
-            elif kind in ("completed", "failed", "cancelled", "interrupted"):
-                console.print(f"[red]the job ended ({kind}) before it could be killed[/red]")
-                return False
-    except grpc.RpcError as exc:
-        console.print(f"  the watch on optimizer-1 ended: {exc.code().name}")
-    if not killed_at or not job_id:
-        console.print("[red]the job's stream ended before the kill[/red]")
-        return False
-    if not claims:
-        return _interrupted(cluster, opts[1], job_id)
-    console.print(
-        f"  the watch goes on at optimizer-2 after stream version {seen} "
-        f"(lease {LEASE_SECONDS} s, up to {MAX_ATTEMPTS} attempts):"
-    )
-    _watch(opts[1], job_id, seen, pids)
-    return _taken_over(opts[1], job_id, killed_at, pids)
-
-
-def _watch(opt: OptimizerClient, job_id: str, after: int, pids: dict[int, str]) -> None:
-    """The job's logged events as optimizer-2 follows them, to the end (or a deadline)."""
-    with contextlib.suppress(grpc.RpcError):  # the deadline: _taken_over says what the log holds
-        for event in opt.watch_job(job_id, after_stream_version=after, timeout=240):
-            kind = event.WhichOneof("kind")
-            if kind == "retried":
-                console.print(
-                    f"  [bold]retry, attempt {event.retried.attempt}[/bold]: {event.retried.reason}"
-                )
-            elif kind == "claimed":
-                who = _owner_name(event.claimed.owner, pids)
-                console.print(f"  claimed by {who} (attempt {event.claimed.attempt})")
-            elif kind == "baseline":
-                console.print(f"  baseline score {event.baseline.score:.3f}")
-            elif kind == "trial":
-                console.print(f"  trial {event.trial.trial}: score {event.trial.score:.3f}")
-            elif kind in ("completed", "failed", "cancelled", "interrupted"):
-                console.print(f"  {kind}")
-                return
-
-
-def _taken_over(opt: OptimizerClient, job_id: str, killed_at: float, pids: dict[int, str]) -> bool:
-    deadline = time.monotonic() + 60
-    events: list[pb.Event] = []
-    while time.monotonic() < deadline:
-        events = _job_events(opt, job_id)
-        if any(e.payload.WhichOneof("kind") in TERMINAL for e in events):
+                elif kind == "baseline":
+                    console.print(f"  baseline score {event.baseline.score:.3f}")
+                elif kind == "trial":
+                    console.print(f"  trial {event.trial.trial}: score {event.trial.score:.3f}")
+                    trials += 1
+                    if not killed_at and trials >= KILL_AFTER_TRIALS:
+                        if not owner:  # the stream did not name the owner: the record does
+                            job = clients[watched].get_job(job_id)
+                            owner = (
+                                _owner_name(getattr(job, "owner", ""), pids) if claims else ""
+                            ) or watched
+                        victim, killed_at = owner, time.time()
+                        pid = cluster.kill(victim)
+                        console.print(
+                            f"  [bold red]kill -9 {pid}[/bold red] ({victim}) after trial {event.trial.trial}"
+                        )
+                elif kind in ("completed", "failed", "cancelled", "interrupted"):
+                    console.print(
+                        f"  {kind}" + ("" if killed_at else ": [red]before it could be killed[/red]")
+                    )
+                    break
             break
-        time.sleep(0.2)
+        except grpc.RpcError as exc:
+            console.print(f"  the watch on {watched} ended: {exc.code().name}")
+            if not killed_at or watched != victim or not claims:
+                break
+            watched = next(n for n in OPTIMIZERS if n != victim)
+            console.print(
+                f"  the watch goes on at {watched} after stream version {seen} "
+                f"(lease {LEASE_SECONDS} s, up to {MAX_ATTEMPTS} attempts):"
+            )
+            events = clients[watched].watch_job(job_id, after_stream_version=seen, timeout=240)
+    if not killed_at or not job_id:
+        console.print("[red]the job ended before the kill[/red]")
+        return False
+    survivor = next(n for n in OPTIMIZERS if n != victim)
+    if not claims:
+        return _interrupted(cluster, clients[survivor], job_id, victim)
+    return _taken_over(clients[survivor], job_id, killed_at, pids, survivor)
+
+
+def _job_table(events: list[pb.Event], job_id: str, pids: dict[int, str]) -> Table:
     table = Table(title=f"job-{job_id} on the log")
     for column in ("version", "recorded", "event"):
         table.add_column(column, overflow="fold")
-    claimed_by: list[tuple[str, float]] = []
-    completed: pb.JobCompleted | None = None
     for e in events:
         kind = e.payload.WhichOneof("kind")
         if kind in ("job_progress", "trial_completed") and len(events) > 24:
             continue  # the trials of both attempts: the table keeps the lifecycle
         text = describe_event(e)
         if kind == "job_claimed":
-            who = _owner_name(e.payload.job_claimed.owner, pids)
-            claimed_by.append((who, e.recorded_at.ToMicroseconds() / 1e6))
-            text = f"{text} ({who})"
-        if kind == "job_completed":
-            completed = e.payload.job_completed
+            text = f"{text} ({_owner_name(e.payload.job_claimed.owner, pids)})"
         table.add_row(str(e.version), e.recorded_at.ToDatetime().strftime("%H:%M:%S.%f")[:-3], text)
-    console.print(table)
-    if completed is None or len(claimed_by) < 2 or claimed_by[-1][0] != "optimizer-2":
+    return table
+
+
+def _taken_over(
+    opt: OptimizerClient, job_id: str, killed_at: float, pids: dict[int, str], survivor: str
+) -> bool:
+    """What the log holds: the survivor's claim after the kill and the JobCompleted."""
+    deadline = time.monotonic() + 60
+    events = _job_events(opt, job_id)
+    while not any(e.payload.WhichOneof("kind") in TERMINAL for e in events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        events = _job_events(opt, job_id)
+    console.print(_job_table(events, job_id, pids))
+    claims = [e for e in events if e.payload.WhichOneof("kind") == "job_claimed"]
+    completed = [e.payload.job_completed for e in events if e.payload.WhichOneof("kind") == "job_completed"]
+    last_claim = claims[-1] if claims else None
+    if (
+        not completed
+        or len(claims) < 2
+        or last_claim is None
+        or _owner_name(last_claim.payload.job_claimed.owner, pids) != survivor
+    ):
         last = events[-1].payload.WhichOneof("kind") if events else "nothing"
-        console.print(f"[red]optimizer-2 did not finish the job (the last event: {last})[/red]")
+        console.print(f"[red]{survivor} did not finish the job (the last event: {last})[/red]")
         return False
-    usage = completed.usage
+    usage = completed[0].usage
+    took = last_claim.recorded_at.ToMicroseconds() / 1e6 - killed_at
     console.print(
-        f"optimizer-2 claimed the job {claimed_by[-1][1] - killed_at:.1f} s after the kill and completed it: "
-        f"version {completed.version}, score {completed.final_score:.3f}; the retry replayed "
+        f"{survivor} claimed the job {took:.1f} s after the kill and completed it: version "
+        f"{completed[0].version}, score {completed[0].final_score:.3f}; the retry replayed "
         f"{usage.replayed_lm_calls} LM calls from the job's cache and paid for {usage.lm_calls}"
     )
     return True
 
 
-def _interrupted(cluster: LocalCluster, opt: OptimizerClient, job_id: str) -> bool:
-    """This build has no job claims: nobody takes the job over. Say so, then restart
-    optimizer-1, whose start interrupts the job its dead process left running."""
+def _interrupted(cluster: LocalCluster, opt: OptimizerClient, job_id: str, victim: str) -> bool:
+    """This build has no job claims: nobody takes the job over. Say so, then restart the
+    killed replica, whose start interrupts the job its dead process left running."""
     time.sleep(LEASE_SECONDS)
     job = opt.get_job(job_id)
     console.print(
         f"  [yellow]this build's optimizers do not take jobs over (no job claims yet)[/yellow]: "
-        f"{LEASE_SECONDS} s after the kill, optimizer-2 reports the job as {job_state(job.state)}"
+        f"{LEASE_SECONDS} s after the kill, the other replica reports the job as {job_state(job.state)}"
     )
-    cluster.services.pop("optimizer-1")
-    cluster.start_optimizer("optimizer-1", "--ray-job-cpus", "0.5")
+    cluster.services.pop(victim)
+    cluster.start_optimizer(victim, "--ray-job-cpus", "0.5")
     events = _job_events(opt, job_id)
     last = events[-1] if events else None
-    console.print(
-        f"  optimizer-1 restarted; the job's last event: {describe_event(last) if last else 'none'}"
-    )
+    console.print(f"  {victim} restarted; the job's last event: {describe_event(last) if last else 'none'}")
     return last is not None and last.payload.WhichOneof("kind") == "job_interrupted"
 
 
