@@ -73,6 +73,28 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int) -> int:
     show_default=True,
     help="with --executor ray: CPUs Ray reserves per job (less than 1 for jobs that mostly wait on an LM)",
 )
+@click.option(
+    "--job-max-attempts",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="runs of a job whose optimizer died, when its request leaves max_attempts 0 (1: none retried)",
+)
+@click.option(
+    "--job-lease-seconds",
+    type=click.FloatRange(min=0.3, max=3600),
+    default=15.0,
+    show_default=True,
+    help="a running job's lease: another replica takes a job over this long after its owner fell silent",
+)
+@click.option(
+    "--max-queued",
+    type=int,
+    default=16,
+    show_default=True,
+    callback=_positive,
+    help="jobs waiting for a free replica on the log (beyond: FAILED_PRECONDITION)",
+)
 @server_options
 def main(**options: Any) -> None:
     """Run the optimizer: optimization jobs, the registry, deployments and the log."""
@@ -100,6 +122,9 @@ def main(**options: Any) -> None:
             executor=options["executor"],
             ray_address=options["ray_address"],
             ray_job_cpus=options["ray_job_cpus"],
+            job_max_attempts=options["job_max_attempts"],
+            job_lease_seconds=options["job_lease_seconds"],
+            max_queued=options["max_queued"],
         )
 
     run_service("optimizer", lambda: serve(config(), grace=options["grace"]), options["grace"])

@@ -2,7 +2,7 @@
 
 The RPCs themselves are optimizer_svc.servicer's; this module wires them to one log, one
 ledger, the artifact store, the job manager and the evaluation pool, and stops them in the
-order that leaves the record whole (health first, jobs Interrupted, calls drained, lease last).
+order that leaves the record whole (health first, jobs released, calls drained, lease last).
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ class OptimizerConfig:
     executor: str = "thread"  # where jobs run: "thread" (in this process) or "ray" (Ray tasks)
     ray_address: str = "local"  # with executor "ray": a cluster's address, or "local" to start one
     ray_job_cpus: float = 1.0  # with executor "ray": the CPUs Ray reserves for each job's task
+    job_max_attempts: int = 1  # runs of a job whose replica died, for requests that leave it 0
+    job_lease_seconds: float = 15.0  # a job's lease: another replica takes it over this long after
+    max_queued: int = 16  # jobs waiting for a replica (beyond: FAILED_PRECONDITION)
 
 
 class RunningOptimizer:
@@ -119,8 +122,8 @@ async def start(config: OptimizerConfig) -> RunningOptimizer:
         config.log, key, create=config.create, evidence=[artifacts], home=config.data_dir
     )
     try:
-        # one optimizer per log for its lifetime: a second one would take this one's running
-        # jobs for orphans and append JobInterrupted for them
+        # a file log: one optimizer for its lifetime; PostgreSQL: any number (each job is
+        # claimed on its own stream, optimizer_svc.jobs.claims)
         lease = writer_lease(store)
     except BaseException:
         store.close()
@@ -168,8 +171,12 @@ async def _start(
         connections=connections,
         programs=programs,
         executor=executor,
+        max_attempts=config.job_max_attempts,
+        lease_ms=int(config.job_lease_seconds * 1000),
+        max_queued=config.max_queued,
+        exclusive=lease.exclusive,  # a file log's lock: the owners of its earlier claims are dead
     )
-    orphans = await asyncio.to_thread(jobs.interrupt_orphans)
+    orphans = await asyncio.to_thread(jobs.start)
     server, health = rpc.make_server([SERVICE], config.security)
     evaluations = EvaluationPool(config.max_evaluations)
     service = OptimizerService(
@@ -213,6 +220,7 @@ def job_executor(config: OptimizerConfig, ledger: Ledger) -> JobExecutor:
 
 async def serve(config: OptimizerConfig, grace: float = 5.0) -> None:
     """Run until SIGTERM/SIGINT, then drain (dspyops.serving): health NOT_SERVING, running
-    jobs end Interrupted on the record, calls in flight get `grace` seconds to finish."""
+    jobs released on the record (another replica, or the next start, runs them again),
+    calls in flight get `grace` seconds to finish."""
     running = await start(config)
     await serving.serve_until_signalled(running, "optimizer", grace)

@@ -54,6 +54,12 @@ def jobs() -> None:
 @click.option("--budget-tokens", type=int, default=0, help="budget: input + output tokens (0: none)")
 @click.option("--budget-usd", type=float, default=0.0, help="budget: cost in USD (0: none)")
 @click.option("--auto-promote", is_flag=True, help="gate passed: straight to production")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(0, 10),
+    default=0,
+    help="runs of the job when the optimizer running it dies (0: the server's --job-max-attempts)",
+)
 @json_option
 @click.pass_obj
 def start(
@@ -89,6 +95,7 @@ def start(
     budget_tokens: int,
     budget_usd: float,
     auto_promote: bool,
+    max_attempts: int,
     as_json: bool,
 ) -> int:
     """run an optimizer as a job and stream its progress (the server splits the dataset)."""
@@ -135,6 +142,7 @@ def start(
             auto_promote=auto_promote,
             request_id=session.request_id,
             spec=spec,
+            max_attempts=max_attempts,
         )
         last = render_job_events(events, as_json)
     return 0 if last is not None and last.WhichOneof("kind") == "completed" else 1

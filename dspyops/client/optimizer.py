@@ -70,6 +70,7 @@ class OptimizerClient(Client):
         request_id: str | None = None,
         timeout: float | None = None,
         spec: pb.ProgramSpec | None = None,
+        max_attempts: int = 0,
     ) -> Iterator[opb.OptimizationEvent]:
         """StartOptimization: the job's events, JobAccepted first, until it completes, fails
         or is cancelled. `val_fraction` splits the trainset on the server (seeded by
@@ -97,6 +98,7 @@ class OptimizerClient(Client):
             val_fraction=val_fraction,
             split_seed=split_seed,
             request_id=request_id or new_request_id(),
+            max_attempts=max_attempts,  # 0: the server's --job-max-attempts
         )
         if min_score is not None:
             request.min_score = min_score

@@ -90,10 +90,13 @@ def stamp(
     actor: str,
     events: Sequence[NewEvent],
     head: tuple[int, bytes, int, int],
+    *,
+    now_us: int | None = None,
 ) -> list[StampedRow]:
     """The rows of a batch appended after ``head`` (the last row's position, hash,
     recorded_at and link version; ``(0, GENESIS, 0, LINK_V1)`` for an empty log) to a
-    stream at version ``current``. Raises ChainKeyRequired after keyed links without a key."""
+    stream at version ``current``, recorded at ``now_us`` (the log's clock; default this
+    machine's). Raises ChainKeyRequired after keyed links without a key."""
     position, prev_hash, prev_at, prev_link = head
     if prev_link == LINK_V2_KEYED and hasher.key is None:
         raise ChainKeyRequired(
@@ -101,7 +104,7 @@ def stamp(
         )
     # recorded_at never goes backwards along positions (even if the wall clock does), so
     # "the state at time T" is always a prefix of the log.
-    recorded_at = max(time.time_ns() // 1000, prev_at)
+    recorded_at = max(time.time_ns() // 1000 if now_us is None else now_us, prev_at)
     links = hasher.chain(prev_hash, position + 1, stream, current + 1, recorded_at, actor, events)
     return [
         (position + i, stream, current + i, e.event_id, e.type, e.payload, recorded_at, link, actor)

@@ -36,6 +36,10 @@ class WriterLocked(Exception):
 class WriterLease(ABC):
     """Held until ``release()`` (or the process ends); a context manager too."""
 
+    #: whether holding it excludes every other writer: then whatever an earlier process
+    #: left running (a job it owned) is known to be dead (optimizer_svc.jobs.leases)
+    exclusive: bool = True
+
     @abstractmethod
     def release(self) -> None:
         """Give the lease up. Idempotent."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -193,6 +194,9 @@ class MemoryEventStore(EventStore):
         log = self._open()
         with log.lock:
             return bool(log.rows) and log.rows[-1][9] == LINK_V2_KEYED
+
+    def clock_us(self) -> int:
+        return time.time_ns() // 1000  # the clock stamp() reads: one machine's
 
     def writer_lock(self) -> WriterLease:
         log = self._open()

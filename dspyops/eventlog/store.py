@@ -237,6 +237,13 @@ class EventStore(ABC):
         """Whether the log's newest link is keyed (then appending needs the chain key)."""
 
     @abstractmethod
+    def clock_us(self) -> int:
+        """The log's clock: "now" in integer microseconds since the epoch, read from the same
+        clock that stamps ``recorded_at`` (the database server's where the log is shared), so
+        comparing a reading with a stored ``recorded_at`` never involves two machines' clocks.
+        An append made after a reading is recorded at or after it."""
+
+    @abstractmethod
     def writer_lock(self) -> WriterLease:
         """Take the log's single-writer lease (see eventlog.lock); raises WriterLocked,
         naming the holder, when another process has it."""

@@ -30,7 +30,7 @@ CANCELLED: JobState
 INTERRUPTED: JobState
 
 class StartOptimizationRequest(_message.Message):
-    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed", "request_id")
+    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed", "request_id", "max_attempts")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     LM_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class StartOptimizationRequest(_message.Message):
     VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     program: str
     spec: _events_pb2.ProgramSpec
     lm: _events_pb2.LMConfig
@@ -71,7 +72,8 @@ class StartOptimizationRequest(_message.Message):
     val_fraction: float
     split_seed: int
     request_id: str
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    max_attempts: int
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., max_attempts: _Optional[int] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("path", "input_keys")
@@ -144,7 +146,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "program", "optimizer", "state", "baseline_score", "final_score", "best_score", "trials", "version", "error", "created_at", "last_sequence")
+    __slots__ = ("job_id", "program", "optimizer", "state", "baseline_score", "final_score", "best_score", "trials", "version", "error", "created_at", "last_sequence", "owner", "attempt", "max_attempts")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +159,9 @@ class Job(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     program: str
     optimizer: str
@@ -169,7 +174,10 @@ class Job(_message.Message):
     error: str
     created_at: _timestamp_pb2.Timestamp
     last_sequence: int
-    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., optimizer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., best_score: _Optional[float] = ..., trials: _Optional[int] = ..., version: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    owner: str
+    attempt: int
+    max_attempts: int
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., optimizer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., best_score: _Optional[float] = ..., trials: _Optional[int] = ..., version: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., owner: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("program",)

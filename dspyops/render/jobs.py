@@ -104,6 +104,10 @@ def job_line(job: opb.Job) -> str:
         f"baseline {job.baseline_score:.3f}, final {job.final_score:.3f} (best {job.best_score:.3f}), "
         f"{job.trials} trials"
     )
+    if job.owner:
+        line += f"; run by {job.owner}"
+    if job.attempt > 1 or job.max_attempts > 1:
+        line += f"; attempt {job.attempt} of {job.max_attempts}"
     if job.version:
         line += f"; registered {job.version}"
     if job.error:

@@ -48,8 +48,15 @@ class JobHandle:
     # and must not stop before they have seen the last event (the fold knows the job ended
     # a moment earlier, when the event was appended to the log).
     done: bool = False
-    # the job-stream version of the last logged event in `events` (OptimizationEvent.stream_version)
+    # the job-stream version of the last logged event in `events` (OptimizationEvent.stream_version);
+    # while this replica runs the job: the version of its own last append, which the next
+    # one expects (optimizer_svc.jobs.claims)
     stream_version: int = 0
+    # This replica's claim, while it runs the job: every append of its events carries `fence`
+    fence: int = 0
+    attempt: int = 0
+    renewed_at: float = 0.0  # time.monotonic() of the last append that renewed the lease
+    fenced: str = ""  # why the lease was lost ("" : it was not): nothing more is appended
     # set for a job this process does not run: reads the job's log into `events` until it ends
     follower: JobFollower | None = None
     failure: BaseException | None = None  # the follower could not read the log: watchers get it
@@ -107,4 +114,7 @@ def job_view(summary: JobSummary, last_sequence: int) -> opb.Job:
         error=scrub(summary.error),  # jobs of earlier processes too
         created_at=created,
         last_sequence=last_sequence,
+        owner=summary.owner,
+        attempt=summary.attempt,
+        max_attempts=summary.max_attempts,
     )

@@ -58,7 +58,7 @@ class JobHandlers:
             )
 
     async def cancel_job(self, request: opb.CancelJobRequest) -> opb.Job:
-        handle = await asyncio.to_thread(self.jobs.cancel, request.job_id, request.reason)
+        handle = await asyncio.to_thread(self.jobs.cancel, request.job_id, request.reason, request)
         return self.jobs.view(handle)
 
     async def get_job(self, request: opb.GetJobRequest) -> opb.Job:

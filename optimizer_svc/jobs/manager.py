@@ -9,6 +9,12 @@ stream `job-<id>` as they happen (progress ticks are too chatty for the log and 
 in memory). Subscribers (StartOptimization, WatchJob) read from an in-memory list and wait
 on a future that the event loop resolves at each new event, so any number of watchers can
 attach, detach and re-attach without ever blocking the job thread.
+
+Every job is claimed (optimizer_svc.jobs.claims): JobAccepted queues it, and the replica
+whose JobClaimed lands first runs it, appending each of its events with the claim's fence
+and the version of its own last append as expected version (`_record`), so a replica that
+lost the job cannot append to it any more. The LeaseKeeper (optimizer_svc.jobs.leases)
+renews the claims, and takes over queued jobs and jobs whose owner's lease expired.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import contextvars
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +36,9 @@ from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore
 from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
-from dspyops.errors import FailedPrecondition, InvalidArgument
+from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
+from dspyops.eventlog import AppendResult
+from dspyops.events import decode
 from dspyops.ledger import Ledger
 from dspyops.metrics import allowed_metric_modules
 from dspyops.names import job_stream
@@ -38,16 +46,21 @@ from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub, scrub_message
-from dspyops.state import JobSummary
+from dspyops.state import JobSummary, State
 from optimizer_svc.cancel import JobCancelled
+from optimizer_svc.jobs import claims
+from optimizer_svc.jobs.claims import Claim, LeaseLost
 from optimizer_svc.jobs.executor import JobExecutor, JobLost, RemoteJobFailed, ThreadExecutor
-from optimizer_svc.jobs.follow import open_from_log
+from optimizer_svc.jobs.follow import KIND_OF, follow, open_from_log
 from optimizer_svc.jobs.gates import resolve_must_beat
-from optimizer_svc.jobs.handle import JobHandle, job_view
-from optimizer_svc.jobs.registration import params_struct, register_result
-from optimizer_svc.jobs.requests import ValidatedJob, resolve_datasets
+from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
+from optimizer_svc.jobs.leases import LeaseKeeper
+from optimizer_svc.jobs.registration import params_struct, register_result, registered_version_of
+from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_inputs, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
-from optimizer_svc.progress.events import BaselineEvaluated, JobEvent, Progress, Started, TrialCompleted
+from optimizer_svc.jobs.takeover import accepted_record, completed_from_version
+from optimizer_svc.jobs.watched import job_event_payload
+from optimizer_svc.progress.events import JobEvent
 from optimizer_svc.progress.usage import SharedUsageTracker
 from optimizer_svc.registry.commands import Registry
 from optimizer_svc.wire import lm_to_proto, spec_to_proto
@@ -65,6 +78,9 @@ _LOG_KINDS = {
     "cancelled",
     "interrupted",
 }
+_CANCEL_REQUESTED = pb.JobCancelRequested.DESCRIPTOR.full_name
+DEFAULT_LEASE_MS = 15_000
+DEFAULT_MAX_QUEUED = 16
 
 
 def _now() -> Timestamp:
@@ -86,6 +102,12 @@ class JobManager:
         connections: Connections | None = None,
         programs: ProgramContext = NO_CONTEXT,
         executor: JobExecutor | None = None,
+        owner: str = "",
+        max_attempts: int = 1,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        exclusive: bool = True,
+        clock_us: Callable[[], int] | None = None,
     ) -> None:
         # where each job's optimization runs (the manager keeps its record either way)
         self.executor: JobExecutor = executor or ThreadExecutor()
@@ -97,29 +119,57 @@ class JobManager:
         self.artifacts = artifacts
         self.loop = loop
         self.max_running = max_running
+        self.owner = owner or claims.new_owner_id()  # this replica's name on its claims
+        self.max_attempts = max_attempts  # for jobs whose request leaves it 0
+        self.lease_ms = lease_ms
+        self.max_queued = max_queued
+        # True: this process holds the log's exclusive writer lock, so the owners of claims
+        # other than ours are dead (a file log); False: other replicas may be alive
+        self.exclusive = exclusive
+        self.clock_us = clock_us or ledger.store.clock_us  # the log's clock: leases are on it
         self.jobs: dict[str, JobHandle] = {}  # the jobs this process runs (or ran)
-        self._threads: dict[str, threading.Thread] = {}
+        self._threads: dict[str, threading.Thread] = {}  # job threads alive: the slots taken
         self._shutting_down = False
-        self._submit_lock = threading.Lock()
+        self._slots = threading.RLock()  # a free slot is checked and taken at once
+        self.keeper = LeaseKeeper(self)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def interrupt_orphans(self) -> list[str]:
-        """Jobs the log says are running but no thread of ours runs: the process that ran
-        them died. Record that, so nobody waits for them forever."""
-        orphans = [
-            j.job_id
-            for j in self.ledger.refresh().jobs.values()
-            if j.state == "running" and j.job_id not in self.jobs
-        ]
-        interrupted = pb.JobInterrupted(reason="optimizer restarted while the job ran")
-        with acting_as(SYSTEM):
-            for job_id in orphans:
-                self.ledger.append(job_stream(job_id), [interrupted], None)
+    def start(self) -> list[str]:
+        """At the service's start: end what earlier processes left, then keep the leases."""
+        orphans = self.interrupt_orphans()
+        self.keeper.start()
         return orphans
 
+    def interrupt_orphans(self) -> list[str]:
+        """Jobs the log says are running but no live process runs; the ids of those ended.
+
+        A job from before claims (max_attempts 0) cannot be taken over: it ends Interrupted,
+        at once when this process holds the log's exclusive lock (whoever ran it is dead),
+        else once its last event is older than a lease. A claimed job is the keeper's: its
+        first pass, made here, retries or ends every job whose lease expired, and on an
+        exclusive log every job another process claimed (that process is dead)."""
+        state = self.ledger.refresh()
+        now_us = self.clock_us()
+        old = [
+            j.job_id
+            for j in state.jobs.values()
+            if j.state == "running" and j.max_attempts == 0 and j.job_id not in self.jobs
+        ]
+        if not self.exclusive:
+            old = [job_id for job_id in old if now_us - self._last_event_us(job_id) > self.lease_ms * 1000]
+        interrupted = pb.JobInterrupted(reason="optimizer restarted while the job ran")
+        with acting_as(SYSTEM):
+            for job_id in old:
+                self.ledger.append(job_stream(job_id), [interrupted], None)
+        return old + self.keeper.tick()
+
     def running(self) -> list[JobHandle]:
-        return [j for j in self.jobs.values() if not j.done]
+        """The jobs this replica runs now."""
+        return [self.jobs[job_id] for job_id in list(self._threads) if job_id in self.jobs]
+
+    def free_slots(self) -> int:
+        return 0 if self._shutting_down else self.max_running - len(self._threads)
 
     def prepare(self, job: ValidatedJob) -> ValidatedJob:
         """What needs the server: referenced datasets, the split, the must_beat version.
@@ -133,17 +183,19 @@ class JobManager:
         return job
 
     def submit(self, job: ValidatedJob, request: opb.StartOptimizationRequest | None = None) -> JobHandle:
-        """Accept a job: JobAccepted through the one writer path, then its thread. `request`
-        (with a request_id) makes a retry of the submission return the job it started."""
+        """Accept a job: JobAccepted through the one writer path, then claim it when this
+        replica has a free slot (else it waits queued for any replica's). `request` (with a
+        request_id) makes a retry of the submission return the job it started."""
         job = self.prepare(job)
-        with self._submit_lock:  # submits arrive on worker threads: check and claim a slot at once
-            if len(self.running()) >= self.max_running:
+        inputs = job_inputs(job)  # refused (e.g. examples disagreeing on their inputs) before a slot is taken
+        if self.free_slots() <= 0:
+            queued = sum(1 for j in self.ledger.refresh().jobs.values() if j.state == "queued")
+            if queued >= self.max_queued:
                 raise FailedPrecondition(
-                    "", f"{self.max_running} jobs are running already; retry when one ends"
+                    "", f"{queued} jobs are queued already (--max-queued); retry when one has started"
                 )
-            job_id = uuid.uuid4().hex[:12]
-            handle = JobHandle(job_id=job_id, loop=self.loop)
-            self.jobs[job_id] = handle
+        job_id = uuid.uuid4().hex[:12]
+        handle = JobHandle(job_id=job_id, loop=self.loop)
         accepted = pb.JobAccepted(
             job_id=job_id,
             program=job.program,
@@ -157,30 +209,71 @@ class JobManager:
             trainset_size=len(job.trainset),
             valset_size=len(job.valset),
             auto_promote=job.auto_promote,
+            max_attempts=job.max_attempts or self.max_attempts,
+            lease_ms=self.lease_ms,
+            inputs=inputs,
         )
         if job.min_score is not None:
             accepted.min_score = job.min_score
-        try:
+        check_accepted_size(accepted)
+        with self._slots:  # this replica's keeper claims the job only after this claim attempt
             outcome = self.ledger.run(
                 "StartOptimization", request, lambda _: Decision(job_stream(job_id), [accepted], 0)
             )
-        except BaseException:
-            del self.jobs[job_id]  # not accepted (e.g. the log is unwritable): free the slot
-            raise
-        assert isinstance(outcome.event, pb.JobAccepted)
-        if outcome.replayed:  # a concurrent duplicate of this request started its job first
-            del self.jobs[job_id]
-            return self.get(outcome.event.job_id)
-        handle.stream_version = outcome.appended.stream_version if outcome.appended else 1
-        self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
-        # the job's events are the submitter's: its thread runs in the submitting RPC's context
-        context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run, args=(self._run, handle, job), name=f"job-{job_id}", daemon=True
-        )
-        self._threads[job_id] = thread
-        thread.start()
+            assert isinstance(outcome.event, pb.JobAccepted)
+            if outcome.replayed:  # a concurrent duplicate of this request started its job first
+                return self.get(outcome.event.job_id)
+            self.jobs[job_id] = handle
+            assert outcome.appended is not None
+            handle.stream_version = outcome.appended.stream_version
+            self._record(handle, "accepted", outcome.event, logged=True)  # as stored: with its origin
+            # the job's events are the submitter's: its thread runs in the submitting RPC's context
+            if not self.take(job_id, job, contextvars.copy_context(), handle=handle):
+                # queued (no slot here) or claimed by another replica: its watchers follow the log
+                follow(handle, self.ledger.store, handle.stream_version)
         return handle
+
+    def take(
+        self,
+        job_id: str,
+        job: ValidatedJob | None = None,
+        context: contextvars.Context | None = None,
+        *,
+        handle: JobHandle | None = None,
+        owners_dead: bool = False,
+    ) -> bool:
+        """Claim the job and start its thread, if a slot is free and the job is claimable.
+        `job`, `handle`: as submitted here (else the job is rebuilt from its JobAccepted, and
+        its handle from the log); `context`: the submitting RPC's (else the thread acts as
+        the JobAccepted's actor)."""
+        with self._slots:
+            if self.free_slots() <= 0 or job_id in self._threads:
+                return False
+            claim = claims.claim(self.ledger, self.clock_us, job_id, self.owner, owners_dead=owners_dead)
+            if claim is None:
+                return False
+            if handle is not None:
+                self._publish_logged(handle, after_version=handle.stream_version)  # the claim
+            else:
+                # a new handle: one of this replica that followed the job goes on following
+                handle = open_from_log(self.ledger.store, self.loop, job_id)
+                handle.follower = None  # filled by the job thread now
+            self.jobs[job_id] = handle
+            handle.fence, handle.stream_version, handle.attempt = (
+                claim.fence,
+                claim.stream_version,
+                claim.attempt,
+            )
+            handle.renewed_at, handle.fenced, handle.done = time.monotonic(), "", False
+            thread = threading.Thread(
+                target=self._job_thread, args=(handle, job, context, claim), name=f"job-{job_id}", daemon=True
+            )
+            self._threads[job_id] = thread
+            thread.start()
+        _log.info(
+            "job_claimed", job_id=job_id, attempt=claim.attempt, retried=claim.retried, owner=self.owner
+        )
+        return True
 
     def get(self, job_id: str) -> JobHandle:
         if not job_id:
@@ -203,83 +296,200 @@ class JobManager:
     def view(self, handle: JobHandle) -> opb.Job:
         return job_view(self.summary(handle), len(handle.events))
 
-    def cancel(self, job_id: str, reason: str) -> JobHandle:
+    def cancel(self, job_id: str, reason: str, request: opb.CancelJobRequest | None = None) -> JobHandle:
+        """Stop a job: at once when this replica runs it; else JobCancelRequested on its
+        stream, which its owner's keeper acts on (or any keeper, for a job nobody runs)."""
         handle = self.get(job_id)
-        if handle.done:
-            state = self.summary(handle).state
+        reason = (reason or "cancelled by request")[:500]
+        if job_id in self._threads and not handle.fenced:
+            handle.cancel.cancel(reason)
+            return handle
+        summary = self.ledger.refresh().jobs.get(job_id)
+        if handle.done or summary is None or summary.state in TERMINAL:
+            state = summary.state if summary is not None else "ended"
             raise FailedPrecondition("job_id", f"job {job_id} has ended already ({state})")
-        handle.cancel.cancel(reason or "cancelled by request")
+
+        def decide(state: State) -> Decision:
+            current = state.jobs.get(job_id)
+            if current is None or current.state in TERMINAL:
+                return Decision()
+            return Decision(
+                job_stream(job_id), [pb.JobCancelRequested(reason=reason)], current.stream_version
+            )
+
+        self.ledger.run("CancelJob", request, decide, attempts=5)
         return handle
 
     def shutdown(self, reason: str = "optimizer shutting down", timeout: float = 10.0) -> None:
-        """Stop running jobs and wait for their threads, so each ends on the record as
-        Interrupted (the service went away; nobody cancelled the job)."""
+        """Stop the keeper and the running jobs, and wait for their threads: each job is
+        released (JobLeaseReleased), so another replica, or the next start, runs it again
+        without spending an attempt."""
         self._shutting_down = True
+        self.keeper.stop()
         for handle in self.running():
             handle.cancel.cancel(reason)
         deadline = time.monotonic() + timeout
-        for thread in self._threads.values():
+        for thread in list(self._threads.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
         self.executor.close()
 
-    # ------------------------------------------------------------------ the job thread
+    # ------------------------------------------------------------------ the fenced appends
+
+    def renew(self, handle: JobHandle) -> None:
+        """JobLeaseRenewed, when the job appended nothing else for a while (the keeper)."""
+        with handle._lock:
+            self._append_fenced(handle, [pb.JobLeaseRenewed(fence=handle.fence)])
+
+    def lose(self, handle: JobHandle, reason: str) -> None:
+        """The lease is gone (another replica claimed the job, or the log was unreachable for
+        too long): stop the job here and append nothing more of it."""
+        if handle.fenced:
+            return
+        handle.fenced = reason
+        handle.cancel.cancel(reason)
+        # its watchers go on with what the log says: the new owner's events, or how it ended
+        follow(handle, self.ledger.store, handle.stream_version)
+        _log.warning("job_lease_lost", job_id=handle.job_id, reason=reason, owner=self.owner)
+
+    def _append_fenced(self, handle: JobHandle, payloads: Sequence[Message]) -> AppendResult:
+        """Append the owner's events: with its fence, expecting the version of its own last
+        append. Under `handle._lock`. Someone else's JobCancelRequested in between is no
+        loss (the token is cancelled, the append made again after it); anything else is:
+        LeaseLost, and the job is stopped here."""
+        if handle.fenced:
+            raise LeaseLost(handle.job_id, handle.fenced)
+        for payload in payloads:
+            if "fence" in payload.DESCRIPTOR.fields_by_name:
+                payload.fence = handle.fence  # type: ignore[attr-defined]
+        stream = job_stream(handle.job_id)
+        while True:
+            try:
+                result = self.ledger.append(stream, payloads, handle.stream_version)
+            except Aborted:
+                newer = self.ledger.store.read_stream(stream, after_version=handle.stream_version)
+                if newer and all(record.type == _CANCEL_REQUESTED for record in newer):
+                    request = decode(newer[-1])
+                    assert isinstance(request, pb.JobCancelRequested)
+                    handle.cancel.cancel(request.reason or "cancelled by request")
+                    self._publish_logged(handle, after_version=handle.stream_version)
+                    handle.stream_version = newer[-1].version
+                    continue
+                self.lose(handle, "lease lost: another replica took the job over")
+                raise LeaseLost(handle.job_id, handle.fenced) from None
+            handle.stream_version = result.stream_version
+            handle.renewed_at = time.monotonic()
+            return result
 
     def _record(
         self, handle: JobHandle, kind: str, payload: Message, *, final: bool = False, logged: bool = False
     ) -> None:
-        """Sequence, log (for lifecycle kinds, unless `logged` already) and publish one
-        event. Any thread.
+        """Sequence, log (for lifecycle kinds, unless `logged` already; fenced) and publish
+        one event. Any thread.
 
         A job is `done` only after its terminal event is in the list: watchers stop at
         `done`, and must not stop before they have seen the last event. Every string in the
         event is scrubbed first: what is logged and what is streamed are the same text."""
         scrub_message(payload)
         with handle._lock:
-            event = opb.OptimizationEvent(job_id=handle.job_id, sequence=len(handle.events) + 1, at=_now())
-            getattr(event, kind).CopyFrom(payload)
+            if handle.fenced:  # the handle follows the log now: the job is another replica's
+                raise LeaseLost(handle.job_id, handle.fenced)
+            if "fence" in payload.DESCRIPTOR.fields_by_name:
+                payload.fence = handle.fence  # type: ignore[attr-defined]
             if kind in _LOG_KINDS and not logged:
-                appended = self.ledger.append(job_stream(handle.job_id), [payload], None)  # folds
-                handle.stream_version = appended.stream_version
-            event.stream_version = handle.stream_version  # a progress tick: the last logged event's
-            handle.events.append(event)
-            if final:
-                handle.done = True
-            self.loop.call_soon_threadsafe(handle._publish)
+                self._append_fenced(handle, [payload])  # folds: the summary
+            self._publish(handle, kind, payload, _now(), final=final)
+
+    def _publish(
+        self, handle: JobHandle, kind: str, payload: Message, at: Timestamp, *, final: bool = False
+    ) -> None:
+        event = opb.OptimizationEvent(
+            job_id=handle.job_id,
+            sequence=len(handle.events) + 1,
+            at=at,
+            stream_version=handle.stream_version,  # a progress tick: the last logged event's
+        )
+        getattr(event, kind).CopyFrom(payload)
+        handle.events.append(event)
+        if final:
+            handle.done = True  # before the wake-up: a woken watcher must find the job ended
+        self.loop.call_soon_threadsafe(handle._publish)
+
+    def _publish_logged(self, handle: JobHandle, *, after_version: int) -> None:
+        """Stream to the handle's watchers what others appended to the job (a claim, a
+        retry, a cancel request) of the kinds a watcher is shown."""
+        for record in self.ledger.store.read_stream(job_stream(handle.job_id), after_version=after_version):
+            kind = KIND_OF.get(record.type.removeprefix("dspyops.v1."))
+            handle.stream_version = record.version
+            if kind is not None:
+                stamp = Timestamp()
+                stamp.FromDatetime(record.recorded_at)
+                self._publish(handle, kind, scrub_message(decode(record)), stamp)
+
+    def _last_event_us(self, job_id: str) -> int:
+        records = self.ledger.store.read_stream(job_stream(job_id))
+        return int(records[-1].recorded_at.timestamp() * 1_000_000) if records else 0
+
+    # ------------------------------------------------------------------ the job thread
 
     def _emit(self, handle: JobHandle) -> Callable[[JobEvent], None]:
         def emit(event: JobEvent) -> None:
-            if isinstance(event, Started):
-                self._record(
-                    handle,
-                    "started",
-                    pb.JobStarted(optimizer=event.optimizer, planned_trials=event.planned_trials),
-                )
-            elif isinstance(event, BaselineEvaluated):
-                self._record(
-                    handle, "baseline", pb.BaselineEvaluated(score=event.score, examples=event.examples)
-                )
-            elif isinstance(event, Progress):
-                self._record(
-                    handle,
-                    "progress",
-                    pb.JobProgress(
-                        step=event.step, total=event.total, message=event.message, predictor=event.predictor
-                    ),
-                )
-            elif isinstance(event, TrialCompleted):
-                self._record(
-                    handle,
-                    "trial",
-                    pb.TrialCompleted(
-                        trial=event.trial,
-                        score=event.score,
-                        best_score=event.best_score,
-                        candidate=event.candidate[:2000],
-                        predictors=list(event.predictors),
-                    ),
-                )
+            watched = job_event_payload(event)
+            if watched is not None:
+                self._record(handle, *watched)
 
         return emit
+
+    def _job_thread(
+        self, handle: JobHandle, job: ValidatedJob | None, context: contextvars.Context | None, claim: Claim
+    ) -> None:
+        try:
+            if context is not None:
+                context.run(self._attempt, handle, job, claim)
+            else:  # taken over: the job's events stay its submitter's
+                record, _ = accepted_record(self.ledger.store, handle.job_id)
+                with acting_as(record.actor):
+                    self._attempt(handle, job, claim)
+        except LeaseLost as lost:
+            _log.warning("job_abandoned", job_id=handle.job_id, reason=lost.reason, owner=self.owner)
+        finally:
+            with self._slots:
+                self._threads.pop(handle.job_id, None)
+        if not self._shutting_down:
+            self.keeper.wake()  # a slot is free: a queued job may start at once
+
+    def _attempt(self, handle: JobHandle, job: ValidatedJob | None, claim: Claim) -> None:
+        """One run of the job under `claim`. A job taken over is rebuilt from its JobAccepted,
+        unless the owner it was taken from registered its version already: then it is
+        completed from that version (a job registers one version at most)."""
+        if job is None:
+            state = self.ledger.refresh()
+            summary = state.jobs[handle.job_id]
+            registered = registered_version_of(state, summary.program, handle.job_id)
+            if registered is not None:
+                version = state.programs[summary.program].versions[registered]
+                completed = completed_from_version(self.ledger.store, handle.job_id, version)
+                self._record(handle, "completed", completed, final=True)
+                _log.info("job_completed_from_registration", job_id=handle.job_id, version=version.version)
+                return
+            _, accepted = accepted_record(self.ledger.store, handle.job_id)
+            try:
+                job = self._rebuild(accepted)
+            except Exception as exc:  # e.g. a connection or metric module this replica lacks
+                message = scrub(f"cannot run the job here: {type(exc).__name__}: {exc}")[:2000]
+                self._record(handle, "failed", pb.JobFailed(error=message), final=True)
+                _log.warning("job_rebuild_failed", job_id=handle.job_id, error=message)
+                return
+        self._run(handle, job)
+
+    def _rebuild(self, accepted: pb.JobAccepted) -> ValidatedJob:
+        """The job as it was accepted: its inputs from JobAccepted, must_beat loaded here."""
+        job = ValidatedJob.from_accepted(accepted, self.connections, self.programs)
+        if job.must_beat:
+            must_beat = resolve_must_beat(
+                self.registry, self.artifacts, job.program, job.must_beat, job.spec, self.programs
+            )
+            job = replace(job, must_beat_program=must_beat)
+        return job
 
     def _run(self, handle: JobHandle, job: ValidatedJob) -> None:
         log = _log.bind(job_id=handle.job_id, program=job.program, optimizer=job.optimizer)
@@ -306,9 +516,11 @@ class JobManager:
             result = self.executor.run(spec, self._emit(handle), handle.cancel, usage)
         except JobCancelled as exc:
             reason = scrub(str(exc.reason))
+            if handle.fenced:  # not ours any more: its new owner records how it ends
+                raise LeaseLost(handle.job_id, handle.fenced) from None
             if self._shutting_down and not exc.budget:
-                self._record(handle, "interrupted", pb.JobInterrupted(reason=reason), final=True)
-                log.info("job_interrupted", reason=reason)
+                self._release(handle, reason)
+                log.info("job_released", reason=reason)
                 return
             spent = usage.snapshot()
             cancelled = pb.JobCancelled(reason=reason, usage=spent.to_proto(), budget=exc.budget)
@@ -349,6 +561,14 @@ class JobManager:
             final_score=result.final_score,
             baseline_score=result.baseline_score,
         )
+
+    def _release(self, handle: JobHandle, reason: str) -> None:
+        """Give the job back at shutdown: queued again, for any replica (or the next start)
+        to claim without spending an attempt. Watchers here see the stream end."""
+        with handle._lock:
+            self._append_fenced(handle, [pb.JobLeaseReleased(reason=reason, fence=handle.fence)])
+            handle.done = True
+            self.loop.call_soon_threadsafe(handle._publish)
 
     # ------------------------------------------------------------------ jobs of other processes
 

@@ -17,6 +17,7 @@ from google.protobuf.struct_pb2 import Struct
 from dspyops.artifacts import ArtifactStore, encode_artifact
 from dspyops.programs.code import code_identity
 from dspyops.proto import events_pb2 as pb
+from dspyops.state import ProgramState, State, VersionState
 from optimizer_svc.jobs.gates import evaluate_gate
 from optimizer_svc.jobs.requests import ValidatedJob
 from optimizer_svc.jobs.runner import JobResult
@@ -74,19 +75,51 @@ def register_result(
             corpora=result.corpora,  # the digests its Retrieve stages searched
         ),
     )
-    version = registry.register_version(registered, promote=job.auto_promote and gate_passed)
+    # at most one version per job: a job run again (its first owner registered, then died)
+    # gets the version registered first, decided on the state the append would go on
+    version = registry.register_version(
+        registered,
+        promote=job.auto_promote and gate_passed,
+        existing=lambda program: version_by_job(program, job_id),
+    )
+    return completed_from(
+        version, usage=result.usage.to_proto(), wall=wall, gate_passed=gate_passed, gate_reason=gate_reason
+    )
+
+
+def version_by_job(program: ProgramState | None, job_id: str) -> str | None:
+    """The version of ``program`` whose lineage names ``job_id`` (the first, should a log
+    written before this rule hold several)."""
+    if program is None or not job_id:
+        return None
+    return next((v.version for v in program.versions.values() if v.lineage.get("job_id") == job_id), None)
+
+
+def registered_version_of(state: State, program: str, job_id: str) -> str | None:
+    """The version job ``job_id`` registered of ``program``, if it did: a replica taking a
+    job over asks this first, and completes the job from that version instead of running it."""
+    return version_by_job(state.programs.get(program), job_id)
+
+
+def completed_from(
+    version: VersionState, *, usage: pb.Usage, wall: float, gate_passed: bool, gate_reason: str
+) -> pb.JobCompleted:
+    """The JobCompleted naming ``version``: its scores and artifact as registered (for a
+    version registered by an earlier attempt of the job, that attempt's)."""
+    final = float(version.lineage.get("final_score", 0.0))
+    baseline = float(version.lineage.get("baseline_score", 0.0))
     return pb.JobCompleted(
-        program=job.program,
+        program=version.program,
         version=version.version,
-        final_score=result.final_score,
-        baseline_score=result.baseline_score,
-        improvement=result.final_score - result.baseline_score,
+        final_score=final,
+        baseline_score=baseline,
+        improvement=final - baseline,
         gate_passed=gate_passed,
         gate_reason=gate_reason,
         status=pb.PRODUCTION if version.status == "production" else pb.DEVELOPMENT,
-        usage=result.usage.to_proto(),
+        usage=usage,
         wall_seconds=wall,
-        artifact_digest=digest,
+        artifact_digest=version.artifact_digest,
     )
 
 

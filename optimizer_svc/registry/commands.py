@@ -122,17 +122,23 @@ class Registry:
         *,
         promote: bool,
         semver: Callable[[ProgramState | None], str] | None = None,
+        existing: Callable[[ProgramState | None], str | None] | None = None,
         method: str = "",
         request: Message | None = None,
     ) -> Outcome:
         """Append VersionRegistered (and, when promoting, the demotion of the current
         production version) as one batch. `registered.version` is assigned here by `semver`
         (default: next_version) from the state the batch is appended on; when another
-        registration wins the semver race, the decision is re-taken on fresh state."""
+        registration wins the semver race, the decision is re-taken on fresh state.
+        `existing`: a version that makes this registration moot (e.g. the one a job
+        registered already); when it names one, nothing is appended (``Outcome.event`` None),
+        decided on the same state, so a racing registration that wins is seen on the retry."""
         stream = program_stream(registered.program)
 
         def decide(state: State) -> Decision:
             program = state.programs.get(registered.program)
+            if existing is not None and existing(program):
+                return Decision()
             registered.version = semver(program) if semver else next_version(program, registered.spec)
             registered.status = pb.PRODUCTION if promote else registered.status or pb.DEVELOPMENT
             batch: list[Message] = [registered]
@@ -154,9 +160,23 @@ class Registry:
                 "program", f"could not register a version of {registered.program!r}: too much contention"
             ) from None
 
-    def register_version(self, registered: pb.VersionRegistered, *, promote: bool) -> VersionState:
-        """A job's result: `register` without a client request."""
-        return registered_version(self.register(registered, promote=promote))
+    def register_version(
+        self,
+        registered: pb.VersionRegistered,
+        *,
+        promote: bool,
+        existing: Callable[[ProgramState | None], str | None] | None = None,
+    ) -> VersionState:
+        """A job's result: `register` without a client request; the `existing` version
+        instead when it names one."""
+        outcome = self.register(registered, promote=promote, existing=existing)
+        if outcome.event is None:
+            assert existing is not None
+            program = outcome.state.programs[registered.program]
+            version = existing(program)
+            assert version is not None
+            return program.versions[version]
+        return registered_version(outcome)
 
     def set_status(
         self,

@@ -65,6 +65,7 @@ CALLS: dict[str, dict[str, Any]] = {
         input_keys=["a"],
         request_id="rid",
         timeout=10,
+        max_attempts=3,
     ),
     "watch_job": dict(
         job_id="j", after_sequence=3, after_stream_version=5, targets=["127.0.0.1:9"], timeout=10

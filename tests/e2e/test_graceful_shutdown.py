@@ -3,8 +3,9 @@ record, new calls are refused, and the process exits 0 on its own within `--grac
 
 The version's offline LM carries an injected latency (LMConfig.latency_ms lives in the
 artifact; the proto has no such field), so the log is written directly (tests/support/logs.py),
-the way bench/common.py does it. SIGTERM during an optimizer job (the job ends Interrupted) is
-covered by tests/e2e/test_faults.py::test_sigterm_ends_running_jobs_interrupted.
+the way bench/common.py does it. SIGTERM during an optimizer job (the job is released, and the
+next start finishes it) is covered by
+tests/e2e/test_faults.py::test_sigterm_releases_running_jobs_and_the_next_start_finishes_them.
 """
 
 from __future__ import annotations

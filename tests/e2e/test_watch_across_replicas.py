@@ -130,10 +130,11 @@ def test_a_replica_that_does_not_run_the_job_streams_it_from_the_log(replicas: R
     job_id = start_held_job(replicas)
     with OptimizerClient(replicas.b.address) as b, OptimizerClient(replicas.a.address) as a:
         watch = Collector(b.watch_job(job_id))
-        assert wait_until(lambda: watch.kinds()[:2] == ["accepted", "started"], WAIT), watch.kinds()
+        started = ["accepted", "claimed", "started"]
+        assert wait_until(lambda: watch.kinds()[:3] == started, WAIT), watch.kinds()
         # the job is held: what B streamed so far, it streamed live, not from an ended log
-        assert replicas.logged(job_id) == [(1, "accepted"), (2, "started")]
-        assert not watch.thread.is_alive() or watch.kinds() == ["accepted", "started"]
+        assert replicas.logged(job_id) == [(1, "accepted"), (2, "claimed"), (3, "started")]
+        assert not watch.thread.is_alive() or watch.kinds() == started
         replicas.hold.unlink()
         watch.finish()
         logged = replicas.logged(job_id)
@@ -141,15 +142,15 @@ def test_a_replica_that_does_not_run_the_job_streams_it_from_the_log(replicas: R
         assert watch.logged() == logged  # every logged event, each with the log's version
         assert [e.sequence for e in watch.seen] == list(range(1, len(watch.seen) + 1))
 
-        # a resume after version 2, on either replica: only later events
-        later = [entry for entry in logged if entry[0] > 2]
+        # a resume after version 3, on either replica: only later events
+        later = [entry for entry in logged if entry[0] > 3]
         assert [
-            (e.stream_version, e.WhichOneof("kind")) for e in b.watch_job(job_id, after_stream_version=2)
+            (e.stream_version, e.WhichOneof("kind")) for e in b.watch_job(job_id, after_stream_version=3)
         ] == later
-        from_owner = Collector(a.watch_job(job_id, after_stream_version=2))
+        from_owner = Collector(a.watch_job(job_id, after_stream_version=3))
         from_owner.finish()
         assert from_owner.logged() == later  # the owner also streamed its progress ticks
-        assert all(e.stream_version > 2 for e in from_owner.seen)
+        assert all(e.stream_version > 3 for e in from_owner.seen)
         # a position no replica ever streamed
         with pytest.raises(grpc.RpcError) as refused:
             list(b.watch_job(job_id, after_stream_version=logged[-1][0] + 1))

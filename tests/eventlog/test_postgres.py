@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import psycopg
@@ -24,11 +25,12 @@ from dspyops.eventlog import (
     LogMissing,
     PostgresEventStore,
     StoreUnavailable,
+    batch,
     log_file,
     log_name,
     open_store,
 )
-from dspyops.eventlog.hashchain import GENESIS, event_hash
+from dspyops.eventlog.hashchain import GENESIS, event_hash, micros
 from dspyops.eventlog.rows import COLUMNS
 from tests.eventlog.contract import EventStoreContract, ProcessContract
 from tests.eventlog.contract.base import RewriteAsV1, StoreFactory, Tamper, closing_all, ev
@@ -110,6 +112,17 @@ class TestPostgresEventStore(EventStoreContract, ProcessContract):
         readonly.close()
         with pytest.raises(ValueError, match="mode must be"):
             open_store(store_url + "?mode=rwc")
+
+    def test_recorded_at_is_the_servers_clock_not_this_machines(
+        self, store: EventStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Lease expiry compares recorded_at with clock_us(): both must be the server's. With
+        this process's clock in 1970 for stamping, the append still lands between two
+        readings of the server's clock."""
+        monkeypatch.setattr(batch, "time", SimpleNamespace(time_ns=lambda: 1_000))
+        before = store.clock_us()
+        store.append("s", [ev()], 0)
+        assert before <= micros(store.read_stream("s")[0].recorded_at) <= store.clock_us()
 
 
 def test_server_down_appends_unavailable_naming_the_log_then_resume(private_postgres: PostgresServer) -> None:

@@ -157,6 +157,20 @@ OPTIMIZER_CASES: list[Case] = [
     ),
     ("min_score above 1", "StartOptimization", optimize(start_request(min_score=2.0)), BAD, "min_score"),
     (
+        "max_attempts below 0",
+        "StartOptimization",
+        optimize(start_request(max_attempts=-1)),
+        BAD,
+        "max_attempts",
+    ),
+    (
+        "max_attempts above 10",
+        "StartOptimization",
+        optimize(start_request(max_attempts=11)),
+        BAD,
+        "max_attempts",
+    ),
+    (
         "too many examples",
         "StartOptimization",
         optimize(start_request(trainset=[{"text": "t", "label": "l"}] * 5001)),

@@ -86,7 +86,7 @@ def test_a_failing_job_is_failed_on_the_record_with_the_same_error(
                 metric="tests.support.metric_plugins:explode",
             )
         )
-        assert kinds(events)[:2] == ["accepted", "started"] and kinds(events)[-1] == "failed"
+        assert kinds(events)[:3] == ["accepted", "claimed", "started"] and kinds(events)[-1] == "failed"
         error = events[-1].failed.error
         # DSPy's Evaluate gives up after too many metric errors: its error, word for word, on
         # either executor (nothing of Ray's wrapping)
@@ -99,19 +99,29 @@ def test_a_failing_job_is_failed_on_the_record_with_the_same_error(
 
 
 @pytest.mark.parametrize("executor", EXECUTORS, indirect=True)
-def test_a_job_running_at_shutdown_ends_interrupted(tmp_path: Path, executor: str) -> None:
+def test_a_job_running_at_shutdown_is_released_and_the_next_start_runs_it(
+    tmp_path: Path, executor: str
+) -> None:
     config = OptimizerConfig(log=str(tmp_path / "log.db"), data_dir=tmp_path / "data", executor=executor)
     thread = ServerThread(lambda: start(config))
     job_id = slow_job(thread)
     handle = thread.running.jobs.get(job_id)
     assert wait_until(lambda: "baseline" in kinds(handle.events), timeout=120)
-    thread.stop()  # the optimizer's drain: the job is stopped (ray.cancel on Ray), not cancelled
-    assert handle.done and kinds(handle.events)[-1] == "interrupted"
+    thread.stop()  # the optimizer's drain: the job is stopped (ray.cancel on Ray), and given back
+    assert handle.done and kinds(handle.events)[-1] == "baseline"  # no end: the job is not over
     store = open_store(str(tmp_path / "log.db"))
     try:
-        assert store.read_stream(f"job-{job_id}")[-1].type == "dspyops.v1.JobInterrupted"
+        assert store.read_stream(f"job-{job_id}")[-1].type == "dspyops.v1.JobLeaseReleased"
     finally:
         store.close()
+    again = ServerThread(lambda: start(config))  # the next start claims it again (attempt 1 still)
+    try:
+        with OptimizerClient(again.address) as opt:
+            assert kinds(list(opt.watch_job(job_id)))[-1] == "completed"
+            job = opt.get_job(job_id)
+            assert job.state == opb.SUCCEEDED and (job.attempt, job.max_attempts) == (1, 1)
+    finally:
+        again.stop()
 
 
 @pytest.mark.parametrize("executor", ["ray"], indirect=True)

@@ -67,7 +67,7 @@ def test_new_optimizer_streams_live_progress_and_completes(opt: OptimizerClient,
     params, improves = NEW[optimizer]
     events = list(opt.start_optimization(**job(optimizer, params, program=optimizer.lower())))
     names = kinds(events)
-    assert names[:3] == ["accepted", "started", "baseline"], names
+    assert names[:4] == ["accepted", "claimed", "started", "baseline"], names
     assert names[-1] == "completed", events[-1]
     done = names.index("completed")
     assert "trial" in names[:done] and "progress" in names[:done]

@@ -69,7 +69,7 @@ def test_bootstrap_job_streams_events_and_registers_a_version(
         placed = ray_executor.placed[events[0].job_id]
         assert placed.pid != os.getpid()
     names = kinds(events)
-    assert names[:3] == ["accepted", "started", "baseline"]
+    assert names[:4] == ["accepted", "claimed", "started", "baseline"]
     assert names[-1] == "completed"
     assert "trial" in names and "progress" in names
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))

@@ -27,7 +27,7 @@ from dspyops.eventlog.postgres.lease import SharedWriterLease
 from dspyops.eventlog.postgres.notify import Listener, ListenerProbe
 from dspyops.eventlog.postgres.reads import SIZES, page_where
 from dspyops.eventlog.postgres.schema import SELECT, TABLE, create_schema, table_exists
-from dspyops.eventlog.postgres.writes import append_in_transaction
+from dspyops.eventlog.postgres.writes import NOW_US, append_in_transaction
 from dspyops.eventlog.rows import Row, to_events
 from dspyops.eventlog.store import (
     DEFAULT_PAGE_SIZE,
@@ -239,6 +239,9 @@ class PostgresEventStore(EventStore):
     def keyed(self) -> bool:
         rows = self._rows(f"SELECT chain FROM {TABLE} ORDER BY position DESC LIMIT 1", ())
         return bool(rows) and int(rows[0][0]) == LINK_V2_KEYED
+
+    def clock_us(self) -> int:
+        return int(self._rows(f"SELECT {NOW_US}", ())[0][0])
 
     def writer_lock(self) -> WriterLease:
         return SharedWriterLease(self.url)

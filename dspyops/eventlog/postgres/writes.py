@@ -28,10 +28,14 @@ from dspyops.eventlog.postgres.schema import SELECT, TABLE
 from dspyops.eventlog.store import AppendResult, NewEvent
 
 CHANNEL: Final = "dspyops_events"
-# The stream's version and the log's last row in one statement (one row even on an empty log).
+# The server's clock in microseconds since the epoch: the log's clock (EventStore.clock_us),
+# read after the table lock, so recorded_at follows commit order as closely as it can.
+NOW_US: Final = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint"
+# The stream's version, the log's last row and the server's clock in one statement (one
+# row even on an empty log).
 _HEADS: Final = (
     f"SELECT (SELECT COALESCE(MAX(version), 0) FROM {TABLE} WHERE stream = %s),"
-    " last.position, last.hash, last.recorded_at, last.chain FROM (SELECT 1) AS one"
+    f" last.position, last.hash, last.recorded_at, last.chain, {NOW_US} FROM (SELECT 1) AS one"
     f" LEFT JOIN LATERAL (SELECT position, hash, recorded_at, chain FROM {TABLE}"
     " ORDER BY position DESC LIMIT 1) AS last ON true"
 )
@@ -78,7 +82,7 @@ def append_in_transaction(
         if row[1] is not None
         else (0, GENESIS, 0, LINK_V1)
     )
-    rows = stamp(hasher, log, stream, current, actor, events, head)
+    rows = stamp(hasher, log, stream, current, actor, events, head, now_us=int(row[5]))
     version = hasher.version
     with conn.cursor() as cur:
         cur.executemany(_INSERT, [(*r, version) for r in rows])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -201,6 +202,9 @@ class SQLiteEventStore(EventStore):
         with self._db.connection("read") as conn:
             row = conn.execute(f"SELECT {self._select} FROM events ORDER BY position DESC LIMIT 1").fetchone()
         return row is not None and row[-1] == LINK_V2_KEYED
+
+    def clock_us(self) -> int:
+        return time.time_ns() // 1000  # the clock stamp() reads: one machine's
 
     def writer_lock(self) -> WriterLease:
         return FileWriterLock(f"{self.path}.lock", self.path)

@@ -1,0 +1,161 @@
+"""The lease keeper: one thread per JobManager that keeps its claims alive and takes jobs.
+
+Each tick (every ``min(1 s, lease / 6)``, and at once when the log moves: a cancel request
+from another replica reaches the owner without waiting for the tick) it
+
+1. folds the log (``ledger.refresh``) and reads the log's clock (``store.clock_us``: the
+   database server's on PostgreSQL, so the replicas' own clocks never matter);
+2. for each job this replica runs: notices that the job is not ours any more (another
+   replica claimed it, or ended it), acts on a cancel request, and appends
+   ``JobLeaseRenewed`` when the job appended nothing for a third of its lease (through the
+   fenced path, so a lost lease is noticed here too, even while the job waits on an LM);
+3. stops, on its own, a job whose lease it could not renew for ``lease - lease / 6`` by
+   the local monotonic clock (the log unreachable): before anyone else may take it, so two
+   replicas never run one job for long (correctness does not depend on it: the fence does);
+4. claims queued jobs and jobs whose owner's lease expired, while a slot is free (oldest
+   first), and ends those whose attempts are used up or that were asked to stop.
+
+The keeper never decides alone: every claim is an append with an expected version
+(optimizer_svc.jobs.claims), and two keepers racing for one job settle it in the log.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dspyops.errors import DspyopsError
+from dspyops.eventlog import StoreUnavailable
+from optimizer_svc.jobs import claims
+from optimizer_svc.jobs.claims import LeaseLost
+
+if TYPE_CHECKING:
+    from optimizer_svc.jobs.manager import JobManager
+
+_log = structlog.get_logger()
+
+_MIN_TICK_GAP = 0.02  # seconds between ticks when the log moves fast (each tick reads the clock)
+
+
+def tick_seconds(lease_ms: int) -> float:
+    return min(1.0, lease_ms / 6000)
+
+
+class LeaseKeeper:
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
+        self.tick_interval = tick_seconds(jobs.lease_ms)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one tick at a time (the thread's, a job thread's wake, start's)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    def wake(self) -> None:
+        """Tick now (a slot was freed)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        store = self.jobs.ledger.store
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception as exc:  # never let the keeper die: it is what keeps the leases
+                _log.warning("lease_keeper_tick_failed", error=f"{type(exc).__name__}: {exc}")
+            if self._stop.is_set():
+                return
+            if self._wake.is_set():
+                self._wake.clear()
+                continue
+            try:
+                head = store.head()
+                # woken by any append (LISTEN/NOTIFY on PostgreSQL), else after a tick
+                store.wait_for(head + 1, self.tick_interval, poll_interval=self.tick_interval / 4)
+            except Exception:
+                self._stop.wait(self.tick_interval)
+            gap = _MIN_TICK_GAP - (time.monotonic() - started)
+            if gap > 0:
+                self._stop.wait(gap)
+
+    def tick(self) -> list[str]:
+        """One pass (see the module's docstring); the ids of the jobs it ended Interrupted."""
+        with self._lock:
+            return self._tick()
+
+    def _tick(self) -> list[str]:
+        jobs = self.jobs
+        try:
+            state = jobs.ledger.refresh()
+            now_us = jobs.clock_us()
+        except (DspyopsError, StoreUnavailable) as exc:
+            self._self_fence(f"{type(exc).__name__}: {exc}")
+            return []
+        for handle in jobs.running():
+            if handle.fenced:
+                continue
+            summary = state.jobs.get(handle.job_id)
+            if summary is None:
+                continue
+            if summary.owner != jobs.owner or summary.fence != handle.fence:
+                if summary.stream_version > handle.stream_version:  # someone else wrote after us
+                    jobs.lose(
+                        handle,
+                        f"lease lost: the job is {summary.state}, owned by {summary.owner or 'nobody'}",
+                    )
+                continue
+            if summary.cancel_requested:
+                handle.cancel.cancel(summary.cancel_requested)
+            last_us = summary.lease_until_us - summary.lease_ms * 1000
+            if now_us - last_us >= summary.lease_ms * 1000 // 3:
+                try:
+                    jobs.renew(handle)
+                except LeaseLost:
+                    continue
+                except (DspyopsError, StoreUnavailable) as exc:
+                    _log.warning("job_lease_renewal_failed", job_id=handle.job_id, error=str(exc))
+        self._self_fence("the log is unreachable")
+        interrupted: list[str] = []
+        owners_dead = jobs.exclusive
+        candidates = [
+            j for j in state.jobs.values() if claims.claimable(j, now_us, jobs.owner, owners_dead=owners_dead)
+        ]
+        for summary in sorted(candidates, key=lambda j: j.accepted_position):
+            decision = claims.decide(summary, now_us, jobs.owner, owners_dead=owners_dead)
+            if decision.claims:
+                if jobs.free_slots() > 0:
+                    jobs.take(summary.job_id, owners_dead=owners_dead)
+                continue
+            # no slot needed: the job ends here (attempts used up, or asked to stop)
+            ended = claims.end(
+                jobs.ledger, lambda: now_us, summary.job_id, jobs.owner, owners_dead=owners_dead
+            )
+            if ended == "interrupted":
+                interrupted.append(summary.job_id)
+        return interrupted
+
+    def _self_fence(self, why: str) -> None:
+        """Stop the jobs whose lease could not be renewed for nearly a lease (local clock)."""
+        jobs = self.jobs
+        limit = (jobs.lease_ms - jobs.lease_ms / 6) / 1000
+        now = time.monotonic()
+        for handle in jobs.running():
+            if not handle.fenced and now - handle.renewed_at > limit:
+                jobs.lose(handle, f"lease lost: no renewal for {now - handle.renewed_at:.1f} s ({why})")
