@@ -245,9 +245,7 @@ def kill_during_job(
                     if not killed_at and trials >= KILL_AFTER_TRIALS:
                         if not owner:  # the stream did not name the owner: the record does
                             job = clients[watched].get_job(job_id)
-                            owner = (
-                                _owner_name(getattr(job, "owner", ""), pids) if claims else ""
-                            ) or watched
+                            owner = (_owner_name(job.owner, pids) if claims else "") or watched
                         victim, killed_at = owner, time.time()
                         pid = cluster.kill(victim)
                         console.print(
