@@ -16,6 +16,7 @@ cores with the Ray workers: what scales here is how many LM waits overlap, not C
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -33,15 +34,24 @@ from optimizer_svc.server import OptimizerConfig, start
 REPLICAS = (1, 2, 4)
 AT_ONCE = 4  # --max-jobs of each replica
 JOB_CPUS = 1.0
+MODES = ("round-robin", "one")  # where jobs are submitted (run_jobs)
 RAY_CPUS = 16  # 16 one-CPU slots: 4 replicas x AT_ONCE jobs at once (and 16 workers kept warm)
 
 
-def run_round_robin(servers: list[common.ServerThread], clients: list[OptimizerClient], n: int) -> float:
-    """Wall seconds for `n` jobs, AT_ONCE per replica in flight: job k goes to replica k % N."""
+def run_jobs(
+    servers: list[common.ServerThread], clients: list[OptimizerClient], n: int, mode: str
+) -> tuple[float, collections.Counter[int]]:
+    """Wall seconds for `n` jobs, AT_ONCE per replica in flight, and how many each replica
+    ran (the owner of the job's last JobClaimed: a finished job has no owner any more).
+    `mode` "round-robin": job k is submitted to replica k % N and watched there; "one":
+    every job is submitted to replica 0 and watched there, and the others claim what it
+    has no slot for."""
     job = the_job()
     todo = iter(range(n))
     lock = threading.Lock()
     failures: list[str] = []
+    owners = {server.running.jobs.owner: i for i, server in enumerate(servers)}
+    ran: collections.Counter[int] = collections.Counter()
 
     def worker(replica: int) -> None:
         while True:
@@ -52,10 +62,15 @@ def run_round_robin(servers: list[common.ServerThread], clients: list[OptimizerC
             last = list(clients[replica].watch_job(handle.job_id))[-1]
             if last.WhichOneof("kind") != "completed":
                 failures.append(str(last))
+            page = clients[replica].read_log(0, 1000, f"job-{handle.job_id}", types=["JobClaimed"])
+            owner = page.events[-1].payload.job_claimed.owner if page.events else ""
+            with lock:
+                ran[owners.get(owner, -1)] += 1
 
-    # AT_ONCE workers per replica, so the replicas take jobs in turn
+    # AT_ONCE workers per replica; round-robin binds each to a replica in turn
     slots = [r for _, r in itertools.product(range(AT_ONCE), range(len(servers)))]
-    threads = [threading.Thread(target=worker, args=(r,)) for r in slots]
+    targets = slots if mode == "round-robin" else [0] * len(slots)
+    threads = [threading.Thread(target=worker, args=(r,)) for r in targets]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -64,7 +79,7 @@ def run_round_robin(servers: list[common.ServerThread], clients: list[OptimizerC
     elapsed = time.perf_counter() - t0
     if failures:
         raise RuntimeError(f"{len(failures)} jobs did not complete: {failures[0]}")
-    return elapsed
+    return elapsed, ran
 
 
 def cluster_cpu_seconds(root: Path) -> float:
@@ -83,13 +98,14 @@ def cluster_cpu_seconds(root: Path) -> float:
 def main() -> None:
     args = common.parser(__doc__.splitlines()[0]).parse_args()
     common.banner("jobs_replicas", args.quick)
-    per_replica = 2 if args.quick else 8  # jobs per replica in the timed run
+    per_replica = 2 if args.quick else 8  # jobs per replica in each timed run
     logging.getLogger("dspy").setLevel(logging.ERROR)
     load_start = common.loadavg()
     per_minute: dict[str, float] = {}
     walls: dict[str, float] = {}
     jobs: dict[str, int] = {}
     cpu: dict[str, float] = {}  # CPU seconds of this process and the cluster's, in the timed run
+    spread: dict[str, list[int]] = {}  # jobs each replica ran
     with LocalCluster.create(prefix="dspyops-bjr-") as cluster:
         cluster.start_postgres()
         ray = cluster.start_ray(cpus=RAY_CPUS)
@@ -110,44 +126,49 @@ def main() -> None:
                     servers.append(common.ServerThread(lambda config=config: start(config)))  # type: ignore[misc]
                 clients = [OptimizerClient(s.address, timeout=600) for s in servers]
                 try:
-                    warm = run_round_robin(servers, clients, AT_ONCE * n)
-                    key = f"{n}"
-                    jobs[key] = per_replica * n
-                    cpu0 = cluster_cpu_seconds(cluster.root)
-                    walls[key] = run_round_robin(servers, clients, jobs[key])
-                    cpu[key] = cluster_cpu_seconds(cluster.root) - cpu0
+                    warm, _ = run_jobs(servers, clients, AT_ONCE * n, "round-robin")
+                    for mode in MODES if n > 1 else MODES[:1]:  # one replica: the modes are one
+                        key = f"{mode}/{n}"
+                        jobs[key] = per_replica * n
+                        cpu0 = cluster_cpu_seconds(cluster.root)
+                        walls[key], ran = run_jobs(servers, clients, jobs[key], mode)
+                        cpu[key] = cluster_cpu_seconds(cluster.root) - cpu0
+                        spread[key] = [ran[i] for i in range(n)]
+                        per_minute[key] = 60.0 * jobs[key] / walls[key]
+                        ratio = per_minute[key] / per_minute[f"{MODES[0]}/1"]
+                        print(
+                            f"  {n} replica{'s' if n > 1 else ' '} {mode:11s} {jobs[key]:3d} jobs in "
+                            f"{walls[key]:6.2f} s = {per_minute[key]:6.1f} jobs/min  ratio vs 1 replica "
+                            f"{ratio:.2f}  (ran {'/'.join(map(str, spread[key]))}; {AT_ONCE * n} warm-up "
+                            f"jobs {warm:5.2f} s; {cpu[key] / jobs[key]:.2f} CPU s/job, "
+                            f"{cpu[key] / walls[key]:.2f} cores busy)",
+                            flush=True,
+                        )
                 finally:
                     for client in clients:
                         client.close()
             finally:
                 for server in servers:
                     server.stop()
-            per_minute[key] = 60.0 * jobs[key] / walls[key]
-            ratio = per_minute[key] / per_minute["1"]
-            print(
-                f"  {n} replica{'s' if n > 1 else ' '} {jobs[key]:3d} jobs in {walls[key]:6.2f} s = "
-                f"{per_minute[key]:6.1f} jobs/min  ({AT_ONCE * n} warm-up jobs {warm:5.2f} s, "
-                f"{cpu[key] / jobs[key]:.2f} CPU s/job, {cpu[key] / walls[key]:.2f} cores busy)  "
-                f"ratio vs 1 replica {ratio:.2f}",
-                flush=True,
-            )
+    base = per_minute[f"{MODES[0]}/1"]
     common.save(
         "jobs_replicas",
         {
             "quick": args.quick,
             "loadavg_start": load_start,
             "replicas": list(REPLICAS),
+            "modes": list(MODES),
             "jobs": jobs,
             "at_once_per_replica": AT_ONCE,
             "ray_cpus": RAY_CPUS,
             "job_cpus": JOB_CPUS,
             "lm_latency_ms": LATENCY_MS,
-            "submission": "round-robin",
             "wall_s": walls,
             "cpu_s": cpu,
             "cpu_s_per_job": {k: cpu[k] / jobs[k] for k in cpu},
+            "jobs_ran_per_replica": spread,
             "jobs_per_minute": per_minute,
-            "ratio_vs_1": {k: v / per_minute["1"] for k, v in per_minute.items()},
+            "ratio_vs_1": {k: v / base for k, v in per_minute.items()},
         },
     )
 
