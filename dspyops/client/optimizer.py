@@ -131,6 +131,9 @@ class OptimizerClient(Client):
         (UNAVAILABLE), the watch goes on at the next one (round the list, this client's
         address first) from the last stream_version it saw, so no logged event is repeated
         or lost; it gives up when every target failed in a row without an event between.
+        (`after_sequence` is the first server's numbering: a switch before any event was seen
+        resumes from `after_stream_version`.) With targets the result is a plain generator
+        (close it to stop); without, the gRPC call's iterator as always.
 
             for event in opt.watch_job("job-3f2a", after_sequence=4): print(event.sequence)
             for event in opt.watch_job("job-3f2a", targets=["10.0.0.2:50051"]): ...

@@ -13,7 +13,8 @@ from another replica reaches the owner without waiting for the tick) it
    the local monotonic clock (the log unreachable): before anyone else may take it, so two
    replicas never run one job for long (correctness does not depend on it: the fence does);
 4. claims queued jobs and jobs whose owner's lease expired, while a slot is free (oldest
-   first), and ends those whose attempts are used up or that were asked to stop.
+   first; a job accepted less than a second ago is its accepting replica's to claim), and
+   ends those whose attempts are used up or that were asked to stop.
 
 The keeper never decides alone: every claim is an append with an expected version
 (optimizer_svc.jobs.claims), and two keepers racing for one job settle it in the log.
@@ -29,6 +30,7 @@ import structlog
 
 from dspyops.errors import DspyopsError
 from dspyops.eventlog import StoreUnavailable
+from dspyops.state import JobSummary
 from optimizer_svc.jobs import claims
 from optimizer_svc.jobs.claims import LeaseLost
 
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 _log = structlog.get_logger()
 
 _MIN_TICK_GAP = 0.02  # seconds between ticks when the log moves fast (each tick reads the clock)
+# A job just accepted is left to the replica that accepted it for this long: it claims the
+# job at once when it has a slot (with the request's own job and context), so a keeper
+# elsewhere racing it would only move the job away from where it was asked for.
+SUBMITTER_GRACE_US = 1_000_000
 
 
 def tick_seconds(lease_ms: int) -> float:
@@ -135,7 +141,10 @@ class LeaseKeeper:
         interrupted: list[str] = []
         owners_dead = jobs.exclusive
         candidates = [
-            j for j in state.jobs.values() if claims.claimable(j, now_us, jobs.owner, owners_dead=owners_dead)
+            j
+            for j in state.jobs.values()
+            if claims.claimable(j, now_us, jobs.owner, owners_dead=owners_dead)
+            and not _just_accepted(j, now_us)
         ]
         for summary in sorted(candidates, key=lambda j: j.accepted_position):
             decision = claims.decide(summary, now_us, jobs.owner, owners_dead=owners_dead)
@@ -159,3 +168,9 @@ class LeaseKeeper:
         for handle in jobs.running():
             if not handle.fenced and now - handle.renewed_at > limit:
                 jobs.lose(handle, f"lease lost: no renewal for {now - handle.renewed_at:.1f} s ({why})")
+
+
+def _just_accepted(job: JobSummary, now_us: int) -> bool:
+    return (
+        job.state == "queued" and job.stream_version == 1 and now_us - job.accepted_at_us < SUBMITTER_GRACE_US
+    )

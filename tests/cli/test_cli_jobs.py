@@ -81,6 +81,10 @@ def test_get_list_and_watch_a_job(cli: Servers, rows_file: Path) -> None:
     watched = cli.json("jobs", "watch", job_id, "--after", "2")
     assert [int(e["sequence"]) for e in watched] == [int(e["sequence"]) for e in events][2:]
     assert watched == cli.json("watch", job_id, "--after", "2")  # the shortcut
+    # resumed by the log's position (the same on every replica): only later logged events
+    versions = [int(e.get("stream_version", 0)) for e in events]
+    resumed = cli.json("jobs", "watch", job_id, "--after-version", "2")
+    assert [int(e["stream_version"]) for e in resumed] == [v for v in versions if v > 2] and resumed
     code, out = cli.run("jobs", "get", "no-such-job")
     assert code == 1 and "NOT_FOUND" in out
 
