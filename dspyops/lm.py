@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -149,15 +150,20 @@ def build_lm(
     return lm_from_resolved(connections.resolve(config, field), cache=cache)
 
 
-def lm_from_resolved(resolved: ResolvedLM, *, cache: bool = False) -> dspy.LM:
-    """The LM of a resolved config. The offline model never caches (it is cheaper than a lookup).
+def lm_from_resolved(
+    resolved: ResolvedLM, *, cache: bool = False, make: Callable[..., dspy.LM] = dspy.LM
+) -> dspy.LM:
+    """The LM of a resolved config. The offline model never uses DSPy's cache (it is cheaper
+    than a lookup).
 
     DSPy's response cache keys ignore ``api_base`` and ``api_key``, so two servers behind one
-    model string would share entries: servers keep ``cache=False``.
+    model string would share entries: servers keep ``cache=False``. ``make`` builds the LM
+    from ``dspy.LM``'s arguments: a job passes its per-job cached LM (dspyops.lmcache.lm),
+    which the offline model goes through too (that is how tests replay with no network).
     """
     if resolved.offline:
         engine = OfflineEngine(latency_ms=resolved.latency_ms)
-        return dspy.LM(
+        return make(
             OFFLINE_MODEL,
             engine=engine,
             async_engine=AsyncOfflineEngine(engine),
@@ -175,7 +181,7 @@ def lm_from_resolved(resolved: ResolvedLM, *, cache: bool = False) -> dspy.LM:
         # sends ``max_completion_tokens``, which such servers ignore (a call then runs to the
         # full context); litellm sends ``max_tokens``.
         kwargs["engine"] = "litellm"
-    return dspy.LM(
+    return make(
         resolved.litellm_model,
         temperature=resolved.temperature,
         max_tokens=resolved.max_tokens,

@@ -21,6 +21,7 @@ from dspyops.corpora import log_corpora, program_context
 from dspyops.eventlog import EventStore, WriterLease, log_name
 from dspyops.health import HealthServicer
 from dspyops.ledger import Ledger
+from dspyops.lmcache import open_lm_cache
 from dspyops.logfiles import LogFiles
 from dspyops.logs import configure
 from dspyops.logstart import chain_key, open_service_store, routing_secret, verify_at_start, writer_lease
@@ -161,6 +162,8 @@ async def _start(
         ledger.refresh,
     )
     executor = await asyncio.to_thread(job_executor, config, ledger)
+    # the jobs' LM calls, kept per job until it ends, in the log's database (dspyops.lmcache)
+    lm_cache = await asyncio.to_thread(open_lm_cache, config.log)
     jobs = JobManager(
         ledger,
         registry,
@@ -175,6 +178,7 @@ async def _start(
         lease_ms=int(config.job_lease_seconds * 1000),
         max_queued=config.max_queued,
         exclusive=lease.exclusive,  # a file log's lock: the owners of its earlier claims are dead
+        lm_cache=lm_cache,
     )
     orphans = await asyncio.to_thread(jobs.start)
     server, health = rpc.make_server([SERVICE], config.security)

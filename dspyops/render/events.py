@@ -12,6 +12,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json_object
 from dspyops.render.deployments import capture_text
+from dspyops.render.usage import lm_calls
 
 
 def describe_event(event: pb.Event) -> str:
@@ -37,12 +38,12 @@ def describe_event(event: pb.Event) -> str:
         case "job_completed":
             return (
                 f"completed: {p.program} {p.version} score {p.final_score:.3f} "
-                f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f}), {p.usage.lm_calls} LM calls"
+                f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f}), {lm_calls(p.usage)}"
             )
         case "job_failed":
             return f"failed: {p.error[:100]}"
         case "job_cancelled":
-            return f"cancelled: {p.reason}"
+            return f"cancelled: {p.reason}" + (f" ({lm_calls(p.usage)})" if p.HasField("usage") else "")
         case "job_interrupted":
             return f"interrupted: {p.reason}"
         case "job_claimed":

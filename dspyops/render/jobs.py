@@ -13,6 +13,7 @@ from rich.table import Table
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json
+from dspyops.render.usage import lm_calls
 
 
 def job_state(value: int) -> str:
@@ -62,7 +63,7 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
                 bar.console.print(
                     f"  [green]completed[/green]: {p.program} {p.version}  score {p.final_score:.3f} "
                     f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f})  gate: {p.gate_reason}  "
-                    f"{p.usage.lm_calls} LM calls, {p.wall_seconds:.1f}s"
+                    f"{lm_calls(p.usage)}, {p.wall_seconds:.1f}s"
                 )
             elif kind == "claimed":
                 bar.console.print(f"  claimed by {escape(p.owner or '?')} (attempt {p.attempt})")
@@ -73,8 +74,9 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
             elif kind == "cancel_requested":
                 bar.console.print("  cancel requested" + (f": {escape(p.reason)}" if p.reason else ""))
             elif kind in ("failed", "cancelled", "interrupted"):
+                spent = f" ({lm_calls(p.usage)})" if kind == "cancelled" and p.HasField("usage") else ""
                 bar.console.print(
-                    f"  [red]{kind}[/red]: {getattr(p, 'error', '') or getattr(p, 'reason', '')}"
+                    f"  [red]{kind}[/red]: {getattr(p, 'error', '') or getattr(p, 'reason', '')}{spent}"
                 )
     return last
 
@@ -118,7 +120,8 @@ def job_line(job: opb.Job) -> str:
 def scores_table(title: str, results: Sequence[tuple[str, pb.JobCompleted]]) -> Table:
     """Completed jobs side by side: (optimizer, JobCompleted) -> baseline, optimized, cost."""
     table = Table(title=title)
-    for column in ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls", "seconds"):
+    columns = ("optimizer", "version", "baseline", "optimized", "improvement", "LM calls", "replayed")
+    for column in (*columns, "seconds"):
         table.add_column(column)
     for name, done in results:
         table.add_row(
@@ -128,6 +131,7 @@ def scores_table(title: str, results: Sequence[tuple[str, pb.JobCompleted]]) -> 
             f"{done.final_score:.3f}",
             f"{done.improvement:+.3f}",
             str(done.usage.lm_calls),
+            str(done.usage.replayed_lm_calls),
             f"{done.wall_seconds:.1f}",
         )
     return table

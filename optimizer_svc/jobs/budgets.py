@@ -5,9 +5,12 @@ job's ``CancelToken`` with the budget's name, and the job stops exactly as on a 
 (the ``JobCancelled`` BaseException from the callback placed last, the metric, GEPA's stop
 callback). So the job ends Cancelled with ``budget`` set and the usage spent so far.
 
-LM calls are reserved as they start (``on_lm_start``, on whichever worker thread): the call
+LM calls are reserved as they are about to be paid for, on whichever worker thread: the call
 that would exceed ``max_lm_calls`` trips the token before it is made, so a job never makes
-more calls than its budget, threads or not. Tokens and cost are only known once a call
+more calls than its budget, threads or not. Only paid calls count: the job's LMs
+(dspyops.lmcache.lm.CachedLM) call ``reserve_paid_call`` on a cache miss, and a call the
+job's LM cache replays costs nothing and reserves nothing; any other LM is reserved at its
+start (``on_lm_start``). Tokens and cost are only known once a call
 returns: they are checked after each update of the ``SharedUsageTracker`` every DSPy worker
 thread shares, and the calls already in flight on other worker threads when the budget
 trips still complete and are counted, so a threaded compile can end past ``max_tokens`` by
@@ -29,6 +32,7 @@ from typing import Any
 from dspy.utils.callback import BaseCallback
 
 from dspyops.errors import InvalidArgument
+from dspyops.lmcache.lm import CachedLM
 from dspyops.proto import events_pb2 as pb
 from optimizer_svc.cancel import CancelToken
 from optimizer_svc.progress.usage import Usage
@@ -96,6 +100,17 @@ class BudgetGuard(BaseCallback):
         self._timer: threading.Timer | None = None
 
     def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        if isinstance(instance, CachedLM):
+            return  # reserves its paid calls itself (reserve_paid_call), not its replays
+        self._reserve()
+
+    def reserve_paid_call(self) -> None:
+        """Before a call is paid for: raises JobCancelled when it would exceed the budget (or the
+        job is cancelled already), so the call is never made."""
+        self._reserve()
+        self.token.check()
+
+    def _reserve(self) -> None:
         if not self.budget.max_lm_calls or self.token.cancelled:
             return
         with self._lock:

@@ -156,6 +156,8 @@ class LeaseKeeper:
             ended = claims.end(
                 jobs.ledger, lambda: now_us, summary.job_id, jobs.owner, owners_dead=owners_dead
             )
+            if ended:
+                jobs.forget_lm_calls(summary.job_id)  # nothing retries it: its cached calls go
             if ended == "interrupted":
                 interrupted.append(summary.job_id)
         return interrupted

@@ -38,8 +38,11 @@ from dspyops.commands import Decision
 from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import Aborted, FailedPrecondition, InvalidArgument
 from dspyops.eventlog import AppendResult
+from dspyops.eventlog.store import StoreUnavailable
 from dspyops.events import decode
 from dspyops.ledger import Ledger
+from dspyops.lmcache.cache import LMCache
+from dspyops.lmcache.memory import MemoryLMCache
 from dspyops.metrics import allowed_metric_modules
 from dspyops.names import job_stream
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
@@ -58,7 +61,7 @@ from optimizer_svc.jobs.leases import LeaseKeeper
 from optimizer_svc.jobs.registration import params_struct, register_result, registered_version_of
 from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_inputs, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
-from optimizer_svc.jobs.takeover import accepted_record, completed_from_version
+from optimizer_svc.jobs.takeover import accepted_record, completed_from_version, last_event_us
 from optimizer_svc.jobs.watched import job_event_payload
 from optimizer_svc.progress.events import JobEvent
 from optimizer_svc.progress.usage import SharedUsageTracker
@@ -108,12 +111,16 @@ class JobManager:
         max_queued: int = DEFAULT_MAX_QUEUED,
         exclusive: bool = True,
         clock_us: Callable[[], int] | None = None,
+        lm_cache: LMCache | None = None,
     ) -> None:
         # where each job's optimization runs (the manager keeps its record either way)
         self.executor: JobExecutor = executor or ThreadExecutor()
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
         self.connections = connections or OFFLINE_ONLY  # the LM connections jobs may name
         self.programs = programs  # the user code and corpora programs may use (--program-modules)
+        # every job's LM calls, by job id, until its terminal event (dspyops.lmcache); the
+        # manager's own (closed at shutdown) unless given one
+        self.lm_cache: LMCache = lm_cache if lm_cache is not None else MemoryLMCache()
         self.ledger = ledger
         self.registry = registry
         self.artifacts = artifacts
@@ -157,11 +164,16 @@ class JobManager:
             if j.state == "running" and j.max_attempts == 0 and j.job_id not in self.jobs
         ]
         if not self.exclusive:
-            old = [job_id for job_id in old if now_us - self._last_event_us(job_id) > self.lease_ms * 1000]
+            old = [
+                job_id
+                for job_id in old
+                if now_us - last_event_us(self.ledger.store, job_id) > self.lease_ms * 1000
+            ]
         interrupted = pb.JobInterrupted(reason="optimizer restarted while the job ran")
         with acting_as(SYSTEM):
             for job_id in old:
                 self.ledger.append(job_stream(job_id), [interrupted], None)
+                self.forget_lm_calls(job_id)  # ended on the record: nothing retries it
         return old + self.keeper.tick()
 
     def running(self) -> list[JobHandle]:
@@ -332,6 +344,7 @@ class JobManager:
         for thread in list(self._threads.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
         self.executor.close()
+        self.lm_cache.close()
 
     # ------------------------------------------------------------------ the fenced appends
 
@@ -397,6 +410,8 @@ class JobManager:
                 payload.fence = handle.fence  # type: ignore[attr-defined]
             if kind in _LOG_KINDS and not logged:
                 self._append_fenced(handle, [payload])  # folds: the summary
+            if final:  # on the record: before a watcher hears of it, so the rows are gone by then
+                self.forget_lm_calls(handle.job_id)
             self._publish(handle, kind, payload, _now(), final=final)
 
     def _publish(
@@ -425,11 +440,16 @@ class JobManager:
                 stamp.FromDatetime(record.recorded_at)
                 self._publish(handle, kind, scrub_message(decode(record)), stamp)
 
-    def _last_event_us(self, job_id: str) -> int:
-        records = self.ledger.store.read_stream(job_stream(job_id))
-        return int(records[-1].recorded_at.timestamp() * 1_000_000) if records else 0
-
     # ------------------------------------------------------------------ the job thread
+
+    def forget_lm_calls(self, job_id: str) -> None:
+        """The job ended on the record: nothing will retry it, so its cached LM calls go. A
+        cache that cannot be reached now keeps the rows (the job's outcome stands; the rows
+        are only space: ``notes/lc.md`` says how to remove them by hand)."""
+        try:
+            self.lm_cache.delete_job(job_id)
+        except StoreUnavailable as exc:
+            _log.warning("lm_cache_rows_kept", job_id=job_id, error=scrub(str(exc)))
 
     def _emit(self, handle: JobHandle) -> Callable[[JobEvent], None]:
         def emit(event: JobEvent) -> None:
@@ -510,6 +530,7 @@ class JobManager:
             connections=self.connections,
             programs=self.programs,
             metric_modules=allowed_metric_modules(),  # this process's, wherever the job runs
+            lm_cache=self.lm_cache,
         )
         usage = SharedUsageTracker()
         try:

@@ -4,9 +4,10 @@ The task is handed a ``TaskJob``: the validated job (``JobSpec``: spec, LM confi
 datasets, budget, the must_beat program) with the server's objects taken out, the LM
 connections as configuration (``ConnectionConfig``; the key values are read from the
 worker's own environment, never shipped), the corpus names the job may search with the
-digests they meant when it was handed over, and the artifact store's path (where the corpus
-documents are). Nothing of the gRPC server: this module imports none of it (an
-import-linter contract says so).
+digests they meant when it was handed over, the artifact store's path (where the corpus
+documents are) and where the job's LM cache is (``lm_cache_url``: the log it belongs to;
+the task opens it itself, see ``task_lm_cache``). Nothing of the gRPC server: this module
+imports none of it (an import-linter contract says so).
 
 ``stream_job`` runs ``runner.run_job`` on a thread of the worker and yields, in order:
 ``TaskPlaced`` (where it runs), a ``TaskEvent`` per progress event (with the usage so far,
@@ -27,9 +28,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import structlog
+
 from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, ArtifactStore
 from dspyops.connections import OFFLINE_ONLY, Connection, Connections
 from dspyops.corpora import Corpora, CorpusUnavailable, decode_documents
+from dspyops.eventlog.store import StoreUnavailable
+from dspyops.lmcache import open_lm_cache
+from dspyops.lmcache.cache import LMCache
+from dspyops.lmcache.memory import MemoryLMCache
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.programs.retrieve import Retrieve
 from dspyops.scrub import learn_secrets, scrub
@@ -37,6 +44,8 @@ from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.jobs.runner import JobResult, JobSpec, run_job
 from optimizer_svc.progress.events import JobEvent
 from optimizer_svc.progress.usage import SharedUsageTracker, Usage
+
+_log = structlog.get_logger()
 
 # how long a cancelled task waits for its job thread to reach its next LM call and stop
 CANCEL_JOIN_SECONDS = 30.0
@@ -73,6 +82,7 @@ class TaskJob:
     artifacts_dir: str
     program_modules: frozenset[str] = frozenset()
     corpora: Mapping[str, str] = field(default_factory=dict)  # corpus name -> digest, at hand-over
+    lm_cache_url: str = ""  # the log whose LM cache the job uses ("": a private one, in the task)
 
 
 @dataclass(frozen=True)
@@ -103,12 +113,29 @@ TaskMessage = TaskPlaced | TaskEvent | TaskEnded
 def task_job(job: JobSpec, artifacts_dir: str, corpora: Mapping[str, str]) -> TaskJob:
     """The hand-over of a job to a task: the server's objects replaced by what rebuilds them."""
     return TaskJob(
-        job=replace(job, connections=OFFLINE_ONLY, programs=NO_CONTEXT),
+        job=replace(job, connections=OFFLINE_ONLY, programs=NO_CONTEXT, lm_cache=None),
         connections=ConnectionConfig.of(job.connections),
         artifacts_dir=artifacts_dir,
         program_modules=job.programs.program_modules,
         corpora=dict(corpora),
+        lm_cache_url=job.lm_cache.log_url if job.lm_cache is not None else "",
     )
+
+
+def task_lm_cache(task: TaskJob) -> LMCache:
+    """The job's LM cache, opened by the task: a PostgreSQL log's table (any node that reaches
+    the log reaches it; the URL comes without its password, libpq takes it from the worker's
+    environment), or the file beside a SQLite log (the same path on this node: a cluster on
+    one machine, or a shared file system, as the artifact store's path already assumes).
+    A memory log's cache is in the optimizer's process, out of reach: a private one. So is
+    a cache that cannot be opened here: the job runs, paying for what it cannot replay."""
+    if not task.lm_cache_url:
+        return MemoryLMCache()
+    try:
+        return open_lm_cache(task.lm_cache_url)
+    except StoreUnavailable as exc:
+        _log.warning("lm_cache_unavailable", job_id=task.job.job_id, error=scrub(str(exc)))
+        return MemoryLMCache()
 
 
 def worker_programs(task: TaskJob) -> ProgramContext:
@@ -135,7 +162,10 @@ def worker_programs(task: TaskJob) -> ProgramContext:
 
 def stream_job(task: TaskJob) -> Iterator[TaskMessage]:
     """The body of the Ray generator task (optimizer_svc.jobs.ray_executor decorates it)."""
-    job = replace(task.job, connections=task.connections.load(), programs=worker_programs(task))
+    lm_cache = task_lm_cache(task)
+    job = replace(
+        task.job, connections=task.connections.load(), programs=worker_programs(task), lm_cache=lm_cache
+    )
     messages: queue.Queue[TaskMessage] = queue.Queue()
     cancel = CancelToken()
     usage = SharedUsageTracker()
@@ -172,6 +202,10 @@ def stream_job(task: TaskJob) -> Iterator[TaskMessage]:
         cancel.cancel("the Ray task was cancelled")
         thread.join(CANCEL_JOIN_SECONDS)
         raise
+    finally:
+        thread.join(1.0)  # it has put its last message: it is returning
+        if not thread.is_alive():  # one still in an LM call (a cancel timed out) keeps it open
+            lm_cache.close()
 
 
 __all__ = [
@@ -183,5 +217,6 @@ __all__ = [
     "TaskPlaced",
     "stream_job",
     "task_job",
+    "task_lm_cache",
     "worker_programs",
 ]

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import dspy
 
-from dspyops.connections import OFFLINE_ONLY, Connections
+from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
 from dspyops.lm import LMConfig, lm_from_resolved
+from dspyops.lmcache.cache import LMCache
+from dspyops.lmcache.lm import CachedLM
+from dspyops.lmcache.memory import MemoryLMCache
 from dspyops.metrics import allowed_metric_modules, resolve_metric
 from dspyops.programs.build import build_module, program_state
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
@@ -52,6 +56,9 @@ class JobSpec:
     # the modules custom metrics may come from; None: this process's DSPYOPS_METRIC_MODULES
     # (a Ray task gets the optimizer's, read when the job was handed over)
     metric_modules: frozenset[str] | None = None
+    # the job's LM cache (dspyops.lmcache), keyed by job_id: a run of a job id that has rows
+    # there replays those calls instead of paying for them again. None: a private one
+    lm_cache: LMCache | None = None
 
 
 @dataclass
@@ -88,6 +95,10 @@ def run_job(
     ``emit`` is called from DSPy's worker threads as well as this one. ``usage`` (the
     caller's, to read what a cancelled job spent) counts every LM call of the job, in
     whichever thread; ``job.budget`` is enforced through ``cancel``.
+
+    Both LMs (the task LM and the prompt LM) are the job's cached LMs: a call
+    ``job.lm_cache`` holds for ``job.job_id`` is replayed (counted in ``replayed_lm_calls``,
+    not in ``lm_calls``, reserving nothing of ``max_lm_calls``), any other is paid and kept.
     """
     # Everything that can be rejected is rejected before the first LM call.
     adapter = get_adapter(job.optimizer)
@@ -100,15 +111,29 @@ def run_job(
     prompt_resolved = (
         job.connections.resolve(job.prompt_lm, "prompt_lm") if job.prompt_lm is not None else None
     )
-    lm = lm_from_resolved(resolved)
-    prompt_lm = lm_from_resolved(prompt_resolved) if prompt_resolved is not None else None
+    guard = BudgetGuard(job.budget, cancel)
+    usage = usage if usage is not None else SharedUsageTracker()
+    lm_cache = job.lm_cache if job.lm_cache is not None else MemoryLMCache()
+
+    def job_lm(resolved: ResolvedLM) -> dspy.LM:
+        cached = partial(
+            CachedLM,
+            lm_cache=lm_cache,
+            job_id=job.job_id,
+            # the endpoint too, when a request named its own (DSPy's key ignores api_base)
+            connection=resolved.connection.name + (f"@{resolved.api_base}" if resolved.api_base else ""),
+            on_replay=usage.count_replay,
+            before_paid=guard.reserve_paid_call,
+        )
+        return lm_from_resolved(resolved, make=cached)
+
+    lm = job_lm(resolved)
+    prompt_lm = job_lm(prompt_resolved) if prompt_resolved is not None else None
     student = student_module(job)
     evalset = job.valset or job.trainset
     num_threads = params["num_threads"]
     cancel.check()
 
-    guard = BudgetGuard(job.budget, cancel)
-    usage = usage if usage is not None else SharedUsageTracker()
     # the connections' prices give a cost to calls whose provider reports none (self-hosted)
     usage.prices = {lm.model: resolved.prices}
     if prompt_lm is not None and prompt_resolved is not None:

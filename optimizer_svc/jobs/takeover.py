@@ -38,3 +38,9 @@ def completed_from_version(store: EventStore, job_id: str, version: VersionState
     return completed_from(
         version, usage=pb.Usage(), wall=0.0, gate_passed=gate.passed, gate_reason=gate.reason
     )
+
+
+def last_event_us(store: EventStore, job_id: str) -> int:
+    """recorded_at of the job's last event, in microseconds (the log's clock)."""
+    records = store.read_stream(job_stream(job_id))
+    return int(records[-1].recorded_at.timestamp() * 1_000_000) if records else 0

@@ -36,7 +36,7 @@ from typing import Any
 import dspy
 from dspy.utils.callback import BaseCallback
 
-from optimizer_svc.cancel import CancelToken
+from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.optimizers.base import LogParser, Proposer, evaluation_score
 from optimizer_svc.progress.events import Emit, JobEvent, Progress, TrialCompleted
 from optimizer_svc.progress.predictors import changed_predictors, fingerprints
@@ -238,6 +238,8 @@ class ProgressCapture(BaseCallback):
         self.emit(Progress(n, 0, f"{predictor}: {message}" if named else message, predictor))
 
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
+        if isinstance(exception, JobCancelled):
+            return  # refused by the budget or a cancel before it was paid for (the job's LM's check)
         self.usage.count_call()
 
     # ------------------------------------------------------------------ the metric

@@ -24,6 +24,8 @@ class Usage:
     input_tokens: int
     output_tokens: int
     cost_usd: float = 0.0  # reported by the LM, else from its connection's prices (offline: none)
+    # answered from the job's LM cache (dspyops.lmcache): not paid, not in lm_calls
+    replayed_lm_calls: int = 0
 
     def to_proto(self) -> pb.Usage:
         return pb.Usage(
@@ -31,6 +33,7 @@ class Usage:
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cost_usd=self.cost_usd,
+            replayed_lm_calls=self.replayed_lm_calls,
         )
 
 
@@ -44,7 +47,9 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
     Tokens and cost come in through ``add_usage`` (DSPy calls it after each uncached call);
     LM calls through ``count_call``, which the tracker's own ``on_lm_end`` makes when it is
     in a context's callbacks (an evaluation's), and a job's ProgressCapture makes instead
-    (it sees every call anyway: one callback fewer on the job's hot path).
+    (it sees every call anyway: one callback fewer on the job's hot path). A call the job's
+    LM cache answered is counted by ``count_replay`` as well, and ``lm_calls`` is the paid
+    ones only (every call counted, less the replays).
 
     ``on_change`` (e.g. a budget check) is called with a snapshot after every update, on the
     thread that made the call. ``prices`` (LM model string -> its connection's prices) cost
@@ -54,7 +59,8 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
     def __init__(self, on_change: Callable[[Usage], None] | None = None) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self.lm_calls = 0
+        self.lm_calls = 0  # every call, replayed or paid
+        self.replayed = 0
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_usd = 0.0
@@ -87,6 +93,12 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
             self.lm_calls += 1
         self._changed()
 
+    def count_replay(self) -> None:
+        """A call answered from the job's LM cache (its ``count_call`` comes too, at its end)."""
+        with self._lock:
+            self.replayed += 1
+        self._changed()
+
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         self.count_call()
 
@@ -97,14 +109,17 @@ class SharedUsageTracker(UsageTracker, BaseCallback):
     def mirror(self, usage: Usage) -> None:
         """Take the totals a job running elsewhere reported (a Ray task's own tracker)."""
         with self._lock:
-            self.lm_calls = usage.lm_calls
+            self.lm_calls = usage.lm_calls + usage.replayed_lm_calls
+            self.replayed = usage.replayed_lm_calls
             self.input_tokens = usage.input_tokens
             self.output_tokens = usage.output_tokens
             self.cost_usd = usage.cost_usd
 
     def snapshot(self) -> Usage:
         with self._lock:
-            return Usage(self.lm_calls, self.input_tokens, self.output_tokens, self.cost_usd)
+            # a replay is counted as it is answered, its call at its end: never below zero between
+            paid = max(0, self.lm_calls - self.replayed)
+            return Usage(paid, self.input_tokens, self.output_tokens, self.cost_usd, self.replayed)
 
 
 def _count(value: Any) -> int:

@@ -17,3 +17,20 @@ def test_every_event_kind_is_described(kind: str) -> None:
     getattr(event.payload, kind).SetInParent()  # an empty payload of that kind
     text = describe_event(event)
     assert text and not text.startswith("dspyops.v1."), f"{kind} has no description: {text!r}"
+
+
+def test_replayed_lm_calls_are_shown_beside_the_paid_ones() -> None:
+    from dspyops.render.jobs import scores_table
+    from dspyops.render.usage import lm_calls
+
+    completed = pb.Event(position=1, type="dspyops.v1.job_completed")
+    completed.payload.job_completed.usage.CopyFrom(pb.Usage(lm_calls=3, replayed_lm_calls=40))
+    assert describe_event(completed).endswith("3 LM calls (+40 replayed)")
+    cancelled = pb.Event(position=2, type="dspyops.v1.job_cancelled")
+    cancelled.payload.job_cancelled.reason = "budget"
+    cancelled.payload.job_cancelled.usage.CopyFrom(pb.Usage(lm_calls=5))
+    assert describe_event(cancelled) == "cancelled: budget (5 LM calls)"  # none replayed: not shown
+    assert lm_calls(pb.Usage(lm_calls=0, replayed_lm_calls=7)) == "0 LM calls (+7 replayed)"
+    table = scores_table("t", [("BootstrapFewShot", completed.payload.job_completed)])
+    assert [c.header for c in table.columns][5:7] == ["LM calls", "replayed"]
+    assert list(table.columns[6].cells) == ["40"]

@@ -330,8 +330,8 @@ def test_prompt_lm_writes_the_instructions(data: tuple[list, list], monkeypatch:
     built: list[dspy.LM] = []
     original = runner_module.lm_from_resolved
 
-    def recording_lm_from_resolved(resolved: ResolvedLM) -> dspy.LM:
-        built.append(original(resolved))
+    def recording_lm_from_resolved(resolved: ResolvedLM, **kwargs: Any) -> dspy.LM:
+        built.append(original(resolved, **kwargs))
         return built[-1]
 
     monkeypatch.setattr(runner_module, "lm_from_resolved", recording_lm_from_resolved)
