@@ -2,16 +2,20 @@
 PostgreSQL log, every job a Ray task on one Ray cluster, with a 200 ms offline LM (every
 call sleeps 200 ms: a remote model's latency, no CPU).
 
-A throwaway PostgreSQL and a Ray head (`ray start --head --num-cpus 8`, dspyops.localcluster)
+A throwaway PostgreSQL and a Ray head (`ray start --head --num-cpus 16`, dspyops.localcluster)
 serve every configuration; each configuration gets a database of its own. The replicas are
-optimizer servers in this process (one Ray driver connection, which they share), each with
-`--max-jobs 4` and `--ray-job-cpus 0.5`, so N replicas run up to 4N jobs at once on the
-cluster's 16 half-CPU slots. The job is bench_jobs_ray's (LabeledFewShot k=4: a baseline and
-a final evaluation of 20 examples, 4 threads). The jobs are submitted round-robin, 4N in
-flight (each submitted to its replica, then watched through a real gRPC stream to its end),
-after 4N warm-up jobs that give every slot a warm Ray worker (a cold one imports DSPy).
-Ratios against 1 replica, in the same run. On one 2-core machine the replicas share the
-cores with the Ray workers: what scales here is how many LM waits overlap, not CPU.
+optimizer servers in this process (they share its one Ray driver connection: the LM
+latency is a server-side setting of the offline engine, which no request can ask for), each
+with `--max-jobs 4` and one CPU reserved per job, so N replicas run up to 4N jobs at once
+on the cluster's 16 slots (16 CPUs also keep 16 idle workers warm: Ray's soft limit). The
+job is bench_jobs_ray's (LabeledFewShot k=4: a baseline and a final evaluation of 20
+examples, 4 threads). 4N jobs are in flight, after 4N warm-up jobs that give the slots warm
+Ray workers (a cold one imports DSPy), in two ways: `round-robin` (job k submitted to
+replica k % N and watched there) and `one` (every job submitted to replica 0 and watched
+there; the other replicas claim the jobs it has no free slot for). Printed: jobs/min, the
+ratio against 1 replica in the same run, how many jobs each replica ran (the owner of each
+job's last JobClaimed), and the CPU seconds this process and the cluster's processes used
+per job. On one 2-core machine what scales is how many LM waits overlap, not CPU.
 """
 
 from __future__ import annotations

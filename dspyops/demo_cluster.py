@@ -317,8 +317,11 @@ def _taken_over(
     took = last_claim.recorded_at.ToMicroseconds() / 1e6 - killed_at
     console.print(
         f"{survivor} claimed the job {took:.1f} s after the kill and completed it: version "
-        f"{completed[0].version}, score {completed[0].final_score:.3f}; the retry replayed "
-        f"{usage.replayed_lm_calls} LM calls from the job's cache and paid for {usage.lm_calls}"
+        f"{completed[0].version}, score {completed[0].final_score:.3f}"
+    )
+    console.print(
+        f"the retry replayed {usage.replayed_lm_calls} LM calls from the job's cache "
+        f"(the calls the killed attempt had paid for) and paid for {usage.lm_calls}"
     )
     return True
 

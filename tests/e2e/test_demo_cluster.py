@@ -42,7 +42,7 @@ def test_demo_cluster_survives_a_killed_optimizer_and_cleans_up(tmp_path: Path) 
     assert re.search(r"retry, attempt 2: ", out)
     assert re.search(rf"claimed by \S+ \(attempt 2, fence \d+\) \({survivor}\)", out)
     done = re.search(
-        rf"{survivor} claimed the job ([\d.]+) s after the kill and completed it: version (\S+), .*"
+        rf"{survivor} claimed the job ([\d.]+) s after the kill and completed it: version (\S+), .*\n"
         r"the retry replayed (\d+) LM calls",
         out,
     )
