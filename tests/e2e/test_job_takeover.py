@@ -3,7 +3,8 @@ PostgreSQL log; the job runs on A, held mid-run by a metric that waits on a file
 (tests/support/held_metric.py), and A is killed with SIGKILL. B's lease keeper sees A's
 lease expire (on the database server's clock), takes the job over with JobRetried and
 JobClaimed in one append, and finishes it; a client watching through B sees all of it. The
-chain verifies, and nothing A acknowledged before the kill is missing."""
+chain verifies, nothing A acknowledged before the kill is missing, and B's attempt replays
+from the job's LM cache the calls A's attempt paid for."""
 
 from __future__ import annotations
 
@@ -142,6 +143,12 @@ def test_a_job_whose_optimizer_is_killed_is_finished_by_the_other(
         b_fence = records[retried_at + 1].version
         assert all(getattr(p, "fence", b_fence) == b_fence for p in payloads[retried_at + 2 :])
         assert records[retried_at].actor == "system"
+        # the retry replayed from the job's LM cache what A's attempt had paid for
+        completed = payloads[-1]
+        assert isinstance(completed, pb.JobCompleted) and completed.usage.replayed_lm_calls > 0
+        print(
+            f"attempt 2 replayed {completed.usage.replayed_lm_calls} calls, paid {completed.usage.lm_calls}"
+        )
         # nothing A acknowledged is missing: each event A streamed is in the log, same version
         logged = {(r.version, type(p).__name__) for r, p in zip(records, payloads, strict=True)}
         names = {"accepted": "JobAccepted", "claimed": "JobClaimed", "started": "JobStarted"}
