@@ -18,6 +18,7 @@ def test_demo_cluster_survives_a_killed_optimizer_and_cleans_up(tmp_path: Path) 
     sandbox_home.mkdir()
     env = dict(os.environ, HOME=str(sandbox_home))
     env.pop("COLUMNS", None)  # piped: the console's fixed wide width, so lines do not wrap
+    env.pop("DSPY_CACHEDIR", None)  # as a user runs it: the demo keeps DSPy's cache out of HOME itself
     result = subprocess.run(
         [sys.executable, "-m", "dspyops.demo_cluster"],
         capture_output=True,
