@@ -31,7 +31,6 @@ from collections.abc import Callable
 from typing import Any
 
 import dspy
-import litellm
 import structlog
 from dspy.clients.execution import IGNORED_CACHE_KEYS, prepare
 
@@ -89,6 +88,8 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
             return None
         if stored is None:
             return None
+        import litellm  # here, not at import: it takes seconds, and services start without it
+
         response = litellm.ModelResponse.model_validate_json(stored)
         response.usage = litellm.Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
         self.on_replay()
@@ -126,6 +127,8 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
 def as_json(response: Any) -> bytes:
     """A provider response (litellm's ModelResponse, or the OpenAI-shaped mapping DSPy's native
     and custom engines return) as ModelResponse JSON."""
+    import litellm
+
     if not isinstance(response, litellm.ModelResponse):
         response = litellm.ModelResponse(**dict(response))
     text: str = response.model_dump_json()

@@ -41,6 +41,10 @@ class SQLiteLMCache(LMCache):
             raise StoreUnavailable(f"open the LM cache {self.path}: {exc}") from exc
         self._db = sqlite_utils.Database(conn, execute_plugins=False)
         with self._lock, self._errors("create"):
+            # the rows are transient (deleted when their job ends): freed pages go back to
+            # the file system (auto_vacuum, set before the table exists) and the WAL is
+            # truncated after a job's delete, so the file stays small beside the log
+            self._db.execute("PRAGMA auto_vacuum=FULL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # a lost row costs one LM call, no more
             self._db[TABLE].create(  # type: ignore[union-attr]
@@ -71,7 +75,10 @@ class SQLiteLMCache(LMCache):
     def delete_job(self, job_id: str) -> int:
         with self._lock, self._errors("delete from"):
             cursor = self._db.execute(f"DELETE FROM {TABLE} WHERE job_id = ?", [job_id])
-        return int(cursor.rowcount)
+            deleted = int(cursor.rowcount)
+            if deleted:  # a reader elsewhere may hold the WAL: then it is truncated next time
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
 
     def count(self, job_id: str) -> int:
         with self._lock, self._errors("read"):

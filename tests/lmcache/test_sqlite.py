@@ -58,3 +58,21 @@ def test_an_unwritable_place_is_unavailable(tmp_path: Path) -> None:
 
     with pytest.raises(StoreUnavailable, match="LM cache"):
         open_lm_cache(str(tmp_path / "no" / "such" / "dir" / "events.db"))
+
+
+def test_the_file_shrinks_back_when_a_job_is_deleted(tmp_path: Path) -> None:
+    """The cache must not grow beside the log job after job (a disk-full log would then be
+    the cache's fault): an ended job's pages and WAL frames go back to the file system."""
+    cache = open_lm_cache(str(tmp_path / "events.db"))
+    assert isinstance(cache, SQLiteLMCache)
+    try:
+        empty = cache.path.stat().st_size
+        for i in range(200):
+            cache.put("job-a", f"k{i}", b"x" * 2000)
+        wal = Path(f"{cache.path}-wal")
+        assert wal.stat().st_size + cache.path.stat().st_size > 200 * 2000
+        cache.delete_job("job-a")
+        assert wal.stat().st_size == 0
+        assert cache.path.stat().st_size <= empty + 8 * 4096
+    finally:
+        cache.close()
