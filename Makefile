@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: postgres demo test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-quick
+.PHONY: postgres demo demo-cluster test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
-BENCHES := latency throughput append append_postgres replay routes optimize memory jobs_ray
+BENCHES := latency throughput append append_postgres replay routes optimize memory jobs_ray jobs_replicas
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
@@ -24,6 +24,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/dspyops demo
+
+# PostgreSQL, a local Ray cluster, two optimizer replicas and two gateways on one log; the
+# loop, then kill -9 of an optimizer during a job (dspyops/demo_cluster.py); stops everything
+demo-cluster: $(STAMP) postgres
+	$(BIN)/python -m dspyops.demo_cluster
 
 # The PostgreSQL tests start a real server from the machine's binaries (tests/support/
 # postgres.py): install them from the distribution's packages when they are missing.

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger()
 
+_WAIT_SLICE = 0.2  # seconds: how long stop() or a wake() may wait for the keeper
 _MIN_TICK_GAP = 0.02  # seconds between ticks when the log moves fast (each tick reads the clock)
 # A job just accepted is left to the replica that accepted it for this long: it claims the
 # job at once when it has a slot (with the request's own job and context), so a keeper
@@ -93,8 +94,15 @@ class LeaseKeeper:
                 continue
             try:
                 head = store.head()
-                # woken by any append (LISTEN/NOTIFY on PostgreSQL), else after a tick
-                store.wait_for(head + 1, self.tick_interval, poll_interval=self.tick_interval / 4)
+                # woken by any append (LISTEN/NOTIFY on PostgreSQL), else after a tick; in
+                # slices, so that stop() is not kept waiting for a whole tick
+                until = time.monotonic() + self.tick_interval
+                while not self._stop.is_set() and not self._wake.is_set():
+                    left = until - time.monotonic()
+                    if left <= 0 or store.wait_for(
+                        head + 1, min(left, _WAIT_SLICE), poll_interval=_WAIT_SLICE
+                    ):
+                        break
             except Exception:
                 self._stop.wait(self.tick_interval)
             gap = _MIN_TICK_GAP - (time.monotonic() - started)
