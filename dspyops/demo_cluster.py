@@ -89,7 +89,7 @@ def start_cluster(cluster: LocalCluster, claims: bool) -> None:
         )
     for name in GATEWAYS:
         service = cluster.start_gateway(name)
-        table.add_row(name, str(service.pid), service.address, f"--log URL --predictions {name}/records.db")
+        table.add_row(name, str(service.pid), service.address, "--log URL")
     console.print(table)
 
 
@@ -167,8 +167,9 @@ def serve_split(
 
 
 def experiment(gws: list[GatewayClient], valset: list[dict[str, str]], best: str, other: str) -> bool:
-    """An A/B experiment with outcomes reported to the gateway that served each prediction;
-    each gateway's statistics count the predictions it recorded."""
+    """An A/B experiment: each outcome is reported to the other gateway than the one that
+    served the prediction, and both count every outcome (the records are tables in the
+    log's database, shared by every gateway)."""
     console.print(Rule("outcomes and statistics (an experiment across both gateways)"))
     state = gws[0].start_experiment(
         DEPLOYMENT, other, [best], metric="binary", min_samples_per_arm=40, sequential=True,
@@ -180,18 +181,19 @@ def experiment(gws: list[GatewayClient], valset: list[dict[str, str]], best: str
         gw = gws[i % 2]
         response = gw.predict(DEPLOYMENT, {"text": row["text"]}, routing_key=f"visitor-{i}")
         correct = response.outputs["label"].strip().lower() == row["label"].lower()
-        gw.record_outcome(response.prediction_id, float(correct))
-    counted = 0
+        gws[(i + 1) % 2].record_outcome(response.prediction_id, float(correct))
+    counts = []
     for name, gw in zip(GATEWAYS, gws, strict=True):
         results = gw.get_experiment_results(DEPLOYMENT)
         table = results_table(results)
-        table.title = f"{name}: the predictions it served and their outcomes"
+        table.title = f"{name}: every gateway's predictions and outcomes"
         console.print(table)
         console.print(f"{name}: [bold]{results.decision}[/bold] - {results.reason}")
-        counted += sum(arm.n for arm in results.arms)
+        counts.append(sum(arm.n for arm in results.arms))
+    counted = min(counts)
     console.print(
-        f"{counted} of {PREDICTIONS} outcomes counted: each gateway's statistics come from the "
-        "prediction records it keeps itself (--predictions)"
+        f"{counted} of {PREDICTIONS} outcomes counted on each gateway, each reported to the other "
+        "gateway than the one that served it: the records are tables in the log's database"
     )
     stopped = gws[1].stop_experiment(DEPLOYMENT, reason="demo: seen enough")
     _wait_applied(gws[0], stopped.log_position)

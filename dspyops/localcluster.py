@@ -181,16 +181,15 @@ class LocalCluster:
         return self.ray
 
     def start_optimizer(self, name: str, *flags: str, executor: str = "ray") -> ServiceProcess:
-        args = ["optimizer", "--log", self.url, "--data-dir", str(self.root / name)]
+        args = ["optimizer", "--log", self.url]  # artifacts, snapshots: tables beside the log
         if executor == "ray":
             assert self.ray is not None, "start_ray() first"
             args += ["--executor", "ray", "--ray-address", self.ray.address]
         return self._start(name, [*args, *flags])
 
     def start_gateway(self, name: str, *flags: str) -> ServiceProcess:
-        (self.root / name).mkdir(exist_ok=True)
-        records = str(self.root / name / "records.db")
-        return self._start(name, ["gateway", "--log", self.url, "--predictions", records, *flags])
+        # nothing but the URL: the records, snapshots and routing secret are tables beside the log
+        return self._start(name, ["gateway", "--log", self.url, *flags])
 
     def _start(self, name: str, args: list[str]) -> ServiceProcess:
         service = ServiceProcess(name, args, self.root, self.env)
