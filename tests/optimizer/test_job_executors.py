@@ -108,7 +108,8 @@ def test_a_job_running_at_shutdown_is_released_and_the_next_start_runs_it(
     handle = thread.running.jobs.get(job_id)
     assert wait_until(lambda: "baseline" in kinds(handle.events), timeout=120)
     thread.stop()  # the optimizer's drain: the job is stopped (ray.cancel on Ray), and given back
-    assert handle.done and kinds(handle.events)[-1] == "baseline"  # no end: the job is not over
+    ended = {"completed", "failed", "cancelled", "interrupted"}
+    assert handle.done and not ended & set(kinds(handle.events))  # no end: the job is not over
     store = open_store(str(tmp_path / "log.db"))
     try:
         assert store.read_stream(f"job-{job_id}")[-1].type == "dspyops.v1.JobLeaseReleased"
