@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: postgres demo demo-cluster test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-quick
+.PHONY: postgres demo demo-cluster test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-replay_postgres bench-route_change bench-records bench-append_postgres bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
-BENCHES := latency throughput append append_postgres replay routes optimize memory jobs_ray jobs_replicas
+BENCHES := latency throughput append append_postgres replay replay_postgres routes route_change records optimize memory jobs_ray jobs_replicas
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
@@ -53,8 +53,8 @@ $(LLM_STAMP): $(STAMP)
 test-llm: $(LLM_STAMP)
 	$(BIN)/python scripts/llm_server.py -- $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/llm
 
-# The README's sample output comes from a real run of the demo, so it cannot go stale.
-readme-output: $(STAMP)
+# The README's sample outputs come from real runs of the demos, so they cannot go stale.
+readme-output: $(STAMP) postgres
 	$(BIN)/python scripts/readme_output.py
 
 proto: $(STAMP)

@@ -1,11 +1,15 @@
-"""Regenerate the README's sample output from a real run (`make readme-output`).
+"""Regenerate the README's sample output from real runs (`make readme-output`).
 
-Runs `dspyops demo` on a fresh temporary log with the offline LM and puts what it printed
-between the `<!-- demo-output -->` markers of README.md, so the sample cannot go stale.
+Runs `dspyops demo` (a fresh temporary log, the offline LM) and `python -m
+dspyops.demo_cluster` (a throwaway PostgreSQL, a local Ray cluster, two optimizers and two
+gateways) and puts what each printed between its markers in README.md
+(`<!-- demo-output -->`, `<!-- demo-cluster-output -->`), so the samples cannot go stale.
+`--only demo|demo-cluster` regenerates one of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -13,25 +17,37 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- demo-output:start -->", "<!-- demo-output:end -->"
 WIDTH = "130"  # rich's width for piped output: wide enough for the audit log's columns
+
+# marker name -> (the command as the README shows it, what runs it)
+RUNS: dict[str, tuple[str, list[str]]] = {
+    "demo": ("make demo", [sys.executable, "-m", "dspyops.cli", "demo"]),
+    "demo-cluster": ("make demo-cluster", [sys.executable, "-m", "dspyops.demo_cluster"]),
+}
+
+
+def replace_block(text: str, name: str, shown: str, output: str) -> str:
+    start, end = f"<!-- {name}-output:start -->", f"<!-- {name}-output:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md lacks the markers {start} ... {end}")
+    block = f"{start}\n```text\n$ {shown}\n{output.rstrip()}\n```\n{end}"
+    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(RUNS))
+    only = parser.parse_args().only
+    names = [only] if only else list(RUNS)
     env = dict(os.environ, COLUMNS=WIDTH)
-    run = subprocess.run(
-        [sys.executable, "-m", "dspyops.cli", "demo"], capture_output=True, text=True, env=env, timeout=600
-    )
-    if run.returncode != 0:
-        sys.stderr.write(run.stdout[-2000:] + run.stderr[-4000:])
-        return run.returncode
-    text = README.read_text()
-    if START not in text or END not in text:
-        sys.stderr.write(f"README.md lacks the markers {START} ... {END}\n")
-        return 1
-    block = f"{START}\n```text\n$ make demo\n{run.stdout.rstrip()}\n```\n{END}"
-    README.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-    print(f"README.md: demo output replaced ({len(run.stdout.splitlines())} lines)")
+    for name in names:
+        shown, command = RUNS[name]
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        if run.returncode != 0:
+            sys.stderr.write(run.stdout[-2000:] + run.stderr[-4000:])
+            return run.returncode
+        README.write_text(replace_block(README.read_text(), name, shown, run.stdout))
+        print(f"README.md: {name} output replaced ({len(run.stdout.splitlines())} lines)")
     return 0
 
 
