@@ -58,7 +58,7 @@ from optimizer_svc.jobs.follow import KIND_OF, follow, open_from_log
 from optimizer_svc.jobs.gates import resolve_must_beat
 from optimizer_svc.jobs.handle import TERMINAL, JobHandle, job_view
 from optimizer_svc.jobs.leases import LeaseKeeper
-from optimizer_svc.jobs.registration import params_struct, register_result, registered_version_of
+from optimizer_svc.jobs.registration import accepted_event, register_result, registered_version_of
 from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_inputs, resolve_datasets
 from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.jobs.takeover import accepted_record, completed_from_version, last_event_us
@@ -66,7 +66,6 @@ from optimizer_svc.jobs.watched import job_event_payload
 from optimizer_svc.progress.events import JobEvent
 from optimizer_svc.progress.usage import SharedUsageTracker
 from optimizer_svc.registry.commands import Registry
-from optimizer_svc.wire import lm_to_proto, spec_to_proto
 
 _log = structlog.get_logger()
 
@@ -208,25 +207,9 @@ class JobManager:
                 )
         job_id = uuid.uuid4().hex[:12]
         handle = JobHandle(job_id=job_id, loop=self.loop)
-        accepted = pb.JobAccepted(
-            job_id=job_id,
-            program=job.program,
-            spec=spec_to_proto(job.spec),
-            lm=lm_to_proto(job.lm),
-            optimizer=job.optimizer,
-            params=params_struct(job.params),
-            metric=job.metric,
-            trainset_digest=job.trainset_digest,
-            valset_digest=job.valset_digest,
-            trainset_size=len(job.trainset),
-            valset_size=len(job.valset),
-            auto_promote=job.auto_promote,
-            max_attempts=job.max_attempts or self.max_attempts,
-            lease_ms=self.lease_ms,
-            inputs=inputs,
+        accepted = accepted_event(
+            job, job_id, inputs, max_attempts=job.max_attempts or self.max_attempts, lease_ms=self.lease_ms
         )
-        if job.min_score is not None:
-            accepted.min_score = job.min_score
         check_accepted_size(accepted)
         with self._slots:  # this replica's keeper claims the job only after this claim attempt
             outcome = self.ledger.run(

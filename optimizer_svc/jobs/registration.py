@@ -123,6 +123,33 @@ def completed_from(
     )
 
 
+def accepted_event(
+    job: ValidatedJob, job_id: str, inputs: pb.JobInputs, *, max_attempts: int, lease_ms: int
+) -> pb.JobAccepted:
+    """The JobAccepted a submission appends: the job as validated, with its inputs, so any
+    replica can run it again (`ValidatedJob.from_accepted`)."""
+    accepted = pb.JobAccepted(
+        job_id=job_id,
+        program=job.program,
+        spec=spec_to_proto(job.spec),
+        lm=lm_to_proto(job.lm),
+        optimizer=job.optimizer,
+        params=params_struct(job.params),
+        metric=job.metric,
+        trainset_digest=job.trainset_digest,
+        valset_digest=job.valset_digest,
+        trainset_size=len(job.trainset),
+        valset_size=len(job.valset),
+        auto_promote=job.auto_promote,
+        max_attempts=max_attempts,
+        lease_ms=lease_ms,
+        inputs=inputs,
+    )
+    if job.min_score is not None:
+        accepted.min_score = job.min_score
+    return accepted
+
+
 def params_struct(params: dict[str, Any]) -> Struct:
     """A job's validated params as the Struct JobAccepted and its version's lineage record."""
     struct = Struct()

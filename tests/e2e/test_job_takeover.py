@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from dspyops.launch import ServiceProcess
 from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
+from tests.support.collector import Collector
 from tests.support.harness import ticket_rows, wait_until
 from tests.support.held_metric import HOLD_ENV, NAME
 
@@ -31,26 +31,6 @@ pytestmark = pytest.mark.slow
 ROWS = ticket_rows()
 WAIT = 120.0  # bounds, not expectations: two processes and a database on a shared machine
 LEASE = "2"  # seconds: the takeover comes this long after A's last event
-
-
-class Collector:
-    """Reads a stream of events in a thread of its own."""
-
-    def __init__(self, events: Iterable[opb.OptimizationEvent]) -> None:
-        self.seen: list[opb.OptimizationEvent] = []
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(events,), daemon=True)
-        self.thread.start()
-
-    def _run(self, events: Iterable[opb.OptimizationEvent]) -> None:
-        try:
-            for event in events:
-                self.seen.append(event)
-        except BaseException as exc:  # the test reports it
-            self.error = exc
-
-    def kinds(self) -> list[str | None]:
-        return [e.WhichOneof("kind") for e in self.seen]
 
 
 @pytest.fixture

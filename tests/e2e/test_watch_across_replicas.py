@@ -12,8 +12,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from dspyops.eventlog import open_store
 from dspyops.events import decode
 from dspyops.launch import ServiceProcess
 from dspyops.names import job_stream
-from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.jobs.follow import KIND_OF
+from tests.support.collector import Collector
 from tests.support.harness import ticket_rows, wait_until
 from tests.support.held_metric import HOLD_ENV, NAME
 
@@ -94,26 +93,6 @@ def start_held_job(replicas: Replicas) -> str:
         job_id = next(iter(stream)).job_id
         stream.cancel()  # type: ignore[attr-defined]  # the call's iterator; the job goes on
     return job_id
-
-
-class Collector:
-    """Reads a stream of events in a thread of its own."""
-
-    def __init__(self, events: Iterable[opb.OptimizationEvent]) -> None:
-        self.seen: list[opb.OptimizationEvent] = []
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(events,), daemon=True)
-        self.thread.start()
-
-    def _run(self, events: Iterable[opb.OptimizationEvent]) -> None:
-        try:
-            for event in events:
-                self.seen.append(event)
-        except BaseException as exc:  # the test reports it
-            self.error = exc
-
-    def kinds(self) -> list[str | None]:
-        return [e.WhichOneof("kind") for e in self.seen]
 
     def logged(self) -> list[tuple[int, str | None]]:
         return [

@@ -170,23 +170,9 @@ def test_must_beat_is_recorded_as_the_version_the_alias_named(server: ServerThre
 
 def accepted_of(job: ValidatedJob) -> pb.JobAccepted:
     """A JobAccepted as submit builds it (without a server)."""
-    from optimizer_svc.jobs.registration import params_struct
-    from optimizer_svc.wire import lm_to_proto, spec_to_proto
+    from optimizer_svc.jobs.registration import accepted_event
 
-    return pb.JobAccepted(
-        job_id="j",
-        program=job.program,
-        spec=spec_to_proto(job.spec),
-        lm=lm_to_proto(job.lm),
-        optimizer=job.optimizer,
-        params=params_struct(job.params),
-        metric=job.metric,
-        trainset_digest=job.trainset_digest,
-        valset_digest=job.valset_digest,
-        trainset_size=len(job.trainset),
-        valset_size=len(job.valset),
-        inputs=job_inputs(job),
-    )
+    return accepted_event(job, "j", job_inputs(job), max_attempts=1, lease_ms=15_000)
 
 
 def refusal(accepted: pb.JobAccepted) -> InvalidArgument:
