@@ -332,8 +332,9 @@ class JobManager:
     # ------------------------------------------------------------------ the fenced appends
 
     def renew(self, handle: JobHandle) -> None:
-        """JobLeaseRenewed, when the job appended nothing else for a while (the keeper)."""
-        with handle._lock:
+        """JobLeaseRenewed, when the job appended nothing else for a while (the keeper). The
+        replica renews for itself, as it claims: the system, whichever thread ticks."""
+        with handle._lock, acting_as(SYSTEM):
             self._append_fenced(handle, [pb.JobLeaseRenewed(fence=handle.fence)])
 
     def lose(self, handle: JobHandle, reason: str) -> None:
