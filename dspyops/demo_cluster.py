@@ -323,7 +323,8 @@ def _taken_over(
     )
     console.print(
         f"the retry replayed {usage.replayed_lm_calls} LM calls from the job's cache "
-        f"(the calls the killed attempt had paid for) and paid for {usage.lm_calls}"
+        f"(answers the killed attempt had paid for, and repeats of a request within the run) "
+        f"and paid for {usage.lm_calls}"
     )
     return True
 
