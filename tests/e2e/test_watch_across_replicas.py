@@ -94,16 +94,6 @@ def start_held_job(replicas: Replicas) -> str:
         stream.cancel()  # type: ignore[attr-defined]  # the call's iterator; the job goes on
     return job_id
 
-    def logged(self) -> list[tuple[int, str | None]]:
-        return [
-            (e.stream_version, e.WhichOneof("kind")) for e in self.seen if e.WhichOneof("kind") != "progress"
-        ]
-
-    def finish(self) -> None:
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive(), f"the watch did not end; seen {self.kinds()}"
-        assert self.error is None, self.error
-
 
 def test_a_replica_that_does_not_run_the_job_streams_it_from_the_log(replicas: Replicas) -> None:
     job_id = start_held_job(replicas)
@@ -115,7 +105,7 @@ def test_a_replica_that_does_not_run_the_job_streams_it_from_the_log(replicas: R
         assert replicas.logged(job_id) == [(1, "accepted"), (2, "claimed"), (3, "started")]
         assert not watch.thread.is_alive() or watch.kinds() == started
         replicas.hold.unlink()
-        watch.finish()
+        watch.finish(WAIT)
         logged = replicas.logged(job_id)
         assert logged[-1][1] == "completed"
         assert watch.logged() == logged  # every logged event, each with the log's version
@@ -127,7 +117,7 @@ def test_a_replica_that_does_not_run_the_job_streams_it_from_the_log(replicas: R
             (e.stream_version, e.WhichOneof("kind")) for e in b.watch_job(job_id, after_stream_version=3)
         ] == later
         from_owner = Collector(a.watch_job(job_id, after_stream_version=3))
-        from_owner.finish()
+        from_owner.finish(WAIT)
         assert from_owner.logged() == later  # the owner also streamed its progress ticks
         assert all(e.stream_version > 3 for e in from_owner.seen)
         # a position no replica ever streamed
@@ -161,7 +151,7 @@ def test_a_watch_goes_on_at_another_replica_when_its_server_goes_away(replicas: 
         # what ends the job: today a replica's start interrupts the jobs the log has running
         # (interrupt_orphans); with job claims, the lease keeper after the lease expires
         replicas.start("optimizer-c")
-        watch.finish()
+        watch.finish(WAIT)
     logged = replicas.logged(job_id)
     assert logged[-1][1] in ("interrupted", "completed"), logged
     # through A then B: every logged event once, in the log's order, the terminal one last

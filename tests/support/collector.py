@@ -26,3 +26,14 @@ class Collector:
 
     def kinds(self) -> list[str | None]:
         return [e.WhichOneof("kind") for e in self.seen]
+
+    def logged(self) -> list[tuple[int, str | None]]:
+        """(stream version, kind) of what reached the log: progress ticks never do."""
+        return [
+            (e.stream_version, e.WhichOneof("kind")) for e in self.seen if e.WhichOneof("kind") != "progress"
+        ]
+
+    def finish(self, timeout: float) -> None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"the watch did not end; seen {self.kinds()}"
+        assert self.error is None, self.error
