@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,7 +100,13 @@ class PostgresServer:
         self.pg_ctl("-w", "-l", str(log), "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:
+        """Stop the server and return only once it is down: `pg_ctl stop -w` gives up after
+        its own 60 s wait and says so only in its exit code (seen once in CI: an immediate
+        stop that took effect a minute late, so "during the outage" was not)."""
         self.pg_ctl("-w", "-m", mode, "stop", check=False)
+        deadline = time.monotonic() + 120
+        while self.pg_ctl("status", check=False).returncode == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # pg_ctl status: 0 while a server runs, 3 once none does
 
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
