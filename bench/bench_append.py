@@ -121,6 +121,39 @@ def run_for(side, batch: int, seconds: float) -> tuple[int, float]:
     return calls, time.perf_counter() - t0
 
 
+def compare(ours, theirs, rounds: int, seconds: float) -> dict[str, dict]:
+    """Single appends and 100-event batches, `rounds` interleaved rounds of `seconds` each
+    (the order alternates), printed and returned as rates and their ratio."""
+    results: dict[str, dict] = {}
+    for batch in (1, 100):
+        for side in (ours, theirs):
+            side.append(batch)  # warm-up
+        totals: dict[str, list[float]] = {side.name: [0, 0.0] for side in (ours, theirs)}
+        per_round: dict[str, list[float]] = {side.name: [] for side in (ours, theirs)}
+        for r in range(rounds):
+            order = (ours, theirs) if r % 2 == 0 else (theirs, ours)
+            for side in order:
+                calls, elapsed = run_for(side, batch, seconds)
+                totals[side.name][0] += calls
+                totals[side.name][1] += elapsed
+                per_round[side.name].append(calls / elapsed)
+        key = "single" if batch == 1 else "batch100"
+        rate = {name: c / t for name, (c, t) in totals.items()}
+        ratio = rate["dspyops"] / rate["eventsourcing"]
+        results[key] = {
+            "dspyops_per_s": rate["dspyops"],
+            "eventsourcing_per_s": rate["eventsourcing"],
+            "ratio": ratio,
+            "per_round": per_round,
+        }
+        unit = "appends/s" if batch == 1 else "batches/s (x100 events)"
+        print(
+            f"  {key:9s} dspyops {rate['dspyops']:8.1f}  eventsourcing {rate['eventsourcing']:8.1f} "
+            f"{unit}  ratio {ratio:.2f}  {common.verdict(ratio, 1.0, True)}"
+        )
+    return results
+
+
 def main() -> None:
     args = common.parser(__doc__.splitlines()[0]).parse_args()
     common.banner("append", args.quick)
@@ -135,32 +168,7 @@ def main() -> None:
         }
         print(f"  durability: {settings} (synchronous 2 = FULL)")
         try:
-            for batch in (1, 100):
-                for side in (ours, theirs):
-                    side.append(batch)  # warm-up
-                totals = {side.name: [0, 0.0] for side in (ours, theirs)}
-                per_round = {side.name: [] for side in (ours, theirs)}
-                for r in range(rounds):
-                    order = (ours, theirs) if r % 2 == 0 else (theirs, ours)
-                    for side in order:
-                        calls, elapsed = run_for(side, batch, seconds)
-                        totals[side.name][0] += calls
-                        totals[side.name][1] += elapsed
-                        per_round[side.name].append(calls / elapsed)
-                key = "single" if batch == 1 else "batch100"
-                rate = {name: c / t for name, (c, t) in totals.items()}
-                ratio = rate["dspyops"] / rate["eventsourcing"]
-                results[key] = {
-                    "dspyops_per_s": rate["dspyops"],
-                    "eventsourcing_per_s": rate["eventsourcing"],
-                    "ratio": ratio,
-                    "per_round": per_round,
-                }
-                unit = "appends/s" if batch == 1 else "batches/s (x100 events)"
-                print(
-                    f"  {key:9s} dspyops {rate['dspyops']:8.1f}  eventsourcing {rate['eventsourcing']:8.1f} "
-                    f"{unit}  ratio {ratio:.2f}  {common.verdict(ratio, 1.0, True)}"
-                )
+            results.update(compare(ours, theirs, rounds, seconds))
         finally:
             ours.close()
             theirs.close()

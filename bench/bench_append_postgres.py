@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from bench import common
-from bench.bench_append import STREAMS, TYPE, payload, run_for
+from bench.bench_append import STREAMS, TYPE, compare, payload
 from dspyops.eventlog import NewEvent, PostgresEventStore
 from dspyops.pgserver import DURABLE_SETTINGS, PostgresServer, running_server
 
@@ -103,32 +103,7 @@ def main() -> None:
         print(f"  durability (both sides, one server): {durability}")
         ours, theirs = Ours(server), Theirs(server)
         try:
-            for batch in (1, 100):
-                for side in (ours, theirs):
-                    side.append(batch)  # warm-up
-                totals: dict[str, list[float]] = {side.name: [0, 0.0] for side in (ours, theirs)}
-                per_round: dict[str, list[float]] = {side.name: [] for side in (ours, theirs)}
-                for r in range(rounds):
-                    order = (ours, theirs) if r % 2 == 0 else (theirs, ours)
-                    for side in order:
-                        calls, elapsed = run_for(side, batch, seconds)
-                        totals[side.name][0] += calls
-                        totals[side.name][1] += elapsed
-                        per_round[side.name].append(calls / elapsed)
-                key = "single" if batch == 1 else "batch100"
-                rate = {name: c / t for name, (c, t) in totals.items()}
-                ratio = rate["dspyops"] / rate["eventsourcing"]
-                results[key] = {
-                    "dspyops_per_s": rate["dspyops"],
-                    "eventsourcing_per_s": rate["eventsourcing"],
-                    "ratio": ratio,
-                    "per_round": per_round,
-                }
-                unit = "appends/s" if batch == 1 else "batches/s (x100 events)"
-                print(
-                    f"  {key:9s} dspyops {rate['dspyops']:8.1f}  eventsourcing {rate['eventsourcing']:8.1f} "
-                    f"{unit}  ratio {ratio:.2f}  {common.verdict(ratio, 1.0, True)}"
-                )
+            results.update(compare(ours, theirs, rounds, seconds))
             ours_check = ours.store.verify()
             print(f"  dspyops log after the run: {ours_check.checked} links checked, ok={ours_check.ok}")
         finally:
