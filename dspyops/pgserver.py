@@ -16,6 +16,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -60,6 +61,15 @@ def find_bin_dir() -> Path | None:
     return None
 
 
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie, dead but not reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -100,13 +110,42 @@ class PostgresServer:
         self.pg_ctl("-w", "-l", str(log), "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:
-        """Stop the server and return only once it is down: `pg_ctl stop -w` gives up after
-        its own 60 s wait and says so only in its exit code (seen once in CI: an immediate
-        stop that took effect a minute late, so "during the outage" was not)."""
+        """Stop the server and return only once it is down: no postmaster, and no connection
+        accepted. `pg_ctl stop -w` gives up after its own 60 s wait and says so only in its
+        exit code, and twice in CI a stop under load took effect late (commands were still
+        acknowledged after it), so this does not trust pg_ctl alone: it waits for the
+        postmaster's pid to go and for a connection attempt to be refused, and kills the
+        postmaster (SIGKILL) when a minute is not enough."""
+        pid = self.postmaster_pid()
         self.pg_ctl("-w", "-m", mode, "stop", check=False)
-        deadline = time.monotonic() + 120
-        while self.pg_ctl("status", check=False).returncode == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)  # pg_ctl status: 0 while a server runs, 3 once none does
+        deadline = time.monotonic() + 60
+        while not self._down(pid):
+            if time.monotonic() > deadline:
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 60
+                pid = None  # killed: from now on only the refused connection counts
+            time.sleep(0.1)
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, from the first line of postmaster.pid (None: none)."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        return None
+
+    def reachable(self) -> bool:
+        """Whether the server accepts a connection now."""
+        try:
+            psycopg.connect(self.url(), connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def _down(self, pid: int | None) -> bool:
+        if pid is not None and _alive(pid):
+            return False
+        return self.pg_ctl("status", check=False).returncode != 0 and not self.reachable()
 
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"
