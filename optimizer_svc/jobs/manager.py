@@ -533,10 +533,20 @@ class JobManager:
             log.info("job_cancelled", reason=reason, budget=exc.budget, lm_calls=spent.lm_calls)
             return
         except JobLost as exc:
-            # the seam for retrying a job whose executor lost it; today: failed, saying so
-            message = scrub(str(exc))[:2000]
-            self._record(handle, "failed", pb.JobFailed(error=message), final=True)
-            log.warning("job_lost", error=message, executor=self.executor.name)
+            # the task died with its worker or node: retried here like a crashed replica's
+            # job (a new attempt, replaying the LM calls the lost one paid for), while
+            # attempts are left; failed, naming why, when they are used up
+            message = scrub(str(exc))[:1800]
+            if handle.cancel.cancelled or self._shutting_down or not self._retry_lost(handle, message):
+                attempts = self.summary(handle).max_attempts
+                failed = f"{message} (attempt {handle.attempt} of {attempts})" if attempts else message
+                self._record(handle, "failed", pb.JobFailed(error=failed), final=True)
+                log.warning("job_lost", error=message, executor=self.executor.name)
+                return
+            log.warning(
+                "job_lost_retrying", error=message, attempt=handle.attempt, executor=self.executor.name
+            )
+            self._run(handle, job)  # bounded: every retry spends one of max_attempts
             return
         except Exception as exc:
             text = str(exc) if isinstance(exc, RemoteJobFailed) else f"{type(exc).__name__}: {exc}"
@@ -566,6 +576,24 @@ class JobManager:
             final_score=result.final_score,
             baseline_score=result.baseline_score,
         )
+
+    def _retry_lost(self, handle: JobHandle, reason: str) -> bool:
+        """The next attempt of a job whose executor lost it, under a new claim of this
+        replica: ``[JobRetried, JobClaimed]`` in one fenced append, as a taker appends for a
+        crashed replica's job (optimizer_svc.jobs.claims.decide). False when its attempts are
+        used up. Raises LeaseLost when the job is not ours any more."""
+        if handle.attempt >= self.summary(handle).max_attempts:
+            return False
+        attempt = handle.attempt + 1
+        retried = pb.JobRetried(
+            attempt=attempt, lost_fence=handle.fence, lost_owner=self.owner, reason=f"task lost: {reason}"
+        )
+        with handle._lock:
+            before = handle.stream_version
+            result = self._append_fenced(handle, [retried, pb.JobClaimed(owner=self.owner, attempt=attempt)])
+            handle.fence, handle.attempt = result.stream_version, attempt  # the claim's version: the fence
+            self._publish_logged(handle, after_version=before)  # watchers see the retry and the claim
+        return True
 
     def _release(self, handle: JobHandle, reason: str) -> None:
         """Give the job back at shutdown: queued again, for any replica (or the next start)

@@ -11,8 +11,8 @@ progress event to ``emit``, so they are sequenced, logged and fanned out exactly
 thread executor's are, and the result is registered in the optimizer. CancelJob (and the
 optimizer's shutdown) call ``ray.cancel`` on the task, which raises in it; the task's
 budgets trip inside it. The task is never retried by Ray (``max_retries=0``): a worker or
-node lost under a job is ``JobLost``, which the manager records (retrying it on another
-replica is the manager's business, not Ray's: Ray would re-run it without telling the log).
+node lost under a job is ``JobLost``, which the manager retries on the record while the
+job has attempts left (``[JobRetried, JobClaimed]``; Ray would re-run it without telling the log).
 """
 
 from __future__ import annotations

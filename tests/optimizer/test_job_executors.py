@@ -52,7 +52,7 @@ def kinds(events: list[opb.OptimizationEvent]) -> list[str]:
     return [str(e.WhichOneof("kind")) for e in events]
 
 
-def slow_job(server: ServerThread, candidates: int = 16) -> str:
+def slow_job(server: ServerThread, candidates: int = 16, max_attempts: int = 0) -> str:
     """A long job (every LM call sleeps SLOW_MS: server-side configuration of the offline
     engine, which the proto has no field for), submitted to the real server; its id."""
     request = opb.StartOptimizationRequest(
@@ -62,6 +62,7 @@ def slow_job(server: ServerThread, candidates: int = 16) -> str:
         metric="exact_match",
         trainset=examples(TRAIN),
         valset=examples(VAL),
+        max_attempts=max_attempts,
     )
     request.params.update({"num_candidate_programs": candidates, "num_threads": 1})
     job = replace(validate_start(request), lm=LMConfig(latency_ms=SLOW_MS))
@@ -142,7 +143,8 @@ def test_a_task_lost_with_its_worker_fails_the_job_naming_why(server: ServerThre
         assert kinds(events)[-1] == "failed"
         error = events[-1].failed.error
         assert "the Ray task running the job was lost" in error and f"pid {placed.pid}" in error
-        assert "WorkerCrashedError" in error
+        assert "WorkerCrashedError" in error and "(attempt 1 of 1)" in error  # nothing left to retry
+        assert "retried" not in kinds(events)
         assert opt.get_job(job_id).state == opb.FAILED
         assert opt.read_log(0, 1000, f"job-{job_id}").events[-1].type == "dspyops.v1.JobFailed"
         # Ray starts another worker: the next job runs
@@ -150,6 +152,44 @@ def test_a_task_lost_with_its_worker_fails_the_job_naming_why(server: ServerThre
             opt.start_optimization("tickets", "text -> label", trainset=TRAIN, optimizer="LabeledFewShot")
         )
         assert kinds(after)[-1] == "completed" and executor.placed[after[0].job_id].pid != placed.pid
+        assert opt.verify_log().ok
+
+
+@pytest.mark.parametrize("executor", ["ray"], indirect=True)
+def test_a_task_lost_with_its_worker_is_retried_like_a_crashed_replicas_job(server: ServerThread) -> None:
+    """With attempts left, the owner takes the job again itself ([JobRetried, JobClaimed],
+    fenced): the next attempt runs on a new worker and replays from the job's LM cache the
+    calls the lost one paid for."""
+    executor = server.running.jobs.executor
+    assert isinstance(executor, RayExecutor)
+    job_id = slow_job(server, candidates=2, max_attempts=2)
+    assert wait_until(lambda: job_id in executor.placed, timeout=120)
+    placed = executor.placed[job_id]
+    handle = server.running.jobs.get(job_id)
+    assert wait_until(lambda: "baseline" in kinds(handle.events), timeout=120)
+    os.kill(placed.pid, signal.SIGKILL)
+
+    with OptimizerClient(server.address) as opt:
+        events = list(opt.watch_job(job_id))  # one stream, across the retry
+        seen = kinds(events)
+        assert seen[-1] == "completed", events[-1]
+        retry = seen.index("retried")
+        assert seen[retry + 1] == "claimed" and "baseline" in seen[:retry] and "baseline" in seen[retry:]
+        retried = events[retry].retried
+        assert retried.attempt == 2 and retried.lost_owner == server.running.jobs.owner
+        assert (
+            "the Ray task running the job was lost" in retried.reason
+            and f"pid {placed.pid}" in retried.reason
+        )
+        assert events[retry + 1].claimed.attempt == 2
+        assert executor.placed[job_id].pid != placed.pid  # a new worker ran attempt 2
+        usage = events[-1].completed.usage
+        assert usage.replayed_lm_calls > 0  # what attempt 1 paid for, answered from the cache
+        job = opt.get_job(job_id)
+        assert job.state == opb.SUCCEEDED and (job.attempt, job.max_attempts) == (2, 2)
+        logged = [e.type.removeprefix("dspyops.v1.") for e in opt.read_log(0, 1000, f"job-{job_id}").events]
+        assert logged.count("JobRetried") == 1 and logged.count("JobClaimed") == 2
+        assert logged[-1] == "JobCompleted"
         assert opt.verify_log().ok
 
 
