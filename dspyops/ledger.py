@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 
 from dspyops.commands import Commands, Decide, Outcome
 from dspyops.commands import append as checked_append
-from dspyops.eventlog import AppendResult, EventStore
+from dspyops.eventlog import AppendResult, EventStore, StoreUnavailable
 from dspyops.fold import fold
 from dspyops.history import History
 from dspyops.snapshots import SnapshotStore
@@ -46,6 +46,18 @@ class Ledger:
     @property
     def state(self) -> State:
         return self._state
+
+    def read_state(self) -> State:
+        """The state a read answers from: refreshed, or, when the log's database server
+        cannot be reached, the last state folded (nobody can append meanwhile: reads keep
+        serving through an outage, from this cache). A file log's failures still raise:
+        there they mean the file is gone or replaced, not that writers are stopped too."""
+        try:
+            return self.refresh()
+        except StoreUnavailable:
+            if not self.store.server:
+                raise
+            return self._state
 
     def refresh(self) -> State:
         """Fold whatever was appended since the last look (by us or by another process)."""

@@ -10,6 +10,13 @@ again with the head reported at the next successful connection.
 While not serving, health says NOT_SERVING (the server and the Gateway service) and
 Predict answers UNAVAILABLE naming the reason, rather than answering from a replica that
 may be empty or stale. Each change is one structured log line, not one per retry.
+
+One failure does not stop a gateway that serves: its log's database server (PostgreSQL)
+cannot be reached (``through_outage``). Then nobody can append to the log either, so the
+state folded so far is the newest there is, and the gateway keeps serving it, as a cache
+(a gateway cut off from a server others still reach serves what it had: the price of
+serving through an outage). An optimizer that cannot be reached is no such thing: others
+may append to the log behind it.
 """
 
 from __future__ import annotations
@@ -33,12 +40,17 @@ class Readiness:
         health: HealthServicer | None = None,
         services: Sequence[str] = (),
         position: int = 0,
+        *,
+        through_outage: bool = False,
     ) -> None:
-        """`source` names the log source in reasons ("the optimizer at host:port")."""
+        """`source` names the log source in reasons ("the optimizer at host:port");
+        `through_outage`: the source is the log's own database server (see above)."""
         self.source = source
         self.position = position
         self.ready = False
+        self.through_outage = through_outage
         self.problem = ""  # why the source cannot be followed now ("" when it can)
+        self.outage = ""  # why the log's server cannot be reached, while serving through it
         self.target: int | None = None  # the head to reach before serving (None: not connected)
         self._health = health
         self._services = tuple(services)
@@ -57,11 +69,20 @@ class Readiness:
 
     async def connected(self, head: int) -> None:
         self.problem = ""
+        if self.outage:
+            _log.info("gateway_outage_over", source=self.source, position=self.position)
+            self.outage = ""
         if not self.ready:  # a reconnect while serving (the stream ended) does not stop serving
             self.target = head
         await self._check()
 
-    async def failed(self, reason: str) -> None:
+    async def failed(self, reason: str, *, unreachable: bool = False) -> None:
+        """`unreachable`: the source could not be reached (rather than refusing or breaking)."""
+        if unreachable and self.through_outage and self.ready:
+            if not self.outage:
+                _log.warning("gateway_serving_through_outage", source=self.source, reason=reason)
+            self.outage = reason
+            return
         self.problem = reason
         self.ready = False
         self.target = None

@@ -14,7 +14,7 @@ import contextlib
 import structlog
 
 from dspyops.artifacts import registered_artifact
-from dspyops.eventlog import StoredEvent
+from dspyops.eventlog import StoredEvent, StoreUnavailable
 from dspyops.fold import fold
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import EMPTY, State
@@ -100,7 +100,7 @@ class Replica:
                 self.failure = exc
                 async with self._advanced:  # a start() waiting for the head learns why it cannot
                     self._advanced.notify_all()
-                await self.readiness.failed(reason)
+                await self.readiness.failed(reason, unreachable=isinstance(exc, StoreUnavailable))
                 await asyncio.sleep(_TAIL_RETRY)
 
     async def _follow(self) -> None:

@@ -208,7 +208,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
         if config.log
         else f"the optimizer at {config.optimizer}"
     )
-    readiness = Readiness(described, health, [SERVICE])
+    readiness = Readiness(described, health, [SERVICE], through_outage=bool(config.log) and server_log)
     replica = Replica(source, initial, artifacts, readiness, GatewayCorpora(corpus_documents))
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
     history_snapshots = snapshots if config.log else None

@@ -179,6 +179,9 @@ class EventStore(ABC):
     """An append-only log of events in streams, with optimistic concurrency per stream."""
 
     chain_key: bytes | None = None  # backends that take a chain key keep it here
+    # a database server keeps the log (PostgreSQL): while it cannot be reached, nobody can
+    # append to it, so a reader's last state is the newest there is (readers serve it)
+    server: bool = False
 
     def __init__(self) -> None:
         # Backends call notify() after every committed append that wrote something.

@@ -68,7 +68,7 @@ class JobHandlers:
     async def list_jobs(self, request: opb.ListJobsRequest) -> opb.ListJobsResponse:
         if request.program:
             check_name("program", request.program)
-        state = await asyncio.to_thread(self.ledger.refresh)
+        state = await asyncio.to_thread(self.ledger.read_state)
         jobs = []
         for summary in sorted(state.jobs.values(), key=lambda j: j.accepted_position):
             if request.program and summary.program != request.program:

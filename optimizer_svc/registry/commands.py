@@ -95,7 +95,7 @@ class Registry:
     # ------------------------------------------------------------------ reads
 
     def program(self, name: str, field: str = "program") -> ProgramState:
-        return _program_in(self.ledger.refresh(), name, field)
+        return _program_in(self.ledger.read_state(), name, field)
 
     def version(self, program_name: str, ref: str, field: str = "version") -> VersionState:
         return self._resolve(self.program(program_name), ref, field)
@@ -112,7 +112,7 @@ class Registry:
         return version
 
     def deployment(self, name: str, field: str = "deployment") -> DeploymentState:
-        return _deployment_in(self.ledger.refresh(), name, field)
+        return _deployment_in(self.ledger.read_state(), name, field)
 
     # ------------------------------------------------------------------ commands
 

@@ -19,7 +19,7 @@ class RegistryHandlers:
     # ------------------------------------------------------------------ programs and versions
 
     async def list_programs(self, request: opb.ListProgramsRequest) -> opb.ListProgramsResponse:
-        state = await asyncio.to_thread(self.ledger.refresh)
+        state = await asyncio.to_thread(self.ledger.read_state)
         return opb.ListProgramsResponse(
             programs=[program_view(p) for p in sorted(state.programs.values(), key=lambda p: p.name)]
         )
@@ -101,7 +101,7 @@ class RegistryHandlers:
         return deployment_view(await asyncio.to_thread(self.registry.deployment, request.deployment))
 
     async def list_deployments(self, request: opb.ListDeploymentsRequest) -> opb.ListDeploymentsResponse:
-        state = await asyncio.to_thread(self.ledger.refresh)
+        state = await asyncio.to_thread(self.ledger.read_state)
         return opb.ListDeploymentsResponse(
             deployments=[deployment_view(d) for d in sorted(state.deployments.values(), key=lambda d: d.name)]
         )

@@ -1,7 +1,8 @@
 """PostgreSQL stopped under load (``pg_ctl stop -m immediate``) with both servers on the log:
-commands and reads fail UNAVAILABLE naming the log (never a stale answer), and once the
-server is back both servers resume by themselves, with everything acknowledged before the stop
-still in the log and the chain intact."""
+commands fail UNAVAILABLE naming the log, reads keep serving from the servers' folded state
+(a cache: nobody can append while the log's server is down), and once the server is back
+both servers resume by themselves, with everything acknowledged before the stop still in the
+log and the chain intact."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.fold import fold
 from dspyops.launch import ServiceProcess
-from tests.support.harness import ticket_rows, wait_until
+from tests.support.harness import health_of, ticket_rows, wait_until
 from tests.support.postgres import PostgresServer
 
 ROWS = ticket_rows()
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.mark.parametrize("local", ["local-files", "url-only"])
@@ -75,15 +78,29 @@ def test_commands_unavailable_while_postgres_is_down_then_resume(
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
                 assert "postgresql://" in (exc.details() or ""), exc.details()
-            # reads are UNAVAILABLE too, never stale: the optimizer's catch up with the log
-            # before they answer, and a gateway that cannot follow its log stops serving
-            # (gateway_svc/readiness.py), as one whose optimizer is unreachable does
-            for read in (lambda: opt.list_versions("tickets"), lambda: _predict(gw)):
+            # reads keep serving from what each server has folded (nobody can append while
+            # the log's server is down, so that is the newest state there is): the optimizer's
+            # registry reads, and the gateway's Predict, whose records are kept locally here;
+            # with the records in the database too (url-only) a Predict cannot be recorded
+            gateway_log = tmp_path / "gateway.log"
+            assert wait_until(lambda: "gateway_serving_through_outage" in gateway_log.read_text(), timeout=60)
+            assert [v.version for v in opt.list_versions("tickets").versions] == ["1.0.0"]
+            assert opt.get_deployment("web").routes[0].version == "1.0.0"
+            assert health_of(gateway.address) == SERVING
+            if files:
+                assert _predict(gw) == "1.0.0"
+            else:
                 try:
-                    read()
-                    raise AssertionError("a read was answered without reaching the log")
+                    _predict(gw)
+                    raise AssertionError("a prediction was answered that could not be recorded")
                 except grpc.RpcError as exc:
                     assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+            # what needs the log itself still says so
+            try:
+                opt.read_log(0, 10)
+                raise AssertionError("ReadLog was answered without reaching the log")
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
 
             private_postgres.start()
             assert wait_until(lambda: _alias_ok(opt), timeout=120, interval=0.5)

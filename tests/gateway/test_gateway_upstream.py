@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from dspyops.auth import hash_token
 from dspyops.client import GatewayClient
@@ -30,18 +30,13 @@ from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
-from tests.support.harness import ServerThread, wait_until
+from tests.support.harness import ServerThread, health_of, wait_until
 from tests.support.logs import write_log
 from tests.support.pki import make_pki
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 READER = "reader-token-1"
-
-
-def health_of(address: str) -> int:
-    with grpc.insecure_channel(address) as channel:
-        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
 
 
 def predict_error(address: str) -> grpc.RpcError | None:

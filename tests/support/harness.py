@@ -11,6 +11,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dspyops.launch import ServerThread
 
@@ -22,6 +26,13 @@ DATA = Path(__file__).resolve().parents[2] / "dspyops" / "data"
 def ticket_rows() -> list[dict[str, str]]:
     path = DATA / "support_tickets.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def health_of(address: str) -> int:
+    """The server's overall health status (grpc.health.v1), asked over a channel of its own."""
+    with grpc.insecure_channel(address) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)  # the generated stub is untyped
+        return int(stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:

@@ -63,6 +63,8 @@ class PostgresEventStore(EventStore):
     connection (the server down: StoreUnavailable naming the log after that long).
     """
 
+    server = True
+
     def __init__(
         self,
         conninfo: str,
