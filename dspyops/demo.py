@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 from rich.rule import Rule
 from rich.table import Table
 
@@ -87,13 +88,23 @@ def _optimize(
 
 
 def _wait_applied(gateway: GatewayClient, position: int, timeout: float = 5.0) -> float:
-    """Milliseconds until this gateway serves from log position >= position."""
+    """Milliseconds until this gateway serves from log position >= position. A gateway whose
+    tail has not reached the deployment yet answers NOT_FOUND: that is "not yet" too."""
     started = time.perf_counter()
-    while gateway.get_deployment_state(DEPLOYMENT).log_position < position:
+    while _position_of(gateway) < position:
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"gateway did not reach log position {position} within {timeout} s")
         time.sleep(0.001)
     return (time.perf_counter() - started) * 1000
+
+
+def _position_of(gateway: GatewayClient) -> int:
+    try:
+        return gateway.get_deployment_state(DEPLOYMENT).log_position
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return 0
 
 
 def experiment_and_rollback(

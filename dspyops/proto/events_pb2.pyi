@@ -641,12 +641,14 @@ class JobCompleted(_message.Message):
     def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., final_score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., improvement: _Optional[float] = ..., gate_passed: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., wall_seconds: _Optional[float] = ..., artifact_digest: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobFailed(_message.Message):
-    __slots__ = ("error", "fence")
+    __slots__ = ("error", "usage", "fence")
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     FENCE_FIELD_NUMBER: _ClassVar[int]
     error: str
+    usage: Usage
     fence: int
-    def __init__(self, error: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
+    def __init__(self, error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobCancelled(_message.Message):
     __slots__ = ("reason", "usage", "budget", "fence")

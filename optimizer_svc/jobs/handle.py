@@ -55,6 +55,7 @@ class JobHandle:
     # This replica's claim, while it runs the job: every append of its events carries `fence`
     fence: int = 0
     attempt: int = 0
+    lease_ms: int = 0  # the job's lease (its JobAccepted's: the accepting replica's setting)
     renewed_at: float = 0.0  # time.monotonic() of the last append that renewed the lease
     fenced: str = ""  # why the lease was lost ("" : it was not): nothing more is appended
     # set for a job this process does not run: reads the job's log into `events` until it ends

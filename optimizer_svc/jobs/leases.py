@@ -171,11 +171,13 @@ class LeaseKeeper:
         return interrupted
 
     def _self_fence(self, why: str) -> None:
-        """Stop the jobs whose lease could not be renewed for nearly a lease (local clock)."""
+        """Stop the jobs whose lease could not be renewed for nearly a lease (local clock;
+        each job's own lease, which the replica that accepted it chose)."""
         jobs = self.jobs
-        limit = (jobs.lease_ms - jobs.lease_ms / 6) / 1000
         now = time.monotonic()
         for handle in jobs.running():
+            lease_ms = handle.lease_ms or jobs.lease_ms
+            limit = (lease_ms - lease_ms / 6) / 1000
             if not handle.fenced and now - handle.renewed_at > limit:
                 jobs.lose(handle, f"lease lost: no renewal for {now - handle.renewed_at:.1f} s ({why})")
 

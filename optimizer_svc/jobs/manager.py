@@ -259,6 +259,8 @@ class JobManager:
                 claim.stream_version,
                 claim.attempt,
             )
+            summary = self.ledger.state.jobs.get(job_id)
+            handle.lease_ms = summary.lease_ms if summary is not None else self.lease_ms
             handle.renewed_at, handle.fenced, handle.done = time.monotonic(), "", False
             thread = threading.Thread(
                 target=self._job_thread, args=(handle, job, context, claim), name=f"job-{job_id}", daemon=True
@@ -540,7 +542,8 @@ class JobManager:
             if handle.cancel.cancelled or self._shutting_down or not self._retry_lost(handle, message):
                 attempts = self.summary(handle).max_attempts
                 failed = f"{message} (attempt {handle.attempt} of {attempts})" if attempts else message
-                self._record(handle, "failed", pb.JobFailed(error=failed), final=True)
+                used = usage.snapshot().to_proto()
+                self._record(handle, "failed", pb.JobFailed(error=failed, usage=used), final=True)
                 log.warning("job_lost", error=message, executor=self.executor.name)
                 return
             log.warning(
@@ -551,7 +554,8 @@ class JobManager:
         except Exception as exc:
             text = str(exc) if isinstance(exc, RemoteJobFailed) else f"{type(exc).__name__}: {exc}"
             message = scrub(text)[:2000]
-            self._record(handle, "failed", pb.JobFailed(error=message), final=True)
+            used = usage.snapshot().to_proto()
+            self._record(handle, "failed", pb.JobFailed(error=message, usage=used), final=True)
             log.warning("job_failed", error=message)
             return
         try:
@@ -566,7 +570,8 @@ class JobManager:
             )
         except Exception as exc:
             message = scrub(f"registration failed: {type(exc).__name__}: {exc}")[:2000]
-            self._record(handle, "failed", pb.JobFailed(error=message), final=True)
+            used = usage.snapshot().to_proto()
+            self._record(handle, "failed", pb.JobFailed(error=message, usage=used), final=True)
             log.error("job_registration_failed", error=message)
             return
         self._record(handle, "completed", completed, final=True)

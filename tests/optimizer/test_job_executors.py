@@ -92,6 +92,7 @@ def test_a_failing_job_is_failed_on_the_record_with_the_same_error(
         # DSPy's Evaluate gives up after too many metric errors: its error, word for word, on
         # either executor (nothing of Ray's wrapping)
         assert error == "Exception: Execution cancelled due to errors or interruption."
+        assert events[-1].failed.usage.lm_calls > 0  # what the failed job spent is on the record
         job = opt.get_job(events[0].job_id)
         assert job.state == opb.FAILED and job.error == error
         logged = opt.read_log(0, 100, f"job-{events[0].job_id}").events
