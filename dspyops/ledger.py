@@ -30,11 +30,17 @@ SNAPSHOT_EVERY = 10_000  # events between snapshots written by a Ledger that has
 
 
 class Ledger:
-    def __init__(self, store: EventStore, snapshots: SnapshotStore | None = None) -> None:
+    def __init__(
+        self, store: EventStore, snapshots: SnapshotStore | None = None, *, initial: State | None = None
+    ) -> None:
+        """`initial`: the newest snapshot, when the caller has decoded it already (the start's
+        chain check has); else the newest that matches this log is read from `snapshots`."""
         self.store = store
         self.snapshots = snapshots
         # start from the newest snapshot that matches this log: only the tail is folded
-        self._state = (snapshots.latest(store) if snapshots else None) or EMPTY
+        if initial is None and snapshots is not None:
+            initial = snapshots.latest(store)
+        self._state = initial or EMPTY
         self._snapshot_position = self._state.position
         self._lock = threading.Lock()
         # answers to retried commands start from a snapshot too (its own connection: the

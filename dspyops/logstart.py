@@ -31,6 +31,7 @@ from dspyops.logfiles import SERVER_LOG_STEM, LogFiles, missing_log_message
 from dspyops.pgsecret import load_or_create_server_secret
 from dspyops.pgtables import table_has_rows
 from dspyops.snapshots import SnapshotStore
+from dspyops.state import State
 
 
 class StartRefused(Exception):
@@ -139,6 +140,9 @@ class StartCheck:
 
     result: VerifyResult
     checker: ChainChecker  # positioned after the last link the check reached
+    # the trusted snapshot the check started after, decoded (None: none): a service starts
+    # from it rather than decoding it a second time
+    snapshot: State | None = None
 
     @property
     def last_position(self) -> int:
@@ -182,7 +186,7 @@ def verify_at_start(
             v2_links=result.v2_links,
             keyed_links=result.keyed_links,
         )
-    return StartCheck(result, _checker_after(store, last))
+    return StartCheck(result, _checker_after(store, last), point[0] if point else None)
 
 
 def _checker_after(store: EventStore, position: int) -> ChainChecker:

@@ -11,16 +11,16 @@ from dspyops.snapshots import SnapshotStore
 from dspyops.state import EMPTY, State, VersionState
 
 
-def restore_from_snapshot(store: EventStore, snapshots: SnapshotStore) -> tuple[State, dict[str, bytes]]:
-    """The snapshot's state (EMPTY without one) and its versions' artifacts by digest.
+def restore_from_snapshot(store: EventStore, state: State | None) -> tuple[State, dict[str, bytes]]:
+    """The snapshot's state (`state`: the one the start's chain check trusted, decoded once;
+    EMPTY without one) and its versions' artifacts by digest.
 
     An artifact that fails its digest is left out rather than stopping the start: like a
     replay (which keeps the bytes for the loader to refuse), the gateway serves the rest and
     refuses that version's Predict (gateway_svc.predict)."""
-    state = snapshots.latest(store)
     if state is None:
         return EMPTY, {}
-    structlog.get_logger().info("restored_from_snapshot", position=state.position, snapshots=repr(snapshots))
+    structlog.get_logger().info("restored_from_snapshot", position=state.position)
     # one artifact per digest, and their events in one read (a round trip per version took
     # most of a cold start from PostgreSQL: ~5k versions)
     first: dict[str, VersionState] = {}

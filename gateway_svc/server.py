@@ -175,7 +175,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
                 FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
             )
             try:
-                initial, artifacts = await asyncio.to_thread(restore_from_snapshot, store, snapshots)
+                initial, artifacts = await asyncio.to_thread(restore_from_snapshot, store, check.snapshot)
                 corpus_documents = await asyncio.to_thread(restore_corpora, store, initial)
             except BaseException:
                 tail_store.close()

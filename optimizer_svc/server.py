@@ -8,6 +8,7 @@ order that leaves the record whole (health first, jobs released, calls drained, 
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,10 +157,10 @@ async def _start(
     # the writer keeps snapshots of its fold (beside a file log; in a PostgreSQL log's
     # database), so restarts and gateways fold only the tail
     snapshots = await asyncio.to_thread(open_snapshots, config.log, key)
-    await asyncio.to_thread(
+    check = await asyncio.to_thread(
         verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="optimizer"
     )
-    ledger = await asyncio.to_thread(Ledger, store, snapshots)
+    ledger = await asyncio.to_thread(functools.partial(Ledger, store, snapshots, initial=check.snapshot))
     registry = Registry(ledger)
     artifacts = await asyncio.to_thread(artifact_store, config)
     programs = program_context(
