@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import operator
 import queue
 import threading
@@ -80,6 +81,26 @@ class ArmCounts:
     total: float
     total_sq: float
     excluded: int = 0  # stored outcomes outside the metric's range, left out of n and the sums
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    """A labelled outcome (one with `expected`) and what its prediction kept: a training
+    example when `inputs_json` is set, skipped by the export when it is "" (nothing
+    captured, or deleted by the retention)."""
+
+    prediction_id: str
+    version: str
+    recorded_at_us: int  # the outcome's
+    inputs_json: str
+    expected_json: str
+    value: float
+
+
+def expected_json(expected: Mapping[str, str]) -> str:
+    """How an outcome stores its expected outputs: canonical JSON ("" for none), so a retry's
+    comparison is a string comparison."""
+    return json.dumps(dict(expected), sort_keys=True, ensure_ascii=False) if expected else ""
 
 
 class PredictionStore(abc.ABC):
@@ -167,9 +188,17 @@ class PredictionStore(abc.ABC):
     def _writer_stopped(self) -> None:
         """On the writer thread, as it ends: release what it holds."""
 
-    def add_outcome(self, prediction_id: str, value: float, *, request_id: str = "") -> PredictionRecord:
-        """Record a prediction's one outcome. With a `request_id`, a repeat of the same
-        request (same prediction, same value) returns the first answer and records nothing;
+    def add_outcome(
+        self,
+        prediction_id: str,
+        value: float,
+        *,
+        request_id: str = "",
+        expected: Mapping[str, str] | None = None,
+    ) -> PredictionRecord:
+        """Record a prediction's one outcome, with the correct outputs when given (`expected`).
+        With a `request_id`, a repeat of the same request (same prediction, value and
+        expected) returns the first answer and records nothing;
         the id with another prediction or value is ALREADY_EXISTS naming request_id. Without
         one, a second outcome for the prediction is ALREADY_EXISTS naming prediction_id."""
         if not prediction_id:
@@ -177,11 +206,11 @@ class PredictionStore(abc.ABC):
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidArgument("value", f"must be a finite number, got {value}")
         record = self.get(prediction_id)
-        self._add_outcome(prediction_id, value, request_id)
+        self._add_outcome(prediction_id, value, request_id, expected_json(expected or {}))
         return record
 
     @abc.abstractmethod
-    def _add_outcome(self, prediction_id: str, value: float, request_id: str) -> None:
+    def _add_outcome(self, prediction_id: str, value: float, request_id: str, expected: str) -> None:
         """Insert the outcome unless `request_id` answered it already (then nothing), raising
         request_reused() or outcome_exists() as add_outcome says; atomic against every other
         writer of the store (another thread, another gateway)."""
@@ -216,6 +245,14 @@ class PredictionStore(abc.ABC):
         outside it (an older server took any finite value; a hand-edited file may hold text
         or NULL) are left out of n and the sums and counted in ``excluded``, so the
         statistics never see them."""
+
+    @abc.abstractmethod
+    def feedback(
+        self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
+    ) -> list[FeedbackRow]:
+        """Up to `limit` labelled outcomes (non-empty expected) of the deployment recorded in
+        [since_us, until_us), ordered by (outcome time, prediction id) and strictly after
+        `after` in that order (the page cursor; (0, "") for the first page)."""
 
     @abc.abstractmethod
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
