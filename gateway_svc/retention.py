@@ -3,7 +3,10 @@ prediction records once its retention ends.
 
 Each record carries its own expiry (`capture_expires_at_us`, set from the policy in force
 when it was written), so the sweep needs no policy and no log: one indexed UPDATE over the
-few records whose expiry has passed. It runs once at start and then every `interval`
+few records whose expiry has passed. The deletion is itself recorded, in the records and
+in the UPDATE's own transaction (a `capture_deletions` row per deployment: how many
+records, the cutoff, when; see notes/fb.md for why there rather than in the log). It runs
+once at start and then every `interval`
 seconds; `clock` is the gateway's (GatewayConfig.clock), which tests move forward instead
 of waiting days.
 """

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -31,6 +32,7 @@ import json
 import operator
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
@@ -95,6 +97,24 @@ class FeedbackRow:
     inputs_json: str
     expected_json: str
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureDeletion:
+    """One sweep's deletion of a deployment's captured data: how many records it cleared of
+    their inputs and traces, the cutoff (records whose retention ended by it), and when."""
+
+    swept_at_us: int  # wall time of the sweep
+    cutoff_us: int  # the sweep's clock (GatewayConfig.clock): what had expired by then
+    deployment: str
+    records: int
+
+
+def deletions(cutoff_us: int, deployments: list[str]) -> list[CaptureDeletion]:
+    """The rows a sweep records, per deployment, from the deployments of the cleared records."""
+    swept_at_us = time.time_ns() // 1000
+    counts = collections.Counter(deployments)
+    return [CaptureDeletion(swept_at_us, cutoff_us, d, n) for d, n in sorted(counts.items())]
 
 
 def expected_json(expected: Mapping[str, str]) -> str:
@@ -220,7 +240,13 @@ class PredictionStore(abc.ABC):
         """Deletes what capture policies kept (inputs, traces) of every record whose retention
         ended by `now_us`; the decision itself stays (experiments count it). Returns how many
         records it cleared. `now_us` is the caller's clock (gateway_svc.retention), so a test
-        moves time instead of waiting days."""
+        moves time instead of waiting days. The deletion is recorded in the same transaction
+        (capture_deletions: per deployment, the count and the cutoff), so no deletion goes
+        unrecorded and no record claims one that did not happen."""
+
+    @abc.abstractmethod
+    def capture_deletions(self) -> list[CaptureDeletion]:
+        """Every recorded deletion, oldest first (by sweep, then deployment)."""
 
     # ------------------------------------------------------------------ reads
 

@@ -24,9 +24,11 @@ from dspyops.pgtables import Tables
 from gateway_svc.records import (
     FIELDS,
     ArmCounts,
+    CaptureDeletion,
     FeedbackRow,
     PredictionRecord,
     PredictionStore,
+    deletions,
     outcome_exists,
     request_reused,
 )
@@ -51,6 +53,15 @@ DDL: Final = (
         recorded_at_us bigint NOT NULL,
         request_id text NOT NULL DEFAULT '',
         expected_json text NOT NULL DEFAULT ''
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS capture_deletions (
+        id bigserial PRIMARY KEY,
+        swept_at_us bigint NOT NULL,
+        cutoff_us bigint NOT NULL,
+        deployment text NOT NULL,
+        records bigint NOT NULL
     )
     """,
     # a table from before expected outputs: added empty
@@ -127,13 +138,28 @@ class PostgresPredictionStore(PredictionStore):
         return True
 
     def purge_expired(self, now_us: int) -> int:
-        with self._tables.connection("purge") as conn:
-            cursor = conn.execute(
+        # RETURNING counts what this transaction cleared: a gateway sweeping the same rows at
+        # once waits on their locks, then finds them cleared and records nothing for them
+        with self._tables.connection("purge") as conn, conn.transaction():
+            cleared = conn.execute(
                 "UPDATE predictions SET inputs_json = '', trace_json = '', capture_expires_at_us = 0 "
-                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= %s",
+                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= %s RETURNING deployment",
                 (now_us,),
-            )
-            return cursor.rowcount
+            ).fetchall()
+            rows = deletions(now_us, [str(d) for (d,) in cleared])
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO capture_deletions (swept_at_us, cutoff_us, deployment, records) "
+                    "VALUES (%s, %s, %s, %s)",
+                    [(r.swept_at_us, r.cutoff_us, r.deployment, r.records) for r in rows],
+                )
+        return len(cleared)
+
+    def capture_deletions(self) -> list[CaptureDeletion]:
+        sql = "SELECT swept_at_us, cutoff_us, deployment, records FROM capture_deletions ORDER BY id"
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql).fetchall()
+        return [CaptureDeletion(int(s), int(c), str(d), int(n)) for s, c, d, n in rows]
 
     # ------------------------------------------------------------------ reads
 

@@ -18,9 +18,11 @@ from dspyops.keyfiles import load_or_create_secret, secret_path
 from gateway_svc.records import (
     FIELDS,
     ArmCounts,
+    CaptureDeletion,
     FeedbackRow,
     PredictionRecord,
     PredictionStore,
+    deletions,
     outcome_exists,
     request_reused,
 )
@@ -85,6 +87,10 @@ class SQLitePredictionStore(PredictionStore):
             "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) "
             "WHERE request_id != ''"
         )
+        if "capture_deletions" not in db.table_names():  # what each retention sweep deleted
+            db.table("capture_deletions").create(
+                {"swept_at_us": int, "cutoff_us": int, "deployment": str, "records": int}, if_not_exists=True
+            )
         # what the feedback export walks: a deployment's labelled outcomes in time order
         db.execute(
             "CREATE INDEX IF NOT EXISTS outcomes_labelled ON outcomes (recorded_at_us, prediction_id) "
@@ -157,12 +163,26 @@ class SQLitePredictionStore(PredictionStore):
     def purge_expired(self, now_us: int) -> int:
         db = self._db()
         with db.conn:
-            cursor = db.conn.execute(
+            db.conn.execute("BEGIN IMMEDIATE")  # the deletion and its record in one transaction
+            cleared = db.conn.execute(
                 "UPDATE predictions SET inputs_json = '', trace_json = '', capture_expires_at_us = 0 "
-                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= ?",
+                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= ? RETURNING deployment",
                 [now_us],
+            ).fetchall()
+            rows = deletions(now_us, [d for (d,) in cleared])
+            db.conn.executemany(
+                "INSERT INTO capture_deletions (swept_at_us, cutoff_us, deployment, records) "
+                "VALUES (?, ?, ?, ?)",
+                [(r.swept_at_us, r.cutoff_us, r.deployment, r.records) for r in rows],
             )
-        return cursor.rowcount
+        return len(cleared)
+
+    def capture_deletions(self) -> list[CaptureDeletion]:
+        sql = (
+            "SELECT swept_at_us, cutoff_us, deployment, records FROM capture_deletions "
+            "ORDER BY swept_at_us, rowid"
+        )
+        return [CaptureDeletion(*row) for row in self._db().execute(sql).fetchall()]
 
     # ------------------------------------------------------------------ reads
 

@@ -79,3 +79,39 @@ def test_postgres_expected_outputs_and_an_outcomes_table_from_before_them(postgr
         _check(store)
     finally:
         store.close()
+
+
+def _deletions_recorded(store: PredictionStore) -> None:
+    records = [
+        replace(RECORD, prediction_id="x1", inputs_json='{"text": "a"}', capture_expires_at_us=100),
+        replace(RECORD, prediction_id="x2", inputs_json='{"text": "b"}', capture_expires_at_us=150),
+        replace(RECORD, prediction_id="y1", deployment="other", trace_json="[]", capture_expires_at_us=120),
+        replace(RECORD, prediction_id="z1", inputs_json='{"text": "c"}', capture_expires_at_us=900),
+    ]
+
+    async def scenario() -> None:
+        await asyncio.gather(*(store.record(r) for r in records))
+
+    asyncio.run(scenario())
+    assert store.purge_expired(200) == 3
+    assert store.purge_expired(300) == 0  # nothing left to delete: nothing recorded
+    deletions = store.capture_deletions()
+    assert [(d.deployment, d.records, d.cutoff_us) for d in deletions] == [("other", 1, 200), ("web", 2, 200)]
+    assert all(d.swept_at_us > 0 for d in deletions)
+    assert store.get("z1").inputs_json  # not expired: kept
+
+
+def test_sqlite_records_each_deletion_of_captured_data(tmp_path: Path) -> None:
+    store = SQLitePredictionStore(tmp_path / "p.db", secret=SECRET)
+    try:
+        _deletions_recorded(store)
+    finally:
+        store.close()
+
+
+def test_postgres_records_each_deletion_of_captured_data(postgres_url: str) -> None:
+    store = PostgresPredictionStore(postgres_url, secret=load_or_create_server_secret(postgres_url))
+    try:
+        _deletions_recorded(store)
+    finally:
+        store.close()
