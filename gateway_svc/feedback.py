@@ -3,8 +3,9 @@
 A labelled example is an outcome that carries `expected` (the correct outputs) on a
 prediction whose inputs the capture policy kept; outcomes with `expected` whose prediction
 kept no inputs (no capture, an allowlist without them, or deleted by the retention) cannot
-train anything and are counted as `skipped`. With the records in PostgreSQL every gateway
-of the log answers with every gateway's feedback.
+train anything and are counted as `skipped` (so is a row a hand-edited records file holds
+in a form the gateway never writes: logged, never a server error). With the records in
+PostgreSQL every gateway of the log answers with every gateway's feedback.
 
 Paged, not streamed: each call is one bounded, indexed query; the page token is the last
 outcome's (time, prediction id), so a caller resumes after a failure or against another
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 from datetime import UTC
 
+import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.errors import InvalidArgument, shown
@@ -49,17 +51,31 @@ def _cursor(token: str) -> tuple[int, str]:
     return (int(at), prediction_id)
 
 
-def _fields(text: str) -> dict[str, str]:
-    loaded = json.loads(text)
-    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+def _fields(text: str) -> dict[str, str] | None:
+    """A stored JSON object of strings; None when it is none (a hand-edited records file)."""
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+        return None
+    return {str(k): v for k, v in loaded.items()}
 
 
-def _example(row: FeedbackRow) -> gpb.FeedbackExample:
+def _example(row: FeedbackRow) -> gpb.FeedbackExample | None:
+    """The row as an example; None when it cannot train anything: no captured inputs (deleted
+    or never kept), or inputs/expected the records hold in a form they never write."""
+    inputs = _fields(row.inputs_json) if row.inputs_json else None
+    expected = _fields(row.expected_json)
+    if not inputs or not expected:
+        if row.inputs_json:
+            structlog.get_logger().warning("feedback_row_unreadable", prediction_id=row.prediction_id)
+        return None
     example = gpb.FeedbackExample(
         prediction_id=row.prediction_id,
         version=row.version,
-        inputs=_fields(row.inputs_json),
-        expected=_fields(row.expected_json),
+        inputs=inputs,
+        expected=expected,
         value=row.value,
     )
     example.recorded_at.FromMicroseconds(row.recorded_at_us)
@@ -80,8 +96,9 @@ def export_feedback(
     rows = records.feedback(request.deployment, since, until, _cursor(request.page_token), limit)
     response = gpb.ExportFeedbackResponse()
     for row in rows:
-        if row.inputs_json:
-            response.examples.append(_example(row))
+        example = _example(row)
+        if example is not None:
+            response.examples.append(example)
         else:
             response.skipped += 1
     if len(rows) == limit:

@@ -7,8 +7,8 @@ few records whose expiry has passed. The deletion is itself recorded, in the rec
 in the UPDATE's own transaction (a `capture_deletions` row per deployment: how many
 records, the cutoff, when): there rather than in the log because it is then atomic with the
 deletion, and a gateway tailing a remote optimizer has no writer path to the log. It runs
-once at start and then every `interval` seconds; `clock` is the gateway's (GatewayConfig.clock), which tests move forward instead
-of waiting days.
+once at start and then every `interval` seconds; `clock` is the gateway's
+(GatewayConfig.clock), which tests move forward instead of waiting days.
 """
 
 from __future__ import annotations

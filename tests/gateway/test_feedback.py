@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -238,3 +239,17 @@ def test_feedback_export_writes_a_dataset_that_an_optimization_trains_on(
     )
     assert events[-1].WhichOneof("kind") == "completed", events[-1]
     assert events[-1].completed.version == "1.1.0"
+
+
+def test_a_hand_edited_record_is_skipped_not_a_server_error(tmp_path: Path) -> None:
+    log = str(tmp_path / "log.db")
+    for stack in _stack(tmp_path, log, 1):
+        stack.capture("web", True)
+        broken, fine = (stack.gw.predict("web", {"text": t}).prediction_id for t in ("one", "two"))
+        for prediction_id in (broken, fine):
+            stack.gw.record_outcome(prediction_id, 1.0, expected={"label": "refund"})
+        with sqlite3.connect(f"{log}.predictions") as conn:
+            conn.execute("UPDATE predictions SET inputs_json = '{not json' WHERE prediction_id = ?", [broken])
+        conn.close()
+        examples, skipped = _all(stack.gw, "web")
+        assert [e.prediction_id for e in examples] == [fine] and skipped == 1
