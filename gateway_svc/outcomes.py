@@ -11,7 +11,8 @@ experiment's outcomes are only checked for being finite.
 
 `expected` (the correct outputs, when the caller knows them) takes output fields of the
 served version only: the program's signature says which, or, for a user module (whose
-signature is its code), the fields the prediction answered with.
+signature is its code), the fields the prediction answered with; its values are scrubbed
+(dspyops.scrub) before they are stored, like captured inputs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dspyops.errors import InvalidArgument, shown
 from dspyops.history import History
 from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import gateway_pb2 as gpb
+from dspyops.scrub import scrub
 from dspyops.state import State
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, outcome_in_range
@@ -110,6 +112,7 @@ def record_outcome(
     request_id = check_request_id(request.request_id)
     record = check_outcome(state, history, records, request)
     check_expected(state, record, request)
-    return records.add_outcome(
-        request.prediction_id, request.value, request_id=request_id, expected=request.expected
-    )
+    # scrubbed as captured inputs are: secrets never enter the records (scrubbing is
+    # deterministic, so a retry still matches the first request)
+    expected = {key: scrub(value) for key, value in request.expected.items()}
+    return records.add_outcome(request.prediction_id, request.value, request_id=request_id, expected=expected)

@@ -253,3 +253,14 @@ def test_a_hand_edited_record_is_skipped_not_a_server_error(tmp_path: Path) -> N
         conn.close()
         examples, skipped = _all(stack.gw, "web")
         assert [e.prediction_id for e in examples] == [fine] and skipped == 1
+
+
+def test_expected_outputs_are_scrubbed_like_captured_inputs(stack: Stack) -> None:
+    stack.capture("web", True)
+    answer = stack.gw.predict("web", {"text": "refund please"})
+    label = "use api_key=abcd1234efgh5678ijkl"
+    stack.gw.record_outcome(answer.prediction_id, 1.0, expected={"label": label}, request_id="s-1")
+    stack.gw.record_outcome(answer.prediction_id, 1.0, expected={"label": label}, request_id="s-1")  # a retry
+    (example,), _ = _all(stack.gw, "web")
+    assert "abcd1234efgh5678ijkl" not in example.expected["label"]
+    assert "[redacted]" in example.expected["label"]
