@@ -77,6 +77,7 @@ REQUIRED: Mapping[str, str] = {
     "GetExperimentResults": "reader",
     "ExplainPrediction": "reader",
     "GetShadowResults": "reader",
+    "ExportFeedback": "reader",  # what statistics and explanations read: the records
     "StartExperiment": "deployer",
     "ConcludeExperiment": "deployer",
     "StopExperiment": "deployer",

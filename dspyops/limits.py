@@ -97,6 +97,9 @@ LIMITS: Final[dict[str, Limit]] = {
     "dspyops.v1.PredictRequest.inputs": Limit(
         chars=100_000, entries=100, key_chars=100, why="a prediction's input values"
     ),
+    "dspyops.v1.RecordOutcomeRequest.expected": Limit(
+        chars=20_000, entries=100, key_chars=100, why="a prediction's correct outputs (a training label)"
+    ),
     "dspyops.v1.RegisterCorpusRequest.documents": Limit(
         entries=MAX_CORPUS_DOCUMENTS, why="a corpus inline; larger through a DatasetRef file"
     ),

@@ -8,14 +8,24 @@ The experiment is looked up in the gateway's current state, and, when it has end
 (or another one runs now), in the state at the prediction's own log position, which by
 construction holds it. A gateway tailing a remote optimizer has no history: there an ended
 experiment's outcomes are only checked for being finite.
+
+`expected` (the correct outputs, when the caller knows them) takes output fields of the
+served version only: the program's signature says which, or, for a user module (whose
+signature is its code), the fields the prediction answered with; its values are scrubbed
+(dspyops.scrub) before they are stored, like captured inputs.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+
 from dspyops.commands import check_request_id
 from dspyops.errors import InvalidArgument, shown
 from dspyops.history import History
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import gateway_pb2 as gpb
+from dspyops.scrub import scrub
 from dspyops.state import State
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, outcome_in_range
@@ -58,11 +68,51 @@ def check_outcome(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _spec_outputs(spec_json: str) -> tuple[str, ...]:
+    """Parsed once per spec: signature parsing is too slow to repeat for every outcome."""
+    return tuple(ProgramSpec.from_dict(json.loads(spec_json)).output_fields())
+
+
+def output_fields(state: State, record: PredictionRecord) -> tuple[str, ...]:
+    """The output fields of the version that served the prediction."""
+    program = state.programs.get(record.program)
+    version = program.versions.get(record.version) if program is not None else None
+    outputs = _spec_outputs(json.dumps(dict(version.spec), sort_keys=True)) if version is not None else ()
+    if outputs:
+        return outputs
+    try:  # a user module: what the prediction answered with
+        answered = json.loads(record.outputs_json or "{}")
+    except ValueError:
+        return ()
+    return tuple(answered) if isinstance(answered, dict) else ()
+
+
+def check_expected(state: State, record: PredictionRecord, request: gpb.RecordOutcomeRequest) -> None:
+    """INVALID_ARGUMENT naming `expected` for a key that is no output of the served version."""
+    if not request.expected:
+        return
+    outputs = output_fields(state, record)
+    for key in sorted(request.expected):
+        if key not in outputs:
+            known = ", ".join(outputs) or "none known"
+            raise InvalidArgument(
+                "expected",
+                f"{shown(key)} is not an output field of version {record.version} of "
+                f"{shown(record.program)} (outputs: {known})",
+            )
+
+
 def record_outcome(
     state: State, history: History | None, records: PredictionStore, request: gpb.RecordOutcomeRequest
 ) -> PredictionRecord:
-    """Check the value against the metric of the prediction's experiment or canary, then
-    record it once (a retry with the same request_id gets the first answer)."""
+    """Check the value against the metric of the prediction's experiment or canary and the
+    expected outputs against the served version's, then record it once (a retry with the
+    same request_id gets the first answer)."""
     request_id = check_request_id(request.request_id)
-    check_outcome(state, history, records, request)
-    return records.add_outcome(request.prediction_id, request.value, request_id=request_id)
+    record = check_outcome(state, history, records, request)
+    check_expected(state, record, request)
+    # scrubbed as captured inputs are: secrets never enter the records (scrubbing is
+    # deterministic, so a retry still matches the first request)
+    expected = {key: scrub(value) for key, value in request.expected.items()}
+    return records.add_outcome(request.prediction_id, request.value, request_id=request_id, expected=expected)

@@ -3,9 +3,12 @@ prediction records once its retention ends.
 
 Each record carries its own expiry (`capture_expires_at_us`, set from the policy in force
 when it was written), so the sweep needs no policy and no log: one indexed UPDATE over the
-few records whose expiry has passed. It runs once at start and then every `interval`
-seconds; `clock` is the gateway's (GatewayConfig.clock), which tests move forward instead
-of waiting days.
+few records whose expiry has passed. The deletion is itself recorded, in the records and
+in the UPDATE's own transaction (a `capture_deletions` row per deployment: how many
+records, the cutoff, when): there rather than in the log because it is then atomic with the
+deletion, and a gateway tailing a remote optimizer has no writer path to the log. It runs
+once at start and then every `interval` seconds; `clock` is the gateway's
+(GatewayConfig.clock), which tests move forward instead of waiting days.
 """
 
 from __future__ import annotations

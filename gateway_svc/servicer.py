@@ -23,6 +23,7 @@ from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.deployment_commands import DeploymentCommands
 from gateway_svc.experiments import Experiments, deployment_of, results_proto
 from gateway_svc.explain import explain
+from gateway_svc.feedback import export_feedback
 from gateway_svc.loader import ProgramCache
 from gateway_svc.outcomes import record_outcome
 from gateway_svc.predict import Predictions
@@ -120,6 +121,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     ) -> gpb.Explanation:
         history = need_log(self.history, "prediction_id")
         return await explain(request, history, self.records, self.predictions.load)
+
+    @rpc.unary
+    async def ExportFeedback(
+        self, request: gpb.ExportFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ExportFeedbackResponse:
+        return await asyncio.to_thread(export_feedback, self.replica.state, self.records, request)
 
     # ------------------------------------------------------------------ experiments, canaries, rollback
 

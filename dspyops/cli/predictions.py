@@ -62,12 +62,22 @@ def predict(
 )
 @click.argument("prediction_id")
 @click.argument("value", type=float)
+@click.option(
+    "--expected",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="a correct output (repeatable): makes the prediction a training example",
+)
 @json_option
 @click.pass_obj
-def outcome(session: Session, prediction_id: str, value: float, as_json: bool) -> int:
+def outcome(
+    session: Session, prediction_id: str, value: float, expected: tuple[str, ...], as_json: bool
+) -> int:
     """record the outcome of a prediction (once): 1/0 for binary metrics, a score for continuous ones."""
     with session.gateway() as gw:
-        response = gw.record_outcome(prediction_id, value, request_id=session.request_id)
+        response = gw.record_outcome(
+            prediction_id, value, expected=pairs(expected, "--expected"), request_id=session.request_id
+        )
     if as_json:
         print_json(response)
     else:

@@ -9,7 +9,10 @@ or an AsOf message.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.client import messages as msg
 from dspyops.client.channel import Client, new_request_id, rpc
@@ -61,17 +64,49 @@ class GatewayClient(Client):
 
     @rpc("RecordOutcome")
     def record_outcome(
-        self, prediction_id: str, value: float, *, request_id: str | None = None
+        self,
+        prediction_id: str,
+        value: float,
+        *,
+        expected: Mapping[str, str] | None = None,
+        request_id: str | None = None,
     ) -> gpb.RecordOutcomeResponse:
         """RecordOutcome: 1/0 for binary metrics, a score for continuous ones; once per
         prediction (a second is ALREADY_EXISTS; the same request_id again is not a second).
+        `expected`: the correct outputs when known (output field -> value), a training label.
 
-        gw.record_outcome(answer.prediction_id, 1.0).version
+        gw.record_outcome(answer.prediction_id, 0.0, expected={"label": "billing"}).version
         """
         request = gpb.RecordOutcomeRequest(
-            prediction_id=prediction_id, value=value, request_id=request_id or new_request_id()
+            prediction_id=prediction_id,
+            value=value,
+            expected=dict(expected or {}),
+            request_id=request_id or new_request_id(),
         )
         return self._send(self.stub.RecordOutcome, request, gpb.RecordOutcomeResponse)
+
+    @rpc("ExportFeedback")
+    def export_feedback(
+        self,
+        deployment: str,
+        since: datetime | Timestamp | None = None,
+        until: datetime | Timestamp | None = None,
+        *,
+        limit: int = 0,
+        page_token: str = "",
+    ) -> gpb.ExportFeedbackResponse:
+        """ExportFeedback: one page of the deployment's labelled examples (outcomes with
+        expected outputs on predictions with captured inputs) recorded in [since, until), in
+        time order; pass next_page_token back for the next page (empty: none left).
+
+        gw.export_feedback("web", since=datetime(2026, 12, 1)).examples[0].expected
+        """
+        request = gpb.ExportFeedbackRequest(deployment=deployment, limit=limit, page_token=page_token)
+        if since is not None:
+            request.since.CopyFrom(msg.timestamp(since))
+        if until is not None:
+            request.until.CopyFrom(msg.timestamp(until))
+        return self._unary(self.stub.ExportFeedback, request, gpb.ExportFeedbackResponse)
 
     @rpc("ExplainPrediction")
     def explain_prediction(self, prediction_id: str, routing_key: str = "") -> gpb.Explanation:

@@ -73,14 +73,23 @@ class PredictResponse(_message.Message):
     def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
-    __slots__ = ("prediction_id", "value", "request_id")
+    __slots__ = ("prediction_id", "value", "request_id", "expected")
+    class ExpectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     value: float
     request_id: str
-    def __init__(self, prediction_id: _Optional[str] = ..., value: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
+    expected: _containers.ScalarMap[str, str]
+    def __init__(self, prediction_id: _Optional[str] = ..., value: _Optional[float] = ..., request_id: _Optional[str] = ..., expected: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RecordOutcomeResponse(_message.Message):
     __slots__ = ("prediction_id", "version", "experiment_id")
@@ -402,3 +411,57 @@ class ShadowResults(_message.Message):
     deployment: str
     versions: _containers.RepeatedCompositeFieldContainer[ShadowVersionResult]
     def __init__(self, deployment: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ShadowVersionResult, _Mapping]]] = ...) -> None: ...
+
+class ExportFeedbackRequest(_message.Message):
+    __slots__ = ("deployment", "since", "until", "limit", "page_token")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    limit: int
+    page_token: str
+    def __init__(self, deployment: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class FeedbackExample(_message.Message):
+    __slots__ = ("prediction_id", "version", "recorded_at", "inputs", "expected", "value")
+    class InputsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ExpectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PREDICTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    prediction_id: str
+    version: str
+    recorded_at: _timestamp_pb2.Timestamp
+    inputs: _containers.ScalarMap[str, str]
+    expected: _containers.ScalarMap[str, str]
+    value: float
+    def __init__(self, prediction_id: _Optional[str] = ..., version: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inputs: _Optional[_Mapping[str, str]] = ..., expected: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ...) -> None: ...
+
+class ExportFeedbackResponse(_message.Message):
+    __slots__ = ("examples", "skipped", "next_page_token")
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    examples: _containers.RepeatedCompositeFieldContainer[FeedbackExample]
+    skipped: int
+    next_page_token: str
+    def __init__(self, examples: _Optional[_Iterable[_Union[FeedbackExample, _Mapping]]] = ..., skipped: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...

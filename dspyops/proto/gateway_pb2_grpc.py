@@ -105,6 +105,11 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
                 _registered_method=True)
+        self.ExportFeedback = channel.unary_unary(
+                '/dspyops.v1.Gateway/ExportFeedback',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -204,6 +209,14 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportFeedback(self, request, context):
+        """The labelled examples of a deployment (outcomes with `expected` on predictions whose
+        inputs were captured), in the order their outcomes were recorded; paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -276,6 +289,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ListConnections,
                     request_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.SerializeToString,
+            ),
+            'ExportFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportFeedback,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -656,6 +674,33 @@ class Gateway:
             '/dspyops.v1.Gateway/ListConnections',
             dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
             dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/ExportFeedback',
+            dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import contextlib
 import hashlib
 import hmac
+import json
 import operator
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
@@ -80,6 +83,44 @@ class ArmCounts:
     total: float
     total_sq: float
     excluded: int = 0  # stored outcomes outside the metric's range, left out of n and the sums
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    """A labelled outcome (one with `expected`) and what its prediction kept: a training
+    example when `inputs_json` is set, skipped by the export when it is "" (nothing
+    captured, or deleted by the retention)."""
+
+    prediction_id: str
+    version: str
+    recorded_at_us: int  # the outcome's
+    inputs_json: str
+    expected_json: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureDeletion:
+    """One sweep's deletion of a deployment's captured data: how many records it cleared of
+    their inputs and traces, the cutoff (records whose retention ended by it), and when."""
+
+    swept_at_us: int  # wall time of the sweep
+    cutoff_us: int  # the sweep's clock (GatewayConfig.clock): what had expired by then
+    deployment: str
+    records: int
+
+
+def deletions(cutoff_us: int, deployments: list[str]) -> list[CaptureDeletion]:
+    """The rows a sweep records, per deployment, from the deployments of the cleared records."""
+    swept_at_us = time.time_ns() // 1000
+    counts = collections.Counter(deployments)
+    return [CaptureDeletion(swept_at_us, cutoff_us, d, n) for d, n in sorted(counts.items())]
+
+
+def expected_json(expected: Mapping[str, str]) -> str:
+    """How an outcome stores its expected outputs: canonical JSON ("" for none), so a retry's
+    comparison is a string comparison."""
+    return json.dumps(dict(expected), sort_keys=True, ensure_ascii=False) if expected else ""
 
 
 class PredictionStore(abc.ABC):
@@ -167,9 +208,17 @@ class PredictionStore(abc.ABC):
     def _writer_stopped(self) -> None:
         """On the writer thread, as it ends: release what it holds."""
 
-    def add_outcome(self, prediction_id: str, value: float, *, request_id: str = "") -> PredictionRecord:
-        """Record a prediction's one outcome. With a `request_id`, a repeat of the same
-        request (same prediction, same value) returns the first answer and records nothing;
+    def add_outcome(
+        self,
+        prediction_id: str,
+        value: float,
+        *,
+        request_id: str = "",
+        expected: Mapping[str, str] | None = None,
+    ) -> PredictionRecord:
+        """Record a prediction's one outcome, with the correct outputs when given (`expected`).
+        With a `request_id`, a repeat of the same request (same prediction, value and
+        expected) returns the first answer and records nothing;
         the id with another prediction or value is ALREADY_EXISTS naming request_id. Without
         one, a second outcome for the prediction is ALREADY_EXISTS naming prediction_id."""
         if not prediction_id:
@@ -177,11 +226,11 @@ class PredictionStore(abc.ABC):
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidArgument("value", f"must be a finite number, got {value}")
         record = self.get(prediction_id)
-        self._add_outcome(prediction_id, value, request_id)
+        self._add_outcome(prediction_id, value, request_id, expected_json(expected or {}))
         return record
 
     @abc.abstractmethod
-    def _add_outcome(self, prediction_id: str, value: float, request_id: str) -> None:
+    def _add_outcome(self, prediction_id: str, value: float, request_id: str, expected: str) -> None:
         """Insert the outcome unless `request_id` answered it already (then nothing), raising
         request_reused() or outcome_exists() as add_outcome says; atomic against every other
         writer of the store (another thread, another gateway)."""
@@ -191,7 +240,13 @@ class PredictionStore(abc.ABC):
         """Deletes what capture policies kept (inputs, traces) of every record whose retention
         ended by `now_us`; the decision itself stays (experiments count it). Returns how many
         records it cleared. `now_us` is the caller's clock (gateway_svc.retention), so a test
-        moves time instead of waiting days."""
+        moves time instead of waiting days. The deletion is recorded in the same transaction
+        (capture_deletions: per deployment, the count and the cutoff), so no deletion goes
+        unrecorded and no record claims one that did not happen."""
+
+    @abc.abstractmethod
+    def capture_deletions(self) -> list[CaptureDeletion]:
+        """Every recorded deletion, oldest first (by sweep, then deployment)."""
 
     # ------------------------------------------------------------------ reads
 
@@ -216,6 +271,14 @@ class PredictionStore(abc.ABC):
         outside it (an older server took any finite value; a hand-edited file may hold text
         or NULL) are left out of n and the sums and counted in ``excluded``, so the
         statistics never see them."""
+
+    @abc.abstractmethod
+    def feedback(
+        self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
+    ) -> list[FeedbackRow]:
+        """Up to `limit` labelled outcomes (non-empty expected) of the deployment recorded in
+        [since_us, until_us), ordered by (outcome time, prediction id) and strictly after
+        `after` in that order (the page cursor; (0, "") for the first page)."""
 
     @abc.abstractmethod
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:

@@ -24,8 +24,11 @@ from dspyops.pgtables import Tables
 from gateway_svc.records import (
     FIELDS,
     ArmCounts,
+    CaptureDeletion,
+    FeedbackRow,
     PredictionRecord,
     PredictionStore,
+    deletions,
     outcome_exists,
     request_reused,
 )
@@ -48,18 +51,43 @@ DDL: Final = (
         prediction_id text PRIMARY KEY,
         value double precision NOT NULL,
         recorded_at_us bigint NOT NULL,
-        request_id text NOT NULL DEFAULT ''
+        request_id text NOT NULL DEFAULT '',
+        expected_json text NOT NULL DEFAULT ''
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS capture_deletions (
+        id bigserial PRIMARY KEY,
+        swept_at_us bigint NOT NULL,
+        cutoff_us bigint NOT NULL,
+        deployment text NOT NULL,
+        records bigint NOT NULL
+    )
+    """,
+    # a table from before expected outputs: added empty
+    "ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS expected_json text NOT NULL DEFAULT ''",
+    # what the feedback export walks: labelled outcomes in time order
+    "CREATE INDEX IF NOT EXISTS outcomes_labelled ON outcomes (recorded_at_us, prediction_id) "
+    "WHERE expected_json <> ''",
     # a request_id answers one outcome: retries find it here (unique, so no two can claim it)
     "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) WHERE request_id <> ''",
 )
 _INSERT: Final = f"INSERT INTO predictions ({', '.join(FIELDS)}) VALUES ({', '.join(['%s'] * len(FIELDS))})"
 _SELECT: Final = f"SELECT {', '.join(FIELDS)} FROM predictions WHERE prediction_id = %s"
-_FIRST: Final = "SELECT prediction_id, value FROM outcomes WHERE request_id = %s"
+_FIRST: Final = "SELECT prediction_id, value, expected_json FROM outcomes WHERE request_id = %s"
 _OUTCOME: Final = (
-    "INSERT INTO outcomes (prediction_id, value, recorded_at_us, request_id) VALUES (%s, %s, %s, %s)"
+    "INSERT INTO outcomes (prediction_id, value, recorded_at_us, request_id, expected_json) "
+    "VALUES (%s, %s, %s, %s, %s)"
 )
+_FEEDBACK: Final = """
+    SELECT o.prediction_id, p.version, o.recorded_at_us, p.inputs_json, o.expected_json, o.value
+    FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
+    WHERE o.expected_json <> '' AND p.deployment = %s
+      AND o.recorded_at_us >= %s AND o.recorded_at_us < %s
+      AND (o.recorded_at_us, o.prediction_id) > (%s, %s)
+    ORDER BY o.recorded_at_us, o.prediction_id
+    LIMIT %s
+"""
 
 
 class PostgresPredictionStore(PredictionStore):
@@ -77,41 +105,61 @@ class PostgresPredictionStore(PredictionStore):
         with self._tables.connection("record") as conn, conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(_INSERT, rows)
 
-    def _add_outcome(self, prediction_id: str, value: float, request_id: str) -> None:
+    def _add_outcome(self, prediction_id: str, value: float, request_id: str, expected: str) -> None:
         with self._tables.connection("record an outcome in") as conn:
             try:
                 with conn.transaction():
-                    if request_id and self._retried(conn, prediction_id, value, request_id):
+                    if request_id and self._retried(conn, prediction_id, value, request_id, expected):
                         return
-                    conn.execute(_OUTCOME, (prediction_id, value, time.time_ns() // 1000, request_id))
+                    now_us = time.time_ns() // 1000
+                    conn.execute(_OUTCOME, (prediction_id, value, now_us, request_id, expected))
             except pg_errors.UniqueViolation as exc:
                 if exc.diag.constraint_name == "outcomes_request_id":
                     # another gateway committed this request id first: answer as its retry
-                    if self._retried(conn, prediction_id, value, request_id):
+                    if self._retried(conn, prediction_id, value, request_id, expected):
                         return
                 raise outcome_exists(prediction_id) from None
 
     @staticmethod
     def _retried(
-        conn: psycopg.Connection[tuple[object, ...]], prediction_id: str, value: float, request_id: str
+        conn: psycopg.Connection[tuple[object, ...]],
+        prediction_id: str,
+        value: float,
+        request_id: str,
+        expected: str,
     ) -> bool:
         """True when `request_id` recorded this very outcome already; request_reused() when it
         recorded another; False when it recorded none."""
         first = conn.execute(_FIRST, (request_id,)).fetchone()
         if first is None:
             return False
-        if (first[0], first[1]) != (prediction_id, value):
+        if (first[0], first[1], first[2]) != (prediction_id, value, expected):
             raise request_reused()
         return True
 
     def purge_expired(self, now_us: int) -> int:
-        with self._tables.connection("purge") as conn:
-            cursor = conn.execute(
+        # RETURNING counts what this transaction cleared: a gateway sweeping the same rows at
+        # once waits on their locks, then finds them cleared and records nothing for them
+        with self._tables.connection("purge") as conn, conn.transaction():
+            cleared = conn.execute(
                 "UPDATE predictions SET inputs_json = '', trace_json = '', capture_expires_at_us = 0 "
-                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= %s",
+                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= %s RETURNING deployment",
                 (now_us,),
-            )
-            return cursor.rowcount
+            ).fetchall()
+            rows = deletions(now_us, [str(d) for (d,) in cleared])
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO capture_deletions (swept_at_us, cutoff_us, deployment, records) "
+                    "VALUES (%s, %s, %s, %s)",
+                    [(r.swept_at_us, r.cutoff_us, r.deployment, r.records) for r in rows],
+                )
+        return len(cleared)
+
+    def capture_deletions(self) -> list[CaptureDeletion]:
+        sql = "SELECT swept_at_us, cutoff_us, deployment, records FROM capture_deletions ORDER BY id"
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql).fetchall()
+        return [CaptureDeletion(int(s), int(c), str(d), int(n)) for s, c, d, n in rows]
 
     # ------------------------------------------------------------------ reads
 
@@ -144,6 +192,14 @@ class PostgresPredictionStore(PredictionStore):
             str(version): ArmCounts(int(assigned), int(n), float(total), float(total_sq), int(excluded))
             for version, assigned, n, total, total_sq, excluded in rows
         }
+
+    def feedback(
+        self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
+    ) -> list[FeedbackRow]:
+        params = (deployment, since_us, until_us, after[0], after[1], limit)
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(_FEEDBACK, params).fetchall()
+        return [FeedbackRow(str(p), str(v), int(t), str(i), str(e), float(x)) for p, v, t, i, e, x in rows]
 
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
         sql = """

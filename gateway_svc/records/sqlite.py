@@ -18,8 +18,11 @@ from dspyops.keyfiles import load_or_create_secret, secret_path
 from gateway_svc.records import (
     FIELDS,
     ArmCounts,
+    CaptureDeletion,
+    FeedbackRow,
     PredictionRecord,
     PredictionStore,
+    deletions,
     outcome_exists,
     request_reused,
 )
@@ -62,18 +65,36 @@ class SQLitePredictionStore(PredictionStore):
         )
         if "outcomes" not in db.table_names():
             db.table("outcomes").create(
-                {"prediction_id": str, "value": float, "recorded_at_us": int, "request_id": str},
+                {
+                    "prediction_id": str,
+                    "value": float,
+                    "recorded_at_us": int,
+                    "request_id": str,
+                    "expected_json": str,
+                },
                 pk="prediction_id",
-                not_null={"request_id"},
-                defaults={"request_id": ""},
+                not_null={"request_id", "expected_json"},
+                defaults={"request_id": "", "expected_json": ""},
                 if_not_exists=True,
             )
-        elif "request_id" not in db.table("outcomes").columns_dict:  # a records file from before request ids
-            db.table("outcomes").add_column("request_id", str, not_null_default="")
+        else:  # a records file from before request ids, or expected outputs: added empty
+            columns = db.table("outcomes").columns_dict
+            for name in ("request_id", "expected_json"):
+                if name not in columns:
+                    db.table("outcomes").add_column(name, str, not_null_default="")
         # a request_id answers one outcome: retries find it here (unique, so no two can claim it)
         db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) "
             "WHERE request_id != ''"
+        )
+        if "capture_deletions" not in db.table_names():  # what each retention sweep deleted
+            db.table("capture_deletions").create(
+                {"swept_at_us": int, "cutoff_us": int, "deployment": str, "records": int}, if_not_exists=True
+            )
+        # what the feedback export walks: a deployment's labelled outcomes in time order
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS outcomes_labelled ON outcomes (recorded_at_us, prediction_id) "
+            "WHERE expected_json != ''"
         )
 
     def __repr__(self) -> str:
@@ -113,17 +134,18 @@ class SQLitePredictionStore(PredictionStore):
             self._writer_conn.close()
             self._writer_conn = None
 
-    def _add_outcome(self, prediction_id: str, value: float, request_id: str) -> None:
+    def _add_outcome(self, prediction_id: str, value: float, request_id: str, expected: str) -> None:
         db = self._db()
         try:
             with db.conn:
                 db.conn.execute("BEGIN IMMEDIATE")  # the lookup and the insert in one write transaction
                 if request_id:
                     first = db.conn.execute(
-                        "SELECT prediction_id, value FROM outcomes WHERE request_id = ?", [request_id]
+                        "SELECT prediction_id, value, expected_json FROM outcomes WHERE request_id = ?",
+                        [request_id],
                     ).fetchone()
                     if first is not None:
-                        if tuple(first) != (prediction_id, value):
+                        if tuple(first) != (prediction_id, value, expected):
                             raise request_reused()
                         return  # a retry: the first answer, nothing recorded
                 db.table("outcomes").insert(
@@ -132,6 +154,7 @@ class SQLitePredictionStore(PredictionStore):
                         "value": value,
                         "recorded_at_us": time.time_ns() // 1000,
                         "request_id": request_id,
+                        "expected_json": expected,
                     }
                 )
         except sqlite3.IntegrityError:
@@ -140,12 +163,26 @@ class SQLitePredictionStore(PredictionStore):
     def purge_expired(self, now_us: int) -> int:
         db = self._db()
         with db.conn:
-            cursor = db.conn.execute(
+            db.conn.execute("BEGIN IMMEDIATE")  # the deletion and its record in one transaction
+            cleared = db.conn.execute(
                 "UPDATE predictions SET inputs_json = '', trace_json = '', capture_expires_at_us = 0 "
-                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= ?",
+                "WHERE capture_expires_at_us > 0 AND capture_expires_at_us <= ? RETURNING deployment",
                 [now_us],
+            ).fetchall()
+            rows = deletions(now_us, [d for (d,) in cleared])
+            db.conn.executemany(
+                "INSERT INTO capture_deletions (swept_at_us, cutoff_us, deployment, records) "
+                "VALUES (?, ?, ?, ?)",
+                [(r.swept_at_us, r.cutoff_us, r.deployment, r.records) for r in rows],
             )
-        return cursor.rowcount
+        return len(cleared)
+
+    def capture_deletions(self) -> list[CaptureDeletion]:
+        sql = (
+            "SELECT swept_at_us, cutoff_us, deployment, records FROM capture_deletions "
+            "ORDER BY swept_at_us, rowid"
+        )
+        return [CaptureDeletion(*row) for row in self._db().execute(sql).fetchall()]
 
     # ------------------------------------------------------------------ reads
 
@@ -176,6 +213,21 @@ class SQLitePredictionStore(PredictionStore):
             version: ArmCounts(assigned, n, float(total), float(total_sq), excluded)
             for version, assigned, n, total, total_sq, excluded in rows
         }
+
+    def feedback(
+        self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
+    ) -> list[FeedbackRow]:
+        sql = """
+            SELECT o.prediction_id, p.version, o.recorded_at_us, p.inputs_json, o.expected_json, o.value
+            FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
+            WHERE o.expected_json != '' AND p.deployment = ?
+              AND o.recorded_at_us >= ? AND o.recorded_at_us < ?
+              AND (o.recorded_at_us, o.prediction_id) > (?, ?)
+            ORDER BY o.recorded_at_us, o.prediction_id
+            LIMIT ?
+        """
+        params = [deployment, since_us, until_us, after[0], after[1], limit]
+        return [FeedbackRow(*row) for row in self._db().execute(sql, params).fetchall()]
 
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
         sql = """

@@ -154,7 +154,10 @@ CALLS: dict[str, dict[str, Any]] = {
     ),
     "verify_log": {},
     "predict": dict(deployment="d", inputs={"a": "1"}, routing_key="u1", as_of=T0, include_trace=True),
-    "record_outcome": dict(prediction_id="x", value=1.0, request_id="rid"),
+    "record_outcome": dict(prediction_id="x", value=1.0, expected={"b": "2"}, request_id="rid"),
+    "export_feedback": dict(
+        deployment="d", since=T0, until=datetime(2026, 11, 23, tzinfo=UTC), limit=10, page_token="t"
+    ),
     "explain_prediction": dict(prediction_id="x", routing_key="u1"),
     "get_deployment_state": dict(deployment="d", as_of=7),
     "list_deployment_states": {},

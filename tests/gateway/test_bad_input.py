@@ -67,6 +67,51 @@ GATEWAY_CASES: list[Case] = [
         "value",
     ),
     (
+        "outcome expecting a field that is no output",
+        "RecordOutcome",
+        lambda s: s.gw.record_outcome(s.prediction_id, 1.0, expected={"text": "an input"}),
+        BAD,
+        "expected",
+    ),
+    (
+        "outcome expecting an over-long value",
+        "RecordOutcome",
+        lambda s: s.gw.record_outcome(s.prediction_id, 1.0, expected={"label": "x" * 20_001}),
+        BAD,
+        "expected",
+    ),
+    ("feedback without deployment", "ExportFeedback", lambda s: s.gw.export_feedback(""), BAD, "deployment"),
+    (
+        "feedback of unknown deployment",
+        "ExportFeedback",
+        lambda s: s.gw.export_feedback("ghost"),
+        NOT_FOUND,
+        "deployment",
+    ),
+    (
+        "feedback page too large",
+        "ExportFeedback",
+        lambda s: s.gw.export_feedback("web", limit=5_001),
+        BAD,
+        "limit",
+    ),
+    (
+        "feedback with a forged page token",
+        "ExportFeedback",
+        lambda s: s.gw.export_feedback("web", page_token="12/"),
+        BAD,
+        "page_token",
+    ),
+    (
+        "feedback since an invalid time",
+        "ExportFeedback",
+        lambda s: s.gw.stub.ExportFeedback(
+            gpb.ExportFeedbackRequest(deployment="web", since=BEYOND_TIMESTAMP)
+        ),
+        BAD,
+        "since",
+    ),
+    (
         "state of unknown deployment",
         "GetDeploymentState",
         lambda s: s.gw.get_deployment_state("ghost"),

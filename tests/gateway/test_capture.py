@@ -161,6 +161,13 @@ def test_captured_data_is_deleted_after_its_retention_and_only_then(stack: Stack
     cleared = stack.record(expiring)
     assert (cleared["inputs_json"], cleared["capture_expires_at_us"]) == ("", 0)
     assert cleared["version"] == "1.0.0" and cleared["outputs_json"] != "{}"  # the decision stays
+    with sqlite3.connect(stack.predictions) as conn:  # the deletion is itself recorded
+        recorded = conn.execute(
+            "SELECT deployment, records, cutoff_us FROM capture_deletions WHERE deployment = 'expiring'"
+        ).fetchall()
+    conn.close()
+    assert [(d, n) for d, n, _ in recorded] == [("expiring", 1)]
+    assert recorded[0][2] >= record["capture_expires_at_us"]  # its cutoff: past the record's expiry
     assert stack.record(forever)["trace_json"] and stack.record(forever)["inputs_json"]
 
 
