@@ -402,3 +402,47 @@ class ShadowResults(_message.Message):
     deployment: str
     versions: _containers.RepeatedCompositeFieldContainer[ShadowVersionResult]
     def __init__(self, deployment: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ShadowVersionResult, _Mapping]]] = ...) -> None: ...
+
+class SetDriftMonitorRequest(_message.Message):
+    __slots__ = ("deployment", "monitor", "expected_version", "reason", "request_id")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    monitor: _events_pb2.DriftMonitor
+    expected_version: int
+    reason: str
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GetDriftStatusRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class DriftStatus(_message.Message):
+    __slots__ = ("deployment", "monitor", "version", "signals", "window", "reference", "detections", "armed_position", "check", "log_position")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    ARMED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    monitor: _events_pb2.DriftMonitor
+    version: str
+    signals: _containers.RepeatedCompositeFieldContainer[_events_pb2.DriftSignal]
+    window: _events_pb2.DriftWindow
+    reference: str
+    detections: _containers.RepeatedCompositeFieldContainer[_events_pb2.DriftDetected]
+    armed_position: int
+    check: str
+    log_position: int
+    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ..., version: _Optional[str] = ..., signals: _Optional[_Iterable[_Union[_events_pb2.DriftSignal, _Mapping]]] = ..., window: _Optional[_Union[_events_pb2.DriftWindow, _Mapping]] = ..., reference: _Optional[str] = ..., detections: _Optional[_Iterable[_Union[_events_pb2.DriftDetected, _Mapping]]] = ..., armed_position: _Optional[int] = ..., check: _Optional[str] = ..., log_position: _Optional[int] = ...) -> None: ...

@@ -105,6 +105,16 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
                 _registered_method=True)
+        self.SetDriftMonitor = channel.unary_unary(
+                '/dspyops.v1.Gateway/SetDriftMonitor',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.SetDriftMonitorRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+                _registered_method=True)
+        self.GetDriftStatus = channel.unary_unary(
+                '/dspyops.v1.Gateway/GetDriftStatus',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -204,6 +214,20 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDriftMonitor(self, request, context):
+        """Sets (or, with enabled=false, turns off) the deployment's drift monitor; re-arms it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDriftStatus(self, request, context):
+        """The monitor, the statistics of a check run now (nothing appended), its detections.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -276,6 +300,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ListConnections,
                     request_deserializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.SerializeToString,
+            ),
+            'SetDriftMonitor': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDriftMonitor,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.SetDriftMonitorRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.SerializeToString,
+            ),
+            'GetDriftStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDriftStatus,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -656,6 +690,60 @@ class Gateway:
             '/dspyops.v1.Gateway/ListConnections',
             dspyops_dot_v1_dot_events__pb2.ListConnectionsRequest.SerializeToString,
             dspyops_dot_v1_dot_events__pb2.ListConnectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDriftMonitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/SetDriftMonitor',
+            dspyops_dot_v1_dot_gateway__pb2.SetDriftMonitorRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDriftStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/GetDriftStatus',
+            dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
             options,
             channel_credentials,
             insecure,
