@@ -210,9 +210,20 @@ DRIFT_SIGNALS: tuple[str, ...] = ("outcome_rate", "error_rate", "latency_p95", "
 
 @dataclass(frozen=True, slots=True)
 class DriftDetection:
+    """A DriftDetected, in short: its signal's live value against the reference."""
+
     version: str
     signal: str
     position: int  # the DriftDetected
+    value: float = 0.0
+    reference: float = 0.0
+    p_value: float = 0.0
+    n: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: pb.DriftDetected, position: int) -> DriftDetection:
+        s = msg.statistics
+        return cls(msg.version, msg.signal, position, s.value, s.reference, s.p_value, s.n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +283,7 @@ class DriftState:
             return DriftState.from_proto(msg.monitor, position) if msg.monitor.enabled else None
         if current is None or current.detected(msg.version, msg.signal):
             return current  # no monitor, or a detection it holds already: nothing new
-        detection = DriftDetection(msg.version, msg.signal, position)
+        detection = DriftDetection.from_proto(msg, position)
         return dataclasses.replace(current, detections=(*current.detections, detection))
 
 

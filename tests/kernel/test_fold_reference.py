@@ -191,10 +191,16 @@ def _payloads() -> st.SearchStrategy:
             st.integers(0, 500),
         ),
         st.builds(
-            lambda d, v, s: on_deployment(d, pb.DriftDetected(deployment=d, version=v, signal=s)),
+            lambda d, v, s, x: on_deployment(
+                d,
+                pb.DriftDetected(
+                    deployment=d, version=v, signal=s, statistics=pb.DriftSignal(signal=s, value=x, n=7)
+                ),
+            ),
             deployment,
             st.sampled_from(VERSIONS),
             st.sampled_from(["outcome_rate", "error_rate"]),
+            st.floats(0, 1),
         ),
         st.builds(
             lambda j, m, ms: (

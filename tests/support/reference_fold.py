@@ -240,7 +240,10 @@ def _drift_detected(state: State, event: StoredEvent, msg: pb.DriftDetected) -> 
     if drift is not None and (msg.version, msg.signal) not in {
         (d.version, d.signal) for d in drift.detections
     }:
-        detection = DriftDetection(msg.version, msg.signal, event.position)
+        stats = msg.statistics
+        detection = DriftDetection(
+            msg.version, msg.signal, event.position, stats.value, stats.reference, stats.p_value, stats.n
+        )
         drift = replace(drift, detections=(*drift.detections, detection))
     changed = replace(deployment, drift=drift, stream_version=event.version)
     return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
