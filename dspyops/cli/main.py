@@ -17,6 +17,7 @@ from dspyops.cli import (
     catalog,
     corpora,
     deployments,
+    drift,
     evaluation,
     experiments,
     jobs,
@@ -109,6 +110,7 @@ for group in (
     predictions.predictions,
     experiments.experiments,
     experiments.canary,
+    drift.drift,
     log.log,
 ):
     cli.add_command(group)
