@@ -206,6 +206,11 @@ class CaptureState:
 
 
 DRIFT_SIGNALS: tuple[str, ...] = ("outcome_rate", "error_rate", "latency_p95", "cost_per_prediction")
+# what a monitor's unset (0) settings mean; SetDriftMonitor writes them into its event, and
+# the fold applies them too, so a DriftMonitorSet appended without them watches the same way
+DRIFT_ALPHA = 0.05
+DRIFT_WINDOW = 200
+DRIFT_MIN_OUTCOMES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +251,13 @@ class DriftState:
 
     @classmethod
     def from_proto(cls, msg: pb.DriftMonitor, position: int) -> DriftState:
+        reference = msg.reference or "offline"
         return cls(
             metric=METRIC_KINDS.get(msg.metric, "binary"),
-            alpha=msg.alpha,
-            reference=msg.reference or "offline",
-            reference_window=msg.reference_window,
-            min_outcomes=msg.min_outcomes,
+            alpha=msg.alpha or DRIFT_ALPHA,
+            reference=reference,
+            reference_window=(msg.reference_window or DRIFT_WINDOW) if reference == "window" else 0,
+            min_outcomes=msg.min_outcomes or DRIFT_MIN_OUTCOMES,
             max_error_rate=msg.max_error_rate,
             max_latency_p95_ms=msg.max_latency_p95_ms,
             max_cost_per_prediction=msg.max_cost_per_prediction,

@@ -25,16 +25,13 @@ from dspyops.eventlog import AppendResult
 from dspyops.names import deployment_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
-from dspyops.state import DeploymentState, DriftState, State
+from dspyops.state import DRIFT_ALPHA, DRIFT_MIN_OUTCOMES, DRIFT_WINDOW, DeploymentState, DriftState, State
 from gateway_svc.drift.check import DriftCheck, Reference, check_drift
 from gateway_svc.drift.window import DriftWindow, summarize
 from gateway_svc.experiments import deployment_of
 from gateway_svc.records import PredictionStore
 from gateway_svc.replica import Replica
 
-DEFAULT_ALPHA = 0.05
-DEFAULT_WINDOW = 200
-DEFAULT_MIN_OUTCOMES = 100
 REFERENCES = ("offline", "window")
 
 
@@ -64,16 +61,16 @@ def monitor_from_request(request: gpb.SetDriftMonitorRequest) -> pb.DriftMonitor
         return pb.DriftMonitor(enabled=False)
     if given.metric not in (pb.METRIC_KIND_UNSPECIFIED, pb.BINARY, pb.CONTINUOUS):
         raise InvalidArgument("monitor.metric", f"must be BINARY or CONTINUOUS, got {given.metric}")
-    alpha = given.alpha or DEFAULT_ALPHA
+    alpha = given.alpha or DRIFT_ALPHA
     if not (math.isfinite(alpha) and 0 < alpha <= 0.5):
         raise InvalidArgument("monitor.alpha", f"must be in (0, 0.5], got {alpha}")
     reference = given.reference or "offline"
     if reference not in REFERENCES:
         raise InvalidArgument("monitor.reference", f"must be offline or window, got {shown(reference)}")
-    window = given.reference_window or DEFAULT_WINDOW
+    window = given.reference_window or DRIFT_WINDOW
     if reference == "window" and not 10 <= window <= 10_000_000:
         raise InvalidArgument("monitor.reference_window", f"must be in [10, 10000000], got {window}")
-    min_outcomes = given.min_outcomes or DEFAULT_MIN_OUTCOMES
+    min_outcomes = given.min_outcomes or DRIFT_MIN_OUTCOMES
     if not 10 <= min_outcomes <= 10_000_000:
         raise InvalidArgument("monitor.min_outcomes", f"must be in [10, 10000000], got {min_outcomes}")
     for name in ("max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction"):
@@ -285,7 +282,8 @@ class DriftService:
                     continue
                 try:
                     result = await self.evaluate(name)
-                    text = _words(result)
+                    current = self.replica.state.deployments.get(name)
+                    text = _words(result, current.drift if current is not None else None)
                 except Exception as exc:  # must not stop the loop: the next tick retries
                     text = f"drift check failed; nothing was decided: {type(exc).__name__}: {str(exc)[:200]}"
                     if self._last.get(name) != text:
@@ -293,12 +291,25 @@ class DriftService:
                 self._last[name] = text
 
 
-def _words(result: DriftResult | None) -> str:
+def _words(result: DriftResult | None, drift: DriftState | None) -> str:
+    """A check in words: each signal's value, why it was not judged, or its drift (and the
+    position of its detection, when one is on record for this version)."""
     if result is None:
         return ""
     if result.reason:
         return result.reason
-    parts = [
-        f"{s.signal}: {s.note}" if s.note else f"{s.signal}: {s.value:.4g} ok" for s in result.check.signals
-    ]
+    parts = []
+    for s in result.check.signals:
+        if s.note:
+            parts.append(f"{s.signal}: {s.note}")
+        elif not s.drifted:
+            parts.append(f"{s.signal}: {s.value:.4g} ok")
+        else:
+            found = [
+                d.position
+                for d in (drift.detections if drift else ())
+                if (d.version, d.signal) == (result.version, s.signal)
+            ]
+            at = f" (detected at position {found[0]})" if found else ""
+            parts.append(f"{s.signal}: {s.value:.4g} drifted{at}")
     return f"{result.version}: " + "; ".join(parts)

@@ -6,17 +6,28 @@ the bound (so the simulation can fail)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import special, stats
 
+from dspyops.commands import Commands
+from dspyops.eventlog import open_store
+from dspyops.events import new_event
+from dspyops.fold import fold
+from dspyops.history import History
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import DriftState
 from gateway_svc.drift.check import Reference, check_drift
+from gateway_svc.drift.monitor import DriftMonitors
 from gateway_svc.drift.window import DriftWindow, summarize, trace_cost
-from gateway_svc.records import DriftRow
+from gateway_svc.records import DriftRow, PredictionRecord
+from gateway_svc.records.sqlite import SQLitePredictionStore
 from gateway_svc.statistics.msprt import msprt_one_sample_p_value, msprt_p_value
 from gateway_svc.statistics.summary import ArmSummary
 
@@ -194,3 +205,61 @@ def test_a_drop_of_0_2_is_detected_in_nearly_every_stream_within_600_outcomes() 
                 found += 1
                 break
     assert found >= 0.95 * runs
+
+
+# ----------------------------------------------------------------- decided once
+
+
+def test_two_checkers_on_the_same_state_append_one_detection(tmp_path: Path) -> None:
+    """Two gateways' monitors (each its own connection to one SQLite log, one records file)
+    check the same state at once: one DriftDetected is appended, the other check is ABORTED
+    and says so; re-checking on the new state appends nothing (once per version and signal)."""
+    log = str(tmp_path / "log.db")
+    records = SQLitePredictionStore(tmp_path / "log.db.predictions")
+    stores = [open_store(log), open_store(log, create=False)]
+    try:
+        stores[0].append(
+            "deployment-web", [new_event(pb.DeploymentCreated(deployment="web", program="p"))], 0
+        )
+        routes = [pb.Route(version="1.0.0", weight=1.0, role=pb.PRIMARY)]
+        stores[0].append("deployment-web", [new_event(pb.RoutesSet(deployment="web", routes=routes))], 1)
+        watch = pb.DriftMonitor(enabled=True, reference="window", reference_window=50, min_outcomes=50)
+        stores[0].append(
+            "deployment-web", [new_event(pb.DriftMonitorSet(deployment="web", monitor=watch))], 2
+        )
+        state = fold(stores[0].read(0, 100))
+        for i in range(150):  # 50 at 0.9 (the reference), then 100 at 0.2
+            asyncio.run(records.record(_record(f"p{i:03d}", i, state.position)))
+            records.add_outcome(f"p{i:03d}", float(i % 10 != 0) if i < 50 else float(i % 5 == 0))
+        monitors = [
+            DriftMonitors(Commands(store, lambda: state, History(store)), records) for store in stores
+        ]
+        barrier = threading.Barrier(2)
+
+        def check(monitor: DriftMonitors) -> object:
+            barrier.wait()
+            return monitor.evaluate(state, "web")
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(check, monitors))
+        appended = [r for r in results if r.appended is not None]  # type: ignore[attr-defined]
+        aborted = [r for r in results if r.appended is None]  # type: ignore[attr-defined]
+        assert len(appended) == 1 and len(aborted) == 1
+        assert "another writer" in aborted[0].reason  # type: ignore[attr-defined]
+        events = stores[1].read(0, 100)
+        assert [e.type.rsplit(".", 1)[-1] for e in events].count("DriftDetected") == 1
+        fresh = fold(events)
+        assert fresh.deployments["web"].drift.detected("1.0.0", "outcome_rate")  # type: ignore[union-attr]
+        again = [m.evaluate(fresh, "web") for m in monitors]
+        assert all(r is not None and r.appended is None and r.check.drifted for r in again)
+        assert [e.type for e in stores[1].read(0, 100)] == [e.type for e in events]
+    finally:
+        records.close()
+        for store in stores:
+            store.close()
+
+
+def _record(prediction_id: str, i: int, position: int) -> PredictionRecord:
+    return PredictionRecord(
+        prediction_id, "web", "p", "1.0.0", 0, "", "", 0.5, 2, "", position, 5.0, "", 1_000_000 + i
+    )
