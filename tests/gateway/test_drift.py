@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -83,8 +84,8 @@ def outcomes(gw: GatewayClient, deployment: str, rate: float, count: int, start:
         gw.record_outcome(answer.prediction_id, value)
 
 
-def detections(stack: Stack, deployment: str) -> list[pb.DriftDetected]:
-    events = stack.opt.read_log(0, 1000, f"deployment-{deployment}").events
+def detections(opt: OptimizerClient, deployment: str) -> list[pb.DriftDetected]:
+    events = opt.read_log(0, 1000, f"deployment-{deployment}").events
     return [e.payload.drift_detected for e in events if e.type == DETECTED]
 
 
@@ -104,12 +105,12 @@ def test_no_drift_at_the_reference_rate_then_one_detection_when_outcomes_drop(st
     assert wait_until(lambda: both_checked(stack, "offline", "outcome_rate: "), timeout=30)
     assert wait_until(lambda: all(gw.get_drift_status("offline").signals[0].n >= 200 for gw in (a, b)))
     assert wait_until(lambda: all("ok" in gw.get_drift_status("offline").check for gw in (a, b)), timeout=30)
-    assert detections(stack, "offline") == []
+    assert detections(stack.opt, "offline") == []
     # the rate drops by 0.4: detected, once, although both gateways check
     outcomes(b, "offline", stack.score - 0.4, 200, 1000)
-    assert wait_until(lambda: detections(stack, "offline") != [], timeout=30)
+    assert wait_until(lambda: detections(stack.opt, "offline") != [], timeout=30)
     assert wait_until(lambda: both_checked(stack, "offline", "drifted (detected at position"), timeout=30)
-    found = detections(stack, "offline")
+    found = detections(stack.opt, "offline")
     assert len(found) == 1, found
     d = found[0]
     assert (d.deployment, d.version, d.signal) == ("offline", "1.0.0", "outcome_rate")
@@ -131,17 +132,19 @@ def test_a_window_reference_and_a_latency_threshold_each_detect_once_until_re_ar
         "window", reference="window", reference_window=60, min_outcomes=40, max_latency_p95_ms=0.001
     )
     outcomes(a, "window", 0.9, 60, 0)
-    assert wait_until(lambda: [d.signal for d in detections(stack, "window")] == ["latency_p95"], timeout=30)
+    assert wait_until(
+        lambda: [d.signal for d in detections(stack.opt, "window")] == ["latency_p95"], timeout=30
+    )
     status = b.get_drift_status("window")
     assert "the first 60 outcomes" in status.reference and status.signals[0].reference == pytest.approx(
         0.9, abs=0.02
     )
     outcomes(b, "window", 0.3, 120, 1000)
-    assert wait_until(lambda: len(detections(stack, "window")) == 2, timeout=30)
+    assert wait_until(lambda: len(detections(stack.opt, "window")) == 2, timeout=30)
     assert wait_until(
         lambda: both_checked(stack, "window", "outcome_rate: 0.3 drifted (detected"), timeout=30
     )
-    found = detections(stack, "window")
+    found = detections(stack.opt, "window")
     assert [d.signal for d in found] == ["latency_p95", "outcome_rate"]
     assert found[1].statistics.reference_n == 60 and found[1].statistics.p_value <= 0.05
     assert found[0].statistics.value > 0.001 and found[0].reference == "threshold 0.001"
@@ -151,8 +154,8 @@ def test_a_window_reference_and_a_latency_threshold_each_detect_once_until_re_ar
     )
     assert list(status.detections) == [] and status.window.n == 0
     outcomes(a, "window", 0.9, 60, 2000)
-    assert wait_until(lambda: len(detections(stack, "window")) == 3, timeout=30)
-    assert detections(stack, "window")[-1].signal == "latency_p95"
+    assert wait_until(lambda: len(detections(stack.opt, "window")) == 3, timeout=30)
+    assert detections(stack.opt, "window")[-1].signal == "latency_p95"
 
 
 def test_drift_cli_enable_status_disable(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,7 +172,7 @@ def test_drift_cli_enable_status_disable(stack: Stack, capsys: pytest.CaptureFix
     assert code == 0, out
     assert "drift monitor on 1.0.0" in out and "error rate > 0.2" in out and "outcome_rate" in out
     outcomes(stack.gateways[0], "cli", 0.0, 30, 0)
-    assert wait_until(lambda: detections(stack, "cli") != [], timeout=30)
+    assert wait_until(lambda: detections(stack.opt, "cli") != [], timeout=30)
     code, out = run("drift", "status", "cli")
     assert code == 0 and "1.0.0 outcome_rate: 0 vs" in out
     code, out = run("log", "read", "--stream", "deployment-cli")
@@ -181,3 +184,48 @@ def test_drift_cli_enable_status_disable(stack: Stack, capsys: pytest.CaptureFix
         last.payload.drift_monitor_set.monitor.enabled is False
         and last.payload.drift_monitor_set.reason == "done"
     )
+
+
+def test_on_a_postgresql_log_two_gateways_sharing_its_records_detect_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    optimizer = ServerThread(
+        lambda: start_optimizer(OptimizerConfig(log=postgres_url, data_dir=tmp_path / "data"))
+    )
+    opt = OptimizerClient(optimizer.address)
+    gateways: list[ServerThread] = []
+    clients: list[GatewayClient] = []
+    try:
+        events = list(
+            opt.start_optimization(
+                "tickets", "text -> label", trainset=TRAIN, optimizer="LabeledFewShot", params={"k": 4}
+            )
+        )
+        assert events[-1].WhichOneof("kind") == "completed"
+        opt.create_deployment("pg", "tickets")
+        opt.set_routes("pg", {"1.0.0": 1.0})
+        config = GatewayConfig(log=postgres_url, canary_interval=0, drift_interval=0.1)
+        gateways = [ServerThread(lambda: start_gateway(config)) for _ in range(2)]
+        clients = [GatewayClient(s.address) for s in gateways]
+        head = opt.read_log(0, 1).head
+        for client in clients:
+            assert wait_until(lambda c=client: c.list_deployment_states().log_position >= head)  # type: ignore[misc]
+        a, b = clients
+        a.set_drift_monitor("pg", reference="window", reference_window=60, min_outcomes=40)
+        outcomes(a, "pg", 0.9, 60, 0)
+        outcomes(b, "pg", 0.2, 120, 1000)  # the other gateway's traffic: the records are shared
+        assert wait_until(lambda: detections(opt, "pg") != [], timeout=30)
+        assert wait_until(
+            lambda: all("drifted (detected at position" in gw.get_drift_status("pg").check for gw in clients),
+            timeout=30,
+        )
+        found = detections(opt, "pg")
+        assert [(d.signal, d.statistics.reference_n) for d in found] == [("outcome_rate", 60)]
+        assert found[0].statistics.n >= 40 and found[0].statistics.p_value <= 0.05
+    finally:
+        for client in clients:
+            client.close()
+        opt.close()
+        for server in reversed(gateways):
+            server.stop()
+        optimizer.stop()
