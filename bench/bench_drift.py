@@ -25,7 +25,7 @@ import numpy as np
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import DriftState
 from gateway_svc.drift.check import Reference, check_drift
-from gateway_svc.drift.window import DriftWindow
+from gateway_svc.drift.window import WindowSummary
 from gateway_svc.statistics.summary import ArmSummary
 
 RATE = 0.8  # the reference outcome rate (an accuracy)
@@ -49,7 +49,7 @@ def first_detection(live: np.ndarray, watched: DriftState, reference: Reference,
     """Live outcomes seen when the check first detects drift on this stream (None: never)."""
     successes = np.cumsum(live)
     for n in range(every, len(live) + 1, every):
-        window = DriftWindow(1, predictions=n, live=ArmSummary.from_counts(int(successes[n - 1]), n))
+        window = WindowSummary(1, predictions=n, live=ArmSummary.from_counts(int(successes[n - 1]), n))
         if check_drift(window, watched, reference).drifted:
             return n
     return None

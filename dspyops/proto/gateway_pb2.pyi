@@ -101,7 +101,7 @@ class GetDeploymentStateRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class DeploymentState(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture")
+    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture", "drift")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class DeploymentState(_message.Message):
     CANARY_FIELD_NUMBER: _ClassVar[int]
     CANARY_CHECK_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
@@ -124,7 +125,8 @@ class DeploymentState(_message.Message):
     canary: _events_pb2.Canary
     canary_check: str
     capture: _events_pb2.CapturePolicy
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ...) -> None: ...
+    drift: _events_pb2.DriftMonitor
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ..., drift: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ...) -> None: ...
 
 class ListDeploymentStatesRequest(_message.Message):
     __slots__ = ()

@@ -18,7 +18,7 @@ import numpy as np
 
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import DriftState
-from gateway_svc.drift.window import DriftWindow
+from gateway_svc.drift.window import WindowSummary
 from gateway_svc.statistics.msprt import msprt_one_sample_p_value, msprt_p_value
 from gateway_svc.statistics.summary import ArmSummary
 
@@ -43,7 +43,7 @@ class DriftCheck:
         return tuple(s for s in self.signals if s.drifted)
 
 
-def check_drift(window: DriftWindow, monitor: DriftState, reference: Reference | None) -> DriftCheck:
+def check_drift(window: WindowSummary, monitor: DriftState, reference: Reference | None) -> DriftCheck:
     signals = [_outcome_rate(window, monitor, reference)]
     enough = window.predictions >= monitor.min_outcomes
     short = f"{window.predictions} of {monitor.min_outcomes} predictions in the window"
@@ -66,11 +66,11 @@ def check_drift(window: DriftWindow, monitor: DriftState, reference: Reference |
     return DriftCheck(tuple(signals))
 
 
-def _outcome_rate(window: DriftWindow, monitor: DriftState, reference: Reference | None) -> pb.DriftSignal:
+def _outcome_rate(window: WindowSummary, monitor: DriftState, reference: Reference | None) -> pb.DriftSignal:
     live = window.live
     signal = pb.DriftSignal(signal="outcome_rate", value=live.mean, n=live.n, p_value=1.0)
     if reference is None:
-        signal.note = "no reference: the serving version has no offline evaluation score"
+        signal.note = "no reference: the serving version has no offline evaluation score (a rate, for binary)"
         return signal
     signal.reference = reference.mean
     signal.reference_n = reference.n

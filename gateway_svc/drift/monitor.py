@@ -27,7 +27,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import DRIFT_ALPHA, DRIFT_MIN_OUTCOMES, DRIFT_WINDOW, DeploymentState, DriftState, State
 from gateway_svc.drift.check import DriftCheck, Reference, check_drift
-from gateway_svc.drift.window import DriftWindow, summarize
+from gateway_svc.drift.window import WindowSummary, summarize
 from gateway_svc.experiments import deployment_of
 from gateway_svc.records import PredictionStore
 from gateway_svc.replica import Replica
@@ -40,7 +40,7 @@ class DriftResult:
     """One check of one deployment: what it looked at, what it found, what it appended."""
 
     version: str
-    window: DriftWindow
+    window: WindowSummary
     reference: Reference | None
     check: DriftCheck
     appended: AppendResult | None = None
@@ -121,7 +121,7 @@ class DriftMonitors:
             return None
         version = serving_version(deployment)
         if not version:
-            empty = DriftWindow(drift.set_position)
+            empty = WindowSummary(drift.set_position)
             return DriftResult("", empty, None, DriftCheck(()), reason="no version serves the deployment")
         rows = self.records.drift_rows(
             name, version, drift.set_position, drift.metric, traces=drift.max_cost_per_prediction > 0
@@ -155,14 +155,16 @@ class DriftMonitors:
 
 
 def _reference(
-    state: State, deployment: DeploymentState, drift: DriftState, version: str, window: DriftWindow
+    state: State, deployment: DeploymentState, drift: DriftState, version: str, window: WindowSummary
 ) -> Reference | None:
     if drift.reference == "window":
         summary = window.reference
         since = f"since position {drift.set_position}"
         text = f"the first {summary.n} outcomes of {version} {since} (rate {summary.mean:.3f})"
         return Reference("window", summary.mean, summary.n, text, summary)
-    evaluation = state.programs[deployment.program].versions[version].last_evaluation
+    program = state.programs.get(deployment.program)
+    serving = program.versions.get(version) if program is not None else None
+    evaluation = serving.last_evaluation if serving is not None else None
     if not evaluation:
         return None
     score = float(evaluation.get("score", 0.0))
@@ -189,13 +191,7 @@ def _detected(name: str, result: DriftResult, signal: pb.DriftSignal) -> pb.Drif
         version=result.version,
         signal=signal.signal,
         statistics=signal,
-        window=pb.DriftWindow(
-            from_position=w.from_position,
-            n=w.predictions,
-            first_us=w.first_us,
-            last_us=w.last_us,
-            outcomes=w.outcomes,
-        ),
+        window=w.to_proto(),
         reference=reference if signal.signal == "outcome_rate" else f"threshold {signal.reference:g}",
         signals=list(result.check.signals),
         reason=f"drift of {result.version} on {signal.signal}: {what}",
@@ -212,15 +208,7 @@ def status_proto(state: State, name: str, result: DriftResult | None, check_text
     status.monitor.CopyFrom(drift.to_proto())
     status.version = result.version
     status.signals.extend(result.check.signals)
-    status.window.CopyFrom(
-        pb.DriftWindow(
-            from_position=w.from_position,
-            n=w.predictions,
-            first_us=w.first_us,
-            last_us=w.last_us,
-            outcomes=w.outcomes,
-        )
-    )
+    status.window.CopyFrom(w.to_proto())
     status.reference = result.reference.text if result.reference is not None else ""
     status.armed_position = drift.set_position
     for d in drift.detections:

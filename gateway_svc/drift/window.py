@@ -8,13 +8,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dspyops.proto import events_pb2 as pb
 from dspyops.tracing import ROOT_NAME
 from gateway_svc.records import DriftRow
 from gateway_svc.statistics.summary import ArmSummary
 
 
 @dataclass(frozen=True)
-class DriftWindow:
+class WindowSummary:
     from_position: int
     predictions: int = 0
     errors: int = 0
@@ -33,8 +34,17 @@ class DriftWindow:
     def outcomes(self) -> int:
         return self.reference.n + self.live.n
 
+    def to_proto(self) -> pb.DriftWindow:
+        return pb.DriftWindow(
+            from_position=self.from_position,
+            n=self.predictions,
+            first_us=self.first_us,
+            last_us=self.last_us,
+            outcomes=self.outcomes,
+        )
 
-def summarize(rows: Sequence[DriftRow], from_position: int, *, reference_window: int = 0) -> DriftWindow:
+
+def summarize(rows: Sequence[DriftRow], from_position: int, *, reference_window: int = 0) -> WindowSummary:
     """The window of `rows` (in recorded order): the first `reference_window` outcomes go to
     the reference, the rest to the live summary."""
     reference: list[float] = []
@@ -53,7 +63,7 @@ def summarize(rows: Sequence[DriftRow], from_position: int, *, reference_window:
             cost = trace_cost(row.trace_json)
             if cost is not None:
                 costs.append(cost)
-    return DriftWindow(
+    return WindowSummary(
         from_position=from_position,
         predictions=len(rows),
         errors=errors,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
 from dspyops.cli.main import main
@@ -100,6 +101,7 @@ def test_no_drift_at_the_reference_rate_then_one_detection_when_outcomes_drop(st
     status = a.set_drift_monitor("offline", min_outcomes=40, reason="watch it")
     assert status.monitor.enabled and status.monitor.reference == "offline" and status.monitor.alpha == 0.05
     assert status.version == "1.0.0" and f"offline score {stack.score:.3f}" in status.reference
+    assert wait_until(lambda: b.get_deployment_state("offline").drift == status.monitor)  # folded there too
     outcomes(a, "offline", stack.score, 200, 0)
     # both gateways have checked all 200 outcomes: nothing drifted, nothing appended
     assert wait_until(lambda: both_checked(stack, "offline", "outcome_rate: "), timeout=30)
@@ -229,3 +231,21 @@ def test_on_a_postgresql_log_two_gateways_sharing_its_records_detect_once(
         for server in reversed(gateways):
             server.stop()
         optimizer.stop()
+
+
+def test_a_retried_set_drift_monitor_appends_once(stack: Stack) -> None:
+    a, b = stack.gateways
+    stack.opt.create_deployment("retried", "tickets")
+    stack.opt.set_routes("retried", {"1.0.0": 1.0})
+    head = stack.opt.read_log(0, 1).head
+    assert wait_until(lambda: all(gw.list_deployment_states().log_position >= head for gw in (a, b)))
+    first = a.set_drift_monitor("retried", max_error_rate=0.1, request_id="drift-r1")
+    again = b.set_drift_monitor("retried", max_error_rate=0.1, request_id="drift-r1")  # another gateway
+    assert first.monitor == again.monitor and first.armed_position == again.armed_position
+    with pytest.raises(grpc.RpcError) as refused:
+        a.set_drift_monitor("retried", max_error_rate=0.2, request_id="drift-r1")
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS and "request_id" in str(
+        refused.value.details()
+    )
+    events = stack.opt.read_log(0, 1000, "deployment-retried").events
+    assert [e.type.rsplit(".", 1)[-1] for e in events].count("DriftMonitorSet") == 1

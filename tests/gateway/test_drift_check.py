@@ -25,7 +25,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.state import DriftState
 from gateway_svc.drift.check import Reference, check_drift
 from gateway_svc.drift.monitor import DriftMonitors
-from gateway_svc.drift.window import DriftWindow, summarize, trace_cost
+from gateway_svc.drift.window import WindowSummary, summarize, trace_cost
 from gateway_svc.records import DriftRow, PredictionRecord
 from gateway_svc.records.sqlite import SQLitePredictionStore
 from gateway_svc.statistics.msprt import msprt_one_sample_p_value, msprt_p_value
@@ -84,9 +84,9 @@ def test_one_sample_msprt_is_the_two_sample_one_against_a_reference_known_exactl
 
 
 def test_outcome_rate_drifts_only_downwards_and_only_with_enough_outcomes() -> None:
-    worse = DriftWindow(1, predictions=400, live=ArmSummary.from_counts(260, 400))
-    better = DriftWindow(1, predictions=400, live=ArmSummary.from_counts(390, 400))
-    few = DriftWindow(1, predictions=50, live=ArmSummary.from_counts(10, 50))
+    worse = WindowSummary(1, predictions=400, live=ArmSummary.from_counts(260, 400))
+    better = WindowSummary(1, predictions=400, live=ArmSummary.from_counts(390, 400))
+    few = WindowSummary(1, predictions=50, live=ArmSummary.from_counts(10, 50))
     s = signal(check_drift(worse, monitor(), OFFLINE), "outcome_rate")
     assert s.drifted and s.p_value <= ALPHA and s.value == pytest.approx(0.65) and s.reference == RATE
     assert s.n == 400
@@ -102,7 +102,7 @@ def test_a_window_reference_waits_for_its_window_then_compares_two_samples() -> 
     ref = ArmSummary.from_counts(160, 200)
     partial = Reference("window", 0.8, 150, "first outcomes", ArmSummary.from_counts(120, 150))
     full = Reference("window", ref.mean, 200, "first 200 outcomes", ref)
-    window = DriftWindow(1, predictions=800, live=ArmSummary.from_counts(300, 600))
+    window = WindowSummary(1, predictions=800, live=ArmSummary.from_counts(300, 600))
     s = signal(check_drift(window, monitor(reference="window"), partial), "outcome_rate")
     assert not s.drifted and "150 of 200" in s.note
     s = signal(check_drift(window, monitor(reference="window"), full), "outcome_rate")
@@ -112,7 +112,7 @@ def test_a_window_reference_waits_for_its_window_then_compares_two_samples() -> 
 
 def test_thresholds_error_rate_latency_p95_and_cost() -> None:
     latencies = tuple(float(x) for x in range(1, 201))  # p95 of 1..200 (numpy's linear): 190.05
-    window = DriftWindow(
+    window = WindowSummary(
         1,
         predictions=220,
         errors=20,
@@ -130,7 +130,7 @@ def test_thresholds_error_rate_latency_p95_and_cost() -> None:
     assert check_drift(window, relaxed, OFFLINE).drifted == ()
     # unwatched (0) signals are not reported; too few predictions are not judged
     assert [s.signal for s in check_drift(window, monitor(), OFFLINE).signals] == ["outcome_rate"]
-    small = DriftWindow(1, predictions=20, errors=20)
+    small = WindowSummary(1, predictions=20, errors=20)
     s = signal(check_drift(small, watched, OFFLINE), "error_rate")
     assert not s.drifted and "20 of 100 predictions" in s.note
 
@@ -180,7 +180,7 @@ def test_no_drift_false_alarm_rate_stays_at_alpha_with_a_look_every_50_outcomes(
         hit = naive_hit = False
         for n in range(every, horizon + 1, every):
             live = ArmSummary.from_counts(int(successes[run, n - 1]), n)
-            window = DriftWindow(1, predictions=n, live=live)
+            window = WindowSummary(1, predictions=n, live=live)
             hit = hit or bool(check_drift(window, watched, reference).drifted)
             if n >= watched.min_outcomes:  # a one-sided z-test against the offline rate
                 z = (live.mean - RATE) / np.sqrt(RATE * (1 - RATE) / n)
@@ -200,7 +200,9 @@ def test_a_drop_of_0_2_is_detected_in_nearly_every_stream_within_600_outcomes() 
     found = 0
     for run in range(runs):
         for n in range(every, horizon + 1, every):
-            window = DriftWindow(1, predictions=n, live=ArmSummary.from_counts(int(successes[run, n - 1]), n))
+            window = WindowSummary(
+                1, predictions=n, live=ArmSummary.from_counts(int(successes[run, n - 1]), n)
+            )
             if check_drift(window, monitor(), OFFLINE).drifted:
                 found += 1
                 break
