@@ -249,3 +249,22 @@ def test_a_retried_set_drift_monitor_appends_once(stack: Stack) -> None:
     )
     events = stack.opt.read_log(0, 1000, "deployment-retried").events
     assert [e.type.rsplit(".", 1)[-1] for e in events].count("DriftMonitorSet") == 1
+
+
+def test_the_cost_per_prediction_is_read_from_the_traces_the_capture_policy_keeps(stack: Stack) -> None:
+    """The offline LM reports no cost, so the mean is 0 (under any threshold): what is under
+    test is that the kept traces reach the signal, and that without them it says why."""
+    a = stack.gateways[0]
+    for name, traces in (("costed", True), ("uncosted", False)):
+        stack.opt.create_deployment(name, "tickets")
+        stack.opt.set_routes(name, {"1.0.0": 1.0})
+        if traces:
+            stack.opt.set_capture_policy(name, traces=True)
+        head = stack.opt.read_log(0, 1).head
+        assert wait_until(lambda h=head: a.list_deployment_states().log_position >= h)  # type: ignore[misc]
+        a.set_drift_monitor(name, min_outcomes=20, max_cost_per_prediction=0.01)
+        outcomes(a, name, 1.0, 25, 0)
+    costed = next(s for s in a.get_drift_status("costed").signals if s.signal == "cost_per_prediction")
+    assert (costed.n, costed.value, costed.drifted, costed.note) == (25, 0.0, False, "")
+    uncosted = next(s for s in a.get_drift_status("uncosted").signals if s.signal == "cost_per_prediction")
+    assert uncosted.n == 0 and "0 of 20 predictions with a kept trace" in uncosted.note
