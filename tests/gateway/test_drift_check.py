@@ -53,6 +53,7 @@ def monitor(**fields: object) -> DriftState:
 
 
 OFFLINE = Reference("offline", RATE, 0, "offline score 0.8")
+OFFLINE_2 = Reference("offline", 2.0, 0, "offline score 2.0")  # a continuous one
 
 
 def signal(check: object, name: str) -> pb.DriftSignal:
@@ -191,6 +192,29 @@ def test_no_drift_false_alarm_rate_stays_at_alpha_with_a_look_every_50_outcomes(
     print(f"drift {kind}: false alarms {alarms / runs:.3f}, naive peeking {naive / runs:.3f}")
     assert alarms <= limit
     assert naive > limit
+
+
+@pytest.mark.parametrize("kind", ["offline", "window"])
+def test_no_drift_on_skewed_continuous_scores_stays_at_alpha(kind: str) -> None:
+    """The same for a continuous metric (exponential scores, mean 2): the sample variance
+    stands in for the known one, against the true mean or a reference window of 200."""
+    rng = np.random.default_rng(11)
+    runs, horizon, every = 500, 2000, 50
+    watched = monitor(metric=pb.CONTINUOUS, reference=kind)
+    alarms = 0
+    for _ in range(runs):
+        ref_draws = rng.exponential(2.0, 200)
+        ref = ArmSummary.from_values(ref_draws)
+        reference = OFFLINE_2 if kind == "offline" else Reference("window", ref.mean, 200, "first 200", ref)
+        draws = rng.exponential(2.0, horizon)
+        sums, sums_sq = np.cumsum(draws), np.cumsum(draws * draws)
+        for n in range(every, horizon + 1, every):
+            live = ArmSummary(n, float(sums[n - 1]), float(sums_sq[n - 1]))
+            if check_drift(WindowSummary(1, predictions=n, live=live), watched, reference).drifted:
+                alarms += 1
+                break
+    print(f"drift continuous {kind}: false alarms {alarms / runs:.3f}")
+    assert alarms <= binom_upper(runs, ALPHA)
 
 
 def test_a_drop_of_0_2_is_detected_in_nearly_every_stream_within_600_outcomes() -> None:
