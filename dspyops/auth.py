@@ -84,6 +84,8 @@ REQUIRED: Mapping[str, str] = {
     "Rollback": "deployer",
     "StartCanary": "deployer",
     "EvaluateCanary": "deployer",
+    "SetDriftMonitor": "deployer",
+    "GetDriftStatus": "reader",
 }
 _OPEN_SERVICES = (
     "/grpc.health.v1.Health/",

@@ -42,6 +42,8 @@ Who writes which events (stream ownership, see DESIGN.md). Through this path:
                StartCanary         deployment-<name>   CanaryStarted
                EvaluateCanary and  deployment-<name>   CanaryAdvanced or CanaryEnded (the gateway's
                the canary loop                         own decisions: no request_id)
+               SetDriftMonitor     deployment-<name>   DriftMonitorSet
+               the drift loop      deployment-<name>   DriftDetected (the gateway's own: no request_id)
 
 Outside it (not commands): a job's own progress on job-<id> (JobStarted, BaselineEvaluated,
 TrialCompleted, GateEvaluated, JobCompleted/Failed/Cancelled/Interrupted), appended by the

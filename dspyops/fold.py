@@ -32,6 +32,7 @@ from dspyops.state import (
     CorpusContent,
     CorpusState,
     DeploymentState,
+    DriftState,
     ExperimentState,
     JobSummary,
     ProgramState,
@@ -122,6 +123,7 @@ class _DeploymentDraft:
         "capture",
         "changed_position",
         "created_position",
+        "drift",
         "experiment",
         "name",
         "program",
@@ -141,6 +143,7 @@ class _DeploymentDraft:
         self.experiment = deployment.experiment
         self.canary = deployment.canary
         self.capture = deployment.capture
+        self.drift = deployment.drift
 
     def freeze(self) -> DeploymentState:
         routes = self.routes if self.routes_message is None else _routes(self.routes_message)
@@ -154,6 +157,7 @@ class _DeploymentDraft:
             self.experiment,
             self.canary,
             self.capture,
+            self.drift,
         )
 
 
@@ -406,6 +410,16 @@ def _capture_policy_set(b: _Builder, event: StoredEvent, msg: pb.CapturePolicySe
         deployment.stream_version = event.version
 
 
+def _drift(b: _Builder, event: StoredEvent, msg: pb.DriftMonitorSet | pb.DriftDetected) -> None:
+    """Like a capture policy: the stream version moves, `changed_position` does not."""
+    if isinstance(msg, pb.DriftMonitorSet) and "origin" in msg:
+        b.origin(event, msg.origin)
+    deployment = b.deployment(msg.deployment)
+    if deployment is not None:
+        deployment.drift = DriftState.after(deployment.drift, msg, event.position)
+        deployment.stream_version = event.version
+
+
 _JOB_ENDED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 
 
@@ -555,6 +569,8 @@ _HANDLERS: dict[str, Handler] = {
     "CanaryAdvanced": _canary_advanced,
     "CanaryEnded": _canary_ended,
     "CapturePolicySet": _capture_policy_set,
+    "DriftMonitorSet": _drift,
+    "DriftDetected": _drift,
     "JobAccepted": _job_accepted,
     "JobClaimed": _job_claimed,
     "JobRetried": _job_retried,

@@ -9,6 +9,7 @@ proto enums and the names the state keeps.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,6 +205,94 @@ class CaptureState:
         )
 
 
+DRIFT_SIGNALS: tuple[str, ...] = ("outcome_rate", "error_rate", "latency_p95", "cost_per_prediction")
+# what a monitor's unset (0) settings mean; SetDriftMonitor writes them into its event, and
+# the fold applies them too, so a DriftMonitorSet appended without them watches the same way
+DRIFT_ALPHA = 0.05
+DRIFT_WINDOW = 200
+DRIFT_MIN_OUTCOMES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DriftDetection:
+    """A DriftDetected, in short: its signal's live value against the reference."""
+
+    version: str
+    signal: str
+    position: int  # the DriftDetected
+    value: float = 0.0
+    reference: float = 0.0
+    p_value: float = 0.0
+    n: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: pb.DriftDetected, position: int) -> DriftDetection:
+        s = msg.statistics
+        return cls(msg.version, msg.signal, position, s.value, s.reference, s.p_value, s.n)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftState:
+    """A deployment's drift monitor (DriftMonitorSet; None: off, the default) and what it has
+    detected since it was armed at `set_position`: one DriftDetected per serving version and
+    signal, until a DriftMonitorSet re-arms it. Its live window is the serving version's
+    predictions made on states at or after `set_position`."""
+
+    metric: str  # binary | continuous
+    alpha: float
+    reference: str  # offline | window
+    reference_window: int
+    min_outcomes: int
+    max_error_rate: float  # 0: not watched
+    max_latency_p95_ms: float
+    max_cost_per_prediction: float
+    set_position: int = 0
+    detections: tuple[DriftDetection, ...] = ()
+
+    @classmethod
+    def from_proto(cls, msg: pb.DriftMonitor, position: int) -> DriftState:
+        reference = msg.reference or "offline"
+        return cls(
+            metric=METRIC_KINDS.get(msg.metric, "binary"),
+            alpha=msg.alpha or DRIFT_ALPHA,
+            reference=reference,
+            reference_window=(msg.reference_window or DRIFT_WINDOW) if reference == "window" else 0,
+            min_outcomes=msg.min_outcomes or DRIFT_MIN_OUTCOMES,
+            max_error_rate=msg.max_error_rate,
+            max_latency_p95_ms=msg.max_latency_p95_ms,
+            max_cost_per_prediction=msg.max_cost_per_prediction,
+            set_position=position,
+        )
+
+    def to_proto(self) -> pb.DriftMonitor:
+        return pb.DriftMonitor(
+            enabled=True,
+            metric=METRIC_VALUES[self.metric],
+            alpha=self.alpha,
+            reference=self.reference,
+            reference_window=self.reference_window,
+            min_outcomes=self.min_outcomes,
+            max_error_rate=self.max_error_rate,
+            max_latency_p95_ms=self.max_latency_p95_ms,
+            max_cost_per_prediction=self.max_cost_per_prediction,
+        )
+
+    def detected(self, version: str, signal: str) -> bool:
+        return any(d.version == version and d.signal == signal for d in self.detections)
+
+    @staticmethod
+    def after(
+        current: DriftState | None, msg: pb.DriftMonitorSet | pb.DriftDetected, position: int
+    ) -> DriftState | None:
+        """A deployment's monitor after a drift event on its stream (the fold's one rule)."""
+        if isinstance(msg, pb.DriftMonitorSet):
+            return DriftState.from_proto(msg.monitor, position) if msg.monitor.enabled else None
+        if current is None or current.detected(msg.version, msg.signal):
+            return current  # no monitor, or a detection it holds already: nothing new
+        detection = DriftDetection.from_proto(msg, position)
+        return dataclasses.replace(current, detections=(*current.detections, detection))
+
+
 @dataclass(frozen=True, slots=True)
 class DeploymentState:
     name: str
@@ -215,6 +304,7 @@ class DeploymentState:
     experiment: ExperimentState | None = None
     canary: CanaryState | None = None
     capture: CaptureState | None = None  # None: nothing kept beyond the decision
+    drift: DriftState | None = None  # the drift monitor (None: off)
 
 
 @dataclass(frozen=True, slots=True)

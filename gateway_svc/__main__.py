@@ -28,6 +28,13 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
     help="seconds between canary checks (0: off)",
 )
 @click.option(
+    "--drift-interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="seconds between drift checks of deployments with a drift monitor (0: off)",
+)
+@click.option(
     "--capture-purge-interval",
     type=float,
     default=600.0,
@@ -84,6 +91,7 @@ def main(**options: Any) -> None:
             predictions=options["predictions"],
             canary_interval=options["canary_interval"],
             capture_purge_interval=options["capture_purge_interval"],
+            drift_interval=options["drift_interval"],
             security=security(options),
             **upstream,
             lm_connections=options["lm_connections"],

@@ -71,6 +71,7 @@ class GatewayConfig:
     create: bool = False  # create a missing log even where files of an earlier one exist
     program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
     allow_code_drift: bool = False  # serve a version whose user code differs from its record
+    drift_interval: float = 5.0  # seconds between drift checks of monitored deployments; 0: none
     capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
     clock: Callable[[], float] = time.time  # wall clock of retention (tests move it instead of waiting)
 
@@ -270,6 +271,10 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if service.deployments is not None and config.canary_interval > 0:  # a gateway on the log file
         running.tasks.append(
             asyncio.create_task(service.deployments.canary_loop(config.canary_interval), name="canary-loop")
+        )
+    if service.deployments is not None and config.drift_interval > 0:  # appends: a gateway on the log
+        running.tasks.append(
+            asyncio.create_task(service.drift.loop(config.drift_interval), name="drift-loop")
         )
     if config.capture_purge_interval > 0:
         running.tasks.append(

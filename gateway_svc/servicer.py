@@ -21,6 +21,7 @@ from dspyops.snapshots import SnapshotStore
 from gateway_svc.as_of import need_log, state_as_of
 from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.deployment_commands import DeploymentCommands
+from gateway_svc.drift.monitor import DriftMonitors, DriftService
 from gateway_svc.experiments import Experiments, deployment_of, results_proto
 from gateway_svc.explain import explain
 from gateway_svc.feedback import export_feedback
@@ -55,6 +56,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             replica, records, ProgramCache(self.connections, programs, allow_code_drift), self.history
         )
         self.deployments: DeploymentCommands | None = None
+        commands: Commands | None = None
         if store is not None and self.history is not None:
             # the one writer path: commands decide from the replica's state (dspyops.commands)
             commands = Commands(store, lambda: self.replica.state, self.history)
@@ -65,6 +67,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 Experiments(self.history, records),
                 Canaries(commands, records),
             )
+        self.drift = DriftService(DriftMonitors(commands, records), replica)
 
     def _commands(self) -> DeploymentCommands:
         need_log(self.history, "deployment")
@@ -180,3 +183,18 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         if request.to.WhichOneof("point") is None:
             raise InvalidArgument("to", "give a log position or a time to roll back to")
         return await commands.run("Rollback", commands.experiments.rollback, request)
+
+    # ------------------------------------------------------------------ drift
+
+    @rpc.unary
+    async def SetDriftMonitor(
+        self, request: gpb.SetDriftMonitorRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DriftStatus:
+        self._commands()  # a log to append to
+        return await self.drift.set_monitor(request)
+
+    @rpc.unary
+    async def GetDriftStatus(
+        self, request: gpb.GetDriftStatusRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.DriftStatus:
+        return await self.drift.status(request.deployment)

@@ -41,6 +41,8 @@ class StateViews:
             view.canary_check = self.canary_checks.text(deployment.name, deployment.canary.canary_id)
         if deployment.capture is not None:
             view.capture.CopyFrom(deployment.capture.to_proto())
+        if deployment.drift is not None:
+            view.drift.CopyFrom(deployment.drift.to_proto())
         return view
 
     def deployments(self, state: State) -> gpb.ListDeploymentStatesResponse:

@@ -17,6 +17,7 @@ from dspyops.cli import (
     catalog,
     corpora,
     deployments,
+    drift,
     evaluation,
     experiments,
     feedback,
@@ -111,6 +112,7 @@ for group in (
     feedback.feedback,
     experiments.experiments,
     experiments.canary,
+    drift.drift,
     log.log,
 ):
     cli.add_command(group)

@@ -49,6 +49,7 @@ MUTATING: Final = {
         "StartCanary",
         "Rollback",
         "RecordOutcome",
+        "SetDriftMonitor",
     ),
 }
 SERVICE_CONFIG: Final = json.dumps(

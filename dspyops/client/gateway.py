@@ -1,5 +1,5 @@
 """GatewayClient: one method per RPC of gateway_svc (predictions, deployment state,
-experiments, canaries, shadow results, rollback, explanations), every request field a
+experiments, canaries, shadow results, rollback, explanations, drift monitors), every request field a
 parameter. Unary methods return the response message; none of the gateway's RPCs streams.
 
 Points of the log (`as_of`, `to`) are a position (int), a time (datetime; naive means UTC)
@@ -308,3 +308,73 @@ class GatewayClient(Client):
         """
         request = gpb.EvaluateCanaryRequest(deployment=deployment)
         return self._unary(self.stub.EvaluateCanary, request, gpb.CanaryStatus)
+
+    # ------------------------------------------------------------------ drift
+
+    @rpc(
+        "SetDriftMonitor",
+        monitor=(
+            "enabled",
+            "metric",
+            "alpha",
+            "reference",
+            "reference_window",
+            "min_outcomes",
+            "max_error_rate",
+            "max_latency_p95_ms",
+            "max_cost_per_prediction",
+        ),
+    )
+    def set_drift_monitor(
+        self,
+        deployment: str,
+        *,
+        enabled: bool = True,
+        metric: str | int = "binary",
+        alpha: float = 0.05,
+        reference: str = "offline",
+        reference_window: int = 0,
+        min_outcomes: int = 0,
+        max_error_rate: float = 0.0,
+        max_latency_p95_ms: float = 0.0,
+        max_cost_per_prediction: float = 0.0,
+        expected_version: int | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> gpb.DriftStatus:
+        """SetDriftMonitor: watch the serving version's outcome rate against `reference`
+        ("offline": its last offline score; "window": its first `reference_window` outcomes)
+        and the thresholds given (0: not watched); `enabled=False` turns the monitor off.
+
+        gw.set_drift_monitor("web", max_error_rate=0.05).monitor
+        """
+        request = gpb.SetDriftMonitorRequest(
+            deployment=deployment,
+            monitor=pb.DriftMonitor(
+                enabled=enabled,
+                metric=msg.metric_kind(metric),
+                alpha=alpha,
+                reference=reference,
+                reference_window=reference_window,
+                min_outcomes=min_outcomes,
+                max_error_rate=max_error_rate,
+                max_latency_p95_ms=max_latency_p95_ms,
+                max_cost_per_prediction=max_cost_per_prediction,
+            )
+            if enabled
+            else pb.DriftMonitor(enabled=False),
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.SetDriftMonitor, request, gpb.DriftStatus)
+
+    @rpc("GetDriftStatus")
+    def get_drift_status(self, deployment: str) -> gpb.DriftStatus:
+        """GetDriftStatus: the monitor, a check run now (nothing appended), its detections.
+
+        [s.signal for s in gw.get_drift_status("web").detections]
+        """
+        request = gpb.GetDriftStatusRequest(deployment=deployment)
+        return self._unary(self.stub.GetDriftStatus, request, gpb.DriftStatus)

@@ -938,8 +938,96 @@ class CapturePolicySet(_message.Message):
     origin: RequestOrigin
     def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[CapturePolicy, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
+class DriftMonitor(_message.Message):
+    __slots__ = ("enabled", "metric", "alpha", "reference", "reference_window", "min_outcomes", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MIN_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_PER_PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    metric: MetricKind
+    alpha: float
+    reference: str
+    reference_window: int
+    min_outcomes: int
+    max_error_rate: float
+    max_latency_p95_ms: float
+    max_cost_per_prediction: float
+    def __init__(self, enabled: _Optional[bool] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., reference: _Optional[str] = ..., reference_window: _Optional[int] = ..., min_outcomes: _Optional[int] = ..., max_error_rate: _Optional[float] = ..., max_latency_p95_ms: _Optional[float] = ..., max_cost_per_prediction: _Optional[float] = ...) -> None: ...
+
+class DriftMonitorSet(_message.Message):
+    __slots__ = ("deployment", "monitor", "reason", "origin")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    monitor: DriftMonitor
+    reason: str
+    origin: RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[DriftMonitor, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+
+class DriftSignal(_message.Message):
+    __slots__ = ("signal", "value", "reference", "n", "reference_n", "p_value", "drifted", "note")
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_N_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    signal: str
+    value: float
+    reference: float
+    n: int
+    reference_n: int
+    p_value: float
+    drifted: bool
+    note: str
+    def __init__(self, signal: _Optional[str] = ..., value: _Optional[float] = ..., reference: _Optional[float] = ..., n: _Optional[int] = ..., reference_n: _Optional[int] = ..., p_value: _Optional[float] = ..., drifted: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class DriftWindow(_message.Message):
+    __slots__ = ("from_position", "n", "first_us", "last_us", "outcomes")
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    FIRST_US_FIELD_NUMBER: _ClassVar[int]
+    LAST_US_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    from_position: int
+    n: int
+    first_us: int
+    last_us: int
+    outcomes: int
+    def __init__(self, from_position: _Optional[int] = ..., n: _Optional[int] = ..., first_us: _Optional[int] = ..., last_us: _Optional[int] = ..., outcomes: _Optional[int] = ...) -> None: ...
+
+class DriftDetected(_message.Message):
+    __slots__ = ("deployment", "version", "signal", "statistics", "window", "reference", "signals", "reason")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    version: str
+    signal: str
+    statistics: DriftSignal
+    window: DriftWindow
+    reference: str
+    signals: _containers.RepeatedCompositeFieldContainer[DriftSignal]
+    reason: str
+    def __init__(self, deployment: _Optional[str] = ..., version: _Optional[str] = ..., signal: _Optional[str] = ..., statistics: _Optional[_Union[DriftSignal, _Mapping]] = ..., window: _Optional[_Union[DriftWindow, _Mapping]] = ..., reference: _Optional[str] = ..., signals: _Optional[_Iterable[_Union[DriftSignal, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "job_claimed", "job_retried", "job_lease_renewed", "job_lease_released", "job_cancel_requested", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "job_claimed", "job_retried", "job_lease_renewed", "job_lease_released", "job_cancel_requested", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered", "drift_monitor_set", "drift_detected")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -970,6 +1058,8 @@ class EventPayload(_message.Message):
     CANARY_ENDED_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_POLICY_SET_FIELD_NUMBER: _ClassVar[int]
     CORPUS_REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_MONITOR_SET_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_DETECTED_FIELD_NUMBER: _ClassVar[int]
     job_accepted: JobAccepted
     job_started: JobStarted
     baseline_evaluated: BaselineEvaluated
@@ -1000,7 +1090,9 @@ class EventPayload(_message.Message):
     canary_ended: CanaryEnded
     capture_policy_set: CapturePolicySet
     corpus_registered: CorpusRegistered
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., job_claimed: _Optional[_Union[JobClaimed, _Mapping]] = ..., job_retried: _Optional[_Union[JobRetried, _Mapping]] = ..., job_lease_renewed: _Optional[_Union[JobLeaseRenewed, _Mapping]] = ..., job_lease_released: _Optional[_Union[JobLeaseReleased, _Mapping]] = ..., job_cancel_requested: _Optional[_Union[JobCancelRequested, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ...) -> None: ...
+    drift_monitor_set: DriftMonitorSet
+    drift_detected: DriftDetected
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., job_claimed: _Optional[_Union[JobClaimed, _Mapping]] = ..., job_retried: _Optional[_Union[JobRetried, _Mapping]] = ..., job_lease_renewed: _Optional[_Union[JobLeaseRenewed, _Mapping]] = ..., job_lease_released: _Optional[_Union[JobLeaseReleased, _Mapping]] = ..., job_cancel_requested: _Optional[_Union[JobCancelRequested, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ..., drift_monitor_set: _Optional[_Union[DriftMonitorSet, _Mapping]] = ..., drift_detected: _Optional[_Union[DriftDetected, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload", "actor", "chain")

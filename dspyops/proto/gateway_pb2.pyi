@@ -110,7 +110,7 @@ class GetDeploymentStateRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class DeploymentState(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture")
+    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture", "drift")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class DeploymentState(_message.Message):
     CANARY_FIELD_NUMBER: _ClassVar[int]
     CANARY_CHECK_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
@@ -133,7 +134,8 @@ class DeploymentState(_message.Message):
     canary: _events_pb2.Canary
     canary_check: str
     capture: _events_pb2.CapturePolicy
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ...) -> None: ...
+    drift: _events_pb2.DriftMonitor
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ..., drift: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ...) -> None: ...
 
 class ListDeploymentStatesRequest(_message.Message):
     __slots__ = ()
@@ -465,3 +467,47 @@ class ExportFeedbackResponse(_message.Message):
     skipped: int
     next_page_token: str
     def __init__(self, examples: _Optional[_Iterable[_Union[FeedbackExample, _Mapping]]] = ..., skipped: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetDriftMonitorRequest(_message.Message):
+    __slots__ = ("deployment", "monitor", "expected_version", "reason", "request_id")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    monitor: _events_pb2.DriftMonitor
+    expected_version: int
+    reason: str
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GetDriftStatusRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class DriftStatus(_message.Message):
+    __slots__ = ("deployment", "monitor", "version", "signals", "window", "reference", "detections", "armed_position", "check", "log_position")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    ARMED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    monitor: _events_pb2.DriftMonitor
+    version: str
+    signals: _containers.RepeatedCompositeFieldContainer[_events_pb2.DriftSignal]
+    window: _events_pb2.DriftWindow
+    reference: str
+    detections: _containers.RepeatedCompositeFieldContainer[_events_pb2.DriftDetected]
+    armed_position: int
+    check: str
+    log_position: int
+    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ..., version: _Optional[str] = ..., signals: _Optional[_Iterable[_Union[_events_pb2.DriftSignal, _Mapping]]] = ..., window: _Optional[_Union[_events_pb2.DriftWindow, _Mapping]] = ..., reference: _Optional[str] = ..., detections: _Optional[_Iterable[_Union[_events_pb2.DriftDetected, _Mapping]]] = ..., armed_position: _Optional[int] = ..., check: _Optional[str] = ..., log_position: _Optional[int] = ...) -> None: ...

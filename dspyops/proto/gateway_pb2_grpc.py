@@ -110,6 +110,16 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackResponse.FromString,
                 _registered_method=True)
+        self.SetDriftMonitor = channel.unary_unary(
+                '/dspyops.v1.Gateway/SetDriftMonitor',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.SetDriftMonitorRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+                _registered_method=True)
+        self.GetDriftStatus = channel.unary_unary(
+                '/dspyops.v1.Gateway/GetDriftStatus',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -217,6 +227,20 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDriftMonitor(self, request, context):
+        """Sets (or, with enabled=false, turns off) the deployment's drift monitor; re-arms it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDriftStatus(self, request, context):
+        """The monitor, the statistics of a check run now (nothing appended), its detections.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -294,6 +318,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ExportFeedback,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackResponse.SerializeToString,
+            ),
+            'SetDriftMonitor': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDriftMonitor,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.SetDriftMonitorRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.SerializeToString,
+            ),
+            'GetDriftStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDriftStatus,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -701,6 +735,60 @@ class Gateway:
             '/dspyops.v1.Gateway/ExportFeedback',
             dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.ExportFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDriftMonitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/SetDriftMonitor',
+            dspyops_dot_v1_dot_gateway__pb2.SetDriftMonitorRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDriftStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/GetDriftStatus',
+            dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
             options,
             channel_credentials,
             insecure,

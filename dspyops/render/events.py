@@ -12,6 +12,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json_object
 from dspyops.render.deployments import capture_text
+from dspyops.render.drift import detected_text, monitor_text
 from dspyops.render.usage import lm_calls
 
 
@@ -95,6 +96,12 @@ def describe_event(event: pb.Event) -> str:
             return f"{p.deployment} captures {capture_text(p.policy)}" + (
                 f" ({p.reason})" if p.reason else ""
             )
+        case "drift_monitor_set":
+            return f"drift monitor of {p.deployment}: {monitor_text(p.monitor)}" + (
+                f" ({p.reason})" if p.reason else ""
+            )
+        case "drift_detected":
+            return detected_text(p)
         case "job_progress":
             return f"progress {p.step}/{p.total or '?'}: {p.message[:80]}"
         case "gate_evaluated":

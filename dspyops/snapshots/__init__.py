@@ -37,6 +37,8 @@ from dspyops.state import (
     CorpusContent,
     CorpusState,
     DeploymentState,
+    DriftDetection,
+    DriftState,
     ExperimentState,
     JobSummary,
     ProgramState,
@@ -95,6 +97,7 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
     experiment = raw.get("experiment")
     canary = raw.get("canary")
     capture = raw.get("capture")  # absent in snapshots written before capture policies
+    drift = raw.get("drift")  # absent in snapshots written before drift monitors
     return DeploymentState(
         name=raw["name"],
         program=raw["program"],
@@ -113,6 +116,9 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
         else None,
         canary=CanaryState(**{**canary, "steps": tuple(canary["steps"])}) if canary else None,
         capture=CaptureState(**{**capture, "fields": tuple(capture["fields"])}) if capture else None,
+        drift=DriftState(**{**drift, "detections": tuple(DriftDetection(**d) for d in drift["detections"])})
+        if drift
+        else None,
     )
 
 

@@ -281,6 +281,15 @@ class PredictionStore(abc.ABC):
         `after` in that order (the page cursor; (0, "") for the first page)."""
 
     @abc.abstractmethod
+    def drift_rows(
+        self, deployment: str, version: str, from_position: int, metric: str, *, traces: bool = False
+    ) -> list[DriftRow]:
+        """The primary predictions of `version` made on states at or after `from_position`, in
+        the order they were recorded: what a drift check (gateway_svc.drift) looks at. An
+        outcome outside the metric's range (as in arm_counts) is None; the kept trace only with
+        `traces` (the cost of a prediction is in it), else ""."""
+
+    @abc.abstractmethod
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
         """(shadow version, shadow outputs, primary outputs, shadow latency, primary latency,
         shadow error) for every shadow record of the deployment."""
@@ -298,6 +307,15 @@ class PredictionStore(abc.ABC):
 
     @abc.abstractmethod
     def _close_connections(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRow:
+    recorded_at_us: int
+    latency_ms: float
+    failed: bool
+    outcome: float | None  # None: no outcome (or one outside the metric's range)
+    trace_json: str = ""
 
 
 def request_reused() -> AlreadyExists:

@@ -25,6 +25,7 @@ from gateway_svc.records import (
     FIELDS,
     ArmCounts,
     CaptureDeletion,
+    DriftRow,
     FeedbackRow,
     PredictionRecord,
     PredictionStore,
@@ -200,6 +201,26 @@ class PostgresPredictionStore(PredictionStore):
         with self._tables.connection("read") as conn:
             rows = conn.execute(_FEEDBACK, params).fetchall()
         return [FeedbackRow(str(p), str(v), int(t), str(i), str(e), float(x)) for p, v, t, i, e, x in rows]
+
+    def drift_rows(
+        self, deployment: str, version: str, from_position: int, metric: str, *, traces: bool = False
+    ) -> list[DriftRow]:
+        ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
+        sql = f"""
+            SELECT p.recorded_at_us, p.latency_ms, p.error <> '',
+                   CASE WHEN {ok} THEN o.value END, {"p.trace_json" if traces else "''"}
+            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            WHERE p.deployment = %(deployment)s AND p.version = %(version)s
+              AND p.log_position >= %(position)s AND p.shadow_of = ''
+            ORDER BY p.recorded_at_us, p.prediction_id
+        """
+        params = {"deployment": deployment, "version": version, "position": from_position}
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql, {**params, "limit": CONTINUOUS_LIMIT}).fetchall()
+        return [
+            DriftRow(int(t), float(ms), bool(f), None if v is None else float(v), str(tr))
+            for t, ms, f, v, tr in rows
+        ]
 
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
         sql = """

@@ -19,6 +19,7 @@ from gateway_svc.records import (
     FIELDS,
     ArmCounts,
     CaptureDeletion,
+    DriftRow,
     FeedbackRow,
     PredictionRecord,
     PredictionStore,
@@ -228,6 +229,26 @@ class SQLitePredictionStore(PredictionStore):
         """
         params = [deployment, since_us, until_us, after[0], after[1], limit]
         return [FeedbackRow(*row) for row in self._db().execute(sql, params).fetchall()]
+
+    def drift_rows(
+        self, deployment: str, version: str, from_position: int, metric: str, *, traces: bool = False
+    ) -> list[DriftRow]:
+        in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
+        sql = f"""
+            SELECT p.recorded_at_us, p.latency_ms, p.error != '',
+                   CASE WHEN typeof(o.value) IN ('integer', 'real') AND {in_range} THEN o.value END,
+                   {"p.trace_json" if traces else "''"}
+            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            WHERE p.deployment = :deployment AND p.version = :version AND p.log_position >= :position
+              AND p.shadow_of = ''
+            ORDER BY p.recorded_at_us, p.prediction_id
+        """
+        params = {"deployment": deployment, "version": version, "position": from_position}
+        rows = self._db().execute(sql, {**params, "limit": CONTINUOUS_LIMIT}).fetchall()
+        return [
+            DriftRow(int(t), float(ms), bool(f), None if v is None else float(v), tr)
+            for t, ms, f, v, tr in rows
+        ]
 
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:
         sql = """

@@ -70,6 +70,41 @@ def msprt_p_value(
     if tau2 is None:
         # v > 0 implies sigma2 > 0, so this is positive.
         tau2 = DEFAULT_MIXING_EFFECT_SIZE**2 * sigma2
+    return _mixture_p(theta, v, tau2)
+
+
+def msprt_one_sample_p_value(
+    arm: ArmSummary, reference: float, *, metric: Metric, tau2: float | None = None
+) -> float:
+    """Always-valid p-value for ``mean = reference`` (a known value: a version's offline
+    score) at this look, from the same normal-mixture mSPRT as :func:`msprt_p_value` with
+    one arm: ``theta = mean - reference`` and ``V = sigma^2 / n``.
+
+    Binary: ``sigma^2 = reference (1 - reference)``, the variance under H0, known exactly
+    (a reference of 0 or 1 has no noise: any other rate is a difference). Continuous: the
+    sample variance (ddof 1). ``tau2`` as in :func:`msprt_p_value`, in the metric's squared
+    units (None: ``(DEFAULT_MIXING_EFFECT_SIZE * sigma)^2``). 1.0 when the arm is too small
+    (binary: empty; continuous: fewer than 2) or unusable.
+    """
+    check_metric(metric)
+    if tau2 is not None and not tau2 > 0:
+        raise ValueError(f"tau2: must be > 0, got {tau2}")
+    if not math.isfinite(reference):
+        raise ValueError(f"reference: must be finite, got {reference}")
+    if unusable(arm, metric) or arm.n < (1 if metric == "binary" else 2):
+        return 1.0
+    if metric == "binary" and not 0.0 <= reference <= 1.0:
+        raise ValueError(f"reference: a rate in [0, 1], got {reference}")
+    sigma2 = reference * (1.0 - reference) if metric == "binary" else arm.variance
+    theta = arm.mean - reference
+    v = sigma2 / arm.n
+    if v == 0.0:
+        return 1.0 if theta == 0.0 else 0.0
+    return _mixture_p(theta, v, DEFAULT_MIXING_EFFECT_SIZE**2 * sigma2 if tau2 is None else tau2)
+
+
+def _mixture_p(theta: float, v: float, tau2: float) -> float:
+    """``min(1, 1/Lambda)`` for an observed difference ``theta`` of variance ``v > 0``."""
     # Work with log(Lambda): the exponent reaches the thousands for clear differences.
     # The products are arranged so that a subnormal v cannot underflow a denominator to 0
     # (hypothesis found v ~ 1e-290 with theta ~ 1e-145).

@@ -194,6 +194,22 @@ CALLS: dict[str, dict[str, Any]] = {
         request_id="rid",
     ),
     "evaluate_canary": dict(deployment="d"),
+    "set_drift_monitor": dict(
+        deployment="d",
+        enabled=True,
+        metric="continuous",
+        alpha=0.01,
+        reference="window",
+        reference_window=300,
+        min_outcomes=50,
+        max_error_rate=0.05,
+        max_latency_p95_ms=800.0,
+        max_cost_per_prediction=0.002,
+        expected_version=3,
+        reason="r",
+        request_id="rid",
+    ),
+    "get_drift_status": dict(deployment="d"),
 }
 
 

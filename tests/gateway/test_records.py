@@ -19,7 +19,7 @@ import pytest
 
 from dspyops.errors import DspyopsError as ServiceError
 from dspyops.pgsecret import load_or_create_server_secret
-from gateway_svc.records import ArmCounts, PredictionRecord, PredictionStore
+from gateway_svc.records import ArmCounts, DriftRow, PredictionRecord, PredictionStore
 from gateway_svc.records.postgres import PostgresPredictionStore
 from gateway_svc.records.sqlite import SQLitePredictionStore
 
@@ -203,6 +203,36 @@ def test_arm_counts_leave_out_shadows_errors_and_values_outside_the_metric(store
     continuous = store.arm_counts("web", "e")
     assert continuous["2.0.0"] == ArmCounts(assigned=2, n=2, total=4.0, total_sq=10.0)
     assert store.arm_counts("web", "none") == {}
+
+
+def test_drift_rows_are_the_versions_primaries_since_a_position_in_recorded_order(
+    store: PredictionStore,
+) -> None:
+    _record_all(
+        store,
+        [
+            _record("late", recorded_at_us=30, latency_ms=3.0, trace_json='[{"name": "self"}]'),
+            _record("first", recorded_at_us=10, latency_ms=1.0),
+            _record("failed", recorded_at_us=20, error="boom", latency_ms=2.0),
+            _record("before", recorded_at_us=5, log_position=2),  # made on an earlier state
+            _record("other", recorded_at_us=11, version="2.0.0"),
+            _record("shadow", recorded_at_us=12, shadow_of="first"),
+            _record("elsewhere", recorded_at_us=13, deployment="api"),
+        ],
+    )
+    store.add_outcome("first", 1.0)
+    store.add_outcome("late", 3.0)  # outside a binary metric: no outcome there
+    binary = store.drift_rows("web", "1.0.0", 3, "binary")
+    assert binary == [
+        DriftRow(10, 1.0, False, 1.0),
+        DriftRow(20, 2.0, True, None),
+        DriftRow(30, 3.0, False, None),
+    ]
+    continuous = store.drift_rows("web", "1.0.0", 3, "continuous", traces=True)
+    assert [r.outcome for r in continuous] == [1.0, None, 3.0]
+    assert continuous[-1].trace_json == '[{"name": "self"}]' and continuous[0].trace_json == ""
+    assert store.drift_rows("web", "1.0.0", 2, "binary")[0].recorded_at_us == 5
+    assert store.drift_rows("web", "3.0.0", 0, "binary") == []
 
 
 def test_shadow_pairs_join_each_shadow_to_its_primary(store: PredictionStore) -> None:

@@ -178,6 +178,31 @@ def _payloads() -> st.SearchStrategy:
             st.integers(0, 3650),
         ),
         st.builds(
+            lambda d, on, ref, n: on_deployment(
+                d,
+                pb.DriftMonitorSet(
+                    deployment=d,
+                    monitor=pb.DriftMonitor(enabled=on, alpha=0.05, reference=ref, reference_window=n),
+                ),
+            ),
+            deployment,
+            st.sampled_from([True, True, False]),
+            st.sampled_from(["offline", "window"]),
+            st.integers(0, 500),
+        ),
+        st.builds(
+            lambda d, v, s, x: on_deployment(
+                d,
+                pb.DriftDetected(
+                    deployment=d, version=v, signal=s, statistics=pb.DriftSignal(signal=s, value=x, n=7)
+                ),
+            ),
+            deployment,
+            st.sampled_from(VERSIONS),
+            st.sampled_from(["outcome_rate", "error_rate"]),
+            st.floats(0, 1),
+        ),
+        st.builds(
             lambda j, m, ms: (
                 f"job-{j}",
                 pb.JobAccepted(job_id=j, program="a", optimizer="X", max_attempts=m, lease_ms=ms),

@@ -73,6 +73,19 @@ def payloads() -> st.SearchStrategy:
             st.integers(0, 3650),
         ),
         st.builds(
+            lambda d, on, n: pb.DriftMonitorSet(
+                deployment=d, monitor=pb.DriftMonitor(enabled=on, reference="window", reference_window=n)
+            ),
+            st.sampled_from(["web", "api"]),
+            st.booleans(),
+            st.integers(0, 500),
+        ),
+        st.builds(
+            lambda d, v: pb.DriftDetected(deployment=d, version=v, signal="outcome_rate"),
+            st.sampled_from(["web", "api"]),
+            version,
+        ),
+        st.builds(
             lambda j: pb.JobAccepted(job_id=j, program="a", optimizer="X"), st.sampled_from(["j1", "j2"])
         ),
         st.builds(lambda s: pb.TrialCompleted(trial=1, score=s, best_score=s), st.floats(0, 1)),
@@ -108,7 +121,10 @@ def stored(messages: list) -> list[StoredEvent]:
 
 
 def _stream(message: object) -> str:
-    if isinstance(message, pb.DeploymentCreated | pb.RoutesSet | pb.CapturePolicySet):
+    if isinstance(
+        message,
+        pb.DeploymentCreated | pb.RoutesSet | pb.CapturePolicySet | pb.DriftMonitorSet | pb.DriftDetected,
+    ):
         return f"deployment-{message.deployment}"
     if isinstance(message, pb.JobAccepted):
         return f"job-{message.job_id}"

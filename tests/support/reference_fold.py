@@ -23,6 +23,8 @@ from dspyops.state import (
     CorpusContent,
     CorpusState,
     DeploymentState,
+    DriftDetection,
+    DriftState,
     ExperimentState,
     JobSummary,
     ProgramState,
@@ -221,6 +223,32 @@ def _capture_policy_set(state: State, event: StoredEvent, msg: pb.CapturePolicyS
     return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
 
 
+def _drift_monitor_set(state: State, event: StoredEvent, msg: pb.DriftMonitorSet) -> State:
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None:
+        return state
+    drift = DriftState.from_proto(msg.monitor, event.position) if msg.monitor.enabled else None
+    changed = replace(deployment, drift=drift, stream_version=event.version)
+    return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
+
+
+def _drift_detected(state: State, event: StoredEvent, msg: pb.DriftDetected) -> State:
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None:
+        return state
+    drift = deployment.drift
+    if drift is not None and (msg.version, msg.signal) not in {
+        (d.version, d.signal) for d in drift.detections
+    }:
+        stats = msg.statistics
+        detection = DriftDetection(
+            msg.version, msg.signal, event.position, stats.value, stats.reference, stats.p_value, stats.n
+        )
+        drift = replace(drift, detections=(*drift.detections, detection))
+    changed = replace(deployment, drift=drift, stream_version=event.version)
+    return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
+
+
 def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
@@ -327,6 +355,8 @@ _HANDLERS: dict[str, Any] = {
     "CanaryAdvanced": _canary_advanced,
     "CanaryEnded": _canary_ended,
     "CapturePolicySet": _capture_policy_set,
+    "DriftMonitorSet": _drift_monitor_set,
+    "DriftDetected": _drift_detected,
     "JobAccepted": _job_accepted,
     **dict.fromkeys(
         [
