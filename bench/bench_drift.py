@@ -89,7 +89,10 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=5000)
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 200 streams of up to 2000")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.horizon = 200, 2000
     print(
         f"drift monitor simulation: rate {RATE}, alpha {args.alpha}, {args.runs} streams of up to "
         f"{args.horizon} live outcomes, a check every {args.every} (min 100 outcomes; window reference: 200)"
