@@ -110,6 +110,7 @@ def test_commands_unavailable_while_postgres_is_down_then_resume(
             assert gw.explain_prediction(served.prediction_id).recorded_version == "1.0.0"
         assert gateway.stop() == 0
     finally:
+        gateway.stop()  # a failed test leaves no gateway behind (stopped already: its exit code again)
         assert optimizer.stop() == 0
 
     store = open_store(url)
