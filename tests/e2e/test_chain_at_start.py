@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import GENESIS, SQLiteEventStore, event_hash, link_v2, open_store
@@ -27,14 +26,8 @@ from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
-from tests.support.harness import ServerThread, serve_until_exit, wait_until
+from tests.support.harness import ServerThread, health_of, serve_until_exit, wait_until
 from tests.support.logs import tamper, write_key, write_log
-
-
-def health(address: str) -> int:
-    with grpc.insecure_channel(address) as channel:
-        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
-
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -56,7 +49,7 @@ def test_a_service_refuses_to_start_on_a_broken_chain_naming_the_position(
 
     started = ServiceProcess(service, [*args, "--allow-broken-log"], tmp_path, dict(os.environ))
     try:
-        assert health(started.address) == SERVING
+        assert health_of(started.address) == SERVING
     finally:
         started.stop()
     logged = (tmp_path / f"{service}.log").read_text()
@@ -129,11 +122,11 @@ def test_a_remote_gateway_checks_every_link_it_receives(tmp_path: Path) -> None:
     strict = remote()
     lenient = remote(allow_broken_log=True)
     try:
-        assert wait_until(lambda: health(strict.address) == NOT_SERVING, timeout=30)
+        assert wait_until(lambda: health_of(strict.address) == NOT_SERVING, timeout=30)
         assert strict.running.replica.state.position == 3  # nothing from the broken link on
         assert "position 4" in str(strict.running.replica.failure)
         assert wait_until(lambda: lenient.running.replica.state.position == head, timeout=30)
-        assert health(lenient.address) == SERVING
+        assert health_of(lenient.address) == SERVING
     finally:
         strict.stop()
         lenient.stop()
@@ -173,7 +166,7 @@ def test_a_keyed_log_needs_its_key_and_its_links_cannot_be_recomputed_without_it
         try:
             # it connects, receives the first keyed link, cannot check it and stops there
             assert wait_until(lambda: "chain key" in str(blind.running.replica.failure), timeout=30)
-            assert health(blind.address) == NOT_SERVING
+            assert health_of(blind.address) == NOT_SERVING
         finally:
             blind.stop()
     finally:

@@ -10,20 +10,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.eventlog import NewEvent, SQLiteEventStore
 from dspyops.launch import ServiceProcess
-from tests.support.harness import serve_until_exit, wait_until
+from tests.support.harness import health_of, serve_until_exit, wait_until
 from tests.support.logs import write_log
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def health(address: str) -> int:
-    with grpc.insecure_channel(address) as channel:
-        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
 
 
 def services(tmp: Path) -> tuple[ServiceProcess, ServiceProcess, list[str]]:
@@ -51,7 +46,7 @@ def test_a_deleted_log_is_noticed_and_never_silently_recreated(tmp_path: Path) -
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             assert str(log) in err.value.details() and "removed" in err.value.details()
             assert not log.exists()  # and no empty log took its place
-        assert wait_until(lambda: health(gateway.address) == NOT_SERVING, timeout=30)
+        assert wait_until(lambda: health_of(gateway.address) == NOT_SERVING, timeout=30)
     finally:
         gateway.stop()
         optimizer.stop()
@@ -83,7 +78,7 @@ def test_a_replaced_log_is_refused_and_the_gateway_stops_serving(tmp_path: Path)
                 opt.set_routes("web", {"1.0.0": 1.0})
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             assert str(log) in err.value.details() and "replaced" in err.value.details()
-        assert wait_until(lambda: health(gateway.address) == NOT_SERVING, timeout=30)
+        assert wait_until(lambda: health_of(gateway.address) == NOT_SERVING, timeout=30)
     finally:
         gateway.stop()
         optimizer.stop()
