@@ -116,7 +116,8 @@ def describe_event(event: pb.Event) -> str:
         case "canary_advanced":
             return f"canary {p.canary_id} on {p.deployment} advanced to {p.percent:g}% (step {p.step})"
         case "canary_ended":
-            outcome = "promoted its candidate" if p.promoted else "rolled back"
+            failed = ", ".join(g.guardrail for g in p.check.guardrails if g.failed)
+            outcome = "promoted its candidate" if p.promoted else f"rolled back ({failed or 'outcome'})"
             return f"canary {p.canary_id} on {p.deployment} {outcome}: {p.reason[:100]}"
         case "corpus_registered":
             return f"corpus {p.corpus}: {p.count} documents, digest {p.digest[:12]}"
