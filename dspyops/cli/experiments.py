@@ -132,7 +132,7 @@ def stop(session: Session, deployment: str, reason: str, as_json: bool) -> int:
 
 @click.group()
 def canary() -> None:
-    """Canary rollouts: start one, check its guardrails now."""
+    """Canary rollouts: start one, check its guardrail now."""
 
 
 @rpc_command(canary, "start", "Gateway.StartCanary", changes=True)
@@ -192,7 +192,7 @@ def canary_start(
     reason: str,
     as_json: bool,
 ) -> int:
-    """start a canary rollout of a candidate version, with guardrails and a schedule."""
+    """start a canary rollout of a candidate version."""
     with session.gateway() as gw:
         state = gw.start_canary(
             deployment,
