@@ -11,7 +11,10 @@ no errors, or the free offline model's cost of 0, leaves a relative limit undefi
 error, any cost would be "infinitely worse"), and because the CLI's --max-* flags read as
 limits; the baseline's value in the same step is still reported beside each one, so the
 record shows the comparison. Each guardrail is judged once it has `min_samples_per_step`
-observations (the outcome test: in both arms); before that it says why not.
+observations (the outcome test: in both arms); before that it says why not. A step with a
+monitoring period is checked again and again while it lasts, so its outcome test is the
+always-valid mSPRT (statistics.msprt); a step that ends on its outcomes is decided at its
+first check with enough of them, by the fixed-horizon test as before.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.state import CanaryState
 from gateway_svc.drift.window import WindowSummary
 from gateway_svc.statistics.guardrail import guardrail_worse
+from gateway_svc.statistics.msprt import msprt_p_value
 from gateway_svc.statistics.summary import ArmSummary
 
 OUTCOME = "outcome"
@@ -53,7 +57,14 @@ def judge_step(
     )
     if min(baseline.n, candidate.n) < need:
         outcome.note = f"{candidate.n} candidate and {baseline.n} baseline outcomes, {need} needed in each"
-    else:
+    elif canary.step_seconds:
+        # looked at on every check over the period: the always-valid p-value, so checking
+        # often does not inflate false rollbacks (GrowthBook's safe rollouts test
+        # sequentially too); worse means significant and below the baseline
+        p_value = msprt_p_value(baseline, candidate, metric=canary.metric)  # type: ignore[arg-type]
+        outcome.p_value, outcome.judged = p_value, True
+        outcome.failed = p_value <= canary.alpha and candidate.mean < baseline.mean
+    else:  # decided at the first check with enough outcomes: the fixed-horizon one-sided test
         worse, p_value = guardrail_worse(baseline, candidate, metric=canary.metric, alpha=canary.alpha)  # type: ignore[arg-type]
         outcome.p_value, outcome.judged, outcome.failed = p_value, True, worse
     results = [outcome]
@@ -89,7 +100,7 @@ def describe(result: pb.GuardrailResult) -> str:
     if result.guardrail == OUTCOME:
         value = (
             f"{result.value:.3f} (n={result.n}) vs baseline {result.baseline_value:.3f} "
-            f"(n={result.baseline_n}), one-sided p={result.p_value:.3g}"
+            f"(n={result.baseline_n}), p={result.p_value:.3g}"
         )
         verdict = f"worse (p < {result.threshold:g})" if result.failed else "not worse"
     else:

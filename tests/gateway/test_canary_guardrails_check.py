@@ -8,6 +8,8 @@ import pytest
 from dspyops.state import CanaryState
 from gateway_svc.canary_guardrails import describe, failed, judge_step, unjudged
 from gateway_svc.drift.window import WindowSummary
+from gateway_svc.statistics.guardrail import guardrail_worse
+from gateway_svc.statistics.msprt import msprt_p_value
 from gateway_svc.statistics.summary import ArmSummary
 
 
@@ -56,3 +58,19 @@ def test_a_value_at_its_limit_passes() -> None:
     c = canary(max_error_rate=0.1)
     at = judge_step(c, BASE, GOOD, (window(10), window(10, errors=1)))
     assert at[1].judged and not at[1].failed and at[1].value == pytest.approx(0.1)
+
+
+def test_with_a_monitoring_period_the_outcome_test_is_the_always_valid_one() -> None:
+    """Checked at every tick of the period: the mSPRT p-value, and worse only below the baseline."""
+    worse = ArmSummary.from_values([1.0] * 20 + [0.0] * 80)
+    base = ArmSummary.from_values([1.0] * 80 + [0.0] * 20)
+    timed = canary(step_seconds=3600)
+    results = judge_step(timed, base, worse, None)
+    assert results[0].p_value == msprt_p_value(base, worse, metric="binary") <= 0.05
+    assert results[0].failed
+    # the same difference the other way round is significant too, and not a failure
+    assert not judge_step(timed, worse, base, None)[0].failed
+    # without a period, the fixed-horizon one-sided test, as before
+    assert (
+        judge_step(canary(), base, worse, None)[0].p_value == guardrail_worse(base, worse, metric="binary")[1]
+    )
