@@ -49,8 +49,8 @@ def decision_line(results: gpb.ExperimentResults) -> str:
     return f"decision: [bold]{results.decision}[/bold] - {results.reason} (SRM p = {results.srm_p_value:.3g})"
 
 
-def canary_started_line(state: gpb.DeploymentState) -> str:
-    c = state.canary
+def canary_terms(c: pb.Canary) -> str:
+    """A canary's schedule and limits, in words ("" : neither, as before them)."""
     limits = [
         f"{name} <= {value:g}"
         for name, value in (
@@ -62,9 +62,14 @@ def canary_started_line(state: gpb.DeploymentState) -> str:
     ]
     period = f", {c.step_seconds / 60:g} minutes per step" if c.step_seconds else ""
     guarded = f"; guardrails: {', '.join(limits)}" if limits else ""
+    return period + guarded
+
+
+def canary_started_line(state: gpb.DeploymentState) -> str:
+    c = state.canary
     return (
         f"  canary {c.canary_id}: {c.candidate} at {c.steps[0]:g}% against {c.baseline}, "
-        f"steps {', '.join(f'{x:g}' for x in c.steps)}{period}{guarded}"
+        f"steps {', '.join(f'{x:g}' for x in c.steps)}{canary_terms(c)}"
     )
 
 

@@ -17,7 +17,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dspy
@@ -44,7 +44,7 @@ from tests.support.harness import ServerThread, ticket_rows, wait_until
 ROWS = ticket_rows()
 SIGNATURE = "text -> label"
 SLOW_MS = 300  # the slow candidate's LM answers after this long: its p95 is above it, always
-DEPLOYMENTS = ("slow", "errors", "ramp", "race", "cli")
+DEPLOYMENTS = ("slow", "errors", "ramp", "race", "cli", "auto")
 HOUR = 3600
 
 
@@ -64,6 +64,7 @@ class Stack:
     gateways: list[GatewayClient]
     addresses: list[str]
     clock: Clock
+    config: GatewayConfig  # the gateways' (loops off)
 
 
 def write_versions(path: Path) -> None:
@@ -123,7 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     head = opt.read_log(0, 1).head
     for client in clients:
         assert wait_until(lambda c=client: c.list_deployment_states().log_position >= head)  # type: ignore[misc]
-    yield Stack(opt, clients, [optimizer.address, *(s.address for s in gateways)], clock)
+    yield Stack(opt, clients, [optimizer.address, *(s.address for s in gateways)], clock, config)
     for client in clients:
         client.close()
     opt.close()
@@ -250,6 +251,30 @@ def test_a_candidate_within_every_guardrail_ramps_on_its_schedule_and_is_promote
     assert events[-1].payload.canary_ended.promoted
 
 
+def test_the_canary_loop_rolls_a_slow_candidate_back_by_itself(stack: Stack) -> None:
+    looping = ServerThread(lambda: start_gateway(replace(stack.config, canary_interval=0.1)))
+    try:
+        with GatewayClient(looping.address) as gw:
+            head = stack.opt.read_log(0, 1).head
+            assert wait_until(lambda: gw.list_deployment_states().log_position >= head)
+            gw.start_canary(
+                "auto", "1.2.0", steps=[50, 100], min_samples_per_step=10, max_latency_p95_ms=SLOW_MS - 50
+            )
+            served = 0
+            for user in range(0, 2000, 10):  # traffic until the loop ends the canary
+                if not gw.get_deployment_state("auto").HasField("canary"):
+                    break
+                served += traffic(gw, "auto", range(user, user + 10)).get("1.2.0", 0)
+            assert served >= 10 and not gw.get_deployment_state("auto").HasField("canary")
+            assert [r.version for r in gw.get_deployment_state("auto").routes] == ["1.0.0"]
+    finally:
+        looping.stop()
+    ended = deployment_events(stack, "auto")[-1]
+    assert ended.type.endswith("CanaryEnded") and not ended.payload.canary_ended.promoted
+    assert "guardrail failed (latency_p95)" in ended.payload.canary_ended.reason
+    assert ended.actor == "system"  # the service's own decision
+
+
 def race(a: GatewayClient, b: GatewayClient, deployment: str) -> list[str]:
     """Both gateways check the canary at once; the actions they answer."""
     barrier = threading.Barrier(2)
@@ -317,6 +342,7 @@ def test_canary_cli_with_guardrails_and_a_schedule(stack: Stack, capsys: pytest.
     )
     assert code == 0, out
     assert "steps 10, 25, 50, 75, 100, 60 minutes per step" in out
+    assert "step 0 (10%), 60 minutes per step; guardrails: error rate <= 0.05" in out  # the state
     assert "error rate <= 0.05" in out and "latency p95 ms <= 10000" in out and "USD <= 0.01" in out
     until_served(stack.gateways[1], "cli", "1.1.0", 6, 0)
     code, out = run("canary", "check", "cli")
