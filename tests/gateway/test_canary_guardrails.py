@@ -33,6 +33,7 @@ from dspyops.lm import LMConfig
 from dspyops.programs.build import build_module, program_state
 from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
+from dspyops.render.events import describe_event
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -354,3 +355,7 @@ def test_canary_cli_with_guardrails_and_a_schedule(stack: Stack, capsys: pytest.
     assert code == 0 and "advanced" in out, out
     code, out = run("log", "read", "--stream", "deployment-cli")
     assert code == 0 and "advanced to 25%" in out
+    started = next(e for e in deployment_events(stack, "cli") if e.type.endswith("CanaryStarted"))
+    assert "steps 10%, 25%, 50%, 75%, 100%, 60 minutes per step; guardrails: error rate" in describe_event(
+        started
+    )
