@@ -12,7 +12,7 @@ looked at every `every` candidate outcomes up to `horizon`:
 * the fixed-horizon one-sided test read at every look instead (what a step that ends on its
   outcomes uses, read once): the share it would have rolled back.
 
-    PYTHONPATH=. python -m bench.bench_canary_peeking [--runs 2000] [--horizon 2000] [--every 20]
+    PYTHONPATH=. python -m bench.bench_canary_peeking [--runs 2000] [--horizon 2000] [--every 20] [--quick]
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=2000)
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 200 steps")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 200
     for label, seconds in (("with a period (mSPRT)", 3600), ("fixed-horizon test at every look", 0)):
         canary = CanaryState("c", "b", "t", (10.0, 100.0), 20, "binary", args.alpha, step_seconds=seconds)
         rng = np.random.default_rng(15)
