@@ -45,7 +45,8 @@ from tests.support.harness import ServerThread, ticket_rows, wait_until
 ROWS = ticket_rows()
 SIGNATURE = "text -> label"
 SLOW_MS = 300  # the slow candidate's LM answers after this long: its p95 is above it, always
-DEPLOYMENTS = ("slow", "errors", "ramp", "race", "cli", "auto")
+COST = 0.25  # USD the priced candidate's provider reports per call
+DEPLOYMENTS = ("slow", "errors", "ramp", "race", "cli", "auto", "costly")
 HOUR = 3600
 
 
@@ -70,14 +71,15 @@ class Stack:
 
 def write_versions(path: Path) -> None:
     """tickets 1.0.0 (no demos: the baseline), 1.1.0 (16 demos), 1.2.0 (16 demos, slow LM),
-    1.3.0 (16 demos, an LM connection that fails every call); each deployment serving 1.0.0."""
+    1.3.0 (16 demos, an LM connection that fails every call), 1.4.0 (16 demos, a provider that
+    prices each call at COST); each deployment serving 1.0.0."""
     spec = ProgramSpec(module="Predict", signature=SIGNATURE)
-    fails = LMConfig(connection="fake", model="m1", max_tokens=64)
     versions = [
         ("1.0.0", 0, LMConfig()),
         ("1.1.0", 16, LMConfig()),
         ("1.2.0", 16, LMConfig(latency_ms=SLOW_MS)),
-        ("1.3.0", 16, fails),
+        ("1.3.0", 16, LMConfig(connection="fake", model="m1", max_tokens=64)),
+        ("1.4.0", 16, LMConfig(connection="priced", model="m1", max_tokens=64)),
     ]
     store = open_store(str(path))
     try:
@@ -115,7 +117,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log = tmp / "log.db"
     write_versions(log)
     provider = FakeProvider(mode="echo_error").start()
-    connections = str(connections_file(tmp, provider))
+    priced = FakeProvider(cost=COST).start()
+    extra = f"""
+[connections.priced]
+api_base = "{priced.api_base}"
+models = ["m1"]
+default_max_tokens = 64
+max_tokens_cap = 256
+"""
+    connections = str(connections_file(tmp, provider, extra))
     clock = Clock()
     optimizer = ServerThread(lambda: start_optimizer(OptimizerConfig(log=str(log), data_dir=tmp / "data")))
     config = GatewayConfig(log=str(log), canary_interval=0, lm_connections=connections, clock=clock)
@@ -133,6 +143,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         server.stop()
     optimizer.stop()
     provider.stop()
+    priced.stop()
 
 
 def traffic(gw: GatewayClient, deployment: str, users: range) -> dict[str, int]:
@@ -214,6 +225,23 @@ def test_an_erroring_candidate_is_rolled_back_on_its_error_rate(stack: Stack) ->
     assert not guardrail(status.check, "outcome").judged
     ended = deployment_events(stack, "errors")[-1].payload.canary_ended
     assert not ended.promoted and "guardrail failed (error_rate)" in ended.reason
+
+
+def test_a_costly_candidate_is_rolled_back_on_its_cost_per_prediction(stack: Stack) -> None:
+    """The cost is read from the traces the deployment's capture policy keeps: the priced
+    provider's reported cost reaches the candidate's; the free offline baseline costs 0."""
+    gw = stack.gateways[1]
+    head = stack.opt.set_capture_policy("costly", traces=True).log_position
+    assert wait_until(lambda: gw.get_deployment_state("costly").log_position >= head)
+    gw.start_canary("costly", "1.4.0", steps=[50, 100], min_samples_per_step=10, max_cost_per_prediction=0.1)
+    until_served(gw, "costly", "1.4.0", 12, 0)
+    status = gw.evaluate_canary("costly")
+    assert status.action == "rolled_back", status.reason
+    cost = guardrail(status.check, "cost_per_prediction")
+    assert cost.failed and cost.value == pytest.approx(COST) and cost.n >= 12
+    assert cost.baseline_value == 0.0 and cost.baseline_n >= 12
+    ended = deployment_events(stack, "costly")[-1].payload.canary_ended
+    assert not ended.promoted and "guardrail failed (cost_per_prediction)" in ended.reason
 
 
 def test_a_candidate_within_every_guardrail_ramps_on_its_schedule_and_is_promoted(stack: Stack) -> None:
