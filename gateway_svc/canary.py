@@ -159,8 +159,8 @@ class Canaries:
         bad = failed(results)
         if not bad:
             waiting = self._waiting(canary, results, now_us)
-            if waiting:
-                return CanaryDecision("wait", f"{at}: {waiting}: {summary}", canary, check)
+            if waiting is not None:
+                return CanaryDecision("wait", f"{at}: {waiting}{summary}", canary, check)
         stream = deployment_stream(name)
         if bad:
             names = ", ".join(r.guardrail for r in bad)
@@ -225,19 +225,17 @@ class Canaries:
         return base, cand
 
     @staticmethod
-    def _waiting(canary: CanaryState, results: list[pb.GuardrailResult], now_us: int) -> str:
-        """Why no guardrail failed yet the step goes on ("" : it ends now). With a period:
-        until it is over (guardrails not judged by then are named in the decision's
-        statistics); without: until every guardrail is judged."""
+    def _waiting(canary: CanaryState, results: list[pb.GuardrailResult], now_us: int) -> str | None:
+        """None when the step ends now (no guardrail failed); else what it waits for, in
+        words before the guardrails' ("" : the guardrails say it). With a period: until it
+        is over (guardrails not judged by then are named in the decision's statistics);
+        without: until every guardrail is judged."""
         if canary.step_seconds:
             elapsed = max(0, now_us - canary.step_started_us) / 1_000_000
             if elapsed < canary.step_seconds:
-                return f"{elapsed:.0f} of {canary.step_seconds} seconds of its monitoring period"
-            return ""
-        waiting = unjudged(results)
-        if waiting:
-            return "waiting for " + ", ".join(r.guardrail for r in waiting)
-        return ""
+                return f"{elapsed:.0f} of {canary.step_seconds} seconds of its monitoring period: "
+            return None
+        return "" if unjudged(results) else None
 
 
 def _check_guardrails(request: gpb.StartCanaryRequest, keeps_traces: bool) -> None:
