@@ -182,6 +182,11 @@ def deployment_events(stack: Stack, deployment: str) -> list[pb.Event]:
     return list(stack.opt.read_log(0, 1000, f"deployment-{deployment}").events)
 
 
+def gw_at(gw: GatewayClient, position: int) -> bool:
+    """The gateway has folded the log up to `position`."""
+    return gw.list_deployment_states().log_position >= position
+
+
 def guardrail(check: pb.GuardrailCheck, name: str) -> pb.GuardrailResult:
     return next(g for g in check.guardrails if g.guardrail == name)
 
@@ -231,8 +236,9 @@ def test_a_costly_candidate_is_rolled_back_on_its_cost_per_prediction(stack: Sta
     """The cost is read from the traces the deployment's capture policy keeps: the priced
     provider's reported cost reaches the candidate's; the free offline baseline costs 0."""
     gw = stack.gateways[1]
-    head = stack.opt.set_capture_policy("costly", traces=True).log_position
-    assert wait_until(lambda: gw.get_deployment_state("costly").log_position >= head)
+    stack.opt.set_capture_policy("costly", traces=True)
+    head = stack.opt.read_log(0, 1).head  # (a policy moves no route: Deployment.log_position stays)
+    assert wait_until(lambda: gw.get_deployment_state("costly").capture.traces and gw_at(gw, head))
     gw.start_canary("costly", "1.4.0", steps=[50, 100], min_samples_per_step=10, max_cost_per_prediction=0.1)
     until_served(gw, "costly", "1.4.0", 12, 0)
     status = gw.evaluate_canary("costly")
@@ -354,8 +360,9 @@ def test_canary_cli_with_guardrails_and_a_schedule(stack: Stack, capsys: pytest.
     # the cost is read from kept traces, and the deployment keeps none yet
     code, out = run("canary", "start", "cli", "--candidate", "1.1.0", "--max-cost", "0.01")
     assert code != 0 and "FAILED_PRECONDITION" in out and "max_cost_per_prediction" in out, out
-    head = stack.opt.set_capture_policy("cli", traces=True).log_position
-    assert wait_until(lambda: stack.gateways[1].get_deployment_state("cli").log_position >= head)
+    stack.opt.set_capture_policy("cli", traces=True)
+    head = stack.opt.read_log(0, 1).head
+    assert wait_until(lambda: gw_at(stack.gateways[1], head))
     code, out = run(
         "canary",
         "start",
