@@ -389,7 +389,7 @@ def _canary_advanced(b: _Builder, event: StoredEvent, msg: pb.CanaryAdvanced) ->
     if deployment is None or deployment.canary is None or deployment.canary.canary_id != msg.canary_id:
         return
     _deployment_update(b, event, msg.deployment)
-    deployment.canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
+    deployment.canary = deployment.canary.advanced(msg, event.position)
 
 
 def _canary_ended(b: _Builder, event: StoredEvent, msg: pb.CanaryEnded) -> None:

@@ -142,6 +142,12 @@ class CanaryState:
     alpha: float
     step: int = 0
     step_started_position: int = 0
+    # guardrails and the schedule's period (Canary.max_*, step_seconds; 0: not used)
+    max_error_rate: float = 0.0
+    max_latency_p95_ms: float = 0.0
+    max_cost_per_prediction: float = 0.0
+    step_seconds: int = 0
+    step_started_us: int = 0  # on the deciding gateway's clock
 
     @property
     def percent(self) -> float:
@@ -165,6 +171,17 @@ class CanaryState:
             alpha=msg.alpha,
             step=msg.step,
             step_started_position=position,
+            max_error_rate=msg.max_error_rate,
+            max_latency_p95_ms=msg.max_latency_p95_ms,
+            max_cost_per_prediction=msg.max_cost_per_prediction,
+            step_seconds=msg.step_seconds,
+            step_started_us=msg.step_started_us,
+        )
+
+    def advanced(self, msg: pb.CanaryAdvanced, position: int) -> CanaryState:
+        """The canary at the step a CanaryAdvanced moved it to."""
+        return dataclasses.replace(
+            self, step=msg.step, step_started_position=position, step_started_us=msg.started_us
         )
 
     def to_proto(self) -> pb.Canary:
@@ -177,6 +194,11 @@ class CanaryState:
             metric=METRIC_VALUES[self.metric],
             alpha=self.alpha,
             step=self.step,
+            max_error_rate=self.max_error_rate,
+            max_latency_p95_ms=self.max_latency_p95_ms,
+            max_cost_per_prediction=self.max_cost_per_prediction,
+            step_seconds=self.step_seconds,
+            step_started_us=self.step_started_us,
         )
 
 

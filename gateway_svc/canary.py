@@ -1,18 +1,25 @@
-"""Canary rollouts: start one, and decide its next move from its guardrail.
+"""Canary rollouts: start one, and decide its next move from its guardrails.
 
 A canary sends steps[i] percent of traffic to the candidate and the rest to the baseline.
-Each step is judged on the outcomes of its own predictions (recorded under the step's
-key): when both arms have enough outcomes, a one-sided test asks whether the candidate is
-significantly worse. Worse: roll back (baseline 100%). Not worse: the next step, and
-after the last step below 100%, promotion (candidate 100%). Every gateway may run the
-check; each decision is appended with the stream version it was taken on, so when several
-gateways decide at once exactly one append wins and the others see ABORTED and stand down.
+Each step is judged on its own predictions (recorded under the step's key, made on states
+since the step began) by every guardrail (gateway_svc.canary_guardrails): the one-sided
+outcome test against the baseline, and the candidate's error rate, latency p95 and cost per
+prediction against their limits when set. A failing guardrail rolls back (baseline 100%) at
+any check. Otherwise the step ends once every guardrail is judged (enough outcomes), or,
+with a schedule's monitoring period, once the period is over on the gateway's clock
+(GatewayConfig.clock), as GrowthBook's Safe Rollouts ramp on time and roll back on a failed
+guardrail: then the next step, and after the last step below 100%, promotion (candidate
+100%). Every gateway may run the check; each decision is appended with the stream version
+it was taken on, so when several gateways decide at once exactly one append wins and the
+others see ABORTED and stand down.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -24,12 +31,14 @@ from dspyops.names import deployment_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import CanaryState, State
+from gateway_svc.canary_guardrails import describe, failed, has_thresholds, judge_step, unjudged
+from gateway_svc.drift.window import WindowSummary, summarize
 from gateway_svc.experiments import deployment_of
 from gateway_svc.records import PredictionStore
-from gateway_svc.statistics.guardrail import guardrail_worse
 from gateway_svc.statistics.summary import ArmSummary
 
 DEFAULT_STEPS = (1.0, 5.0, 25.0, 50.0, 100.0)
+MAX_STEP_SECONDS = 366 * 86_400  # a monitoring period beyond a year is a mistake, not a schedule
 
 
 @dataclass(frozen=True)
@@ -42,9 +51,15 @@ class CanaryDecision:
 
 
 class Canaries:
-    def __init__(self, commands: Commands, records: PredictionStore) -> None:
+    def __init__(
+        self, commands: Commands, records: PredictionStore, clock: Callable[[], float] = time.time
+    ) -> None:
         self.commands = commands  # the one writer path, for the gateway's own decisions
         self.records = records
+        self.clock = clock  # the gateway's (GatewayConfig.clock): when steps start, periods end
+
+    def _now_us(self) -> int:
+        return int(self.clock() * 1_000_000)
 
     def start(self, state: State, request: gpb.StartCanaryRequest) -> Decision:
         """StartCanary's decision (carried out by the server through the writer path)."""
@@ -89,6 +104,7 @@ class Canaries:
         alpha = request.alpha or 0.05
         if not 0 < alpha <= 0.5:
             raise InvalidArgument("alpha", f"must be in (0, 0.5], got {alpha}")
+        _check_guardrails(request, deployment.capture is not None and deployment.capture.traces)
         canary = pb.Canary(
             canary_id=f"canary-{uuid.uuid4().hex[:10]}",
             baseline=baseline,
@@ -98,6 +114,11 @@ class Canaries:
             metric=request.metric,
             alpha=alpha,
             step=0,
+            max_error_rate=request.max_error_rate,
+            max_latency_p95_ms=request.max_latency_p95_ms,
+            max_cost_per_prediction=request.max_cost_per_prediction,
+            step_seconds=request.step_seconds,
+            step_started_us=self._now_us(),
         )
         expected = (
             request.expected_version if request.HasField("expected_version") else deployment.stream_version
@@ -110,6 +131,7 @@ class Canaries:
         canary = deployment.canary
         if canary is None:
             return CanaryDecision("none", f"no canary runs on {name!r}")
+        now_us = self._now_us()
         counts = self.records.arm_counts(name, canary.step_key, canary.metric)
         excluded = sum(counts[v].excluded for v in (canary.baseline, canary.candidate) if v in counts)
         note = f"; {excluded} stored outcomes outside the {canary.metric} range left out" if excluded else ""
@@ -118,30 +140,34 @@ class Canaries:
             for v in (canary.baseline, canary.candidate)
         }
         base, cand = arms[canary.baseline], arms[canary.candidate]
-        if min(base.n, cand.n) < canary.min_samples_per_step:
-            return CanaryDecision(
-                "wait",
-                f"step {canary.step} ({canary.percent:g}%): {cand.n} candidate and {base.n} baseline "
-                f"outcomes, {canary.min_samples_per_step} needed in each{note}",
-                canary,
-            )
-        worse, p_value = guardrail_worse(base, cand, metric=canary.metric, alpha=canary.alpha)  # type: ignore[arg-type]
+        results = judge_step(canary, base, cand, self._windows(name, canary))
+        outcome = results[0]
         check = pb.GuardrailCheck(
             candidate_n=cand.n,
             candidate_mean=cand.mean,
             baseline_n=base.n,
             baseline_mean=base.mean,
-            p_value=p_value,
-            worse=worse,
+            p_value=outcome.p_value,
+            worse=outcome.failed,
             excluded=excluded,
+            guardrails=results,
+            step_started_us=canary.step_started_us,
+            checked_at_us=now_us,
         )
-        summary = (
-            f"candidate {cand.mean:.3f} (n={cand.n}) vs baseline {base.mean:.3f} (n={base.n}), "
-            f"one-sided p={p_value:.3g}{note}"
-        )
+        at = f"step {canary.step} ({canary.percent:g}%)"
+        summary = "; ".join(describe(r) for r in results) + note
+        bad = failed(results)
+        if not bad:
+            waiting = self._waiting(canary, results, now_us)
+            if waiting is not None:
+                return CanaryDecision("wait", f"{at}: {waiting}{summary}", canary, check)
         stream = deployment_stream(name)
-        if worse:
-            reason = f"step {canary.step}: candidate significantly worse (p < {canary.alpha:g}): {summary}"
+        if bad:
+            names = ", ".join(r.guardrail for r in bad)
+            why = f"guardrail failed ({names})"
+            if [r.guardrail for r in bad] == ["outcome"]:
+                why = f"candidate significantly worse (p < {canary.alpha:g})"
+            reason = f"step {canary.step}: {why}: {summary}"
             event: pb.CanaryEnded | pb.CanaryAdvanced = pb.CanaryEnded(
                 deployment=name,
                 canary_id=canary.canary_id,
@@ -172,16 +198,64 @@ class Canaries:
                 percent=canary.steps[nxt],
                 check=check,
                 reason=reason,
+                started_us=now_us,
             )
             action = "advanced"
         decision = Decision(stream, [event], deployment.stream_version)
         try:  # the gateway's own decision, taken on `state`: no request id
-            outcome = self.commands.run("EvaluateCanary", None, lambda _: decision, state=state)
+            ran = self.commands.run("EvaluateCanary", None, lambda _: decision, state=state)
         except Aborted:
             return CanaryDecision(
                 "wait", "another writer changed the deployment first; re-check on fresh state", canary, check
             )
-        return CanaryDecision(action, reason, canary, check, outcome.appended)
+        return CanaryDecision(action, reason, canary, check, ran.appended)
+
+    def _windows(self, name: str, canary: CanaryState) -> tuple[WindowSummary, WindowSummary] | None:
+        """The baseline's and the candidate's predictions in the step (errors included), for
+        the limits; None when none is set. The step's predictions are those made on states
+        since the step began (what its key also marks), read as the drift monitor reads them."""
+        if not has_thresholds(canary):
+            return None
+        since = canary.step_started_position
+        traces = canary.max_cost_per_prediction > 0
+        base, cand = (
+            summarize(self.records.drift_rows(name, v, since, canary.metric, traces=traces), since)
+            for v in (canary.baseline, canary.candidate)
+        )
+        return base, cand
+
+    @staticmethod
+    def _waiting(canary: CanaryState, results: list[pb.GuardrailResult], now_us: int) -> str | None:
+        """None when the step ends now (no guardrail failed); else what it waits for, in
+        words before the guardrails' ("" : the guardrails say it). With a period: until it
+        is over (guardrails not judged by then are named in the decision's statistics);
+        without: until every guardrail is judged."""
+        if canary.step_seconds:
+            elapsed = max(0, now_us - canary.step_started_us) / 1_000_000
+            if elapsed < canary.step_seconds:
+                return f"{elapsed:.0f} of {canary.step_seconds} seconds of its monitoring period: "
+            return None
+        return "" if unjudged(results) else None
+
+
+def _check_guardrails(request: gpb.StartCanaryRequest, keeps_traces: bool) -> None:
+    """INVALID_ARGUMENT naming the field for a limit or period that cannot mean what it says."""
+    for name in ("max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction"):
+        value = getattr(request, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise InvalidArgument(name, f"must be a finite number >= 0 (0: not judged), got {value}")
+    if request.max_error_rate > 1:
+        raise InvalidArgument("max_error_rate", f"is a share in [0, 1], got {request.max_error_rate}")
+    if request.max_cost_per_prediction > 0 and not keeps_traces:
+        raise FailedPrecondition(
+            "max_cost_per_prediction",
+            "the cost of a prediction is read from its kept trace, and the deployment's capture "
+            "policy keeps none: set one that keeps traces first (dspyops deployments set-capture-policy)",
+        )
+    if request.step_seconds > MAX_STEP_SECONDS:
+        raise InvalidArgument(
+            "step_seconds", f"must be at most {MAX_STEP_SECONDS} (366 days), got {request.step_seconds}"
+        )
 
 
 @dataclass(frozen=True)

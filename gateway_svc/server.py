@@ -73,7 +73,8 @@ class GatewayConfig:
     allow_code_drift: bool = False  # serve a version whose user code differs from its record
     drift_interval: float = 5.0  # seconds between drift checks of monitored deployments; 0: none
     capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
-    clock: Callable[[], float] = time.time  # wall clock of retention (tests move it instead of waiting)
+    # wall clock of retention and of canary monitoring periods (tests move it instead of waiting)
+    clock: Callable[[], float] = time.time
 
 
 class RunningGateway:
@@ -225,6 +226,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
             pinned=lambda lineage, stages: replica.corpora.for_version(lineage, replica.state, stages),
         ),
         config.allow_code_drift,
+        config.clock,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)

@@ -4,6 +4,8 @@ module that holds its idea (predict, explain, views, outcomes, deployment_comman
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import grpc
 
@@ -45,6 +47,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         snapshots: SnapshotStore | None = None,
         programs: ProgramContext = NO_CONTEXT,
         allow_code_drift: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
@@ -65,7 +68,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 replica,
                 self.views,
                 Experiments(self.history, records),
-                Canaries(commands, records),
+                Canaries(commands, records, clock),
             )
         self.drift = DriftService(DriftMonitors(commands, records), replica)
 

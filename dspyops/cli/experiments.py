@@ -1,5 +1,5 @@
 """`dspyops experiments start|results|conclude|stop` (A/B tests on live traffic) and
-`dspyops canary start|check` (gradual rollouts with a guardrail)."""
+`dspyops canary start|check` (gradual rollouts with guardrails)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ from dspyops.cli.parsing import numbers
 from dspyops.cli.session import Session
 from dspyops.render.console import console, print_json
 from dspyops.render.deployments import print_state
-from dspyops.render.experiments import canary_started_line, canary_status_line, decision_line, results_table
+from dspyops.render.experiments import (
+    canary_started_line,
+    canary_status_line,
+    decision_line,
+    guardrails_table,
+    results_table,
+)
 
 
 @click.group()
@@ -132,10 +138,40 @@ def canary() -> None:
 @rpc_command(canary, "start", "Gateway.StartCanary", changes=True)
 @click.argument("deployment")
 @click.option("--candidate", default="", help="version or @alias")
-@click.option("--steps", default="", help="percents, comma-separated (default 1,5,25,50,100)")
-@click.option("--min-samples", type=int, default=100, help="outcomes per arm and step before deciding")
+@click.option(
+    "--steps",
+    "--schedule",
+    "steps",
+    default="",
+    help="percents, comma-separated (default 1,5,25,50,100; a schedule: 10,25,50,75,100)",
+)
+@click.option(
+    "--min-samples",
+    type=int,
+    default=100,
+    help="observations each guardrail needs per step before it is judged",
+)
 @metric_kind_option
 @click.option("--alpha", type=float, default=0.05)
+@click.option(
+    "--max-error-rate", type=float, default=0.0, help="the candidate's error share per step (0: not judged)"
+)
+@click.option(
+    "--max-latency-p95", type=float, default=0.0, help="the candidate's latency p95 in ms (0: not judged)"
+)
+@click.option(
+    "--max-cost",
+    type=float,
+    default=0.0,
+    help="the candidate's mean cost per prediction in USD, from kept traces (0: not judged)",
+)
+@click.option(
+    "--step-minutes",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="monitoring period: each step lasts this long, then advances unless a guardrail failed "
+    "(0: a step ends once every guardrail is judged)",
+)
 @expected_version_option
 @reason_option
 @json_option
@@ -148,6 +184,10 @@ def canary_start(
     min_samples: int,
     metric: str,
     alpha: float,
+    max_error_rate: float,
+    max_latency_p95: float,
+    max_cost: float,
+    step_minutes: float,
     expected_version: int | None,
     reason: str,
     as_json: bool,
@@ -161,6 +201,10 @@ def canary_start(
             metric=metric,
             min_samples_per_step=min_samples,
             alpha=alpha,
+            max_error_rate=max_error_rate,
+            max_latency_p95_ms=max_latency_p95,
+            max_cost_per_prediction=max_cost,
+            step_seconds=round(step_minutes * 60),
             expected_version=expected_version,
             reason=reason,
             request_id=session.request_id,
@@ -183,4 +227,6 @@ def canary_check(session: Session, deployment: str, as_json: bool) -> int:
         print_json(status)
     else:
         console.print(canary_status_line(status))
+        if status.check.guardrails:
+            console.print(guardrails_table(status.check))
     return 0

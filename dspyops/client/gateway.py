@@ -277,14 +277,24 @@ class GatewayClient(Client):
         min_samples_per_step: int = 100,
         metric: str | int = "binary",
         alpha: float = 0.05,
+        max_error_rate: float = 0.0,
+        max_latency_p95_ms: float = 0.0,
+        max_cost_per_prediction: float = 0.0,
+        step_seconds: int = 0,
         expected_version: int | None = None,
         reason: str = "",
         request_id: str | None = None,
     ) -> gpb.DeploymentState:
         """StartCanary: a gradual rollout of `candidate` in percent `steps` (empty: 1, 5,
-        25, 50, 100); gateways advance or roll it back by its guardrail.
+        25, 50, 100); gateways advance or roll it back by its guardrails: the outcome test
+        against the baseline, and the candidate's error rate, latency p95 (ms) and cost per
+        prediction (USD) under their limits when given (0: not judged). `step_seconds`: a
+        monitoring period per step (a schedule: each step lasts that long, then advances
+        unless a guardrail failed); 0: a step ends once every guardrail has
+        `min_samples_per_step` observations.
 
-        gw.start_canary("web", "1.2.0", steps=[10, 100], min_samples_per_step=20).canary
+        gw.start_canary("web", "1.2.0", steps=[10, 25, 50, 75, 100], step_seconds=3600,
+                        max_error_rate=0.02, max_latency_p95_ms=800).canary
         """
         request = gpb.StartCanaryRequest(
             deployment=deployment,
@@ -293,6 +303,10 @@ class GatewayClient(Client):
             min_samples_per_step=min_samples_per_step,
             metric=msg.metric_kind(metric),
             alpha=alpha,
+            max_error_rate=max_error_rate,
+            max_latency_p95_ms=max_latency_p95_ms,
+            max_cost_per_prediction=max_cost_per_prediction,
+            step_seconds=step_seconds,
             reason=reason,
             request_id=request_id or new_request_id(),
         )

@@ -831,7 +831,7 @@ class RolledBack(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class Canary(_message.Message):
-    __slots__ = ("canary_id", "baseline", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "step")
+    __slots__ = ("canary_id", "baseline", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "step", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction", "step_seconds", "step_started_us")
     CANARY_ID_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
@@ -840,6 +840,11 @@ class Canary(_message.Message):
     METRIC_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_PER_PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STEP_STARTED_US_FIELD_NUMBER: _ClassVar[int]
     canary_id: str
     baseline: str
     candidate: str
@@ -848,10 +853,15 @@ class Canary(_message.Message):
     metric: MetricKind
     alpha: float
     step: int
-    def __init__(self, canary_id: _Optional[str] = ..., baseline: _Optional[str] = ..., candidate: _Optional[str] = ..., steps: _Optional[_Iterable[float]] = ..., min_samples_per_step: _Optional[int] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., step: _Optional[int] = ...) -> None: ...
+    max_error_rate: float
+    max_latency_p95_ms: float
+    max_cost_per_prediction: float
+    step_seconds: int
+    step_started_us: int
+    def __init__(self, canary_id: _Optional[str] = ..., baseline: _Optional[str] = ..., candidate: _Optional[str] = ..., steps: _Optional[_Iterable[float]] = ..., min_samples_per_step: _Optional[int] = ..., metric: _Optional[_Union[MetricKind, str]] = ..., alpha: _Optional[float] = ..., step: _Optional[int] = ..., max_error_rate: _Optional[float] = ..., max_latency_p95_ms: _Optional[float] = ..., max_cost_per_prediction: _Optional[float] = ..., step_seconds: _Optional[int] = ..., step_started_us: _Optional[int] = ...) -> None: ...
 
 class GuardrailCheck(_message.Message):
-    __slots__ = ("candidate_n", "candidate_mean", "baseline_n", "baseline_mean", "p_value", "worse", "excluded")
+    __slots__ = ("candidate_n", "candidate_mean", "baseline_n", "baseline_mean", "p_value", "worse", "excluded", "guardrails", "step_started_us", "checked_at_us")
     CANDIDATE_N_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_MEAN_FIELD_NUMBER: _ClassVar[int]
     BASELINE_N_FIELD_NUMBER: _ClassVar[int]
@@ -859,6 +869,9 @@ class GuardrailCheck(_message.Message):
     P_VALUE_FIELD_NUMBER: _ClassVar[int]
     WORSE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    STEP_STARTED_US_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_US_FIELD_NUMBER: _ClassVar[int]
     candidate_n: int
     candidate_mean: float
     baseline_n: int
@@ -866,7 +879,34 @@ class GuardrailCheck(_message.Message):
     p_value: float
     worse: bool
     excluded: int
-    def __init__(self, candidate_n: _Optional[int] = ..., candidate_mean: _Optional[float] = ..., baseline_n: _Optional[int] = ..., baseline_mean: _Optional[float] = ..., p_value: _Optional[float] = ..., worse: _Optional[bool] = ..., excluded: _Optional[int] = ...) -> None: ...
+    guardrails: _containers.RepeatedCompositeFieldContainer[GuardrailResult]
+    step_started_us: int
+    checked_at_us: int
+    def __init__(self, candidate_n: _Optional[int] = ..., candidate_mean: _Optional[float] = ..., baseline_n: _Optional[int] = ..., baseline_mean: _Optional[float] = ..., p_value: _Optional[float] = ..., worse: _Optional[bool] = ..., excluded: _Optional[int] = ..., guardrails: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., step_started_us: _Optional[int] = ..., checked_at_us: _Optional[int] = ...) -> None: ...
+
+class GuardrailResult(_message.Message):
+    __slots__ = ("guardrail", "value", "threshold", "n", "baseline_value", "baseline_n", "p_value", "judged", "failed", "note")
+    GUARDRAIL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_N_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    JUDGED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    guardrail: str
+    value: float
+    threshold: float
+    n: int
+    baseline_value: float
+    baseline_n: int
+    p_value: float
+    judged: bool
+    failed: bool
+    note: str
+    def __init__(self, guardrail: _Optional[str] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., n: _Optional[int] = ..., baseline_value: _Optional[float] = ..., baseline_n: _Optional[int] = ..., p_value: _Optional[float] = ..., judged: _Optional[bool] = ..., failed: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class CanaryStarted(_message.Message):
     __slots__ = ("deployment", "canary", "reason", "origin")
@@ -881,20 +921,22 @@ class CanaryStarted(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class CanaryAdvanced(_message.Message):
-    __slots__ = ("deployment", "canary_id", "step", "percent", "check", "reason")
+    __slots__ = ("deployment", "canary_id", "step", "percent", "check", "reason", "started_us")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     CANARY_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     PERCENT_FIELD_NUMBER: _ClassVar[int]
     CHECK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STARTED_US_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     canary_id: str
     step: int
     percent: float
     check: GuardrailCheck
     reason: str
-    def __init__(self, deployment: _Optional[str] = ..., canary_id: _Optional[str] = ..., step: _Optional[int] = ..., percent: _Optional[float] = ..., check: _Optional[_Union[GuardrailCheck, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    started_us: int
+    def __init__(self, deployment: _Optional[str] = ..., canary_id: _Optional[str] = ..., step: _Optional[int] = ..., percent: _Optional[float] = ..., check: _Optional[_Union[GuardrailCheck, _Mapping]] = ..., reason: _Optional[str] = ..., started_us: _Optional[int] = ...) -> None: ...
 
 class CanaryEnded(_message.Message):
     __slots__ = ("deployment", "canary_id", "promoted", "routes", "check", "reason")

@@ -11,6 +11,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json
+from dspyops.render.experiments import canary_terms
 
 
 def routes_text(routes: Iterable[pb.Route]) -> str:
@@ -66,7 +67,8 @@ def print_state(state: gpb.DeploymentState, as_json: bool) -> None:
     if state.HasField("canary"):
         c = state.canary
         console.print(
-            f"  canary {c.canary_id}: {c.candidate} vs {c.baseline}, step {c.step} ({c.steps[c.step]:g}%)"
+            f"  canary {c.canary_id}: {c.candidate} vs {c.baseline}, "
+            f"step {c.step} ({c.steps[c.step]:g}%){canary_terms(c)}"
         )
         if state.canary_check:
             console.print(f"  last check: {state.canary_check}")

@@ -13,6 +13,7 @@ from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json_object
 from dspyops.render.deployments import capture_text
 from dspyops.render.drift import detected_text, monitor_text
+from dspyops.render.experiments import canary_terms
 from dspyops.render.usage import lm_calls
 
 
@@ -112,11 +113,15 @@ def describe_event(event: pb.Event) -> str:
         case "canary_started":
             c = p.canary
             steps = ", ".join(f"{s:g}%" for s in c.steps)
-            return f"canary {c.canary_id} on {p.deployment}: {c.candidate} vs {c.baseline}, steps {steps}"
+            return (
+                f"canary {c.canary_id} on {p.deployment}: {c.candidate} vs {c.baseline}, "
+                f"steps {steps}{canary_terms(c)}"
+            )
         case "canary_advanced":
             return f"canary {p.canary_id} on {p.deployment} advanced to {p.percent:g}% (step {p.step})"
         case "canary_ended":
-            outcome = "promoted its candidate" if p.promoted else "rolled back"
+            failed = ", ".join(g.guardrail for g in p.check.guardrails if g.failed)
+            outcome = "promoted its candidate" if p.promoted else f"rolled back ({failed or 'outcome'})"
             return f"canary {p.canary_id} on {p.deployment} {outcome}: {p.reason[:100]}"
         case "corpus_registered":
             return f"corpus {p.corpus}: {p.count} documents, digest {p.digest[:12]}"

@@ -49,12 +49,52 @@ def decision_line(results: gpb.ExperimentResults) -> str:
     return f"decision: [bold]{results.decision}[/bold] - {results.reason} (SRM p = {results.srm_p_value:.3g})"
 
 
+def canary_terms(c: pb.Canary) -> str:
+    """A canary's schedule and limits, in words ("" : neither, as before them)."""
+    limits = [
+        f"{name} <= {value:g}"
+        for name, value in (
+            ("error rate", c.max_error_rate),
+            ("latency p95 ms", c.max_latency_p95_ms),
+            ("cost per prediction USD", c.max_cost_per_prediction),
+        )
+        if value > 0
+    ]
+    period = f", {c.step_seconds / 60:g} minutes per step" if c.step_seconds else ""
+    guarded = f"; guardrails: {', '.join(limits)}" if limits else ""
+    return period + guarded
+
+
 def canary_started_line(state: gpb.DeploymentState) -> str:
     c = state.canary
     return (
         f"  canary {c.canary_id}: {c.candidate} at {c.steps[0]:g}% against {c.baseline}, "
-        f"steps {', '.join(f'{x:g}' for x in c.steps)}"
+        f"steps {', '.join(f'{x:g}' for x in c.steps)}{canary_terms(c)}"
     )
+
+
+def guardrails_table(check: pb.GuardrailCheck) -> Table:
+    """Every guardrail of a canary check: the candidate's value, the baseline's, the limit."""
+    table = Table(title="guardrails of the step")
+    for column in ("guardrail", "candidate", "n", "baseline", "n", "limit", "verdict"):
+        table.add_column(column)
+    for g in check.guardrails:
+        outcome = g.guardrail == "outcome"
+        verdict = (
+            ("worse" if outcome else "failed") if g.failed else "ok" if g.judged else f"not judged: {g.note}"
+        )
+        if outcome and g.judged:
+            verdict += f" (p={g.p_value:.3g})"
+        table.add_row(
+            g.guardrail,
+            f"{g.value:.4g}",
+            str(g.n),
+            f"{g.baseline_value:.4g}",
+            str(g.baseline_n),
+            f"alpha {g.threshold:g}" if outcome else f"{g.threshold:g}",
+            verdict,
+        )
+    return table
 
 
 def canary_status_line(status: gpb.CanaryStatus) -> str:

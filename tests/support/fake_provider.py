@@ -33,6 +33,7 @@ class FakeProvider:
     mode: str = "ok"
     answer: str = "billing"
     usage: tuple[int, int] = (100, 20)  # prompt, completion tokens reported per call
+    cost: float = 0.0  # USD reported per call in the usage when > 0, as providers that price calls do
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -126,6 +127,7 @@ class FakeProvider:
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
+                **({"cost": self.cost} if self.cost > 0 else {}),
             },
         }
 

@@ -206,7 +206,9 @@ def _canary_advanced(state: State, event: StoredEvent, msg: pb.CanaryAdvanced) -
     deployment = state.deployments.get(msg.deployment)
     if deployment is None or deployment.canary is None or deployment.canary.canary_id != msg.canary_id:
         return state
-    canary = replace(deployment.canary, step=msg.step, step_started_position=event.position)
+    canary = replace(
+        deployment.canary, step=msg.step, step_started_position=event.position, step_started_us=msg.started_us
+    )
     return _deployment_update(state, event, msg.deployment, canary=canary)
 
 
