@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
-BENCHES := latency throughput append append_postgres replay replay_postgres routes route_change records optimize memory jobs_ray jobs_replicas drift
+BENCHES := latency throughput append append_postgres replay replay_postgres routes route_change records optimize memory jobs_ray jobs_replicas drift canary_peeking
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
