@@ -298,6 +298,13 @@ class JobManager:
         stream, which its owner's keeper acts on (or any keeper, for a job nobody runs)."""
         handle = self.get(job_id)
         reason = (reason or "cancelled by request")[:500]
+        # ended first: a job's thread outlives its last event for a moment, and a cancel in
+        # that moment would be acknowledged as if it had stopped a running job
+        ended = self.ledger.state.jobs.get(job_id)
+        if handle.done or (ended is not None and ended.state in TERMINAL):
+            raise FailedPrecondition(
+                "job_id", f"job {job_id} has ended already ({ended.state if ended else 'ended'})"
+            )
         if job_id in self._threads and not handle.fenced:
             handle.cancel.cancel(reason)
             return handle
