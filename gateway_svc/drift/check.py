@@ -70,7 +70,10 @@ def _outcome_rate(window: WindowSummary, monitor: DriftState, reference: Referen
     live = window.live
     signal = pb.DriftSignal(signal="outcome_rate", value=live.mean, n=live.n, p_value=1.0)
     if reference is None:
-        signal.note = "no reference: the serving version has no offline evaluation score (a rate, for binary)"
+        signal.note = (
+            "no reference: the serving version has no offline evaluation score, "
+            "nor a job's final score (a rate, for binary)"
+        )
         return signal
     signal.reference = reference.mean
     signal.reference_n = reference.n

@@ -165,14 +165,22 @@ def _reference(
     program = state.programs.get(deployment.program)
     serving = program.versions.get(version) if program is not None else None
     evaluation = serving.last_evaluation if serving is not None else None
-    if not evaluation:
+    lineage = serving.lineage if serving is not None else {}
+    if evaluation:
+        score = float(evaluation.get("score", 0.0))
+        at = evaluation.get("position", 0)
+        text = f"the offline score {score:.3f} of {version} (evaluation at position {at})"
+    elif lineage.get("job_id"):
+        # never evaluated on its own: the final evaluation of the job that made it is an
+        # offline score too (on that job's valset), and a freshly deployed version has no other
+        score = float(lineage.get("final_score", 0.0))
+        text = (
+            f"the final score {score:.3f} of {version} in its job {lineage['job_id']} (on the job's valset)"
+        )
+    else:
         return None
-    score = float(evaluation.get("score", 0.0))
     if drift.metric == "binary" and not 0.0 <= score <= 1.0:
         return None
-    text = (
-        f"the offline score {score:.3f} of {version} (evaluation at position {evaluation.get('position', 0)})"
-    )
     return Reference("offline", score, 0, text)
 
 

@@ -268,3 +268,30 @@ def test_the_cost_per_prediction_is_read_from_the_traces_the_capture_policy_keep
     assert (costed.n, costed.value, costed.drifted, costed.note) == (25, 0.0, False, "")
     uncosted = next(s for s in a.get_drift_status("uncosted").signals if s.signal == "cost_per_prediction")
     assert uncosted.n == 0 and "0 of 20 predictions with a kept trace" in uncosted.note
+
+
+def test_a_version_never_evaluated_has_its_jobs_final_score_as_offline_reference(stack: Stack) -> None:
+    """A freshly deployed version has no EvaluationRecorded; the final evaluation of the job
+    that made it is its offline score (before, such a monitor had no reference and could
+    never detect an outcome drop)."""
+    events = list(
+        stack.opt.start_optimization(
+            "tickets",
+            "text -> label",
+            trainset=TRAIN,
+            valset=VAL,
+            optimizer="LabeledFewShot",
+            params={"k": 8},
+        )
+    )
+    completed = events[-1]
+    assert completed.WhichOneof("kind") == "completed"
+    version = completed.completed.version
+    stack.opt.create_deployment("fresh", "tickets")
+    head = stack.opt.set_routes("fresh", {version: 1.0}).log_position
+    a = stack.gateways[0]
+    assert wait_until(lambda: a.list_deployment_states().log_position >= head)
+    status = a.set_drift_monitor("fresh", min_outcomes=40)
+    final = completed.completed.final_score
+    assert status.version == version and f"final score {final:.3f}" in status.reference
+    assert completed.job_id in status.reference
