@@ -11,11 +11,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.rule import Rule
+from rich.table import Table
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.demo_learning.provider import RefusingProvider
@@ -24,22 +25,11 @@ from dspyops.demo_learning.scenes import DEPLOYMENT, Demo, drift, retrain, stead
 from dspyops.demo_learning.traffic import TicketStream
 from dspyops.launch import ServiceProcess
 from dspyops.names import deployment_stream
+from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console
-from dspyops.render.events import describe_event
 
 SEED = 15
 DRIFT_INTERVAL, CANARY_INTERVAL = 0.5, 0.5  # seconds between the gateways' checks
-# the events of the loop, as the summary counts them
-LOOP_EVENTS = (
-    "drift_monitor_set",
-    "drift_detected",
-    "job_accepted",
-    "gate_evaluated",
-    "job_completed",
-    "canary_started",
-    "canary_advanced",
-    "canary_ended",
-)
 
 
 @contextlib.contextmanager
@@ -82,18 +72,47 @@ def verify(optimizer: str) -> bool:
     return shown.returncode == 0
 
 
-def summary(demo: Demo) -> None:
+def loop_line(event: pb.Event) -> str | None:
+    """A short line for an event of the loop (None: not one)."""
+    kind = event.payload.WhichOneof("kind")
+    p: Any = getattr(event.payload, kind) if kind else None
+    match kind:
+        case "drift_detected":
+            s = p.statistics
+            stats = f"{s.value:.3f} < {s.reference:.3f}, p={s.p_value:.3g}, n={s.n}"
+            return f"DriftDetected: {p.version} {p.signal} {stats}"
+        case "gate_evaluated":
+            verdict = "passed" if p.passed else "failed"
+            if not p.must_beat:
+                return f"GateEvaluated: {verdict}, {p.final_score:.3f} (no must_beat)"
+            return f"GateEvaluated: {verdict}, {p.final_score:.3f} vs {p.must_beat} {p.must_beat_score:.3f}"
+        case "job_completed":
+            return f"JobCompleted: {p.program} {p.version}, score {p.final_score:.3f}"
+        case "canary_started":
+            return f"CanaryStarted: {p.canary.candidate} against {p.canary.baseline}"
+        case "canary_advanced":
+            return f"CanaryAdvanced: {p.percent:g}% (step {p.step})"
+        case "canary_ended":
+            failed = [g.guardrail for g in p.check.guardrails if g.failed]
+            end = "promoted" if p.promoted else f"rolled back ({', '.join(failed)})"
+            return f"CanaryEnded: {end}, routes " + ", ".join(f"{r.version} {r.weight:.0%}" for r in p.routes)
+    return None
+
+
+def summary(demo: Demo, timings: list[tuple[str, float]]) -> None:
     console.print(Rule("summary"))
-    events = list(demo.opt.read_log(0, 10000, deployment_stream(DEPLOYMENT)).events)
-    program = list(demo.opt.read_log(0, 10000, "job-").events)
-    counts = Counter(e.payload.WhichOneof("kind") for e in [*events, *program])
-    console.print(
-        "events of the loop: " + ", ".join(f"{kind} {counts[kind]}" for kind in LOOP_EVENTS if counts[kind])
-    )
-    for event in events:
-        kind = event.payload.WhichOneof("kind")
-        if kind in ("drift_detected", "canary_started", "canary_ended"):
-            console.print(f"  [{event.position}] {describe_event(event)[:160]}")
+    events = [
+        *demo.opt.read_log(0, 10000, deployment_stream(DEPLOYMENT)).events,
+        *demo.opt.read_log(0, 10000, "job-").events,
+    ]
+    table = Table(title="the loop on the record")
+    for column in ("position", "actor", "event"):
+        table.add_column(column, overflow="fold")
+    for event in sorted(events, key=lambda e: e.position):
+        line = loop_line(event)
+        if line is not None:
+            table.add_row(str(event.position), event.actor or "-", line)
+    console.print(table)
     t = demo.traffic
     labels = ", ".join(f"{label} {n}" for label, n in sorted(t.labels.items()))
     console.print(f"traffic: {sum(t.labels.values())} tickets ({labels}); {t.line()}")
@@ -101,6 +120,7 @@ def summary(demo: Demo) -> None:
         f"retrain: {demo.trainset_size} training / {demo.valset_size} held-out examples; "
         f"{DEPLOYMENT} serves {demo.serving}"
     )
+    console.print("scenes: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings))
 
 
 def run_demo(workdir: Path | None = None) -> int:
@@ -123,9 +143,18 @@ def run_demo(workdir: Path | None = None) -> int:
         opt = stack.enter_context(OptimizerClient(optimizer.address))
         clients = [stack.enter_context(GatewayClient(g.address)) for g in gateways]
         demo = Demo(opt, clients, TicketStream(SEED))
-        ok = steady(demo) and drift(demo) and retrain(demo) and good_canary(demo)
-        if not ok:
-            return 1
+        timings: list[tuple[str, float]] = []
+        for name, scene in (
+            ("steady", steady),
+            ("drift", drift),
+            ("retrain", retrain),
+            ("canary", good_canary),
+        ):
+            began = time.monotonic()
+            if not scene(demo):
+                return 1
+            timings.append((name, time.monotonic() - began))
+        began = time.monotonic()
         ended = bad_candidate(demo)
         if ended is None:
             console.print("[red]the bad candidate was not rolled back[/red]")
@@ -136,9 +165,10 @@ def run_demo(workdir: Path | None = None) -> int:
         )
         if not failed:
             return 1
+        timings.append(("bad candidate", time.monotonic() - began))
         console.print(Rule("6. the record"))
         if not verify(optimizer.address):
             return 1
-        summary(demo)
+        summary(demo, timings)
     console.print(f"[bold green]learning demo finished in {time.monotonic() - started:.1f} s[/bold green]")
     return 0
