@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: postgres demo demo-cluster test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-replay_postgres bench-route_change bench-records bench-append_postgres bench-quick
+.PHONY: postgres demo demo-cluster demo-learning test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-replay_postgres bench-route_change bench-records bench-append_postgres bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -24,6 +24,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/dspyops demo
+
+# The loop back from production (dspyops/demo_learning/): drift detected on live feedback, a
+# retrain gated against the serving version, a guarded canary promoted, a bad one rolled back
+demo-learning: $(STAMP)
+	$(BIN)/python -m dspyops.demo_learning
 
 # PostgreSQL, a local Ray cluster, two optimizer replicas and two gateways on one log; the
 # loop, then kill -9 of an optimizer during a job (dspyops/demo_cluster.py); stops everything

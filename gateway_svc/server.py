@@ -5,6 +5,7 @@ optimizer), restores from a snapshot, catches up, then serves the Gateway servic
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from dspyops.connections import load_for_server
 from dspyops.eventlog import ChainChecker, EventStore, is_server_log, log_file, log_name, open_store
 from dspyops.health import HealthServicer
 from dspyops.keyfiles import secret_path
+from dspyops.lm import OFFLINE
 from dspyops.logs import configure
 from dspyops.logstart import (
     StartRefused,
@@ -136,6 +138,11 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if config.log and any(upstream):
         raise ValueError("upstream_*: only a gateway tailing a remote optimizer has an upstream")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
+    if any(name != OFFLINE for name in connections.names()):
+        # Versions on these connections call litellm, whose import takes seconds (4-7 s on 2
+        # cores): paid here, before serving, not by such a version's first predictions, which
+        # would otherwise stall through a canary step's whole monitoring period.
+        await asyncio.to_thread(importlib.import_module, "litellm")
     source: VerifiedSource
     store: EventStore | None = None
     snapshots: SnapshotStore | None = None
