@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
+from dspyops.cli.main import main
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.proto import gateway_pb2 as gpb
 from gateway_svc.server import GatewayConfig
@@ -303,3 +304,63 @@ def test_an_evaluators_scores_never_mix_with_human_outcomes(stack: Stack) -> Non
     for d in ("mixed", "mixedc"):
         s = status_of(stack.b, d, "zero")
         assert s.n == 40 and s.mean == 0.0
+
+
+def test_a_judge_must_answer_a_score(stack: Stack) -> None:
+    stack.opt.create_deployment(
+        "judges", "judge"
+    )  # the judge served, "tickets" (answering label) as its judge
+    stack.opt.set_routes("judges", {"1.0.0": 1.0})
+    stack.opt.set_capture_policy("judges", inputs_outputs=True)
+    head = stack.opt.read_log(0, 1).head
+    assert wait_until(lambda: stack.a.list_deployment_states().log_position >= head)
+    with pytest.raises(grpc.RpcError) as err:
+        stack.a.set_evaluator("judges", "j", judge_program="tickets", judge_version="1.0.0")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "evaluator.judge_version" in str(err.value.details()) and "'score'" in str(err.value.details())
+    assert stack.opt.read_log(0, 1).head == head
+
+
+def test_evaluators_cli_set_list_remove(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    deploy(stack, "cli", capture=True)
+    addresses = ["--optimizer", stack.servers[0].address, "--gateway", stack.servers[1].address]
+
+    def run(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main([*addresses, *args])
+        return code, capsys.readouterr().out
+
+    code, out = run(
+        "evaluators",
+        "set",
+        "cli",
+        "judge",
+        "--judge",
+        "judge@1.0.0",
+        "--share",
+        "1",
+        "--max-calls-per-hour",
+        "50",
+    )
+    assert code == 0, out
+    assert "judge: judge judge@1.0.0 on 100% of predictions, budget 50 LM calls/h" in out
+    assert "evaluator:judge" in out
+    code, out = run("evaluators", "set", "cli", "exact", "--metric", "exact_match", "--share", "0.1")
+    assert code == 0 and "exact: metric exact_match on 10% of predictions" in out
+    stack.a.predict("cli", {"text": VAL[0]["text"]}, routing_key="cli")
+    assert wait_until(lambda: status_of(stack.a, "cli", "judge").scored == 1, timeout=30)
+    code, out = run("evaluators", "list", "cli")
+    assert code == 0 and "evaluators of cli" in out and "exact" in out and "judge" in out
+    with pytest.raises(SystemExit) as exit_:  # a usage error: PROGRAM@VERSION
+        run("evaluators", "set", "cli", "bad", "--judge", "judge")
+    assert exit_.value.code == 2
+    code, out = run("evaluators", "remove", "cli", "exact", "--reason", "enough")
+    assert code == 0 and "exact: removed" in out
+    last = stack.opt.read_log(0, 1000, "deployment-cli").events[-1]
+    assert (
+        last.payload.evaluator_set.evaluator.enabled is False
+        and last.payload.evaluator_set.reason == "enough"
+    )
+    code, out = run("log", "read", "--stream", "deployment-cli")
+    assert "evaluator of cli: exact: removed (enough)" in out
+    assert [e.evaluator.name for e in stack.a.list_evaluators("cli").evaluators] == ["judge"]
