@@ -350,7 +350,12 @@ def test_evaluators_cli_set_list_remove(stack: Stack, capsys: pytest.CaptureFixt
     stack.a.predict("cli", {"text": VAL[0]["text"]}, routing_key="cli")
     assert wait_until(lambda: status_of(stack.a, "cli", "judge").scored == 1, timeout=30)
     code, out = run("evaluators", "list", "cli")
-    assert code == 0 and "evaluators of cli" in out and "exact" in out and "judge" in out
+    assert (
+        code == 0
+        and "evaluators of cli" in out
+        and "metric exact_match" in out
+        and "judge judge@1.0.0" in out
+    )
     with pytest.raises(SystemExit) as exit_:  # a usage error: PROGRAM@VERSION
         run("evaluators", "set", "cli", "bad", "--judge", "judge")
     assert exit_.value.code == 2
