@@ -46,3 +46,21 @@ class EvaluatorSet(_message.Message):
     reason: str
     origin: EvaluatorOrigin
     def __init__(self, deployment: _Optional[str] = ..., evaluator: _Optional[_Union[Evaluator, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[EvaluatorOrigin, _Mapping]] = ...) -> None: ...
+
+class EvaluatorSample(_message.Message):
+    __slots__ = ("name", "source", "share", "point", "sampled", "scored", "score")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_FIELD_NUMBER: _ClassVar[int]
+    SCORED_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    source: str
+    share: float
+    point: float
+    sampled: bool
+    scored: bool
+    score: float
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[str] = ..., share: _Optional[float] = ..., point: _Optional[float] = ..., sampled: _Optional[bool] = ..., scored: _Optional[bool] = ..., score: _Optional[float] = ...) -> None: ...

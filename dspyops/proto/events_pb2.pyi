@@ -12,6 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 from dspyops.proto.evaluators_pb2 import Evaluator as Evaluator
 from dspyops.proto.evaluators_pb2 import EvaluatorOrigin as EvaluatorOrigin
 from dspyops.proto.evaluators_pb2 import EvaluatorSet as EvaluatorSet
+from dspyops.proto.evaluators_pb2 import EvaluatorSample as EvaluatorSample
 
 DESCRIPTOR: _descriptor.FileDescriptor
 

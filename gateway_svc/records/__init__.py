@@ -242,6 +242,10 @@ class PredictionStore(abc.ABC):
         prediction already (nothing recorded): an evaluator scores a prediction once."""
 
     @abc.abstractmethod
+    def scores_of(self, prediction_id: str) -> dict[str, float]:
+        """The evaluators' scores of a prediction, by source (its human outcome left out)."""
+
+    @abc.abstractmethod
     def source_summary(self, deployment: str, source: str) -> tuple[int, float]:
         """(count, sum) of the outcomes with `source` of the deployment's predictions."""
 

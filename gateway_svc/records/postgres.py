@@ -162,6 +162,12 @@ class PostgresPredictionStore(PredictionStore):
             cursor = conn.execute(sql, (prediction_id, value, time.time_ns() // 1000, source))
             return cursor.rowcount == 1
 
+    def scores_of(self, prediction_id: str) -> dict[str, float]:
+        sql = "SELECT source, value FROM outcomes WHERE prediction_id = %s AND source <> ''"
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql, (prediction_id,)).fetchall()
+        return {str(source): float(value) for source, value in rows}
+
     def source_summary(self, deployment: str, source: str) -> tuple[int, float]:
         sql = """
             SELECT COUNT(*), COALESCE(SUM(o.value), 0.0)

@@ -181,6 +181,11 @@ class SQLitePredictionStore(PredictionStore):
             return False
         return True
 
+    def scores_of(self, prediction_id: str) -> dict[str, float]:
+        sql = "SELECT source, value FROM outcomes WHERE prediction_id = ? AND source != ''"
+        rows = self._db().execute(sql, [prediction_id]).fetchall()
+        return {str(source): float(value) for source, value in rows if isinstance(value, int | float)}
+
     def source_summary(self, deployment: str, source: str) -> tuple[int, float]:
         sql = """
             SELECT COUNT(*), COALESCE(SUM(o.value), 0.0)

@@ -69,6 +69,8 @@ def test_scores_of_each_source_are_apart_and_statistics_read_human_outcomes(
         assert store.source_summary("web", "evaluator:zero") == (2, 0.0)
         assert store.source_summary("web", "evaluator:other") == (1, 0.5)
         assert store.source_summary("web", "evaluator:none") == (0, 0.0)
+        assert store.scores_of("a") == {"evaluator:zero": 0.0, "evaluator:other": 0.5}  # no human one
+        assert store.scores_of("nope") == {}
     finally:
         store.close()
 

@@ -369,3 +369,35 @@ def test_evaluators_cli_set_list_remove(stack: Stack, capsys: pytest.CaptureFixt
     code, out = run("log", "read", "--stream", "deployment-cli")
     assert "evaluator of cli: exact: removed (enough)" in out
     assert [e.evaluator.name for e in stack.a.list_evaluators("cli").evaluators] == ["judge"]
+
+
+def test_explain_says_why_each_evaluator_did_or_did_not_score_a_prediction(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy(stack, "explained")
+    stack.a.set_evaluator("explained", "half", metric="exact_match", share=0.5)
+    head = stack.opt.read_log(0, 1).head
+    assert wait_until(lambda: stack.a.list_deployment_states().log_position >= head)
+    answers = [stack.a.predict("explained", {"text": VAL[i]["text"]}, routing_key=f"e{i}") for i in range(8)]
+    # attached after they were served, before their outcomes: it scores them all the same
+    stack.a.set_evaluator("explained", "late", metric="exact_match", share=1.0)
+    head = stack.opt.read_log(0, 1).head
+    assert wait_until(lambda: stack.a.list_deployment_states().log_position >= head)
+    for answer in answers:
+        stack.a.record_outcome(answer.prediction_id, 1.0, expected={"label": answer.outputs["label"]})
+    chosen = [a.prediction_id for a in answers if point("half", a.prediction_id) < 0.5]
+    want = len(chosen) + len(answers)
+    assert wait_until(lambda: sum(e.scored for e in stack.a.list_evaluators("explained").evaluators) == want)
+    for answer in answers:
+        found = {s.name: s for s in stack.b.explain_prediction(answer.prediction_id).evaluators}
+        half, late = found["half"], found["late"]
+        assert half.point == pytest.approx(point("half", answer.prediction_id)) and half.share == 0.5
+        assert half.sampled == half.scored == (answer.prediction_id in chosen)
+        assert half.score == (1.0 if half.scored else 0.0)  # its own answer as the label: exact
+        assert late.share == 0.0 and not late.sampled and late.scored and late.score == 1.0
+        assert late.source == "evaluator:late"
+    capsys.readouterr()
+    main(["--gateway", stack.servers[1].address, "explain", answers[0].prediction_id])
+    out = capsys.readouterr().out
+    assert "evaluator late: not sampled" in out and "not attached when served), scored 1" in out
+    assert "evaluator half: " in out and "share 50%" in out
