@@ -401,3 +401,29 @@ def test_explain_says_why_each_evaluator_did_or_did_not_score_a_prediction(
     out = capsys.readouterr().out
     assert "evaluator late: not sampled" in out and "not attached when served), scored 1" in out
     assert "evaluator half: " in out and "share 50%" in out
+
+
+def test_a_judge_answering_no_number_is_counted_failed_and_records_nothing(stack: Stack) -> None:
+    judged = [{**r, "score": "high"} for r in TRAIN[:4]]
+    rule = f"If the label mentions {', '.join(LABELS[:-1])} or {LABELS[-1]}, the score is high."
+    events = list(
+        stack.opt.start_optimization(
+            "wordy",
+            "text, label -> score",
+            instructions=rule,
+            trainset=judged,
+            valset=judged,
+            optimizer="LabeledFewShot",
+            params={"k": 1},
+        )
+    )
+    assert events[-1].WhichOneof("kind") == "completed", events[-1]
+    deploy(stack, "wordy-judged", capture=True)
+    stack.a.set_evaluator("wordy-judged", "wordy", judge_program="wordy", judge_version="1.0.0")
+    assert wait_until(lambda: bool(stack.a.get_deployment_state("wordy-judged").evaluators))
+    answer = stack.a.predict("wordy-judged", {"text": VAL[0]["text"]}, routing_key="w")
+    assert answer.outputs["label"] in LABELS  # the prediction is served whatever its judge answers
+    assert wait_until(lambda: status_of(stack.a, "wordy-judged", "wordy").failed == 1, timeout=30)
+    s = status_of(stack.a, "wordy-judged", "wordy")
+    assert (s.scored, s.n) == (0, 0) and s.lm_calls >= 1  # its LM calls still counted
+    assert scores(stack, "evaluator:wordy") == {}
