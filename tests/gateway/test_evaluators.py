@@ -369,6 +369,8 @@ def test_evaluators_cli_set_list_remove(stack: Stack, capsys: pytest.CaptureFixt
     code, out = run("log", "read", "--stream", "deployment-cli")
     assert "evaluator of cli: exact: removed (enough)" in out
     assert [e.evaluator.name for e in stack.a.list_evaluators("cli").evaluators] == ["judge"]
+    code, out = run("deployments", "state", "cli")
+    assert code == 0 and "evaluator judge: judge judge@1.0.0 on 100% of predictions" in out
 
 
 def test_explain_says_why_each_evaluator_did_or_did_not_score_a_prediction(
