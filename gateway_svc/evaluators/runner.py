@@ -31,6 +31,7 @@ import structlog
 from dspyops.evaluators_state import EvaluatorState
 from dspyops.metrics import resolve_metric
 from dspyops.programs.asynccall import acall
+from dspyops.scrub import scrub
 from dspyops.state import State, VersionState
 from dspyops.tracing import ROOT_NAME, traced
 from gateway_svc.evaluators.budget import HourlyBudget
@@ -131,7 +132,8 @@ class EvaluatorRunner:
                     deployment=work.deployment,
                     evaluator=work.name,
                     prediction_id=work.record.prediction_id,
-                    error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                    # scrubbed before it is cut: a provider's error may echo a key
+                    error=scrub(f"{type(exc).__name__}: {exc}")[:300],
                 )
             finally:
                 self.queue.task_done()
