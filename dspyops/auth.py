@@ -86,6 +86,9 @@ REQUIRED: Mapping[str, str] = {
     "EvaluateCanary": "deployer",
     "SetDriftMonitor": "deployer",
     "GetDriftStatus": "reader",
+    # operator, as Evaluate: a judge evaluator spends LM calls on the gateway's connections
+    "SetEvaluator": "operator",
+    "ListEvaluators": "reader",
 }
 _OPEN_SERVICES = (
     "/grpc.health.v1.Health/",

@@ -44,6 +44,7 @@ Who writes which events (stream ownership, see DESIGN.md). Through this path:
                the canary loop                         own decisions: no request_id)
                SetDriftMonitor     deployment-<name>   DriftMonitorSet
                the drift loop      deployment-<name>   DriftDetected (the gateway's own: no request_id)
+               SetEvaluator        deployment-<name>   EvaluatorSet
 
 Outside it (not commands): a job's own progress on job-<id> (JobStarted, BaselineEvaluated,
 TrialCompleted, GateEvaluated, JobCompleted/Failed/Cancelled/Interrupted), appended by the
@@ -186,7 +187,8 @@ class Commands:
             if origin is not None:
                 last = type(payloads[-1])()
                 last.CopyFrom(payloads[-1])
-                last.origin.CopyFrom(origin)  # type: ignore[attr-defined]
+                # by its bytes: EvaluatorSet carries RequestOrigin's wire twin (evaluators.proto)
+                last.origin.ParseFromString(origin.SerializeToString())  # type: ignore[attr-defined]
                 payloads[-1] = last
                 event_ids[-1] = request_event_id(origin.request_id)
             try:

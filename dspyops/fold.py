@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from dspyops.evaluators_state import evaluator_set
 from dspyops.eventlog import StoredEvent
 from dspyops.events import PAYLOAD_TYPES, decode
 from dspyops.proto import events_pb2 as pb
@@ -124,6 +125,7 @@ class _DeploymentDraft:
         "changed_position",
         "created_position",
         "drift",
+        "evaluators",
         "experiment",
         "name",
         "program",
@@ -144,6 +146,7 @@ class _DeploymentDraft:
         self.canary = deployment.canary
         self.capture = deployment.capture
         self.drift = deployment.drift
+        self.evaluators = deployment.evaluators
 
     def freeze(self) -> DeploymentState:
         routes = self.routes if self.routes_message is None else _routes(self.routes_message)
@@ -158,6 +161,7 @@ class _DeploymentDraft:
             self.canary,
             self.capture,
             self.drift,
+            self.evaluators,
         )
 
 
@@ -571,6 +575,7 @@ _HANDLERS: dict[str, Handler] = {
     "CapturePolicySet": _capture_policy_set,
     "DriftMonitorSet": _drift,
     "DriftDetected": _drift,
+    "EvaluatorSet": evaluator_set,
     "JobAccepted": _job_accepted,
     "JobClaimed": _job_claimed,
     "JobRetried": _job_retried,

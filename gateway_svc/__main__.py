@@ -61,6 +61,20 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
     is_flag=True,
     help="serve versions whose user code changed since registration (recorded with each prediction)",
 )
+@click.option(
+    "--evaluator-queue",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="online evaluators' queued work; more is dropped and counted, never waited for",
+)
+@click.option(
+    "--evaluator-workers",
+    type=click.IntRange(min=0, max=64),
+    default=2,
+    show_default=True,
+    help="tasks running the online evaluators' queued work (0: none run)",
+)
 @server_options
 def main(**options: Any) -> None:
     """Run a gateway: predictions from the folded log, outcomes, experiments, canaries, explain."""
@@ -101,6 +115,8 @@ def main(**options: Any) -> None:
             create=options["create"],
             program_modules=program_modules(options["program_modules"]),
             allow_code_drift=options["allow_code_drift"],
+            evaluator_queue=options["evaluator_queue"],
+            evaluator_workers=options["evaluator_workers"],
         )
 
     run_service("gateway", lambda: serve(config(), grace=options["grace"]), options["grace"])

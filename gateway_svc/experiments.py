@@ -183,19 +183,22 @@ class Experiments:
 
     # ------------------------------------------------------------------ results
 
-    def results(self, state: State, name: str) -> Results:
+    def results(self, state: State, name: str, source: str = "") -> Results:
+        """On the human outcomes, or (`source` "evaluator:<name>") on an evaluator's scores:
+        never both. Only the human results feed the running always-valid p-values."""
         deployment = deployment_of(state, name)
         experiment = deployment.experiment
         if experiment is None:
             raise FailedPrecondition("deployment", f"no experiment runs on {deployment.name!r}")
-        counts = self.records.arm_counts(deployment.name, experiment.experiment_id, experiment.metric)
+        counts = self.records.arm_counts(deployment.name, experiment.experiment_id, experiment.metric, source)
         arms = {
             arm: ArmSummary(counts[arm].n, counts[arm].total, counts[arm].total_sq)
             for arm in experiment.arms
             if arm in counts
         }
         assigned = {arm: counts[arm].assigned if arm in counts else 0 for arm in experiment.arms}
-        previous = {arm: p for (eid, arm), p in self._sequential_p.items() if eid == experiment.experiment_id}
+        key = experiment.experiment_id if not source else f"{experiment.experiment_id}\x00{source}"
+        previous = {arm: p for (eid, arm), p in self._sequential_p.items() if eid == key}
         analysis = analyze(
             arms,
             experiment.control,
@@ -208,9 +211,7 @@ class Experiments:
             assignment_counts=assigned,
         )
         for comparison in analysis.comparisons:
-            self._sequential_p[(experiment.experiment_id, comparison.treatment)] = (
-                comparison.sequential_p_value
-            )
+            self._sequential_p[(key, comparison.treatment)] = comparison.sequential_p_value
         excluded = {arm: counts[arm].excluded for arm in experiment.arms if arm in counts}
         if any(excluded.values()):
             analysis = replace(

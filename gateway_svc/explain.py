@@ -21,6 +21,7 @@ from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import DeploymentState, State, VersionState
 from dspyops.tracing import trace_from_json
 from dspyops.views import routes_proto
+from gateway_svc.evaluators.explain import evaluator_samples
 from gateway_svc.experiments import deployment_of
 from gateway_svc.loader import LoadedProgram
 from gateway_svc.records import PredictionRecord, PredictionStore
@@ -79,6 +80,8 @@ async def explain(
         explanation.changed_by = change.actor
         explanation.change = change.type.rsplit(".", 1)[-1]
     await _what_ran(explanation, state, record, load)
+    scores = await asyncio.to_thread(records.scores_of, record.prediction_id)
+    explanation.evaluators.extend(evaluator_samples(deployment, record.prediction_id, scores))
     return explanation
 
 

@@ -13,7 +13,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 
@@ -49,6 +49,8 @@ class Predictions:
         self.programs = programs
         self.history = history  # None on a gateway tailing a remote optimizer: no as_of
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        # told of every primary prediction once it is recorded (the online evaluators: never blocks)
+        self.on_recorded: Callable[[PredictionRecord], None] = lambda record: None
 
     def load(self, version: VersionState) -> LoadedProgram:
         """The version's program, its artifact verified against the digest in the log."""
@@ -121,21 +123,21 @@ class Predictions:
                 error=error,
             )
         latency_ms = (time.perf_counter() - started) * 1000
-        await self.records.record(
-            _record(
-                prediction_id,
-                deployment,
-                version.version,
-                state,
-                latency_ms,
-                outputs,
-                error,
-                decision=decision,
-                key_hmac=self.records.key_hmac(request.routing_key),
-                code_drift=drift,
-                captured=Captured(capture, inputs, trace),
-            )
+        record = _record(
+            prediction_id,
+            deployment,
+            version.version,
+            state,
+            latency_ms,
+            outputs,
+            error,
+            decision=decision,
+            key_hmac=self.records.key_hmac(request.routing_key),
+            code_drift=drift,
+            captured=Captured(capture, inputs, trace),
         )
+        await self.records.record(record)
+        self.on_recorded(record)
         if not error and request.as_of.WhichOneof("point") is None:
             self._send_to_shadows(state, deployment, inputs, prediction_id)
         if error:

@@ -75,6 +75,8 @@ class GatewayConfig:
     allow_code_drift: bool = False  # serve a version whose user code differs from its record
     drift_interval: float = 5.0  # seconds between drift checks of monitored deployments; 0: none
     capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
+    evaluator_queue: int = 1000  # online evaluators' queued work; more is dropped and counted
+    evaluator_workers: int = 2  # tasks running it (0: nothing runs, queued work waits: the drop drill)
     # wall clock of retention and of canary monitoring periods (tests move it instead of waiting)
     clock: Callable[[], float] = time.time
 
@@ -234,6 +236,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
         ),
         config.allow_code_drift,
         config.clock,
+        config.evaluator_queue,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
@@ -285,6 +288,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
         running.tasks.append(
             asyncio.create_task(service.drift.loop(config.drift_interval), name="drift-loop")
         )
+    for i in range(config.evaluator_workers):  # off the Predict path: their own tasks and queue
+        running.tasks.append(asyncio.create_task(service.evaluators.runner.work(), name=f"evaluator-{i}"))
     if config.capture_purge_interval > 0:
         running.tasks.append(
             asyncio.create_task(

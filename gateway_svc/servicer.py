@@ -15,15 +15,19 @@ from dspyops.connections import OFFLINE_ONLY, Connections
 from dspyops.errors import InvalidArgument
 from dspyops.eventlog import EventStore
 from dspyops.history import History
+from dspyops.metrics import allowed_metric_modules
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
+from dspyops.scrub import scrub
 from dspyops.snapshots import SnapshotStore
 from gateway_svc.as_of import need_log, state_as_of
 from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.deployment_commands import DeploymentCommands
 from gateway_svc.drift.monitor import DriftMonitors, DriftService
+from gateway_svc.evaluators.commands import EvaluatorService, results_source
+from gateway_svc.evaluators.runner import EvaluatorRunner
 from gateway_svc.experiments import Experiments, deployment_of, results_proto
 from gateway_svc.explain import explain
 from gateway_svc.feedback import export_feedback
@@ -48,6 +52,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         programs: ProgramContext = NO_CONTEXT,
         allow_code_drift: bool = False,
         clock: Callable[[], float] = time.time,
+        evaluator_queue: int = 1000,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
@@ -71,6 +76,17 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
                 Canaries(commands, records, clock),
             )
         self.drift = DriftService(DriftMonitors(commands, records), replica)
+        metric_modules = allowed_metric_modules()  # read once at start, as the optimizer does
+        runner = EvaluatorRunner(
+            records,
+            lambda: self.replica.state,
+            self.predictions.load,
+            clock=clock,
+            queue_size=evaluator_queue,
+            metric_modules=metric_modules,
+        )
+        self.evaluators = EvaluatorService(commands, replica, runner, metric_modules)
+        self.predictions.on_recorded = runner.after_predict  # judges sample what was served
 
     def _commands(self) -> DeploymentCommands:
         need_log(self.history, "deployment")
@@ -104,6 +120,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         record = await asyncio.to_thread(
             record_outcome, self.replica.state, self.history, self.records, request
         )
+        if request.expected:  # metric evaluators score what the human labelled (never waits)
+            self.evaluators.runner.after_outcome(record, {k: scrub(v) for k, v in request.expected.items()})
         return gpb.RecordOutcomeResponse(
             prediction_id=record.prediction_id, version=record.version, experiment_id=record.experiment_id
         )
@@ -148,7 +166,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.GetExperimentResultsRequest, context: grpc.aio.ServicerContext
     ) -> gpb.ExperimentResults:
         experiments = self._commands().experiments
-        results = await asyncio.to_thread(experiments.results, self.replica.state, request.deployment)
+        source = results_source(request.source)
+        results = await asyncio.to_thread(experiments.results, self.replica.state, request.deployment, source)
         return results_proto(request.deployment, results)
 
     @rpc.unary
@@ -201,3 +220,18 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.GetDriftStatusRequest, context: grpc.aio.ServicerContext
     ) -> gpb.DriftStatus:
         return await self.drift.status(request.deployment)
+
+    # ------------------------------------------------------------------ online evaluators
+
+    @rpc.unary
+    async def SetEvaluator(
+        self, request: gpb.SetEvaluatorRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.EvaluatorStatus:
+        self._commands()  # a log to append to
+        return await self.evaluators.set(request)
+
+    @rpc.unary
+    async def ListEvaluators(
+        self, request: gpb.ListEvaluatorsRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.ListEvaluatorsResponse:
+        return await self.evaluators.list(request)

@@ -43,6 +43,7 @@ class StateViews:
             view.capture.CopyFrom(deployment.capture.to_proto())
         if deployment.drift is not None:
             view.drift.CopyFrom(deployment.drift.to_proto())
+        view.evaluators.extend(e.to_proto() for e in deployment.evaluators)
         return view
 
     def deployments(self, state: State) -> gpb.ListDeploymentStatesResponse:

@@ -87,12 +87,17 @@ def start(
 
 @rpc_command(experiments, "results", "Gateway.GetExperimentResults")
 @click.argument("deployment")
+@click.option(
+    "--source",
+    default="",
+    help="whose outcomes: human (the default) or evaluator:NAME (an online evaluator's)",
+)
 @json_option
 @click.pass_obj
-def results(session: Session, deployment: str, as_json: bool) -> int:
+def results(session: Session, deployment: str, source: str, as_json: bool) -> int:
     """per-arm statistics and the decision so far."""
     with session.gateway() as gw:
-        found = gw.get_experiment_results(deployment)
+        found = gw.get_experiment_results(deployment, source=source)
     if as_json:
         print_json(found)
     else:

@@ -19,6 +19,7 @@ from dspyops.cli import (
     deployments,
     drift,
     evaluation,
+    evaluators,
     experiments,
     feedback,
     jobs,
@@ -113,6 +114,7 @@ for group in (
     experiments.experiments,
     experiments.canary,
     drift.drift,
+    evaluators.evaluators,
     log.log,
 ):
     cli.add_command(group)

@@ -50,6 +50,7 @@ MUTATING: Final = {
         "Rollback",
         "RecordOutcome",
         "SetDriftMonitor",
+        "SetEvaluator",
     ),
 }
 SERVICE_CONFIG: Final = json.dumps(

@@ -228,12 +228,13 @@ class GatewayClient(Client):
         return self._send(self.stub.StartExperiment, request, gpb.DeploymentState)
 
     @rpc("GetExperimentResults")
-    def get_experiment_results(self, deployment: str) -> gpb.ExperimentResults:
-        """GetExperimentResults: per-arm statistics and the decision so far.
+    def get_experiment_results(self, deployment: str, source: str = "") -> gpb.ExperimentResults:
+        """GetExperimentResults: per-arm statistics and the decision so far, on the human
+        outcomes, or on an online evaluator's scores (`source="evaluator:<name>"`).
 
         gw.get_experiment_results("web").decision  # "keep_running", "treatment_better", ...
         """
-        request = gpb.GetExperimentResultsRequest(deployment=deployment)
+        request = gpb.GetExperimentResultsRequest(deployment=deployment, source=source)
         return self._unary(self.stub.GetExperimentResults, request, gpb.ExperimentResults)
 
     @rpc("ConcludeExperiment")
@@ -392,3 +393,76 @@ class GatewayClient(Client):
         """
         request = gpb.GetDriftStatusRequest(deployment=deployment)
         return self._unary(self.stub.GetDriftStatus, request, gpb.DriftStatus)
+
+    # ------------------------------------------------------------------ online evaluators
+
+    @rpc(
+        "SetEvaluator",
+        evaluator=(
+            "name",
+            "share",
+            "metric",
+            "judge_program",
+            "judge_version",
+            "max_calls_per_hour",
+            "max_cost_per_hour",
+            "enabled",
+        ),
+    )
+    def set_evaluator(
+        self,
+        deployment: str,
+        name: str,
+        *,
+        share: float = 1.0,
+        metric: str = "",
+        judge_program: str = "",
+        judge_version: str = "",
+        max_calls_per_hour: int = 0,
+        max_cost_per_hour: float = 0.0,
+        enabled: bool = True,
+        expected_version: int | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> gpb.EvaluatorStatus:
+        """SetEvaluator: score a sampled `share` of the deployment's live predictions with a
+        metric (when outcomes carry expected outputs) or a judge program version (on the
+        captured inputs and outputs), as outcomes with source "evaluator:<name>";
+        `enabled=False` removes it.
+
+        gw.set_evaluator("web", "exact", metric="exact_match", share=0.1).source
+        """
+        evaluator = (
+            pb.Evaluator(
+                name=name,
+                share=share,
+                metric=metric,
+                judge_program=judge_program,
+                judge_version=judge_version,
+                max_calls_per_hour=max_calls_per_hour,
+                max_cost_per_hour=max_cost_per_hour,
+                enabled=True,
+            )
+            if enabled
+            else pb.Evaluator(name=name, enabled=False)
+        )
+        request = gpb.SetEvaluatorRequest(
+            deployment=deployment,
+            evaluator=evaluator,
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.SetEvaluator, request, gpb.EvaluatorStatus)
+
+    @rpc("ListEvaluators")
+    def list_evaluators(self, deployment: str) -> gpb.ListEvaluatorsResponse:
+        """ListEvaluators: the deployment's evaluators, this gateway's counters (sampled,
+        scored, dropped, over budget, failed, the judges' LM calls and cost) and the statistics
+        of their recorded scores.
+
+        [(e.evaluator.name, e.mean) for e in gw.list_evaluators("web").evaluators]
+        """
+        request = gpb.ListEvaluatorsRequest(deployment=deployment)
+        return self._unary(self.stub.ListEvaluators, request, gpb.ListEvaluatorsResponse)

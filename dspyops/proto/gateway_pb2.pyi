@@ -1,6 +1,7 @@
 import datetime
 
 from dspyops.proto import events_pb2 as _events_pb2
+from dspyops.proto import evaluators_pb2 as _evaluators_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -110,7 +111,7 @@ class GetDeploymentStateRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ...) -> None: ...
 
 class DeploymentState(_message.Message):
-    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture", "drift")
+    __slots__ = ("deployment", "program", "routes", "log_position", "state_hash", "changed_at_position", "experiment", "stream_version", "canary", "canary_check", "capture", "drift", "evaluators")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +124,7 @@ class DeploymentState(_message.Message):
     CANARY_CHECK_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATORS_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
     routes: _containers.RepeatedCompositeFieldContainer[_events_pb2.Route]
@@ -135,7 +137,8 @@ class DeploymentState(_message.Message):
     canary_check: str
     capture: _events_pb2.CapturePolicy
     drift: _events_pb2.DriftMonitor
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ..., drift: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ...) -> None: ...
+    evaluators: _containers.RepeatedCompositeFieldContainer[_evaluators_pb2.Evaluator]
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., log_position: _Optional[int] = ..., state_hash: _Optional[str] = ..., changed_at_position: _Optional[int] = ..., experiment: _Optional[_Union[_events_pb2.Experiment, _Mapping]] = ..., stream_version: _Optional[int] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_check: _Optional[str] = ..., capture: _Optional[_Union[_events_pb2.CapturePolicy, _Mapping]] = ..., drift: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ..., evaluators: _Optional[_Iterable[_Union[_evaluators_pb2.Evaluator, _Mapping]]] = ...) -> None: ...
 
 class ListDeploymentStatesRequest(_message.Message):
     __slots__ = ()
@@ -182,10 +185,12 @@ class StartExperimentRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetExperimentResultsRequest(_message.Message):
-    __slots__ = ("deployment",)
+    __slots__ = ("deployment", "source")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     deployment: str
-    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+    source: str
+    def __init__(self, deployment: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ArmResult(_message.Message):
     __slots__ = ("version", "control", "assigned", "n", "mean", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "relative_lift", "p_value", "sequential_p_value", "excluded")
@@ -282,7 +287,7 @@ class ExplainPredictionRequest(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., routing_key: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace")
+    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace", "evaluators")
     class CodeDigestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -314,6 +319,7 @@ class Explanation(_message.Message):
     STAGE_LMS_FIELD_NUMBER: _ClassVar[int]
     CODE_DRIFT_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATORS_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     deployment: str
     recorded_version: str
@@ -338,7 +344,8 @@ class Explanation(_message.Message):
     stage_lms: _containers.RepeatedCompositeFieldContainer[_events_pb2.StageLM]
     code_drift: bool
     trace: _containers.RepeatedCompositeFieldContainer[_events_pb2.ModuleCall]
-    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ...) -> None: ...
+    evaluators: _containers.RepeatedCompositeFieldContainer[_evaluators_pb2.EvaluatorSample]
+    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ..., evaluators: _Optional[_Iterable[_Union[_evaluators_pb2.EvaluatorSample, _Mapping]]] = ...) -> None: ...
 
 class StartCanaryRequest(_message.Message):
     __slots__ = ("deployment", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "expected_version", "reason", "request_id", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction", "step_seconds")
@@ -519,3 +526,63 @@ class DriftStatus(_message.Message):
     check: str
     log_position: int
     def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[_events_pb2.DriftMonitor, _Mapping]] = ..., version: _Optional[str] = ..., signals: _Optional[_Iterable[_Union[_events_pb2.DriftSignal, _Mapping]]] = ..., window: _Optional[_Union[_events_pb2.DriftWindow, _Mapping]] = ..., reference: _Optional[str] = ..., detections: _Optional[_Iterable[_Union[_events_pb2.DriftDetected, _Mapping]]] = ..., armed_position: _Optional[int] = ..., check: _Optional[str] = ..., log_position: _Optional[int] = ...) -> None: ...
+
+class SetEvaluatorRequest(_message.Message):
+    __slots__ = ("deployment", "evaluator", "expected_version", "reason", "request_id")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    evaluator: _evaluators_pb2.Evaluator
+    expected_version: int
+    reason: str
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., evaluator: _Optional[_Union[_evaluators_pb2.Evaluator, _Mapping]] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ListEvaluatorsRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class EvaluatorStatus(_message.Message):
+    __slots__ = ("deployment", "evaluator", "set_position", "sampled", "scored", "dropped", "over_budget", "failed", "lm_calls", "cost_usd", "n", "mean", "source")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATOR_FIELD_NUMBER: _ClassVar[int]
+    SET_POSITION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_FIELD_NUMBER: _ClassVar[int]
+    SCORED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    OVER_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    LM_CALLS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    evaluator: _evaluators_pb2.Evaluator
+    set_position: int
+    sampled: int
+    scored: int
+    dropped: int
+    over_budget: int
+    failed: int
+    lm_calls: int
+    cost_usd: float
+    n: int
+    mean: float
+    source: str
+    def __init__(self, deployment: _Optional[str] = ..., evaluator: _Optional[_Union[_evaluators_pb2.Evaluator, _Mapping]] = ..., set_position: _Optional[int] = ..., sampled: _Optional[int] = ..., scored: _Optional[int] = ..., dropped: _Optional[int] = ..., over_budget: _Optional[int] = ..., failed: _Optional[int] = ..., lm_calls: _Optional[int] = ..., cost_usd: _Optional[float] = ..., n: _Optional[int] = ..., mean: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ListEvaluatorsResponse(_message.Message):
+    __slots__ = ("deployment", "evaluators", "queued")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATORS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    evaluators: _containers.RepeatedCompositeFieldContainer[EvaluatorStatus]
+    queued: int
+    def __init__(self, deployment: _Optional[str] = ..., evaluators: _Optional[_Iterable[_Union[EvaluatorStatus, _Mapping]]] = ..., queued: _Optional[int] = ...) -> None: ...

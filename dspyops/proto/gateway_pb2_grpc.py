@@ -120,6 +120,16 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
                 _registered_method=True)
+        self.SetEvaluator = channel.unary_unary(
+                '/dspyops.v1.Gateway/SetEvaluator',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.SetEvaluatorRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.EvaluatorStatus.FromString,
+                _registered_method=True)
+        self.ListEvaluators = channel.unary_unary(
+                '/dspyops.v1.Gateway/ListEvaluators',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -241,6 +251,20 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetEvaluator(self, request, context):
+        """Attaches, changes or (enabled=false) removes an online evaluator of a deployment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvaluators(self, request, context):
+        """A deployment's evaluators with this gateway's counters and their scores' statistics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -328,6 +352,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.GetDriftStatus,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.DriftStatus.SerializeToString,
+            ),
+            'SetEvaluator': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetEvaluator,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.SetEvaluatorRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.EvaluatorStatus.SerializeToString,
+            ),
+            'ListEvaluators': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvaluators,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -789,6 +823,60 @@ class Gateway:
             '/dspyops.v1.Gateway/GetDriftStatus',
             dspyops_dot_v1_dot_gateway__pb2.GetDriftStatusRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.DriftStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetEvaluator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/SetEvaluator',
+            dspyops_dot_v1_dot_gateway__pb2.SetEvaluatorRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.EvaluatorStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvaluators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/ListEvaluators',
+            dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

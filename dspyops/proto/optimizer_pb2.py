@@ -23,6 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from dspyops.proto import events_pb2 as dspyops_dot_v1_dot_events__pb2
+try:
+  dspyops_dot_v1_dot_evaluators__pb2 = dspyops_dot_v1_dot_events__pb2.dspyops_dot_v1_dot_evaluators__pb2
+except AttributeError:
+  dspyops_dot_v1_dot_evaluators__pb2 = dspyops_dot_v1_dot_events__pb2.dspyops.v1.evaluators_pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 

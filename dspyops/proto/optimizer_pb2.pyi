@@ -1,6 +1,7 @@
 import datetime
 
 from dspyops.proto import events_pb2 as _events_pb2
+from dspyops.proto import evaluators_pb2 as _evaluators_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers

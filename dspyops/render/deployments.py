@@ -11,6 +11,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json
+from dspyops.render.evaluators import evaluator_text
 from dspyops.render.experiments import canary_terms
 
 
@@ -72,6 +73,8 @@ def print_state(state: gpb.DeploymentState, as_json: bool) -> None:
         )
         if state.canary_check:
             console.print(f"  last check: {state.canary_check}")
+    for evaluator in state.evaluators:  # scores of source evaluator:<name>: `dspyops evaluators list`
+        console.print(f"  evaluator {evaluator_text(evaluator)}", highlight=False)
 
 
 def states_table(states: gpb.ListDeploymentStatesResponse) -> Table:

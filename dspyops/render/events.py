@@ -13,6 +13,7 @@ from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console, print_json_object
 from dspyops.render.deployments import capture_text
 from dspyops.render.drift import detected_text, monitor_text
+from dspyops.render.evaluators import evaluator_text
 from dspyops.render.experiments import canary_terms
 from dspyops.render.usage import lm_calls
 
@@ -103,6 +104,10 @@ def describe_event(event: pb.Event) -> str:
             )
         case "drift_detected":
             return detected_text(p)
+        case "evaluator_set":
+            return f"evaluator of {p.deployment}: {evaluator_text(p.evaluator)}" + (
+                f" ({p.reason})" if p.reason else ""
+            )
         case "job_progress":
             return f"progress {p.step}/{p.total or '?'}: {p.message[:80]}"
         case "gate_evaluated":

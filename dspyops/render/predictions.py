@@ -47,6 +47,13 @@ def explanation_lines(e: gpb.Explanation, routing_key: str) -> list[str]:
         lines.append(f"  code {escape(module)} sha256 {digest}")
     if e.code_drift:
         lines.append("  [yellow]served with code other than the version's (--allow-code-drift)[/yellow]")
+    for sample in e.evaluators:  # why each online evaluator did (or did not) score it
+        attached = f"share {sample.share:.0%}" if sample.share else "not attached when served"
+        took = "sampled" if sample.sampled else "not sampled"
+        scored = f", scored {sample.score:g}" if sample.scored else ""
+        lines.append(
+            f"  evaluator {escape(sample.name)}: {took} (hash point {sample.point:.4f}, {attached}){scored}"
+        )
     if e.trace:
         lines.append("  kept trace:")
         lines.extend(f"  {line}" for line in trace_lines(e.trace))

@@ -28,6 +28,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from dspyops.evaluators_state import EvaluatorState
 from dspyops.eventlog import EventStore
 from dspyops.fold import fold
 from dspyops.state import (
@@ -119,6 +120,8 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
         drift=DriftState(**{**drift, "detections": tuple(DriftDetection(**d) for d in drift["detections"])})
         if drift
         else None,
+        # absent in snapshots written before online evaluators
+        evaluators=tuple(EvaluatorState(**e) for e in raw.get("evaluators", ())),
     )
 
 

@@ -236,6 +236,20 @@ class PredictionStore(abc.ABC):
         writer of the store (another thread, another gateway)."""
 
     @abc.abstractmethod
+    def add_scored(self, prediction_id: str, source: str, value: float) -> bool:
+        """Record an online evaluator's score of a prediction as an outcome with `source`
+        ("evaluator:<name>", never "": that is a human's). False when that source scored the
+        prediction already (nothing recorded): an evaluator scores a prediction once."""
+
+    @abc.abstractmethod
+    def scores_of(self, prediction_id: str) -> dict[str, float]:
+        """The evaluators' scores of a prediction, by source (its human outcome left out)."""
+
+    @abc.abstractmethod
+    def source_summary(self, deployment: str, source: str) -> tuple[int, float]:
+        """(count, sum) of the outcomes with `source` of the deployment's predictions."""
+
+    @abc.abstractmethod
     def purge_expired(self, now_us: int) -> int:
         """Deletes what capture policies kept (inputs, traces) of every record whose retention
         ended by `now_us`; the decision itself stays (experiments count it). Returns how many
@@ -263,14 +277,15 @@ class PredictionStore(abc.ABC):
 
     @abc.abstractmethod
     def arm_counts(
-        self, deployment: str, experiment_id: str, metric: str = "continuous"
+        self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:
         """Per version: predictions assigned by the experiment (shadows and errors left out),
         and the moments of its outcomes in the metric's range (statistics.summary.outcome_in_range:
         binary 0 or 1, continuous finite with |v| <= CONTINUOUS_LIMIT). Stored outcomes
         outside it (an older server took any finite value; a hand-edited file may hold text
         or NULL) are left out of n and the sums and counted in ``excluded``, so the
-        statistics never see them."""
+        statistics never see them. Outcomes of `source` only: "" (the default) is the human
+        ones, "evaluator:<name>" an online evaluator's: they never mix."""
 
     @abc.abstractmethod
     def feedback(
@@ -278,16 +293,25 @@ class PredictionStore(abc.ABC):
     ) -> list[FeedbackRow]:
         """Up to `limit` labelled outcomes (non-empty expected) of the deployment recorded in
         [since_us, until_us), ordered by (outcome time, prediction id) and strictly after
-        `after` in that order (the page cursor; (0, "") for the first page)."""
+        `after` in that order (the page cursor; (0, "") for the first page). Human outcomes
+        only: an evaluator's score is no label."""
 
     @abc.abstractmethod
     def drift_rows(
-        self, deployment: str, version: str, from_position: int, metric: str, *, traces: bool = False
+        self,
+        deployment: str,
+        version: str,
+        from_position: int,
+        metric: str,
+        *,
+        traces: bool = False,
+        source: str = "",
     ) -> list[DriftRow]:
         """The primary predictions of `version` made on states at or after `from_position`, in
         the order they were recorded: what a drift check (gateway_svc.drift) looks at. An
         outcome outside the metric's range (as in arm_counts) is None; the kept trace only with
-        `traces` (the cost of a prediction is in it), else ""."""
+        `traces` (the cost of a prediction is in it), else "". Outcomes of `source` only, as
+        in arm_counts (human ones by default)."""
 
     @abc.abstractmethod
     def shadow_pairs(self, deployment: str) -> list[tuple[str, str, str, float, float, str]]:

@@ -49,11 +49,13 @@ DDL: Final = (
     "CREATE INDEX IF NOT EXISTS predictions_shadows ON predictions (deployment) WHERE shadow_of <> ''",
     """
     CREATE TABLE IF NOT EXISTS outcomes (
-        prediction_id text PRIMARY KEY,
+        prediction_id text NOT NULL,
         value double precision NOT NULL,
         recorded_at_us bigint NOT NULL,
         request_id text NOT NULL DEFAULT '',
-        expected_json text NOT NULL DEFAULT ''
+        expected_json text NOT NULL DEFAULT '',
+        source text NOT NULL DEFAULT '',
+        PRIMARY KEY (prediction_id, source)
     )
     """,
     """
@@ -67,6 +69,19 @@ DDL: Final = (
     """,
     # a table from before expected outputs: added empty
     "ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS expected_json text NOT NULL DEFAULT ''",
+    # a table from before sources (human outcomes: ''; an evaluator's: 'evaluator:<name>'): the
+    # column added empty, the key widened so a prediction takes one outcome per source
+    "ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT ''",
+    """
+    DO $$ BEGIN
+      IF (SELECT array_length(indkey, 1) FROM pg_index
+          WHERE indrelid = 'outcomes'::regclass AND indisprimary) = 1 THEN
+        ALTER TABLE outcomes DROP CONSTRAINT outcomes_pkey;
+        ALTER TABLE outcomes ADD PRIMARY KEY (prediction_id, source);
+      END IF;
+    END $$
+    """,
+    "CREATE INDEX IF NOT EXISTS outcomes_source ON outcomes (source) WHERE source <> ''",
     # what the feedback export walks: labelled outcomes in time order
     "CREATE INDEX IF NOT EXISTS outcomes_labelled ON outcomes (recorded_at_us, prediction_id) "
     "WHERE expected_json <> ''",
@@ -83,7 +98,7 @@ _OUTCOME: Final = (
 _FEEDBACK: Final = """
     SELECT o.prediction_id, p.version, o.recorded_at_us, p.inputs_json, o.expected_json, o.value
     FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
-    WHERE o.expected_json <> '' AND p.deployment = %s
+    WHERE o.expected_json <> '' AND o.source = '' AND p.deployment = %s
       AND o.recorded_at_us >= %s AND o.recorded_at_us < %s
       AND (o.recorded_at_us, o.prediction_id) > (%s, %s)
     ORDER BY o.recorded_at_us, o.prediction_id
@@ -138,6 +153,31 @@ class PostgresPredictionStore(PredictionStore):
             raise request_reused()
         return True
 
+    def add_scored(self, prediction_id: str, source: str, value: float) -> bool:
+        sql = (
+            "INSERT INTO outcomes (prediction_id, value, recorded_at_us, source) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (prediction_id, source) DO NOTHING"
+        )
+        with self._tables.connection("record a score in") as conn, conn.transaction():
+            cursor = conn.execute(sql, (prediction_id, value, time.time_ns() // 1000, source))
+            return cursor.rowcount == 1
+
+    def scores_of(self, prediction_id: str) -> dict[str, float]:
+        sql = "SELECT source, value FROM outcomes WHERE prediction_id = %s AND source <> ''"
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql, (prediction_id,)).fetchall()
+        return {str(source): float(value) for source, value in rows}
+
+    def source_summary(self, deployment: str, source: str) -> tuple[int, float]:
+        sql = """
+            SELECT COUNT(*), COALESCE(SUM(o.value), 0.0)
+            FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
+            WHERE o.source = %s AND p.deployment = %s
+        """
+        with self._tables.connection("read") as conn:
+            found = conn.execute(sql, (source, deployment)).fetchone()
+        return (int(found[0]), float(found[1])) if found else (0, 0.0)
+
     def purge_expired(self, now_us: int) -> int:
         # RETURNING counts what this transaction cleared: a gateway sweeping the same rows at
         # once waits on their locks, then finds them cleared and records nothing for them
@@ -170,7 +210,7 @@ class PostgresPredictionStore(PredictionStore):
         return PredictionRecord(*found) if found else None
 
     def arm_counts(
-        self, deployment: str, experiment_id: str, metric: str = "continuous"
+        self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:
         # the column is a NOT NULL double and add_outcome takes finite values only; NaN (none
         # should be there) compares above every number in PostgreSQL, so it falls outside too
@@ -181,12 +221,18 @@ class PostgresPredictionStore(PredictionStore):
                    COALESCE(SUM(o.value) FILTER (WHERE {ok}), 0.0) AS total,
                    COALESCE(SUM(o.value * o.value) FILTER (WHERE {ok}), 0.0) AS total_sq,
                    COUNT(*) FILTER (WHERE o.prediction_id IS NOT NULL AND NOT ({ok})) AS excluded
-            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            FROM predictions p
+            LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id AND o.source = %(source)s
             WHERE p.deployment = %(deployment)s AND p.experiment_id = %(experiment)s
               AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        params = {"deployment": deployment, "experiment": experiment_id, "limit": CONTINUOUS_LIMIT}
+        params = {
+            "deployment": deployment,
+            "experiment": experiment_id,
+            "limit": CONTINUOUS_LIMIT,
+            "source": source,
+        }
         with self._tables.connection("read") as conn:
             rows = conn.execute(sql, params).fetchall()
         return {
@@ -203,18 +249,26 @@ class PostgresPredictionStore(PredictionStore):
         return [FeedbackRow(str(p), str(v), int(t), str(i), str(e), float(x)) for p, v, t, i, e, x in rows]
 
     def drift_rows(
-        self, deployment: str, version: str, from_position: int, metric: str, *, traces: bool = False
+        self,
+        deployment: str,
+        version: str,
+        from_position: int,
+        metric: str,
+        *,
+        traces: bool = False,
+        source: str = "",
     ) -> list[DriftRow]:
         ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
         sql = f"""
             SELECT p.recorded_at_us, p.latency_ms, p.error <> '',
                    CASE WHEN {ok} THEN o.value END, {"p.trace_json" if traces else "''"}
-            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            FROM predictions p
+            LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id AND o.source = %(source)s
             WHERE p.deployment = %(deployment)s AND p.version = %(version)s
               AND p.log_position >= %(position)s AND p.shadow_of = ''
             ORDER BY p.recorded_at_us, p.prediction_id
         """
-        params = {"deployment": deployment, "version": version, "position": from_position}
+        params = {"deployment": deployment, "version": version, "position": from_position, "source": source}
         with self._tables.connection("read") as conn:
             rows = conn.execute(sql, {**params, "limit": CONTINUOUS_LIMIT}).fetchall()
         return [

@@ -72,17 +72,22 @@ class SQLitePredictionStore(PredictionStore):
                     "recorded_at_us": int,
                     "request_id": str,
                     "expected_json": str,
+                    "source": str,
                 },
-                pk="prediction_id",
-                not_null={"request_id", "expected_json"},
-                defaults={"request_id": "", "expected_json": ""},
+                pk=("prediction_id", "source"),
+                not_null={"request_id", "expected_json", "source"},
+                defaults={"request_id": "", "expected_json": "", "source": ""},
                 if_not_exists=True,
             )
-        else:  # a records file from before request ids, or expected outputs: added empty
+        else:  # a records file from before request ids, expected outputs or sources: added empty
             columns = db.table("outcomes").columns_dict
-            for name in ("request_id", "expected_json"):
+            for name in ("request_id", "expected_json", "source"):
                 if name not in columns:
                     db.table("outcomes").add_column(name, str, not_null_default="")
+            if db.table("outcomes").pks != ["prediction_id", "source"]:
+                # a human outcome and each evaluator's score of one prediction: one row each
+                # (SQLite changes a primary key only by rebuilding the table: sqlite-utils does)
+                db.table("outcomes").transform(pk=("prediction_id", "source"))
         # a request_id answers one outcome: retries find it here (unique, so no two can claim it)
         db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_request_id ON outcomes (request_id) "
@@ -97,6 +102,8 @@ class SQLitePredictionStore(PredictionStore):
             "CREATE INDEX IF NOT EXISTS outcomes_labelled ON outcomes (recorded_at_us, prediction_id) "
             "WHERE expected_json != ''"
         )
+        # what an evaluator's statistics read: its scores only (human outcomes are source '')
+        db.execute("CREATE INDEX IF NOT EXISTS outcomes_source ON outcomes (source) WHERE source != ''")
 
     def __repr__(self) -> str:
         return f"SQLitePredictionStore({self.path!r})"
@@ -161,6 +168,33 @@ class SQLitePredictionStore(PredictionStore):
         except sqlite3.IntegrityError:
             raise outcome_exists(prediction_id) from None
 
+    def add_scored(self, prediction_id: str, source: str, value: float) -> bool:
+        db = self._db()
+        try:
+            with db.conn:
+                db.conn.execute(
+                    "INSERT INTO outcomes (prediction_id, value, recorded_at_us, request_id, expected_json, "
+                    "source) VALUES (?, ?, ?, '', '', ?)",
+                    [prediction_id, value, time.time_ns() // 1000, source],
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def scores_of(self, prediction_id: str) -> dict[str, float]:
+        sql = "SELECT source, value FROM outcomes WHERE prediction_id = ? AND source != ''"
+        rows = self._db().execute(sql, [prediction_id]).fetchall()
+        return {str(source): float(value) for source, value in rows if isinstance(value, int | float)}
+
+    def source_summary(self, deployment: str, source: str) -> tuple[int, float]:
+        sql = """
+            SELECT COUNT(*), COALESCE(SUM(o.value), 0.0)
+            FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
+            WHERE o.source = ? AND p.deployment = ? AND typeof(o.value) IN ('integer', 'real')
+        """
+        n, total = self._db().execute(sql, [source, deployment]).fetchone()
+        return int(n), float(total)
+
     def purge_expired(self, now_us: int) -> int:
         db = self._db()
         with db.conn:
@@ -192,7 +226,7 @@ class SQLitePredictionStore(PredictionStore):
         return PredictionRecord(**rows[0]) if rows else None
 
     def arm_counts(
-        self, deployment: str, experiment_id: str, metric: str = "continuous"
+        self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:
         # SQLite keeps whatever a hand-edited file holds (text, NULL): typeof tells numbers apart
         in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
@@ -203,12 +237,18 @@ class SQLitePredictionStore(PredictionStore):
                    COALESCE(SUM(CASE WHEN {ok} THEN o.value END), 0.0) AS total,
                    COALESCE(SUM(CASE WHEN {ok} THEN o.value * o.value END), 0.0) AS total_sq,
                    SUM(CASE WHEN o.prediction_id IS NOT NULL AND NOT {ok} THEN 1 ELSE 0 END) AS excluded
-            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            FROM predictions p
+            LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id AND o.source = :source
             WHERE p.deployment = :deployment AND p.experiment_id = :experiment
               AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        params = {"deployment": deployment, "experiment": experiment_id, "limit": CONTINUOUS_LIMIT}
+        params = {
+            "deployment": deployment,
+            "experiment": experiment_id,
+            "limit": CONTINUOUS_LIMIT,
+            "source": source,
+        }
         rows = self._db().execute(sql, params).fetchall()
         return {
             version: ArmCounts(assigned, n, float(total), float(total_sq), excluded)
@@ -221,7 +261,7 @@ class SQLitePredictionStore(PredictionStore):
         sql = """
             SELECT o.prediction_id, p.version, o.recorded_at_us, p.inputs_json, o.expected_json, o.value
             FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
-            WHERE o.expected_json != '' AND p.deployment = ?
+            WHERE o.expected_json != '' AND o.source = '' AND p.deployment = ?
               AND o.recorded_at_us >= ? AND o.recorded_at_us < ?
               AND (o.recorded_at_us, o.prediction_id) > (?, ?)
             ORDER BY o.recorded_at_us, o.prediction_id
@@ -231,19 +271,27 @@ class SQLitePredictionStore(PredictionStore):
         return [FeedbackRow(*row) for row in self._db().execute(sql, params).fetchall()]
 
     def drift_rows(
-        self, deployment: str, version: str, from_position: int, metric: str, *, traces: bool = False
+        self,
+        deployment: str,
+        version: str,
+        from_position: int,
+        metric: str,
+        *,
+        traces: bool = False,
+        source: str = "",
     ) -> list[DriftRow]:
         in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
         sql = f"""
             SELECT p.recorded_at_us, p.latency_ms, p.error != '',
                    CASE WHEN typeof(o.value) IN ('integer', 'real') AND {in_range} THEN o.value END,
                    {"p.trace_json" if traces else "''"}
-            FROM predictions p LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id
+            FROM predictions p
+            LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id AND o.source = :source
             WHERE p.deployment = :deployment AND p.version = :version AND p.log_position >= :position
               AND p.shadow_of = ''
             ORDER BY p.recorded_at_us, p.prediction_id
         """
-        params = {"deployment": deployment, "version": version, "position": from_position}
+        params = {"deployment": deployment, "version": version, "position": from_position, "source": source}
         rows = self._db().execute(sql, {**params, "limit": CONTINUOUS_LIMIT}).fetchall()
         return [
             DriftRow(int(t), float(ms), bool(f), None if v is None else float(v), tr)

@@ -179,7 +179,7 @@ CALLS: dict[str, dict[str, Any]] = {
         reason="r",
         request_id="rid",
     ),
-    "get_experiment_results": dict(deployment="d"),
+    "get_experiment_results": dict(deployment="d", source="evaluator:e"),
     "conclude_experiment": dict(deployment="d", promote_winner=True, reason="r", request_id="rid"),
     "stop_experiment": dict(deployment="d", reason="r", request_id="rid"),
     "start_canary": dict(
@@ -214,6 +214,21 @@ CALLS: dict[str, dict[str, Any]] = {
         request_id="rid",
     ),
     "get_drift_status": dict(deployment="d"),
+    "set_evaluator": dict(
+        deployment="d",
+        name="judge",
+        share=0.25,
+        metric="exact_match",
+        judge_program="j",
+        judge_version="1.0.0",
+        max_calls_per_hour=60,
+        max_cost_per_hour=0.5,
+        enabled=True,
+        expected_version=3,
+        reason="r",
+        request_id="rid",
+    ),
+    "list_evaluators": dict(deployment="d"),
 }
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import optimizer_pb2 as opb
 from tests.gateway.test_bad_input import GATEWAY_CASES
+from tests.gateway.test_evaluators_bad_input import EVALUATOR_CASES
 from tests.optimizer.test_bad_input import OPTIMIZER_CASES
 
-CASES = [*OPTIMIZER_CASES, *GATEWAY_CASES]
+CASES = [*OPTIMIZER_CASES, *GATEWAY_CASES, *EVALUATOR_CASES]
 
 # RPCs whose request has no fields: there is no input to get wrong.
 EXEMPT: dict[str, str] = {

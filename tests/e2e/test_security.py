@@ -117,6 +117,13 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         with pytest.raises(grpc.RpcError) as err:
             gw.rollback("web", 1)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as err:  # a judge spends LM calls: operators attach evaluators
+            gw.set_evaluator("web", "exact", metric="exact_match")
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "operator" in str(err.value.details())
+        assert list(gw.list_evaluators("web").evaluators) == []  # a reader may list them
+    with GatewayClient(gateway_address, timeout=10, token=TOKENS["operator"]) as gw:
+        assert gw.set_evaluator("web", "exact", metric="exact_match").source == "evaluator:exact"
     with GatewayClient(gateway_address, timeout=10) as anonymous_gw:
         with pytest.raises(grpc.RpcError) as err:
             anonymous_gw.predict("web", {"text": "refund"})

@@ -203,6 +203,19 @@ def _payloads() -> st.SearchStrategy:
             st.floats(0, 1),
         ),
         st.builds(
+            lambda d, n, on, share: on_deployment(
+                d,
+                pb.EvaluatorSet(
+                    deployment=d,
+                    evaluator=pb.Evaluator(name=n, share=share, metric="exact_match", enabled=on),
+                ),
+            ),
+            deployment,
+            st.sampled_from(["e1", "e2"]),
+            st.sampled_from([True, True, False]),
+            st.sampled_from([0.1, 1.0]),
+        ),
+        st.builds(
             lambda j, m, ms: (
                 f"job-{j}",
                 pb.JobAccepted(job_id=j, program="a", optimizer="X", max_attempts=m, lease_ms=ms),
@@ -264,9 +277,11 @@ def _with_origin(item: tuple[str, object], request_id: str | None, other_method:
     stream, message = item
     if request_id is not None and "origin" in message.DESCRIPTOR.fields_by_name:  # type: ignore[attr-defined]
         method = "SetAlias" if other_method else type(message).__name__
-        message.origin.CopyFrom(  # type: ignore[attr-defined]
-            pb.RequestOrigin(request_id=request_id, method=method, request_sha256=f"{request_id}{method}")
+        origin = pb.RequestOrigin(
+            request_id=request_id, method=method, request_sha256=f"{request_id}{method}"
         )
+        # by its bytes: EvaluatorSet's origin is RequestOrigin's wire twin (evaluators.proto)
+        message.origin.ParseFromString(origin.SerializeToString())  # type: ignore[attr-defined]
     return stream, message
 
 

@@ -86,6 +86,18 @@ def payloads() -> st.SearchStrategy:
             version,
         ),
         st.builds(
+            lambda d, n, on, share: pb.EvaluatorSet(
+                deployment=d,
+                evaluator=pb.Evaluator(
+                    name=n, share=share, judge_program="judge", judge_version="1.0.0", enabled=on
+                ),
+            ),
+            st.sampled_from(["web", "api"]),
+            st.sampled_from(["e1", "e2"]),
+            st.booleans(),
+            st.floats(0.01, 1),
+        ),
+        st.builds(
             lambda j: pb.JobAccepted(job_id=j, program="a", optimizer="X"), st.sampled_from(["j1", "j2"])
         ),
         st.builds(lambda s: pb.TrialCompleted(trial=1, score=s, best_score=s), st.floats(0, 1)),
@@ -123,7 +135,12 @@ def stored(messages: list) -> list[StoredEvent]:
 def _stream(message: object) -> str:
     if isinstance(
         message,
-        pb.DeploymentCreated | pb.RoutesSet | pb.CapturePolicySet | pb.DriftMonitorSet | pb.DriftDetected,
+        pb.DeploymentCreated
+        | pb.RoutesSet
+        | pb.CapturePolicySet
+        | pb.DriftMonitorSet
+        | pb.DriftDetected
+        | pb.EvaluatorSet,
     ):
         return f"deployment-{message.deployment}"
     if isinstance(message, pb.JobAccepted):

@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from dspyops.evaluators_state import EvaluatorState
 from dspyops.eventlog import StoredEvent
 from dspyops.events import decode
 from dspyops.proto import events_pb2 as pb
@@ -251,6 +252,30 @@ def _drift_detected(state: State, event: StoredEvent, msg: pb.DriftDetected) -> 
     return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
 
 
+def _evaluator_set(state: State, event: StoredEvent, msg: pb.EvaluatorSet) -> State:
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None:
+        return state
+    given = msg.evaluator
+    others = [e for e in deployment.evaluators if e.name != given.name]
+    if given.enabled:
+        others.append(
+            EvaluatorState(
+                given.name,
+                given.share,
+                given.metric,
+                given.judge_program,
+                given.judge_version,
+                given.max_calls_per_hour,
+                given.max_cost_per_hour,
+                event.position,
+            )
+        )
+    evaluators = tuple(sorted(others, key=lambda e: e.name))
+    changed = replace(deployment, evaluators=evaluators, stream_version=event.version)
+    return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
+
+
 def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
@@ -359,6 +384,7 @@ _HANDLERS: dict[str, Any] = {
     "CapturePolicySet": _capture_policy_set,
     "DriftMonitorSet": _drift_monitor_set,
     "DriftDetected": _drift_detected,
+    "EvaluatorSet": _evaluator_set,
     "JobAccepted": _job_accepted,
     **dict.fromkeys(
         [
