@@ -186,7 +186,9 @@ class Commands:
             if origin is not None:
                 last = type(payloads[-1])()
                 last.CopyFrom(payloads[-1])
-                last.origin.CopyFrom(origin)  # type: ignore[attr-defined]
+                # by bytes: learning events carry a LearningOrigin, a RequestOrigin field for field
+                last.origin.Clear()  # type: ignore[attr-defined]
+                last.origin.MergeFromString(origin.SerializeToString())  # type: ignore[attr-defined]
                 payloads[-1] = last
                 event_ids[-1] = request_event_id(origin.request_id)
             try:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspyops.learning_state import LearningState
 from dspyops.proto import events_pb2 as pb
 
 # The enums as the state names them, and back (for the messages built from the state).
@@ -327,6 +328,7 @@ class DeploymentState:
     canary: CanaryState | None = None
     capture: CaptureState | None = None  # None: nothing kept beyond the decision
     drift: DriftState | None = None  # the drift monitor (None: off)
+    learning: LearningState | None = None  # the learning policy and its runs (None: never set)
 
 
 @dataclass(frozen=True, slots=True)

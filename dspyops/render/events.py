@@ -14,6 +14,7 @@ from dspyops.render.console import console, print_json_object
 from dspyops.render.deployments import capture_text
 from dspyops.render.drift import detected_text, monitor_text
 from dspyops.render.experiments import canary_terms
+from dspyops.render.learning import policy_set_text, run_ended_text, triggered_text
 from dspyops.render.usage import lm_calls
 
 
@@ -103,6 +104,12 @@ def describe_event(event: pb.Event) -> str:
             )
         case "drift_detected":
             return detected_text(p)
+        case "learning_policy_set":
+            return policy_set_text(p)
+        case "learning_triggered":
+            return triggered_text(p)
+        case "learning_run_ended":
+            return run_ended_text(p)
         case "job_progress":
             return f"progress {p.step}/{p.total or '?'}: {p.message[:80]}"
         case "gate_evaluated":
