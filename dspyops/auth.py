@@ -86,6 +86,9 @@ REQUIRED: Mapping[str, str] = {
     "EvaluateCanary": "deployer",
     "SetDriftMonitor": "deployer",
     "GetDriftStatus": "reader",
+    "SetLearningPolicy": "operator",  # its retrains start jobs (on the gateway's own optimizer link)
+    "PauseLearning": "deployer",
+    "GetLearningStatus": "reader",
 }
 _OPEN_SERVICES = (
     "/grpc.health.v1.Health/",

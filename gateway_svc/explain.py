@@ -22,6 +22,7 @@ from dspyops.state import DeploymentState, State, VersionState
 from dspyops.tracing import trace_from_json
 from dspyops.views import routes_proto
 from gateway_svc.experiments import deployment_of
+from gateway_svc.learning.lineage import lineage_of
 from gateway_svc.loader import LoadedProgram
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.routing import decide_from_hash, hash_value
@@ -79,6 +80,10 @@ async def explain(
         explanation.changed_by = change.actor
         explanation.change = change.type.rsplit(".", 1)[-1]
     await _what_ran(explanation, state, record, load)
+    # a retrained version walks back to its run, drift detection and feedback window
+    lineage = await asyncio.to_thread(lineage_of, history.store, state, record.program, record.version)
+    if lineage is not None:
+        explanation.learning.CopyFrom(lineage)
     return explanation
 
 

@@ -34,6 +34,7 @@ from dspyops.snapshots.backends import open_snapshots
 from dspyops.state import EMPTY, State
 from gateway_svc.corpora import GatewayCorpora, restore_corpora
 from gateway_svc.file_source import FileLogSource
+from gateway_svc.learning.job import OptimizerLink
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionStore
 from gateway_svc.records.postgres import PostgresPredictionStore
@@ -73,8 +74,14 @@ class GatewayConfig:
     allow_code_drift: bool = False  # serve a version whose user code differs from its record
     drift_interval: float = 5.0  # seconds between drift checks of monitored deployments; 0: none
     capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
-    # wall clock of retention and of canary monitoring periods (tests move it instead of waiting)
+    # wall clock of retention, canary monitoring periods and learning intervals (tests move it)
     clock: Callable[[], float] = time.time
+    # the learning loop: seconds between ticks (0: none); the optimizer its retrains run on, an
+    # operator token for it, the CA of its certificate (TLS); none: the loop starts no job
+    learning_interval: float = 5.0
+    learning_optimizer: str = ""
+    learning_token: str = ""
+    learning_tls_ca: str = ""
 
 
 class RunningGateway:
@@ -135,6 +142,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
     )
     if config.log and any(upstream):
         raise ValueError("upstream_*: only a gateway tailing a remote optimizer has an upstream")
+    if config.learning_optimizer and not config.log:
+        raise ValueError("learning_optimizer: only a gateway on the log runs the learning loop")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     source: VerifiedSource
     store: EventStore | None = None
@@ -227,6 +236,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
         ),
         config.allow_code_drift,
         config.clock,
+        OptimizerLink(config.learning_optimizer, config.learning_token, config.learning_tls_ca)
+        if config.learning_optimizer and config.log
+        else None,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
@@ -277,6 +289,10 @@ async def start(config: GatewayConfig) -> RunningGateway:
     if service.deployments is not None and config.drift_interval > 0:  # appends: a gateway on the log
         running.tasks.append(
             asyncio.create_task(service.drift.loop(config.drift_interval), name="drift-loop")
+        )
+    if service.learning is not None and config.learning_interval > 0:  # appends: a gateway on the log
+        running.tasks.append(
+            asyncio.create_task(service.learning.loop(config.learning_interval), name="learning-loop")
         )
     if config.capture_purge_interval > 0:
         running.tasks.append(

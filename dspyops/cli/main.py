@@ -22,6 +22,7 @@ from dspyops.cli import (
     experiments,
     feedback,
     jobs,
+    learning,
     log,
     predictions,
     registry,
@@ -113,6 +114,7 @@ for group in (
     experiments.experiments,
     experiments.canary,
     drift.drift,
+    learning.learn,
     log.log,
 ):
     cli.add_command(group)

@@ -50,6 +50,8 @@ MUTATING: Final = {
         "Rollback",
         "RecordOutcome",
         "SetDriftMonitor",
+        "SetLearningPolicy",
+        "PauseLearning",
     ),
 }
 SERVICE_CONFIG: Final = json.dumps(

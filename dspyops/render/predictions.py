@@ -9,6 +9,7 @@ from rich.markup import escape
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.render.deployments import routes_text
+from dspyops.render.learning import lineage_lines
 
 
 def prediction_line(response: gpb.PredictResponse) -> str:
@@ -47,6 +48,8 @@ def explanation_lines(e: gpb.Explanation, routing_key: str) -> list[str]:
         lines.append(f"  code {escape(module)} sha256 {digest}")
     if e.code_drift:
         lines.append("  [yellow]served with code other than the version's (--allow-code-drift)[/yellow]")
+    if e.HasField("learning"):  # a retrained version: back to its drift detection and feedback
+        lines.extend(escape(line) for line in lineage_lines(e.learning))
     if e.trace:
         lines.append("  kept trace:")
         lines.extend(f"  {line}" for line in trace_lines(e.trace))

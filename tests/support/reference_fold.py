@@ -277,7 +277,7 @@ def _learning(state: State, event: StoredEvent, msg: Any) -> State:
             )
             learning = replace(learning, runs=(*learning.runs, run))
     elif learning is not None:
-        runs = []
+        closed: list[LearningRun] = []
         for r in learning.runs:
             if r.run_id == msg.run_id and r.ended_position == 0:
                 r = replace(
@@ -288,8 +288,8 @@ def _learning(state: State, event: StoredEvent, msg: Any) -> State:
                     candidate=msg.candidate_version,
                     canary_id=msg.canary_id,
                 )
-            runs.append(r)
-        learning = replace(learning, runs=tuple(runs))
+            closed.append(r)
+        learning = replace(learning, runs=tuple(closed))
     changed = replace(state.deployments[msg.deployment], learning=learning, stream_version=event.version)
     return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
 
