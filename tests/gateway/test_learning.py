@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from dspyops.cli.main import main
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.proto import events_pb2 as pb
 from gateway_svc.server import GatewayConfig
@@ -27,7 +28,7 @@ from tests.support.harness import ServerThread, ticket_rows, wait_until
 ROWS = ticket_rows()
 BASE_TRAIN = ROWS[:4]
 VAL = ROWS[60:]
-DEPLOYMENTS = ("drifty", "strict", "quiet", "paused", "counted")
+DEPLOYMENTS = ("drifty", "strict", "quiet", "paused", "counted", "cli")
 LEARNING = {"optimizer": "LabeledFewShot", "params": {"k": 16}}
 
 
@@ -47,6 +48,7 @@ class Stack:
     gateways: list[GatewayClient]
     clock: Clock
     score: float  # 1.0.0's offline score on VAL
+    addresses: list[str]  # the optimizer's, then the gateways'
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     head = opt.read_log(0, 1).head
     for client in clients:
         assert wait_until(lambda c=client: c.list_deployment_states().log_position >= head)  # type: ignore[misc]
-    yield Stack(opt, clients, clock, score)
+    yield Stack(opt, clients, clock, score, [optimizer.address, *(g.address for g in gateways)])
     for client in clients:
         client.close()
     opt.close()
@@ -107,7 +109,9 @@ def of_type(events: list[pb.Event], kind: str) -> list[pb.Event]:
     return [e for e in events if e.type == f"dspyops.v1.{kind}"]
 
 
-def test_drift_retrains_gates_canaries_and_promotes_and_explain_walks_back(stack: Stack) -> None:
+def test_drift_retrains_gates_canaries_and_promotes_and_explain_walks_back(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     a, b = stack.gateways
     assert stack.score < 0.6, f"1.0.0 scores {stack.score}: no room for a retrain to beat it"
     a.set_drift_monitor("drifty", min_outcomes=40)
@@ -175,6 +179,12 @@ def test_drift_retrains_gates_canaries_and_promotes_and_explain_walks_back(stack
     assert lineage.drift_position == detected.position and lineage.detection.signal == "outcome_rate"
     assert lineage.detection.statistics.drifted and lineage.detection.statistics.p_value <= 0.05
     assert lineage.feedback == f and lineage.base_job_id == base_job and lineage.serving_version == "1.0.0"
+    capsys.readouterr()
+    assert main(["--gateway", stack.addresses[1], "predictions", "explain", answer.prediction_id]) == 0
+    out = capsys.readouterr().out
+    assert f"retrained by {t.run_id} (job {e.job_id}) from 1.0.0, trigger drift" in out, out
+    assert f"drift detection at position {detected.position}: drift of 1.0.0 on outcome_rate" in out
+    assert f"{f.train_n} train / {f.holdout_n} held out" in out and f"base trainset: job {base_job}" in out
     # the retrained version serves now: a new detection of it would be needed for the next run
     assert wait_until(
         lambda: "no drift detection of " + e.candidate_version in a.get_learning_status("drifty").idle
@@ -256,3 +266,50 @@ def test_min_interval_holds_the_next_run_on_the_gateway_clock(stack: Stack) -> N
     )
     second = of_type(stream(stack.opt, "counted"), "LearningTriggered")[1].payload.learning_triggered
     assert second.feedback.train_n + second.feedback.holdout_n == 26  # every label so far
+
+
+def test_learn_cli_enable_status_pause_resume_disable(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    addresses = ["--optimizer", stack.addresses[0], "--gateway", stack.addresses[1]]
+
+    def run(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main([*addresses, *args])
+        return code, " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+
+    code, out = run("learn", "status", "cli")
+    assert code == 0 and "cli: no learning policy" in out
+    code, out = run(
+        "learn", "enable", "cli", "--optimizer", "LabeledFewShot", "--param", "k=16",
+        "--min-new-examples", "10", "--no-drift", "--min-improvement", "0.99",
+        "--canary-steps", "10,50,100", "--step-minutes", "5",
+        "--max-latency-p95", "900", "--min-interval-minutes", "1", "--max-lm-calls", "500",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "learning on: LabeledFewShot, every 10 new labels; holdout 0.3; gate: beat the serving" in out
+    assert "version by 0.99" in out
+    assert "canary 10,50,100%, 300s per step; max latency p95 ms 900; at least 60s between retrains" in out
+    assert "budget 500 LM calls" in out and "waiting: 0 new labelled examples of 10" in out
+    code, out = run("learn", "pause", "cli", "--reason", "freeze")
+    assert code == 0 and "learning paused" in out
+    code, out = run("learn", "resume", "cli")
+    assert code == 0 and "learning on" in out
+    labelled(stack.gateways[1], "cli", ROWS[4:16], 4000)
+    assert wait_until(lambda: of_type(stream(stack.opt, "cli"), "LearningRunEnded"), timeout=90)
+    code, out = run("learn", "status", "cli")
+    assert (
+        code == 0
+        and "last run: retrain run-" in out
+        and "ended: retrain run-" in out
+        and "gate_failed" in out
+    )
+    assert "gate: failed: " in out, out
+    code, out = run("log", "read", "--stream", "deployment-cli")
+    assert (
+        "learning on cli: LabeledFewShot" in out and "(new labelled examples)" in out and "gate_failed" in out
+    )
+    code, out = run("learn", "disable", "cli", "--reason", "done")
+    assert code == 0 and "learning off" in out
+    last = stack.opt.read_log(0, 1000, "deployment-cli").events[-1].payload.learning_policy_set
+    assert not last.enabled and last.reason == "done" and last.policy.min_new_examples == 10
