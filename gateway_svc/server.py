@@ -107,6 +107,7 @@ class RunningGateway:
         self.snapshots = snapshots
         self.snapshot_from = snapshot_from
         self.tasks: list[asyncio.Task[None]] = []
+        self.learning_link: OptimizerLink | None = None  # closed at stop
 
     @property
     def address(self) -> str:
@@ -118,6 +119,8 @@ class RunningGateway:
             task.cancel()
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
+        if self.learning_link is not None:
+            await self.learning_link.close()
         self.records.close()
         if self.snapshots is not None:
             if self.store is not None and self.snapshot_from is not None:
@@ -290,6 +293,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
         running.tasks.append(
             asyncio.create_task(service.drift.loop(config.drift_interval), name="drift-loop")
         )
+    running.learning_link = service.learning.link if service.learning is not None else None
     if service.learning is not None and config.learning_interval > 0:  # appends: a gateway on the log
         running.tasks.append(
             asyncio.create_task(service.learning.loop(config.learning_interval), name="learning-loop")

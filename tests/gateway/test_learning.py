@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ ROWS = ticket_rows()
 BASE_TRAIN = ROWS[:4]
 VAL = ROWS[60:]
 DEPLOYMENTS = ("drifty", "strict", "quiet", "paused", "counted", "cli")
-LEARNING = {"optimizer": "LabeledFewShot", "params": {"k": 16}}
+LEARNING: dict[str, Any] = {"optimizer": "LabeledFewShot", "params": {"k": 16}}
 
 
 class Clock:
@@ -124,7 +125,7 @@ def test_drift_retrains_gates_canaries_and_promotes_and_explain_walks_back(
     labelled(
         b, "drifty", (ROWS[4:] * 2)[:150], 0
     )  # every outcome fails: the rate drops below the offline score
-    found = wait_until(lambda: of_type(stream(stack.opt, "drifty"), "LearningRunEnded"), timeout=90)
+    found = wait_until(lambda: bool(of_type(stream(stack.opt, "drifty"), "LearningRunEnded")), timeout=90)
     st = b.get_learning_status("drifty")
     assert found, (st.idle, st.loop, st.drift.check)
     events = stream(stack.opt, "drifty")
@@ -167,7 +168,7 @@ def test_drift_retrains_gates_canaries_and_promotes_and_explain_walks_back(
     assert "runs on the deployment" in status.idle and status.last_detection_position == detected.position
     # the monitoring period passes: the canary promotes the candidate
     stack.clock.offset += 61
-    assert wait_until(lambda: of_type(stream(stack.opt, "drifty"), "CanaryEnded"), timeout=30)
+    assert wait_until(lambda: bool(of_type(stream(stack.opt, "drifty"), "CanaryEnded")), timeout=30)
     [end] = of_type(stream(stack.opt, "drifty"), "CanaryEnded")
     assert end.payload.canary_ended.promoted
     assert wait_until(lambda: a.get_deployment_state("drifty").canary.canary_id == "")
@@ -195,7 +196,7 @@ def test_a_candidate_that_fails_its_gate_never_reaches_traffic(stack: Stack) -> 
     a, _ = stack.gateways
     a.set_learning_policy("strict", **LEARNING, min_new_examples=30, min_improvement=0.99)
     labelled(a, "strict", ROWS[4:40], 100)
-    assert wait_until(lambda: of_type(stream(stack.opt, "strict"), "LearningRunEnded"), timeout=90)
+    assert wait_until(lambda: bool(of_type(stream(stack.opt, "strict"), "LearningRunEnded")), timeout=90)
     events = stream(stack.opt, "strict")
     [triggered] = of_type(events, "LearningTriggered")
     assert triggered.payload.learning_triggered.trigger == "new_examples"
@@ -236,7 +237,7 @@ def test_pause_holds_a_trigger_until_resumed_and_one_run_at_a_time(stack: Stack)
     assert wait_until(lambda: "paused" in b.get_learning_status("paused").loop, timeout=30)
     assert of_type(stream(stack.opt, "paused"), "LearningTriggered") == []
     b.pause_learning("paused", paused=False)
-    assert wait_until(lambda: of_type(stream(stack.opt, "paused"), "LearningTriggered"), timeout=30)
+    assert wait_until(lambda: bool(of_type(stream(stack.opt, "paused"), "LearningTriggered")), timeout=30)
     # more examples arrive while the run is active (and after): one run at a time, so on the
     # deployment's stream every LearningTriggered is followed by its run's end before the next
     labelled(b, "paused", ROWS[24:44], 2100)
@@ -256,7 +257,7 @@ def test_min_interval_holds_the_next_run_on_the_gateway_clock(stack: Stack) -> N
         "counted", **LEARNING, min_new_examples=10, min_improvement=0.99, min_interval_seconds=3600
     )
     labelled(a, "counted", ROWS[4:16], 3000)
-    assert wait_until(lambda: of_type(stream(stack.opt, "counted"), "LearningRunEnded"), timeout=90)
+    assert wait_until(lambda: bool(of_type(stream(stack.opt, "counted"), "LearningRunEnded")), timeout=90)
     labelled(a, "counted", ROWS[16:30], 3100)  # enough for a second run, but within the hour
     assert wait_until(lambda: "next one in" in a.get_learning_status("counted").idle, timeout=30)
     assert len(of_type(stream(stack.opt, "counted"), "LearningTriggered")) == 1
@@ -296,7 +297,10 @@ def test_learn_cli_enable_status_pause_resume_disable(
     code, out = run("learn", "resume", "cli")
     assert code == 0 and "learning on" in out
     labelled(stack.gateways[1], "cli", ROWS[4:16], 4000)
-    assert wait_until(lambda: of_type(stream(stack.opt, "cli"), "LearningRunEnded"), timeout=90)
+    assert wait_until(lambda: bool(of_type(stream(stack.opt, "cli"), "LearningRunEnded")), timeout=90)
+    [ended] = of_type(stream(stack.opt, "cli"), "LearningRunEnded")
+    job = stack.opt.read_log(0, 1, f"job-{ended.payload.learning_run_ended.job_id}").events[0]
+    assert job.payload.job_accepted.inputs.budget.max_lm_calls == 500  # the policy's budget per retrain
     code, out = run("learn", "status", "cli")
     assert (
         code == 0
