@@ -66,7 +66,9 @@ class Planner:
         deployment = state.deployments[name]
         learning = deployment.learning
         if learning is None or not learning.enabled:
-            return Plan("no learning policy")
+            return Plan(
+                "no learning policy" if learning is None else "the learning policy is off (learn enable)"
+            )
         active = learning.active
         if active is not None:
             return self._active(state, deployment, learning, active, can_start)
