@@ -89,6 +89,9 @@ REQUIRED: Mapping[str, str] = {
     # operator, as Evaluate: a judge evaluator spends LM calls on the gateway's connections
     "SetEvaluator": "operator",
     "ListEvaluators": "reader",
+    "SetLearningPolicy": "operator",  # its retrains start jobs (on the gateway's own optimizer link)
+    "PauseLearning": "deployer",
+    "GetLearningStatus": "reader",
 }
 _OPEN_SERVICES = (
     "/grpc.health.v1.Health/",

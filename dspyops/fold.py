@@ -1,12 +1,9 @@
 """The fold: log events -> the state (dspyops.state) at any log position.
 
 `fold` is a pure function: it never mutates the state it is given (a call copies the few
-containers it changes, once per call), so a gateway can keep serving from the old state while
-the next one is built, and replaying the same events always gives the same state. The
-`state_hash` of two folds of the same events is equal byte for byte.
-`tests/reference_fold.py` is its reference: the plain one-event-at-a-time fold the property
-tests compare this one against.
-"""
+containers it changes, once per call), so a gateway serves from the old state while the next
+one is built, and the same events always give the same state (`state_hash` byte for byte).
+Its reference is tests/support/reference_fold.py, the plain one-event-at-a-time fold."""
 
 from __future__ import annotations
 
@@ -23,6 +20,7 @@ from google.protobuf.message import Message
 from dspyops.evaluators_state import evaluator_set
 from dspyops.eventlog import StoredEvent
 from dspyops.events import PAYLOAD_TYPES, decode
+from dspyops.learning_state import LearningState
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import (
     EMPTY,
@@ -59,8 +57,7 @@ def fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
     The input state is never mutated. Internally a call folds into a mutable builder that
     copies each container it touches once, and freezes it into a new State at the end:
     a page of 10k events costs one copy per touched program or deployment, not one per event
-    (the per-event copies were most of the replay time). `tests/reference_fold.py` holds
-    the plain one-event-at-a-time fold the property tests compare this against.
+    (the per-event copies were most of the replay time).
     """
     builder = _Builder(state)
     position = state.position
@@ -127,6 +124,7 @@ class _DeploymentDraft:
         "drift",
         "evaluators",
         "experiment",
+        "learning",
         "name",
         "program",
         "routes",
@@ -147,6 +145,7 @@ class _DeploymentDraft:
         self.capture = deployment.capture
         self.drift = deployment.drift
         self.evaluators = deployment.evaluators
+        self.learning = deployment.learning
 
     def freeze(self) -> DeploymentState:
         routes = self.routes if self.routes_message is None else _routes(self.routes_message)
@@ -162,6 +161,7 @@ class _DeploymentDraft:
             self.capture,
             self.drift,
             self.evaluators,
+            self.learning,
         )
 
 
@@ -414,14 +414,17 @@ def _capture_policy_set(b: _Builder, event: StoredEvent, msg: pb.CapturePolicySe
         deployment.stream_version = event.version
 
 
-def _drift(b: _Builder, event: StoredEvent, msg: pb.DriftMonitorSet | pb.DriftDetected) -> None:
-    """Like a capture policy: the stream version moves, `changed_position` does not."""
-    if isinstance(msg, pb.DriftMonitorSet) and "origin" in msg:
-        b.origin(event, msg.origin)
-    deployment = b.deployment(msg.deployment)
-    if deployment is not None:
+def _drift(b: _Builder, event: StoredEvent, msg: Any) -> None:
+    """Drift and learning events, like a capture policy: the stream version moves, not `changed_position`."""
+    if not isinstance(msg, pb.DriftDetected) and "origin" in msg:
+        b.origin(event, msg.origin)  # a LearningOrigin is a RequestOrigin, field for field
+    if (deployment := b.deployment(msg.deployment)) is None:
+        return
+    if isinstance(msg, pb.DriftMonitorSet | pb.DriftDetected):
         deployment.drift = DriftState.after(deployment.drift, msg, event.position)
-        deployment.stream_version = event.version
+    else:
+        deployment.learning = LearningState.after(deployment.learning, msg, event.position)
+    deployment.stream_version = event.version
 
 
 _JOB_ENDED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
@@ -576,6 +579,7 @@ _HANDLERS: dict[str, Handler] = {
     "DriftMonitorSet": _drift,
     "DriftDetected": _drift,
     "EvaluatorSet": evaluator_set,
+    **dict.fromkeys(("LearningPolicySet", "LearningTriggered", "LearningRunEnded"), _drift),
     "JobAccepted": _job_accepted,
     "JobClaimed": _job_claimed,
     "JobRetried": _job_retried,

@@ -17,9 +17,8 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
 OUT_DIR = ROOT / "dspyops" / "proto"
-_IMPORT = re.compile(r"^from dspyops\.v1 import", re.MULTILINE)
-# what an `import public` becomes (events.proto's of evaluators.proto): `from dspyops.v1.x_pb2 import *`
-_PUBLIC = re.compile(r"^from dspyops\.v1\.(\w+) import", re.MULTILINE)
+# "from dspyops.v1 import x" and (an `import public`) "from dspyops.v1.x_pb2 import *"
+_IMPORT = re.compile(r"^from dspyops\.v1(?=[. ])", re.MULTILINE)
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -43,8 +42,7 @@ def generate(out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for src in sorted(Path(tmp).rglob("*_pb2*.py*")):
-            text = _IMPORT.sub("from dspyops.proto import", src.read_text())
-            text = _PUBLIC.sub(r"from dspyops.proto.\1 import", text)
+            text = _IMPORT.sub("from dspyops.proto", src.read_text())
             dst = out_dir / src.name
             dst.write_text(text)
             written.append(dst)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dspyops.evaluators_state import EvaluatorState
+from dspyops.learning_state import LearningState
 from dspyops.proto import events_pb2 as pb
 
 # The enums as the state names them, and back (for the messages built from the state).
@@ -329,6 +330,7 @@ class DeploymentState:
     capture: CaptureState | None = None  # None: nothing kept beyond the decision
     drift: DriftState | None = None  # the drift monitor (None: off)
     evaluators: tuple[EvaluatorState, ...] = ()  # its online evaluators, by name
+    learning: LearningState | None = None  # the learning policy and its runs (None: never set)
 
 
 @dataclass(frozen=True, slots=True)

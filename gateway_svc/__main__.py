@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -75,6 +77,27 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
     show_default=True,
     help="tasks running the online evaluators' queued work (0: none run)",
 )
+@click.option(
+    "--learning-interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="seconds between learning-loop ticks of deployments with a learning policy (0: off)",
+)
+@click.option(
+    "--learning-optimizer",
+    default="",
+    help="with --log: the optimizer address retrains run on (none: the learning loop starts no job)",
+)
+@click.option(
+    "--learning-token-file",
+    envvar="DSPYOPS_LEARNING_TOKEN_FILE",
+    default="",
+    help="a file holding an operator token for --learning-optimizer (or env DSPYOPS_LEARNING_TOKEN)",
+)
+@click.option(
+    "--learning-tls-ca", default="", help="CA of the --learning-optimizer's certificate (turns TLS on)"
+)
 @server_options
 def main(**options: Any) -> None:
     """Run a gateway: predictions from the folded log, outcomes, experiments, canaries, explain."""
@@ -94,6 +117,16 @@ def main(**options: Any) -> None:
         raise click.UsageError("a client certificate (--upstream-tls-cert) needs --upstream-tls-ca")
     if options["from_optimizer"] and not options["predictions"]:
         raise click.UsageError("a gateway tailing --from-optimizer needs --predictions FILE (its records)")
+
+    learning = [f"--{k.replace('_', '-')}" for k in ("learning_token_file", "learning_tls_ca") if options[k]]
+    if learning and not options["learning_optimizer"]:
+        raise click.UsageError(f"{', '.join(learning)} only with --learning-optimizer ADDRESS")
+    if options["learning_optimizer"] and not options["log"]:
+        raise click.UsageError("--learning-optimizer needs --log (the learning loop appends to the log)")
+    # the token from its file (never a flag value: it would show in the process list), else the env
+    learning_token = os.environ.get("DSPYOPS_LEARNING_TOKEN", "")
+    if options["learning_token_file"]:
+        learning_token = Path(options["learning_token_file"]).read_text().strip()
 
     def config() -> GatewayConfig:
         return GatewayConfig(
@@ -117,6 +150,10 @@ def main(**options: Any) -> None:
             allow_code_drift=options["allow_code_drift"],
             evaluator_queue=options["evaluator_queue"],
             evaluator_workers=options["evaluator_workers"],
+            learning_interval=options["learning_interval"],
+            learning_optimizer=options["learning_optimizer"],
+            learning_token=learning_token,
+            learning_tls_ca=options["learning_tls_ca"],
         )
 
     run_service("gateway", lambda: serve(config(), grace=options["grace"]), options["grace"])

@@ -23,6 +23,7 @@ from dspyops.tracing import trace_from_json
 from dspyops.views import routes_proto
 from gateway_svc.evaluators.explain import evaluator_samples
 from gateway_svc.experiments import deployment_of
+from gateway_svc.learning.lineage import lineage_of
 from gateway_svc.loader import LoadedProgram
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.routing import decide_from_hash, hash_value
@@ -82,6 +83,10 @@ async def explain(
     await _what_ran(explanation, state, record, load)
     scores = await asyncio.to_thread(records.scores_of, record.prediction_id)
     explanation.evaluators.extend(evaluator_samples(deployment, record.prediction_id, scores))
+    # a retrained version walks back to its run, drift detection and feedback window
+    lineage = await asyncio.to_thread(lineage_of, history.store, state, record.program, record.version)
+    if lineage is not None:
+        explanation.learning.CopyFrom(lineage)
     return explanation
 
 

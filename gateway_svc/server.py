@@ -36,6 +36,7 @@ from dspyops.snapshots.backends import open_snapshots
 from dspyops.state import EMPTY, State
 from gateway_svc.corpora import GatewayCorpora, restore_corpora
 from gateway_svc.file_source import FileLogSource
+from gateway_svc.learning.job import OptimizerLink
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionStore
 from gateway_svc.records.postgres import PostgresPredictionStore
@@ -77,8 +78,14 @@ class GatewayConfig:
     capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
     evaluator_queue: int = 1000  # online evaluators' queued work; more is dropped and counted
     evaluator_workers: int = 2  # tasks running it (0: nothing runs, queued work waits: the drop drill)
-    # wall clock of retention and of canary monitoring periods (tests move it instead of waiting)
+    # wall clock of retention, canary monitoring periods and learning intervals (tests move it)
     clock: Callable[[], float] = time.time
+    # the learning loop: seconds between ticks (0: none); the optimizer its retrains run on, an
+    # operator token for it, the CA of its certificate (TLS); none: the loop starts no job
+    learning_interval: float = 5.0
+    learning_optimizer: str = ""
+    learning_token: str = ""
+    learning_tls_ca: str = ""
 
 
 class RunningGateway:
@@ -104,6 +111,7 @@ class RunningGateway:
         self.snapshots = snapshots
         self.snapshot_from = snapshot_from
         self.tasks: list[asyncio.Task[None]] = []
+        self.learning_link: OptimizerLink | None = None  # closed at stop
 
     @property
     def address(self) -> str:
@@ -115,6 +123,8 @@ class RunningGateway:
             task.cancel()
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
+        if self.learning_link is not None:
+            await self.learning_link.close()
         self.records.close()
         if self.snapshots is not None:
             if self.store is not None and self.snapshot_from is not None:
@@ -139,6 +149,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
     )
     if config.log and any(upstream):
         raise ValueError("upstream_*: only a gateway tailing a remote optimizer has an upstream")
+    if config.learning_optimizer and not config.log:
+        raise ValueError("learning_optimizer: only a gateway on the log runs the learning loop")
     connections = load_for_server(config.lm_connections, config.allow_request_endpoints)
     if any(name != OFFLINE for name in connections.names()):
         # Versions on these connections call litellm, whose import takes seconds (4-7 s on 2
@@ -237,6 +249,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
         config.allow_code_drift,
         config.clock,
         config.evaluator_queue,
+        OptimizerLink(config.learning_optimizer, config.learning_token, config.learning_tls_ca)
+        if config.learning_optimizer and config.log
+        else None,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
@@ -290,6 +305,11 @@ async def start(config: GatewayConfig) -> RunningGateway:
         )
     for i in range(config.evaluator_workers):  # off the Predict path: their own tasks and queue
         running.tasks.append(asyncio.create_task(service.evaluators.runner.work(), name=f"evaluator-{i}"))
+    running.learning_link = service.learning.link if service.learning is not None else None
+    if service.learning is not None and config.learning_interval > 0:  # appends: a gateway on the log
+        running.tasks.append(
+            asyncio.create_task(service.learning.loop(config.learning_interval), name="learning-loop")
+        )
     if config.capture_purge_interval > 0:
         running.tasks.append(
             asyncio.create_task(

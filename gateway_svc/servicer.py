@@ -31,6 +31,8 @@ from gateway_svc.evaluators.runner import EvaluatorRunner
 from gateway_svc.experiments import Experiments, deployment_of, results_proto
 from gateway_svc.explain import explain
 from gateway_svc.feedback import export_feedback
+from gateway_svc.learning.job import OptimizerLink
+from gateway_svc.learning.loop import LearningService
 from gateway_svc.loader import ProgramCache
 from gateway_svc.outcomes import record_outcome
 from gateway_svc.predict import Predictions
@@ -53,6 +55,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         allow_code_drift: bool = False,
         clock: Callable[[], float] = time.time,
         evaluator_queue: int = 1000,
+        learning_link: OptimizerLink | None = None,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
@@ -87,6 +90,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         )
         self.evaluators = EvaluatorService(commands, replica, runner, metric_modules)
         self.predictions.on_recorded = runner.after_predict  # judges sample what was served
+        self.learning: LearningService | None = None  # on the log only: its loop appends
+        if commands is not None and store is not None and self.deployments is not None:
+            self.learning = LearningService(
+                commands, store, records, self.deployments.canaries, replica, self.drift, learning_link, clock
+            )
 
     def _commands(self) -> DeploymentCommands:
         need_log(self.history, "deployment")
@@ -235,3 +243,28 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self, request: gpb.ListEvaluatorsRequest, context: grpc.aio.ServicerContext
     ) -> gpb.ListEvaluatorsResponse:
         return await self.evaluators.list(request)
+
+    # ------------------------------------------------------------------ learning
+
+    def _learning(self) -> LearningService:
+        self._commands()  # a log to append to
+        assert self.learning is not None
+        return self.learning
+
+    @rpc.unary
+    async def SetLearningPolicy(
+        self, request: gpb.SetLearningPolicyRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.LearningStatus:
+        return await self._learning().set_policy(request)
+
+    @rpc.unary
+    async def PauseLearning(
+        self, request: gpb.PauseLearningRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.LearningStatus:
+        return await self._learning().pause(request)
+
+    @rpc.unary
+    async def GetLearningStatus(
+        self, request: gpb.GetLearningStatusRequest, context: grpc.aio.ServicerContext
+    ) -> gpb.LearningStatus:
+        return await self._learning().status(request.deployment)

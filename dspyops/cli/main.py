@@ -23,6 +23,7 @@ from dspyops.cli import (
     experiments,
     feedback,
     jobs,
+    learning,
     log,
     predictions,
     registry,
@@ -115,6 +116,7 @@ for group in (
     experiments.canary,
     drift.drift,
     evaluators.evaluators,
+    learning.learn,
     log.log,
 ):
     cli.add_command(group)

@@ -51,6 +51,8 @@ MUTATING: Final = {
         "RecordOutcome",
         "SetDriftMonitor",
         "SetEvaluator",
+        "SetLearningPolicy",
+        "PauseLearning",
     ),
 }
 SERVICE_CONFIG: Final = json.dumps(

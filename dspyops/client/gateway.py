@@ -1,6 +1,6 @@
 """GatewayClient: one method per RPC of gateway_svc (predictions, deployment state,
-experiments, canaries, shadow results, rollback, explanations, drift monitors), every request field a
-parameter. Unary methods return the response message; none of the gateway's RPCs streams.
+experiments, canaries, shadow results, rollback, explanations, drift monitors, learning), every request field
+a parameter. Unary methods return the response message; none of the gateway's RPCs streams.
 
 Points of the log (`as_of`, `to`) are a position (int), a time (datetime; naive means UTC)
 or an AsOf message.
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from dspyops.client import messages as msg
@@ -466,3 +467,109 @@ class GatewayClient(Client):
         """
         request = gpb.ListEvaluatorsRequest(deployment=deployment)
         return self._unary(self.stub.ListEvaluators, request, gpb.ListEvaluatorsResponse)
+
+    @rpc(
+        "SetLearningPolicy",
+        policy=(
+            "optimizer",
+            "preset",
+            "params",
+            "min_new_examples",
+            "on_drift",
+            "holdout_fraction",
+            "min_improvement",
+            "canary_steps",
+            "step_seconds",
+            "max_error_rate",
+            "max_latency_p95_ms",
+            "max_cost_per_prediction",
+            "min_samples_per_step",
+            "min_interval_seconds",
+            "budget",
+        ),
+    )
+    def set_learning_policy(
+        self,
+        deployment: str,
+        *,
+        enabled: bool = True,
+        optimizer: str = "",
+        preset: str = "",
+        params: Mapping[str, Any] | Struct | None = None,
+        min_new_examples: int = 0,
+        on_drift: bool = False,
+        holdout_fraction: float = 0.0,
+        min_improvement: float | None = None,
+        canary_steps: Sequence[float] = (),
+        step_seconds: int = 0,
+        max_error_rate: float = 0.0,
+        max_latency_p95_ms: float = 0.0,
+        max_cost_per_prediction: float = 0.0,
+        min_samples_per_step: int = 0,
+        min_interval_seconds: int = 0,
+        budget: pb.Budget | pb.RetrainBudget | None = None,
+        expected_version: int | None = None,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> gpb.LearningStatus:
+        """SetLearningPolicy: retrain the serving version on drift (`on_drift`) or once
+        `min_new_examples` labelled examples arrived, gate it on the held-out feedback against
+        the serving version, canary it on `canary_steps`; `enabled=False` turns it off.
+
+        gw.set_learning_policy("web", optimizer="LabeledFewShot", params={"k": 16}, on_drift=True)
+        """
+        policy = pb.LearningPolicy(
+            optimizer=optimizer,
+            preset=preset,
+            params=msg.struct(params),
+            min_new_examples=min_new_examples,
+            on_drift=on_drift,
+            holdout_fraction=holdout_fraction,
+            canary=pb.LearningCanary(
+                steps=list(canary_steps),
+                step_seconds=step_seconds,
+                max_error_rate=max_error_rate,
+                max_latency_p95_ms=max_latency_p95_ms,
+                max_cost_per_prediction=max_cost_per_prediction,
+                min_samples_per_step=min_samples_per_step,
+            ),
+            min_interval_seconds=min_interval_seconds,
+        )
+        if min_improvement is not None:
+            policy.min_improvement = min_improvement
+        if budget is not None:
+            policy.budget.MergeFromString(budget.SerializeToString())  # RetrainBudget is Budget on the wire
+        request = gpb.SetLearningPolicyRequest(
+            deployment=deployment,
+            policy=policy if enabled else None,
+            enabled=enabled,
+            reason=reason,
+            request_id=request_id or new_request_id(),
+        )
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._send(self.stub.SetLearningPolicy, request, gpb.LearningStatus)
+
+    @rpc("PauseLearning")
+    def pause_learning(
+        self, deployment: str, *, paused: bool = True, reason: str = "", request_id: str | None = None
+    ) -> gpb.LearningStatus:
+        """PauseLearning: no retrain is triggered while paused (`paused=False` resumes); the
+        policy, a running retrain and its canary are kept.
+
+        gw.pause_learning("web", reason="holiday freeze")
+        """
+        request = gpb.PauseLearningRequest(
+            deployment=deployment, paused=paused, reason=reason, request_id=request_id or new_request_id()
+        )
+        return self._send(self.stub.PauseLearning, request, gpb.LearningStatus)
+
+    @rpc("GetLearningStatus")
+    def get_learning_status(self, deployment: str) -> gpb.LearningStatus:
+        """GetLearningStatus: the policy, why the loop is idle, the drift monitor, the active
+        and last retrain (job, gate verdict), the canary.
+
+        gw.get_learning_status("web").idle
+        """
+        request = gpb.GetLearningStatusRequest(deployment=deployment)
+        return self._unary(self.stub.GetLearningStatus, request, gpb.LearningStatus)

@@ -71,12 +71,16 @@ class OptimizerClient(Client):
         timeout: float | None = None,
         spec: pb.ProgramSpec | None = None,
         max_attempts: int = 0,
+        base_trainset_job: str = "",
+        learning: pb.JobLearning | None = None,
     ) -> Iterator[opb.OptimizationEvent]:
         """StartOptimization: the job's events, JobAccepted first, until it completes, fails
         or is cancelled. `val_fraction` splits the trainset on the server (seeded by
         `split_seed`) when no valset is given; `input_keys` applies to rows and to refs given
         as paths. Sent again with the same request_id (or re-attached to with watch_job), a
         request streams the job it started instead of starting another.
+        `base_trainset_job` trains on that job's trainset followed by `trainset`, and
+        `learning` names a learning run on record (the gateway's learning loop sends both).
 
             events = opt.start_optimization("tickets", "text -> label", trainset=rows,
                                             optimizer="LabeledFewShot", params={"k": 4})
@@ -99,6 +103,8 @@ class OptimizerClient(Client):
             split_seed=split_seed,
             request_id=request_id or new_request_id(),
             max_attempts=max_attempts,  # 0: the server's --job-max-attempts
+            base_trainset_job=base_trainset_job,
+            learning=learning,
         )
         if min_score is not None:
             request.min_score = min_score

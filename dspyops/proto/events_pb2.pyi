@@ -1,5 +1,6 @@
 import datetime
 
+from dspyops.proto import learning_pb2 as _learning_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from dspyops.proto import evaluators_pb2 as _evaluators_pb2
@@ -9,6 +10,15 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from dspyops.proto.learning_pb2 import RetrainBudget as RetrainBudget
+from dspyops.proto.learning_pb2 import LearningOrigin as LearningOrigin
+from dspyops.proto.learning_pb2 import LearningCanary as LearningCanary
+from dspyops.proto.learning_pb2 import LearningPolicy as LearningPolicy
+from dspyops.proto.learning_pb2 import LearningPolicySet as LearningPolicySet
+from dspyops.proto.learning_pb2 import FeedbackWindow as FeedbackWindow
+from dspyops.proto.learning_pb2 import LearningTriggered as LearningTriggered
+from dspyops.proto.learning_pb2 import LearningRunEnded as LearningRunEnded
+from dspyops.proto.learning_pb2 import JobLearning as JobLearning
 from dspyops.proto.evaluators_pb2 import Evaluator as Evaluator
 from dspyops.proto.evaluators_pb2 import EvaluatorOrigin as EvaluatorOrigin
 from dspyops.proto.evaluators_pb2 import EvaluatorSet as EvaluatorSet
@@ -470,7 +480,7 @@ class EvaluationRecorded(_message.Message):
     def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., report: _Optional[_Union[EvaluationReport, _Mapping]] = ...) -> None: ...
 
 class JobAccepted(_message.Message):
-    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote", "max_attempts", "lease_ms", "inputs", "origin")
+    __slots__ = ("job_id", "program", "spec", "lm", "optimizer", "params", "metric", "trainset_digest", "valset_digest", "trainset_size", "valset_size", "min_score", "auto_promote", "max_attempts", "lease_ms", "inputs", "origin", "learning")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -488,6 +498,7 @@ class JobAccepted(_message.Message):
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     program: str
     spec: ProgramSpec
@@ -505,7 +516,8 @@ class JobAccepted(_message.Message):
     lease_ms: int
     inputs: JobInputs
     origin: RequestOrigin
-    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., max_attempts: _Optional[int] = ..., lease_ms: _Optional[int] = ..., inputs: _Optional[_Union[JobInputs, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    learning: _learning_pb2.JobLearning
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., max_attempts: _Optional[int] = ..., lease_ms: _Optional[int] = ..., inputs: _Optional[_Union[JobInputs, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ..., learning: _Optional[_Union[_learning_pb2.JobLearning, _Mapping]] = ...) -> None: ...
 
 class JobInputs(_message.Message):
     __slots__ = ("trainset", "valset", "input_keys", "prompt_lm", "budget", "must_beat_version", "min_improvement")
@@ -1074,7 +1086,7 @@ class DriftDetected(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., version: _Optional[str] = ..., signal: _Optional[str] = ..., statistics: _Optional[_Union[DriftSignal, _Mapping]] = ..., window: _Optional[_Union[DriftWindow, _Mapping]] = ..., reference: _Optional[str] = ..., signals: _Optional[_Iterable[_Union[DriftSignal, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class EventPayload(_message.Message):
-    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "job_claimed", "job_retried", "job_lease_renewed", "job_lease_released", "job_cancel_requested", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered", "drift_monitor_set", "drift_detected", "evaluator_set")
+    __slots__ = ("job_accepted", "job_started", "baseline_evaluated", "job_progress", "trial_completed", "job_completed", "job_failed", "job_cancelled", "job_interrupted", "gate_evaluated", "job_claimed", "job_retried", "job_lease_renewed", "job_lease_released", "job_cancel_requested", "version_registered", "version_status_changed", "alias_set", "evaluation_recorded", "deployment_created", "routes_set", "experiment_started", "experiment_concluded", "experiment_stopped", "rolled_back", "canary_started", "canary_advanced", "canary_ended", "capture_policy_set", "corpus_registered", "drift_monitor_set", "drift_detected", "evaluator_set", "learning_policy_set", "learning_triggered", "learning_run_ended")
     JOB_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     JOB_STARTED_FIELD_NUMBER: _ClassVar[int]
     BASELINE_EVALUATED_FIELD_NUMBER: _ClassVar[int]
@@ -1108,6 +1120,9 @@ class EventPayload(_message.Message):
     DRIFT_MONITOR_SET_FIELD_NUMBER: _ClassVar[int]
     DRIFT_DETECTED_FIELD_NUMBER: _ClassVar[int]
     EVALUATOR_SET_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_POLICY_SET_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_TRIGGERED_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RUN_ENDED_FIELD_NUMBER: _ClassVar[int]
     job_accepted: JobAccepted
     job_started: JobStarted
     baseline_evaluated: BaselineEvaluated
@@ -1141,7 +1156,10 @@ class EventPayload(_message.Message):
     drift_monitor_set: DriftMonitorSet
     drift_detected: DriftDetected
     evaluator_set: _evaluators_pb2.EvaluatorSet
-    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., job_claimed: _Optional[_Union[JobClaimed, _Mapping]] = ..., job_retried: _Optional[_Union[JobRetried, _Mapping]] = ..., job_lease_renewed: _Optional[_Union[JobLeaseRenewed, _Mapping]] = ..., job_lease_released: _Optional[_Union[JobLeaseReleased, _Mapping]] = ..., job_cancel_requested: _Optional[_Union[JobCancelRequested, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ..., drift_monitor_set: _Optional[_Union[DriftMonitorSet, _Mapping]] = ..., drift_detected: _Optional[_Union[DriftDetected, _Mapping]] = ..., evaluator_set: _Optional[_Union[_evaluators_pb2.EvaluatorSet, _Mapping]] = ...) -> None: ...
+    learning_policy_set: _learning_pb2.LearningPolicySet
+    learning_triggered: _learning_pb2.LearningTriggered
+    learning_run_ended: _learning_pb2.LearningRunEnded
+    def __init__(self, job_accepted: _Optional[_Union[JobAccepted, _Mapping]] = ..., job_started: _Optional[_Union[JobStarted, _Mapping]] = ..., baseline_evaluated: _Optional[_Union[BaselineEvaluated, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., trial_completed: _Optional[_Union[TrialCompleted, _Mapping]] = ..., job_completed: _Optional[_Union[JobCompleted, _Mapping]] = ..., job_failed: _Optional[_Union[JobFailed, _Mapping]] = ..., job_cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., job_interrupted: _Optional[_Union[JobInterrupted, _Mapping]] = ..., gate_evaluated: _Optional[_Union[GateEvaluated, _Mapping]] = ..., job_claimed: _Optional[_Union[JobClaimed, _Mapping]] = ..., job_retried: _Optional[_Union[JobRetried, _Mapping]] = ..., job_lease_renewed: _Optional[_Union[JobLeaseRenewed, _Mapping]] = ..., job_lease_released: _Optional[_Union[JobLeaseReleased, _Mapping]] = ..., job_cancel_requested: _Optional[_Union[JobCancelRequested, _Mapping]] = ..., version_registered: _Optional[_Union[VersionRegistered, _Mapping]] = ..., version_status_changed: _Optional[_Union[VersionStatusChanged, _Mapping]] = ..., alias_set: _Optional[_Union[AliasSet, _Mapping]] = ..., evaluation_recorded: _Optional[_Union[EvaluationRecorded, _Mapping]] = ..., deployment_created: _Optional[_Union[DeploymentCreated, _Mapping]] = ..., routes_set: _Optional[_Union[RoutesSet, _Mapping]] = ..., experiment_started: _Optional[_Union[ExperimentStarted, _Mapping]] = ..., experiment_concluded: _Optional[_Union[ExperimentConcluded, _Mapping]] = ..., experiment_stopped: _Optional[_Union[ExperimentStopped, _Mapping]] = ..., rolled_back: _Optional[_Union[RolledBack, _Mapping]] = ..., canary_started: _Optional[_Union[CanaryStarted, _Mapping]] = ..., canary_advanced: _Optional[_Union[CanaryAdvanced, _Mapping]] = ..., canary_ended: _Optional[_Union[CanaryEnded, _Mapping]] = ..., capture_policy_set: _Optional[_Union[CapturePolicySet, _Mapping]] = ..., corpus_registered: _Optional[_Union[CorpusRegistered, _Mapping]] = ..., drift_monitor_set: _Optional[_Union[DriftMonitorSet, _Mapping]] = ..., drift_detected: _Optional[_Union[DriftDetected, _Mapping]] = ..., evaluator_set: _Optional[_Union[_evaluators_pb2.EvaluatorSet, _Mapping]] = ..., learning_policy_set: _Optional[_Union[_learning_pb2.LearningPolicySet, _Mapping]] = ..., learning_triggered: _Optional[_Union[_learning_pb2.LearningTriggered, _Mapping]] = ..., learning_run_ended: _Optional[_Union[_learning_pb2.LearningRunEnded, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("position", "stream", "version", "event_id", "type", "recorded_at", "hash", "payload", "raw_payload", "actor", "chain")

@@ -1,6 +1,7 @@
 import datetime
 
 from dspyops.proto import events_pb2 as _events_pb2
+from dspyops.proto import learning_pb2 as _learning_pb2
 from dspyops.proto import evaluators_pb2 as _evaluators_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -287,7 +288,7 @@ class ExplainPredictionRequest(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., routing_key: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace", "evaluators")
+    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace", "evaluators", "learning")
     class CodeDigestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +321,7 @@ class Explanation(_message.Message):
     CODE_DRIFT_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
     EVALUATORS_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     deployment: str
     recorded_version: str
@@ -345,7 +347,8 @@ class Explanation(_message.Message):
     code_drift: bool
     trace: _containers.RepeatedCompositeFieldContainer[_events_pb2.ModuleCall]
     evaluators: _containers.RepeatedCompositeFieldContainer[_evaluators_pb2.EvaluatorSample]
-    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ..., evaluators: _Optional[_Iterable[_Union[_evaluators_pb2.EvaluatorSample, _Mapping]]] = ...) -> None: ...
+    learning: LearningLineage
+    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ..., evaluators: _Optional[_Iterable[_Union[_evaluators_pb2.EvaluatorSample, _Mapping]]] = ..., learning: _Optional[_Union[LearningLineage, _Mapping]] = ...) -> None: ...
 
 class StartCanaryRequest(_message.Message):
     __slots__ = ("deployment", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "expected_version", "reason", "request_id", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction", "step_seconds")
@@ -586,3 +589,111 @@ class ListEvaluatorsResponse(_message.Message):
     evaluators: _containers.RepeatedCompositeFieldContainer[EvaluatorStatus]
     queued: int
     def __init__(self, deployment: _Optional[str] = ..., evaluators: _Optional[_Iterable[_Union[EvaluatorStatus, _Mapping]]] = ..., queued: _Optional[int] = ...) -> None: ...
+
+class SetLearningPolicyRequest(_message.Message):
+    __slots__ = ("deployment", "policy", "enabled", "expected_version", "reason", "request_id")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    policy: _learning_pb2.LearningPolicy
+    enabled: bool
+    expected_version: int
+    reason: str
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[_learning_pb2.LearningPolicy, _Mapping]] = ..., enabled: _Optional[bool] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class PauseLearningRequest(_message.Message):
+    __slots__ = ("deployment", "paused", "reason", "request_id")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    paused: bool
+    reason: str
+    request_id: str
+    def __init__(self, deployment: _Optional[str] = ..., paused: _Optional[bool] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GetLearningStatusRequest(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    def __init__(self, deployment: _Optional[str] = ...) -> None: ...
+
+class LearningRun(_message.Message):
+    __slots__ = ("triggered", "triggered_position", "job_id", "job_state", "gate", "ended", "ended_position")
+    TRIGGERED_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_STATE_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    triggered: _learning_pb2.LearningTriggered
+    triggered_position: int
+    job_id: str
+    job_state: str
+    gate: str
+    ended: _learning_pb2.LearningRunEnded
+    ended_position: int
+    def __init__(self, triggered: _Optional[_Union[_learning_pb2.LearningTriggered, _Mapping]] = ..., triggered_position: _Optional[int] = ..., job_id: _Optional[str] = ..., job_state: _Optional[str] = ..., gate: _Optional[str] = ..., ended: _Optional[_Union[_learning_pb2.LearningRunEnded, _Mapping]] = ..., ended_position: _Optional[int] = ...) -> None: ...
+
+class LearningStatus(_message.Message):
+    __slots__ = ("deployment", "policy", "enabled", "paused", "idle", "drift", "last_detection", "last_detection_position", "new_examples", "active", "last", "canary", "canary_percent", "loop", "log_position")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    LAST_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    LAST_DETECTION_POSITION_FIELD_NUMBER: _ClassVar[int]
+    NEW_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    CANARY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    LOOP_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    deployment: str
+    policy: _learning_pb2.LearningPolicy
+    enabled: bool
+    paused: bool
+    idle: str
+    drift: DriftStatus
+    last_detection: _events_pb2.DriftDetected
+    last_detection_position: int
+    new_examples: int
+    active: LearningRun
+    last: LearningRun
+    canary: _events_pb2.Canary
+    canary_percent: float
+    loop: str
+    log_position: int
+    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[_learning_pb2.LearningPolicy, _Mapping]] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., idle: _Optional[str] = ..., drift: _Optional[_Union[DriftStatus, _Mapping]] = ..., last_detection: _Optional[_Union[_events_pb2.DriftDetected, _Mapping]] = ..., last_detection_position: _Optional[int] = ..., new_examples: _Optional[int] = ..., active: _Optional[_Union[LearningRun, _Mapping]] = ..., last: _Optional[_Union[LearningRun, _Mapping]] = ..., canary: _Optional[_Union[_events_pb2.Canary, _Mapping]] = ..., canary_percent: _Optional[float] = ..., loop: _Optional[str] = ..., log_position: _Optional[int] = ...) -> None: ...
+
+class LearningLineage(_message.Message):
+    __slots__ = ("run_id", "trigger", "drift_position", "detection", "feedback", "base_job_id", "job_id", "serving_version", "triggered_position")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_POSITION_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    BASE_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    trigger: str
+    drift_position: int
+    detection: _events_pb2.DriftDetected
+    feedback: _learning_pb2.FeedbackWindow
+    base_job_id: str
+    job_id: str
+    serving_version: str
+    triggered_position: int
+    def __init__(self, run_id: _Optional[str] = ..., trigger: _Optional[str] = ..., drift_position: _Optional[int] = ..., detection: _Optional[_Union[_events_pb2.DriftDetected, _Mapping]] = ..., feedback: _Optional[_Union[_learning_pb2.FeedbackWindow, _Mapping]] = ..., base_job_id: _Optional[str] = ..., job_id: _Optional[str] = ..., serving_version: _Optional[str] = ..., triggered_position: _Optional[int] = ...) -> None: ...

@@ -130,6 +130,21 @@ class GatewayStub:
                 request_serializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsRequest.SerializeToString,
                 response_deserializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsResponse.FromString,
                 _registered_method=True)
+        self.SetLearningPolicy = channel.unary_unary(
+                '/dspyops.v1.Gateway/SetLearningPolicy',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.SetLearningPolicyRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.LearningStatus.FromString,
+                _registered_method=True)
+        self.PauseLearning = channel.unary_unary(
+                '/dspyops.v1.Gateway/PauseLearning',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.PauseLearningRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.LearningStatus.FromString,
+                _registered_method=True)
+        self.GetLearningStatus = channel.unary_unary(
+                '/dspyops.v1.Gateway/GetLearningStatus',
+                request_serializer=dspyops_dot_v1_dot_gateway__pb2.GetLearningStatusRequest.SerializeToString,
+                response_deserializer=dspyops_dot_v1_dot_gateway__pb2.LearningStatus.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -265,6 +280,26 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLearningPolicy(self, request, context):
+        """A deployment's learning policy: on drift or new labelled feedback, retrain the serving
+        program, gate it on the held-out feedback and canary it (operator: it starts jobs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseLearning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLearningStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -362,6 +397,21 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ListEvaluators,
                     request_deserializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsRequest.FromString,
                     response_serializer=dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsResponse.SerializeToString,
+            ),
+            'SetLearningPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLearningPolicy,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.SetLearningPolicyRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.LearningStatus.SerializeToString,
+            ),
+            'PauseLearning': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseLearning,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.PauseLearningRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.LearningStatus.SerializeToString,
+            ),
+            'GetLearningStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLearningStatus,
+                    request_deserializer=dspyops_dot_v1_dot_gateway__pb2.GetLearningStatusRequest.FromString,
+                    response_serializer=dspyops_dot_v1_dot_gateway__pb2.LearningStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -877,6 +927,87 @@ class Gateway:
             '/dspyops.v1.Gateway/ListEvaluators',
             dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsRequest.SerializeToString,
             dspyops_dot_v1_dot_gateway__pb2.ListEvaluatorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLearningPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/SetLearningPolicy',
+            dspyops_dot_v1_dot_gateway__pb2.SetLearningPolicyRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.LearningStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseLearning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/PauseLearning',
+            dspyops_dot_v1_dot_gateway__pb2.PauseLearningRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.LearningStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLearningStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspyops.v1.Gateway/GetLearningStatus',
+            dspyops_dot_v1_dot_gateway__pb2.GetLearningStatusRequest.SerializeToString,
+            dspyops_dot_v1_dot_gateway__pb2.LearningStatus.FromString,
             options,
             channel_credentials,
             insecure,

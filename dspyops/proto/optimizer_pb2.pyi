@@ -1,6 +1,7 @@
 import datetime
 
 from dspyops.proto import events_pb2 as _events_pb2
+from dspyops.proto import learning_pb2 as _learning_pb2
 from dspyops.proto import evaluators_pb2 as _evaluators_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -31,7 +32,7 @@ CANCELLED: JobState
 INTERRUPTED: JobState
 
 class StartOptimizationRequest(_message.Message):
-    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed", "request_id", "max_attempts")
+    __slots__ = ("program", "spec", "lm", "optimizer", "params", "metric", "trainset", "valset", "min_score", "auto_promote", "prompt_lm", "preset", "must_beat", "min_improvement", "budget", "trainset_ref", "valset_ref", "val_fraction", "split_seed", "request_id", "max_attempts", "base_trainset_job", "learning")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     LM_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +54,8 @@ class StartOptimizationRequest(_message.Message):
     SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BASE_TRAINSET_JOB_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_FIELD_NUMBER: _ClassVar[int]
     program: str
     spec: _events_pb2.ProgramSpec
     lm: _events_pb2.LMConfig
@@ -74,7 +77,9 @@ class StartOptimizationRequest(_message.Message):
     split_seed: int
     request_id: str
     max_attempts: int
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    base_trainset_job: str
+    learning: _learning_pb2.JobLearning
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., max_attempts: _Optional[int] = ..., base_trainset_job: _Optional[str] = ..., learning: _Optional[_Union[_learning_pb2.JobLearning, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("path", "input_keys")

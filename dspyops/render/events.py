@@ -15,6 +15,7 @@ from dspyops.render.deployments import capture_text
 from dspyops.render.drift import detected_text, monitor_text
 from dspyops.render.evaluators import evaluator_text
 from dspyops.render.experiments import canary_terms
+from dspyops.render.learning import policy_set_text, run_ended_text, triggered_text
 from dspyops.render.usage import lm_calls
 
 
@@ -108,6 +109,12 @@ def describe_event(event: pb.Event) -> str:
             return f"evaluator of {p.deployment}: {evaluator_text(p.evaluator)}" + (
                 f" ({p.reason})" if p.reason else ""
             )
+        case "learning_policy_set":
+            return policy_set_text(p)
+        case "learning_triggered":
+            return triggered_text(p)
+        case "learning_run_ended":
+            return run_ended_text(p)
         case "job_progress":
             return f"progress {p.step}/{p.total or '?'}: {p.message[:80]}"
         case "gate_evaluated":

@@ -9,6 +9,7 @@ from rich.markup import escape
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.render.deployments import routes_text
+from dspyops.render.learning import lineage_lines
 
 
 def prediction_line(response: gpb.PredictResponse) -> str:
@@ -54,6 +55,8 @@ def explanation_lines(e: gpb.Explanation, routing_key: str) -> list[str]:
         lines.append(
             f"  evaluator {escape(sample.name)}: {took} (hash point {sample.point:.4f}, {attached}){scored}"
         )
+    if e.HasField("learning"):  # a retrained version: back to its drift detection and feedback
+        lines.extend(escape(line) for line in lineage_lines(e.learning))
     if e.trace:
         lines.append("  kept trace:")
         lines.extend(f"  {line}" for line in trace_lines(e.trace))

@@ -13,6 +13,7 @@ from dspyops.names import check_name
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from optimizer_svc.jobs.handle import JobHandle, job_view
+from optimizer_svc.jobs.learning import with_learning
 from optimizer_svc.jobs.manager import JobManager
 from optimizer_svc.jobs.requests import validate_start
 
@@ -33,6 +34,11 @@ class JobHandlers:
             handle = await asyncio.to_thread(self.jobs.get, prior.event.job_id)
         else:
             job = await asyncio.to_thread(validate_start, request, self.connections, self.jobs.programs)
+            if request.base_trainset_job or request.HasField("learning"):  # a learning loop's retrain
+                validated = job
+                job = await asyncio.to_thread(
+                    lambda: with_learning(validated, request, self.ledger.refresh(), self.ledger.store)
+                )
             handle = await asyncio.to_thread(self.jobs.submit, job, request)
             structlog.get_logger().info(
                 "job_accepted", job_id=handle.job_id, program=job.program, optimizer=job.optimizer

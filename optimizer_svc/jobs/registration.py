@@ -147,6 +147,8 @@ def accepted_event(
     )
     if job.min_score is not None:
         accepted.min_score = job.min_score
+    if job.learning is not None:
+        accepted.learning.CopyFrom(job.learning)
     return accepted
 
 

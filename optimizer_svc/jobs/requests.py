@@ -58,6 +58,7 @@ class ValidatedJob:
     split_seed: int = 0
     must_beat_program: MustBeat | None = None  # loaded at submission
     max_attempts: int = 0  # runs before a lost job ends Interrupted (0: the server's default)
+    learning: pb.JobLearning | None = None  # a learning loop's run (checked: optimizer_svc.jobs.learning)
 
     @property
     def trainset_digest(self) -> str:

@@ -66,6 +66,8 @@ CALLS: dict[str, dict[str, Any]] = {
         request_id="rid",
         timeout=10,
         max_attempts=3,
+        base_trainset_job="job1",
+        learning=pb.JobLearning(deployment="d", run_id="run-1"),
     ),
     "watch_job": dict(
         job_id="j", after_sequence=3, after_stream_version=5, targets=["127.0.0.1:9"], timeout=10
@@ -229,6 +231,30 @@ CALLS: dict[str, dict[str, Any]] = {
         request_id="rid",
     ),
     "list_evaluators": dict(deployment="d"),
+    "set_learning_policy": dict(
+        deployment="d",
+        enabled=True,
+        optimizer="LabeledFewShot",
+        preset="quick",
+        params={"k": 4},
+        min_new_examples=50,
+        on_drift=True,
+        holdout_fraction=0.25,
+        min_improvement=0.02,
+        canary_steps=[10.0, 50.0, 100.0],
+        step_seconds=600,
+        max_error_rate=0.05,
+        max_latency_p95_ms=900.0,
+        max_cost_per_prediction=0.004,
+        min_samples_per_step=30,
+        min_interval_seconds=3600,
+        budget=pb.Budget(max_lm_calls=500, max_cost_usd=2.0),
+        expected_version=3,
+        reason="r",
+        request_id="rid",
+    ),
+    "pause_learning": dict(deployment="d", paused=True, reason="r", request_id="rid"),
+    "get_learning_status": dict(deployment="d"),
 }
 
 

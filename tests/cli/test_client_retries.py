@@ -218,6 +218,6 @@ def test_the_retried_methods_are_exactly_those_with_a_request_id() -> None:
         if "request_id" in method.input_type.fields_by_name
     }
     assert {(s, m) for s, methods in MUTATING.items() for m in methods} == with_id
-    assert (
-        len(with_id) == 16
-    )  # the twelve of before, RegisterCorpus, SetCapturePolicy, SetDriftMonitor, SetEvaluator
+    # the twelve of before, RegisterCorpus, SetCapturePolicy, SetDriftMonitor, SetEvaluator,
+    # SetLearningPolicy and PauseLearning
+    assert len(with_id) == 18

@@ -51,11 +51,18 @@ def secured(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     optimizer = ServerThread(
         lambda: start_optimizer(OptimizerConfig(log=log, data_dir=tmp / "data", security=tls))
     )
-    gateway = ServerThread(
-        lambda: start_gateway(
-            GatewayConfig(log=log, canary_interval=0, security=Security(tokens_file=str(pki / "tokens")))
-        )
+    # its learning loop's client of the secured optimizer: an operator token over TLS (loop off:
+    # SetLearningPolicy asks the optimizer what it runs through it)
+    config = GatewayConfig(
+        log=log,
+        canary_interval=0,
+        security=Security(tokens_file=str(pki / "tokens")),
+        learning_interval=0,
+        learning_optimizer=optimizer.address,
+        learning_token=TOKENS["operator"],
+        learning_tls_ca=str(pki / "ca.crt"),
     )
+    gateway = ServerThread(lambda: start_gateway(config))
     yield optimizer.address, gateway.address
     gateway.stop()
     optimizer.stop()
@@ -124,6 +131,24 @@ def test_roles_decide_what_a_token_may_do(secured: tuple[str, str], pki: Path) -
         assert list(gw.list_evaluators("web").evaluators) == []  # a reader may list them
     with GatewayClient(gateway_address, timeout=10, token=TOKENS["operator"]) as gw:
         assert gw.set_evaluator("web", "exact", metric="exact_match").source == "evaluator:exact"
+    # a learning policy starts jobs: operators'; pausing it is deployers'; its status is readers'
+    for role in ("reader", "deployer"):
+        with GatewayClient(gateway_address, timeout=10, token=TOKENS[role]) as gw:
+            with pytest.raises(grpc.RpcError) as err:
+                gw.set_learning_policy("web", optimizer="LabeledFewShot", on_drift=True)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in err.value.details()
+    with GatewayClient(gateway_address, timeout=10, token=TOKENS["operator"]) as gw:
+        assert gw.set_learning_policy("web", optimizer="LabeledFewShot", on_drift=True).enabled
+        with pytest.raises(grpc.RpcError) as err:  # the catalog came from the optimizer, over TLS
+            gw.set_learning_policy("web", optimizer="NoSuchOptimizer", on_drift=True)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "known: " in err.value.details()
+    with GatewayClient(gateway_address, timeout=10, token=TOKENS["reader"]) as gw:
+        assert gw.get_learning_status("web").enabled
+        with pytest.raises(grpc.RpcError) as err:
+            gw.pause_learning("web")
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with GatewayClient(gateway_address, timeout=10, token=TOKENS["deployer"]) as gw:
+        assert gw.pause_learning("web").paused
     with GatewayClient(gateway_address, timeout=10) as anonymous_gw:
         with pytest.raises(grpc.RpcError) as err:
             anonymous_gw.predict("web", {"text": "refund"})

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from tests.support.bad_input import (
     AFTER_MAX,
@@ -409,6 +410,212 @@ GATEWAY_CASES: list[Case] = [
         "drift status of unknown deployment",
         "GetDriftStatus",
         lambda s: s.gw.get_drift_status("ghost"),
+        NOT_FOUND,
+        "deployment",
+    ),
+    (
+        "learning policy without deployment",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("", optimizer="LabeledFewShot", on_drift=True),
+        BAD,
+        "deployment",
+    ),
+    (
+        "learning policy of unknown deployment",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("ghost", optimizer="LabeledFewShot", on_drift=True),
+        NOT_FOUND,
+        "deployment",
+    ),
+    (
+        "learning policy without optimizer or preset",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", on_drift=True),
+        BAD,
+        "policy.optimizer",
+    ),
+    (
+        "learning policy with optimizer and preset",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", optimizer="LabeledFewShot", preset="quick", on_drift=True),
+        BAD,
+        "policy.optimizer",
+    ),
+    (
+        "learning policy with an unknown optimizer",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", optimizer="NoSuchOptimizer", on_drift=True),
+        BAD,
+        "policy.optimizer",
+    ),
+    (
+        "learning policy with a huge optimizer name",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", optimizer="x" * 5000, on_drift=True),
+        BAD,
+        "policy.optimizer",
+    ),
+    (
+        "learning policy with an unknown preset",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", preset="no-such-preset", on_drift=True),
+        BAD,
+        "policy.preset",
+    ),
+    (
+        "learning policy without a trigger",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", optimizer="LabeledFewShot"),
+        BAD,
+        "policy.min_new_examples",
+    ),
+    (
+        "learning policy holding out everything",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, holdout_fraction=1.0
+        ),
+        BAD,
+        "policy.holdout_fraction",
+    ),
+    (
+        "learning policy with a negative holdout",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, holdout_fraction=-0.2
+        ),
+        BAD,
+        "policy.holdout_fraction",
+    ),
+    (
+        "learning policy with a NaN holdout",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, holdout_fraction=float("nan")
+        ),
+        BAD,
+        "policy.holdout_fraction",
+    ),
+    (
+        "learning policy with min_improvement above 1",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, min_improvement=2.0
+        ),
+        BAD,
+        "policy.min_improvement",
+    ),
+    (
+        "learning policy with decreasing canary steps",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, canary_steps=[50, 25, 100]
+        ),
+        BAD,
+        "policy.canary.steps[1]",
+    ),
+    (
+        "learning policy with canary steps short of 100",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, canary_steps=[10, 50]
+        ),
+        BAD,
+        "policy.canary.steps",
+    ),
+    (
+        "learning policy with an error rate above 1",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, max_error_rate=1.5
+        ),
+        BAD,
+        "policy.canary.max_error_rate",
+    ),
+    (
+        "learning policy with a negative latency limit",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, max_latency_p95_ms=-1.0
+        ),
+        BAD,
+        "policy.canary.max_latency_p95_ms",
+    ),
+    (
+        "learning policy with a negative LM-call budget",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, budget=pb.Budget(max_lm_calls=-1)
+        ),
+        BAD,
+        "policy.budget.max_lm_calls",
+    ),
+    (
+        "learning policy with an infinite cost budget",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, budget=pb.Budget(max_cost_usd=float("inf"))
+        ),
+        BAD,
+        "policy.budget.max_cost_usd",
+    ),
+    (
+        "learning policy with a min interval beyond a year",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, min_interval_seconds=10**9
+        ),
+        BAD,
+        "policy.min_interval_seconds",
+    ),
+    (
+        "learning policy off when there is none",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy("web", enabled=False),
+        PRECONDITION,
+        "deployment",
+    ),
+    (
+        "learning policy with a stale expected_version",
+        "SetLearningPolicy",
+        lambda s: s.gw.set_learning_policy(
+            "web", optimizer="LabeledFewShot", on_drift=True, expected_version=77
+        ),
+        grpc.StatusCode.ABORTED,
+        "expected_version",
+    ),
+    (
+        "pause learning without deployment",
+        "PauseLearning",
+        lambda s: s.gw.pause_learning(""),
+        BAD,
+        "deployment",
+    ),
+    (
+        "pause learning of unknown deployment",
+        "PauseLearning",
+        lambda s: s.gw.pause_learning("ghost"),
+        NOT_FOUND,
+        "deployment",
+    ),
+    (
+        "pause learning without a policy",
+        "PauseLearning",
+        lambda s: s.gw.pause_learning("web"),
+        PRECONDITION,
+        "deployment",
+    ),
+    (
+        "learning status without deployment",
+        "GetLearningStatus",
+        lambda s: s.gw.get_learning_status(""),
+        BAD,
+        "deployment",
+    ),
+    (
+        "learning status of unknown deployment",
+        "GetLearningStatus",
+        lambda s: s.gw.get_learning_status("ghost"),
         NOT_FOUND,
         "deployment",
     ),

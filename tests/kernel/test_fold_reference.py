@@ -216,6 +216,45 @@ def _payloads() -> st.SearchStrategy:
             st.sampled_from([0.1, 1.0]),
         ),
         st.builds(
+            lambda d, on, paused, n: on_deployment(
+                d,
+                pb.LearningPolicySet(
+                    deployment=d,
+                    policy=pb.LearningPolicy(optimizer="BootstrapFewShot", min_new_examples=n),
+                    enabled=on,
+                    paused=paused,
+                ),
+            ),
+            deployment,
+            st.booleans(),
+            st.booleans(),
+            st.integers(0, 50),
+        ),
+        st.builds(
+            lambda d, r, v: on_deployment(
+                d,
+                pb.LearningTriggered(
+                    deployment=d,
+                    run_id=r,
+                    trigger="drift",
+                    serving_version=v,
+                    request_id=f"learn-{r}",
+                    feedback=pb.FeedbackWindow(last_token=f"7/{r}"),
+                ),
+            ),
+            deployment,
+            st.sampled_from(["run-1", "run-2"]),
+            st.sampled_from(VERSIONS),
+        ),
+        st.builds(
+            lambda d, r, result: on_deployment(
+                d, pb.LearningRunEnded(deployment=d, run_id=r, result=result, job_id="j1")
+            ),
+            deployment,
+            st.sampled_from(["run-1", "run-2"]),
+            st.sampled_from(["gate_failed", "canary_started"]),
+        ),
+        st.builds(
             lambda j, m, ms: (
                 f"job-{j}",
                 pb.JobAccepted(job_id=j, program="a", optimizer="X", max_attempts=m, lease_ms=ms),
@@ -280,7 +319,7 @@ def _with_origin(item: tuple[str, object], request_id: str | None, other_method:
         origin = pb.RequestOrigin(
             request_id=request_id, method=method, request_sha256=f"{request_id}{method}"
         )
-        # by its bytes: EvaluatorSet's origin is RequestOrigin's wire twin (evaluators.proto)
+        # by its bytes: EvaluatorSet's and the learning events' origins are RequestOrigin's wire twins
         message.origin.ParseFromString(origin.SerializeToString())  # type: ignore[attr-defined]
     return stream, message
 

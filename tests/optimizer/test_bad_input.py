@@ -67,6 +67,27 @@ OPTIMIZER_CASES: list[Case] = [
     # (test id, RPC, call, status, a field the message must name)
     ("no program", "StartOptimization", optimize(start_request(program="")), BAD, "program"),
     (
+        "a learning run that is not on record (a forged lineage)",
+        "StartOptimization",
+        optimize(start_request(program="tickets", learning=pb.JobLearning(deployment="web", run_id="run-x"))),
+        NOT_FOUND,
+        "learning.run_id",
+    ),
+    (
+        "a learning run of an unknown deployment",
+        "StartOptimization",
+        optimize(start_request(learning=pb.JobLearning(deployment="ghost", run_id="run-1"))),
+        NOT_FOUND,
+        "learning.deployment",
+    ),
+    (
+        "the trainset of an unknown job",
+        "StartOptimization",
+        optimize(start_request(base_trainset_job="nosuchjob")),
+        NOT_FOUND,
+        "base_trainset_job",
+    ),
+    (
         "user module from a module not allowlisted",
         "StartOptimization",
         optimize(start_request(signature="", spec=pb.ProgramSpec(module="os:system"), input_keys=["text"])),

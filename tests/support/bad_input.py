@@ -49,7 +49,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         v1, v2 = sorted(v.version for v in opt.list_versions("tickets").versions)
         opt.create_deployment("web", "tickets")
         deployment = opt.set_routes("web", {v1: 1.0})
-        gateway = ServerThread(lambda: start_gateway(GatewayConfig(log=log, canary_interval=0)))
+        # a learning optimizer (loop off): SetLearningPolicy asks it what optimizers it runs
+        config = GatewayConfig(
+            log=log, canary_interval=0, learning_interval=0, learning_optimizer=optimizer.address
+        )
+        gateway = ServerThread(lambda: start_gateway(config))
         with GatewayClient(gateway.address) as gw:
             assert wait_until(lambda: gw.list_deployment_states().log_position >= deployment.log_position)
             prediction_id = gw.predict("web", {"text": "my invoice is wrong"}, "user-1").prediction_id

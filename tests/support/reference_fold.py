@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from dspyops.evaluators_state import EvaluatorState
 from dspyops.eventlog import StoredEvent
 from dspyops.events import decode
+from dspyops.learning_state import LearningRun, LearningState
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import (
     EMPTY,
@@ -276,6 +277,48 @@ def _evaluator_set(state: State, event: StoredEvent, msg: pb.EvaluatorSet) -> St
     return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
 
 
+def _learning(state: State, event: StoredEvent, msg: Any) -> State:
+    """The learning events, written out on their own (not through LearningState.after)."""
+    deployment = state.deployments.get(msg.deployment)
+    if deployment is None:
+        return state
+    learning = deployment.learning
+    if isinstance(msg, pb.LearningPolicySet):
+        policy = msg.policy.SerializeToString(deterministic=True)
+        runs = learning.runs if learning is not None else ()
+        learning = LearningState(policy, msg.enabled, msg.paused, event.position, runs)
+    elif learning is not None and isinstance(msg, pb.LearningTriggered):
+        if all(r.run_id != msg.run_id for r in learning.runs):
+            run = LearningRun(
+                msg.run_id,
+                msg.trigger,
+                msg.drift_position,
+                msg.serving_version,
+                msg.base_job_id,
+                msg.request_id,
+                msg.at_us,
+                event.position,
+                msg.feedback.last_token,
+            )
+            learning = replace(learning, runs=(*learning.runs, run))
+    elif learning is not None:
+        closed: list[LearningRun] = []
+        for r in learning.runs:
+            if r.run_id == msg.run_id and r.ended_position == 0:
+                r = replace(
+                    r,
+                    ended_position=event.position,
+                    result=msg.result,
+                    job_id=msg.job_id,
+                    candidate=msg.candidate_version,
+                    canary_id=msg.canary_id,
+                )
+            closed.append(r)
+        learning = replace(learning, runs=tuple(closed))
+    changed = replace(state.deployments[msg.deployment], learning=learning, stream_version=event.version)
+    return replace(state, deployments=_with(state.deployments, msg.deployment, changed))
+
+
 def _job_id(event: StoredEvent) -> str:
     return event.stream.removeprefix("job-")
 
@@ -385,6 +428,9 @@ _HANDLERS: dict[str, Any] = {
     "DriftMonitorSet": _drift_monitor_set,
     "DriftDetected": _drift_detected,
     "EvaluatorSet": _evaluator_set,
+    "LearningPolicySet": _learning,
+    "LearningTriggered": _learning,
+    "LearningRunEnded": _learning,
     "JobAccepted": _job_accepted,
     **dict.fromkeys(
         [
