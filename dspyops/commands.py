@@ -187,8 +187,7 @@ class Commands:
             if origin is not None:
                 last = type(payloads[-1])()
                 last.CopyFrom(payloads[-1])
-                # by its bytes: EvaluatorSet and the learning events carry RequestOrigin's wire twin
-                last.origin.ParseFromString(origin.SerializeToString())  # type: ignore[attr-defined]
+                last.origin.CopyFrom(origin)  # type: ignore[attr-defined]
                 payloads[-1] = last
                 event_ids[-1] = request_event_id(origin.request_id)
             try:

@@ -91,7 +91,7 @@ def evaluator_set(b: _Builder, event: StoredEvent, msg: pb.EvaluatorSet) -> None
     """The fold's EvaluatorSet handler (here, not in fold.py: a module per idea). Like a
     capture policy: the stream version moves, `changed_position` (what serves) does not."""
     if msg.HasField("origin"):  # RequestOrigin's wire twin (evaluators.proto): read as one
-        b.origin(event, pb.RequestOrigin.FromString(msg.origin.SerializeToString()))
+        b.origin(event, msg.origin)
     deployment = b.deployment(msg.deployment)
     if deployment is not None:
         deployment.evaluators = EvaluatorState.after(deployment.evaluators, msg, event.position)

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -39,16 +39,8 @@ from dspyops.state import (
     RouteState,
     State,
     VersionState,
+    replace,
 )
-
-_T = TypeVar("_T")
-
-
-def replace(obj: _T, /, **changes: Any) -> _T:
-    """dataclasses.replace for the state's frozen slotted dataclasses, without its per-call
-    field introspection."""
-    names: tuple[str, ...] = type(obj).__slots__  # type: ignore[attr-defined]  # slots=True
-    return type(obj)(*[changes[n] if n in changes else getattr(obj, n) for n in names])
 
 
 def fold(events: Iterable[StoredEvent], state: State = EMPTY) -> State:
@@ -417,7 +409,7 @@ def _capture_policy_set(b: _Builder, event: StoredEvent, msg: pb.CapturePolicySe
 def _drift(b: _Builder, event: StoredEvent, msg: Any) -> None:
     """Drift and learning events, like a capture policy: the stream version moves, not `changed_position`."""
     if not isinstance(msg, pb.DriftDetected) and "origin" in msg:
-        b.origin(event, msg.origin)  # a LearningOrigin is a RequestOrigin, field for field
+        b.origin(event, msg.origin)
     if (deployment := b.deployment(msg.deployment)) is None:
         return
     if isinstance(msg, pb.DriftMonitorSet | pb.DriftDetected):

@@ -12,11 +12,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from dspyops.evaluators_state import EvaluatorState
 from dspyops.learning_state import LearningState
 from dspyops.proto import events_pb2 as pb
+
+_T = TypeVar("_T")
+
+
+def replace(obj: _T, /, **changes: Any) -> _T:
+    """dataclasses.replace for the state's frozen slotted dataclasses, without its per-call
+    field introspection (the fold's hot path)."""
+    names: tuple[str, ...] = type(obj).__slots__  # type: ignore[attr-defined]  # slots=True
+    return type(obj)(*[changes[n] if n in changes else getattr(obj, n) for n in names])
+
 
 # The enums as the state names them, and back (for the messages built from the state).
 STATUS_VALUES: dict[str, pb.VersionStatus] = {

@@ -507,7 +507,7 @@ class GatewayClient(Client):
         max_cost_per_prediction: float = 0.0,
         min_samples_per_step: int = 0,
         min_interval_seconds: int = 0,
-        budget: pb.Budget | pb.RetrainBudget | None = None,
+        budget: pb.Budget | None = None,
         expected_version: int | None = None,
         reason: str = "",
         request_id: str | None = None,
@@ -538,7 +538,7 @@ class GatewayClient(Client):
         if min_improvement is not None:
             policy.min_improvement = min_improvement
         if budget is not None:
-            policy.budget.MergeFromString(budget.SerializeToString())  # RetrainBudget is Budget on the wire
+            policy.budget.CopyFrom(budget)
         request = gpb.SetLearningPolicyRequest(
             deployment=deployment,
             policy=policy if enabled else None,

@@ -22,21 +22,20 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from dspyops.proto import common_pb2 as dspyops_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64spyops/v1/evaluators.proto\x12\ndspyops.v1\"\xae\x01\n\tEvaluator\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x01\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x15\n\rjudge_program\x18\x04 \x01(\t\x12\x15\n\rjudge_version\x18\x05 \x01(\t\x12\x1a\n\x12max_calls_per_hour\x18\x06 \x01(\x04\x12\x19\n\x11max_cost_per_hour\x18\x07 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\"M\n\x0f\x45valuatorOrigin\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x16\n\x0erequest_sha256\x18\x03 \x01(\t\"\x89\x01\n\x0c\x45valuatorSet\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12(\n\tevaluator\x18\x02 \x01(\x0b\x32\x15.dspyops.v1.Evaluator\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12+\n\x06origin\x18\x1e \x01(\x0b\x32\x1b.dspyops.v1.EvaluatorOrigin\"}\n\x0f\x45valuatorSample\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05share\x18\x03 \x01(\x01\x12\r\n\x05point\x18\x04 \x01(\x01\x12\x0f\n\x07sampled\x18\x05 \x01(\x08\x12\x0e\n\x06scored\x18\x06 \x01(\x08\x12\r\n\x05score\x18\x07 \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64spyops/v1/evaluators.proto\x12\ndspyops.v1\x1a\x17\x64spyops/v1/common.proto\"\xae\x01\n\tEvaluator\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x01\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x15\n\rjudge_program\x18\x04 \x01(\t\x12\x15\n\rjudge_version\x18\x05 \x01(\t\x12\x1a\n\x12max_calls_per_hour\x18\x06 \x01(\x04\x12\x19\n\x11max_cost_per_hour\x18\x07 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\"\x87\x01\n\x0c\x45valuatorSet\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12(\n\tevaluator\x18\x02 \x01(\x0b\x32\x15.dspyops.v1.Evaluator\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x06origin\x18\x1e \x01(\x0b\x32\x19.dspyops.v1.RequestOrigin\"}\n\x0f\x45valuatorSample\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05share\x18\x03 \x01(\x01\x12\r\n\x05point\x18\x04 \x01(\x01\x12\x0f\n\x07sampled\x18\x05 \x01(\x08\x12\x0e\n\x06scored\x18\x06 \x01(\x08\x12\r\n\x05score\x18\x07 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dspyops.v1.evaluators_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVALUATOR']._serialized_start=44
-  _globals['_EVALUATOR']._serialized_end=218
-  _globals['_EVALUATORORIGIN']._serialized_start=220
-  _globals['_EVALUATORORIGIN']._serialized_end=297
-  _globals['_EVALUATORSET']._serialized_start=300
-  _globals['_EVALUATORSET']._serialized_end=437
-  _globals['_EVALUATORSAMPLE']._serialized_start=439
-  _globals['_EVALUATORSAMPLE']._serialized_end=564
+  _globals['_EVALUATOR']._serialized_start=69
+  _globals['_EVALUATOR']._serialized_end=243
+  _globals['_EVALUATORSET']._serialized_start=246
+  _globals['_EVALUATORSET']._serialized_end=381
+  _globals['_EVALUATORSAMPLE']._serialized_start=383
+  _globals['_EVALUATORSAMPLE']._serialized_end=508
 # @@protoc_insertion_point(module_scope)

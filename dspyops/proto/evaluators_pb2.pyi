@@ -1,3 +1,4 @@
+from dspyops.proto import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -25,16 +26,6 @@ class Evaluator(_message.Message):
     enabled: bool
     def __init__(self, name: _Optional[str] = ..., share: _Optional[float] = ..., metric: _Optional[str] = ..., judge_program: _Optional[str] = ..., judge_version: _Optional[str] = ..., max_calls_per_hour: _Optional[int] = ..., max_cost_per_hour: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
-class EvaluatorOrigin(_message.Message):
-    __slots__ = ("request_id", "method", "request_sha256")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    METHOD_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_SHA256_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    method: str
-    request_sha256: str
-    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., request_sha256: _Optional[str] = ...) -> None: ...
-
 class EvaluatorSet(_message.Message):
     __slots__ = ("deployment", "evaluator", "reason", "origin")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
@@ -44,8 +35,8 @@ class EvaluatorSet(_message.Message):
     deployment: str
     evaluator: Evaluator
     reason: str
-    origin: EvaluatorOrigin
-    def __init__(self, deployment: _Optional[str] = ..., evaluator: _Optional[_Union[Evaluator, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[EvaluatorOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., evaluator: _Optional[_Union[Evaluator, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class EvaluatorSample(_message.Message):
     __slots__ = ("name", "source", "share", "point", "sampled", "scored", "score")

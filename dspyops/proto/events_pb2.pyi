@@ -1,5 +1,6 @@
 import datetime
 
+from dspyops.proto import common_pb2 as _common_pb2
 from dspyops.proto import learning_pb2 as _learning_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -10,8 +11,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
-from dspyops.proto.learning_pb2 import RetrainBudget as RetrainBudget
-from dspyops.proto.learning_pb2 import LearningOrigin as LearningOrigin
+from dspyops.proto.common_pb2 import RequestOrigin as RequestOrigin
+from dspyops.proto.common_pb2 import Budget as Budget
 from dspyops.proto.learning_pb2 import LearningCanary as LearningCanary
 from dspyops.proto.learning_pb2 import LearningPolicy as LearningPolicy
 from dspyops.proto.learning_pb2 import LearningPolicySet as LearningPolicySet
@@ -20,7 +21,6 @@ from dspyops.proto.learning_pb2 import LearningTriggered as LearningTriggered
 from dspyops.proto.learning_pb2 import LearningRunEnded as LearningRunEnded
 from dspyops.proto.learning_pb2 import JobLearning as JobLearning
 from dspyops.proto.evaluators_pb2 import Evaluator as Evaluator
-from dspyops.proto.evaluators_pb2 import EvaluatorOrigin as EvaluatorOrigin
 from dspyops.proto.evaluators_pb2 import EvaluatorSet as EvaluatorSet
 from dspyops.proto.evaluators_pb2 import EvaluatorSample as EvaluatorSample
 
@@ -237,16 +237,6 @@ class ListConnectionsResponse(_message.Message):
     connections: _containers.RepeatedCompositeFieldContainer[ConnectionInfo]
     def __init__(self, connections: _Optional[_Iterable[_Union[ConnectionInfo, _Mapping]]] = ...) -> None: ...
 
-class RequestOrigin(_message.Message):
-    __slots__ = ("request_id", "method", "request_sha256")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    METHOD_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_SHA256_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    method: str
-    request_sha256: str
-    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., request_sha256: _Optional[str] = ...) -> None: ...
-
 class Example(_message.Message):
     __slots__ = ("fields", "input_keys")
     class FieldsEntry(_message.Message):
@@ -333,18 +323,6 @@ class Usage(_message.Message):
     cost_usd: float
     replayed_lm_calls: int
     def __init__(self, lm_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., replayed_lm_calls: _Optional[int] = ...) -> None: ...
-
-class Budget(_message.Message):
-    __slots__ = ("timeout_seconds", "max_lm_calls", "max_tokens", "max_cost_usd")
-    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    MAX_LM_CALLS_FIELD_NUMBER: _ClassVar[int]
-    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
-    timeout_seconds: float
-    max_lm_calls: int
-    max_tokens: int
-    max_cost_usd: float
-    def __init__(self, timeout_seconds: _Optional[float] = ..., max_lm_calls: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class GateEvaluated(_message.Message):
     __slots__ = ("passed", "reason", "final_score", "min_score", "must_beat", "must_beat_score", "min_improvement", "fence")
@@ -515,9 +493,9 @@ class JobAccepted(_message.Message):
     max_attempts: int
     lease_ms: int
     inputs: JobInputs
-    origin: RequestOrigin
+    origin: _common_pb2.RequestOrigin
     learning: _learning_pb2.JobLearning
-    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., max_attempts: _Optional[int] = ..., lease_ms: _Optional[int] = ..., inputs: _Optional[_Union[JobInputs, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ..., learning: _Optional[_Union[_learning_pb2.JobLearning, _Mapping]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset_digest: _Optional[str] = ..., valset_digest: _Optional[str] = ..., trainset_size: _Optional[int] = ..., valset_size: _Optional[int] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., max_attempts: _Optional[int] = ..., lease_ms: _Optional[int] = ..., inputs: _Optional[_Union[JobInputs, _Mapping]] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ..., learning: _Optional[_Union[_learning_pb2.JobLearning, _Mapping]] = ...) -> None: ...
 
 class JobInputs(_message.Message):
     __slots__ = ("trainset", "valset", "input_keys", "prompt_lm", "budget", "must_beat_version", "min_improvement")
@@ -532,10 +510,10 @@ class JobInputs(_message.Message):
     valset: bytes
     input_keys: _containers.RepeatedScalarFieldContainer[str]
     prompt_lm: LMConfig
-    budget: Budget
+    budget: _common_pb2.Budget
     must_beat_version: str
     min_improvement: float
-    def __init__(self, trainset: _Optional[bytes] = ..., valset: _Optional[bytes] = ..., input_keys: _Optional[_Iterable[str]] = ..., prompt_lm: _Optional[_Union[LMConfig, _Mapping]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., must_beat_version: _Optional[str] = ..., min_improvement: _Optional[float] = ...) -> None: ...
+    def __init__(self, trainset: _Optional[bytes] = ..., valset: _Optional[bytes] = ..., input_keys: _Optional[_Iterable[str]] = ..., prompt_lm: _Optional[_Union[LMConfig, _Mapping]] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., must_beat_version: _Optional[str] = ..., min_improvement: _Optional[float] = ...) -> None: ...
 
 class JobClaimed(_message.Message):
     __slots__ = ("owner", "attempt")
@@ -576,8 +554,8 @@ class JobCancelRequested(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    origin: RequestOrigin
-    def __init__(self, reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("optimizer", "planned_trials", "fence")
@@ -706,8 +684,8 @@ class VersionRegistered(_message.Message):
     artifact: bytes
     lineage: Lineage
     status: VersionStatus
-    origin: RequestOrigin
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ..., artifact: _Optional[bytes] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., spec: _Optional[_Union[ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[LMConfig, _Mapping]] = ..., artifact_digest: _Optional[str] = ..., artifact: _Optional[bytes] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class VersionStatusChanged(_message.Message):
     __slots__ = ("program", "version", "status", "previous_status", "reason", "origin")
@@ -722,8 +700,8 @@ class VersionStatusChanged(_message.Message):
     status: VersionStatus
     previous_status: VersionStatus
     reason: str
-    origin: RequestOrigin
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., previous_status: _Optional[_Union[VersionStatus, str]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., previous_status: _Optional[_Union[VersionStatus, str]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class AliasSet(_message.Message):
     __slots__ = ("program", "alias", "version", "previous_version", "origin")
@@ -736,8 +714,8 @@ class AliasSet(_message.Message):
     alias: str
     version: str
     previous_version: str
-    origin: RequestOrigin
-    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, program: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class DeploymentCreated(_message.Message):
     __slots__ = ("deployment", "program", "origin")
@@ -746,8 +724,8 @@ class DeploymentCreated(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     program: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., program: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class RoutesSet(_message.Message):
     __slots__ = ("deployment", "routes", "reason", "origin")
@@ -758,8 +736,8 @@ class RoutesSet(_message.Message):
     deployment: str
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class Experiment(_message.Message):
     __slots__ = ("experiment_id", "control", "treatments", "weights", "metric", "alpha", "min_samples_per_arm", "sequential", "hash_version", "seed", "coverage")
@@ -796,8 +774,8 @@ class ExperimentStarted(_message.Message):
     deployment: str
     experiment: Experiment
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class ExperimentConcluded(_message.Message):
     __slots__ = ("deployment", "experiment_id", "decision", "winner", "routes", "reason", "origin")
@@ -814,8 +792,8 @@ class ExperimentConcluded(_message.Message):
     winner: str
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., decision: _Optional[str] = ..., winner: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., decision: _Optional[str] = ..., winner: _Optional[str] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class ExperimentStopped(_message.Message):
     __slots__ = ("deployment", "experiment_id", "reason", "origin")
@@ -826,8 +804,8 @@ class ExperimentStopped(_message.Message):
     deployment: str
     experiment_id: str
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., experiment_id: _Optional[str] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class RolledBack(_message.Message):
     __slots__ = ("deployment", "to_position", "routes", "experiment", "reason", "canary", "origin")
@@ -844,8 +822,8 @@ class RolledBack(_message.Message):
     experiment: Experiment
     reason: str
     canary: Canary
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., to_position: _Optional[int] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., experiment: _Optional[_Union[Experiment, _Mapping]] = ..., reason: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class Canary(_message.Message):
     __slots__ = ("canary_id", "baseline", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "step", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction", "step_seconds", "step_started_us")
@@ -934,8 +912,8 @@ class CanaryStarted(_message.Message):
     deployment: str
     canary: Canary
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., canary: _Optional[_Union[Canary, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class CanaryAdvanced(_message.Message):
     __slots__ = ("deployment", "canary_id", "step", "percent", "check", "reason", "started_us")
@@ -982,8 +960,8 @@ class CorpusRegistered(_message.Message):
     digest: str
     documents: bytes
     count: int
-    origin: RequestOrigin
-    def __init__(self, corpus: _Optional[str] = ..., digest: _Optional[str] = ..., documents: _Optional[bytes] = ..., count: _Optional[int] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, corpus: _Optional[str] = ..., digest: _Optional[str] = ..., documents: _Optional[bytes] = ..., count: _Optional[int] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class CapturePolicySet(_message.Message):
     __slots__ = ("deployment", "policy", "reason", "origin")
@@ -994,8 +972,8 @@ class CapturePolicySet(_message.Message):
     deployment: str
     policy: CapturePolicy
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[CapturePolicy, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[CapturePolicy, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class DriftMonitor(_message.Message):
     __slots__ = ("enabled", "metric", "alpha", "reference", "reference_window", "min_outcomes", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction")
@@ -1028,8 +1006,8 @@ class DriftMonitorSet(_message.Message):
     deployment: str
     monitor: DriftMonitor
     reason: str
-    origin: RequestOrigin
-    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[DriftMonitor, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[RequestOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., monitor: _Optional[_Union[DriftMonitor, _Mapping]] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class DriftSignal(_message.Message):
     __slots__ = ("signal", "value", "reference", "n", "reference_n", "p_value", "drifted", "note")

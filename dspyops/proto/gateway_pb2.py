@@ -24,6 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from dspyops.proto import events_pb2 as dspyops_dot_v1_dot_events__pb2
 try:
+  dspyops_dot_v1_dot_common__pb2 = dspyops_dot_v1_dot_events__pb2.dspyops_dot_v1_dot_common__pb2
+except AttributeError:
+  dspyops_dot_v1_dot_common__pb2 = dspyops_dot_v1_dot_events__pb2.dspyops.v1.common_pb2
+try:
   dspyops_dot_v1_dot_learning__pb2 = dspyops_dot_v1_dot_events__pb2.dspyops_dot_v1_dot_learning__pb2
 except AttributeError:
   dspyops_dot_v1_dot_learning__pb2 = dspyops_dot_v1_dot_events__pb2.dspyops.v1.learning_pb2

@@ -1,6 +1,7 @@
 import datetime
 
 from dspyops.proto import events_pb2 as _events_pb2
+from dspyops.proto import common_pb2 as _common_pb2
 from dspyops.proto import learning_pb2 as _learning_pb2
 from dspyops.proto import evaluators_pb2 as _evaluators_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2

@@ -1,3 +1,4 @@
+from dspyops.proto import common_pb2 as _common_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -6,28 +7,6 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class RetrainBudget(_message.Message):
-    __slots__ = ("timeout_seconds", "max_lm_calls", "max_tokens", "max_cost_usd")
-    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    MAX_LM_CALLS_FIELD_NUMBER: _ClassVar[int]
-    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
-    timeout_seconds: float
-    max_lm_calls: int
-    max_tokens: int
-    max_cost_usd: float
-    def __init__(self, timeout_seconds: _Optional[float] = ..., max_lm_calls: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
-
-class LearningOrigin(_message.Message):
-    __slots__ = ("request_id", "method", "request_sha256")
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    METHOD_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_SHA256_FIELD_NUMBER: _ClassVar[int]
-    request_id: str
-    method: str
-    request_sha256: str
-    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., request_sha256: _Optional[str] = ...) -> None: ...
 
 class LearningCanary(_message.Message):
     __slots__ = ("steps", "step_seconds", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction", "min_samples_per_step")
@@ -66,8 +45,8 @@ class LearningPolicy(_message.Message):
     min_improvement: float
     canary: LearningCanary
     min_interval_seconds: int
-    budget: RetrainBudget
-    def __init__(self, optimizer: _Optional[str] = ..., preset: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., min_new_examples: _Optional[int] = ..., on_drift: _Optional[bool] = ..., holdout_fraction: _Optional[float] = ..., min_improvement: _Optional[float] = ..., canary: _Optional[_Union[LearningCanary, _Mapping]] = ..., min_interval_seconds: _Optional[int] = ..., budget: _Optional[_Union[RetrainBudget, _Mapping]] = ...) -> None: ...
+    budget: _common_pb2.Budget
+    def __init__(self, optimizer: _Optional[str] = ..., preset: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., min_new_examples: _Optional[int] = ..., on_drift: _Optional[bool] = ..., holdout_fraction: _Optional[float] = ..., min_improvement: _Optional[float] = ..., canary: _Optional[_Union[LearningCanary, _Mapping]] = ..., min_interval_seconds: _Optional[int] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ...) -> None: ...
 
 class LearningPolicySet(_message.Message):
     __slots__ = ("deployment", "policy", "enabled", "paused", "reason", "origin")
@@ -82,8 +61,8 @@ class LearningPolicySet(_message.Message):
     enabled: bool
     paused: bool
     reason: str
-    origin: LearningOrigin
-    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[LearningPolicy, _Mapping]] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[LearningOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[LearningPolicy, _Mapping]] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class FeedbackWindow(_message.Message):
     __slots__ = ("first_token", "last_token", "first_us", "last_us", "train_n", "holdout_n", "train_digest", "holdout_digest")
@@ -130,8 +109,8 @@ class LearningTriggered(_message.Message):
     at_us: int
     reason: str
     program: str
-    origin: LearningOrigin
-    def __init__(self, deployment: _Optional[str] = ..., run_id: _Optional[str] = ..., trigger: _Optional[str] = ..., drift_position: _Optional[int] = ..., serving_version: _Optional[str] = ..., base_job_id: _Optional[str] = ..., feedback: _Optional[_Union[FeedbackWindow, _Mapping]] = ..., request_id: _Optional[str] = ..., at_us: _Optional[int] = ..., reason: _Optional[str] = ..., program: _Optional[str] = ..., origin: _Optional[_Union[LearningOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., run_id: _Optional[str] = ..., trigger: _Optional[str] = ..., drift_position: _Optional[int] = ..., serving_version: _Optional[str] = ..., base_job_id: _Optional[str] = ..., feedback: _Optional[_Union[FeedbackWindow, _Mapping]] = ..., request_id: _Optional[str] = ..., at_us: _Optional[int] = ..., reason: _Optional[str] = ..., program: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class LearningRunEnded(_message.Message):
     __slots__ = ("deployment", "run_id", "job_id", "result", "candidate_version", "canary_id", "gate", "reason", "final_score", "must_beat_score", "origin")
@@ -156,8 +135,8 @@ class LearningRunEnded(_message.Message):
     reason: str
     final_score: float
     must_beat_score: float
-    origin: LearningOrigin
-    def __init__(self, deployment: _Optional[str] = ..., run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., result: _Optional[str] = ..., candidate_version: _Optional[str] = ..., canary_id: _Optional[str] = ..., gate: _Optional[str] = ..., reason: _Optional[str] = ..., final_score: _Optional[float] = ..., must_beat_score: _Optional[float] = ..., origin: _Optional[_Union[LearningOrigin, _Mapping]] = ...) -> None: ...
+    origin: _common_pb2.RequestOrigin
+    def __init__(self, deployment: _Optional[str] = ..., run_id: _Optional[str] = ..., job_id: _Optional[str] = ..., result: _Optional[str] = ..., candidate_version: _Optional[str] = ..., canary_id: _Optional[str] = ..., gate: _Optional[str] = ..., reason: _Optional[str] = ..., final_score: _Optional[float] = ..., must_beat_score: _Optional[float] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class JobLearning(_message.Message):
     __slots__ = ("deployment", "run_id")

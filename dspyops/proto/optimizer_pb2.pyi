@@ -1,6 +1,7 @@
 import datetime
 
 from dspyops.proto import events_pb2 as _events_pb2
+from dspyops.proto import common_pb2 as _common_pb2
 from dspyops.proto import learning_pb2 as _learning_pb2
 from dspyops.proto import evaluators_pb2 as _evaluators_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -70,7 +71,7 @@ class StartOptimizationRequest(_message.Message):
     preset: str
     must_beat: str
     min_improvement: float
-    budget: _events_pb2.Budget
+    budget: _common_pb2.Budget
     trainset_ref: DatasetRef
     valset_ref: DatasetRef
     val_fraction: float
@@ -79,7 +80,7 @@ class StartOptimizationRequest(_message.Message):
     max_attempts: int
     base_trainset_job: str
     learning: _learning_pb2.JobLearning
-    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_events_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., max_attempts: _Optional[int] = ..., base_trainset_job: _Optional[str] = ..., learning: _Optional[_Union[_learning_pb2.JobLearning, _Mapping]] = ...) -> None: ...
+    def __init__(self, program: _Optional[str] = ..., spec: _Optional[_Union[_events_pb2.ProgramSpec, _Mapping]] = ..., lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., optimizer: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metric: _Optional[str] = ..., trainset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., valset: _Optional[_Iterable[_Union[_events_pb2.Example, _Mapping]]] = ..., min_score: _Optional[float] = ..., auto_promote: _Optional[bool] = ..., prompt_lm: _Optional[_Union[_events_pb2.LMConfig, _Mapping]] = ..., preset: _Optional[str] = ..., must_beat: _Optional[str] = ..., min_improvement: _Optional[float] = ..., budget: _Optional[_Union[_common_pb2.Budget, _Mapping]] = ..., trainset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., valset_ref: _Optional[_Union[DatasetRef, _Mapping]] = ..., val_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., max_attempts: _Optional[int] = ..., base_trainset_job: _Optional[str] = ..., learning: _Optional[_Union[_learning_pb2.JobLearning, _Mapping]] = ...) -> None: ...
 
 class DatasetRef(_message.Message):
     __slots__ = ("path", "input_keys")

@@ -71,7 +71,7 @@ def start_request(
         valset=as_examples(feedback.holdout),
         must_beat=triggered.serving_version,
         auto_promote=False,
-        budget=pb.Budget.FromString(policy.budget.SerializeToString()),  # RetrainBudget is Budget on the wire
+        budget=policy.budget,
         request_id=triggered.request_id,
         base_trainset_job=triggered.base_job_id,
         learning=pb.JobLearning(deployment=triggered.deployment, run_id=triggered.run_id),

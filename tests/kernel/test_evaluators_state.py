@@ -19,9 +19,7 @@ def _set(name: str, **fields: object) -> pb.EvaluatorSet:
 
 def test_evaluators_are_attached_changed_and_removed_by_name() -> None:
     with_origin = _set("b", share=0.1)
-    with_origin.origin.CopyFrom(
-        pb.EvaluatorOrigin(request_id="r1", method="SetEvaluator", request_sha256="h")
-    )
+    with_origin.origin.CopyFrom(pb.RequestOrigin(request_id="r1", method="SetEvaluator", request_sha256="h"))
     events = stored(
         [
             pb.DeploymentCreated(deployment="web", program="p"),

@@ -319,8 +319,7 @@ def _with_origin(item: tuple[str, object], request_id: str | None, other_method:
         origin = pb.RequestOrigin(
             request_id=request_id, method=method, request_sha256=f"{request_id}{method}"
         )
-        # by its bytes: EvaluatorSet's and the learning events' origins are RequestOrigin's wire twins
-        message.origin.ParseFromString(origin.SerializeToString())  # type: ignore[attr-defined]
+        message.origin.CopyFrom(origin)  # type: ignore[attr-defined]
     return stream, message
 
 
