@@ -1,10 +1,11 @@
 """Regenerate the README's sample output from real runs (`make readme-output`).
 
-Runs `dspyops demo` (a fresh temporary log, the offline LM) and `python -m
+Runs `dspyops demo` (a fresh temporary log, the offline LM), `python -m
 dspyops.demo_cluster` (a throwaway PostgreSQL, a local Ray cluster, two optimizers and two
-gateways) and puts what each printed between its markers in README.md
-(`<!-- demo-output -->`, `<!-- demo-cluster-output -->`), so the samples cannot go stale.
-`--only demo|demo-cluster` regenerates one of them.
+gateways) and `python -m dspyops.demo_learning` (the learning loop) and puts what each
+printed between its markers in README.md (`<!-- demo-output -->`, `<!-- demo-cluster-output
+-->`, `<!-- demo-learning-output -->`), so the samples cannot go stale. `--only NAME`
+regenerates one of them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ WIDTH = "130"  # rich's width for piped output: wide enough for the audit log's 
 RUNS: dict[str, tuple[str, list[str]]] = {
     "demo": ("make demo", [sys.executable, "-m", "dspyops.cli", "demo"]),
     "demo-cluster": ("make demo-cluster", [sys.executable, "-m", "dspyops.demo_cluster"]),
+    "demo-learning": ("make demo-learning", [sys.executable, "-m", "dspyops.demo_learning"]),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dspyops.cli.datasets import HELP as DATASET_HELP
 from dspyops.cli.session import Session
 from dspyops.proto import events_pb2 as pb
 
@@ -150,9 +151,7 @@ def dataset_options(f: F) -> F:
     """--dataset, --dataset-ref, --metric, as evaluate and compare take them."""
     for option in reversed(
         [
-            click.option(
-                "--dataset", default="", help="JSONL file, or a shipped dataset such as support_tickets"
-            ),
+            click.option("--dataset", default="", help=DATASET_HELP),
             click.option(
                 "--dataset-ref", default="", help="a file under the server's --datasets-dir instead"
             ),

@@ -15,7 +15,7 @@ from dspyops.cli.command import (
     module_option,
     rpc_command,
 )
-from dspyops.cli.parsing import dataset_rows
+from dspyops.cli.datasets import rows
 from dspyops.cli.session import Session
 from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console, print_json
@@ -65,7 +65,7 @@ def evaluate(
         for event in opt.evaluate(
             program,
             version,
-            dataset=dataset_rows(dataset) if dataset else (),
+            dataset=rows(session, dataset) if dataset else (),
             dataset_ref=dataset_ref or None,
             spec=spec,
             state_json=state_json,
@@ -103,7 +103,7 @@ def compare(
             program,
             a,
             b,
-            dataset=dataset_rows(dataset) if dataset else (),
+            dataset=rows(session, dataset) if dataset else (),
             dataset_ref=dataset_ref or None,
             metric=metric,
         )

@@ -3,7 +3,6 @@ outputs on predictions whose inputs were captured) as a dataset file a trainset_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -11,35 +10,13 @@ import click
 from dspyops.cli.command import json_option, rpc_command
 from dspyops.cli.parsing import parse_time
 from dspyops.cli.session import Session
-from dspyops.client import GatewayClient
-from dspyops.feedback import write_dataset
-from dspyops.proto import gateway_pb2 as gpb
+from dspyops.feedback import FeedbackPages, write_dataset
 from dspyops.render.console import console, print_json_object
 
 
 @click.group()
 def feedback() -> None:
     """Feedback from live traffic: the labelled examples a deployment's outcomes carry."""
-
-
-class _Pages:
-    """Every page of an export in order, counting what the gateway skipped on the way."""
-
-    def __init__(self, gw: GatewayClient, deployment: str, since: str, until: str) -> None:
-        self.gw, self.deployment = gw, deployment
-        self.since = parse_time(since, "--since")
-        self.until = parse_time(until, "--until") if until else None
-        self.skipped = 0
-
-    def __iter__(self) -> Iterator[gpb.FeedbackExample]:
-        token = ""
-        while True:
-            page = self.gw.export_feedback(self.deployment, self.since, self.until, page_token=token)
-            self.skipped += page.skipped
-            yield from page.examples
-            token = page.next_page_token
-            if not token:
-                return
 
 
 @rpc_command(feedback, "export", "Gateway.ExportFeedback")
@@ -54,7 +31,9 @@ class _Pages:
 def export(session: Session, deployment: str, since: str, until: str, to: Path, as_json: bool) -> int:
     """write the labelled examples as a dataset file (JSONL: inputs + expected outputs per row)."""
     with session.gateway() as gw:
-        pages = _Pages(gw, deployment, since, until)
+        pages = FeedbackPages(
+            gw, deployment, parse_time(since, "--since"), parse_time(until, "--until") if until else None
+        )
         written = write_dataset(pages, to)
     if as_json:
         print_json_object({"written": written, "skipped": pages.skipped, "to": str(to)})

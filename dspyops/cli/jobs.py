@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 from click_default_group import DefaultGroup
 
+from dspyops.cli import datasets
 from dspyops.cli.command import json_option, lm_options, module_option, read_spec, rpc_command, spec_option
-from dspyops.cli.parsing import dataset_rows, pairs, param_value
+from dspyops.cli.datasets import rows
+from dspyops.cli.parsing import pairs, param_value
 from dspyops.cli.session import Session
 from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console, print_json
@@ -22,7 +24,7 @@ def jobs() -> None:
 @click.argument("program")
 @click.option("--signature", default="", help='e.g. "text -> label" (or --spec)')
 @spec_option
-@click.option("--dataset", default="", help="JSONL file, or a shipped dataset such as support_tickets")
+@click.option("--dataset", default="", help=datasets.HELP)
 @click.option(
     "--dataset-ref", default="", help="instead of --dataset: a file under the server's --datasets-dir"
 )
@@ -128,7 +130,7 @@ def start(
             preset=preset,
             params={k: param_value(v) for k, v in pairs(params, "--param").items()},
             metric=metric,
-            trainset=dataset_rows(dataset) if dataset else (),
+            trainset=rows(session, dataset) if dataset else (),
             trainset_ref=dataset_ref or None,
             valset_ref=valset_ref or None,
             val_fraction=0.0 if valset_ref else val_fraction,

@@ -264,3 +264,29 @@ def test_expected_outputs_are_scrubbed_like_captured_inputs(stack: Stack) -> Non
     (example,), _ = _all(stack.gw, "web")
     assert "abcd1234efgh5678ijkl" not in example.expected["label"]
     assert "[redacted]" in example.expected["label"]
+
+
+def test_a_dataset_can_name_a_deployments_feedback_directly(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--dataset feedback:web[@SINCE]` trains on the deployment's labelled examples, read
+    from the gateway page by page, with no file in between."""
+    stack.capture("web", True)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    for row in ROWS[:5]:
+        answer = stack.gw.predict("web", {"text": row["text"]})
+        stack.gw.record_outcome(answer.prediction_id, 1.0, expected={"label": row["label"]})
+    since = start.isoformat().replace("+00:00", "Z")
+    job = ["--optimizer", stack.opt.address, "--gateway", stack.addresses[-1], "jobs", "start", "tickets"]
+    job += ["--signature", "text -> label", "-O", "LabeledFewShot", "--val-fraction", "0"]
+    capsys.readouterr()
+    code = main([*job, "--dataset", f"feedback:web@{since}", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    accepted = next(json.loads(line)["accepted"] for line in out.splitlines() if "accepted" in line)
+    assert accepted["trainset_size"] == 5
+    # nothing labelled in that deployment: a clear error, and no job
+    jobs_before = len(stack.opt.list_jobs().jobs)
+    with pytest.raises(SystemExit, match="other has no labelled feedback"):
+        main([*job, "--dataset", "feedback:other"])
+    assert len(stack.opt.list_jobs().jobs) == jobs_before
