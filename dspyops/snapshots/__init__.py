@@ -30,6 +30,7 @@ from typing import Any
 
 from dspyops.eventlog import EventStore
 from dspyops.fold import fold
+from dspyops.learning_state import LearningRun, LearningState
 from dspyops.state import (
     EMPTY,
     CanaryState,
@@ -98,6 +99,7 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
     canary = raw.get("canary")
     capture = raw.get("capture")  # absent in snapshots written before capture policies
     drift = raw.get("drift")  # absent in snapshots written before drift monitors
+    learning = raw.get("learning")  # absent in snapshots written before learning policies
     return DeploymentState(
         name=raw["name"],
         program=raw["program"],
@@ -118,6 +120,9 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
         capture=CaptureState(**{**capture, "fields": tuple(capture["fields"])}) if capture else None,
         drift=DriftState(**{**drift, "detections": tuple(DriftDetection(**d) for d in drift["detections"])})
         if drift
+        else None,
+        learning=LearningState(**{**learning, "runs": tuple(LearningRun(**r) for r in learning["runs"])})
+        if learning
         else None,
     )
 
