@@ -44,17 +44,17 @@ class LearningRun:
 
 @dataclass(frozen=True, slots=True)
 class LearningState:
-    """The policy (its LearningPolicy bytes, deterministic, as the event carried it), whether
-    it is on and paused, and every run since the first policy of the deployment."""
+    """The policy (its LearningPolicy's deterministic bytes, in hex: the state is JSON in a
+    snapshot), whether it is on and paused, and every run since the deployment's first policy."""
 
-    policy: bytes
+    policy: str
     enabled: bool
     paused: bool
     set_position: int
     runs: tuple[LearningRun, ...] = ()
 
     def policy_proto(self) -> pb.LearningPolicy:
-        return pb.LearningPolicy.FromString(self.policy)
+        return pb.LearningPolicy.FromString(bytes.fromhex(self.policy))
 
     def run(self, run_id: str) -> LearningRun | None:
         return next((r for r in self.runs if r.run_id == run_id), None)
@@ -76,8 +76,9 @@ class LearningState:
         """A deployment's learning state after a learning event on its stream (the fold's rule):
         a policy replaces the policy and keeps the runs; a trigger adds a run (once per run id);
         an end closes its run (once)."""
+        # (dspyops.snapshots decodes this state from JSON: keep its fields JSON types)
         if isinstance(msg, pb.LearningPolicySet):
-            policy = msg.policy.SerializeToString(deterministic=True)
+            policy = msg.policy.SerializeToString(deterministic=True).hex()
             runs = current.runs if current is not None else ()
             return LearningState(policy, msg.enabled, msg.paused, position, runs)
         if current is None:

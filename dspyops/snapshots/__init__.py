@@ -31,6 +31,7 @@ from typing import Any
 from dspyops.evaluators_state import EvaluatorState
 from dspyops.eventlog import EventStore
 from dspyops.fold import fold
+from dspyops.learning_state import LearningRun, LearningState
 from dspyops.state import (
     EMPTY,
     CanaryState,
@@ -99,6 +100,7 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
     canary = raw.get("canary")
     capture = raw.get("capture")  # absent in snapshots written before capture policies
     drift = raw.get("drift")  # absent in snapshots written before drift monitors
+    learning = raw.get("learning")  # absent in snapshots written before learning policies
     return DeploymentState(
         name=raw["name"],
         program=raw["program"],
@@ -122,6 +124,9 @@ def _deployment(raw: dict[str, Any]) -> DeploymentState:
         else None,
         # absent in snapshots written before online evaluators
         evaluators=tuple(EvaluatorState(**e) for e in raw.get("evaluators", ())),
+        learning=LearningState(**{**learning, "runs": tuple(LearningRun(**r) for r in learning["runs"])})
+        if learning
+        else None,
     )
 
 

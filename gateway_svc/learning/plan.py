@@ -115,7 +115,7 @@ class Planner:
         triggered = triggered_of(self.store, run)
         base = accepted_of(self.store, triggered.base_job_id)
         w = triggered.feedback
-        examples, _ = read_feedback(state, self.records, deployment.name, w.first_token, w.last_token)
+        examples = read_feedback(state, self.records, deployment.name, w.first_token, w.last_token)
         if base is None or len(examples) != w.train_n + w.holdout_n:
             reason = "its feedback window cannot be read again (deleted by the retention?)"
             return self._end(deployment, run, "", "job_failed", reason)
@@ -219,7 +219,7 @@ class Planner:
         if policy.on_drift and deployment.drift is not None:
             found = [d for d in deployment.drift.detections if d.version == serving and d.position > since]
             detection = found[-1] if found else None
-        new, _ = read_feedback(state, self.records, deployment.name, last.feedback_last_token if last else "")
+        new = read_feedback(state, self.records, deployment.name, last.feedback_last_token if last else "")
         trigger = ""
         if detection is not None:
             trigger = "drift"
@@ -235,7 +235,7 @@ class Planner:
                     f"no drift detection of {serving}" + (f" since position {since}" if since else "")
                 )
             return Plan("waiting: " + "; ".join(waiting))
-        examples, _ = read_feedback(state, self.records, deployment.name)
+        examples = read_feedback(state, self.records, deployment.name)
         if len(examples) < 2:
             have = len(examples)
             return Plan(

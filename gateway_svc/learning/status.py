@@ -45,7 +45,7 @@ def status_proto(
         status.paused = learning.paused
         status.idle = plan.text if plan.idle else ""
         last = learning.last
-        new, _ = read_feedback(state, planner.records, name, last.feedback_last_token if last else "")
+        new = read_feedback(state, planner.records, name, last.feedback_last_token if last else "")
         status.new_examples = len(new)
         active = learning.active
         if active is not None:

@@ -27,9 +27,9 @@ def token_of(example: gpb.FeedbackExample) -> str:
 
 def read_feedback(
     state: State, records: PredictionStore, deployment: str, after: str = "", through: str = ""
-) -> tuple[list[gpb.FeedbackExample], str]:
+) -> list[gpb.FeedbackExample]:
     """The labelled examples after page token `after` (up to and including `through` when
-    given), oldest first, at most MAX_READ; and the token just before the first returned."""
+    given), oldest first, at most MAX_READ."""
     examples: list[gpb.FeedbackExample] = []
     token = after
     while len(examples) < MAX_READ:
@@ -39,11 +39,11 @@ def read_feedback(
         for example in page.examples:
             examples.append(example)
             if through and token_of(example) == through:
-                return examples, after
+                return examples
         if not page.next_page_token:
             break
         token = page.next_page_token
-    return examples, after
+    return examples
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from tests.support.harness import ServerThread, ticket_rows, wait_until
 ROWS = ticket_rows()
 BASE_TRAIN = ROWS[:4]
 VAL = ROWS[60:]
-DEPLOYMENTS = ("drifty", "strict", "quiet", "paused", "counted", "cli")
+DEPLOYMENTS = ("drifty", "strict", "quiet", "paused", "counted", "cli", "refused")
 LEARNING: dict[str, Any] = {"optimizer": "LabeledFewShot", "params": {"k": 16}}
 
 
@@ -317,3 +317,15 @@ def test_learn_cli_enable_status_pause_resume_disable(
     assert code == 0 and "learning off" in out
     last = stack.opt.read_log(0, 1000, "deployment-cli").events[-1].payload.learning_policy_set
     assert not last.enabled and last.reason == "done" and last.policy.min_new_examples == 10
+
+
+def test_a_job_the_optimizer_refuses_ends_its_run_once(stack: Stack) -> None:
+    a, _ = stack.gateways
+    a.set_learning_policy("refused", optimizer="LabeledFewShot", params={"k": -3}, min_new_examples=10)
+    labelled(a, "refused", ROWS[4:16], 5000)
+    assert wait_until(lambda: bool(of_type(stream(stack.opt, "refused"), "LearningRunEnded")), timeout=60)
+    [ended] = of_type(stream(stack.opt, "refused"), "LearningRunEnded")
+    e = ended.payload.learning_run_ended
+    assert e.result == "job_failed" and not e.job_id and "INVALID_ARGUMENT" in e.reason and "k" in e.reason, e
+    assert a.get_learning_status("refused").idle.startswith("waiting: ")  # asked once, not every tick
+    assert len(of_type(stream(stack.opt, "refused"), "LearningTriggered")) == 1

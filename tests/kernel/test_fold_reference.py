@@ -16,6 +16,7 @@ from dspyops.eventlog import StoredEvent
 from dspyops.events import UnknownEventType, new_event
 from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
+from dspyops.snapshots import decode_state, encode_state
 from dspyops.state import EMPTY, State
 from tests.support.reference_fold import reference_fold
 
@@ -381,6 +382,7 @@ def test_fast_fold_equals_the_reference_fold_in_any_pages(items: list, page_size
         assert given_state == before, "fold mutated the state it was given"
         start += len(page)
     _same(state, reference)
+    assert decode_state(encode_state(state)) == state  # every kind of state survives a snapshot
 
 
 @settings(max_examples=150, deadline=None)

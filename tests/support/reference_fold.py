@@ -284,7 +284,7 @@ def _learning(state: State, event: StoredEvent, msg: Any) -> State:
         return state
     learning = deployment.learning
     if isinstance(msg, pb.LearningPolicySet):
-        policy = msg.policy.SerializeToString(deterministic=True)
+        policy = msg.policy.SerializeToString(deterministic=True).hex()
         runs = learning.runs if learning is not None else ()
         learning = LearningState(policy, msg.enabled, msg.paused, event.position, runs)
     elif learning is not None and isinstance(msg, pb.LearningTriggered):
