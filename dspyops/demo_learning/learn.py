@@ -65,6 +65,7 @@ def enable(demo: Demo) -> bool:
         ),
         *("--reason", "learn the tickets production labels"),
     )
+    demo.enabled_position = demo.opt.read_log(0, 1).head  # the loop's events come after it
     return code == 0
 
 
@@ -162,7 +163,7 @@ def retrain(demo: Demo) -> bool:
     )
     deadline = time.monotonic() + TRIGGER_TIMEOUT
     sent = Sent()
-    demo.seen = min(demo.seen, demo.detection_position)  # the loop's events since the detection
+    demo.seen = min(demo.seen, demo.enabled_position)  # the loop's events, even those the drift scene read
     while demo.triggered is None:
         if time.monotonic() > deadline:
             console.print(f"[red]no LearningTriggered within {TRIGGER_TIMEOUT:g} s[/red]")

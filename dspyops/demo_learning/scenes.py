@@ -48,7 +48,7 @@ class Demo:
     serving: str = ""
     candidate: str = ""
     detection: pb.DriftDetected | None = None
-    detection_position: int = 0
+    enabled_position: int = 0  # the log's head once the learning policy was set
     gate: pb.GateEvaluated | None = None
     triggered: pb.LearningTriggered | None = None  # the learning loop's retrain
     run_ended: pb.LearningRunEnded | None = None
@@ -183,7 +183,7 @@ def drift(demo: Demo) -> bool:
         sent.add(demo.send(BATCH, NEW_SHARE))
         for event in demo.new_events():
             if event.payload.WhichOneof("kind") == "drift_detected":
-                demo.detection, demo.detection_position = event.payload.drift_detected, event.position
+                demo.detection = event.payload.drift_detected
         if sum(sent.labels.values()) % 100 == 0 and demo.detection is None:
             console.print(f"  {sum(sent.labels.values())} tickets: {sent.line()}")
     detected = demo.detection
