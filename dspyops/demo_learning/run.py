@@ -1,14 +1,13 @@
-"""Runs the learning demo's scenes against real services: an optimizer and two gateways (the
-second checks drift and canaries too, so every decision is taken once among several
-deciders), started through dspyops.launch with the offline LM, a SQLite log, DSPY_CACHEDIR and
-every file in the work directory; then `dspyops log verify` and a summary."""
+"""Runs the learning demo's scenes against real services: an optimizer and two gateways (both
+run the drift, canary and learning loops, the learning loop's retrains on the optimizer, so
+every decision is taken once among several deciders), started through dspyops.launch with the
+offline LM, a SQLite log, DSPY_CACHEDIR and every file in the work directory; then
+`dspyops log verify` and a summary."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,9 +18,11 @@ from rich.rule import Rule
 from rich.table import Table
 
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.demo_learning.learn import enable, lineage, retrain
 from dspyops.demo_learning.provider import RefusingProvider
-from dspyops.demo_learning.rollout import bad_candidate, good_canary
-from dspyops.demo_learning.scenes import DEPLOYMENT, Demo, drift, retrain, steady
+from dspyops.demo_learning.rollout import bad_candidate
+from dspyops.demo_learning.scenes import DEPLOYMENT, Demo, drift, steady
+from dspyops.demo_learning.shell import dspyops
 from dspyops.demo_learning.traffic import TicketStream
 from dspyops.launch import ServiceProcess
 from dspyops.names import deployment_stream
@@ -29,7 +30,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console
 
 SEED = 15
-DRIFT_INTERVAL, CANARY_INTERVAL = 0.5, 0.5  # seconds between the gateways' checks
+DRIFT_INTERVAL, CANARY_INTERVAL, LEARNING_INTERVAL = 0.5, 0.5, 0.5  # seconds between the gateways' checks
 
 
 @contextlib.contextmanager
@@ -40,6 +41,7 @@ def services(workdir: Path, connections: Path) -> Iterator[tuple[ServiceProcess,
     env.setdefault("DSPYOPS_LOG_LEVEL", "warning")
     log = str(workdir / "dspyops.db")
     loops = ["--drift-interval", str(DRIFT_INTERVAL), "--canary-interval", str(CANARY_INTERVAL)]
+    loops += ["--learning-interval", str(LEARNING_INTERVAL)]  # and, once the optimizer runs, its address
     lm = ["--lm-connections", str(connections)]
     started: list[ServiceProcess] = []
     try:
@@ -52,24 +54,15 @@ def services(workdir: Path, connections: Path) -> Iterator[tuple[ServiceProcess,
         started.append(optimizer)
         gateways = []
         for name in ("gateway-1", "gateway-2"):
-            gateways.append(ServiceProcess(name, ["gateway", "--log", log, *lm, *loops], workdir, env))
+            learning = ["--learning-optimizer", optimizer.address]  # no auth in the demo: no token
+            gateways.append(
+                ServiceProcess(name, ["gateway", "--log", log, *lm, *loops, *learning], workdir, env)
+            )
             started.append(gateways[-1])
         yield optimizer, gateways
     finally:
         for service in reversed(started):
             service.stop()
-
-
-def verify(optimizer: str) -> bool:
-    """`dspyops log verify`, as a user runs it."""
-    shown = subprocess.run(
-        [sys.executable, "-m", "dspyops.cli", "--optimizer", optimizer, "log", "verify"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    console.print(f"$ dspyops log verify\n{shown.stdout.strip()}{shown.stderr.strip()}")
-    return shown.returncode == 0
 
 
 def loop_line(event: pb.Event) -> str | None:
@@ -96,6 +89,17 @@ def loop_line(event: pb.Event) -> str | None:
             failed = [g.guardrail for g in p.check.guardrails if g.failed]
             end = "promoted" if p.promoted else f"rolled back ({', '.join(failed)})"
             return f"CanaryEnded: {end}, routes " + ", ".join(f"{r.version} {r.weight:.0%}" for r in p.routes)
+        case "learning_policy_set":
+            return (
+                f"LearningPolicySet: {'on' if p.enabled else 'off'}, every {p.policy.min_new_examples} labels"
+            )
+        case "learning_triggered":
+            f = p.feedback
+            return f"LearningTriggered: {p.run_id} ({p.trigger}), {f.train_n} train / {f.holdout_n} held out"
+        case "job_accepted" if p.HasField("learning"):
+            return f"JobAccepted: job {p.job_id} for {p.learning.run_id}"
+        case "learning_run_ended":
+            return f"LearningRunEnded: {p.run_id} {p.result} {p.candidate_version}"
     return None
 
 
@@ -116,10 +120,12 @@ def summary(demo: Demo, timings: list[tuple[str, float]]) -> None:
     t = demo.traffic
     labels = ", ".join(f"{label} {n}" for label, n in sorted(t.labels.items()))
     console.print(f"traffic: {sum(t.labels.values())} tickets ({labels}); {t.line()}")
-    console.print(
-        f"retrain: {demo.trainset_size} training / {demo.valset_size} held-out examples; "
-        f"{DEPLOYMENT} serves {demo.serving}"
-    )
+    if demo.triggered is not None:
+        f = demo.triggered.feedback
+        console.print(
+            f"retrain {demo.triggered.run_id}: job {demo.triggered.base_job_id}'s trainset + {f.train_n} "
+            f"feedback examples, {f.holdout_n} held out; {DEPLOYMENT} serves {demo.serving}"
+        )
     console.print("scenes: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings))
 
 
@@ -143,12 +149,14 @@ def run_demo(workdir: Path | None = None) -> int:
         opt = stack.enter_context(OptimizerClient(optimizer.address))
         clients = [stack.enter_context(GatewayClient(g.address)) for g in gateways]
         demo = Demo(opt, clients, TicketStream(SEED))
+        demo.cli_flags = ["--optimizer", optimizer.address, "--gateway", gateways[0].address]
         timings: list[tuple[str, float]] = []
         for name, scene in (
             ("steady", steady),
+            ("learn enable", enable),
             ("drift", drift),
-            ("retrain", retrain),
-            ("canary", good_canary),
+            ("retrain and canary", retrain),
+            ("lineage", lineage),
         ):
             began = time.monotonic()
             if not scene(demo):
@@ -166,8 +174,8 @@ def run_demo(workdir: Path | None = None) -> int:
         if not failed:
             return 1
         timings.append(("bad candidate", time.monotonic() - began))
-        console.print(Rule("6. the record"))
-        if not verify(optimizer.address):
+        console.print(Rule("7. the record"))
+        if dspyops(demo.cli_flags, "log", "verify")[0] != 0:
             return 1
         summary(demo, timings)
     console.print(f"[bold green]learning demo finished in {time.monotonic() - started:.1f} s[/bold green]")

@@ -1,13 +1,8 @@
-"""The demo's first three scenes, each a function of its own so the loop's steps done here by
-hand (export, optimize, gate) can later be replaced by the learning policy (`learn enable`)
-and a wait on its events:
+"""The demo's first two scenes (the third, the learning loop's retrain, is in learn.py):
 
 - steady: the ticket router optimized, deployed with capture on and a drift monitor; traffic
   whose labels the users report; the monitor stays quiet;
-- drift: new kinds of tickets arrive; the monitor appends DriftDetected;
-- retrain: the labelled feedback exported, an optimization on the original trainset plus the
-  feedback's older part, the most recent 30% held out as the valset, gated against the serving
-  version on it (must_beat).
+- drift: new kinds of tickets arrive; the monitor appends DriftDetected.
 """
 
 from __future__ import annotations
@@ -15,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from rich.rule import Rule
 
@@ -24,7 +18,6 @@ from dspyops.datasets import example_row, load_dataset, split
 from dspyops.demo_learning.traffic import Sent, TicketStream
 from dspyops.names import deployment_stream
 from dspyops.proto import events_pb2 as pb
-from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console
 from dspyops.render.jobs import render_job_events
@@ -34,11 +27,10 @@ DEPLOYMENT = "helpdesk"
 SIGNATURE = "text -> label"
 # The offline model answers a ticket with the label of its most similar demo, so every
 # labelled example as a demo (LabeledFewShot, up to its limit of 256) is the
-# program that learns most from what it was shown: the demo's optimizer, before and after.
+# program that learns most from what it was shown: the demo's optimizer, before and after
+# (the learning policy's retrain runs it too).
 OPTIMIZER, PARAMS = "LabeledFewShot", {"k": 256}
 VAL_FRACTION, SPLIT_SEED = 0.3, 15
-HELD_OUT = 0.3  # the most recent share of the feedback: the retrain's valset
-NEW_EXAMPLES = 200  # labelled examples after the detection before the retrain starts
 STEADY_TICKETS, BATCH = 200, 25
 MAX_DRIFT_TICKETS = 2000
 MIN_OUTCOMES, ALPHA, MAX_ERROR_RATE = 50, 0.05, 0.05  # the drift monitor
@@ -56,9 +48,11 @@ class Demo:
     serving: str = ""
     candidate: str = ""
     detection: pb.DriftDetected | None = None
+    enabled_position: int = 0  # the log's head once the learning policy was set
     gate: pb.GateEvaluated | None = None
-    trainset_size: int = 0
-    valset_size: int = 0
+    triggered: pb.LearningTriggered | None = None  # the learning loop's retrain
+    run_ended: pb.LearningRunEnded | None = None
+    cli_flags: list[str] = field(default_factory=list)  # --optimizer/--gateway for `dspyops`
     seen: int = 0  # the last log position read by `new_events`
 
     def send(self, n: int, new_share: float) -> Sent:
@@ -183,7 +177,7 @@ def signals_line(what: str, signals: Iterable[pb.DriftSignal]) -> str:
 
 def drift(demo: Demo) -> bool:
     """Tickets of new kinds arrive until the monitor appends DriftDetected."""
-    console.print(Rule(f"2. drift: {NEW_SHARE:.0%} of the tickets are now of kinds {demo.serving} never saw"))
+    console.print(Rule(f"3. drift: {NEW_SHARE:.0%} of the tickets are now of kinds {demo.serving} never saw"))
     sent = Sent()
     while demo.detection is None and sum(sent.labels.values()) < MAX_DRIFT_TICKETS:
         sent.add(demo.send(BATCH, NEW_SHARE))
@@ -204,58 +198,3 @@ def drift(demo: Demo) -> bool:
         f"from log position {w.from_position}"
     )
     return True
-
-
-def feedback(demo: Demo) -> list[gpb.FeedbackExample]:
-    """Every labelled example of the deployment, in the order the labels arrived."""
-    examples: list[gpb.FeedbackExample] = []
-    token = ""
-    while True:
-        page = demo.gw.export_feedback(DEPLOYMENT, since=datetime(2000, 1, 1, tzinfo=UTC), page_token=token)
-        examples.extend(page.examples)
-        token = page.next_page_token
-        if not token:
-            return examples
-
-
-def collect(demo: Demo, n: int) -> None:
-    """Traffic until n more labelled examples have arrived since the detection (what a learning
-    policy's --min-new-examples waits for)."""
-    sent = demo.send(n, NEW_SHARE)
-    console.print(f"{n} more tickets labelled by their users since the detection: {sent.line()}")
-
-
-def retrain(demo: Demo) -> bool:
-    """Export the feedback, optimize on the trainset plus its older part, gate on the rest."""
-    console.print(Rule("3. retrain on the labelled feedback, gated against the serving version"))
-    collect(demo, NEW_EXAMPLES)
-    labelled = feedback(demo)
-    rows = [{"text": e.inputs["text"], "label": e.expected["label"]} for e in labelled if "text" in e.inputs]
-    cut = len(rows) - round(len(rows) * HELD_OUT)
-    older, recent = rows[:cut], rows[cut:]
-    original = [example_row(example) for example in load_dataset("support_tickets")]
-    # a ticket seen again adds no demo: each distinct text once (LabeledFewShot takes at most 256)
-    texts = {row["text"] for row in original}
-    added = []
-    for row in older:
-        if row["text"] not in texts:
-            texts.add(row["text"])
-            added.append(row)
-    trainset = original + added
-    demo.trainset_size, demo.valset_size = len(trainset), len(recent)
-    console.print(
-        f"feedback export: {len(labelled)} labelled examples; trainset = {len(original)} original tickets "
-        f"+ {len(added)} distinct ones of the {len(older)} older; valset = the {len(recent)} most recent "
-        f"(held out); must beat {demo.serving}"
-    )
-    done = optimize(demo, trainset, recent, must_beat=demo.serving)
-    gate = demo.gate
-    if done is None or gate is None:
-        console.print("[red]no gate verdict[/red]")
-        return False
-    console.print(
-        f"gate: {'PASSED' if gate.passed else 'FAILED'} - {done.version} scores {gate.final_score:.3f} on "
-        f"the held-out feedback, {gate.must_beat} {gate.must_beat_score:.3f}: {gate.reason}"
-    )
-    demo.candidate = done.version
-    return gate.passed and done.gate_passed
