@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -179,9 +181,24 @@ def _reference(
         )
     else:
         return None
-    if drift.metric == "binary" and not 0.0 <= score <= 1.0:
-        return None
+    if drift.metric == "binary":
+        if not 0.0 <= score <= 1.0:
+            return None
+        if score in (0.0, 1.0):
+            # a rate of exactly 1 (or 0) on n examples: against it the one-sample test would
+            # call the first failure (success) a drift at p = 0; Laplace's rule of succession,
+            # (k + 1) / (n + 2), is the estimate from the same n that leaves room for one
+            n = int(evaluation["examples"]) if evaluation else _job_examples(lineage)
+            if n <= 0:
+                return None
+            score = (score * n + 1) / (n + 2)
+            text += f", taken as {score:.3f} by the rule of succession (n={n})"
     return Reference("offline", score, 0, text)
+
+
+def _job_examples(lineage: Mapping[str, Any]) -> int:
+    """The examples a job's final score was measured on: its valset, else its trainset."""
+    return int(lineage.get("valset_size") or lineage.get("trainset_size") or 0)
 
 
 def _detected(name: str, result: DriftResult, signal: pb.DriftSignal) -> pb.DriftDetected:

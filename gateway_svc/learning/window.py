@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.state import State
+from gateway_svc.evaluators.sampling import sample_point
 from gateway_svc.feedback import MAX_PAGE, export_feedback
 from gateway_svc.records import PredictionStore
 
 MAX_WINDOW = 5_000  # labelled examples a retrain takes at most: the most recent ones
 MAX_READ = 100_000  # examples read at most per look (a bound on one tick's work)
+HOLDOUT = "learning-holdout"  # the hash's salt: another sample than any evaluator's
 
 
 def token_of(example: gpb.FeedbackExample) -> str:
@@ -54,14 +55,24 @@ class Split:
 
 
 def split(examples: list[gpb.FeedbackExample], before: str, holdout_fraction: float) -> Split:
-    """The window of the most recent MAX_WINDOW examples, its last `holdout_fraction` held out
-    (at least one each side; the caller needs two examples or more)."""
+    """The window of the most recent MAX_WINDOW examples, a hashed `holdout_fraction` of it
+    held out (at least one each side; the caller needs two examples or more).
+
+    Held out by a hash of the prediction id, not the window's tail: after a drift the new
+    kinds of input are the most recent feedback, so a tail held out would judge the candidate
+    on exactly what it was not trained on, and a retrain on the detection could never pass
+    its gate. The hash keeps the split the same on every gateway and on every re-read."""
     if len(examples) > MAX_WINDOW:
         before = token_of(examples[-MAX_WINDOW - 1])
         examples = examples[-MAX_WINDOW:]
     n = len(examples)
-    held = min(n - 1, max(1, math.ceil(n * holdout_fraction)))
-    train, holdout = examples[: n - held], examples[n - held :]
+    held = {i for i, e in enumerate(examples) if sample_point(HOLDOUT, e.prediction_id) < holdout_fraction}
+    if not held:
+        held = {n - 1}
+    elif len(held) == n:
+        held.discard(0)
+    train = [e for i, e in enumerate(examples) if i not in held]
+    holdout = [e for i, e in enumerate(examples) if i in held]
     window = pb.FeedbackWindow(
         first_token=before,
         last_token=token_of(examples[-1]),

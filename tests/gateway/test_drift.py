@@ -295,3 +295,28 @@ def test_a_version_never_evaluated_has_its_jobs_final_score_as_offline_reference
     final = completed.completed.final_score
     assert status.version == version and f"final score {final:.3f}" in status.reference
     assert completed.job_id in status.reference
+
+
+def test_a_perfect_offline_score_is_taken_by_the_rule_of_succession(stack: Stack) -> None:
+    """A version scoring exactly 1 on its job's 10 validation examples: the one-sample test
+    against 1 would call its first wrong answer a drift (p = 0); the reference is (10 + 1) /
+    (10 + 2) instead (before, the learning demo's promoted version drifted on its first miss)."""
+    events = list(
+        stack.opt.start_optimization(
+            "tickets",
+            "text -> label",
+            trainset=TRAIN[:10],
+            valset=TRAIN[:10],
+            optimizer="LabeledFewShot",
+            params={"k": 10},
+        )
+    )
+    completed = events[-1]
+    assert completed.WhichOneof("kind") == "completed" and completed.completed.final_score == 1.0
+    stack.opt.create_deployment("perfect", "tickets")
+    head = stack.opt.set_routes("perfect", {completed.completed.version: 1.0}).log_position
+    a = stack.gateways[0]
+    assert wait_until(lambda: a.list_deployment_states().log_position >= head)
+    status = a.set_drift_monitor("perfect", min_outcomes=40)
+    assert "final score 1.000" in status.reference
+    assert "taken as 0.917 by the rule of succession (n=10)" in status.reference
