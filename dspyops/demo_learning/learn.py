@@ -38,9 +38,8 @@ from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console
 from dspyops.render.jobs import render_job_events
 
-# 200 steady + about 75 drifted before the detection + 200 after it: the 475 labelled
-# examples the manual retrain learned from (the loop counts every label since the last retrain)
-MIN_NEW_EXAMPLES = 475
+# the retrain starts on the drift detection; its valset is a hashed 30% of the feedback, so
+# both sides hold some of the drifted tickets labelled so far
 HOLDOUT = 0.3
 MIN_INTERVAL_MINUTES = 60  # no second retrain during the demo (the canaries would block it anyway)
 PAUSE = 0.1  # seconds between the background traffic's batches (the job shares the 2 cores)
@@ -48,13 +47,13 @@ TRIGGER_TIMEOUT = 120.0  # seconds of traffic before the demo gives up on the lo
 
 
 def enable(demo: Demo) -> bool:
-    """`dspyops learn enable` on the deployment: the loop waits for its labelled examples."""
+    """`dspyops learn enable` on the deployment: the loop retrains on the next drift detection."""
     console.print(Rule("2. learn enable: retrain on labelled feedback, gate, canary, by the gateways' loop"))
     params = [arg for key, value in PARAMS.items() for arg in ("--param", f"{key}={value}")]
     code, _ = dspyops(
         demo.cli_flags,
         *("learn", "enable", DEPLOYMENT, "--optimizer", OPTIMIZER, *params),
-        *("--no-drift", "--min-new-examples", str(MIN_NEW_EXAMPLES), "--holdout", f"{HOLDOUT:g}"),
+        *("--holdout", f"{HOLDOUT:g}"),
         *("--canary-steps", ",".join(f"{p:g}" for p in SCHEDULE), "--step-minutes", f"{STEP_SECONDS / 60:g}"),
         *("--min-samples", str(MIN_SAMPLES), "--max-error-rate", f"{MAX_ERROR_RATE:g}"),
         *(
@@ -159,7 +158,9 @@ def _watch(demo: Demo, job_id: str) -> pb.GateEvaluated | None:
 def retrain(demo: Demo) -> bool:
     """Traffic until the loop triggers, its job and gate, its canary until promoted."""
     console.print(
-        Rule(f"4. the loop retrains {demo.serving} on {MIN_NEW_EXAMPLES} labelled examples, gates, canaries")
+        Rule(
+            f"4. on the detection the loop retrains {demo.serving} on the labelled feedback, gates, canaries"
+        )
     )
     deadline = time.monotonic() + TRIGGER_TIMEOUT
     sent = Sent()

@@ -90,9 +90,8 @@ def loop_line(event: pb.Event) -> str | None:
             end = "promoted" if p.promoted else f"rolled back ({', '.join(failed)})"
             return f"CanaryEnded: {end}, routes " + ", ".join(f"{r.version} {r.weight:.0%}" for r in p.routes)
         case "learning_policy_set":
-            return (
-                f"LearningPolicySet: {'on' if p.enabled else 'off'}, every {p.policy.min_new_examples} labels"
-            )
+            on = "on drift" if p.policy.on_drift else f"every {p.policy.min_new_examples} labels"
+            return f"LearningPolicySet: {'on' if p.enabled else 'off'}, {on}"
         case "learning_triggered":
             f = p.feedback
             return f"LearningTriggered: {p.run_id} ({p.trigger}), {f.train_n} train / {f.holdout_n} held out"

@@ -65,7 +65,7 @@ class LearningPolicySet(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., policy: _Optional[_Union[LearningPolicy, _Mapping]] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., reason: _Optional[str] = ..., origin: _Optional[_Union[_common_pb2.RequestOrigin, _Mapping]] = ...) -> None: ...
 
 class FeedbackWindow(_message.Message):
-    __slots__ = ("first_token", "last_token", "first_us", "last_us", "train_n", "holdout_n", "train_digest", "holdout_digest")
+    __slots__ = ("first_token", "last_token", "first_us", "last_us", "train_n", "holdout_n", "train_digest", "holdout_digest", "holdout_fraction")
     FIRST_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LAST_TOKEN_FIELD_NUMBER: _ClassVar[int]
     FIRST_US_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class FeedbackWindow(_message.Message):
     HOLDOUT_N_FIELD_NUMBER: _ClassVar[int]
     TRAIN_DIGEST_FIELD_NUMBER: _ClassVar[int]
     HOLDOUT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_FRACTION_FIELD_NUMBER: _ClassVar[int]
     first_token: str
     last_token: str
     first_us: int
@@ -82,7 +83,8 @@ class FeedbackWindow(_message.Message):
     holdout_n: int
     train_digest: str
     holdout_digest: str
-    def __init__(self, first_token: _Optional[str] = ..., last_token: _Optional[str] = ..., first_us: _Optional[int] = ..., last_us: _Optional[int] = ..., train_n: _Optional[int] = ..., holdout_n: _Optional[int] = ..., train_digest: _Optional[str] = ..., holdout_digest: _Optional[str] = ...) -> None: ...
+    holdout_fraction: float
+    def __init__(self, first_token: _Optional[str] = ..., last_token: _Optional[str] = ..., first_us: _Optional[int] = ..., last_us: _Optional[int] = ..., train_n: _Optional[int] = ..., holdout_n: _Optional[int] = ..., train_digest: _Optional[str] = ..., holdout_digest: _Optional[str] = ..., holdout_fraction: _Optional[float] = ...) -> None: ...
 
 class LearningTriggered(_message.Message):
     __slots__ = ("deployment", "run_id", "trigger", "drift_position", "serving_version", "base_job_id", "feedback", "request_id", "at_us", "reason", "program", "origin")

@@ -28,7 +28,7 @@ from dspyops.state import DeploymentState, State
 from gateway_svc.canary import Canaries
 from gateway_svc.drift.monitor import serving_version
 from gateway_svc.learning.job import accepted_of, request_id_of, start_request, verdict_of
-from gateway_svc.learning.window import Split, digest, read_feedback, split
+from gateway_svc.learning.window import digest, read_feedback, split
 from gateway_svc.records import PredictionStore
 
 _JOB_FAILED = {"failed": "failed", "cancelled": "was cancelled", "interrupted": "was interrupted"}
@@ -119,7 +119,7 @@ class Planner:
         if base is None or len(examples) != w.train_n + w.holdout_n:
             reason = "its feedback window cannot be read again (deleted by the retention?)"
             return self._end(deployment, run, "", "job_failed", reason)
-        feedback = Split(w, examples[: w.train_n], examples[w.train_n :])
+        feedback = split(examples, w.first_token, w.holdout_fraction)
         if (digest(feedback.train), digest(feedback.holdout)) != (w.train_digest, w.holdout_digest):
             return self._end(deployment, run, "", "job_failed", "its feedback changed before its job started")
         request = start_request(learning.policy_proto(), base, triggered, feedback)

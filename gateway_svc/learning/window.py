@@ -82,6 +82,7 @@ def split(examples: list[gpb.FeedbackExample], before: str, holdout_fraction: fl
         holdout_n=len(holdout),
         train_digest=digest(train),
         holdout_digest=digest(holdout),
+        holdout_fraction=holdout_fraction,
     )
     return Split(window, train, holdout)
 

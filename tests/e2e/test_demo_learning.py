@@ -8,7 +8,6 @@ rolled back by its error-rate guardrail; every decision the gateways' own (actor
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import subprocess
@@ -37,12 +36,12 @@ def test_the_learning_demo_closes_the_loop(tmp_path: Path) -> None:
 
     # what it printed, scene by scene
     assert "the monitor is quiet: no DriftDetected" in out
-    assert "$ dspyops learn enable helpdesk --optimizer LabeledFewShot --param k=256 --no-drift" in out
+    assert "$ dspyops learn enable helpdesk --optimizer LabeledFewShot --param k=256 --holdout 0.3" in out
     detected = re.search(
         r"DriftDetected after \d+ drifted tickets .*?rate ([\d.]+) vs reference ([\d.]+)", out, re.S
     )
     assert detected and float(detected[1]) < float(detected[2])
-    assert re.search(r"\] LearningTriggered run-\w+: trigger new_examples", out)
+    assert re.search(r"\] LearningTriggered run-\w+: trigger drift", out)
     assert re.search(
         r"gate: PASSED - the candidate scores ([\d.]+) on the held-out feedback, 1\.0\.0 ([\d.]+)", out
     )
@@ -64,22 +63,21 @@ def test_the_learning_demo_closes_the_loop(tmp_path: Path) -> None:
         events.append((type(message).__name__, event.actor, message, event))
     kinds = [kind for kind, _, _, _ in events]
 
-    # one detection of 1.0.0 (a monitor detects once per version and signal); 1.1.0 may get
-    # one too after its promotion: its reference is its job's final score 1.000, which a single
-    # wrong answer contradicts (notes/dl.md, findings)
-    drifts = [m for kind, _, m, _ in events if kind == "DriftDetected" and m.version == "1.0.0"]
-    assert len(drifts) == 1
-    drift = drifts[0]
+    # one detection, of 1.0.0 (1.1.0's reference, its job's final score 1.000, is taken by the
+    # rule of succession, so its first wrong answer is no drift)
+    detections = [(m, e.position) for kind, _, m, e in events if kind == "DriftDetected"]
+    assert len(detections) == 1
+    drift, drift_position = detections[0]
     assert drift.version == "1.0.0" and drift.signal == "outcome_rate"
     assert drift.statistics.p_value <= 0.05 and drift.statistics.value < drift.statistics.reference
     assert drift.window.n >= 50
 
-    # the learning policy, set once through the CLI: a count of labels triggers, not the drift
+    # the learning policy, set once through the CLI: the drift detection triggers the retrain
     (policy,) = [m for kind, _, m, _ in events if kind == "LearningPolicySet"]
     assert policy.enabled and not policy.paused and policy.deployment == "helpdesk"
     p = policy.policy
-    assert p.optimizer == "LabeledFewShot" and p.params["k"] == 256 and not p.on_drift
-    assert p.min_new_examples == 475 and p.holdout_fraction == 0.3 and p.min_interval_seconds == 3600
+    assert p.optimizer == "LabeledFewShot" and p.params["k"] == 256 and p.on_drift
+    assert p.min_new_examples == 0 and p.holdout_fraction == 0.3 and p.min_interval_seconds == 3600
     assert list(p.canary.steps) == [10, 25, 50, 75, 100] and p.canary.step_seconds == 6
     assert p.canary.max_error_rate == 0.05 and p.canary.max_latency_p95_ms == 1000
     assert p.canary.min_samples_per_step == 10
@@ -87,10 +85,9 @@ def test_the_learning_demo_closes_the_loop(tmp_path: Path) -> None:
     # one retrain, by the loop, after the detection, on the labelled feedback
     (triggered,) = [(actor, m, e.position) for kind, actor, m, e in events if kind == "LearningTriggered"]
     actor, run, run_position = triggered
-    assert actor == "system" and run.trigger == "new_examples" and run.serving_version == "1.0.0"
+    assert actor == "system" and run.trigger == "drift" and run.serving_version == "1.0.0"
     window = run.feedback
-    assert window.train_n + window.holdout_n >= 475
-    assert window.holdout_n == math.ceil((window.train_n + window.holdout_n) * 0.3)
+    assert run.drift_position == drift_position and window.train_n > window.holdout_n > 0
     assert kinds.index("DriftDetected") < kinds.index("LearningTriggered")
     # its job names the run, learns from 1.0.0's job's trainset, and its gate passed against 1.0.0
     jobs = [(m, e.stream) for kind, _, m, e in events if kind == "JobAccepted" and m.HasField("learning")]
@@ -133,11 +130,11 @@ def test_the_learning_demo_closes_the_loop(tmp_path: Path) -> None:
     assert {actor for kind, actor, _, _ in events if kind in decisions} == {"system"}
 
     # `learn status` and the lineage `explain` walks, from a prediction of 1.1.0
-    assert f"last run: retrain {run.run_id} of helpdesk (new labelled examples)" in out
+    assert f"last run: retrain {run.run_id} of helpdesk (drift at position {drift_position})" in out
     assert f"ended: retrain {run.run_id} of helpdesk: 1.1.0 passed its gate, canary {good}" in out
     assert re.search(r"prediction \w+ on helpdesk: recorded 1\.1\.0 .*reproduced", out)
     assert (
-        f"retrained by {run.run_id} (job {accepted.job_id}) from 1.0.0, trigger new_examples "
+        f"retrained by {run.run_id} (job {accepted.job_id}) from 1.0.0, trigger drift "
         f"(position {run_position})"
     ) in out
     lineage = re.search(
