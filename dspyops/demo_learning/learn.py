@@ -5,11 +5,10 @@ This module only enables the policy (`dspyops learn enable`, as a user types it)
 traffic flowing, and prints what the loop appends as the log records it; then `learn status`
 and `predictions explain` of a prediction of the retrained version (its lineage).
 
-The policy is the manual retrain's: LabeledFewShot k=256, the most recent 30% of the feedback
-held out (the valset and the gate's slice), must beat the serving version, the canary schedule
-and guardrails of the bad candidate's. Its trigger is a count of labelled examples, not the
-drift detection (notes/dl.md: a retrain at the detection holds out exactly the drifted
-tickets, so it cannot learn them and fails its gate).
+The policy: LabeledFewShot k=256 (the offline LM answers with its nearest demo, so showing it
+the feedback is how it learns), a hashed 30% of the feedback held out (the valset and the
+gate's slice), must beat the serving version, the canary schedule and guardrails of the bad
+candidate's; triggered by the drift detection, so explain walks back to it.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def test_the_learning_demo_closes_the_loop(tmp_path: Path) -> None:
         f"(position {run_position})"
     ) in out
     lineage = re.search(
-        r"feedback: (\d+) train / (\d+) held out, labels .*?train (\w+) holdout (\w+)", out, re.S
+        r"feedback: (\d+) train / (\d+) held out, labelled .*?train sha256 (\w+), holdout (\w+)", out, re.S
     )
     assert lineage, out[-3000:]
     assert (int(lineage[1]), int(lineage[2])) == (window.train_n, window.holdout_n)

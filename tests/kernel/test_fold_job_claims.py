@@ -1,4 +1,4 @@
-"""Job claims in the fold (notes/q4.md): a job with max_attempts is queued until a
+"""Job claims in the fold (docs/design.md, "Scale out"): a job with max_attempts is queued until a
 JobClaimed, whose stream version is the job's fencing token; events carrying another fence
 (a shut-out owner's) leave the state alone; the owner's events renew the lease on the log's
 clock; a retry starts its attempt from nothing; a release queues the job again. Old logs
