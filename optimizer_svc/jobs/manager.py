@@ -438,7 +438,7 @@ class JobManager:
     def forget_lm_calls(self, job_id: str) -> None:
         """The job ended on the record: nothing will retry it, so its cached LM calls go. A
         cache that cannot be reached now keeps the rows (the job's outcome stands; the rows
-        are only space: the README's "Jobs on Ray" section says how to remove them by hand)."""
+        are only space: the README's "Several optimizers" section says how to remove them by hand)."""
         try:
             self.lm_cache.delete_job(job_id)
         except StoreUnavailable as exc:
