@@ -17,6 +17,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from rich.rule import Rule
 
@@ -67,6 +68,10 @@ def enable(demo: Demo) -> bool:
     return code == 0
 
 
+def _when(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%H:%M:%S")
+
+
 def learning_line(event: pb.Event) -> str | None:
     """A printed line for an event of the loop (None: not one)."""
     kind = event.payload.WhichOneof("kind")
@@ -75,8 +80,9 @@ def learning_line(event: pb.Event) -> str | None:
         f = t.feedback
         return (
             f"  [{event.position}] LearningTriggered {t.run_id}: trigger {t.trigger}, {t.reason}; feedback "
-            f"window: {f.train_n} examples to train on + the {f.holdout_n} most recent held out, labels "
-            f"{f.first_token or '(from the first)'} .. {f.last_token}; base trainset: job {t.base_job_id}"
+            f"window: {f.train_n} examples to train on + {f.holdout_n} held out (a hashed "
+            f"{f.holdout_fraction:.0%}), labelled {_when(f.first_us)} .. {_when(f.last_us)} UTC; "
+            f"base trainset: job {t.base_job_id}"
         )
     if kind == "learning_run_ended":
         e = event.payload.learning_run_ended
