@@ -17,7 +17,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from rich.rule import Rule
 
@@ -37,6 +36,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.render.console import console
 from dspyops.render.jobs import render_job_events
+from dspyops.render.learning import utc_time
 
 # the retrain starts on the drift detection; its valset is a hashed 30% of the feedback, so
 # both sides hold some of the drifted tickets labelled so far
@@ -68,10 +68,6 @@ def enable(demo: Demo) -> bool:
     return code == 0
 
 
-def _when(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%H:%M:%S")
-
-
 def learning_line(event: pb.Event) -> str | None:
     """A printed line for an event of the loop (None: not one)."""
     kind = event.payload.WhichOneof("kind")
@@ -81,7 +77,7 @@ def learning_line(event: pb.Event) -> str | None:
         return (
             f"  [{event.position}] LearningTriggered {t.run_id}: trigger {t.trigger}, {t.reason}; feedback "
             f"window: {f.train_n} examples to train on + {f.holdout_n} held out (a hashed "
-            f"{f.holdout_fraction:.0%}), labelled {_when(f.first_us)} .. {_when(f.last_us)} UTC; "
+            f"{f.holdout_fraction:.0%}), labelled {utc_time(f.first_us)} .. {utc_time(f.last_us)} UTC; "
             f"base trainset: job {t.base_job_id}"
         )
     if kind == "learning_run_ended":

@@ -10,7 +10,8 @@ from dspyops.proto import gateway_pb2 as gpb
 from dspyops.render.drift import detected_text
 
 
-def _when(us: int) -> str:
+def utc_time(us: int) -> str:
+    """Unix microseconds as a UTC date and time ("-" for 0)."""
     return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S") if us else "-"
 
 
@@ -134,8 +135,8 @@ def lineage_lines(lineage: gpb.LearningLineage) -> list[str]:
         d = lineage.detection
         lines.append(f"  drift detection at position {lineage.drift_position}: {detected_text(d)}")
     lines.append(
-        f"  feedback: {f.train_n} train / {f.holdout_n} held out, labelled {_when(f.first_us)} .. "
-        f"{_when(f.last_us)} UTC, train sha256 {f.train_digest[:12]}, holdout {f.holdout_digest[:12]}"
+        f"  feedback: {f.train_n} train / {f.holdout_n} held out, labelled {utc_time(f.first_us)} .. "
+        f"{utc_time(f.last_us)} UTC, train sha256 {f.train_digest[:12]}, holdout {f.holdout_digest[:12]}"
     )
     lines.append(f"  base trainset: job {lineage.base_job_id}")
     return lines
