@@ -25,6 +25,7 @@ from dspyops.cli import (
     jobs,
     learning,
     log,
+    mlflow,
     predictions,
     registry,
     services,
@@ -118,6 +119,7 @@ for group in (
     evaluators.evaluators,
     learning.learn,
     log.log,
+    mlflow.mlflow,
 ):
     cli.add_command(group)
 for command in (
