@@ -264,13 +264,14 @@ async def start(config: GatewayConfig) -> RunningGateway:
         else None,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
+    port = rpc.bind(server, config.host, config.port, config.security)
+    # after the gRPC bind: a bind that fails leaves no metrics thread behind
     endpoint = None
     if metrics_registry is not None and config.metrics_port is not None:
         service.count_into(GatewayMetrics(metrics_registry, replica, store))
         endpoint = MetricsEndpoint(
             metrics_registry, config.host, config.metrics_port, config.metrics_port_file
         )
-    port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     # NOT_SERVING until the first catch-up is done; the readiness turns it to SERVING then
     await rpc.set_serving(health, [SERVICE], serving=False)

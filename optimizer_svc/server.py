@@ -214,13 +214,14 @@ async def _start(
         CorpusHandlers(ledger, artifacts, config.datasets_dir),
     )
     optimizer_pb2_grpc.add_OptimizerServicer_to_server(service, server)
+    port = rpc.bind(server, config.host, config.port, config.security)
+    # after the gRPC bind: a bind that fails leaves no metrics thread behind
     endpoint = None
     if metrics_registry is not None and config.metrics_port is not None:
         metrics.register(metrics_registry, ledger, store, log_handlers.subscribers)
         endpoint = MetricsEndpoint(
             metrics_registry, config.host, config.metrics_port, config.metrics_port_file or ""
         )
-    port = rpc.bind(server, config.host, config.port, config.security)
     await server.start()
     await rpc.set_serving(health, [SERVICE])
     structlog.get_logger().info(
