@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dspyops.eventlog import EventStore
-from gateway_svc.records import PredictionRecord
+from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 
 # seconds: an offline program answers in milliseconds, an LM call in seconds
@@ -20,7 +20,13 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry, replica: Replica, store: EventStore | None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        replica: Replica,
+        store: EventStore | None,
+        records: PredictionStore,
+    ) -> None:
         self.predictions = Counter(
             "dspyops_predictions",
             "Predictions served (shadows included), by deployment, version, arm (the routing "
@@ -41,7 +47,7 @@ class GatewayMetrics:
             ("deployment", "source"),
             registry=registry,
         )
-        registry.register(_TailCollector(replica, store))
+        registry.register(_TailCollector(replica, store, records))
 
     def predicted(self, record: PredictionRecord) -> None:
         outcome = "error" if record.error else "ok"
@@ -53,12 +59,14 @@ class GatewayMetrics:
 
 
 class _TailCollector(Collector):
-    """Where the replica is: its position, the head it knows of, the lag. A gateway on the log
-    reads the head from it; one tailing an optimizer knows the head its stream last announced."""
+    """Where the replica is: its position, the head it knows of, the lag (a gateway on the log
+    reads the head from it; one tailing an optimizer knows the head its stream last announced);
+    and the records writer's queue."""
 
-    def __init__(self, replica: Replica, store: EventStore | None) -> None:
+    def __init__(self, replica: Replica, store: EventStore | None, records: PredictionStore) -> None:
         self.replica = replica
         self.store = store
+        self.records = records
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         position = self.replica.state.position
@@ -74,4 +82,9 @@ class _TailCollector(Collector):
             "dspyops_gateway_log_lag",
             "Events in the log this gateway has not folded yet.",
             value=head - position,
+        )
+        yield GaugeMetricFamily(
+            "dspyops_records_queue_depth",
+            "Prediction and outcome records waiting for the records writer.",
+            value=self.records.queued,
         )

@@ -204,6 +204,12 @@ def test_gateway_position_and_lag_follow_the_head(cluster: Cluster) -> None:
     assert wait_until(caught_up)
 
 
+def test_records_queue_depth_is_empty_once_committed(cluster: Cluster) -> None:
+    samples = cluster.scrape_gateway()
+    assert ("dspyops_records_queue_depth", frozenset()) in samples  # exported, and ...
+    assert value(samples, "dspyops_records_queue_depth") == 0  # ... every predict returned after its commit
+
+
 def test_subscribers_count_open_streams(cluster: Cluster) -> None:
     stream = cluster.opt.subscribe_log(after=0)
     next(iter(stream))  # the stream is open on the server once its first event arrived
