@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
 
 from dspyops import reflection
 from dspyops.errors import DspyopsError
@@ -116,10 +117,17 @@ class Security:
 
 
 def make_server(
-    service_names: Sequence[str], security: Security | None = None
+    service_names: Sequence[str],
+    security: Security | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> tuple[grpc.aio.Server, HealthServicer]:
-    """A grpc.aio server with the health and reflection (v1 and v1alpha) services registered."""
-    interceptors = []
+    """A grpc.aio server with the health and reflection (v1 and v1alpha) services registered;
+    with `metrics`, its calls counted there (dspyops.prometheus.grpc)."""
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if metrics is not None:  # first: outermost, so calls auth refuses are counted too
+        from dspyops.prometheus.grpc import PrometheusInterceptor
+
+        interceptors.append(PrometheusInterceptor(metrics))
     if security and security.tokens_file:
         from dspyops.auth import AuthInterceptor, load_tokens
 

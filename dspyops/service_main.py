@@ -24,6 +24,16 @@ _COMMON: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--host", {"default": "127.0.0.1", "show_default": True, "help": "address to listen on"}),
     ("--port", {"type": int, "default": 0, "help": "0: any free port (see --port-file)"}),
     ("--port-file", {"default": "", "help": "write the bound port here once serving"}),
+    (
+        "--metrics-port",
+        {
+            "type": click.IntRange(min=0, max=65535),
+            "default": None,
+            "help": "serve Prometheus /metrics over HTTP on --host at this port (0: any free port, "
+            "see --metrics-port-file); none: no metrics server",
+        },
+    ),
+    ("--metrics-port-file", {"default": "", "help": "write the bound metrics port here once serving"}),
     ("--tokens-file", {"default": "", "help": "token hashes with roles (see dspyops.auth); none: no auth"}),
     ("--tls-cert", {"default": "", "help": "the server's certificate (turns TLS on)"}),
     ("--tls-key", {"default": "", "help": "the private key of --tls-cert"}),

@@ -135,6 +135,8 @@ def main(**options: Any) -> None:
             host=options["host"],
             port=options["port"],
             port_file=options["port_file"],
+            metrics_port=options["metrics_port"],
+            metrics_port_file=options["metrics_port_file"],
             predictions=options["predictions"],
             canary_interval=options["canary_interval"],
             capture_purge_interval=options["capture_purge_interval"],

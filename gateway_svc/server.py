@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
 from dspyops import rpc, serving
 from dspyops.connections import load_for_server
@@ -30,6 +31,7 @@ from dspyops.logstart import (
     verify_at_start,
 )
 from dspyops.programs.context import ProgramContext
+from dspyops.prometheus.http import MetricsEndpoint
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.snapshots import SnapshotStore
 from dspyops.snapshots.backends import open_snapshots
@@ -37,6 +39,7 @@ from dspyops.state import EMPTY, State
 from gateway_svc.corpora import GatewayCorpora, restore_corpora
 from gateway_svc.file_source import FileLogSource
 from gateway_svc.learning.job import OptimizerLink
+from gateway_svc.metrics import GatewayMetrics
 from gateway_svc.readiness import Readiness
 from gateway_svc.records import PredictionStore
 from gateway_svc.records.postgres import PostgresPredictionStore
@@ -67,6 +70,8 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 0
     port_file: str = ""
+    metrics_port: int | None = None  # Prometheus /metrics on host (0: any free port); None: none
+    metrics_port_file: str = ""  # the bound metrics port is written here
     lm_connections: str = ""  # TOML file of LM connections, the optimizer's (none: only the offline one)
     allow_request_endpoints: tuple[str, ...] = ()  # endpoints versions registered with one may use
     chain_key_file: str = ""  # the log's chain key: keyed links verify, new links are keyed
@@ -112,6 +117,7 @@ class RunningGateway:
         self.snapshot_from = snapshot_from
         self.tasks: list[asyncio.Task[None]] = []
         self.learning_link: OptimizerLink | None = None  # closed at stop
+        self.metrics: MetricsEndpoint | None = None  # stopped at stop
 
     @property
     def address(self) -> str:
@@ -123,6 +129,8 @@ class RunningGateway:
             task.cancel()
         await self.server.stop(grace)  # lets in-flight predictions finish within the grace period
         await self.replica.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.learning_link is not None:
             await self.learning_link.close()
         self.records.close()
@@ -225,7 +233,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
             if opened is not None:
                 opened.close()
         raise
-    server, health = rpc.make_server([SERVICE], config.security)
+    # this server's own registry (never prometheus_client's global one: tests run several)
+    metrics_registry = CollectorRegistry() if config.metrics_port is not None else None
+    server, health = rpc.make_server([SERVICE], config.security, metrics_registry)
     described = (
         (f"the log {log_name(config.log)}" if server_log else f"the log file {config.log}")
         if config.log
@@ -255,6 +265,13 @@ async def start(config: GatewayConfig) -> RunningGateway:
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
+    # after the gRPC bind: a bind that fails leaves no metrics thread behind
+    endpoint = None
+    if metrics_registry is not None and config.metrics_port is not None:
+        service.count_into(GatewayMetrics(metrics_registry, replica, store, records))
+        endpoint = MetricsEndpoint(
+            metrics_registry, config.host, config.metrics_port, config.metrics_port_file
+        )
     await server.start()
     # NOT_SERVING until the first catch-up is done; the readiness turns it to SERVING then
     await rpc.set_serving(health, [SERVICE], serving=False)
@@ -267,6 +284,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
     except BaseException as exc:
         await server.stop(0)
         await replica.stop()
+        if endpoint is not None:
+            endpoint.stop()
         records.close()
         if store is not None:
             store.close()
@@ -295,6 +314,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     # serving a broken chain leaves none (a snapshot is trusted without its chain).
     snapshot_from = initial.position if server_log and not config.allow_broken_log else None
     running = RunningGateway(server, port, replica, records, store, health, history_snapshots, snapshot_from)
+    running.metrics = endpoint
     if service.deployments is not None and config.canary_interval > 0:  # a gateway on the log file
         running.tasks.append(
             asyncio.create_task(service.deployments.canary_loop(config.canary_interval), name="canary-loop")

@@ -34,9 +34,10 @@ from gateway_svc.feedback import export_feedback
 from gateway_svc.learning.job import OptimizerLink
 from gateway_svc.learning.loop import LearningService
 from gateway_svc.loader import ProgramCache
+from gateway_svc.metrics import GatewayMetrics
 from gateway_svc.outcomes import record_outcome
 from gateway_svc.predict import Predictions
-from gateway_svc.records import PredictionStore
+from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 from gateway_svc.views import StateViews
 
@@ -90,11 +91,23 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         )
         self.evaluators = EvaluatorService(commands, replica, runner, metric_modules)
         self.predictions.on_recorded = runner.after_predict  # judges sample what was served
+        self.metrics: GatewayMetrics | None = None  # with --metrics-port (count_into)
         self.learning: LearningService | None = None  # on the log only: its loop appends
         if commands is not None and store is not None and self.deployments is not None:
             self.learning = LearningService(
                 commands, store, records, self.deployments.canaries, replica, self.drift, learning_link, clock
             )
+
+    def count_into(self, metrics: GatewayMetrics) -> None:
+        """Count predictions (each record kept) and outcomes into `metrics`."""
+        self.metrics = metrics
+        after = self.predictions.on_recorded
+
+        def on_recorded(record: PredictionRecord) -> None:
+            metrics.predicted(record)
+            after(record)
+
+        self.predictions.on_recorded = on_recorded
 
     def _commands(self) -> DeploymentCommands:
         need_log(self.history, "deployment")
@@ -128,6 +141,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         record = await asyncio.to_thread(
             record_outcome, self.replica.state, self.history, self.records, request
         )
+        if self.metrics is not None:
+            self.metrics.outcome(record, labelled=bool(request.expected))
         if request.expected:  # metric evaluators score what the human labelled (never waits)
             self.evaluators.runner.after_outcome(record, {k: scrub(v) for k, v in request.expected.items()})
         return gpb.RecordOutcomeResponse(

@@ -122,6 +122,8 @@ def main(**options: Any) -> None:
             host=options["host"],
             port=options["port"],
             port_file=Path(options["port_file"]) if options["port_file"] else None,
+            metrics_port=options["metrics_port"],
+            metrics_port_file=Path(options["metrics_port_file"]) if options["metrics_port_file"] else None,
             max_jobs=options["max_jobs"],
             security=security(options),
             datasets_dir=Path(options["datasets_dir"]) if options["datasets_dir"] else None,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
 from dspyops import rpc, serving
 from dspyops.artifacts import ArtifactStore
@@ -28,9 +29,11 @@ from dspyops.lmcache import open_lm_cache
 from dspyops.logs import configure
 from dspyops.logstart import chain_key, log_routing_secret, open_service_store, verify_at_start, writer_lease
 from dspyops.programs.context import ProgramContext
+from dspyops.prometheus.http import MetricsEndpoint
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
 from dspyops.snapshots.backends import open_snapshots
+from optimizer_svc import metrics
 from optimizer_svc.corpora import CorpusHandlers
 from optimizer_svc.evaluation.handlers import EvaluationHandlers
 from optimizer_svc.evaluation.pool import DEFAULT_MAX_EVALUATIONS, EvaluationPool
@@ -79,6 +82,8 @@ class OptimizerConfig:
     job_max_attempts: int = 1  # runs of a job whose replica died, for requests that leave it 0
     job_lease_seconds: float = 15.0  # a job's lease: another replica takes it over this long after
     max_queued: int = 16  # jobs waiting for a replica (beyond: FAILED_PRECONDITION)
+    metrics_port: int | None = None  # Prometheus /metrics on host (0: any free port); None: none
+    metrics_port_file: Path | None = None  # the bound metrics port is written here
 
 
 class RunningOptimizer:
@@ -94,8 +99,10 @@ class RunningOptimizer:
         evaluations: EvaluationPool | None = None,
         lease: WriterLease | None = None,
         artifacts: ArtifactStore | None = None,
+        metrics: MetricsEndpoint | None = None,
     ) -> None:
         self.server = server
+        self.metrics = metrics
         self.port = port
         self.jobs = jobs
         self.store = store
@@ -114,6 +121,8 @@ class RunningOptimizer:
         await self.server.stop(grace)  # evaluations in flight get the grace; then their RPCs end
         if self.evaluations is not None:
             self.evaluations.shutdown()  # and whatever still runs stops at its next LM call
+        if self.metrics is not None:
+            self.metrics.stop()
         self.store.close()
         if self.artifacts is not None:
             self.artifacts.close()
@@ -188,19 +197,31 @@ async def _start(
         lm_cache=lm_cache,
     )
     orphans = await asyncio.to_thread(jobs.start)
-    server, health = rpc.make_server([SERVICE], config.security)
+    # this server's own registry (never prometheus_client's global one: tests run several)
+    metrics_registry = CollectorRegistry() if config.metrics_port is not None else None
+    server, health = rpc.make_server([SERVICE], config.security, metrics_registry)
     evaluations = EvaluationPool(config.max_evaluations)
+    log_handlers = LogHandlers(
+        store, subscriber_cap(config.max_subscribers, config.max_subscribers_per_actor)
+    )
     service = OptimizerService(
         JobHandlers(jobs, connections),
         RegistryHandlers(registry),
         EvaluationHandlers(registry, artifacts, evaluations, connections, config.datasets_dir, programs),
         ImportHandlers(registry, artifacts, connections, programs),
-        LogHandlers(store, subscriber_cap(config.max_subscribers, config.max_subscribers_per_actor)),
+        log_handlers,
         connections,
         CorpusHandlers(ledger, artifacts, config.datasets_dir),
     )
     optimizer_pb2_grpc.add_OptimizerServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)
+    # after the gRPC bind: a bind that fails leaves no metrics thread behind
+    endpoint = None
+    if metrics_registry is not None and config.metrics_port is not None:
+        metrics.register(metrics_registry, ledger, store, log_handlers.subscribers)
+        endpoint = MetricsEndpoint(
+            metrics_registry, config.host, config.metrics_port, config.metrics_port_file or ""
+        )
     await server.start()
     await rpc.set_serving(health, [SERVICE])
     structlog.get_logger().info(
@@ -208,7 +229,7 @@ async def _start(
     )
     if config.port_file:
         config.port_file.write_text(str(port))
-    return RunningOptimizer(server, port, jobs, store, health, evaluations, lease, artifacts)
+    return RunningOptimizer(server, port, jobs, store, health, evaluations, lease, artifacts, endpoint)
 
 
 def artifact_store(config: OptimizerConfig) -> ArtifactStore:

@@ -152,6 +152,11 @@ class PredictionStore(abc.ABC):
             return hmac.compare_digest(key_digest(routing_key), record.routing_key_sha256)
         return False
 
+    @property
+    def queued(self) -> int:
+        """Records waiting for the writer thread (approximate: read without its lock)."""
+        return self._queue.qsize()
+
     # ------------------------------------------------------------------ writes
 
     async def record(self, record: PredictionRecord) -> None:
