@@ -25,6 +25,7 @@ from dspyops.cli import (
     jobs,
     learning,
     log,
+    plots,
     predictions,
     registry,
     services,
@@ -118,6 +119,7 @@ for group in (
     evaluators.evaluators,
     learning.learn,
     log.log,
+    plots.plot,
 ):
     cli.add_command(group)
 for command in (
