@@ -11,6 +11,7 @@ import click
 from dspyops.cli.command import json_option, rpc_command
 from dspyops.cli.session import Session
 from dspyops.names import job_stream
+from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console, print_json
 
 _MISSING = "plot: matplotlib is not installed: pip install 'dspyops[plots]'"
@@ -56,7 +57,8 @@ def plot_job(session: Session, job_id: str, out: str, as_json: bool) -> int:
 
     with session.optimizer() as opt:
         job = opt.get_job(job_id)  # NOT_FOUND for an unknown id, before anything is drawn
-        events, after = [], 0
+        events: list[pb.Event] = []
+        after = 0
         while True:  # the whole stream, page by page
             page = opt.read_log(after, 1000, job_stream(job.job_id))
             events.extend(e for e in page.events if e.stream == job_stream(job.job_id))

@@ -10,10 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a screen: works on servers and in CI
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def new_figure(rows: int = 1) -> tuple[Figure, list]:  # type: ignore[type-arg]
+def new_figure(rows: int = 1) -> tuple[Figure, list[Axes]]:
     """A Figure with `rows` stacked axes sharing nothing (no pyplot: no global state)."""
     fig = Figure(figsize=(8, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, 1, squeeze=False)[:, 0]

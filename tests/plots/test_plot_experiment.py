@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from dspyops.plots.experiment import experiment_figure
@@ -44,12 +45,12 @@ def test_plot_experiment_draws_the_arms_and_the_always_valid_p(cli: Servers, tmp
     assert sum(arm.n for arm in results.arms) == 40
     top, bottom = experiment_figure(results).axes
     means = next(line for line in top.get_lines() if line.get_gid() == "means")
-    assert list(means.get_ydata()) == [arm.mean for arm in results.arms]
+    assert np.asarray(means.get_ydata()).tolist() == [arm.mean for arm in results.arms]
     (bars,) = bottom.containers  # the one bar chart: the treatments' p-values
     treatments = [arm for arm in results.arms if not arm.control]
     assert [bar.get_height() for bar in bars] == [arm.sequential_p_value for arm in treatments]
     alpha = next(line for line in bottom.get_lines() if line.get_gid() == "alpha")
-    assert list(alpha.get_ydata()) == [results.experiment.alpha] * 2
+    assert np.asarray(alpha.get_ydata()).tolist() == [results.experiment.alpha] * 2
 
 
 @pytest.mark.parametrize("deployment", ["ghost", "plain"])

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from dspyops.plots.job import job_figure
@@ -57,9 +58,9 @@ def test_plot_job_writes_a_png_of_its_trials_and_baseline(cli: Servers, job_id: 
     assert trials
     ax = job_figure(job_id, log).axes[0]
     lines = {line.get_gid(): line for line in ax.get_lines()}
-    assert list(lines["trials"].get_ydata()) == [t.score for t in trials]
-    assert list(lines["best"].get_ydata()) == [t.best_score for t in trials]
-    assert list(lines["baseline"].get_ydata()) == [baseline, baseline]
+    assert np.asarray(lines["trials"].get_ydata()).tolist() == [t.score for t in trials]
+    assert np.asarray(lines["best"].get_ydata()).tolist() == [t.best_score for t in trials]
+    assert np.asarray(lines["baseline"].get_ydata()).tolist() == [baseline, baseline]
 
 
 def test_plot_job_of_an_unknown_job_is_not_found_and_writes_nothing(cli: Servers, tmp_path: Path) -> None:
