@@ -89,3 +89,21 @@ def plot_experiment(session: Session, deployment: str, source: str, out: str, as
         print_json(results)
     _write(plots, experiment_figure(results), out)
     return 0
+
+
+@rpc_command(plot, "drift", "Gateway.GetDriftStatus")
+@click.argument("deployment")
+@_out_option
+@json_option
+@click.pass_obj
+def plot_drift(session: Session, deployment: str, out: str, as_json: bool) -> int:
+    """the drift monitor's signals now against their references, and its detections."""
+    plots = _plots()
+    from dspyops.plots.drift import drift_figure
+
+    with session.gateway() as gw:
+        status = gw.get_drift_status(deployment)
+    if as_json:
+        print_json(status)
+    _write(plots, drift_figure(status), out)
+    return 0
