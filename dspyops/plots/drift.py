@@ -5,8 +5,7 @@ signal between detections is not drawn."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+import numpy as np
 from matplotlib.figure import Figure
 
 from dspyops.plots import new_figure
@@ -25,7 +24,7 @@ def drift_figure(status: gpb.DriftStatus) -> Figure:
         top.text(0.5, 0.5, "no monitor", transform=top.transAxes, ha="center")
     for name in dict.fromkeys(d.signal for d in status.detections):
         found = [d for d in status.detections if d.signal == name]
-        times = [datetime.fromtimestamp(d.window.last_us / 1e6, UTC) for d in found]
+        times = np.array([d.window.last_us for d in found], dtype="datetime64[us]")  # UTC
         bottom.plot(times, [d.statistics.value for d in found], "x", label=name, gid=f"detected:{name}")
     bottom.set(ylabel="value when detected", xlabel="time (UTC)")
     if status.detections:

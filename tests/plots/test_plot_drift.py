@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from dspyops.plots.drift import drift_figure
+from dspyops.proto import events_pb2 as pb
+from dspyops.proto import gateway_pb2 as gpb
 from tests.support.cli_servers import Servers, cli, start_servers
 
 __all__ = ["cli"]  # the fixture
@@ -56,3 +58,18 @@ def test_plot_drift_of_an_unknown_deployment_is_not_found_and_no_file(cli: Serve
     code, printed = cli.run("plot", "drift", "ghost", "--out", str(out))
     assert code == 1 and "NOT_FOUND" in printed and "Traceback" not in printed
     assert not out.exists()
+
+
+def test_drift_figure_marks_each_detection_at_its_window_end() -> None:
+    detections = [
+        pb.DriftDetected(
+            signal="error_rate",
+            statistics=pb.DriftSignal(signal="error_rate", value=value),
+            window=pb.DriftWindow(last_us=last_us),
+        )
+        for value, last_us in [(0.6, 1_700_000_000_000_000), (0.7, 1_700_000_060_000_000)]
+    ]
+    bottom = drift_figure(gpb.DriftStatus(deployment="web", detections=detections)).axes[1]
+    (line,) = [line for line in bottom.get_lines() if line.get_gid() == "detected:error_rate"]
+    assert np.asarray(line.get_ydata()).tolist() == [0.6, 0.7]
+    assert [str(x) for x in line.get_xdata()] == ["2023-11-14T22:13:20.000000", "2023-11-14T22:14:20.000000"]
