@@ -72,4 +72,7 @@ def test_drift_figure_marks_each_detection_at_its_window_end() -> None:
     bottom = drift_figure(gpb.DriftStatus(deployment="web", detections=detections)).axes[1]
     (line,) = [line for line in bottom.get_lines() if line.get_gid() == "detected:error_rate"]
     assert np.asarray(line.get_ydata()).tolist() == [0.6, 0.7]
-    assert [str(x) for x in line.get_xdata()] == ["2023-11-14T22:13:20.000000", "2023-11-14T22:14:20.000000"]
+    assert [str(x) for x in np.asarray(line.get_xdata())] == [
+        "2023-11-14T22:13:20.000000",
+        "2023-11-14T22:14:20.000000",
+    ]
