@@ -10,7 +10,7 @@ import click
 
 from dspyops.cli.command import json_option, rpc_command
 from dspyops.cli.session import Session
-from dspyops.names import job_stream
+from dspyops.names import deployment_stream, job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.render.console import console, print_json
 
@@ -106,4 +106,33 @@ def plot_drift(session: Session, deployment: str, out: str, as_json: bool) -> in
     if as_json:
         print_json(status)
     _write(plots, drift_figure(status), out)
+    return 0
+
+
+@rpc_command(plot, "canary", "Gateway.GetDeploymentState", "Optimizer.ReadLog")
+@click.argument("deployment")
+@_out_option
+@json_option
+@click.pass_obj
+def plot_canary(session: Session, deployment: str, out: str, as_json: bool) -> int:
+    """the canary's traffic percent over time, its guardrails against their limits."""
+    plots = _plots()
+    from dspyops.plots.canary import canary_figure
+
+    with session.gateway() as gw:
+        gw.get_deployment_state(deployment)  # NOT_FOUND for an unknown deployment, before drawing
+    stream = deployment_stream(deployment)
+    with session.optimizer() as opt:
+        events: list[pb.Event] = []
+        after = 0
+        while True:
+            page = opt.read_log(after, 1000, stream, types=["CanaryStarted", "CanaryAdvanced", "CanaryEnded"])
+            events.extend(e for e in page.events if e.stream == stream)
+            if page.scanned_to <= after or page.scanned_to >= page.head:
+                break
+            after = page.scanned_to
+    if as_json:
+        for event in events:
+            print_json(event)
+    _write(plots, canary_figure(deployment, events), out)
     return 0
