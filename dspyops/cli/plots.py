@@ -45,13 +45,14 @@ def _write(plots: Any, fig: Any, out: str) -> None:
     console.print(f"wrote {Path(path)}", highlight=False)
 
 
-@rpc_command(plot, "job", "Optimizer.GetJob", "Optimizer.ReadLog")
+@rpc_command(plot, "job", "Optimizer.ReadLog")
 @click.argument("job_id")
 @_out_option
 @json_option
 @click.pass_obj
 def plot_job(session: Session, job_id: str, out: str, as_json: bool) -> int:
-    """a job's trial scores and best so far by trial, its baseline as a line."""
+    """a job's trial scores and best so far by trial, its baseline as a line (its stream;
+    GetJob first resolves the id and answers NOT_FOUND)."""
     plots = _plots()
     from dspyops.plots.job import job_figure
 
@@ -109,13 +110,14 @@ def plot_drift(session: Session, deployment: str, out: str, as_json: bool) -> in
     return 0
 
 
-@rpc_command(plot, "canary", "Gateway.GetDeploymentState", "Optimizer.ReadLog")
+@rpc_command(plot, "canary", "Optimizer.ReadLog")
 @click.argument("deployment")
 @_out_option
 @json_option
 @click.pass_obj
 def plot_canary(session: Session, deployment: str, out: str, as_json: bool) -> int:
-    """the canary's traffic percent over time, its guardrails against their limits."""
+    """the canary's traffic percent over time, its guardrails against their limits (the
+    deployment's stream; GetDeploymentState first answers NOT_FOUND for an unknown one)."""
     plots = _plots()
     from dspyops.plots.canary import canary_figure
 
