@@ -1,7 +1,8 @@
 """Writes the README's two plots (docs/img/plot-job.png, docs/img/plot-experiment.png) from a
-small real scenario: both servers in process on a fresh log, a BootstrapFewShot job on the
-support tickets, then an experiment of two versions over 200 real predictions whose outcomes
-are exact matches against the tickets' labels; `dspyops plot` draws them.
+small real scenario: both servers in process on a fresh log, a
+BootstrapFewShotWithRandomSearch job on the support tickets, then an experiment of two
+versions over 200 real predictions whose outcomes are exact matches against the tickets'
+labels; `dspyops plot` draws them.
 
     PYTHONPATH=$PWD python scripts/readme_plots.py
 """
@@ -34,8 +35,12 @@ def run() -> None:
                         "text -> label",
                         trainset=rows[:30],
                         valset=rows[30:50],
-                        optimizer="BootstrapFewShot",
-                        params={"max_bootstrapped_demos": 4, "max_labeled_demos": 8},
+                        optimizer="BootstrapFewShotWithRandomSearch",
+                        params={
+                            "max_bootstrapped_demos": 4,
+                            "max_labeled_demos": 8,
+                            "num_candidate_programs": 6,
+                        },
                     )
                 )
                 opt.create_deployment("web", "p")
