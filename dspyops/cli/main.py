@@ -26,6 +26,7 @@ from dspyops.cli import (
     learning,
     log,
     mlflow,
+    plots,
     predictions,
     registry,
     services,
@@ -120,6 +121,7 @@ for group in (
     learning.learn,
     log.log,
     mlflow.mlflow,
+    plots.plot,
 ):
     cli.add_command(group)
 for command in (
