@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.trace import TracerProvider
 
 from dspyops import reflection
 from dspyops.errors import DspyopsError
@@ -27,6 +28,7 @@ from dspyops.eventlog import StoreUnavailable
 from dspyops.health import HealthServicer
 from dspyops.limits import MAX_MESSAGE_BYTES, check_request
 from dspyops.scrub import learn_token_hashes, scrub
+from dspyops.telemetry import rpc_server_interceptor
 
 _log = structlog.get_logger()
 
@@ -116,16 +118,20 @@ class Security:
 
 
 def make_server(
-    service_names: Sequence[str], security: Security | None = None
+    service_names: Sequence[str],
+    security: Security | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> tuple[grpc.aio.Server, HealthServicer]:
-    """A grpc.aio server with the health and reflection (v1 and v1alpha) services registered."""
-    interceptors = []
+    """A grpc.aio server with the health and reflection (v1 and v1alpha) services registered;
+    with a tracer provider, a span per RPC (dspyops.telemetry)."""
+    interceptors: list[grpc.aio.ServerInterceptor] = []
     if security and security.tokens_file:
         from dspyops.auth import AuthInterceptor, load_tokens
 
         principals = load_tokens(security.tokens_file)
         learn_token_hashes(principals)  # a token quoted anywhere is redacted (the file holds hashes)
         interceptors.append(AuthInterceptor(principals))
+    interceptors += [rpc_server_interceptor(tracer_provider)] if tracer_provider is not None else []
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

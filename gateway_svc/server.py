@@ -13,8 +13,9 @@ from pathlib import Path
 
 import grpc
 import structlog
+from opentelemetry.trace import TracerProvider
 
-from dspyops import rpc, serving
+from dspyops import rpc, serving, telemetry
 from dspyops.connections import load_for_server
 from dspyops.eventlog import ChainChecker, EventStore, is_server_log, log_file, log_name, open_store
 from dspyops.health import HealthServicer
@@ -86,6 +87,10 @@ class GatewayConfig:
     learning_optimizer: str = ""
     learning_token: str = ""
     learning_tls_ca: str = ""
+    # traces (dspyops.telemetry): RPC, module-call and LM-call spans, the tail's context sent
+    # on; None: none made. trace_content: prompts and completions on LM spans (scrubbed)
+    tracer_provider: TracerProvider | None = None
+    trace_content: bool = False
 
 
 class RunningGateway:
@@ -215,6 +220,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
             tls_ca=config.upstream_tls_ca,
             tls_cert=config.upstream_tls_cert,
             tls_key=config.upstream_tls_key,
+            tracer_provider=config.tracer_provider,
         )
         # verified from the first event received, with the log's key when it is keyed
         source = VerifiedSource(remote, ChainChecker(key=key), allow_broken=config.allow_broken_log)
@@ -225,7 +231,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
             if opened is not None:
                 opened.close()
         raise
-    server, health = rpc.make_server([SERVICE], config.security)
+    server, health = rpc.make_server([SERVICE], config.security, config.tracer_provider)
     described = (
         (f"the log {log_name(config.log)}" if server_log else f"the log file {config.log}")
         if config.log
@@ -252,6 +258,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
         OptimizerLink(config.learning_optimizer, config.learning_token, config.learning_tls_ca)
         if config.learning_optimizer and config.log
         else None,
+        tracer=telemetry.tracer(config.tracer_provider),
+        trace_content=config.trace_content,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import grpc
 import structlog
+from opentelemetry.trace import TracerProvider
 
-from dspyops import rpc, serving
+from dspyops import rpc, serving, telemetry
 from dspyops.artifacts import ArtifactStore
 from dspyops.artifacts.backends import open_artifacts
 from dspyops.artifacts.files import FileArtifactStore
@@ -79,6 +80,8 @@ class OptimizerConfig:
     job_max_attempts: int = 1  # runs of a job whose replica died, for requests that leave it 0
     job_lease_seconds: float = 15.0  # a job's lease: another replica takes it over this long after
     max_queued: int = 16  # jobs waiting for a replica (beyond: FAILED_PRECONDITION)
+    # traces (dspyops.telemetry): RPC, job and trial spans; None: none made, nothing exported
+    tracer_provider: TracerProvider | None = None
 
 
 class RunningOptimizer:
@@ -186,9 +189,10 @@ async def _start(
         max_queued=config.max_queued,
         exclusive=lease.exclusive,  # a file log's lock: the owners of its earlier claims are dead
         lm_cache=lm_cache,
+        tracer=telemetry.tracer(config.tracer_provider),
     )
     orphans = await asyncio.to_thread(jobs.start)
-    server, health = rpc.make_server([SERVICE], config.security)
+    server, health = rpc.make_server([SERVICE], config.security, config.tracer_provider)
     evaluations = EvaluationPool(config.max_evaluations)
     service = OptimizerService(
         JobHandlers(jobs, connections),
