@@ -37,7 +37,9 @@ def provider_from_env(service: str, environ: Mapping[str, str] | None = None) ->
     # imported here: the exporter's gRPC stack loads only when traces leave the process
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    # OTEL_SERVICE_NAME names the service when set (Resource.create would let ours win over it)
+    name = env.get("OTEL_SERVICE_NAME") or f"dspyops-{service}"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
 

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
+from dspyops.telemetry import provider_from_env
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -214,3 +215,12 @@ def test_a_gateway_without_a_provider_makes_no_span(stack: Stack) -> None:
     assert not trace.get_tracer_provider().get_tracer("x").start_span("probe").get_span_context().is_valid
     after = len(stack.gw_spans.get_finished_spans()), len(stack.opt_spans.get_finished_spans())
     assert after == before
+
+
+def test_the_entry_points_export_only_when_an_otlp_endpoint_is_set() -> None:
+    assert provider_from_env("gateway", {}) is None
+    assert provider_from_env("gateway", {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}) is None
+    provider = provider_from_env("gateway", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1"})
+    assert isinstance(provider, TracerProvider)
+    assert provider.resource.attributes["service.name"] == "dspyops-gateway"
+    provider.shutdown()
