@@ -44,10 +44,12 @@ class Stack:
     gw: GatewayClient  # on the log, traced
     plain: GatewayClient  # on the log, no provider
     tail: GatewayClient  # tailing the optimizer, traced
+    content: GatewayClient  # on the log, traced with trace_content
     gw_address: str
     opt_spans: InMemorySpanExporter
     gw_spans: InMemorySpanExporter
     tail_spans: InMemorySpanExporter
+    content_spans: InMemorySpanExporter
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("otel")
     log = str(tmp / "log.db")
     (opt_provider, opt_spans), (gw_provider, gw_spans) = recording(), recording()
-    tail_provider, tail_spans = recording()
+    (tail_provider, tail_spans), (content_provider, content_spans) = recording(), recording()
     optimizer = ServerThread(
         lambda: start_optimizer(OptimizerConfig(log=log, data_dir=tmp / "data", tracer_provider=opt_provider))
     )
@@ -77,6 +79,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ServerThread(
                 lambda: start_gateway(
                     GatewayConfig(
+                        log=log, canary_interval=0, tracer_provider=content_provider, trace_content=True
+                    )
+                )
+            ),
+            ServerThread(
+                lambda: start_gateway(
+                    GatewayConfig(
                         optimizer=optimizer.address,
                         predictions=str(tmp / "tail.db"),
                         canary_interval=0,
@@ -89,8 +98,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         position = deployment.log_position
         for client in clients:
             assert wait_until(partial(caught_up, client, position))
-        gw, plain, tail = clients
-        yield Stack(opt, gw, plain, tail, servers[0].address, opt_spans, gw_spans, tail_spans)
+        gw, plain, content, tail = clients
+        yield Stack(
+            opt, gw, plain, tail, content, servers[0].address, opt_spans, gw_spans, tail_spans, content_spans
+        )
         for client in clients:
             client.close()
         for server in servers:
@@ -224,3 +235,15 @@ def test_the_entry_points_export_only_when_an_otlp_endpoint_is_set() -> None:
     assert isinstance(provider, TracerProvider)
     assert provider.resource.attributes["service.name"] == "dspyops-gateway"
     provider.shutdown()
+
+
+def test_with_trace_content_lm_spans_carry_the_prompt_and_completion_scrubbed(stack: Stack) -> None:
+    answer = stack.content.predict("tickets", {"text": f"{TEXT}, Authorization: Bearer abcdef1234567890"})
+    (lm,) = [
+        s
+        for s in trace_of(stack.content_spans, int(answer.trace_id, 16))
+        if (s.attributes or {}).get("gen_ai.operation.name") == "chat"
+    ]
+    prompt = str((lm.attributes or {})["gen_ai.input.messages"])
+    assert TEXT in prompt and "abcdef1234567890" not in prompt
+    assert answer.outputs["label"] in str((lm.attributes or {})["gen_ai.output.messages"])
