@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from dspyops import reflection
@@ -28,6 +29,7 @@ from dspyops.eventlog import StoreUnavailable
 from dspyops.health import HealthServicer
 from dspyops.limits import MAX_MESSAGE_BYTES, check_request
 from dspyops.scrub import learn_token_hashes, scrub
+from dspyops.telemetry import rpc_server_interceptor
 
 _log = structlog.get_logger()
 
@@ -120,9 +122,11 @@ def make_server(
     service_names: Sequence[str],
     security: Security | None = None,
     metrics: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> tuple[grpc.aio.Server, HealthServicer]:
     """A grpc.aio server with the health and reflection (v1 and v1alpha) services registered;
-    with `metrics`, its calls counted there (dspyops.prometheus.grpc)."""
+    with `metrics`, its calls counted there (dspyops.prometheus.grpc); with a tracer
+    provider, a span per RPC (dspyops.telemetry)."""
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if metrics is not None:  # first: outermost, so calls auth refuses are counted too
         from dspyops.prometheus.grpc import PrometheusInterceptor
@@ -134,6 +138,7 @@ def make_server(
         principals = load_tokens(security.tokens_file)
         learn_token_hashes(principals)  # a token quoted anywhere is redacted (the file holds hashes)
         interceptors.append(AuthInterceptor(principals))
+    interceptors += [rpc_server_interceptor(tracer_provider)] if tracer_provider is not None else []
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

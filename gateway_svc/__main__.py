@@ -98,9 +98,15 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
 @click.option(
     "--learning-tls-ca", default="", help="CA of the --learning-optimizer's certificate (turns TLS on)"
 )
+@click.option(
+    "--trace-content",
+    is_flag=True,
+    help="with OTEL_EXPORTER_OTLP_ENDPOINT set: prompts and completions on LM spans (scrubbed)",
+)
 @server_options
 def main(**options: Any) -> None:
     """Run a gateway: predictions from the folded log, outcomes, experiments, canaries, explain."""
+    from dspyops.telemetry import provider_from_env
     from gateway_svc.server import GatewayConfig, serve
 
     if bool(options["log"]) == bool(options["from_optimizer"]):
@@ -156,6 +162,8 @@ def main(**options: Any) -> None:
             learning_optimizer=options["learning_optimizer"],
             learning_token=learning_token,
             learning_tls_ca=options["learning_tls_ca"],
+            tracer_provider=provider_from_env("gateway"),
+            trace_content=options["trace_content"],
         )
 
     run_service("gateway", lambda: serve(config(), grace=options["grace"]), options["grace"])

@@ -74,6 +74,7 @@ async def explain(
         reason=reason if record.has_routing_key else f"random draw (no routing key); {again.reason}",
         routing_key_matches=matches,
         code_drift=bool(record.code_drift),
+        trace_id=record.trace_id,
     )
     if deployment.changed_position:
         change = (await asyncio.to_thread(history.store.read, deployment.changed_position - 1, 1))[0]

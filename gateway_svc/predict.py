@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from statistics import median
 
 import structlog
+from opentelemetry.trace import Tracer
 
 from dspyops.artifacts import ArtifactCorrupt
 from dspyops.capture import expires_at_us, kept_inputs, kept_trace, wants_trace
@@ -28,7 +29,9 @@ from dspyops.programs.errors import ProgramError
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.scrub import scrub
+from dspyops.spans import spanned
 from dspyops.state import CaptureState, DeploymentState, State, VersionState
+from dspyops.telemetry import NO_TRACER, trace_id_hex
 from dspyops.tracing import trace_json, traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
@@ -42,9 +45,17 @@ _MAX_INPUT_CHARS = 100_000
 
 class Predictions:
     def __init__(
-        self, replica: Replica, records: PredictionStore, programs: ProgramCache, history: History | None
+        self,
+        replica: Replica,
+        records: PredictionStore,
+        programs: ProgramCache,
+        history: History | None,
+        tracer: Tracer = NO_TRACER,
+        trace_content: bool = False,
     ) -> None:
         self.replica = replica
+        self.tracer = tracer  # spans of module and LM calls (dspyops.spans); no-op: none
+        self.trace_content = trace_content  # prompts and completions on LM spans (--trace-content)
         self.records = records
         self.programs = programs
         self.history = history  # None on a gateway tailing a remote optimizer: no as_of
@@ -111,9 +122,11 @@ class Predictions:
         # the policy in force now, also for a prediction served as of a past state: what is
         # kept is decided when it is kept
         capture = self._capture(deployment.name)
-        outputs, error, trace = await _run(
-            loaded, inputs, trace=request.include_trace or wants_trace(capture)
-        )
+        with spanned(self.tracer, loaded.names, self.trace_content):
+            outputs, error, trace = await _run(
+                loaded, inputs, trace=request.include_trace or wants_trace(capture)
+            )
+        trace_id = trace_id_hex()
         if error:
             structlog.get_logger().warning(
                 "predict_failed",
@@ -135,6 +148,7 @@ class Predictions:
             key_hmac=self.records.key_hmac(request.routing_key),
             code_drift=drift,
             captured=Captured(capture, inputs, trace),
+            trace_id=trace_id,
         )
         await self.records.record(record)
         self.on_recorded(record)
@@ -158,6 +172,7 @@ class Predictions:
             hash_version=decision.hash_version,
             seed=decision.seed,
             trace=trace if request.include_trace else [],
+            trace_id=trace_id,
         )
 
     def _capture(self, deployment: str) -> CaptureState | None:
@@ -295,6 +310,7 @@ def _record(
     shadow_of: str = "",
     code_drift: str = "",
     captured: Captured | None = None,
+    trace_id: str = "",
 ) -> PredictionRecord:
     """The record of one prediction. A primary's carries its routing `decision` and the
     HMAC of its key; a shadow's has neither (bucket 0, no experiment) and names the
@@ -326,6 +342,7 @@ def _record(
         inputs_json=json.dumps(kept_in, sort_keys=True, ensure_ascii=False) if kept_in else "",
         trace_json=trace_json(kept_calls) if kept_calls else "",
         capture_expires_at_us=expires_at_us(capture, recorded_at_us),
+        trace_id=trace_id,
     )
 
 

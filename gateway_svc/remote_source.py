@@ -9,12 +9,14 @@ from pathlib import Path
 
 import grpc
 import structlog
+from opentelemetry.trace import TracerProvider
 
 from dspyops.eventlog import StoredEvent
 from dspyops.events import from_proto
 from dspyops.limits import MAX_MESSAGE_BYTES
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.proto import optimizer_pb2_grpc
+from dspyops.telemetry import rpc_client_interceptors
 from gateway_svc.source import CATCH_UP_PAGE, TailObserver
 
 _log = structlog.get_logger()
@@ -61,10 +63,12 @@ class RemoteLogSource:
         tls_cert: str = "",
         tls_key: str = "",
         page_size: int = CATCH_UP_PAGE,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         """`token`: a bearer token with at least the reader role; `tls_ca`: the CA that
         signed the optimizer's certificate (turns TLS on); `tls_cert`/`tls_key`: the client
-        certificate, for an optimizer that requires one."""
+        certificate, for an optimizer that requires one. `tracer_provider`: a client span
+        per call, its context sent to the optimizer as W3C traceparent (dspyops.telemetry)."""
         if bool(tls_cert) != bool(tls_key):
             raise ValueError("upstream_tls_cert and upstream_tls_key: give both or neither")
         if tls_cert and not tls_ca:
@@ -77,15 +81,18 @@ class RemoteLogSource:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ]
+        interceptors = rpc_client_interceptors(tracer_provider)
         if tls_ca:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=Path(tls_ca).read_bytes(),
                 private_key=Path(tls_key).read_bytes() if tls_key else None,
                 certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
             )
-            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
+            self._channel = grpc.aio.secure_channel(
+                address, credentials, options=options, interceptors=interceptors
+            )
         else:
-            self._channel = grpc.aio.insecure_channel(address, options=options)
+            self._channel = grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._stub = optimizer_pb2_grpc.OptimizerStub(self._channel)
 

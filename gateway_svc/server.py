@@ -13,9 +13,10 @@ from pathlib import Path
 
 import grpc
 import structlog
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from dspyops import rpc, serving
+from dspyops import rpc, serving, telemetry
 from dspyops.connections import load_for_server
 from dspyops.eventlog import ChainChecker, EventStore, is_server_log, log_file, log_name, open_store
 from dspyops.health import HealthServicer
@@ -91,6 +92,10 @@ class GatewayConfig:
     learning_optimizer: str = ""
     learning_token: str = ""
     learning_tls_ca: str = ""
+    # traces (dspyops.telemetry): RPC, module-call and LM-call spans, the tail's context sent
+    # on; None: none made. trace_content: prompts and completions on LM spans (scrubbed)
+    tracer_provider: TracerProvider | None = None
+    trace_content: bool = False
 
 
 class RunningGateway:
@@ -223,6 +228,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
             tls_ca=config.upstream_tls_ca,
             tls_cert=config.upstream_tls_cert,
             tls_key=config.upstream_tls_key,
+            tracer_provider=config.tracer_provider,
         )
         # verified from the first event received, with the log's key when it is keyed
         source = VerifiedSource(remote, ChainChecker(key=key), allow_broken=config.allow_broken_log)
@@ -235,7 +241,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
         raise
     # this server's own registry (never prometheus_client's global one: tests run several)
     metrics_registry = CollectorRegistry() if config.metrics_port is not None else None
-    server, health = rpc.make_server([SERVICE], config.security, metrics_registry)
+    server, health = rpc.make_server(
+        [SERVICE], config.security, metrics=metrics_registry, tracer_provider=config.tracer_provider
+    )
     described = (
         (f"the log {log_name(config.log)}" if server_log else f"the log file {config.log}")
         if config.log
@@ -262,6 +270,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
         OptimizerLink(config.learning_optimizer, config.learning_token, config.learning_tls_ca)
         if config.learning_optimizer and config.log
         else None,
+        tracer=telemetry.tracer(config.tracer_provider),
+        trace_content=config.trace_content,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+from opentelemetry.trace import Tracer
 
 from dspyops import rpc
 from dspyops.commands import Commands
@@ -22,6 +23,7 @@ from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
 from dspyops.scrub import scrub
 from dspyops.snapshots import SnapshotStore
+from dspyops.telemetry import NO_TRACER
 from gateway_svc.as_of import need_log, state_as_of
 from gateway_svc.canary import Canaries, CheckBook
 from gateway_svc.deployment_commands import DeploymentCommands
@@ -57,6 +59,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         clock: Callable[[], float] = time.time,
         evaluator_queue: int = 1000,
         learning_link: OptimizerLink | None = None,
+        tracer: Tracer = NO_TRACER,
+        trace_content: bool = False,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
@@ -65,7 +69,12 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self.history = History(store, snapshots=snapshots) if store else None
         self.views = StateViews(replica, CheckBook())
         self.predictions = Predictions(
-            replica, records, ProgramCache(self.connections, programs, allow_code_drift), self.history
+            replica,
+            records,
+            ProgramCache(self.connections, programs, allow_code_drift),
+            self.history,
+            tracer,
+            trace_content,
         )
         self.deployments: DeploymentCommands | None = None
         commands: Commands | None = None

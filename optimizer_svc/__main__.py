@@ -113,6 +113,7 @@ def _data_dir(log: str, given: str) -> Path | None:
 @server_options
 def main(**options: Any) -> None:
     """Run the optimizer: optimization jobs, the registry, deployments and the log."""
+    from dspyops.telemetry import provider_from_env
     from optimizer_svc.server import OptimizerConfig, serve
 
     def config() -> OptimizerConfig:
@@ -142,6 +143,7 @@ def main(**options: Any) -> None:
             job_max_attempts=options["job_max_attempts"],
             job_lease_seconds=options["job_lease_seconds"],
             max_queued=options["max_queued"],
+            tracer_provider=provider_from_env("optimizer"),
         )
 
     run_service("optimizer", lambda: serve(config(), grace=options["grace"]), options["grace"])

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import grpc
 import structlog
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from dspyops import rpc, serving
+from dspyops import rpc, serving, telemetry
 from dspyops.artifacts import ArtifactStore
 from dspyops.artifacts.backends import open_artifacts
 from dspyops.artifacts.files import FileArtifactStore
@@ -84,6 +85,8 @@ class OptimizerConfig:
     max_queued: int = 16  # jobs waiting for a replica (beyond: FAILED_PRECONDITION)
     metrics_port: int | None = None  # Prometheus /metrics on host (0: any free port); None: none
     metrics_port_file: Path | None = None  # the bound metrics port is written here
+    # traces (dspyops.telemetry): RPC, job and trial spans; None: none made, nothing exported
+    tracer_provider: TracerProvider | None = None
 
 
 class RunningOptimizer:
@@ -195,11 +198,14 @@ async def _start(
         max_queued=config.max_queued,
         exclusive=lease.exclusive,  # a file log's lock: the owners of its earlier claims are dead
         lm_cache=lm_cache,
+        tracer=telemetry.tracer(config.tracer_provider),
     )
     orphans = await asyncio.to_thread(jobs.start)
     # this server's own registry (never prometheus_client's global one: tests run several)
     metrics_registry = CollectorRegistry() if config.metrics_port is not None else None
-    server, health = rpc.make_server([SERVICE], config.security, metrics_registry)
+    server, health = rpc.make_server(
+        [SERVICE], config.security, metrics=metrics_registry, tracer_provider=config.tracer_provider
+    )
     evaluations = EvaluationPool(config.max_evaluations)
     log_handlers = LogHandlers(
         store, subscriber_cap(config.max_subscribers, config.max_subscribers_per_actor)

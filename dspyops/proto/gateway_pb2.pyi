@@ -43,7 +43,7 @@ class PredictRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., inputs: _Optional[_Mapping[str, str]] = ..., routing_key: _Optional[str] = ..., as_of: _Optional[_Union[AsOf, _Mapping]] = ..., include_trace: _Optional[bool] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("outputs", "program", "version", "prediction_id", "log_position", "latency_ms", "bucket", "experiment_id", "hash_version", "seed", "trace")
+    __slots__ = ("outputs", "program", "version", "prediction_id", "log_position", "latency_ms", "bucket", "experiment_id", "hash_version", "seed", "trace", "trace_id")
     class OutputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class PredictResponse(_message.Message):
     HASH_VERSION_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     outputs: _containers.ScalarMap[str, str]
     program: str
     version: str
@@ -73,7 +74,8 @@ class PredictResponse(_message.Message):
     hash_version: int
     seed: str
     trace: _containers.RepeatedCompositeFieldContainer[_events_pb2.ModuleCall]
-    def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, outputs: _Optional[_Mapping[str, str]] = ..., program: _Optional[str] = ..., version: _Optional[str] = ..., prediction_id: _Optional[str] = ..., log_position: _Optional[int] = ..., latency_ms: _Optional[float] = ..., bucket: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
     __slots__ = ("prediction_id", "value", "request_id", "expected")
@@ -289,7 +291,7 @@ class ExplainPredictionRequest(_message.Message):
     def __init__(self, prediction_id: _Optional[str] = ..., routing_key: _Optional[str] = ...) -> None: ...
 
 class Explanation(_message.Message):
-    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace", "evaluators", "learning")
+    __slots__ = ("prediction_id", "deployment", "recorded_version", "recorded_bucket", "recomputed_version", "recomputed_bucket", "reproduced", "log_position", "experiment_id", "hash_version", "seed", "routing_key_hash", "hash_value", "routes", "reason", "routing_key_matches", "changed_position", "changed_by", "change", "hash_withheld", "code_digests", "stage_lms", "code_drift", "trace", "evaluators", "learning", "trace_id")
     class CodeDigestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +325,7 @@ class Explanation(_message.Message):
     TRACE_FIELD_NUMBER: _ClassVar[int]
     EVALUATORS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     prediction_id: str
     deployment: str
     recorded_version: str
@@ -349,7 +352,8 @@ class Explanation(_message.Message):
     trace: _containers.RepeatedCompositeFieldContainer[_events_pb2.ModuleCall]
     evaluators: _containers.RepeatedCompositeFieldContainer[_evaluators_pb2.EvaluatorSample]
     learning: LearningLineage
-    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ..., evaluators: _Optional[_Iterable[_Union[_evaluators_pb2.EvaluatorSample, _Mapping]]] = ..., learning: _Optional[_Union[LearningLineage, _Mapping]] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, prediction_id: _Optional[str] = ..., deployment: _Optional[str] = ..., recorded_version: _Optional[str] = ..., recorded_bucket: _Optional[int] = ..., recomputed_version: _Optional[str] = ..., recomputed_bucket: _Optional[int] = ..., reproduced: _Optional[bool] = ..., log_position: _Optional[int] = ..., experiment_id: _Optional[str] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., routing_key_hash: _Optional[str] = ..., hash_value: _Optional[float] = ..., routes: _Optional[_Iterable[_Union[_events_pb2.Route, _Mapping]]] = ..., reason: _Optional[str] = ..., routing_key_matches: _Optional[bool] = ..., changed_position: _Optional[int] = ..., changed_by: _Optional[str] = ..., change: _Optional[str] = ..., hash_withheld: _Optional[bool] = ..., code_digests: _Optional[_Mapping[str, str]] = ..., stage_lms: _Optional[_Iterable[_Union[_events_pb2.StageLM, _Mapping]]] = ..., code_drift: _Optional[bool] = ..., trace: _Optional[_Iterable[_Union[_events_pb2.ModuleCall, _Mapping]]] = ..., evaluators: _Optional[_Iterable[_Union[_evaluators_pb2.EvaluatorSample, _Mapping]]] = ..., learning: _Optional[_Union[LearningLineage, _Mapping]] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class StartCanaryRequest(_message.Message):
     __slots__ = ("deployment", "candidate", "steps", "min_samples_per_step", "metric", "alpha", "expected_version", "reason", "request_id", "max_error_rate", "max_latency_p95_ms", "max_cost_per_prediction", "step_seconds")

@@ -46,6 +46,8 @@ def explanation_lines(e: gpb.Explanation, routing_key: str) -> list[str]:
         lines.append(f"  stage {name}: connection {escape(stage.connection)}{model}")
     for module, digest in sorted(e.code_digests.items()):
         lines.append(f"  code {escape(module)} sha256 {digest}")
+    if e.trace_id:  # the OpenTelemetry trace of the Predict call, to look up in the tracing backend
+        lines.append(f"  trace {e.trace_id}")
     if e.code_drift:
         lines.append("  [yellow]served with code other than the version's (--allow-code-drift)[/yellow]")
     for sample in e.evaluators:  # why each online evaluator did (or did not) score it

@@ -65,6 +65,7 @@ class PredictionRecord:
     capture_expires_at_us: int = 0  # when the two above are deleted (0: never, or nothing kept)
     # served with user code other than the version's (--allow-code-drift): module -> both digests, JSON
     code_drift: str = ""
+    trace_id: str = ""  # the OpenTelemetry trace of the Predict call, 32 hex digits ("" : not traced)
 
     @property
     def has_routing_key(self) -> bool:

@@ -67,6 +67,8 @@ DDL: Final = (
         records bigint NOT NULL
     )
     """,
+    # a table from before trace ids (dspyops.telemetry): added empty
+    "ALTER TABLE predictions ADD COLUMN IF NOT EXISTS trace_id text NOT NULL DEFAULT ''",
     # a table from before expected outputs: added empty
     "ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS expected_json text NOT NULL DEFAULT ''",
     # a table from before sources (human outcomes: ''; an evaluator's: 'evaluator:<name>'): the

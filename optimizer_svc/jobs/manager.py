@@ -31,6 +31,8 @@ from pathlib import Path
 import structlog
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
+from opentelemetry.trace import Span, Tracer
 
 from dspyops.actor import SYSTEM, acting_as
 from dspyops.artifacts import ArtifactStore
@@ -50,6 +52,7 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
 from dspyops.scrub import scrub, scrub_message
 from dspyops.state import JobSummary, State
+from dspyops.telemetry import NO_TRACER
 from optimizer_svc.cancel import JobCancelled
 from optimizer_svc.jobs import claims
 from optimizer_svc.jobs.claims import Claim, LeaseLost
@@ -63,7 +66,7 @@ from optimizer_svc.jobs.requests import ValidatedJob, check_accepted_size, job_i
 from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.jobs.takeover import accepted_record, completed_from_version, last_event_us
 from optimizer_svc.jobs.watched import job_event_payload
-from optimizer_svc.progress.events import JobEvent
+from optimizer_svc.progress.events import JobEvent, TrialCompleted
 from optimizer_svc.progress.usage import SharedUsageTracker
 from optimizer_svc.registry.commands import Registry
 
@@ -111,7 +114,9 @@ class JobManager:
         exclusive: bool = True,
         clock_us: Callable[[], int] | None = None,
         lm_cache: LMCache | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
+        self.tracer = tracer  # a span per job and per trial (dspyops.telemetry); no-op: none
         # where each job's optimization runs (the manager keeps its record either way)
         self.executor: JobExecutor = executor or ThreadExecutor()
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
@@ -444,8 +449,28 @@ class JobManager:
         except StoreUnavailable as exc:
             _log.warning("lm_cache_rows_kept", job_id=job_id, error=scrub(str(exc)))
 
-    def _emit(self, handle: JobHandle) -> Callable[[JobEvent], None]:
+    def _emit(self, handle: JobHandle, job_span: Span | None = None) -> Callable[[JobEvent], None]:
+        # a trial's span runs from the previous trial's end (or the job's start) to its own:
+        # the optimizers report a trial when it is scored, not when it starts
+        trial_from = [time.time_ns()]
+        parent = trace.set_span_in_context(job_span) if job_span is not None else None
+
         def emit(event: JobEvent) -> None:
+            if job_span is not None and isinstance(event, TrialCompleted):
+                ended = time.time_ns()
+                span = self.tracer.start_span(
+                    "trial",
+                    context=parent,
+                    start_time=trial_from[0],
+                    attributes={
+                        "dspyops.job.id": handle.job_id,
+                        "dspyops.trial.number": event.trial,
+                        "dspyops.trial.score": event.score,
+                        "dspyops.trial.best_score": event.best_score,
+                    },
+                )
+                span.end(end_time=ended)
+                trial_from[0] = ended
             watched = job_event_payload(event)
             if watched is not None:
                 self._record(handle, *watched)
@@ -505,6 +530,15 @@ class JobManager:
         return job
 
     def _run(self, handle: JobHandle, job: ValidatedJob) -> None:
+        """The job under its span (parented by the submitting RPC's: the job thread runs in its
+        context), then `_run_traced`."""
+        attributes = {"dspyops.job.id": handle.job_id, "dspyops.program": job.program}
+        with self.tracer.start_as_current_span(
+            "job", attributes={**attributes, "dspyops.optimizer": job.optimizer}
+        ) as span:
+            self._run_traced(handle, job, span)
+
+    def _run_traced(self, handle: JobHandle, job: ValidatedJob, span: Span) -> None:
         log = _log.bind(job_id=handle.job_id, program=job.program, optimizer=job.optimizer)
         log.info("job_started")
         started = time.monotonic()
@@ -527,7 +561,7 @@ class JobManager:
         )
         usage = SharedUsageTracker()
         try:
-            result = self.executor.run(spec, self._emit(handle), handle.cancel, usage)
+            result = self.executor.run(spec, self._emit(handle, span), handle.cancel, usage)
         except JobCancelled as exc:
             reason = scrub(str(exc.reason))
             if handle.fenced:  # not ours any more: its new owner records how it ends

@@ -180,7 +180,7 @@ def test_a_policy_turned_off_keeps_nothing_more(stack: Stack) -> None:
 
 def test_a_records_file_from_before_captures_gets_the_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.predictions"
-    new = {"inputs_json", "trace_json", "capture_expires_at_us", "code_drift"}
+    new = {"inputs_json", "trace_json", "capture_expires_at_us", "code_drift", "trace_id"}
     old_columns = [f.name for f in fields(PredictionRecord) if f.name not in new]
     marks = ", ".join("?" * len(old_columns))
     with sqlite3.connect(path) as conn:
@@ -194,6 +194,7 @@ def test_a_records_file_from_before_captures_gets_the_columns(tmp_path: Path) ->
     try:
         old = store.get("old")
         assert (old.inputs_json, old.trace_json, old.capture_expires_at_us, old.code_drift) == ("", "", 0, "")
+        assert old.trace_id == ""
         assert store.purge_expired(time.time_ns() // 1000) == 0
     finally:
         store.close()

@@ -290,3 +290,19 @@ def test_two_stores_on_the_same_records_see_each_others_predictions_and_outcomes
     finally:
         first.close()
         second.close()
+
+
+def test_a_records_file_from_before_trace_ids_gains_the_column_empty(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    store = SQLitePredictionStore(path, secret=b"s" * 32)
+    _record_all(store, [_record("old")])
+    store.close()
+    with sqlite3.connect(path) as db:  # the file as an earlier gateway left it
+        db.execute("ALTER TABLE predictions DROP COLUMN trace_id")
+    store = SQLitePredictionStore(path, secret=b"s" * 32)
+    try:
+        _record_all(store, [_record("new", trace_id="4bf92f3577b34da6a3ce929d0e0e4736")])
+        assert store.get("old").trace_id == ""
+        assert store.get("new").trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    finally:
+        store.close()
