@@ -1,0 +1,58 @@
+"""What a newcomer's first hour tripped over (issue 16), against real servers through the
+CLI: ids by a unique prefix, dataset files (JSONL and CSV, train and val apart), route
+weights in any form, optimizers that need a valset, and a rerun that registers nothing new."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.cli_servers import SIG, Servers, cli, start_servers
+
+__all__ = ["cli"]  # the fixture
+ROWS = [{"text": f"refund for order {i}", "label": "refund"} for i in range(6)]
+ROWS += [{"text": f"password reset {i}", "label": "account"} for i in range(6)]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    tmp = tmp_path_factory.mktemp("cli-newcomer")
+    (tmp / "datasets").mkdir()
+    (tmp / "datasets" / "train.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS))
+    (tmp / "datasets" / "val.csv").write_text("text,label\nrefund now,refund\nreset my password,account\n")
+    started = start_servers(tmp, versions=1, datasets_dir=tmp / "datasets")
+    yield started
+    started.gateway.stop()
+    started.optimizer.stop()
+
+
+def _start(cli: Servers, *args: str) -> list[dict]:
+    return cli.json(
+        "jobs", "start", "labeled", "--signature", SIG, "-O", "LabeledFewShot", "-p", "k=2", *args
+    )
+
+
+def test_predictions_and_jobs_by_a_unique_prefix_of_their_ids(cli: Servers) -> None:
+    assert cli.run("deployments", "create", "ids", "p")[0] == 0
+    cli.gateway_caught_up()
+    code, out = cli.run("predict", "ids", "text=refund please")
+    (answer,) = cli.json("predict", "ids", "text=refund please")
+    full = answer["prediction_id"]
+    assert code == 0 and len(full) == 32  # the line shows the whole id: what a user copies
+    (recorded,) = cli.json("outcome", full[:8], "1")
+    assert recorded["prediction_id"] == full
+    (explained,) = cli.json("explain", full[:6])
+    assert explained["prediction_id"] == full
+    code, out = cli.run("explain", full[:3])
+    assert code == 1 and "INVALID_ARGUMENT" in out and "prediction_id" in out and "at least 4" in out
+    code, out = cli.run("explain", "0000" if not full.startswith("0000") else "ffff")
+    assert code == 1 and "NOT_FOUND" in out
+
+    events = _start(cli, "--dataset-ref", "train.jsonl", "--val-fraction", "0")
+    job_id = events[0]["job_id"]
+    (job,) = cli.json("jobs", "get", job_id[:5])
+    assert job["job_id"] == job_id
+    code, out = cli.run("jobs", "get", job_id[:2])
+    assert code == 1 and "INVALID_ARGUMENT" in out and "job_id" in out
