@@ -70,7 +70,7 @@ def parse_point(text: str) -> int | datetime:
 
 
 def dataset_rows(name_or_path: str) -> list[dict[str, Any]]:
-    """The rows of a JSONL file, or of a dataset shipped with dspyops (e.g. support_tickets),
+    """The rows of a JSONL or CSV file, or of a dataset shipped with dspyops (e.g. support_tickets),
     read with dspyops.datasets.load_dataset. The server takes the signature's inputs, so the
     rows go out as they are in the file."""
     from dspyops.datasets import example_row, load_dataset  # imports dspy: only when a file is read

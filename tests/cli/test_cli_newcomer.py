@@ -50,9 +50,46 @@ def test_predictions_and_jobs_by_a_unique_prefix_of_their_ids(cli: Servers) -> N
     code, out = cli.run("explain", "0000" if not full.startswith("0000") else "ffff")
     assert code == 1 and "NOT_FOUND" in out
 
-    events = _start(cli, "--dataset-ref", "train.jsonl", "--val-fraction", "0")
+    events = _start(cli, "--trainset-ref", "train.jsonl", "--val-fraction", "0")
     job_id = events[0]["job_id"]
     (job,) = cli.json("jobs", "get", job_id[:5])
     assert job["job_id"] == job_id
     code, out = cli.run("jobs", "get", job_id[:2])
     assert code == 1 and "INVALID_ARGUMENT" in out and "job_id" in out
+
+
+def test_a_trainset_and_a_valset_apart_in_jsonl_or_csv(cli: Servers) -> None:
+    train = cli.tmp / "train.csv"
+    train.write_text("text,label\n" + "".join(f"refund for order {i},refund\n" for i in range(5)))
+    val = cli.tmp / "val.jsonl"
+    val.write_text("\n".join(json.dumps(r) for r in ROWS[:3]))
+    events = _start(cli, "--trainset", str(train), "--valset", str(val))
+    assert events[0]["accepted"]["trainset_size"] == 5 and events[0]["accepted"]["valset_size"] == 3
+    assert "completed" in events[-1]
+    events = _start(cli, "--trainset-ref", "train.jsonl", "--valset-ref", "val.csv")
+    assert events[0]["accepted"]["trainset_size"] == 12 and events[0]["accepted"]["valset_size"] == 2
+
+
+def test_a_malformed_dataset_line_and_a_csv_named_jsonl_are_said_so(cli: Servers) -> None:
+    # the CLI ends with SystemExit(message): python prints the one line, no traceback
+    bad = cli.tmp / "bad.jsonl"
+    bad.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
+    with pytest.raises(SystemExit, match=f"{bad}:2: not JSON"):
+        cli.run("optimize", "labeled", "--signature", SIG, "--trainset", str(bad))
+    csv_named_jsonl = cli.tmp / "tickets.jsonl"
+    csv_named_jsonl.write_text("text,label\nrefund now,refund\n")
+    good = cli.tmp / "good.jsonl"
+    good.write_text("\n".join(json.dumps(r) for r in ROWS))
+    with pytest.raises(SystemExit, match=f"{csv_named_jsonl}:1: not JSON: this looks like a CSV header"):
+        cli.run(
+            "optimize",
+            "labeled",
+            "--signature",
+            SIG,
+            "--trainset",
+            str(good),
+            "--valset",
+            str(csv_named_jsonl),
+        )
+    with pytest.raises(SystemExit, match="looks like a CSV header"):
+        cli.run("evaluate", "p", "1.0.0", "--dataset", str(csv_named_jsonl))
