@@ -22,7 +22,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     (tmp / "datasets").mkdir()
     (tmp / "datasets" / "train.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS))
     (tmp / "datasets" / "val.csv").write_text("text,label\nrefund now,refund\nreset my password,account\n")
-    started = start_servers(tmp, versions=1, datasets_dir=tmp / "datasets")
+    started = start_servers(tmp, versions=2, datasets_dir=tmp / "datasets")
     yield started
     started.gateway.stop()
     started.optimizer.stop()
@@ -93,3 +93,22 @@ def test_a_malformed_dataset_line_and_a_csv_named_jsonl_are_said_so(cli: Servers
         )
     with pytest.raises(SystemExit, match="looks like a CSV header"):
         cli.run("evaluate", "p", "1.0.0", "--dataset", str(csv_named_jsonl))
+
+
+def test_route_weights_as_percents_fractions_or_numbers_mean_the_same(cli: Servers) -> None:
+    assert cli.run("deployments", "create", "rw", "p")[0] == 0
+    for form in (("1.0.0=90", "1.1.0=10"), ("1.0.0=0.9", "1.1.0=0.1"), ("1.0.0=90%", "1.1.0=10%")):
+        (routed,) = cli.json("routes", "rw", *form)
+        assert {r["version"]: r["weight"] for r in routed["routes"]} == pytest.approx(
+            {"1.0.0": 0.9, "1.1.0": 0.1}
+        )
+    for bad, said in (
+        (("ten",), "routes: expected VERSION=WEIGHT"),
+        (("0.9,1.1.0=0.1",), "one VERSION=WEIGHT per argument"),
+        (("1.0.0=ten",), "routes: 1.0.0: expected a number or a percent"),
+        (("1.0.0=50", "1.0.0=50"), "routes: version '1.0.0' given twice"),
+        (("1.0.0=90%", "1.1.0=0.1"), "routes: mixes percents"),
+        (("1.0.0=-1", "1.1.0=2"), "routes: 1.0.0: a weight is a number >= 0"),
+    ):
+        with pytest.raises(SystemExit, match=said):
+            cli.run("routes", "rw", *bad)
