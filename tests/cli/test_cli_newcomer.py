@@ -112,3 +112,24 @@ def test_route_weights_as_percents_fractions_or_numbers_mean_the_same(cli: Serve
     ):
         with pytest.raises(SystemExit, match=said):
             cli.run("routes", "rw", *bad)
+
+
+def test_an_optimizer_that_needs_a_valset_refuses_to_run_without_one(cli: Servers) -> None:
+    with cli.opt() as opt:
+        jobs_before = len(opt.list_jobs().jobs)
+    for args, said in (
+        (("--val-fraction", "0"), "valset: BootstrapFewShotWithRandomSearch needs a validation set"),
+        (("--val-fraction", "1"), "val_fraction: must be in [0, 1), got 1.0"),
+    ):
+        code, out = cli.run(
+            "optimize", "p", "--signature", SIG, "-O", "BootstrapFewShotWithRandomSearch",
+            "--trainset-ref", "train.jsonl", *args,
+        )  # fmt: skip
+        assert code == 1 and "INVALID_ARGUMENT" in out and said in out
+    with cli.opt() as opt:
+        assert len(opt.list_jobs().jobs) == jobs_before  # refused before anything was appended
+    code, out = cli.run(
+        "optimize", "p", "--signature", SIG, "-O", "BootstrapFewShotWithRandomSearch",
+        "-p", "num_candidate_programs=1", "--trainset-ref", "train.jsonl", "--valset-ref", "val.csv",
+    )  # fmt: skip
+    assert code == 0 and "INVALID_ARGUMENT" not in out
