@@ -98,6 +98,9 @@ def read_rows(file: Path, label: str, where: str) -> list[tuple[int, dict[str, A
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError as exc:
+                        if not rows and _looks_like_csv_header(line):
+                            problem = f"{label}:{lineno}: not JSON: this looks like a CSV header (use .csv)"
+                            raise InvalidArgument(where, problem) from None
                         raise InvalidArgument(where, f"{label}:{lineno}: not JSON ({exc.msg})") from None
                     if not isinstance(row, dict):
                         raise InvalidArgument(where, f"{label}:{lineno}: expected a JSON object")
@@ -109,6 +112,19 @@ def read_rows(file: Path, label: str, where: str) -> list[tuple[int, dict[str, A
     except csv.Error as exc:
         raise InvalidArgument(where, f"{label}: not CSV ({exc})") from None
     return rows
+
+
+def _looks_like_csv_header(line: str) -> bool:
+    """A first line such as ``text,label``: names split by a delimiter, no JSON brackets."""
+    text = line.strip()
+    if text[:1] in '{["':
+        return False
+    try:
+        dialect = csv.Sniffer().sniff(text, delimiters=",;\t")
+    except csv.Error:
+        return False
+    names = next(csv.reader([text], dialect))
+    return len(names) >= 2 and all(name.strip() for name in names)
 
 
 def resolve_dataset_ref(

@@ -1,7 +1,8 @@
-"""Small JSONL datasets as lists of dspy.Example, deterministic splits and digests.
+"""Small datasets as lists of dspy.Example, deterministic splits and digests.
 
 Bundled datasets live in ``dspyops/data/<name>.jsonl`` and are loaded by name; anything else
-is a path to a JSONL file of flat JSON objects.
+is a path to a JSONL file of flat JSON objects or a CSV file (header row = field names),
+read by dspyops.datarefs.read_rows, the reader the server uses for its datasets directory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 
 import dspy
 
+from dspyops.datarefs import read_rows
+from dspyops.errors import DspyopsError
+
 DATA_DIR = Path(__file__).parent / "data"
 
 
@@ -24,7 +28,7 @@ def bundled_datasets() -> list[str]:
 
 def _resolve(name_or_path: str | Path) -> Path:
     name = str(name_or_path)
-    if "/" not in name and "\\" not in name and not name.endswith(".jsonl"):
+    if "/" not in name and "\\" not in name and not name.lower().endswith((".jsonl", ".csv")):
         path = DATA_DIR / f"{name}.jsonl"
         if path.is_file():
             return path
@@ -38,26 +42,24 @@ def _resolve(name_or_path: str | Path) -> Path:
 
 
 def load_dataset(name_or_path: str | Path, input_keys: Sequence[str] | None = None) -> list[dspy.Example]:
-    """Read JSONL rows as Examples; inputs are ``input_keys`` or, by default, all keys but the last."""
+    """Read JSONL (or, by extension, CSV) rows as Examples; inputs are ``input_keys`` or, by
+    default, all keys but the last."""
     path = _resolve(name_or_path)
+    try:
+        read = read_rows(path, str(path), "dataset")
+    except DspyopsError as exc:
+        raise ValueError(str(exc)) from None
     examples: list[dspy.Example] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"dataset: {path}:{lineno}: not JSON: {exc}") from exc
-            if not isinstance(row, dict) or len(row) < 2:
-                raise ValueError(f"dataset: {path}:{lineno}: expected an object with at least two keys")
-            keys = list(input_keys) if input_keys is not None else list(row)[:-1]
-            missing = [k for k in keys if k not in row]
-            if missing:
-                raise ValueError(f"dataset: {path}:{lineno}: missing input keys {missing}")
-            if len(keys) >= len(row):
-                raise ValueError(f"dataset: {path}:{lineno}: no output keys left after inputs {keys}")
-            examples.append(dspy.Example(**row).with_inputs(*keys))
+    for lineno, row in read:
+        if len(row) < 2:
+            raise ValueError(f"dataset: {path}:{lineno}: expected an object with at least two keys")
+        keys = list(input_keys) if input_keys is not None else list(row)[:-1]
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ValueError(f"dataset: {path}:{lineno}: missing input keys {missing}")
+        if len(keys) >= len(row):
+            raise ValueError(f"dataset: {path}:{lineno}: no output keys left after inputs {keys}")
+        examples.append(dspy.Example(**row).with_inputs(*keys))
     if not examples:
         raise ValueError(f"dataset: {path} holds no examples")
     return examples

@@ -71,7 +71,10 @@ def set_routes(
 ) -> int:
     """set a deployment's routes: VERSION=WEIGHT ... (versions or @aliases)."""
     primary = [pb.Route(version=v, weight=w, role=pb.PRIMARY) for v, w in weights(routes, "routes").items()]
-    shadows = [pb.Route(version=v, weight=w, role=pb.SHADOW) for v, w in weights(shadow, "--shadow").items()]
+    shadows = [
+        pb.Route(version=v, weight=w, role=pb.SHADOW)
+        for v, w in weights(shadow, "--shadow", normalise=False).items()
+    ]
     with session.optimizer() as opt:
         changed = opt.set_routes(
             deployment,

@@ -24,10 +24,15 @@ def jobs() -> None:
 @click.argument("program")
 @click.option("--signature", default="", help='e.g. "text -> label" (or --spec)')
 @spec_option
-@click.option("--dataset", default="", help=datasets.HELP)
+@click.option("--trainset", "--dataset", "dataset", default="", help=datasets.HELP)
 @click.option(
-    "--dataset-ref", default="", help="instead of --dataset: a file under the server's --datasets-dir"
+    "--trainset-ref",
+    "--dataset-ref",
+    "dataset_ref",
+    default="",
+    help="instead of --trainset: a file under the server's --datasets-dir",
 )
+@click.option("--valset", default="", help="a validation JSONL/CSV file (no split then)")
 @click.option("--valset-ref", default="", help="a validation file under --datasets-dir (no split then)")
 @click.option("--input-key", "input_keys", multiple=True, help="an input field (default: the signature's)")
 @click.option("--optimizer-name", "-O", default=None, help="default: BootstrapFewShot, or the preset's")
@@ -71,6 +76,7 @@ def start(
     spec_file: str,
     dataset: str,
     dataset_ref: str,
+    valset: str,
     valset_ref: str,
     input_keys: tuple[str, ...],
     optimizer_name: str | None,
@@ -102,7 +108,9 @@ def start(
 ) -> int:
     """run an optimizer as a job and stream its progress (the server splits the dataset)."""
     if bool(dataset) == bool(dataset_ref):
-        raise SystemExit("optimize: give --dataset FILE or --dataset-ref FILE (one of them)")
+        raise SystemExit("optimize: give --trainset FILE or --trainset-ref FILE (one of them)")
+    if valset and valset_ref:
+        raise SystemExit("optimize: give --valset FILE or --valset-ref FILE (not both)")
     budget = pb.Budget(
         timeout_seconds=budget_seconds,
         max_lm_calls=budget_lm_calls,
@@ -131,9 +139,10 @@ def start(
             params={k: param_value(v) for k, v in pairs(params, "--param").items()},
             metric=metric,
             trainset=rows(session, dataset) if dataset else (),
+            valset=rows(session, valset) if valset else (),
             trainset_ref=dataset_ref or None,
             valset_ref=valset_ref or None,
-            val_fraction=0.0 if valset_ref else val_fraction,
+            val_fraction=0.0 if valset or valset_ref else val_fraction,
             split_seed=seed,
             input_keys=input_keys,
             prompt_lm=prompt_lm if prompt_connection or prompt_model else None,

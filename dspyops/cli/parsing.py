@@ -6,6 +6,7 @@ message naming what was wrong, as argparse's errors did."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +23,39 @@ def pairs(items: Sequence[str], what: str) -> dict[str, str]:
     return result
 
 
-def weights(items: Sequence[str], what: str) -> dict[str, float]:
-    """VERSION=WEIGHT pairs."""
-    result = {}
-    for key, value in pairs(items, what).items():
+def weights(items: Sequence[str], what: str, normalise: bool = True) -> dict[str, float]:
+    """VERSION=WEIGHT pairs; a weight is a fraction (0.9) or a percent (90% or 90). With
+    `normalise` (primary routes) they are scaled to sum to 1, so 90 10, 0.9 0.1 and 90% 10%
+    mean the same; without (shadow shares) a percent is divided by 100. One command takes
+    one form: "90%" beside a bare "0.1" is refused, since either reading may be meant."""
+    result: dict[str, float] = {}
+    percents = set()
+    for item in items:
+        version, sep, text = item.partition("=")
+        if not sep or not version or not text:
+            raise SystemExit(f"{what}: expected VERSION=WEIGHT (e.g. 1.3.0=90), got {item[:40]!r}")
+        if any(c in version for c in ", \t"):
+            raise SystemExit(f"{what}: {item[:40]!r}: one VERSION=WEIGHT per argument, separated by spaces")
+        if version in result:
+            raise SystemExit(f"{what}: version {version[:40]!r} given twice")
+        percent = text.endswith("%")
         try:
-            result[key] = float(value)
+            weight = float(text[:-1] if percent else text)
         except ValueError:
-            raise SystemExit(f"{what}: expected VERSION=WEIGHT with a number, got {key}={value!r}") from None
+            raise SystemExit(
+                f"{what}: {version[:40]}: expected a number or a percent, got {text[:20]!r}"
+            ) from None
+        if not math.isfinite(weight) or weight < 0:
+            raise SystemExit(f"{what}: {version[:40]}: a weight is a number >= 0, got {text[:20]!r}")
+        percents.add(percent)
+        result[version] = weight / 100 if percent else weight
+    if len(percents) > 1:
+        raise SystemExit(f"{what}: mixes percents (90%) and bare numbers: use one form")
+    if normalise and result:
+        total = sum(result.values())
+        if total <= 0:
+            raise SystemExit(f"{what}: the weights add up to 0")
+        result = {version: weight / total for version, weight in result.items()}
     return result
 
 
@@ -70,7 +96,7 @@ def parse_point(text: str) -> int | datetime:
 
 
 def dataset_rows(name_or_path: str) -> list[dict[str, Any]]:
-    """The rows of a JSONL file, or of a dataset shipped with dspyops (e.g. support_tickets),
+    """The rows of a JSONL or CSV file, or of a dataset shipped with dspyops (e.g. support_tickets),
     read with dspyops.datasets.load_dataset. The server takes the signature's inputs, so the
     rows go out as they are in the file."""
     from dspyops.datasets import example_row, load_dataset  # imports dspy: only when a file is read

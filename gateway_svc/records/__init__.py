@@ -38,6 +38,8 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from dspyops.errors import AlreadyExists, InvalidArgument, NotFound, shown
+from dspyops.ids import HEX as _HEX
+from dspyops.ids import MIN_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +233,8 @@ class PredictionStore(abc.ABC):
             raise InvalidArgument("prediction_id", "is required")
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidArgument("value", f"must be a finite number, got {value}")
-        record = self.get(prediction_id)
-        self._add_outcome(prediction_id, value, request_id, expected_json(expected or {}))
+        record = self.get(prediction_id)  # a unique prefix names the whole id
+        self._add_outcome(record.prediction_id, value, request_id, expected_json(expected or {}))
         return record
 
     @abc.abstractmethod
@@ -274,12 +276,30 @@ class PredictionStore(abc.ABC):
         if not prediction_id:
             raise InvalidArgument("prediction_id", "is required")
         found = self._get(prediction_id)
+        if found is None and _HEX.fullmatch(prediction_id):
+            # as git does: a unique prefix of an id (ids are hex, so LIKE sees no wildcard)
+            if len(prediction_id) < MIN_PREFIX:
+                raise InvalidArgument(
+                    "prediction_id",
+                    f"a prefix needs at least {MIN_PREFIX} characters, got {shown(prediction_id)}",
+                )
+            candidates = self._with_prefix(prediction_id, 11)
+            if len(candidates) > 1:
+                many = "more than 10" if len(candidates) > 10 else str(len(candidates))
+                raise InvalidArgument(
+                    "prediction_id", f"prefix {shown(prediction_id)} is ambiguous: {many} predictions match"
+                )
+            found = self._get(candidates[0]) if candidates else None
         if found is None:
             raise NotFound("prediction_id", f"no prediction {shown(prediction_id)}")
         return found
 
     @abc.abstractmethod
     def _get(self, prediction_id: str) -> PredictionRecord | None: ...
+
+    @abc.abstractmethod
+    def _with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` prediction ids starting with `prefix` (lowercase hex)."""
 
     @abc.abstractmethod
     def arm_counts(

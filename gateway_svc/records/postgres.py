@@ -211,6 +211,14 @@ class PostgresPredictionStore(PredictionStore):
             found = conn.execute(_SELECT, (prediction_id,)).fetchone()
         return PredictionRecord(*found) if found else None
 
+    def _with_prefix(self, prefix: str, limit: int) -> list[str]:
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(
+                "SELECT prediction_id FROM predictions WHERE prediction_id LIKE %s LIMIT %s",
+                (f"{prefix}%", limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def arm_counts(
         self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:

@@ -225,6 +225,12 @@ class SQLitePredictionStore(PredictionStore):
         rows = list(self._db()["predictions"].rows_where("prediction_id = ?", [prediction_id]))
         return PredictionRecord(**rows[0]) if rows else None
 
+    def _with_prefix(self, prefix: str, limit: int) -> list[str]:
+        rows = self._db()["predictions"].rows_where(
+            "prediction_id LIKE ?", [f"{prefix}%"], select="prediction_id", limit=limit
+        )
+        return [row["prediction_id"] for row in rows]
+
     def arm_counts(
         self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:

@@ -9,6 +9,7 @@ import structlog
 
 from dspyops.connections import Connections
 from dspyops.errors import InvalidArgument
+from dspyops.ids import resolve_prefix
 from dspyops.names import check_name
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
@@ -47,11 +48,22 @@ class JobHandlers:
             yield event
 
     async def watch_job(self, request: opb.WatchJobRequest) -> AsyncIterator[opb.OptimizationEvent]:
-        handle = await asyncio.to_thread(self.jobs.get, request.job_id)
+        handle = await asyncio.to_thread(self.jobs.get, await self._job_id(request.job_id))
         if request.after_stream_version:
             await asyncio.to_thread(self._check_resume, handle, request.after_stream_version)
         async for event in handle.watch(request.after_sequence, request.after_stream_version):
             yield event
+
+    async def _job_id(self, given: str) -> str:
+        """The job `given` names: its id or a unique prefix of it (dspyops.ids), as the
+        prediction ids the gateway takes."""
+        if not given or given in self.jobs.jobs:
+            return given
+        state = await asyncio.to_thread(self.ledger.refresh)
+        try:
+            return resolve_prefix(given, state.jobs, "jobs")
+        except ValueError as exc:
+            raise InvalidArgument("job_id", str(exc)) from None
 
     def _check_resume(self, handle: JobHandle, after: int) -> None:
         """A resume position comes from an event some replica streamed, and every replica
@@ -64,11 +76,12 @@ class JobHandlers:
             )
 
     async def cancel_job(self, request: opb.CancelJobRequest) -> opb.Job:
-        handle = await asyncio.to_thread(self.jobs.cancel, request.job_id, request.reason, request)
+        job_id = await self._job_id(request.job_id)
+        handle = await asyncio.to_thread(self.jobs.cancel, job_id, request.reason, request)
         return self.jobs.view(handle)
 
     async def get_job(self, request: opb.GetJobRequest) -> opb.Job:
-        handle = await asyncio.to_thread(self.jobs.get, request.job_id)
+        handle = await asyncio.to_thread(self.jobs.get, await self._job_id(request.job_id))
         return self.jobs.view(handle)
 
     async def list_jobs(self, request: opb.ListJobsRequest) -> opb.ListJobsResponse:

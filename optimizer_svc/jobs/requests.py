@@ -30,7 +30,7 @@ from optimizer_svc.jobs.budgets import Budget, budget_from_proto
 from optimizer_svc.jobs.gates import MustBeat, check_min_improvement
 from optimizer_svc.jobs.inputs import check_logged_size, decode_examples, encode_examples, shared_input_keys
 from optimizer_svc.optimizers.base import InvalidOptimizerParams
-from optimizer_svc.optimizers.registry import params_from_struct, resolve_preset, validate_params
+from optimizer_svc.optimizers.registry import get_adapter, params_from_struct, resolve_preset, validate_params
 from optimizer_svc.wire import examples_from_proto, lm_from_proto, lm_to_proto, spec_from_proto
 
 MAX_ATTEMPTS = 10  # a job's runs at most: each retry may pay for its LM calls again
@@ -154,6 +154,11 @@ def _validate(
         except ValueError as exc:
             raise InvalidArgument("metric", str(exc).removeprefix("metric: ")) from None
     sets = sets_of(request, spec)
+    if get_adapter(optimizer).needs_valset and not (sets.valset or sets.valset_ref or sets.val_fraction):
+        # it selects among candidates on a valset: on the trainset it would pick what overfits
+        raise InvalidArgument(
+            "valset", f"{optimizer} needs a validation set: give valset, valset_ref or val_fraction > 0"
+        )
     min_score = request.min_score if request.HasField("min_score") else None
     if min_score is not None and not (math.isfinite(min_score) and 0.0 <= min_score <= 1.0):
         raise InvalidArgument("min_score", f"must be in [0, 1], got {min_score}")

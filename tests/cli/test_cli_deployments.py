@@ -48,7 +48,7 @@ def test_create_route_and_read_a_deployment(cli: Servers) -> None:
     code, out = cli.run("routes", "api", "1.1.0=1", "--expected-version", "999")
     assert code == 1 and "ABORTED" in out
     with pytest.raises(
-        SystemExit, match=re.escape("expected VERSION=WEIGHT with a number, got 1.1.0='heavy'")
+        SystemExit, match=re.escape("routes: 1.1.0: expected a number or a percent, got 'heavy'")
     ):
         cli.run("deployments", "set-routes", "api", "1.1.0=heavy")  # refused before any call
     code, out = cli.run("deployments", "get", "nowhere")

@@ -61,7 +61,7 @@ def test_no_split_and_a_server_side_dataset(cli: Servers, rows_file: Path) -> No
     events = _start(cli, "--dataset-ref", "tickets.jsonl", "--input-key", "text")
     assert events[0]["accepted"]["trainset_size"] == 21 and events[0]["accepted"]["valset_size"] == 9
     assert "completed" in events[-1]
-    with pytest.raises(SystemExit, match="give --dataset FILE or --dataset-ref FILE"):
+    with pytest.raises(SystemExit, match="give --trainset FILE or --trainset-ref FILE"):
         cli.run("jobs", "start", "labeled", "--signature", SIG)
     with pytest.raises(SystemExit, match="no bundled dataset 'nope'"):
         cli.run("optimize", "labeled", "--signature", SIG, "--dataset", "nope")
