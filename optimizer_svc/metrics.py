@@ -1,12 +1,15 @@
-"""The optimizer's domain metrics, read at scrape time from what the server already keeps:
+"""The optimizer's domain metrics. Read at scrape time from what the server already keeps:
 the folded jobs (by optimizer and state, and their trials), the log's head, the SubscribeLog
-streams open. Labels are names the log holds (optimizer names, job states), never user text."""
+streams open. Counted as each job attempt ends: its LM calls, tokens and cost, by the
+connection and model of the job's LM (`LMUsageMetrics`). Labels are names the log or the
+connections file holds (optimizer names, job states, connections, models), never user text."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
 
+import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -14,6 +17,8 @@ from prometheus_client.registry import Collector
 from dspyops.caps import Cap
 from dspyops.eventlog import EventStore
 from dspyops.ledger import Ledger
+from dspyops.lm import OFFLINE_MODEL, LMConfig
+from optimizer_svc.progress.usage import Usage
 
 
 class OptimizerCollector(Collector):
@@ -52,5 +57,49 @@ class OptimizerCollector(Collector):
         )
 
 
-def register(registry: CollectorRegistry, ledger: Ledger, store: EventStore, subscribers: Cap) -> None:
+class LMUsageMetrics:
+    """Jobs' LM usage by connection and model, counted when an attempt ends (a job on Ray
+    reports its totals only then). A proposer LM of its own (MIPROv2's prompt_lm) is counted
+    under the job's LM: the tracker keeps one tally per job."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("connection", "model")
+        self.calls = prometheus_client.Counter(
+            "dspyops_lm_calls",
+            "LM calls jobs paid for (not those their LM cache replayed).",
+            labels,
+            registry=registry,
+        )
+        self.replayed = prometheus_client.Counter(
+            "dspyops_lm_replayed_calls",
+            "LM calls jobs' LM cache answered (not paid).",
+            labels,
+            registry=registry,
+        )
+        self.tokens = prometheus_client.Counter(
+            "dspyops_lm_tokens",
+            "LM tokens of jobs' calls, by direction (input, output).",
+            (*labels, "direction"),
+            registry=registry,
+        )
+        self.cost = prometheus_client.Counter(
+            "dspyops_lm_cost_usd",
+            "LM cost of jobs' calls in USD (reported, or from the connection's prices).",
+            labels,
+            registry=registry,
+        )
+
+    def job_ended(self, lm: LMConfig, usage: Usage) -> None:
+        key = (lm.connection or "legacy", lm.model or (OFFLINE_MODEL if lm.is_offline else ""))
+        self.calls.labels(*key).inc(usage.lm_calls)
+        self.replayed.labels(*key).inc(usage.replayed_lm_calls)
+        self.tokens.labels(*key, "input").inc(usage.input_tokens)
+        self.tokens.labels(*key, "output").inc(usage.output_tokens)
+        self.cost.labels(*key).inc(usage.cost_usd)
+
+
+def register(
+    registry: CollectorRegistry, ledger: Ledger, store: EventStore, subscribers: Cap
+) -> LMUsageMetrics:
     registry.register(OptimizerCollector(ledger, store, subscribers))
+    return LMUsageMetrics(registry)

@@ -224,7 +224,7 @@ async def _start(
     # after the gRPC bind: a bind that fails leaves no metrics thread behind
     endpoint = None
     if metrics_registry is not None and config.metrics_port is not None:
-        metrics.register(metrics_registry, ledger, store, log_handlers.subscribers)
+        jobs.on_usage = metrics.register(metrics_registry, ledger, store, log_handlers.subscribers).job_ended
         endpoint = MetricsEndpoint(
             metrics_registry, config.host, config.metrics_port, config.metrics_port_file or ""
         )

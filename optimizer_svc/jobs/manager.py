@@ -43,6 +43,7 @@ from dspyops.eventlog import AppendResult
 from dspyops.eventlog.store import StoreUnavailable
 from dspyops.events import decode
 from dspyops.ledger import Ledger
+from dspyops.lm import LMConfig
 from dspyops.lmcache.cache import LMCache
 from dspyops.lmcache.memory import MemoryLMCache
 from dspyops.metrics import allowed_metric_modules
@@ -67,7 +68,7 @@ from optimizer_svc.jobs.runner import JobSpec
 from optimizer_svc.jobs.takeover import accepted_record, completed_from_version, last_event_us
 from optimizer_svc.jobs.watched import job_event_payload
 from optimizer_svc.progress.events import JobEvent, TrialCompleted
-from optimizer_svc.progress.usage import SharedUsageTracker
+from optimizer_svc.progress.usage import SharedUsageTracker, Usage
 from optimizer_svc.registry.commands import Registry
 
 _log = structlog.get_logger()
@@ -117,6 +118,8 @@ class JobManager:
         tracer: Tracer = NO_TRACER,
     ) -> None:
         self.tracer = tracer  # a span per job and per trial (dspyops.telemetry); no-op: none
+        # each attempt's LM usage once it ends, however it ended (optimizer_svc.metrics)
+        self.on_usage: Callable[[LMConfig, Usage], None] | None = None
         # where each job's optimization runs (the manager keeps its record either way)
         self.executor: JobExecutor = executor or ThreadExecutor()
         self.datasets_dir = datasets_dir  # where trainset_ref/valset_ref files live (None: refused)
@@ -536,9 +539,16 @@ class JobManager:
         with self.tracer.start_as_current_span(
             "job", attributes={**attributes, "dspyops.optimizer": job.optimizer}
         ) as span:
-            self._run_traced(handle, job, span)
+            usage = SharedUsageTracker()
+            try:
+                self._run_traced(handle, job, span, usage)
+            finally:
+                if self.on_usage is not None:
+                    self.on_usage(job.lm, usage.snapshot())
 
-    def _run_traced(self, handle: JobHandle, job: ValidatedJob, span: Span) -> None:
+    def _run_traced(
+        self, handle: JobHandle, job: ValidatedJob, span: Span, usage: SharedUsageTracker
+    ) -> None:
         log = _log.bind(job_id=handle.job_id, program=job.program, optimizer=job.optimizer)
         log.info("job_started")
         started = time.monotonic()
@@ -559,7 +569,6 @@ class JobManager:
             metric_modules=allowed_metric_modules(),  # this process's, wherever the job runs
             lm_cache=self.lm_cache,
         )
-        usage = SharedUsageTracker()
         try:
             result = self.executor.run(spec, self._emit(handle, span), handle.cancel, usage)
         except JobCancelled as exc:

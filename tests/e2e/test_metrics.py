@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.proto import events_pb2 as pb
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig, start
@@ -62,6 +63,7 @@ class Cluster:
     gateway: ServerThread
     version: str
     job_events: int  # messages StartOptimization streamed
+    job_usage: pb.Usage  # its JobCompleted's
     job_trials: int
     bad_code: grpc.StatusCode
     log: str
@@ -101,7 +103,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             gw.record_outcome(answers[0].prediction_id, 1.0)
             gw.record_outcome(answers[1].prediction_id, 0.0, expected={"label": "billing"})
             yield Cluster(
-                opt, gw, optimizer, gateway, version, len(events), job.trials, bad.value.code(), log
+                opt,
+                gw,
+                optimizer,
+                gateway,
+                version,
+                len(events),
+                events[-1].completed.usage,
+                job.trials,
+                bad.value.code(),
+                log,
             )
         gateway.stop()
     optimizer.stop()
@@ -187,6 +198,22 @@ def test_jobs_by_optimizer_and_state_and_trials(cluster: Cluster) -> None:
     assert value(samples, "dspyops_jobs", optimizer="LabeledFewShot", state="succeeded") == 1
     assert value(samples, "dspyops_jobs", state="running") == 0
     assert value(samples, "dspyops_job_trials", optimizer="LabeledFewShot") == cluster.job_trials
+
+
+def test_lm_calls_tokens_and_cost_of_jobs_by_connection_and_model(cluster: Cluster) -> None:
+    used = cluster.job_usage
+    assert used.lm_calls > 0 and used.input_tokens > 0  # the offline LM counts words as tokens
+    lm = {"connection": "offline", "model": "offline/nearest-demo"}
+
+    def counted() -> bool:  # when the attempt's thread has ended, just after its last event
+        return value(cluster.scrape_optimizer(), "dspyops_lm_calls_total", **lm) == used.lm_calls
+
+    assert wait_until(counted)
+    samples = cluster.scrape_optimizer()
+    assert value(samples, "dspyops_lm_replayed_calls_total", **lm) == used.replayed_lm_calls
+    assert value(samples, "dspyops_lm_tokens_total", **lm, direction="input") == used.input_tokens
+    assert value(samples, "dspyops_lm_tokens_total", **lm, direction="output") == used.output_tokens
+    assert value(samples, "dspyops_lm_cost_usd_total", **lm) == used.cost_usd
 
 
 def test_gateway_position_and_lag_follow_the_head(cluster: Cluster) -> None:
