@@ -9,10 +9,10 @@ from dspyops.proto import events_pb2 as pb
 from dspyops.render.events import describe_event
 
 # every payload type of the EventPayload oneof (events.proto), with its message's full name
-KINDS = {
-    field.name: field.message_type.full_name
-    for field in pb.EventPayload.DESCRIPTOR.oneofs_by_name["kind"].fields
-}
+KINDS: dict[str, str] = {}
+for _field in pb.EventPayload.DESCRIPTOR.oneofs_by_name["kind"].fields:
+    assert _field.message_type is not None  # every payload kind is a message
+    KINDS[_field.name] = _field.message_type.full_name
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dspyops.cli.main import main
 from dspyops.client import OptimizerClient
 from dspyops.proto import events_pb2 as pb
 from tests.support.connections import FAKE_KEY, optimizer_thread
@@ -25,7 +26,10 @@ def _closed_port() -> int:
 
 
 def test_unreachable_lm_fails_naming_the_cause_without_printing_examples(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FAKE_PROVIDER_KEY", FAKE_KEY)
     connections = tmp_path / "connections.toml"
@@ -52,6 +56,9 @@ models = ["m1"]
                     lm=pb.LMConfig(model="m1", connection="down"),
                 )
             )
+        capsys.readouterr()
+        assert main(["--optimizer", thread.address, "jobs"]) == 0
+        listed = capsys.readouterr().out
     finally:
         thread.stop()
     failed = [e.failed for e in events if e.WhichOneof("kind") == "failed"]
@@ -63,3 +70,6 @@ models = ["m1"]
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for row in ROWS:
         assert row["text"][:40] not in logged
+    # `jobs` lists it failed, with no final score it never had
+    (job_row,) = [line for line in listed.splitlines() if "failed" in line]
+    assert job_row.split("failed", 1)[1].split("│")[2].strip() == "-", job_row
