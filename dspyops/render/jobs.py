@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 from rich.markup import escape
@@ -29,6 +30,13 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
             print_json(event)
             last = event
         return last
+    # the first event before the bar: an error (NOT_FOUND for an unknown job) is raised by
+    # the stream's first read, and must not print after an empty bar
+    stream = iter(events)
+    first = next(stream, None)
+    if first is None:
+        return None
+    events = chain([first], stream)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
