@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from google.protobuf.json_format import MessageToDict
 from rich.table import Table
 
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
-from dspyops.render.console import as_dict
 
 
 def optimizers_table(catalog: opb.ListOptimizersResponse) -> Table:
@@ -29,9 +29,36 @@ def optimizers_table(catalog: opb.ListOptimizersResponse) -> Table:
             )
             or "-"
         )
-        params = "; ".join(p.name for p in o.params)
+        params = "\n".join(_param(p) for p in o.params)
         table.add_row(o.name, needs, params, o.doc)
     return table
+
+
+def _param(p: opb.OptimizerParam) -> str:
+    """``name: type = default, range``: what a user needs to write a --param."""
+    default = json.dumps(_whole(MessageToDict(p.default))) if p.HasField("default") else "required"
+    if p.allowed:
+        limits = p.allowed
+    elif p.choices:
+        limits = "one of " + ", ".join(p.choices)
+    elif p.HasField("minimum") or p.HasField("maximum"):
+        low = f"{_whole(p.minimum)}" if p.HasField("minimum") else "-inf"
+        high = f"{_whole(p.maximum)}" if p.HasField("maximum") else "inf"
+        limits = f"[{low}, {high}]"
+    else:
+        limits = ""
+    return f"{p.name}: {p.type} = {default}" + (f", {limits}" if limits else "")
+
+
+def _whole(value: object) -> object:
+    """Struct and Value hold every number as a double: 2.0 reads as 2 again."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
 
 
 def presets_table(catalog: opb.ListOptimizersResponse) -> Table:
@@ -40,7 +67,10 @@ def presets_table(catalog: opb.ListOptimizersResponse) -> Table:
         table.add_column(column, overflow="fold")
     for p in catalog.presets:
         table.add_row(
-            p.name, p.optimizer, json.dumps(as_dict(p.params)) if p.HasField("params") else "{}", p.doc
+            p.name,
+            p.optimizer,
+            json.dumps(_whole(MessageToDict(p.params))) if p.HasField("params") else "{}",
+            p.doc,
         )
     return table
 

@@ -65,6 +65,9 @@ def print_state(state: gpb.DeploymentState, as_json: bool) -> None:
             f"  experiment {e.experiment_id}: control {e.control}, treatments {', '.join(e.treatments)}, "
             f"weights {', '.join(f'{w:g}' for w in e.weights)}, hash v{e.hash_version}, seed {e.seed!r}"
         )
+        # the routes line above reads as what serves, but the experiment's arms do
+        # (keys outside its coverage go to its control)
+        console.print("  the experiment overrides the routes until it stops: its arms serve every key")
     if state.HasField("canary"):
         c = state.canary
         console.print(

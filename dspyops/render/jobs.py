@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 from rich.markup import escape
@@ -29,6 +30,13 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
             print_json(event)
             last = event
         return last
+    # the first event before the bar: an error (NOT_FOUND for an unknown job) is raised by
+    # the stream's first read, and must not print after an empty bar
+    stream = iter(events)
+    first = next(stream, None)
+    if first is None:
+        return None
+    events = chain([first], stream)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -81,6 +89,12 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
     return last
 
 
+def final_text(job: opb.Job) -> str:
+    """A final score only for a job that has one: 0.000 for a job that failed or is still
+    running reads as a real score."""
+    return f"{job.final_score:.3f}" if job.state == opb.SUCCEEDED or job.final_score else "-"
+
+
 def jobs_table(jobs: Iterable[opb.Job]) -> Table:
     table = Table(title="jobs")
     for column in ("job", "program", "optimizer", "state", "baseline", "final", "trials", "version"):
@@ -92,7 +106,7 @@ def jobs_table(jobs: Iterable[opb.Job]) -> Table:
             job.optimizer,
             job_state(job.state),
             f"{job.baseline_score:.3f}",
-            f"{job.final_score:.3f}",
+            final_text(job),
             str(job.trials),
             job.version or "-",
         )
@@ -103,7 +117,7 @@ def job_line(job: opb.Job) -> str:
     """One job in a line (`dspyops jobs get`)."""
     line = (
         f"job {job.job_id}: {job.optimizer} on {job.program}, {job_state(job.state)}; "
-        f"baseline {job.baseline_score:.3f}, final {job.final_score:.3f} (best {job.best_score:.3f}), "
+        f"baseline {job.baseline_score:.3f}, final {final_text(job)} (best {job.best_score:.3f}), "
         f"{job.trials} trials"
     )
     if job.owner:

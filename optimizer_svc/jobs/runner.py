@@ -28,6 +28,7 @@ from dspyops.programs.retrieve import lineage_corpora
 from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.jobs.budgets import Budget, BudgetGuard
+from optimizer_svc.jobs.first_failure import FirstFailure, silence_example_errors
 from optimizer_svc.optimizers.base import CompileInputs, evaluation_score
 from optimizer_svc.optimizers.registry import get_adapter, validate_params
 from optimizer_svc.progress.capture import ProgressCapture
@@ -36,6 +37,7 @@ from optimizer_svc.progress.usage import SharedUsageTracker, Usage
 from optimizer_svc.tqdm_race import install as _tolerate_concurrent_bars
 
 _tolerate_concurrent_bars()  # several jobs and evaluations share this process
+silence_example_errors()  # DSPy would log each failing training example to stderr
 
 
 @dataclass
@@ -151,7 +153,8 @@ def run_job(
     )
     job_metric = capture.wrap_metric(metric)
     # cancel LAST: the capture sees every start first; the guard trips the token just before.
-    callbacks = [capture, guard, CancelCallback(cancel)]
+    failure = FirstFailure()  # the cause to name when DSPy stops with a causeless message
+    callbacks = [capture, failure, guard, CancelCallback(cancel)]
     guard.start_timer()
     must_beat_score = None
     try:
@@ -190,6 +193,11 @@ def run_job(
                 # The gate's reference: same set, metric and LM (this context's) as the job.
                 must_beat_score = _evaluate(job.must_beat, evalset, job_metric, num_threads)
                 cancel.check()
+    except Exception as exc:
+        cause = failure.cause_of(exc)
+        if cause is exc:
+            raise
+        raise cause from None  # the traceback of DSPy's stop says nothing more
     finally:
         guard.stop()
         capture.close()

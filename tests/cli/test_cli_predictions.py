@@ -43,6 +43,8 @@ def test_an_experiment_by_its_grouped_commands(cli: Servers) -> None:
         "--min-samples", "3", "--weights", "0.5,0.5", "--reason", "which is better",
     )  # fmt: skip
     assert state["experiment"]["treatments"] == ["1.1.0"] and state["experiment"]["metric"] == "CONTINUOUS"
+    code, out = cli.run("state", "ab")
+    assert code == 0 and "the experiment overrides the routes" in out, out
     with cli.gw() as gw:
         for i in range(8):
             answer = gw.predict("ab", {"text": "refund"}, routing_key=f"v{i}")
@@ -84,7 +86,12 @@ def test_set_a_capture_policy_and_predict_with_a_trace(cli: Servers) -> None:
         "--retention-days",
         "7",
     )
-    assert changed["capture"] == {"traces": True, "fields": ["label"], "retention_days": 7}
+    assert changed["capture"] == {
+        "traces": True,
+        "fields": ["label"],
+        "retention_days": 7,
+        "inputs_outputs": False,
+    }
     code, out = cli.run("deployments", "get", "captured")
     assert code == 0 and "captures traces (fields label) for 7 days" in out
     code, out = cli.run("deployments", "set-capture-policy", "captured", "--retention-days", "-3")
@@ -103,7 +110,7 @@ def test_explain_shows_each_stage_lm_and_the_kept_trace(cli: Servers) -> None:
     cli.gateway_caught_up()
     (answer,) = cli.json("predictions", "predict", "explained", "text=refund please")
     (explained,) = cli.json("predictions", "explain", answer["prediction_id"])
-    assert explained["stage_lms"] == [{"stage": "self", "connection": "offline"}]
+    assert explained["stage_lms"] == [{"stage": "self", "connection": "offline", "model": ""}]
     assert [c["name"] for c in explained["trace"]] == ["self"]
     code, out = cli.run("explain", answer["prediction_id"])
     assert code == 0 and "stage self: connection offline" in out

@@ -199,9 +199,7 @@ def test_the_cli_sends_its_filters_to_the_server(log: Log, capsys: pytest.Captur
     assert first_routes > 1
     args = ["--optimizer", log.address, "--token", TOKENS["alice"], "log"]
     assert main([*args, "--type", "RoutesSet", "--limit", "1", "--json"]) == 0
-    assert [json.loads(line)["position"] for line in capsys.readouterr().out.splitlines()] == [
-        str(first_routes)
-    ]
+    assert [json.loads(line)["position"] for line in capsys.readouterr().out.splitlines()] == [first_routes]
 
     since = (log.middle - timedelta(microseconds=1)).isoformat()
     assert main([*args, "--actor", "bob", "--since", since, "--type", "AliasSet", "--type", "RoutesSet"]) == 0
