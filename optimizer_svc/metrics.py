@@ -17,7 +17,8 @@ from prometheus_client.registry import Collector
 from dspyops.caps import Cap
 from dspyops.eventlog import EventStore
 from dspyops.ledger import Ledger
-from dspyops.lm import OFFLINE_MODEL, LMConfig
+from dspyops.lm import LMConfig
+from dspyops.offline.engine import OFFLINE_MODEL
 from optimizer_svc.progress.usage import Usage
 
 
