@@ -517,20 +517,48 @@ def _trial(b: _Builder, event: StoredEvent, msg: pb.TrialCompleted) -> None:
 
 def _completed(b: _Builder, event: StoredEvent, msg: pb.JobCompleted) -> None:
     _job_update(
-        b, event, msg.fence, state="succeeded", final_score=msg.final_score, version=msg.version, owner=""
+        b,
+        event,
+        msg.fence,
+        state="succeeded",
+        final_score=msg.final_score,
+        version=msg.version,
+        owner="",
+        lm_calls=msg.usage.lm_calls,
+        ended_at_us=_micros(event),
     )
 
 
 def _failed(b: _Builder, event: StoredEvent, msg: pb.JobFailed) -> None:
-    _job_update(b, event, msg.fence, state="failed", error=msg.error, owner="")
+    _job_update(
+        b,
+        event,
+        msg.fence,
+        state="failed",
+        error=msg.error,
+        owner="",
+        lm_calls=msg.usage.lm_calls,
+        ended_at_us=_micros(event),
+    )
 
 
 def _cancelled(b: _Builder, event: StoredEvent, msg: pb.JobCancelled) -> None:
-    _job_update(b, event, msg.fence, state="cancelled", error=msg.reason, owner="")
+    _job_update(
+        b,
+        event,
+        msg.fence,
+        state="cancelled",
+        error=msg.reason,
+        owner="",
+        lm_calls=msg.usage.lm_calls,
+        ended_at_us=_micros(event),
+    )
 
 
 def _interrupted(b: _Builder, event: StoredEvent, msg: pb.JobInterrupted) -> None:
-    _job_update(b, event, msg.fence, state="interrupted", error=msg.reason, owner="")
+    _job_update(
+        b, event, msg.fence, state="interrupted", error=msg.reason, owner="", ended_at_us=_micros(event)
+    )
 
 
 def _corpus_registered(b: _Builder, event: StoredEvent, msg: pb.CorpusRegistered) -> None:

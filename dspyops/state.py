@@ -366,6 +366,8 @@ class JobSummary:
     lease_until_us: int = 0  # recorded_at of the owner's last event + lease_ms (the log's clock)
     stream_version: int = 0  # the job stream's version: a claim appends expecting it
     cancel_requested: str = ""  # the reason of a JobCancelRequested the owner has to act on
+    lm_calls: int = 0  # paid LM calls, from its terminal event's usage (0 until it ends)
+    ended_at_us: int = 0  # recorded_at of its terminal event (the log's clock; 0: not ended)
 
     @property
     def current_fence(self) -> int:

@@ -153,7 +153,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "program", "optimizer", "state", "baseline_score", "final_score", "best_score", "trials", "version", "error", "created_at", "last_sequence", "owner", "attempt", "max_attempts")
+    __slots__ = ("job_id", "program", "optimizer", "state", "baseline_score", "final_score", "best_score", "trials", "version", "error", "created_at", "last_sequence", "owner", "attempt", "max_attempts", "lm_calls", "wall_seconds")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,8 @@ class Job(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LM_CALLS_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     program: str
     optimizer: str
@@ -184,7 +186,9 @@ class Job(_message.Message):
     owner: str
     attempt: int
     max_attempts: int
-    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., optimizer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., best_score: _Optional[float] = ..., trials: _Optional[int] = ..., version: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., owner: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    lm_calls: int
+    wall_seconds: float
+    def __init__(self, job_id: _Optional[str] = ..., program: _Optional[str] = ..., optimizer: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., baseline_score: _Optional[float] = ..., final_score: _Optional[float] = ..., best_score: _Optional[float] = ..., trials: _Optional[int] = ..., version: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., owner: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., lm_calls: _Optional[int] = ..., wall_seconds: _Optional[float] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("program",)

@@ -95,9 +95,24 @@ def final_text(job: opb.Job) -> str:
     return f"{job.final_score:.3f}" if job.state == opb.SUCCEEDED or job.final_score else "-"
 
 
+_ENDED = (opb.SUCCEEDED, opb.FAILED, opb.CANCELLED, opb.INTERRUPTED)
+
+
 def jobs_table(jobs: Iterable[opb.Job]) -> Table:
     table = Table(title="jobs")
-    for column in ("job", "program", "optimizer", "state", "baseline", "final", "trials", "version"):
+    columns = (
+        "job",
+        "program",
+        "optimizer",
+        "state",
+        "baseline",
+        "final",
+        "trials",
+        "LM calls",
+        "wall",
+        "version",
+    )
+    for column in columns:
         table.add_column(column)
     for job in jobs:
         table.add_row(
@@ -108,9 +123,16 @@ def jobs_table(jobs: Iterable[opb.Job]) -> Table:
             f"{job.baseline_score:.3f}",
             final_text(job),
             str(job.trials),
+            ended_text(job, str(job.lm_calls)),
+            ended_text(job, f"{job.wall_seconds:.1f}s"),
             job.version or "-",
         )
     return table
+
+
+def ended_text(job: opb.Job, text: str) -> str:
+    """What only an ended job has (its LM calls, its wall time): "-" before it ends."""
+    return text if job.state in _ENDED else "-"
 
 
 def job_line(job: opb.Job) -> str:
@@ -120,6 +142,8 @@ def job_line(job: opb.Job) -> str:
         f"baseline {job.baseline_score:.3f}, final {final_text(job)} (best {job.best_score:.3f}), "
         f"{job.trials} trials"
     )
+    if job.wall_seconds:
+        line += f"; {job.lm_calls} LM calls, {job.wall_seconds:.1f}s wall"
     if job.owner:
         line += f"; run by {job.owner}"
     if job.attempt > 1 or job.max_attempts > 1:

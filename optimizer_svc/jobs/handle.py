@@ -118,4 +118,8 @@ def job_view(summary: JobSummary, last_sequence: int) -> opb.Job:
         owner=summary.owner,
         attempt=summary.attempt,
         max_attempts=summary.max_attempts,
+        lm_calls=summary.lm_calls,
+        wall_seconds=max(0, summary.ended_at_us - summary.accepted_at_us) / 1e6
+        if summary.ended_at_us
+        else 0.0,
     )

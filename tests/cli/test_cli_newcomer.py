@@ -133,3 +133,17 @@ def test_an_optimizer_that_needs_a_valset_refuses_to_run_without_one(cli: Server
         "-p", "num_candidate_programs=1", "--trainset-ref", "train.jsonl", "--valset-ref", "val.csv",
     )  # fmt: skip
     assert code == 0 and "INVALID_ARGUMENT" not in out
+
+
+def test_jobs_show_lm_calls_and_wall_time_once_ended(cli: Servers) -> None:
+    events = _start(cli, "--trainset-ref", "train.jsonl", "--val-fraction", "0.25")
+    job_id, completed = events[0]["job_id"], events[-1]["completed"]
+    (job,) = cli.json("jobs", "get", job_id)
+    assert job["lm_calls"] == completed["usage"]["lm_calls"] > 0  # the JobCompleted's usage
+    assert job["wall_seconds"] > 0  # acceptance to JobCompleted on the log's clock
+    code, out = cli.run("jobs", "get", job_id)
+    assert code == 0 and f"; {job['lm_calls']} LM calls, " in out and "s wall" in out, out
+    code, out = cli.run("jobs", "list")
+    assert code == 0 and "LM calls" in out and "wall" in out, out
+    row = next(line for line in out.splitlines() if job_id in line)
+    assert str(job["lm_calls"]) in row, row

@@ -364,26 +364,39 @@ def _job_event(state: State, event: StoredEvent, msg: Any) -> State:
     elif name not in _UNFENCED and msg.fence != current:
         new = moved
     else:
-        new = replace(moved, **_job_changes(name, msg, job))
+        new = replace(moved, **_job_changes(name, msg, job, _micros(event)))
         if job.owner:
             new = replace(new, lease_until_us=lease_until)
     return replace(state, jobs=_with(state.jobs, job.job_id, new))
 
 
-def _job_changes(name: str, msg: Any, job: JobSummary) -> dict[str, Any]:
+def _job_changes(name: str, msg: Any, job: JobSummary, at_us: int) -> dict[str, Any]:
     match name:
         case "BaselineEvaluated":
             return {"baseline_score": msg.score}
         case "TrialCompleted":
             return {"trials": job.trials + 1, "best_score": msg.best_score}
         case "JobCompleted":
-            return {"state": "succeeded", "final_score": msg.final_score, "version": msg.version, "owner": ""}
+            ended = {"owner": "", "lm_calls": msg.usage.lm_calls, "ended_at_us": at_us}
+            return {"state": "succeeded", "final_score": msg.final_score, "version": msg.version, **ended}
         case "JobFailed":
-            return {"state": "failed", "error": msg.error, "owner": ""}
+            return {
+                "state": "failed",
+                "error": msg.error,
+                "owner": "",
+                "lm_calls": msg.usage.lm_calls,
+                "ended_at_us": at_us,
+            }
         case "JobCancelled":
-            return {"state": "cancelled", "error": msg.reason, "owner": ""}
+            return {
+                "state": "cancelled",
+                "error": msg.reason,
+                "owner": "",
+                "lm_calls": msg.usage.lm_calls,
+                "ended_at_us": at_us,
+            }
         case "JobInterrupted":
-            return {"state": "interrupted", "error": msg.reason, "owner": ""}
+            return {"state": "interrupted", "error": msg.reason, "owner": "", "ended_at_us": at_us}
         case "JobRetried":
             zero = {"baseline_score": 0.0, "final_score": 0.0, "best_score": 0.0, "trials": 0}
             return {"attempt": msg.attempt, **zero}
