@@ -41,9 +41,18 @@ def servers(tmp_path: Path, executor: str) -> Iterator[tuple[OptimizerClient, Se
 def optimize(
     opt: OptimizerClient, program: str, spec: pb.ProgramSpec, optimizer: str, **params: object
 ) -> str:
+    # MIPROv2 and GEPA select on a valset: a share of the trainset is held out for them
+    val_fraction = 0.25 if optimizer in ("MIPROv2", "GEPA") else 0.0
     events = list(
         opt.start_optimization(
-            program, "", trainset=ROWS, optimizer=optimizer, params=params, spec=spec, input_keys=["text"]
+            program,
+            "",
+            trainset=ROWS,
+            optimizer=optimizer,
+            params=params,
+            spec=spec,
+            input_keys=["text"],
+            val_fraction=val_fraction,
         )
     )
     assert events[-1].WhichOneof("kind") == "completed", events[-1]
