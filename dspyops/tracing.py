@@ -155,9 +155,7 @@ class TraceCollector(BaseCallback):  # type: ignore[misc]  # dspy is untyped
         if self._usage_tracker is not None:
             self._usage_tracker.add_usage(lm, usage_entry)
         active = callback_context.ACTIVE_CALL_ID.get()
-        prompt = _count(usage_entry.get("prompt_tokens"))
-        completion = _count(usage_entry.get("completion_tokens"))
-        cost = _cost(usage_entry.get("cost"))
+        prompt, completion, cost = usage_numbers(usage_entry)
         with self._lock:
             owner = self._lm_parents.get(active, active) if active is not None else None
             for call in self._chain(owner):
@@ -229,6 +227,16 @@ def _output_values(outputs: Any) -> dict[str, Any]:
     if isinstance(outputs, dict):
         return dict(outputs)
     return {} if outputs is None else {"output": outputs}
+
+
+def usage_numbers(usage_entry: Mapping[str, Any]) -> tuple[int, int, float]:
+    """(input tokens, output tokens, reported cost in USD) of one DSPy usage entry; a field
+    that is missing or no number counts as 0."""
+    return (
+        _count(usage_entry.get("prompt_tokens")),
+        _count(usage_entry.get("completion_tokens")),
+        _cost(usage_entry.get("cost")),
+    )
 
 
 def _count(value: Any) -> int:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dspy
 
 from dspyops.artifacts import decode_artifact
-from dspyops.connections import OFFLINE_ONLY, Connections
+from dspyops.connections import OFFLINE_ONLY, Connections, Prices
 from dspyops.errors import FailedPrecondition
 from dspyops.lm import LMConfig, lm_from_resolved
 from dspyops.programs.build import load_program
@@ -49,6 +49,7 @@ class LoadedProgram:
     predictors: tuple[str, ...] = ()  # named_predictors() names: the stages ExplainPrediction lists
     connection: str = ""  # the connection and model this gateway runs the version with
     model: str = ""
+    prices: Prices = field(default_factory=Prices)  # the connection's: costs calls reported without one
 
 
 def code_drift(loaded: LoadedProgram, recorded: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -128,4 +129,5 @@ class ProgramCache:
             predictors=tuple(name for name, _ in module.named_predictors()),
             connection=resolved.connection.name,
             model=resolved.model,
+            prices=resolved.prices,
         )

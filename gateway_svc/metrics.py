@@ -1,5 +1,6 @@
 """The gateway's domain metrics: predictions (by deployment, version, arm and outcome) and
-their latency, counted as each record is kept; outcomes by source; and, read at scrape
+their latency, counted as each record is kept; outcomes by source; the LM calls, tokens and
+cost of what it serves (gateway_svc.lm_usage); and, read at scrape
 time, the replica's position in the log, the head and the lag between them. Labels are
 names the log holds (deployments, versions) and bucket numbers, never request text."""
 
@@ -12,9 +13,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dspyops.eventlog import EventStore
+from gateway_svc.lm_usage import LMUsage
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 
+HUMAN = "human"  # the source of RecordOutcome's outcomes
 # seconds: an offline program answers in milliseconds, an LM call in seconds
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -43,10 +46,13 @@ class GatewayMetrics:
         )
         self.outcomes = Counter(
             "dspyops_outcomes",
-            "Outcomes recorded, by deployment and source (value: a score only; expected: labelled outputs).",
-            ("deployment", "source"),
+            "Outcomes recorded, by deployment, source (human: RecordOutcome; evaluator:<name>: an "
+            "online evaluator's score) and kind (value: a score only; expected: with labelled "
+            "outputs; score: an evaluator's).",
+            ("deployment", "source", "kind"),
             registry=registry,
         )
+        self.lm = LMUsage(registry)  # what predictions, shadows and judges cost
         registry.register(_TailCollector(replica, store, records))
 
     def predicted(self, record: PredictionRecord) -> None:
@@ -55,7 +61,10 @@ class GatewayMetrics:
         self.latency.labels(record.deployment, record.version).observe(record.latency_ms / 1000)
 
     def outcome(self, record: PredictionRecord, labelled: bool) -> None:
-        self.outcomes.labels(record.deployment, "expected" if labelled else "value").inc()
+        self.outcomes.labels(record.deployment, HUMAN, "expected" if labelled else "value").inc()
+
+    def scored(self, deployment: str, source: str) -> None:
+        self.outcomes.labels(deployment, source, "score").inc()
 
 
 class _TailCollector(Collector):

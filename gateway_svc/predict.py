@@ -35,6 +35,7 @@ from dspyops.telemetry import NO_TRACER, trace_id_hex
 from dspyops.tracing import trace_json, traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
+from gateway_svc.lm_usage import LMUsage, counted
 from gateway_svc.loader import LoadedProgram, ProgramCache
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
@@ -60,6 +61,7 @@ class Predictions:
         self.programs = programs
         self.history = history  # None on a gateway tailing a remote optimizer: no as_of
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.lm_usage: LMUsage | None = None  # LM calls counted by connection and model (--metrics-port)
         # told of every primary prediction once it is recorded (the online evaluators: never blocks)
         self.on_recorded: Callable[[PredictionRecord], None] = lambda record: None
 
@@ -122,7 +124,7 @@ class Predictions:
         # the policy in force now, also for a prediction served as of a past state: what is
         # kept is decided when it is kept
         capture = self._capture(deployment.name)
-        with spanned(self.tracer, loaded.names, self.trace_content):
+        with counted(self.lm_usage, loaded), spanned(self.tracer, loaded.names, self.trace_content):
             outputs, error, trace = await _run(
                 loaded, inputs, trace=request.include_trace or wants_trace(capture)
             )
@@ -206,7 +208,8 @@ class Predictions:
         trace: list[pb.ModuleCall] = []
         try:
             loaded, drift = self.load_checked(version)
-            outputs, error, trace = await _run(loaded, inputs, trace=wants_trace(capture))
+            with counted(self.lm_usage, loaded):
+                outputs, error, trace = await _run(loaded, inputs, trace=wants_trace(capture))
         except Exception as exc:  # the version cannot be loaded: recorded as its failure
             outputs, error = {}, _failure(exc)
         try:

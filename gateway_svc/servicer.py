@@ -108,8 +108,11 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
             )
 
     def count_into(self, metrics: GatewayMetrics) -> None:
-        """Count predictions (each record kept) and outcomes into `metrics`."""
+        """Count predictions (each record kept), outcomes, evaluator scores and the LM calls
+        of predictions, shadows and judges into `metrics`."""
         self.metrics = metrics
+        self.predictions.lm_usage = self.evaluators.runner.lm_usage = metrics.lm
+        self.evaluators.runner.on_scored = metrics.scored
         after = self.predictions.on_recorded
 
         def on_recorded(record: PredictionRecord) -> None:

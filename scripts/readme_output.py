@@ -4,7 +4,8 @@ Runs `dspyops demo` (a fresh temporary log, the offline LM), `python -m
 dspyops.demo_cluster` (a throwaway PostgreSQL, a local Ray cluster, two optimizers and two
 gateways) and `python -m dspyops.demo_learning` (the learning loop) and puts what each
 printed between its markers in README.md (`<!-- demo-output -->`, `<!-- demo-cluster-output
--->`, `<!-- demo-learning-output -->`), so the samples cannot go stale. `--only NAME`
+-->`, `<!-- demo-learning-output -->`) and what `scripts/readme_metrics.py` scraped from both
+services' /metrics (`<!-- metrics-output -->`), so the samples cannot go stale. `--only NAME`
 regenerates one of them.
 """
 
@@ -25,6 +26,8 @@ RUNS: dict[str, tuple[str, list[str]]] = {
     "demo": ("make demo", [sys.executable, "-m", "dspyops.cli", "demo"]),
     "demo-cluster": ("make demo-cluster", [sys.executable, "-m", "dspyops.demo_cluster"]),
     "demo-learning": ("make demo-learning", [sys.executable, "-m", "dspyops.demo_learning"]),
+    # its output is the curl lines themselves: no command line above them
+    "metrics": ("", [sys.executable, str(Path(__file__).resolve().parent / "readme_metrics.py")]),
 }
 
 
@@ -32,7 +35,8 @@ def replace_block(text: str, name: str, shown: str, output: str) -> str:
     start, end = f"<!-- {name}-output:start -->", f"<!-- {name}-output:end -->"
     if start not in text or end not in text:
         raise SystemExit(f"README.md lacks the markers {start} ... {end}")
-    block = f"{start}\n```text\n$ {shown}\n{output.rstrip()}\n```\n{end}"
+    command = f"$ {shown}\n" if shown else ""
+    block = f"{start}\n```text\n{command}{output.rstrip()}\n```\n{end}"
     return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
 
 

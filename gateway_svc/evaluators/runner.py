@@ -36,6 +36,7 @@ from dspyops.state import State, VersionState
 from dspyops.tracing import ROOT_NAME, traced
 from gateway_svc.evaluators.budget import HourlyBudget
 from gateway_svc.evaluators.sampling import sampled
+from gateway_svc.lm_usage import LMUsage, counted
 from gateway_svc.loader import LoadedProgram
 from gateway_svc.records import PredictionRecord, PredictionStore
 
@@ -82,6 +83,9 @@ class EvaluatorRunner:
         self.queue: asyncio.Queue[Work] = asyncio.Queue(maxsize=max(1, queue_size))
         self.counters: dict[tuple[str, str], Counters] = {}
         self._budgets: dict[tuple[str, str], HourlyBudget] = {}
+        self.lm_usage: LMUsage | None = None  # judges' LM calls counted (--metrics-port)
+        # told of each score kept: (deployment, its source "evaluator:<name>")
+        self.on_scored: Callable[[str, str], None] = lambda deployment, source: None
 
     def counters_of(self, deployment: str, name: str) -> Counters:
         return self.counters.setdefault((deployment, name), Counters())
@@ -156,6 +160,7 @@ class EvaluatorRunner:
             self.records.add_scored, work.record.prediction_id, evaluator.source, score
         ):
             counters.scored += 1
+            self.on_scored(work.deployment, evaluator.source)
 
     def _metric(self, work: Work, evaluator: EvaluatorState) -> float:
         metric = resolve_metric(evaluator.metric, self.metric_modules)
@@ -184,7 +189,7 @@ class EvaluatorRunner:
         calls = 0
         cost = 0.0
         try:
-            with traced(loaded.module, loaded.names) as collector:
+            with counted(self.lm_usage, loaded), traced(loaded.module, loaded.names) as collector:
                 prediction = await acall(loaded.module, {name: given[name] for name in loaded.inputs})
         finally:
             root = next((c for c in collector.calls() if c.name == ROOT_NAME), None)

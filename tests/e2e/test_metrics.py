@@ -10,44 +10,27 @@ import re
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.proto import events_pb2 as pb
+from dspyops.proto import gateway_pb2 as gpb
+from dspyops.tracing import ROOT_NAME
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig, start
 from tests.support.harness import ServerThread, ticket_rows, wait_until
+from tests.support.scrape import Samples, scrape, value
 
 ROWS = ticket_rows()[:8]
 PREDICTS = 3
 OPTIMIZER = "/dspyops.v1.Optimizer"
 GATEWAY = "/dspyops.v1.Gateway"
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of `name`'s samples whose labels include `labels` (0 when none)."""
-    wanted = set(labels.items())
-    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
 
 
 def rpc_labels(path: str, kind: str = "UNARY") -> dict[str, str]:
@@ -67,6 +50,7 @@ class Cluster:
     job_trials: int
     bad_code: grpc.StatusCode
     log: str
+    answers: list[gpb.PredictResponse]  # with their traces: each module call's LM usage
 
     def scrape_optimizer(self) -> Samples:
         assert self.optimizer.running.metrics is not None
@@ -95,8 +79,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         gateway = ServerThread(lambda: start_gateway(config))
         with GatewayClient(gateway.address) as gw:
             assert wait_until(lambda: gw.list_deployment_states().log_position >= deployment.log_position)
+            gw.set_evaluator("web", "exact", metric="exact_match", share=1.0)  # scores labelled outcomes
+            assert wait_until(
+                lambda: [e.name for e in gw.get_deployment_state("web").evaluators] == ["exact"]
+            )
             answers = [
-                gw.predict("web", {"text": f"my invoice is wrong {i}"}, f"user-{i}") for i in range(PREDICTS)
+                gw.predict("web", {"text": f"my invoice is wrong {i}"}, f"user-{i}", include_trace=True)
+                for i in range(PREDICTS)
             ]
             with pytest.raises(grpc.RpcError) as bad:
                 gw.predict("", {"text": "x"})
@@ -113,6 +102,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 job.trials,
                 bad.value.code(),
                 log,
+                answers,
             )
         gateway.stop()
     optimizer.stop()
@@ -188,9 +178,35 @@ def test_predictions_by_deployment_version_and_outcome(cluster: Cluster) -> None
 
 
 def test_outcomes_by_source(cluster: Cluster) -> None:
+    web = {"deployment": "web"}
+    # the labelled outcome is scored by the metric evaluator, off the request's path
+    assert wait_until(
+        lambda: (
+            value(cluster.scrape_gateway(), "dspyops_outcomes_total", **web, source="evaluator:exact") == 1
+        )
+    )
     samples = cluster.scrape_gateway()
-    assert value(samples, "dspyops_outcomes_total", deployment="web", source="value") == 1
-    assert value(samples, "dspyops_outcomes_total", deployment="web", source="expected") == 1
+    assert value(samples, "dspyops_outcomes_total", **web, source="human", kind="value") == 1
+    assert value(samples, "dspyops_outcomes_total", **web, source="human", kind="expected") == 1
+    assert value(samples, "dspyops_outcomes_total", **web, source="evaluator:exact", kind="score") == 1
+    assert value(samples, "dspyops_outcomes_total") == 3
+
+
+def test_lm_calls_tokens_and_cost_of_predictions_by_connection_and_model(cluster: Cluster) -> None:
+    """The gateway's count of DSPy's usage reports, against each prediction's own trace (the
+    root module call sums every LM call the program made, through the same DSPy hook)."""
+    roots = [next(c for c in answer.trace if c.name == ROOT_NAME) for answer in cluster.answers]
+    assert all(root.usage.lm_calls == 1 for root in roots)  # one Predict stage: one call each
+    lm = {"connection": "offline", "model": "offline/nearest-demo"}
+    samples = cluster.scrape_gateway()
+    assert value(samples, "dspyops_lm_calls_total", **lm) == PREDICTS
+    assert value(samples, "dspyops_lm_calls_total") == PREDICTS  # the evaluator's metric calls no LM
+    inputs = sum(root.usage.input_tokens for root in roots)
+    outputs = sum(root.usage.output_tokens for root in roots)
+    assert inputs > 0 and outputs > 0
+    assert value(samples, "dspyops_lm_tokens_total", **lm, direction="input") == inputs
+    assert value(samples, "dspyops_lm_tokens_total", **lm, direction="output") == outputs
+    assert value(samples, "dspyops_lm_cost_usd_total", **lm) == 0  # offline: no price, no reported cost
 
 
 def test_jobs_by_optimizer_and_state_and_trials(cluster: Cluster) -> None:

@@ -23,6 +23,7 @@ from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
 from tests.support.harness import ServerThread, ticket_rows, wait_until
+from tests.support.scrape import scrape, value
 
 ROWS = ticket_rows()
 TRAIN, VAL = ROWS[:60], ROWS[60:]
@@ -84,9 +85,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     clock = Clock()
     gateways = [
         ServerThread(
-            lambda: start_gateway(GatewayConfig(log=log, canary_interval=0, drift_interval=0, clock=clock))
+            lambda port=port: start_gateway(  # type: ignore[misc]
+                GatewayConfig(log=log, canary_interval=0, drift_interval=0, clock=clock, metrics_port=port)
+            )
         )
-        for _ in range(2)
+        for port in (None, 0)  # b serves /metrics: its judges' LM calls are counted
     ]
     a, b = (GatewayClient(s.address) for s in gateways)
     yield Stack(opt, a, b, f"{log}.predictions", log, clock, [optimizer, *gateways])
@@ -119,6 +122,11 @@ def scores(stack: Stack, source: str) -> dict[str, float]:
     with sqlite3.connect(stack.records) as conn:
         rows = conn.execute("SELECT prediction_id, value FROM outcomes WHERE source = ?", [source]).fetchall()
     return {p: float(v) for p, v in rows}
+
+
+def lm_calls_of(gateway: ServerThread) -> float:
+    assert gateway.running.metrics is not None
+    return value(scrape(gateway.running.metrics.port), "dspyops_lm_calls_total", connection="offline")
 
 
 def status_of(gw: GatewayClient, deployment: str, name: str) -> gpb.EvaluatorStatus:
@@ -181,6 +189,7 @@ def test_a_judge_scores_captured_predictions_and_its_lm_calls_are_counted_apart(
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "capture.inputs_outputs" in (err.value.details() or "")
     deploy(stack, "judged", capture=True)
+    b_calls = lm_calls_of(stack.servers[2])
     stack.a.set_evaluator("judged", "judge", judge_program="judge", judge_version="1.0.0", share=1.0)
     assert wait_until(lambda: bool(stack.b.get_deployment_state("judged").evaluators))
     ids = [
@@ -193,6 +202,8 @@ def test_a_judge_scores_captured_predictions_and_its_lm_calls_are_counted_apart(
     a, b = status_of(stack.a, "judged", "judge"), status_of(stack.b, "judged", "judge")
     assert (a.scored, b.scored) == (6, 1)  # each gateway judges what it served
     assert a.lm_calls >= 6 and b.lm_calls >= 1 and a.failed == 0
+    # b's LM metric counts its prediction's call and its judge's (the same offline connection)
+    assert lm_calls_of(stack.servers[2]) - b_calls == 1 + b.lm_calls
     assert a.n == 7 and a.mean == 0.0
     assert scores(stack, "") == {
         k: v for k, v in scores(stack, "").items() if k not in ids

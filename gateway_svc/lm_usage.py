@@ -1,0 +1,88 @@
+"""The LM usage of what a gateway serves, by connection and model: the calls, tokens and cost
+of predictions, shadows and judges, under the optimizer's metric names (one dashboard
+panel sums both services).
+
+Counted through DSPy's usage-tracker hook: DSPy reports every LM call that is not a cache
+hit to the context's tracker, and a gateway's LMs never use DSPy's cache
+(dspyops.lm.lm_from_resolved), so one report is one call paid for. A call that raised
+reports nothing and is not counted. Cost is what the provider reported, else the
+connection's prices, as a job's (optimizer_svc.progress.usage). Labels are the
+connection and model this gateway resolved for the version: names from its connections
+file, never request text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dspy
+import prometheus_client
+from prometheus_client import CollectorRegistry
+
+from dspyops.offline.engine import OFFLINE_MODEL
+from dspyops.tracing import usage_numbers
+from gateway_svc.loader import LoadedProgram
+
+
+class LMUsage:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("connection", "model")
+        self.calls = prometheus_client.Counter(
+            "dspyops_lm_calls",
+            "LM calls this gateway's predictions, shadows and judges paid for.",
+            labels,
+            registry=registry,
+        )
+        self.tokens = prometheus_client.Counter(
+            "dspyops_lm_tokens",
+            "LM tokens of this gateway's calls, by direction (input, output).",
+            (*labels, "direction"),
+            registry=registry,
+        )
+        self.cost = prometheus_client.Counter(
+            "dspyops_lm_cost_usd",
+            "LM cost of this gateway's calls in USD (reported, or from the connection's prices).",
+            labels,
+            registry=registry,
+        )
+
+    def add(self, loaded: LoadedProgram, usage_entry: dict[str, Any]) -> None:
+        prompt, completion, cost = usage_numbers(usage_entry)
+        if not cost:
+            cost = loaded.prices.cost(prompt, completion)
+        key = (loaded.connection, loaded.model or (OFFLINE_MODEL if loaded.lm_config.is_offline else ""))
+        self.calls.labels(*key).inc()
+        self.tokens.labels(*key, "input").inc(prompt)
+        self.tokens.labels(*key, "output").inc(completion)
+        self.cost.labels(*key).inc(cost)
+
+
+class _Tracker:
+    """The context's usage tracker while one program runs: counts, then hands the report on
+    to the tracker it replaced (a trace collector or a span callback opened outside)."""
+
+    def __init__(self, usage: LMUsage, loaded: LoadedProgram, parent: Any) -> None:
+        self.usage = usage
+        self.loaded = loaded
+        self.parent = parent
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        self.usage.add(self.loaded, usage_entry)
+        if self.parent is not None:
+            self.parent.add_usage(lm, usage_entry)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Tracker:
+        return self  # DSPy's parallel workers copy the tracker: keep counting into this one
+
+
+@contextmanager
+def counted(usage: LMUsage | None, loaded: LoadedProgram) -> Iterator[None]:
+    """The block's LM calls counted under ``loaded``'s connection and model; nothing is
+    installed without metrics (no --metrics-port)."""
+    if usage is None:
+        yield
+        return
+    with dspy.context(usage_tracker=_Tracker(usage, loaded, dspy.settings.usage_tracker)):
+        yield
