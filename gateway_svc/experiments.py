@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from dspyops.commands import Decision
 from dspyops.errors import FailedPrecondition, InvalidArgument, NotFound, shown
@@ -25,6 +25,7 @@ from dspyops.state import DeploymentState, ExperimentState, ProgramState, State
 from dspyops.views import routes_proto
 from gateway_svc.records import PredictionStore
 from gateway_svc.statistics.analysis import ExperimentResult, analyze
+from gateway_svc.statistics.history import always_valid_history
 from gateway_svc.statistics.summary import CONTINUOUS_LIMIT, ArmSummary
 
 _TOLERANCE = 1e-6
@@ -44,6 +45,7 @@ class Results:
     analysis: ExperimentResult
     assigned: dict[str, int]
     excluded: dict[str, int]  # per arm: stored outcomes outside the metric's range, left out
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # per treatment: (n, p)
 
 
 class Experiments:
@@ -183,9 +185,10 @@ class Experiments:
 
     # ------------------------------------------------------------------ results
 
-    def results(self, state: State, name: str, source: str = "") -> Results:
+    def results(self, state: State, name: str, source: str = "", history: bool = False) -> Results:
         """On the human outcomes, or (`source` "evaluator:<name>") on an evaluator's scores:
-        never both. Only the human results feed the running always-valid p-values."""
+        never both. Only the human results feed the running always-valid p-values. With
+        `history`, each treatment's always-valid p over the sample (statistics.history)."""
         deployment = deployment_of(state, name)
         experiment = deployment.experiment
         if experiment is None:
@@ -217,7 +220,19 @@ class Experiments:
             analysis = replace(
                 analysis, reason=f"{analysis.reason}; {_excluded_note(excluded, experiment.metric)}"
             )
-        return Results(experiment, analysis, assigned, excluded)
+        curves = {}
+        if history:
+            outcomes = self.records.arm_outcomes(
+                deployment.name, experiment.experiment_id, experiment.metric, source
+            )
+            treatments = [arm for arm in experiment.arms if arm != experiment.control]
+            curves = always_valid_history(
+                outcomes,
+                experiment.control,
+                treatments,
+                metric=experiment.metric,  # type: ignore[arg-type]
+            )
+        return Results(experiment, analysis, assigned, excluded, curves)
 
 
 def _excluded_note(excluded: dict[str, int], metric: str) -> str:
@@ -259,6 +274,9 @@ def results_proto(deployment: str, results: Results) -> gpb.ExperimentResults:
                 p_value=comparison.p_value if comparison else 1.0,
                 sequential_p_value=comparison.sequential_p_value if comparison else 1.0,
                 excluded=results.excluded.get(arm, 0),
+                history=[
+                    gpb.SequentialLook(n=n, sequential_p_value=p) for n, p in results.history.get(arm, ())
+                ],
             )
         )
     return message

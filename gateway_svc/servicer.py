@@ -202,7 +202,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
     ) -> gpb.ExperimentResults:
         experiments = self._commands().experiments
         source = results_source(request.source)
-        results = await asyncio.to_thread(experiments.results, self.replica.state, request.deployment, source)
+        results = await asyncio.to_thread(
+            experiments.results, self.replica.state, request.deployment, source, request.include_history
+        )
         return results_proto(request.deployment, results)
 
     @rpc.unary

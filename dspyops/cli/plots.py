@@ -80,12 +80,12 @@ def plot_job(session: Session, job_id: str, out: str, as_json: bool) -> int:
 @json_option
 @click.pass_obj
 def plot_experiment(session: Session, deployment: str, source: str, out: str, as_json: bool) -> int:
-    """the arms' means with intervals, the treatments' always-valid p against alpha."""
+    """the arms' means with intervals, each treatment's always-valid p over the sample against alpha."""
     plots = _plots()
     from dspyops.plots.experiment import experiment_figure
 
     with session.gateway() as gw:
-        results = gw.get_experiment_results(deployment, source)
+        results = gw.get_experiment_results(deployment, source, include_history=True)
     if as_json:
         print_json(results)
     _write(plots, experiment_figure(results), out)

@@ -229,13 +229,19 @@ class GatewayClient(Client):
         return self._send(self.stub.StartExperiment, request, gpb.DeploymentState)
 
     @rpc("GetExperimentResults")
-    def get_experiment_results(self, deployment: str, source: str = "") -> gpb.ExperimentResults:
+    def get_experiment_results(
+        self, deployment: str, source: str = "", *, include_history: bool = False
+    ) -> gpb.ExperimentResults:
         """GetExperimentResults: per-arm statistics and the decision so far, on the human
-        outcomes, or on an online evaluator's scores (`source="evaluator:<name>"`).
+        outcomes, or on an online evaluator's scores (`source="evaluator:<name>"`);
+        `include_history` adds each treatment's always-valid p over the sample (it reads
+        every outcome of the experiment).
 
         gw.get_experiment_results("web").decision  # "keep_running", "treatment_better", ...
         """
-        request = gpb.GetExperimentResultsRequest(deployment=deployment, source=source)
+        request = gpb.GetExperimentResultsRequest(
+            deployment=deployment, source=source, include_history=include_history
+        )
         return self._unary(self.stub.GetExperimentResults, request, gpb.ExperimentResults)
 
     @rpc("ConcludeExperiment")

@@ -1,6 +1,6 @@
 """An experiment's arms: each arm's mean with its interval, and each treatment's always-valid
-(mSPRT) p-value against the experiment's alpha; from one GetExperimentResults reply. The reply
-holds the p-value of the sample so far only, so this draws that value, not its history."""
+(mSPRT) p-value over the sample against the experiment's alpha; from one GetExperimentResults
+reply asked with include_history (a reply without history draws each treatment's p now)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,16 @@ def experiment_figure(results: gpb.ExperimentResults) -> Figure:
     top.set_xticks(range(len(arms)), names)
     top.set(title=f"experiment on {results.deployment}: {results.decision}", ylabel="mean outcome")
     treatments = [arm for arm in arms if not arm.control]
-    bottom.bar([arm.version for arm in treatments], [arm.sequential_p_value for arm in treatments])
     alpha = results.experiment.alpha
+    if any(arm.history for arm in treatments):
+        for arm in treatments:
+            n = [look.n for look in arm.history]
+            p = [look.sequential_p_value for look in arm.history]
+            bottom.step(n, p, where="post", label=f"{arm.version} vs control", gid=f"p {arm.version}")
+        bottom.set(xlabel="outcomes of the control and the treatment")
+    else:
+        bottom.bar([arm.version for arm in treatments], [arm.sequential_p_value for arm in treatments])
     bottom.axhline(alpha, linestyle="--", color="red", label=f"alpha {alpha:g}", gid="alpha")
-    bottom.set(ylabel="always-valid p (sample so far)", ylim=(0, 1))
+    bottom.set(ylabel="always-valid p", ylim=(0, 1))
     bottom.legend(loc="upper right")
     return fig

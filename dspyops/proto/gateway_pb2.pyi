@@ -189,15 +189,25 @@ class StartExperimentRequest(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., control: _Optional[str] = ..., treatments: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., metric: _Optional[_Union[_events_pb2.MetricKind, str]] = ..., alpha: _Optional[float] = ..., min_samples_per_arm: _Optional[int] = ..., sequential: _Optional[bool] = ..., hash_version: _Optional[int] = ..., seed: _Optional[str] = ..., coverage: _Optional[float] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetExperimentResultsRequest(_message.Message):
-    __slots__ = ("deployment", "source")
+    __slots__ = ("deployment", "source", "include_history")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     deployment: str
     source: str
-    def __init__(self, deployment: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+    include_history: bool
+    def __init__(self, deployment: _Optional[str] = ..., source: _Optional[str] = ..., include_history: _Optional[bool] = ...) -> None: ...
+
+class SequentialLook(_message.Message):
+    __slots__ = ("n", "sequential_p_value")
+    N_FIELD_NUMBER: _ClassVar[int]
+    SEQUENTIAL_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    n: int
+    sequential_p_value: float
+    def __init__(self, n: _Optional[int] = ..., sequential_p_value: _Optional[float] = ...) -> None: ...
 
 class ArmResult(_message.Message):
-    __slots__ = ("version", "control", "assigned", "n", "mean", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "relative_lift", "p_value", "sequential_p_value", "excluded")
+    __slots__ = ("version", "control", "assigned", "n", "mean", "ci_low", "ci_high", "lift", "lift_ci_low", "lift_ci_high", "relative_lift", "p_value", "sequential_p_value", "excluded", "history")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     ASSIGNED_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +222,7 @@ class ArmResult(_message.Message):
     P_VALUE_FIELD_NUMBER: _ClassVar[int]
     SEQUENTIAL_P_VALUE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     version: str
     control: bool
     assigned: int
@@ -226,7 +237,8 @@ class ArmResult(_message.Message):
     p_value: float
     sequential_p_value: float
     excluded: int
-    def __init__(self, version: _Optional[str] = ..., control: _Optional[bool] = ..., assigned: _Optional[int] = ..., n: _Optional[int] = ..., mean: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., relative_lift: _Optional[float] = ..., p_value: _Optional[float] = ..., sequential_p_value: _Optional[float] = ..., excluded: _Optional[int] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[SequentialLook]
+    def __init__(self, version: _Optional[str] = ..., control: _Optional[bool] = ..., assigned: _Optional[int] = ..., n: _Optional[int] = ..., mean: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., relative_lift: _Optional[float] = ..., p_value: _Optional[float] = ..., sequential_p_value: _Optional[float] = ..., excluded: _Optional[int] = ..., history: _Optional[_Iterable[_Union[SequentialLook, _Mapping]]] = ...) -> None: ...
 
 class ExperimentResults(_message.Message):
     __slots__ = ("deployment", "experiment", "arms", "srm_p_value", "decision", "reason", "winner")

@@ -314,6 +314,14 @@ class PredictionStore(abc.ABC):
         ones, "evaluator:<name>" an online evaluator's: they never mix."""
 
     @abc.abstractmethod
+    def arm_outcomes(
+        self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
+    ) -> list[tuple[str, float]]:
+        """(version, value) of the experiment's outcomes that ``arm_counts`` counts (the same
+        predictions, source and range), in the order they were recorded (outcome time, then
+        prediction id): the sample as it grew, for the always-valid p's history."""
+
+    @abc.abstractmethod
     def feedback(
         self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
     ) -> list[FeedbackRow]:

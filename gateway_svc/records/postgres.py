@@ -250,6 +250,27 @@ class PostgresPredictionStore(PredictionStore):
             for version, assigned, n, total, total_sq, excluded in rows
         }
 
+    def arm_outcomes(
+        self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
+    ) -> list[tuple[str, float]]:
+        ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
+        sql = f"""
+            SELECT p.version, o.value
+            FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
+            WHERE p.deployment = %(deployment)s AND p.experiment_id = %(experiment)s
+              AND o.source = %(source)s AND p.shadow_of = '' AND p.error = '' AND {ok}
+            ORDER BY o.recorded_at_us, o.prediction_id
+        """
+        params = {
+            "deployment": deployment,
+            "experiment": experiment_id,
+            "limit": CONTINUOUS_LIMIT,
+            "source": source,
+        }
+        with self._tables.connection("read") as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [(str(version), float(value)) for version, value in rows]
+
     def feedback(
         self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
     ) -> list[FeedbackRow]:

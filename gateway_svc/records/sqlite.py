@@ -261,6 +261,27 @@ class SQLitePredictionStore(PredictionStore):
             for version, assigned, n, total, total_sq, excluded in rows
         }
 
+    def arm_outcomes(
+        self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
+    ) -> list[tuple[str, float]]:
+        in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
+        sql = f"""
+            SELECT p.version, o.value
+            FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
+            WHERE p.deployment = :deployment AND p.experiment_id = :experiment AND o.source = :source
+              AND p.shadow_of = '' AND p.error = ''
+              AND typeof(o.value) IN ('integer', 'real') AND {in_range}
+            ORDER BY o.recorded_at_us, o.prediction_id
+        """
+        params = {
+            "deployment": deployment,
+            "experiment": experiment_id,
+            "limit": CONTINUOUS_LIMIT,
+            "source": source,
+        }
+        rows = self._db().execute(sql, params).fetchall()
+        return [(str(version), float(value)) for version, value in rows]
+
     def feedback(
         self, deployment: str, since_us: int, until_us: int, after: tuple[int, str], limit: int
     ) -> list[FeedbackRow]:

@@ -181,7 +181,7 @@ CALLS: dict[str, dict[str, Any]] = {
         reason="r",
         request_id="rid",
     ),
-    "get_experiment_results": dict(deployment="d", source="evaluator:e"),
+    "get_experiment_results": dict(deployment="d", source="evaluator:e", include_history=True),
     "conclude_experiment": dict(deployment="d", promote_winner=True, reason="r", request_id="rid"),
     "stop_experiment": dict(deployment="d", reason="r", request_id="rid"),
     "start_canary": dict(

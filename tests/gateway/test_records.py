@@ -203,6 +203,11 @@ def test_arm_counts_leave_out_shadows_errors_and_values_outside_the_metric(store
     continuous = store.arm_counts("web", "e")
     assert continuous["2.0.0"] == ArmCounts(assigned=2, n=2, total=4.0, total_sq=10.0)
     assert store.arm_counts("web", "none") == {}
+    # the same outcomes one by one, in the order recorded (ids in that order break a tie)
+    assert store.arm_outcomes("web", "e", "binary") == [("1.0.0", 1.0), ("1.0.0", 0.0), ("2.0.0", 1.0)]
+    assert store.arm_outcomes("web", "e") == [("1.0.0", 1.0), ("1.0.0", 0.0), ("2.0.0", 3.0), ("2.0.0", 1.0)]
+    assert store.arm_outcomes("web", "e", source="evaluator:x") == []
+    assert store.arm_outcomes("web", "none") == []
 
 
 def test_drift_rows_are_the_versions_primaries_since_a_position_in_recorded_order(
