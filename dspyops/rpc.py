@@ -132,13 +132,14 @@ def make_server(
         from dspyops.prometheus.grpc import PrometheusInterceptor
 
         interceptors.append(PrometheusInterceptor(metrics))
+    # before auth: a call auth refuses has its span too (rpc.grpc.status_code 16 or 7)
+    interceptors += [rpc_server_interceptor(tracer_provider)] if tracer_provider is not None else []
     if security and security.tokens_file:
         from dspyops.auth import AuthInterceptor, load_tokens
 
         principals = load_tokens(security.tokens_file)
         learn_token_hashes(principals)  # a token quoted anywhere is redacted (the file holds hashes)
         interceptors.append(AuthInterceptor(principals))
-    interceptors += [rpc_server_interceptor(tracer_provider)] if tracer_provider is not None else []
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

@@ -42,6 +42,7 @@ from gateway_svc.replica import Replica
 from gateway_svc.routing import Decision, decide
 
 _MAX_INPUT_CHARS = 100_000
+SHADOW_SPAN = "dspyops.shadow"  # a shadow prediction's span: its module and LM calls under it
 
 
 class Predictions:
@@ -206,12 +207,17 @@ class Predictions:
         drift = ""
         capture = self._capture(deployment.name)
         trace: list[pb.ModuleCall] = []
-        try:
-            loaded, drift = self.load_checked(version)
-            with counted(self.lm_usage, loaded):
-                outputs, error, trace = await _run(loaded, inputs, trace=wants_trace(capture))
-        except Exception as exc:  # the version cannot be loaded: recorded as its failure
-            outputs, error = {}, _failure(exc)
+        # a span of its own in the primary's trace (the task runs in the Predict's context),
+        # ending after the RPC's: the caller never waits for a shadow
+        attributes = {"dspyops.deployment": deployment.name, "dspyops.version": version_name}
+        with self.tracer.start_as_current_span(SHADOW_SPAN, attributes=attributes):
+            try:
+                loaded, drift = self.load_checked(version)
+                with counted(self.lm_usage, loaded), spanned(self.tracer, loaded.names, self.trace_content):
+                    outputs, error, trace = await _run(loaded, inputs, trace=wants_trace(capture))
+            except Exception as exc:  # the version cannot be loaded: recorded as its failure
+                outputs, error = {}, _failure(exc)
+            trace_id = trace_id_hex()
         try:
             await self.records.record(
                 _record(
@@ -225,6 +231,7 @@ class Predictions:
                     shadow_of=primary_id,
                     code_drift=drift,
                     captured=Captured(capture, inputs, trace),
+                    trace_id=trace_id,
                 )
             )
         except Exception:

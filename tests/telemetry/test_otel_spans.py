@@ -6,9 +6,11 @@ the optimizer; and a gateway given no provider makes no span at all."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import grpc
 import pytest
@@ -18,9 +20,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
+from dspyops.rpc import Security
 from dspyops.telemetry import provider_from_env
+from gateway_svc.predict import SHADOW_SPAN
 from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
@@ -50,6 +55,7 @@ class Stack:
     gw_spans: InMemorySpanExporter
     tail_spans: InMemorySpanExporter
     content_spans: InMemorySpanExporter
+    records: str  # the traced gateway's records file
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +106,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert wait_until(partial(caught_up, client, position))
         gw, plain, content, tail = clients
         yield Stack(
-            opt, gw, plain, tail, content, servers[0].address, opt_spans, gw_spans, tail_spans, content_spans
+            opt,
+            gw,
+            plain,
+            tail,
+            content,
+            servers[0].address,
+            opt_spans,
+            gw_spans,
+            tail_spans,
+            content_spans,
+            f"{log}.predictions",
         )
         for client in clients:
             client.close()
@@ -247,3 +263,70 @@ def test_with_trace_content_lm_spans_carry_the_prompt_and_completion_scrubbed(st
     prompt = str((lm.attributes or {})["gen_ai.input.messages"])
     assert TEXT in prompt and "abcdef1234567890" not in prompt
     assert answer.outputs["label"] in str((lm.attributes or {})["gen_ai.output.messages"])
+
+
+def test_a_call_auth_refuses_has_its_span_with_the_status(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{'0' * 64} reader someone\n")
+    provider, spans = recording()
+    config = GatewayConfig(
+        log=str(tmp_path / "log.db"),
+        create=True,
+        canary_interval=0,
+        learning_interval=0,
+        tracer_provider=provider,
+        security=Security(tokens_file=str(tokens)),
+    )
+    gateway = ServerThread(lambda: start_gateway(config))
+    try:
+        with GatewayClient(gateway.address) as gw, pytest.raises(grpc.RpcError) as refused:
+            gw.list_deployment_states()
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        unauthenticated = grpc.StatusCode.UNAUTHENTICATED.value[0]
+        assert wait_until(
+            lambda: any(
+                (s.attributes or {}).get("rpc.grpc.status_code") == unauthenticated
+                for s in rpc_spans(spans, "ListDeploymentStates")
+            )
+        )
+    finally:
+        gateway.stop()
+
+
+def test_a_shadow_prediction_has_its_span_in_the_primarys_trace(stack: Stack) -> None:
+    events = list(
+        stack.opt.start_optimization(
+            "tickets", "text -> label", trainset=ROWS, optimizer="LabeledFewShot", params={"k": 2}
+        )
+    )
+    shadow = events[-1].completed.version
+    stack.opt.create_deployment("shadowed", "tickets")
+    routes = [
+        pb.Route(version="1.0.0", weight=1.0, role=pb.PRIMARY),
+        pb.Route(version=shadow, weight=1.0, role=pb.SHADOW),
+    ]
+    assert wait_until(partial(caught_up, stack.gw, stack.opt.set_routes("shadowed", routes).log_position))
+    answer = stack.gw.predict("shadowed", {"text": TEXT}, "user-s")
+    trace_id = int(answer.trace_id, 16)
+
+    def shadows() -> list[ReadableSpan]:
+        return [s for s in trace_of(stack.gw_spans, trace_id) if s.name == SHADOW_SPAN]
+
+    assert wait_until(lambda: bool(shadows()))  # the shadow runs after the answer
+    (span,) = shadows()
+    spans = trace_of(stack.gw_spans, trace_id)
+    (rpc,) = [s for s in spans if (s.attributes or {}).get("rpc.method") == "Predict"]
+    assert span.parent is not None and span.parent.span_id == rpc.context.span_id
+    assert (span.attributes or {})["dspyops.version"] == shadow
+    (module,) = [s for s in spans if s.parent is not None and s.parent.span_id == span.context.span_id]
+    assert module.name == "dspy.module self"
+    assert any(
+        (s.attributes or {}).get("gen_ai.operation.name") == "chat"
+        for s in spans
+        if s.parent is not None and s.parent.span_id == module.context.span_id
+    )
+    with sqlite3.connect(stack.records) as conn:
+        (kept,) = conn.execute(
+            "SELECT trace_id FROM predictions WHERE shadow_of = ?", [answer.prediction_id]
+        ).fetchone()
+    assert kept == answer.trace_id  # the shadow's record names the trace it ran in
