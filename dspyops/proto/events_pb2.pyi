@@ -608,7 +608,7 @@ class TrialCompleted(_message.Message):
     def __init__(self, trial: _Optional[int] = ..., score: _Optional[float] = ..., best_score: _Optional[float] = ..., candidate: _Optional[str] = ..., predictors: _Optional[_Iterable[str]] = ..., fence: _Optional[int] = ...) -> None: ...
 
 class JobCompleted(_message.Message):
-    __slots__ = ("program", "version", "final_score", "baseline_score", "improvement", "gate_passed", "gate_reason", "status", "usage", "wall_seconds", "artifact_digest", "fence")
+    __slots__ = ("program", "version", "final_score", "baseline_score", "improvement", "gate_passed", "gate_reason", "status", "usage", "wall_seconds", "artifact_digest", "fence", "existing_version")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -621,6 +621,7 @@ class JobCompleted(_message.Message):
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     FENCE_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_VERSION_FIELD_NUMBER: _ClassVar[int]
     program: str
     version: str
     final_score: float
@@ -633,7 +634,8 @@ class JobCompleted(_message.Message):
     wall_seconds: float
     artifact_digest: str
     fence: int
-    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., final_score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., improvement: _Optional[float] = ..., gate_passed: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., wall_seconds: _Optional[float] = ..., artifact_digest: _Optional[str] = ..., fence: _Optional[int] = ...) -> None: ...
+    existing_version: bool
+    def __init__(self, program: _Optional[str] = ..., version: _Optional[str] = ..., final_score: _Optional[float] = ..., baseline_score: _Optional[float] = ..., improvement: _Optional[float] = ..., gate_passed: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., status: _Optional[_Union[VersionStatus, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., wall_seconds: _Optional[float] = ..., artifact_digest: _Optional[str] = ..., fence: _Optional[int] = ..., existing_version: _Optional[bool] = ...) -> None: ...
 
 class JobFailed(_message.Message):
     __slots__ = ("error", "usage", "fence")

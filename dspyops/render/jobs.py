@@ -68,8 +68,10 @@ def render_job_events(events: Iterable[opb.OptimizationEvent], as_json: bool) ->
                 )
             elif kind == "completed":
                 bar.update(task, completed=bar.tasks[0].total or p.usage.lm_calls, note="done")
+                same = "  (the same artifact as this existing version: nothing new registered)"
                 bar.console.print(
-                    f"  [green]completed[/green]: {p.program} {p.version}  score {p.final_score:.3f} "
+                    f"  [green]completed[/green]: {p.program} {p.version}"
+                    f"{same if p.existing_version else ''}  score {p.final_score:.3f} "
                     f"(baseline {p.baseline_score:.3f}, {p.improvement:+.3f})  gate: {p.gate_reason}  "
                     f"{lm_calls(p.usage)}, {p.wall_seconds:.1f}s"
                 )

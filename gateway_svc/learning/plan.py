@@ -98,6 +98,9 @@ class Planner:
         completed, gate = verdict_of(self.store, job_id)
         if completed is None or not completed.version:
             return self._end(deployment, run, job_id, "no_candidate", f"job {job_id} registered no version")
+        if completed.existing_version and completed.version == serving_version(deployment):
+            reason = f"job {job_id} produced the serving version's artifact ({completed.version})"
+            return self._end(deployment, run, job_id, "no_candidate", reason)
         verdict = completed.gate_reason or ("passed" if completed.gate_passed else "failed")
         scores = (completed.final_score, gate.must_beat_score if gate is not None else 0.0)
         if not completed.gate_passed:

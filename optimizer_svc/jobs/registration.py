@@ -76,15 +76,22 @@ def register_result(
         ),
     )
     # at most one version per job: a job run again (its first owner registered, then died)
-    # gets the version registered first, decided on the state the append would go on
+    # gets the version registered first; and one version per artifact: a job whose result
+    # serves as a version does (the same job run twice) names that version. Both decided on
+    # the state the append would go on.
     version = registry.register_version(
         registered,
         promote=job.auto_promote and gate_passed,
-        existing=lambda program: version_by_job(program, job_id),
+        existing=lambda program: version_by_job(program, job_id) or version_by_artifact(program, registered),
     )
-    return completed_from(
+    completed = completed_from(
         version, usage=result.usage.to_proto(), wall=wall, gate_passed=gate_passed, gate_reason=gate_reason
     )
+    if version.lineage.get("job_id") != job_id:  # another job's version: report this job's scores
+        completed.final_score, completed.baseline_score = result.final_score, result.baseline_score
+        completed.improvement = result.final_score - result.baseline_score
+        completed.existing_version = True
+    return completed
 
 
 def version_by_job(program: ProgramState | None, job_id: str) -> str | None:
@@ -93,6 +100,25 @@ def version_by_job(program: ProgramState | None, job_id: str) -> str | None:
     if program is None or not job_id:
         return None
     return next((v.version for v in program.versions.values() if v.lineage.get("job_id") == job_id), None)
+
+
+def version_by_artifact(program: ProgramState | None, registered: pb.VersionRegistered) -> str | None:
+    """The first version of ``program`` that serves as ``registered`` would: the same artifact
+    (spec, state, LM), the same corpora its Retrieve stages search and the same user code."""
+    if program is None:
+        return None
+    lineage = registered.lineage
+    corpora, code = dict(lineage.corpora), dict(lineage.code_digests)
+    return next(
+        (
+            v.version
+            for v in program.versions.values()
+            if v.artifact_digest == registered.artifact_digest
+            and dict(v.lineage.get("corpora") or {}) == corpora
+            and dict(v.lineage.get("code_digests") or {}) == code
+        ),
+        None,
+    )
 
 
 def registered_version_of(state: State, program: str, job_id: str) -> str | None:

@@ -147,3 +147,17 @@ def test_jobs_show_lm_calls_and_wall_time_once_ended(cli: Servers) -> None:
     assert code == 0 and "LM calls" in out and "wall" in out, out
     row = next(line for line in out.splitlines() if job_id in line)
     assert str(job["lm_calls"]) in row, row
+
+
+def test_the_same_job_twice_names_the_existing_version_and_registers_nothing(cli: Servers) -> None:
+    args = ("--trainset-ref", "train.jsonl", "--val-fraction", "0.25", "-p", "k=3")
+    first = _start(cli, *args)[-1]["completed"]
+    before = cli.json("versions", "labeled")
+    again = _start(cli, *args)[-1]["completed"]
+    assert again["version"] == first["version"] and again["existing_version"] is True
+    assert not first["existing_version"]
+    assert cli.json("versions", "labeled") == before  # no VersionRegistered
+    code, out = cli.run("jobs", "start", "labeled", "--signature", SIG, "-O", "LabeledFewShot", *args)
+    assert code == 0 and f"{first['version']}  (the same artifact as this existing version" in out, out
+    other = _start(cli, "--trainset-ref", "train.jsonl", "--val-fraction", "0.25", "-p", "k=5")[-1]
+    assert not other["completed"]["existing_version"] and other["completed"]["version"] != first["version"]

@@ -74,7 +74,7 @@ def test_a_job_whose_optimizer_is_killed_is_finished_by_the_other(
                 trainset=ROWS[:20],
                 valset=ROWS[20:30],
                 optimizer="LabeledFewShot",
-                params={"k": 4},
+                params={"k": 5},  # another artifact than 1.0.0's: a version of its own
                 metric=NAME,
             )
             for event in stream:

@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OptimizerC
     log = tmp / "log.db"
     optimizer = ServerThread(lambda: start_optimizer(OptimizerConfig(log=str(log), data_dir=tmp / "data")))
     with OptimizerClient(optimizer.address) as opt:
-        for _ in range(2):
+        for k in (8, 4):  # two artifacts: two versions
             events = list(
                 opt.start_optimization(
                     "tickets",
@@ -37,7 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OptimizerC
                     trainset=TRAIN,
                     valset=VAL,
                     optimizer="LabeledFewShot",
-                    params={"k": 8},
+                    params={"k": k},
                 )
             )
             assert events[-1].WhichOneof("kind") == "completed"

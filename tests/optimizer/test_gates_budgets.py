@@ -118,7 +118,8 @@ def test_min_improvement_over_the_baseline_and_over_must_beat(opt: OptimizerClie
     assert gate.passed and gate.min_improvement == 0.5 and "baseline" in gate.reason
     assert done.improvement == pytest.approx(0.65) and done.status == pb.PRODUCTION
 
-    events = run(opt, request(params={"k": 16}, min_improvement=0.9, auto_promote=True))
+    # another artifact (k=8), so a version of its own, registered in development
+    events = run(opt, request(params={"k": 8}, min_improvement=0.9, auto_promote=True))
     assert not events[-2].gate.passed and events[-1].completed.status == pb.DEVELOPMENT
 
     # over must_beat: equal scores (+0.0) pass a 0 margin, where a plain must_beat needs more

@@ -86,15 +86,32 @@ def test_registering_a_jobs_result_twice_yields_one_version(store: EventStore, t
     assert again.status == first.status == pb.PRODUCTION
     assert len(registrations(store, "job-a")) == 1
     assert registered_version_of(Ledger(store).state, "tickets", "job-a") == "1.0.0"
-    # another job registers its own version as before
-    other = register(store, tmp_path, "job-b", result(0.5))
+    # another job with another artifact registers its own version as before
+    other = register(store, tmp_path, "job-b", result(0.5, demo="account"))
     assert other.version == "1.1.0" and len(registrations(store, "job-b")) == 1
     assert registered_version_of(Ledger(store).state, "tickets", "job-b") == "1.1.0"
     assert registered_version_of(Ledger(store).state, "nothing", "job-b") is None
 
 
+def test_another_job_with_the_same_artifact_names_that_version_with_its_own_scores(
+    store: EventStore, tmp_path: Path
+) -> None:
+    first = register(store, tmp_path, "job-a", result(0.75))
+    same = register(store, tmp_path, "job-b", result(0.5), auto_promote=True)
+    assert same.version == first.version and same.existing_version and not first.existing_version
+    assert same.artifact_digest == first.artifact_digest
+    assert (same.final_score, same.baseline_score) == (0.5, 0.25)  # job-b's own scores
+    assert same.improvement == pytest.approx(0.25)
+    assert registrations(store, "job-b") == []  # nothing appended for it
+    assert registered_version_of(Ledger(store).state, "tickets", "job-b") is None
+    # another demo is another artifact: a version of its own
+    other = register(store, tmp_path, "job-c", result(0.5, demo="shipping"))
+    assert other.version == "1.1.0" and not other.existing_version
+
+
 def test_racing_registrations_of_one_job_leave_one_version(store: EventStore, tmp_path: Path) -> None:
-    register(store, tmp_path, "job-0", result(0.5))  # the program exists: every racer appends on it
+    # the program exists (another artifact): every racer appends on it
+    register(store, tmp_path, "job-0", result(0.5, demo="account"))
     racers = 6
     barrier = threading.Barrier(racers)
     versions: list[str] = []

@@ -105,7 +105,7 @@ def test_bootstrap_job_streams_events_and_registers_a_version(
 
 def test_second_optimization_bumps_minor_and_a_new_signature_bumps_major(opt: OptimizerClient) -> None:
     run(opt)
-    run(opt)
+    run(opt, params={"k": 8})  # another artifact (the same job again would name 1.0.0)
     other = list(
         opt.start_optimization(
             "tickets",
@@ -185,7 +185,8 @@ def test_jobs_run_concurrently_without_blocking_other_rpcs(opt: OptimizerClient)
                     trainset=TRAIN,
                     valset=VAL,
                     optimizer="BootstrapFewShot",
-                    params={"max_bootstrapped_demos": 2, "max_labeled_demos": 4},
+                    # a labeled demo more each: three artifacts, three versions
+                    params={"max_bootstrapped_demos": 2, "max_labeled_demos": 4 + i},
                 )
             )
 
@@ -205,7 +206,7 @@ def test_jobs_run_concurrently_without_blocking_other_rpcs(opt: OptimizerClient)
 
 def test_registry_status_alias_and_deployment_commands(opt: OptimizerClient) -> None:
     run(opt)
-    run(opt)
+    run(opt, params={"k": 8})
     assert opt.set_version_status("tickets", "1.0.0", "production").status == pb.PRODUCTION
     promoted = opt.set_version_status("tickets", "1.1.0", "production", reason="better")
     assert promoted.status == pb.PRODUCTION

@@ -41,9 +41,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     log = str(tmp / "log.db")
     optimizer = ServerThread(lambda: start(OptimizerConfig(log=log, data_dir=tmp / "data")))
     with OptimizerClient(optimizer.address) as opt:
-        for _ in range(2):
+        for k in (4, 8):  # two artifacts: two versions
             events = list(
-                opt.start_optimization("tickets", "text -> label", trainset=ROWS, optimizer="LabeledFewShot")
+                opt.start_optimization(
+                    "tickets", "text -> label", trainset=ROWS, optimizer="LabeledFewShot", params={"k": k}
+                )
             )
             assert events[-1].WhichOneof("kind") == "completed"
         v1, v2 = sorted(v.version for v in opt.list_versions("tickets").versions)
