@@ -311,3 +311,24 @@ def test_a_records_file_from_before_trace_ids_gains_the_column_empty(tmp_path: P
         assert store.get("new").trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     finally:
         store.close()
+
+
+def test_a_prediction_is_found_by_a_unique_prefix_of_its_id_on_either_backend(store: PredictionStore) -> None:
+    ids = ["abcd" + "1" * 28, "abcd" + "2" * 28, "abce" + "3" * 28]
+    _record_all(store, [_record(i) for i in ids])
+    assert store.get(ids[2]).prediction_id == ids[2]  # the whole id
+    assert store.get("abce").prediction_id == ids[2]  # a unique prefix of the minimum length
+    assert store.get("abcd2").prediction_id == ids[1]
+    with pytest.raises(ServiceError) as ambiguous:
+        store.get("abcd")
+    assert _code(ambiguous) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ambiguous: 2 predictions match" in str(ambiguous.value)
+    with pytest.raises(ServiceError) as short:
+        store.get("abc")
+    assert _code(short) == grpc.StatusCode.INVALID_ARGUMENT and "at least 4" in str(short.value)
+    with pytest.raises(ServiceError) as missing:
+        store.get("ffff")
+    assert _code(missing) == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(ServiceError) as wildcard:  # not hex: no prefix search (LIKE sees no %)
+        store.get("abc%")
+    assert _code(wildcard) == grpc.StatusCode.NOT_FOUND
