@@ -95,6 +95,11 @@ class SpanCallback(BaseCallback):  # type: ignore[misc]  # dspy is untyped
             span.set_attribute("gen_ai.output.messages", as_text(outputs, CONTENT_CHARS))
         span.end()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> SpanCallback:
+        # DSPy's ParallelExecutor deep-copies the context's usage tracker into each worker
+        # thread: every worker must report to this one (a copy would also fail on the lock)
+        return self
+
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         """DSPy reports an LM call's usage while that call's id is active: onto its open span."""
         if self._usage_tracker is not None:

@@ -150,6 +150,11 @@ class TraceCollector(BaseCallback):  # type: ignore[misc]  # dspy is untyped
 
     # ------------------------------------------------------------------ DSPy usage tracker
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> TraceCollector:
+        # DSPy's ParallelExecutor deep-copies the context's usage tracker into each worker
+        # thread: every worker must report to this one (a copy would also fail on the lock)
+        return self
+
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         """DSPy reports an LM call's usage while that call's id is active."""
         if self._usage_tracker is not None:
