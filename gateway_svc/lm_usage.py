@@ -18,45 +18,24 @@ from contextlib import contextmanager
 from typing import Any
 
 import dspy
-import prometheus_client
 from prometheus_client import CollectorRegistry
 
 from dspyops.offline.engine import OFFLINE_MODEL
+from dspyops.prometheus.lm import LMCounters
 from dspyops.tracing import usage_numbers
 from gateway_svc.loader import LoadedProgram
 
 
 class LMUsage:
     def __init__(self, registry: CollectorRegistry) -> None:
-        labels = ("connection", "model")
-        self.calls = prometheus_client.Counter(
-            "dspyops_lm_calls",
-            "LM calls this gateway's predictions, shadows and judges paid for.",
-            labels,
-            registry=registry,
-        )
-        self.tokens = prometheus_client.Counter(
-            "dspyops_lm_tokens",
-            "LM tokens of this gateway's calls, by direction (input, output).",
-            (*labels, "direction"),
-            registry=registry,
-        )
-        self.cost = prometheus_client.Counter(
-            "dspyops_lm_cost_usd",
-            "LM cost of this gateway's calls in USD (reported, or from the connection's prices).",
-            labels,
-            registry=registry,
-        )
+        self.counters = LMCounters(registry, "this gateway's predictions, shadows and judges")
 
     def add(self, loaded: LoadedProgram, usage_entry: dict[str, Any]) -> None:
         prompt, completion, cost = usage_numbers(usage_entry)
         if not cost:
             cost = loaded.prices.cost(prompt, completion)
-        key = (loaded.connection, loaded.model or (OFFLINE_MODEL if loaded.lm_config.is_offline else ""))
-        self.calls.labels(*key).inc()
-        self.tokens.labels(*key, "input").inc(prompt)
-        self.tokens.labels(*key, "output").inc(completion)
-        self.cost.labels(*key).inc(cost)
+        model = loaded.model or (OFFLINE_MODEL if loaded.lm_config.is_offline else "")
+        self.counters.add(loaded.connection, model, 1, prompt, completion, cost)
 
 
 class _Tracker:

@@ -19,6 +19,7 @@ from dspyops.eventlog import EventStore
 from dspyops.ledger import Ledger
 from dspyops.lm import LMConfig
 from dspyops.offline.engine import OFFLINE_MODEL
+from dspyops.prometheus.lm import LABELS, LMCounters
 from optimizer_svc.progress.usage import Usage
 
 
@@ -64,39 +65,18 @@ class LMUsageMetrics:
     under the job's LM: the tracker keeps one tally per job."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        labels = ("connection", "model")
-        self.calls = prometheus_client.Counter(
-            "dspyops_lm_calls",
-            "LM calls jobs paid for (not those their LM cache replayed).",
-            labels,
-            registry=registry,
-        )
+        self.counters = LMCounters(registry, "jobs (not the calls their LM cache replayed)")
         self.replayed = prometheus_client.Counter(
             "dspyops_lm_replayed_calls",
             "LM calls jobs' LM cache answered (not paid).",
-            labels,
-            registry=registry,
-        )
-        self.tokens = prometheus_client.Counter(
-            "dspyops_lm_tokens",
-            "LM tokens of jobs' calls, by direction (input, output).",
-            (*labels, "direction"),
-            registry=registry,
-        )
-        self.cost = prometheus_client.Counter(
-            "dspyops_lm_cost_usd",
-            "LM cost of jobs' calls in USD (reported, or from the connection's prices).",
-            labels,
+            LABELS,
             registry=registry,
         )
 
     def job_ended(self, lm: LMConfig, usage: Usage) -> None:
         key = (lm.connection or "legacy", lm.model or (OFFLINE_MODEL if lm.is_offline else ""))
-        self.calls.labels(*key).inc(usage.lm_calls)
+        self.counters.add(*key, usage.lm_calls, usage.input_tokens, usage.output_tokens, usage.cost_usd)
         self.replayed.labels(*key).inc(usage.replayed_lm_calls)
-        self.tokens.labels(*key, "input").inc(usage.input_tokens)
-        self.tokens.labels(*key, "output").inc(usage.output_tokens)
-        self.cost.labels(*key).inc(usage.cost_usd)
 
 
 def register(

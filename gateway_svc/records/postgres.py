@@ -237,12 +237,7 @@ class PostgresPredictionStore(PredictionStore):
               AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        params = {
-            "deployment": deployment,
-            "experiment": experiment_id,
-            "limit": CONTINUOUS_LIMIT,
-            "source": source,
-        }
+        params = _experiment_params(deployment, experiment_id, source)
         with self._tables.connection("read") as conn:
             rows = conn.execute(sql, params).fetchall()
         return {
@@ -261,12 +256,7 @@ class PostgresPredictionStore(PredictionStore):
               AND o.source = %(source)s AND p.shadow_of = '' AND p.error = '' AND {ok}
             ORDER BY o.recorded_at_us, o.prediction_id
         """
-        params = {
-            "deployment": deployment,
-            "experiment": experiment_id,
-            "limit": CONTINUOUS_LIMIT,
-            "source": source,
-        }
+        params = _experiment_params(deployment, experiment_id, source)
         with self._tables.connection("read") as conn:
             rows = conn.execute(sql, params).fetchall()
         return [(str(version), float(value)) for version, value in rows]
@@ -321,3 +311,13 @@ class PostgresPredictionStore(PredictionStore):
 
     def _close_connections(self) -> None:
         self._tables.close()
+
+
+def _experiment_params(deployment: str, experiment_id: str, source: str) -> dict[str, object]:
+    """The named parameters of an experiment's queries (arm_counts, arm_outcomes)."""
+    return {
+        "deployment": deployment,
+        "experiment": experiment_id,
+        "limit": CONTINUOUS_LIMIT,
+        "source": source,
+    }

@@ -249,12 +249,7 @@ class SQLitePredictionStore(PredictionStore):
               AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        params = {
-            "deployment": deployment,
-            "experiment": experiment_id,
-            "limit": CONTINUOUS_LIMIT,
-            "source": source,
-        }
+        params = _experiment_params(deployment, experiment_id, source)
         rows = self._db().execute(sql, params).fetchall()
         return {
             version: ArmCounts(assigned, n, float(total), float(total_sq), excluded)
@@ -273,12 +268,7 @@ class SQLitePredictionStore(PredictionStore):
               AND typeof(o.value) IN ('integer', 'real') AND {in_range}
             ORDER BY o.recorded_at_us, o.prediction_id
         """
-        params = {
-            "deployment": deployment,
-            "experiment": experiment_id,
-            "limit": CONTINUOUS_LIMIT,
-            "source": source,
-        }
+        params = _experiment_params(deployment, experiment_id, source)
         rows = self._db().execute(sql, params).fetchall()
         return [(str(version), float(value)) for version, value in rows]
 
@@ -339,3 +329,13 @@ class SQLitePredictionStore(PredictionStore):
         if db is not None:
             db.conn.close()
             self._local.db = None
+
+
+def _experiment_params(deployment: str, experiment_id: str, source: str) -> dict[str, object]:
+    """The named parameters of an experiment's queries (arm_counts, arm_outcomes)."""
+    return {
+        "deployment": deployment,
+        "experiment": experiment_id,
+        "limit": CONTINUOUS_LIMIT,
+        "source": source,
+    }
