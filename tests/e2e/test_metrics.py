@@ -25,6 +25,7 @@ from gateway_svc.server import GatewayConfig
 from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig, start
 from tests.support.harness import ServerThread, ticket_rows, wait_until
+from tests.support.refused import after_a_refused_call
 from tests.support.scrape import Samples, scrape, value
 
 ROWS = ticket_rows()[:8]
@@ -139,23 +140,7 @@ def test_handling_seconds_histogram_counts_each_call(cluster: Cluster) -> None:
 
 
 def test_unauthenticated_calls_are_counted(tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"{'0' * 64} reader someone\n")
-    from dspyops.rpc import Security
-
-    config = GatewayConfig(
-        log=str(tmp_path / "log.db"),
-        create=True,
-        canary_interval=0,
-        learning_interval=0,
-        metrics_port=0,
-        security=Security(tokens_file=str(tokens)),
-    )
-    gateway = ServerThread(lambda: start_gateway(config))
-    try:
-        with GatewayClient(gateway.address) as gw, pytest.raises(grpc.RpcError) as refused:
-            gw.list_deployment_states()
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with after_a_refused_call(tmp_path, metrics_port=0) as gateway:
         assert gateway.running.metrics is not None
         port = gateway.running.metrics.port
         listed = rpc_labels(f"{GATEWAY}/ListDeploymentStates")
@@ -165,8 +150,6 @@ def test_unauthenticated_calls_are_counted(tmp_path: Path) -> None:
                 value(scrape(port), "grpc_server_handled_total", **listed, grpc_code="UNAUTHENTICATED") == 1
             )
         )
-    finally:
-        gateway.stop()
 
 
 def test_predictions_by_deployment_version_and_outcome(cluster: Cluster) -> None:

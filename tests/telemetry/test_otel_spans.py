@@ -23,7 +23,6 @@ from dspyops.client import GatewayClient, OptimizerClient
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import gateway_pb2 as gpb
 from dspyops.proto import gateway_pb2_grpc
-from dspyops.rpc import Security
 from dspyops.telemetry import provider_from_env
 from gateway_svc.predict import SHADOW_SPAN
 from gateway_svc.server import GatewayConfig
@@ -31,6 +30,7 @@ from gateway_svc.server import start as start_gateway
 from optimizer_svc.server import OptimizerConfig
 from optimizer_svc.server import start as start_optimizer
 from tests.support.harness import ServerThread, ticket_rows, wait_until
+from tests.support.refused import after_a_refused_call
 
 ROWS = ticket_rows()[:12]
 TEXT = "I was charged twice for my order"
@@ -266,22 +266,8 @@ def test_with_trace_content_lm_spans_carry_the_prompt_and_completion_scrubbed(st
 
 
 def test_a_call_auth_refuses_has_its_span_with_the_status(tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(f"{'0' * 64} reader someone\n")
     provider, spans = recording()
-    config = GatewayConfig(
-        log=str(tmp_path / "log.db"),
-        create=True,
-        canary_interval=0,
-        learning_interval=0,
-        tracer_provider=provider,
-        security=Security(tokens_file=str(tokens)),
-    )
-    gateway = ServerThread(lambda: start_gateway(config))
-    try:
-        with GatewayClient(gateway.address) as gw, pytest.raises(grpc.RpcError) as refused:
-            gw.list_deployment_states()
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with after_a_refused_call(tmp_path, tracer_provider=provider):
         unauthenticated = grpc.StatusCode.UNAUTHENTICATED.value[0]
         assert wait_until(
             lambda: any(
@@ -289,8 +275,6 @@ def test_a_call_auth_refuses_has_its_span_with_the_status(tmp_path: Path) -> Non
                 for s in rpc_spans(spans, "ListDeploymentStates")
             )
         )
-    finally:
-        gateway.stop()
 
 
 def test_a_shadow_prediction_has_its_span_in_the_primarys_trace(stack: Stack) -> None:
