@@ -72,6 +72,7 @@ from optimizer_svc.progress.usage import SharedUsageTracker, Usage
 from optimizer_svc.registry.commands import Registry
 
 _log = structlog.get_logger()
+RELEASE_WAIT = 30.0  # seconds a cancelled job may take past the grace to append its release
 
 _LOG_KINDS = {
     "accepted",
@@ -335,7 +336,8 @@ class JobManager:
     def shutdown(self, reason: str = "optimizer shutting down", timeout: float = 10.0) -> None:
         """Stop the keeper and the running jobs, and wait for their threads: each job is
         released (JobLeaseReleased), so another replica, or the next start, runs it again
-        without spending an attempt."""
+        without spending an attempt. `timeout` is the grace; a job still stopping after it
+        gets up to RELEASE_WAIT more, since the log closes once this returns."""
         self._shutting_down = True
         self.keeper.stop()
         for handle in self.running():
@@ -343,6 +345,14 @@ class JobManager:
         deadline = time.monotonic() + timeout
         for thread in list(self._threads.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
+        # a cancelled job still appends its release: the store closes after this, so a slow
+        # stop (a Ray task's cancel on a busy machine) gets a while more, not a closed log
+        late = [thread for thread in list(self._threads.values()) if thread.is_alive()]
+        if late:
+            _log.warning("jobs_still_stopping", jobs=len(late), wait_seconds=RELEASE_WAIT)
+            deadline = time.monotonic() + RELEASE_WAIT
+            for thread in late:
+                thread.join(max(0.0, deadline - time.monotonic()))
         self.executor.close()
         self.lm_cache.close()
 
