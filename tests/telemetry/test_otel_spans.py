@@ -309,8 +309,11 @@ def test_a_shadow_prediction_has_its_span_in_the_primarys_trace(stack: Stack) ->
         for s in spans
         if s.parent is not None and s.parent.span_id == module.context.span_id
     )
-    with sqlite3.connect(stack.records) as conn:
-        (kept,) = conn.execute(
-            "SELECT trace_id FROM predictions WHERE shadow_of = ?", [answer.prediction_id]
-        ).fetchone()
-    assert kept == answer.trace_id  # the shadow's record names the trace it ran in
+
+    def kept() -> list[str]:  # the shadow's record is written after its span has ended
+        with sqlite3.connect(stack.records) as conn:
+            sql = "SELECT trace_id FROM predictions WHERE shadow_of = ?"
+            return [row[0] for row in conn.execute(sql, [answer.prediction_id])]
+
+    assert wait_until(lambda: bool(kept()))
+    assert kept() == [answer.trace_id]  # the shadow's record names the trace it ran in
