@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
+from statsmodels.stats import proportion
 
 from gateway_svc.statistics.analysis import analyze, holm_adjust
 from gateway_svc.statistics.fixed_horizon import two_proportion_z_test, welch_t_test
@@ -45,7 +46,6 @@ def test_z_test_matches_hand_computation_with_scipy_norm(xc: int, nc: int, xt: i
 
 
 def test_z_test_matches_statsmodels_proportions_ztest() -> None:
-    proportion = pytest.importorskip("statsmodels.stats.proportion")
     for xc, nc, xt, nt in [(480, 1000, 520, 1000), (30, 200, 45, 260), (1, 10, 9, 10)]:
         _, expected = proportion.proportions_ztest([xt, xc], [nt, nc])
         got = two_proportion_z_test(ArmSummary.from_counts(xc, nc), ArmSummary.from_counts(xt, nt))
