@@ -9,9 +9,7 @@ the ones the run picked.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dspyops.client import GatewayClient, OptimizerClient
+from dspyops.datasets import example_row, load_dataset
+from dspyops.launch import ServiceProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-TICKETS = ROOT / "dspyops" / "data" / "support_tickets.jsonl"
 SHOWN_OPTIMIZER, SHOWN_GATEWAY = 9100, 9101
 # (metric name prefix, a label value that must appear): the lines the excerpt keeps
 GATEWAY_LINES = (
@@ -48,17 +46,15 @@ OPTIMIZER_LINES = (
 )
 
 
-def _serve(module: str, log: Path, tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, metrics = tmp / f"{module}.port", tmp / f"{module}.metrics-port"
-    command = [sys.executable, "-m", module, "--log", str(log), "--port", "0", "--port-file", str(port)]
-    command += ["--metrics-port", "0", "--metrics-port-file", str(metrics), *extra]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
-    deadline = time.monotonic() + 120
-    while not (port.exists() and port.read_text() and metrics.exists() and metrics.read_text()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{module} did not start")
-        time.sleep(0.1)
-    return process, int(port.read_text()), int(metrics.read_text())
+def _serve(name: str, args: list[str], tmp: Path) -> tuple[ServiceProcess, int]:
+    """The service from its entry point (ServiceProcess: port file, SERVING) with
+    `--metrics-port 0`; the metrics port it wrote (after the gRPC bind, so there by now)."""
+    metrics = tmp / f"{name}.metrics-port"
+    env = dict(os.environ, DSPY_CACHEDIR=str(tmp / "dspy-cache"))
+    service = ServiceProcess(
+        name, [*args, "--metrics-port", "0", "--metrics-port-file", str(metrics)], tmp, env
+    )
+    return service, int(metrics.read_text())
 
 
 def _excerpt(port: int, shown: int, wanted: tuple[tuple[str, str], ...]) -> list[str]:
@@ -77,15 +73,15 @@ def _wait(check: Callable[[], bool], what: str) -> None:
 
 
 def main() -> int:
-    rows = [json.loads(line) for line in TICKETS.read_text().splitlines() if line.strip()][:8]
+    rows = [example_row(e) for e in load_dataset("support_tickets")[:8]]
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        os.environ.setdefault("DSPY_CACHEDIR", str(tmp / "dspy-cache"))
-        log = tmp / "ops.db"
-        optimizer, opt_port, opt_metrics = _serve("optimizer_svc", log, tmp, "--create")
-        gateway = None
+        log = str(tmp / "ops.db")
+        started: list[ServiceProcess] = []
         try:
-            with OptimizerClient(f"127.0.0.1:{opt_port}") as opt:
+            optimizer, opt_metrics = _serve("optimizer", ["optimizer", "--log", log, "--create"], tmp)
+            started.append(optimizer)
+            with OptimizerClient(optimizer.address) as opt:
                 events = list(
                     opt.start_optimization(
                         "tickets", "text -> label", trainset=rows, optimizer="LabeledFewShot"
@@ -94,10 +90,10 @@ def main() -> int:
                 version = events[-1].completed.version
                 opt.create_deployment("web", "tickets")
                 head = opt.set_routes("web", {version: 1.0}).log_position
-                gateway, gw_port, gw_metrics = _serve(
-                    "gateway_svc", log, tmp, "--canary-interval", "0", "--learning-interval", "0"
-                )
-                with GatewayClient(f"127.0.0.1:{gw_port}") as gw:
+                flags = ["--canary-interval", "0", "--learning-interval", "0"]
+                gateway, gw_metrics = _serve("gateway", ["gateway", "--log", log, *flags], tmp)
+                started.append(gateway)
+                with GatewayClient(gateway.address) as gw:
                     _wait(lambda: gw.list_deployment_states().log_position >= head, "the gateway")
                     gw.set_evaluator("web", "exact", metric="exact_match", share=1.0)
                     _wait(lambda: bool(gw.get_deployment_state("web").evaluators), "the evaluator")
@@ -115,10 +111,8 @@ def main() -> int:
                     lines = _excerpt(gw_metrics, SHOWN_GATEWAY, GATEWAY_LINES)
                 lines += _excerpt(opt_metrics, SHOWN_OPTIMIZER, OPTIMIZER_LINES)
         finally:
-            for process in (gateway, optimizer):
-                if process is not None:
-                    process.terminate()
-                    process.wait(timeout=60)
+            for service in reversed(started):
+                service.stop()
     print("\n".join(lines))
     return 0
 

@@ -40,6 +40,7 @@ from typing import Final
 from dspyops.errors import AlreadyExists, InvalidArgument, NotFound, shown
 from dspyops.ids import HEX as _HEX
 from dspyops.ids import MIN_PREFIX
+from gateway_svc.statistics.summary import CONTINUOUS_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,3 +403,14 @@ def _resolve(futures: list[asyncio.Future[None]], error: Exception | None) -> No
                 future.set_result(None)
             else:
                 future.set_exception(error)
+
+
+def experiment_params(deployment: str, experiment_id: str, source: str) -> dict[str, object]:
+    """The named parameters of an experiment's queries (arm_counts, arm_outcomes) in either
+    backend; ``limit`` bounds a continuous outcome (statistics.summary.CONTINUOUS_LIMIT)."""
+    return {
+        "deployment": deployment,
+        "experiment": experiment_id,
+        "limit": CONTINUOUS_LIMIT,
+        "source": source,
+    }

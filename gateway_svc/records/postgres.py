@@ -30,6 +30,7 @@ from gateway_svc.records import (
     PredictionRecord,
     PredictionStore,
     deletions,
+    experiment_params,
     outcome_exists,
     request_reused,
 )
@@ -222,9 +223,7 @@ class PostgresPredictionStore(PredictionStore):
     def arm_counts(
         self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:
-        # the column is a NOT NULL double and add_outcome takes finite values only; NaN (none
-        # should be there) compares above every number in PostgreSQL, so it falls outside too
-        ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
+        ok = _in_range(metric)
         sql = f"""
             SELECT p.version, COUNT(*) AS assigned,
                    COUNT(*) FILTER (WHERE {ok}) AS n,
@@ -237,7 +236,7 @@ class PostgresPredictionStore(PredictionStore):
               AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        params = _experiment_params(deployment, experiment_id, source)
+        params = experiment_params(deployment, experiment_id, source)
         with self._tables.connection("read") as conn:
             rows = conn.execute(sql, params).fetchall()
         return {
@@ -248,7 +247,7 @@ class PostgresPredictionStore(PredictionStore):
     def arm_outcomes(
         self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> list[tuple[str, float]]:
-        ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
+        ok = _in_range(metric)
         sql = f"""
             SELECT p.version, o.value
             FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
@@ -256,7 +255,7 @@ class PostgresPredictionStore(PredictionStore):
               AND o.source = %(source)s AND p.shadow_of = '' AND p.error = '' AND {ok}
             ORDER BY o.recorded_at_us, o.prediction_id
         """
-        params = _experiment_params(deployment, experiment_id, source)
+        params = experiment_params(deployment, experiment_id, source)
         with self._tables.connection("read") as conn:
             rows = conn.execute(sql, params).fetchall()
         return [(str(version), float(value)) for version, value in rows]
@@ -279,7 +278,7 @@ class PostgresPredictionStore(PredictionStore):
         traces: bool = False,
         source: str = "",
     ) -> list[DriftRow]:
-        ok = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"
+        ok = _in_range(metric)
         sql = f"""
             SELECT p.recorded_at_us, p.latency_ms, p.error <> '',
                    CASE WHEN {ok} THEN o.value END, {"p.trace_json" if traces else "''"}
@@ -313,11 +312,8 @@ class PostgresPredictionStore(PredictionStore):
         self._tables.close()
 
 
-def _experiment_params(deployment: str, experiment_id: str, source: str) -> dict[str, object]:
-    """The named parameters of an experiment's queries (arm_counts, arm_outcomes)."""
-    return {
-        "deployment": deployment,
-        "experiment": experiment_id,
-        "limit": CONTINUOUS_LIMIT,
-        "source": source,
-    }
+def _in_range(metric: str) -> str:
+    """SQL true for a stored outcome the statistics may read (summary.outcome_in_range): the
+    column is a NOT NULL double and add_outcome takes finite values only; NaN (none should be
+    there) compares above every number in PostgreSQL, so it falls outside too."""
+    return "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= %(limit)s"

@@ -24,6 +24,7 @@ from gateway_svc.records import (
     PredictionRecord,
     PredictionStore,
     deletions,
+    experiment_params,
     outcome_exists,
     request_reused,
 )
@@ -234,9 +235,7 @@ class SQLitePredictionStore(PredictionStore):
     def arm_counts(
         self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> Mapping[str, ArmCounts]:
-        # SQLite keeps whatever a hand-edited file holds (text, NULL): typeof tells numbers apart
-        in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
-        ok = f"(typeof(o.value) IN ('integer', 'real') AND {in_range})"
+        ok = _in_range(metric)
         sql = f"""
             SELECT p.version, COUNT(*) AS assigned,
                    SUM(CASE WHEN {ok} THEN 1 ELSE 0 END) AS n,
@@ -249,7 +248,7 @@ class SQLitePredictionStore(PredictionStore):
               AND p.shadow_of = '' AND p.error = ''
             GROUP BY p.version
         """
-        params = _experiment_params(deployment, experiment_id, source)
+        params = experiment_params(deployment, experiment_id, source)
         rows = self._db().execute(sql, params).fetchall()
         return {
             version: ArmCounts(assigned, n, float(total), float(total_sq), excluded)
@@ -259,16 +258,14 @@ class SQLitePredictionStore(PredictionStore):
     def arm_outcomes(
         self, deployment: str, experiment_id: str, metric: str = "continuous", source: str = ""
     ) -> list[tuple[str, float]]:
-        in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
         sql = f"""
             SELECT p.version, o.value
             FROM outcomes o JOIN predictions p ON p.prediction_id = o.prediction_id
             WHERE p.deployment = :deployment AND p.experiment_id = :experiment AND o.source = :source
-              AND p.shadow_of = '' AND p.error = ''
-              AND typeof(o.value) IN ('integer', 'real') AND {in_range}
+              AND p.shadow_of = '' AND p.error = '' AND {_in_range(metric)}
             ORDER BY o.recorded_at_us, o.prediction_id
         """
-        params = _experiment_params(deployment, experiment_id, source)
+        params = experiment_params(deployment, experiment_id, source)
         rows = self._db().execute(sql, params).fetchall()
         return [(str(version), float(value)) for version, value in rows]
 
@@ -297,10 +294,9 @@ class SQLitePredictionStore(PredictionStore):
         traces: bool = False,
         source: str = "",
     ) -> list[DriftRow]:
-        in_range = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
         sql = f"""
             SELECT p.recorded_at_us, p.latency_ms, p.error != '',
-                   CASE WHEN typeof(o.value) IN ('integer', 'real') AND {in_range} THEN o.value END,
+                   CASE WHEN {_in_range(metric)} THEN o.value END,
                    {"p.trace_json" if traces else "''"}
             FROM predictions p
             LEFT JOIN outcomes o ON o.prediction_id = p.prediction_id AND o.source = :source
@@ -331,11 +327,8 @@ class SQLitePredictionStore(PredictionStore):
             self._local.db = None
 
 
-def _experiment_params(deployment: str, experiment_id: str, source: str) -> dict[str, object]:
-    """The named parameters of an experiment's queries (arm_counts, arm_outcomes)."""
-    return {
-        "deployment": deployment,
-        "experiment": experiment_id,
-        "limit": CONTINUOUS_LIMIT,
-        "source": source,
-    }
+def _in_range(metric: str) -> str:
+    """SQL true for a stored outcome the statistics may read (summary.outcome_in_range).
+    SQLite keeps whatever a hand-edited file holds (text, NULL): typeof tells numbers apart."""
+    bound = "o.value IN (0, 1)" if metric == "binary" else "abs(o.value) <= :limit"
+    return f"(typeof(o.value) IN ('integer', 'real') AND {bound})"
