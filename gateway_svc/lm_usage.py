@@ -13,11 +13,8 @@ file, never request text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import dspy
 from prometheus_client import CollectorRegistry
 
 from dspyops.offline.engine import OFFLINE_MODEL
@@ -38,7 +35,7 @@ class LMUsage:
         self.counters.add(loaded.connection, model, 1, prompt, completion, cost)
 
 
-class _Tracker:
+class UsageTracker:
     """The context's usage tracker while one program runs: counts, then hands the report on
     to the tracker it replaced (a trace collector or a span callback opened outside)."""
 
@@ -52,16 +49,5 @@ class _Tracker:
         if self.parent is not None:
             self.parent.add_usage(lm, usage_entry)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Tracker:
+    def __deepcopy__(self, memo: dict[int, Any]) -> UsageTracker:
         return self  # DSPy's parallel workers copy the tracker: keep counting into this one
-
-
-@contextmanager
-def counted(usage: LMUsage | None, loaded: LoadedProgram) -> Iterator[None]:
-    """The block's LM calls counted under ``loaded``'s connection and model; nothing is
-    installed without metrics (no --metrics-port)."""
-    if usage is None:
-        yield
-        return
-    with dspy.context(usage_tracker=_Tracker(usage, loaded, dspy.settings.usage_tracker)):
-        yield

@@ -34,6 +34,7 @@ from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.programs.spec import ProgramSpec
 from dspyops.programs.usermodules import forward_inputs
 from dspyops.tracing import module_names
+from gateway_svc.prompt_cache import FormatOnce, format_once
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class LoadedProgram:
     connection: str = ""  # the connection and model this gateway runs the version with
     model: str = ""
     prices: Prices = field(default_factory=Prices)  # the connection's: costs calls reported without one
+    adapter: FormatOnce = field(default_factory=lambda: FormatOnce(()))  # its prompts' constant part, once
 
 
 def code_drift(loaded: LoadedProgram, recorded: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -130,4 +132,5 @@ class ProgramCache:
             connection=resolved.connection.name,
             model=resolved.model,
             prices=resolved.prices,
+            adapter=format_once(module),
         )

@@ -35,11 +35,12 @@ from dspyops.telemetry import NO_TRACER, trace_id_hex
 from dspyops.tracing import trace_json, traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
-from gateway_svc.lm_usage import LMUsage, counted
+from gateway_svc.lm_usage import LMUsage
 from gateway_svc.loader import LoadedProgram, ProgramCache
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 from gateway_svc.routing import Decision, decide
+from gateway_svc.run_settings import running
 
 _MAX_INPUT_CHARS = 100_000
 SHADOW_SPAN = "dspyops.shadow"  # a shadow prediction's span: its module and LM calls under it
@@ -125,7 +126,7 @@ class Predictions:
         # the policy in force now, also for a prediction served as of a past state: what is
         # kept is decided when it is kept
         capture = self._capture(deployment.name)
-        with counted(self.lm_usage, loaded), spanned(self.tracer, loaded.names, self.trace_content):
+        with running(loaded, self.lm_usage), spanned(self.tracer, loaded.names, self.trace_content):
             outputs, error, trace = await _run(
                 loaded, inputs, trace=request.include_trace or wants_trace(capture)
             )
@@ -213,7 +214,7 @@ class Predictions:
         with self.tracer.start_as_current_span(SHADOW_SPAN, attributes=attributes):
             try:
                 loaded, drift = self.load_checked(version)
-                with counted(self.lm_usage, loaded), spanned(self.tracer, loaded.names, self.trace_content):
+                with running(loaded, self.lm_usage), spanned(self.tracer, loaded.names, self.trace_content):
                     outputs, error, trace = await _run(loaded, inputs, trace=wants_trace(capture))
             except Exception as exc:  # the version cannot be loaded: recorded as its failure
                 outputs, error = {}, _failure(exc)

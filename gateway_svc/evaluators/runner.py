@@ -36,9 +36,10 @@ from dspyops.state import State, VersionState
 from dspyops.tracing import ROOT_NAME, traced
 from gateway_svc.evaluators.budget import HourlyBudget
 from gateway_svc.evaluators.sampling import sampled
-from gateway_svc.lm_usage import LMUsage, counted
+from gateway_svc.lm_usage import LMUsage
 from gateway_svc.loader import LoadedProgram
 from gateway_svc.records import PredictionRecord, PredictionStore
+from gateway_svc.run_settings import running
 
 SCORE_FIELD = "score"  # what a judge answers
 
@@ -189,7 +190,7 @@ class EvaluatorRunner:
         calls = 0
         cost = 0.0
         try:
-            with counted(self.lm_usage, loaded), traced(loaded.module, loaded.names) as collector:
+            with running(loaded, self.lm_usage), traced(loaded.module, loaded.names) as collector:
                 prediction = await acall(loaded.module, {name: given[name] for name in loaded.inputs})
         finally:
             root = next((c for c in collector.calls() if c.name == ROOT_NAME), None)
