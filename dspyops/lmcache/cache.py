@@ -29,6 +29,11 @@ class LMCache(ABC):
         """Store ``response``; a key stored already keeps its first response (a retry that
         raced the first attempt must not change what a later replay answers)."""
 
+    def put_many(self, job_id: str, rows: list[tuple[str, bytes]]) -> None:
+        """``put`` each (key, response), in one write where the backend can."""
+        for key, response in rows:
+            self.put(job_id, key, response)
+
     @abstractmethod
     def delete_job(self, job_id: str) -> int:
         """Forget every response of ``job_id``; how many there were."""

@@ -13,6 +13,8 @@ here is a call nobody paid for again).
 * A hit returns the stored response with its usage zeroed and calls ``on_replay``.
 * A miss calls ``before_paid`` (the job's LM-call budget: it may raise to stop the job
   before the call is bought), calls through, and stores the response.
+* ``on_call`` follows every call made or replayed (not one ``before_paid`` refused), so a
+  job counts its calls without a DSPy callback (each one slows every call down).
 * The cache only saves money: when it cannot be reached (StoreUnavailable), the call is
   paid for and not kept, and the job goes on as it would without a cache.
 * Responses are stored as JSON (``litellm.ModelResponse.model_dump_json``), never pickled:
@@ -50,7 +52,8 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
 
     ``connection``: the name of the LM connection (part of every key). ``on_replay`` is
     called for each call answered from the cache, ``before_paid`` before each call that is
-    paid for; both on the calling thread. ``copy()`` (DSPy's, shallow) shares all of them."""
+    paid for, ``on_call`` after each call made or replayed; all on the calling thread.
+    ``copy()`` (DSPy's, shallow) shares all of them."""
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
         connection: str,
         on_replay: Callable[[], None] = _nothing,
         before_paid: Callable[[], None] = _nothing,
+        on_call: Callable[[], None] = _nothing,
         **kwargs: Any,
     ) -> None:
         kwargs["cache"] = False  # DSPy's own cache never answers for this one
@@ -70,6 +74,7 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
         self.connection = connection
         self.on_replay = on_replay
         self.before_paid = before_paid
+        self.on_call = on_call
 
     def request_key(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> str:
         """The cache key of a call: DSPy's key of the request, and the connection's name.
@@ -105,10 +110,14 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
         key = self.request_key(prompt, messages, **kwargs)
         replayed = self._replayed(key)
         if replayed is not None:
+            self.on_call()
             return replayed
         self.before_paid()
         kwargs["cache"] = False
-        response = super().forward(prompt, messages, **kwargs)
+        try:
+            response = super().forward(prompt, messages, **kwargs)
+        finally:
+            self.on_call()
         self._keep(key, response)
         return response
 
@@ -116,10 +125,14 @@ class CachedLM(dspy.LM):  # type: ignore[misc]  # dspy is untyped
         key = await asyncio.to_thread(self.request_key, prompt, messages, **kwargs)
         replayed = await asyncio.to_thread(self._replayed, key)
         if replayed is not None:
+            self.on_call()
             return replayed
         self.before_paid()
         kwargs["cache"] = False
-        response = await super().aforward(prompt, messages, **kwargs)
+        try:
+            response = await super().aforward(prompt, messages, **kwargs)
+        finally:
+            self.on_call()
         await asyncio.to_thread(self._keep, key, response)
         return response
 

@@ -80,6 +80,18 @@ class PostgresLMCache(LMCache):
                 (job_id, key, bytes(response)),
             )
 
+    def put_many(self, job_id: str, rows: list[tuple[str, bytes]]) -> None:
+        with (
+            mapped_errors("write the LM cache of", self.name),
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
+            cursor.executemany(
+                f"INSERT INTO {TABLE} (job_id, key, response) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(job_id, key, bytes(response)) for key, response in rows],
+            )
+
     def delete_job(self, job_id: str) -> int:
         with mapped_errors("delete from the LM cache of", self.name), self._pool.connection() as conn:
             cursor = conn.execute(f"DELETE FROM {TABLE} WHERE job_id = %s", (job_id,))

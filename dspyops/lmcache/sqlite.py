@@ -72,6 +72,20 @@ class SQLiteLMCache(LMCache):
                 [job_id, key, bytes(response)],
             )
 
+    def put_many(self, job_id: str, rows: list[tuple[str, bytes]]) -> None:
+        with self._lock, self._errors("write"):
+            conn = self._db.conn  # autocommit (isolation_level=None): one explicit transaction
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO {TABLE} (job_id, key, response) VALUES (?, ?, ?)",
+                    [(job_id, key, bytes(response)) for key, response in rows],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
     def delete_job(self, job_id: str) -> int:
         with self._lock, self._errors("delete from"):
             cursor = self._db.execute(f"DELETE FROM {TABLE} WHERE job_id = ?", [job_id])

@@ -30,7 +30,7 @@ class FirstFailure(BaseCallback):
         self._lock = threading.Lock()
         self.first: BaseException | None = None
 
-    def _keep(self, exception: BaseException | None) -> None:
+    def keep(self, exception: BaseException | None) -> None:
         if exception is None or isinstance(exception, JobCancelled):
             return
         with self._lock:
@@ -38,10 +38,10 @@ class FirstFailure(BaseCallback):
                 self.first = exception
 
     def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
-        self._keep(exception)
+        self.keep(exception)
 
     def on_module_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
-        self._keep(exception)
+        self.keep(exception)
 
     def cause_of(self, exc: BaseException) -> BaseException:
         """What to report for ``exc``: the first underlying exception when ``exc`` is DSPy's

@@ -1,10 +1,16 @@
 """Run one optimization job: baseline evaluation, compile with live progress, final evaluation.
 
 Called from a worker thread of the server. Everything DSPy-related happens inside one
-``dspy.context(lm=..., callbacks=[capture, cancel LAST], usage_tracker=...)``: the context is
-a ContextVar, so concurrent jobs on other threads never see each other's LM or callbacks,
-and ``dspy.configure`` is never called. The optimizer is constructed inside the context too
-(MIPROv2 captures ``dspy.settings.lm`` in its constructor).
+``dspy.context(lm=..., callbacks=[JobCallbacks(capture, ..., cancel LAST)], usage_tracker=...)``:
+the context is a ContextVar, so concurrent jobs on other threads never see each other's LM or
+callbacks, and ``dspy.configure`` is never called. The optimizer is constructed inside the
+context too (MIPROv2 captures ``dspy.settings.lm`` in its constructor).
+
+Only the compile needs DSPy's callbacks (trials, proposals, bootstraps, cancel at each call).
+The job's own evaluations (baseline, final, must_beat) run with none, since each callback
+puts every call on DSPy's slow path (optimizer_svc.jobs.callbacks): there the job's LMs count
+their calls and check the budget and the cancel before each paid call (CachedLM's hooks), the
+metric checks the cancel per example, and the evaluated program keeps its first failure.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import dspy
 
 from dspyops.connections import OFFLINE_ONLY, Connections, ResolvedLM
 from dspyops.lm import LMConfig, lm_from_resolved
+from dspyops.lmcache.attempt import AttemptCache
 from dspyops.lmcache.cache import LMCache
 from dspyops.lmcache.lm import CachedLM
 from dspyops.lmcache.memory import MemoryLMCache
@@ -28,6 +35,7 @@ from dspyops.programs.retrieve import lineage_corpora
 from dspyops.programs.spec import ProgramSpec
 from optimizer_svc.cancel import CancelCallback, CancelToken
 from optimizer_svc.jobs.budgets import Budget, BudgetGuard
+from optimizer_svc.jobs.callbacks import JobCallbacks
 from optimizer_svc.jobs.first_failure import FirstFailure, silence_example_errors
 from optimizer_svc.optimizers.base import CompileInputs, evaluation_score
 from optimizer_svc.optimizers.registry import get_adapter, validate_params
@@ -115,7 +123,8 @@ def run_job(
     )
     guard = BudgetGuard(job.budget, cancel)
     usage = usage if usage is not None else SharedUsageTracker()
-    lm_cache = job.lm_cache if job.lm_cache is not None else MemoryLMCache()
+    # this attempt's view: no reads a first attempt cannot hit, writes in batches
+    lm_cache = AttemptCache(job.lm_cache if job.lm_cache is not None else MemoryLMCache(), job.job_id)
 
     def job_lm(resolved: ResolvedLM) -> dspy.LM:
         cached = partial(
@@ -125,6 +134,7 @@ def run_job(
             # the endpoint too, when a request named its own (DSPy's key ignores api_base)
             connection=resolved.connection.name + (f"@{resolved.api_base}" if resolved.api_base else ""),
             on_replay=usage.count_replay,
+            on_call=usage.count_call,
             before_paid=guard.reserve_paid_call,
         )
         return lm_from_resolved(resolved, make=cached)
@@ -154,7 +164,7 @@ def run_job(
     job_metric = capture.wrap_metric(metric)
     # cancel LAST: the capture sees every start first; the guard trips the token just before.
     failure = FirstFailure()  # the cause to name when DSPy stops with a causeless message
-    callbacks = [capture, failure, guard, CancelCallback(cancel)]
+    callbacks = [JobCallbacks(capture, failure, guard, CancelCallback(cancel))]
     guard.start_timer()
     must_beat_score = None
     try:
@@ -175,14 +185,14 @@ def run_job(
             optimizer = adapter.build(inputs)
             capture.emit(Started(adapter.name, adapter.planned_trials(inputs)))
 
-            baseline = _evaluate(student, evalset, job_metric, num_threads)
+            baseline = _evaluate(student, evalset, job_metric, num_threads, failure)
             cancel.check()
             capture.emit(BaselineEvaluated(baseline, len(evalset)))
 
             with capture.compile_phase():
                 compiled = adapter.compile(optimizer, inputs)
             cancel.check()  # DSPy may have finished the compile on a swallowed error path (GEPA's stop)
-            final = _evaluate(compiled, evalset, job_metric, num_threads)
+            final = _evaluate(compiled, evalset, job_metric, num_threads, failure)
             cancel.check()
             if capture.trials == 0:
                 # LabeledFewShot, BootstrapFewShot and KNNFewShot score no candidates: their one
@@ -191,7 +201,7 @@ def run_job(
 
             if job.must_beat is not None:
                 # The gate's reference: same set, metric and LM (this context's) as the job.
-                must_beat_score = _evaluate(job.must_beat, evalset, job_metric, num_threads)
+                must_beat_score = _evaluate(job.must_beat, evalset, job_metric, num_threads, failure)
                 cancel.check()
     except Exception as exc:
         cause = failure.cause_of(exc)
@@ -201,6 +211,7 @@ def run_job(
     finally:
         guard.stop()
         capture.close()
+        lm_cache.flush_quietly()  # what waits is written before the job's end can delete it
 
     return JobResult(
         spec=replace(job.spec, wrapper=adapter.wrapper) if adapter.wrapper else job.spec,
@@ -216,7 +227,23 @@ def run_job(
 
 
 def _evaluate(
-    program: dspy.Module, devset: list[dspy.Example], metric: Callable[..., float], threads: int
+    program: dspy.Module,
+    devset: list[dspy.Example],
+    metric: Callable[..., float],
+    threads: int,
+    failure: FirstFailure,
 ) -> float:
-    result = dspy.Evaluate(devset=devset, metric=metric, num_threads=threads, display_progress=False)(program)
+    """One of the job's own evaluations, without DSPy's callbacks (the module docstring says
+    who does their work here); an example's failure is kept as the job's first."""
+
+    def run(**inputs: Any) -> Any:
+        try:
+            return program(**inputs)
+        except Exception as exc:
+            failure.keep(exc)
+            raise
+
+    evaluate = dspy.Evaluate(devset=devset, metric=metric, num_threads=threads, display_progress=False)
+    with dspy.context(callbacks=[]):
+        result = evaluate(run)
     return evaluation_score(result)

@@ -36,6 +36,7 @@ from typing import Any
 import dspy
 from dspy.utils.callback import BaseCallback
 
+from dspyops.lmcache.lm import CachedLM
 from optimizer_svc.cancel import CancelToken, JobCancelled
 from optimizer_svc.optimizers.base import LogParser, Proposer, evaluation_score
 from optimizer_svc.progress.events import Emit, JobEvent, Progress, TrialCompleted
@@ -83,6 +84,7 @@ class ProgressCapture(BaseCallback):
         self._log_parsers = tuple(log_parsers)
         self._proposers = {p.module: p for p in proposers}
         self._lock = threading.Lock()
+        self._other_lm_calls: set[str] = set()  # call ids of LMs other than the job's own
         self._closed = False
         self._in_compile = False
         self._outer_seen = False
@@ -237,9 +239,18 @@ class ProgressCapture(BaseCallback):
         named = predictor and predictor != "self"
         self.emit(Progress(n, 0, f"{predictor}: {message}" if named else message, predictor))
 
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        if not isinstance(instance, CachedLM):  # the job's LMs count their own calls (on_call)
+            with self._lock:
+                self._other_lm_calls.add(call_id)
+
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
+        with self._lock:
+            if call_id not in self._other_lm_calls:
+                return
+            self._other_lm_calls.discard(call_id)
         if isinstance(exception, JobCancelled):
-            return  # refused by the budget or a cancel before it was paid for (the job's LM's check)
+            return  # refused by the budget or a cancel before it was paid for
         self.usage.count_call()
 
     # ------------------------------------------------------------------ the metric
@@ -311,7 +322,9 @@ class _JobLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if any(cb is self.capture for cb in dspy.settings.get("callbacks", None) or ()):
+            # the capture itself, or one of a job's callbacks as one (optimizer_svc.jobs.callbacks)
+            callbacks = dspy.settings.get("callbacks", None) or ()
+            if any(cb is self.capture or self.capture in getattr(cb, "components", ()) for cb in callbacks):
                 self.capture.on_log_line(record.getMessage())
         except Exception:  # a progress line must never break the job
             self.handleError(record)

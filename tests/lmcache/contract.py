@@ -50,6 +50,13 @@ class LMCacheContract:
         assert cache.get("job-a", "k1") == b"first"
         assert cache.count("job-a") == 1
 
+    def test_put_many_stores_each_and_keeps_first_responses(self, cache: LMCache) -> None:
+        cache.put("job-a", "k1", b"first")
+        cache.put_many("job-a", [("k1", b"second"), ("k2", b"two"), ("k3", b"three")])
+        assert [cache.get("job-a", k) for k in ("k1", "k2", "k3")] == [b"first", b"two", b"three"]
+        assert cache.count("job-a") == 3
+        cache.put_many("job-a", [])  # nothing to write: not an error
+
     def test_jobs_never_see_each_others_rows(self, cache: LMCache) -> None:
         cache.put("job-a", "k1", b"a")
         cache.put("job-b", "k1", b"b")

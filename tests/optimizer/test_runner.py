@@ -343,3 +343,58 @@ def test_prompt_lm_writes_the_instructions(data: tuple[list, list], monkeypatch:
     proposals = [h for h in prompt_lm.history if "proposed_instruction" in str(h["messages"])]
     assert proposals and len(proposals) == len(prompt_lm.history)
     assert not any("proposed_instruction" in str(h["messages"]) for h in task_lm.history)
+
+
+def test_only_the_compile_runs_with_dspy_callbacks_and_as_one(
+    data: tuple[list, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each DSPy callback slows every call down (optimizer_svc.jobs.callbacks): the job's own
+    evaluations run with none, the compile with the job's four as one, and every LM call is
+    still counted."""
+    train, val = data
+    phase = ["before"]
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    original_complete = lm_module.OfflineEngine.complete
+    original_compile = dspy.BootstrapFewShot.compile
+
+    def complete(self: lm_module.OfflineEngine, request: Any) -> Any:
+        with lock:
+            seen.append((phase[0], len(dspy.settings.get("callbacks", None) or ())))
+        return original_complete(self, request)
+
+    def compile_in_phase(self: Any, *args: Any, **kwargs: Any) -> Any:
+        phase[0] = "compile"
+        try:
+            return original_compile(self, *args, **kwargs)
+        finally:
+            phase[0] = "after"
+
+    monkeypatch.setattr(lm_module.OfflineEngine, "complete", complete)
+    monkeypatch.setattr(dspy.BootstrapFewShot, "compile", compile_in_phase)
+    result = run_job(
+        job("BootstrapFewShot", {"max_bootstrapped_demos": 2}, train, val), lambda e: None, CancelToken()
+    )
+    by_phase = {p: {n for q, n in seen if q == p} for p in ("before", "compile", "after")}
+    assert by_phase == {"before": {0}, "compile": {1}, "after": {0}}, by_phase
+    assert result.usage.lm_calls == len(seen)
+
+
+def test_a_cancel_during_the_baseline_evaluation_stops_it(data: tuple[list, list], probe: Probe) -> None:
+    """The baseline evaluation has no cancel callback: the job's LM checks before each call."""
+    train, val = data
+    token = CancelToken()
+    original = lm_module.OfflineEngine.complete
+
+    def cancel_at_the_fourth(self: lm_module.OfflineEngine, request: Any) -> Any:
+        if len(probe.engine_calls) == 3:  # this is the fourth call: it completes
+            token.cancel("stop during the baseline")
+        return original(self, request)
+
+    spec = job("BootstrapFewShot", {"num_threads": 1}, train, val)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lm_module.OfflineEngine, "complete", cancel_at_the_fourth)
+        with pytest.raises(JobCancelled, match="stop during the baseline"):
+            run_job(spec, probe.emit, token)
+    assert len(probe.engine_calls) == 4 < len(val)  # no call after the one the cancel came in
+    assert [type(r.event) for r in probe.events] == [Started]
