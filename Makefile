@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: postgres demo demo-cluster demo-learning test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-replay_postgres bench-route_change bench-records bench-append_postgres bench-quick
+.PHONY: postgres demo demo-cluster demo-learning test test-llm proto lint bench clean readme-output bench-latency bench-throughput bench-append bench-replay bench-routes bench-optimize bench-memory bench-jobs_ray bench-jobs_replicas bench-registry bench-replay_postgres bench-route_change bench-records bench-append_postgres bench-quick
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
-BENCHES := latency throughput append append_postgres replay replay_postgres routes route_change records optimize memory jobs_ray jobs_replicas drift canary_peeking
+BENCHES := latency throughput append append_postgres replay replay_postgres routes route_change records optimize memory registry jobs_ray jobs_replicas drift canary_peeking
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
 import dspy
@@ -33,6 +33,7 @@ from dspyops.programs.code import code_identity
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.programs.spec import ProgramSpec
 from dspyops.programs.usermodules import forward_inputs
+from dspyops.state import State
 from dspyops.tracing import module_names
 from gateway_svc.prompt_cache import FormatOnce, format_once
 
@@ -95,6 +96,19 @@ class ProgramCache:
                 self._loaded[key] = loaded
         return loaded
 
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    def retain(self, digests: Set[str]) -> int:
+        """Unload every program whose artifact is not in ``digests``; how many were dropped.
+        A request already running one keeps its reference; the next request that needs it
+        loads it again."""
+        with self._lock:
+            idle = [key for key in self._loaded if key[0] not in digests]
+            for key in idle:
+                del self._loaded[key]
+        return len(idle)
+
     def check_code(self, loaded: LoadedProgram, recorded: Mapping[str, str], what: str) -> str:
         """ "" when the code is the version's; the drift as JSON when ``--allow-code-drift``
         lets it through; FAILED_PRECONDITION naming the version and both digests otherwise."""
@@ -134,3 +148,30 @@ class ProgramCache:
             prices=resolved.prices,
             adapter=format_once(module),
         )
+
+
+def serving_digests(state: State) -> set[str]:
+    """The artifacts of every version that can serve or judge now: each deployment's routes
+    (primaries and shadows), experiment arms, canary baseline and candidate, and its
+    evaluators' judge versions. Anything else a gateway loaded (an as-of replay, a version
+    routed before) is unloaded when the state moves on (gateway_svc.predict)."""
+    digests: set[str] = set()
+
+    def add(program: str, version: str) -> None:
+        found = state.programs.get(program)
+        served = found.versions.get(version) if found is not None else None
+        if served is not None:
+            digests.add(served.artifact_digest)
+
+    for deployment in state.deployments.values():
+        for route in deployment.routes:
+            add(deployment.program, route.version)
+        if deployment.experiment is not None:
+            for arm in deployment.experiment.arms:
+                add(deployment.program, arm)
+        if deployment.canary is not None:
+            add(deployment.program, deployment.canary.baseline)
+            add(deployment.program, deployment.canary.candidate)
+        for evaluator in deployment.evaluators:
+            add(evaluator.judge_program, evaluator.judge_version)
+    return digests

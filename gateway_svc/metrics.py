@@ -1,7 +1,8 @@
 """The gateway's domain metrics: predictions (by deployment, version, arm and outcome) and
 their latency, counted as each record is kept; outcomes by source; the LM calls, tokens and
 cost of what it serves (gateway_svc.lm_usage); and, read at scrape
-time, the replica's position in the log, the head and the lag between them. Labels are
+time, the replica's position in the log, the head and the lag between them, and how many
+programs it holds loaded. Labels are
 names the log holds (deployments, versions) and bucket numbers, never request text."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from dspyops.eventlog import EventStore
 from gateway_svc.lm_usage import LMUsage
+from gateway_svc.loader import ProgramCache
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 
@@ -29,6 +31,7 @@ class GatewayMetrics:
         replica: Replica,
         store: EventStore | None,
         records: PredictionStore,
+        programs: ProgramCache | None = None,
     ) -> None:
         self.predictions = Counter(
             "dspyops_predictions",
@@ -53,7 +56,7 @@ class GatewayMetrics:
             registry=registry,
         )
         self.lm = LMUsage(registry)  # what predictions, shadows and judges cost
-        registry.register(_TailCollector(replica, store, records))
+        registry.register(_TailCollector(replica, store, records, programs))
 
     def predicted(self, record: PredictionRecord) -> None:
         outcome = "error" if record.error else "ok"
@@ -72,10 +75,17 @@ class _TailCollector(Collector):
     reads the head from it; one tailing an optimizer knows the head its stream last announced);
     and the records writer's queue."""
 
-    def __init__(self, replica: Replica, store: EventStore | None, records: PredictionStore) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        store: EventStore | None,
+        records: PredictionStore,
+        programs: ProgramCache | None,
+    ) -> None:
         self.replica = replica
         self.store = store
         self.records = records
+        self.programs = programs
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         position = self.replica.state.position
@@ -97,3 +107,9 @@ class _TailCollector(Collector):
             "Prediction and outcome records waiting for the records writer.",
             value=self.records.queued,
         )
+        if self.programs is not None:
+            yield GaugeMetricFamily(
+                "dspyops_gateway_loaded_programs",
+                "Versions' programs this gateway holds loaded (those that can serve or judge now).",
+                value=len(self.programs),
+            )

@@ -36,7 +36,7 @@ from dspyops.tracing import trace_json, traced
 from gateway_svc.as_of import state_as_of
 from gateway_svc.experiments import deployment_of
 from gateway_svc.lm_usage import LMUsage
-from gateway_svc.loader import LoadedProgram, ProgramCache
+from gateway_svc.loader import LoadedProgram, ProgramCache, serving_digests
 from gateway_svc.records import PredictionRecord, PredictionStore
 from gateway_svc.replica import Replica
 from gateway_svc.routing import Decision, decide
@@ -66,6 +66,13 @@ class Predictions:
         self.lm_usage: LMUsage | None = None  # LM calls counted by connection and model (--metrics-port)
         # told of every primary prediction once it is recorded (the online evaluators: never blocks)
         self.on_recorded: Callable[[PredictionRecord], None] = lambda record: None
+        replica.listeners.append(self._unload_idle)
+
+    def _unload_idle(self, state: State) -> None:
+        """Memory follows what can serve, not what was ever registered: a version no route,
+        experiment, canary or judge uses any more is unloaded as the log moves on."""
+        if len(self.programs):
+            self.programs.retain(serving_digests(state))
 
     def load(self, version: VersionState) -> LoadedProgram:
         """The version's program, its artifact verified against the digest in the log."""

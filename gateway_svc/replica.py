@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -54,6 +55,8 @@ class Replica:
         self.failure: BaseException | None = None
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        # told of each new state, on the loop, after its fold (e.g. unloading idle programs)
+        self.listeners: list[Callable[[State], None]] = []
 
     async def start(self, head: int | None = None) -> None:
         """Start tailing; when `head` is given, return once the replica has reached it
@@ -132,6 +135,11 @@ class Replica:
             self.state = fold(page, self.state)
         self.folded += len(page)
         self.failure = None  # following again
+        for listener in self.listeners:
+            try:
+                listener(self.state)
+            except Exception as exc:  # a listener's failure is its own, never the tail's
+                structlog.get_logger().error("state_listener_failed", error=str(exc)[:300])
         async with self._advanced:
             self._advanced.notify_all()
         await self.readiness.advanced(self.state.position)

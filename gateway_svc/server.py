@@ -278,7 +278,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
     # after the gRPC bind: a bind that fails leaves no metrics thread behind
     endpoint = None
     if metrics_registry is not None and config.metrics_port is not None:
-        service.count_into(GatewayMetrics(metrics_registry, replica, store, records))
+        service.count_into(
+            GatewayMetrics(metrics_registry, replica, store, records, service.predictions.programs)
+        )
         endpoint = MetricsEndpoint(
             metrics_registry, config.host, config.metrics_port, config.metrics_port_file
         )

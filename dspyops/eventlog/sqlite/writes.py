@@ -26,6 +26,11 @@ _INSERT: Final = {
     for version in (LINK_V2, LINK_V2_KEYED)
 }
 
+_HEAD: Final = (
+    "SELECT (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?),"
+    " position, hash, recorded_at, chain FROM events ORDER BY position DESC LIMIT 1"
+)
+
 
 def append_in_transaction(
     conn: sqlite3.Connection,
@@ -41,14 +46,11 @@ def append_in_transaction(
     retry = retried(stream, ids, _stored_ids(conn, ids))
     if retry is not None:
         return retry
-    current = conn.execute(
-        "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,)
-    ).fetchone()[0]
+    # the stream's version and the log's head in one statement (one step less per append)
+    row = conn.execute(_HEAD, (stream,)).fetchone()
+    current, head = (row[0], row[1:]) if row else (0, (0, GENESIS, 0, LINK_V1))
     check_expected(stream, expected_version, current)
-    row = conn.execute(
-        "SELECT position, hash, recorded_at, chain FROM events ORDER BY position DESC LIMIT 1"
-    ).fetchone()
-    rows = stamp(hasher, log, stream, current, actor, events, row if row else (0, GENESIS, 0, LINK_V1))
+    rows = stamp(hasher, log, stream, current, actor, events, head)
     conn.executemany(_INSERT[hasher.version], rows)
     return appended(stream, rows)
 
