@@ -3,9 +3,9 @@ through the optimizer service (a `dspyops serve optimizer` process; wall time fr
 StartOptimization to its `completed` event) vs the same optimizer compiled directly in this
 process, same data (30 train / 20 val tickets), same params, offline engine.
 
-Two direct baselines, run alternately with the service: `compile()` alone (what the issue
-names), and compile plus the baseline and final evaluations a job also runs (the same work).
-Goal: service <= 1.10 x direct.
+Two direct baselines, run alternately with the service: `compile()` alone (shown, no goal: a
+job also evaluates before and after), and compile plus the baseline and final evaluations a
+job also runs (the same work). Goal (issue 17): service <= 1.2 x the same work.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from optimizer_svc.optimizers.base import CompileInputs
 from optimizer_svc.optimizers.registry import get_adapter, validate_params
 
 CASES = {"BootstrapFewShot": {}, "MIPROv2": {"auto": "light"}}
+GOAL = 1.2  # service / (compile + its evaluations, bare)
 
 
 def rows() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -120,9 +121,8 @@ def main() -> None:
                         f"  {optimizer:16s} service {best['service']:6.2f} s  "
                         f"compile() {best['compile']:6.2f} s  "
                         f"compile+evals {best['compile_and_evals']:6.2f} s  "
-                        f"ratio vs compile {r_compile:.2f} "
-                        f"{common.verdict(r_compile, 1.10, False)}; vs same work {r_same:.2f} "
-                        f"{common.verdict(r_same, 1.10, False)}; +{overhead:.2f} s",
+                        f"ratio vs compile {r_compile:.2f}; vs same work {r_same:.2f} "
+                        f"{common.verdict(r_same, GOAL, False)}; +{overhead:.2f} s",
                         flush=True,
                     )
         finally:
@@ -134,7 +134,7 @@ def main() -> None:
             "loadavg_start": load_start,
             "reps": reps,
             "results": results,
-            "goal": 1.10,
+            "goal": GOAL,
             "statistic": "best of reps",
         },
     )

@@ -3,7 +3,9 @@ mix, and the time until a fresh gateway process serves its first Predict from th
 
 Baselines in the same run: reading the same events from the store without folding (the
 floor of any replay), and a gateway process started on a 3-event log (process start and
-imports, no replay). Goals: >= 200k events/s folded; first Predict <= 2 s.
+imports, no replay). Goals (issue 17): read+fold >= 600k events/s; first Predict <= 2 s
+replaying the whole 1M-event log, <= 1 s from a snapshot (the issue asks it of a 10M-event
+log; generating one takes longer than `make bench` has, so this run checks it at 1M).
 
 The mix: 20 programs and 50 deployments; per 1,000 events about 5 VersionRegistered
 (each carrying a ~1.5 KB artifact), 300 VersionStatusChanged, 300 AliasSet and 395
@@ -187,8 +189,8 @@ def main() -> None:
         rates = read_and_fold(big)
         print(
             f"  read {rates['read_per_s']:,.0f} events/s   fold {rates['fold_per_s']:,.0f} events/s   "
-            f"read+fold {rates['read_and_fold_per_s']:,.0f} events/s   "
-            f"fold {common.verdict(rates['fold_per_s'] / 200_000, 1.0, True)} (200k/s)"
+            f"read+fold {rates['read_and_fold_per_s']:,.0f} events/s  "
+            f"{common.verdict(rates['read_and_fold_per_s'] / 600_000, 1.0, True)} (goal read+fold >= 600k/s)"
         )
         # the gateway serves deployment dep0 from the big log: give it a version it can load
         small = work / "small.db"
@@ -206,9 +208,11 @@ def main() -> None:
         hot = first_predict(big, work, "dep0")  # loads the snapshot, folds only the tail
         print(
             f"  first Predict: 3-event log {cold['first_predict_s']:.2f} s; {total:,}-event log "
-            f"{full['first_predict_s']:.2f} s replaying it all, {hot['first_predict_s']:.2f} s from a "
-            f"snapshot at the head (taking it: {snapshot_s:.1f} s)  "
-            f"{common.verdict(hot['first_predict_s'], 2.0, False)}"
+            f"{full['first_predict_s']:.2f} s replaying it all "
+            f"{common.verdict(full['first_predict_s'], 2.0, False)} (goal <= 2 s), "
+            f"{hot['first_predict_s']:.2f} s from a snapshot at the head "
+            f"{common.verdict(hot['first_predict_s'], 1.0, False)} (goal <= 1 s)"
+            f"; taking the snapshot: {snapshot_s:.1f} s"
         )
     common.save(
         "replay",
@@ -223,7 +227,11 @@ def main() -> None:
             "first_predict_big_log_no_snapshot": full,
             "snapshot_s": snapshot_s,
             "first_predict_big_log": hot,
-            "goals": {"fold_per_s": 200_000, "first_predict_s": 2.0},
+            "goals": {
+                "read_and_fold_per_s": 600_000,
+                "first_predict_no_snapshot_s": 2.0,
+                "first_predict_s": 1.0,
+            },
         },
     )
 

@@ -11,8 +11,9 @@ less:
   stored last answer from memory (an optimizer asks the same request again soon: MIPROv2
   scores a candidate on examples it scored before);
 * writes: responses wait in memory and go to the store ``BATCH`` at a time (one transaction,
-  ``put_many``), or after ``MAX_DELAY`` seconds, and at ``flush`` when the attempt ends; a
-  waiting response answers a replay of its request at once.
+  ``put_many``), or ``MAX_DELAY`` seconds after the first of them came (a timer: a job held
+  up in a slow metric or LM call still writes what it paid for), and at ``flush`` when the
+  attempt ends; a waiting response answers a replay of its request at once.
 
 What it costs: a crash (kill -9) loses the responses still waiting, at most ``BATCH`` calls
 or ``MAX_DELAY`` seconds' worth, which the next attempt pays for again. The cache only saves
@@ -52,6 +53,7 @@ class AttemptCache(LMCache):
         self._writing: dict[str, bytes] = {}  # taken by a flush, not yet committed
         self._recent: OrderedDict[str, bytes] = OrderedDict()  # the last RECENT stored
         self._oldest = 0.0  # when the oldest waiting response came
+        self._timer: threading.Timer | None = None  # flushes MAX_DELAY after the oldest came
 
     def get(self, job_id: str, key: str) -> bytes | None:
         if job_id != self.job_id:
@@ -74,6 +76,9 @@ class AttemptCache(LMCache):
             self._kept.add(key)
             if not self._waiting:
                 self._oldest = time.monotonic()
+                self._timer = threading.Timer(MAX_DELAY, self.flush_quietly)
+                self._timer.daemon = True
+                self._timer.start()
             self._waiting[key] = self._recent[key] = bytes(response)
             if len(self._recent) > RECENT:
                 self._recent.popitem(last=False)
@@ -85,6 +90,9 @@ class AttemptCache(LMCache):
         """Write what is waiting (the calling thread pays the write); StoreUnavailable: the
         responses are dropped, as a failed ``put`` drops one."""
         with self._lock:  # each waiting response is taken by one flush
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             rows = list(self._waiting.items())
             self._writing.update(self._waiting)
             self._waiting.clear()
@@ -98,7 +106,8 @@ class AttemptCache(LMCache):
                     self._writing.pop(key, None)
 
     def flush_quietly(self) -> None:
-        """At the attempt's end: ``flush``, a store that cannot be reached only logged."""
+        """``flush`` at the attempt's end and on the timer: a store that cannot be reached is
+        only logged."""
         try:
             self.flush()
         except StoreUnavailable as exc:

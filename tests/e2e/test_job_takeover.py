@@ -20,6 +20,7 @@ from dspyops.client import OptimizerClient
 from dspyops.eventlog import open_store
 from dspyops.events import decode
 from dspyops.launch import ServiceProcess
+from dspyops.lmcache import open_lm_cache
 from dspyops.names import job_stream
 from dspyops.proto import events_pb2 as pb
 from dspyops.proto import optimizer_pb2 as opb
@@ -87,6 +88,14 @@ def test_a_job_whose_optimizer_is_killed_is_finished_by_the_other(
             watch = Collector(opt_b.watch_job(job_id))  # through B, which does not run it
             assert wait_until(lambda: "started" in watch.kinds(), WAIT), watch.kinds()
             assert opt_b.get_job(job_id).owner.split("/")[1] == str(a.process.pid)
+            # what A paid for reaches the LM cache in batches, at most 0.5 s after each call
+            # (dspyops/lmcache/attempt.py): a kill before that would lose it, and the retry
+            # would pay again; this test is about the retry replaying what was kept
+            cache = open_lm_cache(postgres_url)
+            try:
+                assert wait_until(lambda: cache.count(job_id) > 0, WAIT)
+            finally:
+                cache.close()
 
             a.process.kill()  # SIGKILL: no release, no last event
             a.process.wait(WAIT)

@@ -10,6 +10,7 @@ import pytest
 
 from dspyops.lmcache.attempt import BATCH, RECENT, AttemptCache
 from dspyops.lmcache.sqlite import SQLiteLMCache
+from tests.support.harness import wait_until
 
 
 class Reads(SQLiteLMCache):
@@ -69,6 +70,15 @@ def test_a_retry_reads_what_the_first_attempt_paid_for(store: Reads) -> None:
     assert retry.get("job-1", "k1") == b"paid" and retry.get("job-1", "k2") is None
     assert store.gets == 2
     assert not AttemptCache(store, "job-2").resumed  # another job's attempt
+
+
+def test_a_response_waits_at_most_max_delay_with_no_call_after_it(store: Reads) -> None:
+    """A job held up (a slow metric, a slow LM call) still writes what it paid for: a
+    takeover after a kill -9 replays it (tests/e2e/test_job_takeover.py)."""
+    attempt = AttemptCache(store, "job-1")
+    attempt.put("job-1", "k1", b"paid")
+    assert wait_until(lambda: store.count("job-1") == 1, timeout=30)
+    assert store.batches == [1]
 
 
 def test_a_crash_loses_only_what_was_waiting(store: Reads) -> None:
