@@ -189,8 +189,9 @@ def main() -> None:
         rates = read_and_fold(big)
         print(
             f"  read {rates['read_per_s']:,.0f} events/s   fold {rates['fold_per_s']:,.0f} events/s   "
-            f"read+fold {rates['read_and_fold_per_s']:,.0f} events/s  "
-            f"{common.verdict(rates['read_and_fold_per_s'] / 600_000, 1.0, True)} (goal read+fold >= 600k/s)"
+            f"read+fold {rates['read_and_fold_per_s']:,.0f} events/s, "
+            f"{rates['read_and_fold_per_s'] / 600_000:.2f} of 600k/s  "
+            f"{common.verdict(rates['read_and_fold_per_s'] / 600_000, 1.0, True)}"
         )
         # the gateway serves deployment dep0 from the big log: give it a version it can load
         small = work / "small.db"
@@ -209,9 +210,9 @@ def main() -> None:
         print(
             f"  first Predict: 3-event log {cold['first_predict_s']:.2f} s; {total:,}-event log "
             f"{full['first_predict_s']:.2f} s replaying it all "
-            f"{common.verdict(full['first_predict_s'], 2.0, False)} (goal <= 2 s), "
+            f"{common.verdict(full['first_predict_s'], 2.0, False)}, "
             f"{hot['first_predict_s']:.2f} s from a snapshot at the head "
-            f"{common.verdict(hot['first_predict_s'], 1.0, False)} (goal <= 1 s)"
+            f"{common.verdict(hot['first_predict_s'], 1.0, False)}"
             f"; taking the snapshot: {snapshot_s:.1f} s"
         )
     common.save(
