@@ -71,12 +71,7 @@ class FastAPIProcess:
         return self.proc.pid
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        common.stop_process(self.proc)
         self._out.close()
 
 
