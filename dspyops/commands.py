@@ -66,7 +66,15 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from dspyops.actor import current_actor
-from dspyops.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable, shown
+from dspyops.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    shown,
+)
 from dspyops.eventlog import (
     AppendResult,
     DuplicateEventId,
@@ -179,7 +187,15 @@ class Commands:
                 prior = self._prior(state, origin)
                 if prior is not None:
                     return prior
-            decision = decide(state)
+            try:
+                decision = decide(state)
+            except NotFound:
+                # what the request names may be newer than this writer's view (registered
+                # through the other service a moment ago): refused only if the head lacks it too
+                if state.position >= self.store.head():
+                    raise
+                state = self._at_head()
+                decision = decide(state)
             if not decision.payloads:
                 return Outcome(state)
             payloads = list(decision.payloads)

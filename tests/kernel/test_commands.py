@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from dspyops.commands import Decision, Outcome, request_event_id
-from dspyops.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
+from dspyops.errors import Aborted, AlreadyExists, InvalidArgument, NotFound, Unavailable
 from dspyops.eventlog import open_store
 from dspyops.ledger import Ledger
 from dspyops.names import deployment_stream, job_stream
@@ -142,3 +142,27 @@ def test_a_plain_append_moves_the_ledgers_state(ledger: Ledger) -> None:
     with pytest.raises(Aborted, match="expected_version"):
         ledger.append(stream, [pb.JobFailed(error="again")], 1)
     assert ledger.state.position == 2
+
+
+def test_a_name_newer_than_the_writers_view_is_looked_up_at_the_head(ledger: Ledger) -> None:
+    """A gateway's view may lag a version or deployment the other service created a moment
+    ago (the learning demo's import, then StartCanary): NOT_FOUND only if the head lacks it."""
+    create(ledger, "web")
+
+    def routes_for(name: str) -> Callable[[State], Decision]:
+        def decide(state: State) -> Decision:
+            if name not in state.deployments:
+                raise NotFound("deployment", f"no deployment {name!r}")
+            routes = [pb.Route(version="1.0.0", weight=1.0)]
+            payload = pb.RoutesSet(deployment=name, routes=routes)
+            return Decision(deployment_stream(name), [payload], state.deployments[name].stream_version)
+
+        return decide
+
+    request = opb.SetRoutesRequest(deployment="web")
+    # decided on a view from before the deployment existed
+    outcome = ledger.commands.run("SetRoutes", request, routes_for("web"), state=EMPTY)
+    assert outcome.appended is not None and ledger.store.head() == 2
+    with pytest.raises(NotFound, match="no deployment 'api'"):
+        ledger.commands.run("SetRoutes", request, routes_for("api"), state=EMPTY)
+    assert ledger.store.head() == 2

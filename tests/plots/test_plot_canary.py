@@ -26,9 +26,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     with started.gw() as gw:
         gw.start_canary("web", "1.1.0", steps=[20, 50, 100], min_samples_per_step=10)
         for round_ in range(2):
-            for i in range(80):
+            # until each side has the step's 10 outcomes: the canary's seed is its random id,
+            # so a fixed number of users (80 at 20 %) left the candidate short now and then
+            served = {"1.0.0": 0, "1.1.0": 0}
+            i = 0
+            while min(served.values()) < 10 and i < 2000:
                 response = gw.predict("web", {"text": f"refund {i}"}, routing_key=f"user-{round_}-{i}")
                 gw.record_outcome(response.prediction_id, 1.0)
+                served[response.version] += 1
+                i += 1
             assert gw.evaluate_canary("web").action in ("advanced", "promoted")
     yield started
     started.gateway.stop()
