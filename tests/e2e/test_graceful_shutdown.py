@@ -57,13 +57,15 @@ def refused(address: str) -> bool:
 
     A probe that reaches the server in the instant its stop() begins may be cancelled
     instead (grpc cancels calls still queued for a handler then; the settle before stop()
-    keeps that window small but cannot close it for a call arriving exactly then): that
-    probe says nothing yet, and the next one is refused."""
-    with GatewayClient(address, timeout=5) as fresh:
+    keeps that window small but cannot close it for a call arriving exactly then), or get
+    no answer at all (seen in 2 of 4 full runs on one machine: its connection raced the
+    listener's close): that probe says nothing yet, and the next one is refused. A short
+    deadline, so a probe that hangs does not outlast the predictions it must overlap."""
+    with GatewayClient(address, timeout=1) as fresh:
         try:
             fresh.list_deployment_states()
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.CANCELLED:
+            if exc.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
                 return False
             assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
             return True
