@@ -43,6 +43,11 @@ class HealthServicer(health.aio.HealthServicer):
             async with condition:
                 while True:
                     status = self._server_status.get(request.service, _SERVICE_UNKNOWN)
+                    if self._gracefully_shutting_down and status != _SERVICE_UNKNOWN:
+                        # the last status is NOT_SERVING even before grpc_health has set it:
+                        # it raises its flag first and sets each service after, so a watcher
+                        # resuming from its write in between would end on SERVING
+                        status = health_pb2.HealthCheckResponse.NOT_SERVING
                     if status != last_status:
                         await context.write(health_pb2.HealthCheckResponse(status=status))
                         last_status = status
