@@ -17,6 +17,7 @@ import structlog
 from dspyops.artifacts import registered_artifact
 from dspyops.eventlog import StoredEvent, StoreUnavailable
 from dspyops.fold import fold
+from dspyops.logstart import BrokenChain
 from dspyops.proto import events_pb2 as pb
 from dspyops.state import EMPTY, State
 from gateway_svc.bulk_gc import BulkCollection
@@ -98,7 +99,10 @@ class Replica:
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {str(exc)[:300]}"
                 if reason != last:  # the traceback once, not once per retry
-                    _log.exception("log_tail_failed", position=self.state.position)
+                    if isinstance(exc, BrokenChain):  # the log's fault, not the code's: no traceback
+                        _log.error("log_tail_failed", position=self.state.position, error=str(exc))
+                    else:
+                        _log.exception("log_tail_failed", position=self.state.position)
                     last = reason
                 self.failure = exc
                 async with self._advanced:  # a start() waiting for the head learns why it cannot

@@ -24,12 +24,15 @@ from dspyops.keyfiles import secret_path
 from dspyops.lm import OFFLINE
 from dspyops.logs import configure
 from dspyops.logstart import (
+    BrokenChain,
+    StartCheck,
     StartRefused,
+    broken_chain_refusal,
     chain_key,
     log_routing_secret,
     open_service_store,
     routing_secret,
-    verify_at_start,
+    start_point,
 )
 from dspyops.programs.context import ProgramContext
 from dspyops.prometheus.http import MetricsEndpoint
@@ -150,6 +153,27 @@ class RunningGateway:
             self.store.close()
 
 
+async def _refusal(
+    exc: BaseException, store: EventStore | None, check: StartCheck | None, allow_broken: bool
+) -> StartRefused | None:
+    """What a start that failed while replaying says. A replay stopped by anything but a broken
+    link (a row it could not even read: a column rewritten by hand) is explained by the walk
+    of the chain when the walk finds a broken link, as the start's walk did before replays
+    checked links themselves."""
+    if isinstance(exc, BrokenChain):
+        return broken_chain_refusal("gateway", exc.position, exc.reason)
+    if not isinstance(exc, Exception):
+        return None
+    if store is not None and check is not None:
+        try:
+            await asyncio.to_thread(check.walk, store, allow_broken=allow_broken, service="gateway")
+        except StartRefused as found:
+            return found
+        except Exception:  # the walk could not say either: the replay's own error does
+            pass
+    return StartRefused(f"gateway: {exc}")
+
+
 async def start(config: GatewayConfig) -> RunningGateway:
     configure("gateway_svc")
     if bool(config.log) == bool(config.optimizer):
@@ -171,6 +195,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
         # would otherwise stall through a canary step's whole monitoring period.
         await asyncio.to_thread(importlib.import_module, "litellm")
     source: VerifiedSource
+    check: StartCheck | None = None
     store: EventStore | None = None
     snapshots: SnapshotStore | None = None
     head: int | None = None
@@ -198,9 +223,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
             # on it): the chain check and the restore start from the newest, and history after
             snapshots = await asyncio.to_thread(open_snapshots, config.log, key)
             try:
-                check = await asyncio.to_thread(
-                    verify_at_start, store, snapshots, allow_broken=config.allow_broken_log, service="gateway"
-                )
+                # the links after the snapshot are checked as the replica's replay reads them
+                # (VerifiedSource): one read of the log, not a walk and then a replay
+                check = await asyncio.to_thread(start_point, store, snapshots)
             except BaseException:
                 snapshots.close()
                 raise
@@ -296,6 +321,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
     except BaseException as exc:
         await server.stop(0)
         await replica.stop()
+        refusal = await _refusal(exc, store, check, config.allow_broken_log)
         if endpoint is not None:
             endpoint.stop()
         records.close()
@@ -303,8 +329,8 @@ async def start(config: GatewayConfig) -> RunningGateway:
             store.close()
         if history_snapshots is not None:
             history_snapshots.close()
-        if isinstance(exc, Exception):
-            raise StartRefused(f"gateway: {exc}") from exc
+        if refusal is not None:
+            raise refusal from exc
         raise
     structlog.get_logger().info(
         "gateway_listening",

@@ -2,7 +2,8 @@
 
 A gateway folds what it tails into the state it serves, so it checks each event's chain
 link first (with the log's chain key when the log is keyed): a remote gateway from the
-first event it receives, a gateway on the file from where the check at start stopped. A
+first event it receives, a gateway on the log from its newest trusted snapshot (the start
+walks nothing itself: its replay is the walk, so a broken link refuses the start). A
 broken link ends the tail (the gateway then reports NOT_SERVING) unless the gateway was
 started with ``--allow-broken-log``: then a warning names the position and folding goes on.
 """
@@ -35,7 +36,7 @@ class VerifiedSource:
         async for page in self.source.pages(after_position, observer):
             for event in page:
                 if event.position <= checker.position:
-                    continue  # checked at start (the replica re-reads from its snapshot)
+                    continue  # at or before the trusted point (the replica re-reads from its snapshot)
                 reason = checker.check_event(event)
                 if reason is None:
                     continue
@@ -44,6 +45,7 @@ class VerifiedSource:
                 _log.warning(
                     "log_chain_broken",
                     position=event.position,
+                    first_broken_position=self.broken[0] if self.broken else event.position,
                     reason=reason,
                     allowed_by="--allow-broken-log",
                 )

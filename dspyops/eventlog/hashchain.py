@@ -46,6 +46,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
 _U64: Final = struct.Struct(">Q")
 _TWO_U64: Final = struct.Struct(">QQ")
+_VERSION_AND_ID: Final = struct.Struct(">QQQ")  # len(version) = 8, version, len(event_id)
+_FIELD_CACHE: Final = 65_536
 # domain tag, len(prev) = 32, prev, len(position) = 8, position
 _LINK_HEAD: Final = struct.Struct(f">{len(DOMAIN_V2)}sQ{HASH_SIZE}sQQ")
 
@@ -123,12 +125,15 @@ class LinkHasher:
     digest.
     """
 
-    __slots__ = ("_digest", "key", "version")
+    __slots__ = ("_digest", "_fields", "key", "version")
 
     def __init__(self, key: bytes | None = None) -> None:
         self.key = None if key is None else check_key(key)
         self.version = LINK_V2 if key is None else LINK_V2_KEYED
         self._digest = _digest_function(self.key)
+        # text -> its encoded field (8-byte length, UTF-8): a log has few streams, types and
+        # actors, and encoding them per link was a fifth of a replica's check
+        self._fields: dict[str, bytes] = {}
 
     def link(
         self,
@@ -151,27 +156,29 @@ class LinkHasher:
             raise ValueError(
                 f"position, version or recorded_at out of range ({position}, {version}, {recorded_at_us})"
             )
-        s, e, t, a = (
-            stream.encode("utf-8"),
-            event_id.encode("utf-8"),
-            type.encode("utf-8"),
-            actor.encode("utf-8"),
-        )
-        u64 = _U64.pack
+        fields = self._fields
+        if len(fields) > _FIELD_CACHE:  # streams, types and actors repeat; bounded all the same
+            fields.clear()
+        s = fields.get(stream)
+        if s is None:
+            s = fields[stream] = _field(stream.encode("utf-8"))
+        t = fields.get(type)
+        if t is None:
+            t = fields[type] = _field(type.encode("utf-8"))
+        a = fields.get(actor)
+        if a is None:
+            a = fields[actor] = _field(actor.encode("utf-8"))
+        e = event_id.encode("utf-8")
         message = b"".join(
             (
                 _LINK_HEAD.pack(DOMAIN_V2, HASH_SIZE, prev_hash, 8, position),
-                u64(len(s)),
                 s,
-                _TWO_U64.pack(8, version),
-                u64(len(e)),
+                _VERSION_AND_ID.pack(8, version, len(e)),
                 e,
-                u64(len(t)),
                 t,
                 _TWO_U64.pack(8, recorded_at_us),
-                u64(len(a)),
                 a,
-                u64(len(payload)),
+                _U64.pack(len(payload)),
                 payload,
             )
         )
@@ -291,6 +298,8 @@ class ChainChecker:
         self._versions: dict[str, int] = {}
         self._plain = LinkHasher(None)
         self._keyed = LinkHasher(key) if key is not None else None
+        self._last_at: datetime | None = None
+        self._last_us = 0
 
     @property
     def v1_links(self) -> int:
@@ -379,7 +388,13 @@ class ChainChecker:
             if version != want:
                 return f"position {position}: stream {stream!r} is at version {version}, not {want}"
         self._versions[stream] = version
-        self._advance(position, stored_hash, link_version)
+        # _advance, inlined (once per link of a replay); link_version is a known one here
+        self.position = position
+        self.prev_hash = stored_hash
+        if link_version > self._highest:
+            self._highest = link_version
+        self.counts[link_version] += 1
+        self.checked += 1
         return None
 
     def walk(self, rows: Iterable[tuple[object, ...]]) -> VerifyResult:
@@ -409,6 +424,9 @@ class ChainChecker:
 
     def check_event(self, event: StoredEvent) -> str | None:
         """``check`` for a StoredEvent (what a replica receives)."""
+        at = event.recorded_at
+        if at is not self._last_at:  # a batch's events share one datetime (eventlog.rows)
+            self._last_at, self._last_us = at, micros(at)
         return self.check(
             event.position,
             event.stream,
@@ -416,7 +434,7 @@ class ChainChecker:
             event.event_id,
             event.type,
             event.payload,
-            micros(event.recorded_at),
+            self._last_us,
             event.hash,
             event.actor,
             event.chain,

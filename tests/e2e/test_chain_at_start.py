@@ -93,6 +93,38 @@ def test_verification_at_start_begins_after_the_newest_matching_snapshot(tmp_pat
         ServerThread(lambda: start_optimizer(config))
 
 
+def test_a_gateway_checks_the_links_after_its_snapshot_as_its_replay_reads_them(tmp_path: Path) -> None:
+    """The gateway walks nothing before it replays: the replay checks each link it folds, so
+    what a walk at start would have refused is refused all the same, naming the position,
+    even a row the replay cannot read at all."""
+    log = tmp_path / "log.db"
+    write_log(log, extra=20)
+    store = open_store(str(log))
+    snapshots = SQLiteSnapshotStore(snapshot_path(str(log)))
+    snapshot = take_snapshot(store, snapshots).position
+    snapshots.close()
+    store.close()
+    write_log(log, extra=3)
+    config = GatewayConfig(log=str(log), canary_interval=0)
+    gateway = ServerThread(lambda: start_gateway(config))
+    try:
+        assert gateway.running.replica.folded == 3  # from the snapshot on
+    finally:
+        gateway.stop()
+
+    original = _recorded_at(log, snapshot + 2)
+    tamper(log, snapshot + 2, "recorded_at", original + 1)
+    with pytest.raises(StartRefused, match=f"broken at position {snapshot + 2}: .*hash mismatch"):
+        ServerThread(lambda: start_gateway(config))
+    # a timestamp rewritten as text: the replay cannot even build the event; the walk names it
+    tamper(log, snapshot + 2, "recorded_at", "yesterday")
+    unreadable = f"broken at position {snapshot + 2}: .*recorded_at is not an integer"
+    with pytest.raises(StartRefused, match=unreadable):
+        ServerThread(lambda: start_gateway(config))
+    tamper(log, snapshot + 2, "recorded_at", original)
+    ServerThread(lambda: start_gateway(config)).stop()
+
+
 def _recorded_at(log: Path, position: int) -> int:
     with sqlite3.connect(log) as conn:
         value = conn.execute("SELECT recorded_at FROM events WHERE position = ?", (position,)).fetchone()[0]
