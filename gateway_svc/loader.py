@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 
 import dspy
@@ -33,7 +33,7 @@ from dspyops.programs.code import code_identity
 from dspyops.programs.context import NO_CONTEXT, ProgramContext
 from dspyops.programs.spec import ProgramSpec
 from dspyops.programs.usermodules import forward_inputs
-from dspyops.state import State
+from dspyops.state import State, VersionState
 from dspyops.tracing import module_names
 from gateway_svc.prompt_cache import FormatOnce, format_once
 
@@ -80,9 +80,14 @@ class ProgramCache:
         self._lock = threading.Lock()
 
     def get(
-        self, digest: str, artifact: bytes, what: str = "", corpora: Mapping[str, str] | None = None
+        self,
+        digest: str,
+        artifact: bytes | Callable[[], bytes],
+        what: str = "",
+        corpora: Mapping[str, str] | None = None,
     ) -> LoadedProgram:
-        """``what`` names the version in a refusal, e.g. "version 1.2.0 of 'tickets'";
+        """``artifact``: the bytes, or what reads them (called only when the program is not
+        loaded yet); ``what`` names the version in a refusal, e.g. "version 1.2.0 of 'tickets'";
         ``corpora`` is its ``Lineage.corpora`` (stage -> digest): what its Retrieve stages search."""
         key = (digest, tuple(sorted((corpora or {}).items())))
         loaded = self._loaded.get(key)
@@ -92,7 +97,8 @@ class ProgramCache:
             loaded = self._loaded.get(key)
             if loaded is None:
                 what = what or f"the version with artifact {digest[:12]}"
-                loaded = self._load(digest, artifact, what, corpora or {})
+                data = artifact() if callable(artifact) else artifact
+                loaded = self._load(digest, data, what, corpora or {})
                 self._loaded[key] = loaded
         return loaded
 
@@ -155,13 +161,18 @@ def serving_digests(state: State) -> set[str]:
     (primaries and shadows), experiment arms, canary baseline and candidate, and its
     evaluators' judge versions. Anything else a gateway loaded (an as-of replay, a version
     routed before) is unloaded when the state moves on (gateway_svc.predict)."""
-    digests: set[str] = set()
+    return set(serving_versions(state))
+
+
+def serving_versions(state: State) -> dict[str, VersionState]:
+    """``serving_digests``, each with one version that has that artifact."""
+    versions: dict[str, VersionState] = {}
 
     def add(program: str, version: str) -> None:
         found = state.programs.get(program)
         served = found.versions.get(version) if found is not None else None
         if served is not None:
-            digests.add(served.artifact_digest)
+            versions.setdefault(served.artifact_digest, served)
 
     for deployment in state.deployments.values():
         for route in deployment.routes:
@@ -174,4 +185,4 @@ def serving_digests(state: State) -> set[str]:
             add(deployment.program, deployment.canary.candidate)
         for evaluator in deployment.evaluators:
             add(evaluator.judge_program, evaluator.judge_version)
-    return digests
+    return versions

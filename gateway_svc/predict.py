@@ -20,7 +20,7 @@ from statistics import median
 import structlog
 from opentelemetry.trace import Tracer
 
-from dspyops.artifacts import ArtifactCorrupt
+from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound
 from dspyops.capture import expires_at_us, kept_inputs, kept_trace, wants_trace
 from dspyops.errors import FailedPrecondition, InvalidArgument, Unavailable
 from dspyops.history import History
@@ -88,19 +88,14 @@ class Predictions:
 
     def _load(self, version: VersionState) -> LoadedProgram:
         try:
-            artifact = self.replica.artifacts.get(version.artifact_digest)
-            if artifact is None:  # left out at a restore because it failed its digest
-                raise ArtifactCorrupt(
-                    f"no artifact with digest {version.artifact_digest} passed verification"
-                )
             corpora = version.lineage.get("corpora", {})
             return self.programs.get(
                 version.artifact_digest,
-                artifact,
+                lambda: self.replica.artifact(version),  # read only when it is not loaded yet
                 f"version {version.version} of {version.program!r}",
                 corpora if isinstance(corpora, dict) else {},
             )
-        except ArtifactCorrupt as exc:
+        except (ArtifactCorrupt, ArtifactNotFound) as exc:
             structlog.get_logger().error(
                 "artifact_refused", program=version.program, version=version.version, error=str(exc)[:300]
             )

@@ -1,9 +1,12 @@
 """The gateway's read model: the fold of the log, kept current by tailing it.
 
 Folding is pure, so a request that has taken a reference to `state` keeps a consistent
-view while the tail task swaps in the next one. Artifacts (the bytes inside
-VersionRegistered events) are kept by digest beside the state: the state holds only the
-digest, which keeps it small and its hash cheap.
+view while the tail task swaps in the next one. The state holds only each version's artifact
+digest, which keeps it small and its hash cheap. The bytes (inside the VersionRegistered
+events) are kept by digest beside the state: by a gateway on the log only for the versions
+that serve now (so it serves them through an outage of a PostgreSQL log), any other being read
+from the log when it is loaded (memory follows what serves, not what was ever registered);
+by a gateway tailing an optimizer, which has no log to read them from, all of them.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from collections.abc import Callable
 
 import structlog
 
-from dspyops.artifacts import registered_artifact
-from dspyops.eventlog import StoredEvent, StoreUnavailable
+from dspyops.artifacts import ArtifactCorrupt, ArtifactNotFound, registered_artifact, version_artifact_bytes
+from dspyops.eventlog import EventStore, StoredEvent, StoreUnavailable
 from dspyops.fold import fold
 from dspyops.logstart import BrokenChain
 from dspyops.proto import events_pb2 as pb
-from dspyops.state import EMPTY, State
+from dspyops.state import EMPTY, State, VersionState
 from gateway_svc.bulk_gc import BulkCollection
 from gateway_svc.corpora import GatewayCorpora
+from gateway_svc.loader import serving_versions
 from gateway_svc.readiness import Readiness
 from gateway_svc.source import LogSource
 
@@ -40,11 +44,15 @@ class Replica:
         artifacts: dict[str, bytes] | None = None,
         readiness: Readiness | None = None,
         corpora: GatewayCorpora | None = None,
+        log: EventStore | None = None,
     ) -> None:
-        """`initial`: a snapshot's state to start from (then `artifacts` must hold its versions');
-        `readiness`: told how the tail goes (serving once caught up, and while it can follow);
-        `corpora`: the corpus documents by digest (a snapshot's, then each new one the tail passes)."""
+        """`initial`: a snapshot's state to start from (then, without `log`, `artifacts` must
+        hold its versions'); `readiness`: told how the tail goes (serving once caught up, and
+        while it can follow); `corpora`: the corpus documents by digest (a snapshot's, then
+        each new one the tail passes); `log`: where the artifact of a version that does not
+        serve is read when it is loaded (None: the bytes the tail passes are kept, for good)."""
         self.source = source
+        self.log = log
         self.readiness = readiness or Readiness("the log")
         self.readiness.position = initial.position
         self.state: State = initial
@@ -62,6 +70,8 @@ class Replica:
     async def start(self, head: int | None = None) -> None:
         """Start tailing; when `head` is given, return once the replica has reached it
         (raising what stopped the tail, if it stopped before)."""
+        if self.log is not None and self.state.programs:  # a snapshot's: the serving versions' bytes
+            await asyncio.to_thread(self._keep_serving, {})
         self._task = asyncio.create_task(self._tail(), name="log-tail")
         if head is not None:
             await self.wait_for(head)
@@ -123,14 +133,43 @@ class Replica:
         finally:
             bulk.leave()
 
+    def artifact(self, version: VersionState) -> bytes:
+        """The version's artifact bytes: kept ones (the loader checks them against the digest),
+        else read from the log and checked there (ArtifactNotFound, ArtifactCorrupt)."""
+        found = self.artifacts.get(version.artifact_digest)
+        if found is not None:
+            return found
+        if self.log is None:  # left out at a restore because it failed its digest
+            raise ArtifactCorrupt(f"no artifact with digest {version.artifact_digest} passed verification")
+        return version_artifact_bytes(self.log, version)
+
+    def _keep_serving(self, passed: dict[str, bytes]) -> None:
+        """Keep the bytes of the versions that serve now, and only those: from `passed` (the
+        page's registrations) or else read from the log (a version registered before and routed
+        now). One the log cannot give now is left to be read when it is loaded."""
+        assert self.log is not None
+        kept: dict[str, bytes] = {}
+        for digest, version in serving_versions(self.state).items():
+            found = self.artifacts.get(digest) or passed.get(digest)
+            if found is None:
+                try:
+                    found = version_artifact_bytes(self.log, version)
+                except (StoreUnavailable, ArtifactNotFound, ArtifactCorrupt) as exc:
+                    _log.warning("artifact_not_kept", version=version.version, error=str(exc)[:200])
+                    continue
+            kept[digest] = found
+        self.artifacts = kept
+
     async def _apply(self, page: list[StoredEvent]) -> None:
+        keep_all = self.log is None
+        passed: dict[str, bytes] = {}
         for event in page:
             if event.type not in _CARRIERS:  # most events: one set test (replay: ~1 us less each)
                 continue
-            found = registered_artifact(event)  # unchecked here: the loader checks it
-            if found is not None:
-                self.artifacts[found[0]] = found[1]
+            if (found := registered_artifact(event)) is not None:  # unchecked here: the loader checks it
+                (self.artifacts if keep_all else passed)[found[0]] = found[1]
             self.corpora.note(event)
+        before = self.state
         # one fold and one wake-up per page; a big page (catch-up, a burst) is folded in
         # a worker thread so requests keep being served meanwhile
         if len(page) >= _FOLD_IN_THREAD:
@@ -138,6 +177,12 @@ class Replica:
         else:
             self.state = fold(page, self.state)
         self.folded += len(page)
+        # what serves changes only with a deployment or a new version
+        if not keep_all and (passed or self.state.deployments is not before.deployments):
+            if len(page) >= _FOLD_IN_THREAD:
+                await asyncio.to_thread(self._keep_serving, passed)
+            else:
+                self._keep_serving(passed)
         self.failure = None  # following again
         for listener in self.listeners:
             try:

@@ -50,7 +50,7 @@ from gateway_svc.records.postgres import PostgresPredictionStore
 from gateway_svc.records.sqlite import SQLitePredictionStore
 from gateway_svc.remote_source import RemoteLogSource
 from gateway_svc.replica import Replica
-from gateway_svc.restore import restore_from_snapshot, snapshot_at_stop
+from gateway_svc.restore import snapshot_at_stop
 from gateway_svc.retention import retention_loop
 from gateway_svc.servicer import SERVICE, GatewayService
 from gateway_svc.verified_source import VerifiedSource
@@ -200,7 +200,6 @@ async def start(config: GatewayConfig) -> RunningGateway:
     snapshots: SnapshotStore | None = None
     head: int | None = None
     initial: State = EMPTY
-    artifacts: dict[str, bytes] = {}
     corpus_documents: dict[str, bytes] = {}
     server_log = is_server_log(config.log)
     # the records: an explicit file wins; else beside a file log, or in a PostgreSQL log's
@@ -236,7 +235,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
                 FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
             )
             try:
-                initial, artifacts = await asyncio.to_thread(restore_from_snapshot, store, check.snapshot)
+                if check.snapshot is not None:  # its versions' artifacts are read as they are loaded
+                    initial = check.snapshot
+                    structlog.get_logger().info("restored_from_snapshot", position=initial.position)
                 corpus_documents = await asyncio.to_thread(restore_corpora, store, initial)
             except BaseException:
                 tail_store.close()
@@ -275,7 +276,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
         else f"the optimizer at {config.optimizer}"
     )
     readiness = Readiness(described, health, [SERVICE], through_outage=bool(config.log) and server_log)
-    replica = Replica(source, initial, artifacts, readiness, GatewayCorpora(corpus_documents))
+    # a gateway on the log reads a version's artifact from it when it loads the version; one
+    # tailing an optimizer keeps the bytes it receives
+    replica = Replica(source, initial, {}, readiness, GatewayCorpora(corpus_documents), log=store)
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
     history_snapshots = snapshots if config.log else None
     service = GatewayService(

@@ -1,8 +1,9 @@
-"""A gateway that starts from a snapshot takes its versions' artifacts from their
-VersionRegistered events (gateway_svc.restore): the same artifacts a full replay gathers,
-and a tampered one still refused at Predict (not at start) when told --allow-broken-log.
-On both kinds of log: a file with its snapshots beside it, and a PostgreSQL database with
-its snapshots table (where a gateway also leaves one when it stops)."""
+"""A gateway that starts from a snapshot folds only the tail and reads at start only the
+artifacts of the versions that serve (any other version's bytes are read from its
+VersionRegistered event when it is first loaded), the same bytes a full replay reads, and a
+tampered one is refused at Predict (not at start) when told --allow-broken-log. On both kinds
+of log: a file with its snapshots beside it, and a PostgreSQL database with its snapshots
+table (where a gateway also leaves one when it stops)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ import grpc
 import psycopg
 import pytest
 
+from dspyops.artifacts import encode_artifact
 from dspyops.client import GatewayClient
 from dspyops.eventlog import is_server_log, open_store
 from dspyops.events import new_event
+from dspyops.lm import LMConfig
+from dspyops.programs.build import build_module, program_state
+from dspyops.programs.spec import ProgramSpec
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import take_snapshot
 from dspyops.snapshots.backends import open_snapshots
@@ -85,17 +90,42 @@ def _tamper_artifact(log: str) -> None:
     db.close()
 
 
-def test_a_restored_gateway_holds_the_artifacts_a_full_replay_gathers(new_log: NewLog) -> None:
+def _unrouted_version(log: str) -> None:
+    """Version 2.0.0 of p registered (another signature, so another artifact), routed nowhere."""
+    spec = ProgramSpec(module="Predict", signature="text -> topic")
+    digest, artifact = encode_artifact(spec, program_state(build_module(spec)), LMConfig())
+    registered = pb.VersionRegistered(
+        program="p",
+        version="2.0.0",
+        spec=pb.ProgramSpec(module="Predict", signature="text -> topic"),
+        artifact_digest=digest,
+        artifact=artifact,
+        status=pb.STAGING,
+    )
+    store = open_store(log)
+    store.append("program-p", [new_event(registered)], 1)
+    store.close()
+
+
+def test_a_restored_gateway_serves_the_artifacts_a_full_replay_serves(new_log: NewLog) -> None:
     replayed_log, restored_log = new_log(), new_log()
-    _deployed_version(replayed_log)
-    _deployed_version(restored_log)
+    for log in (replayed_log, restored_log):
+        _deployed_version(log)
+        _unrouted_version(log)
     _snapshot(restored_log)
     replayed = ServerThread(lambda: start_gateway(GatewayConfig(log=replayed_log, canary_interval=0)))
     restored = ServerThread(lambda: start_gateway(GatewayConfig(log=restored_log, canary_interval=0)))
     try:
-        assert replayed.running.replica.folded == 3 and restored.running.replica.folded == 0
-        assert restored.running.replica.artifacts == replayed.running.replica.artifacts
-        assert len(restored.running.replica.artifacts) == 1
+        assert replayed.running.replica.folded == 4 and restored.running.replica.folded == 0
+        versions = restored.running.replica.state.programs["p"].versions
+        routed, unrouted = versions["1.0.0"], versions["2.0.0"]
+        assert routed.artifact_digest != unrouted.artifact_digest
+        for gateway in (replayed, restored):
+            # memory follows what serves: the routed version's bytes are kept (it serves through
+            # an outage of a PostgreSQL log), the unrouted one's are not (kept before, by both)
+            assert set(gateway.running.replica.artifacts) == {routed.artifact_digest}
+        for version in (routed, unrouted):  # read from the log when not kept: the same bytes
+            assert restored.running.replica.artifact(version) == replayed.running.replica.artifact(version)
         with GatewayClient(restored.address) as gw:
             assert gw.predict("web", {"text": "hello"}).version == "1.0.0"
     finally:
