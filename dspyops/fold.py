@@ -112,16 +112,6 @@ class _UnfrozenVersion:
     fold's growth per event with the log; plain slot stores 0.4 us."""
 
     __slots__ = VersionState.__slots__  # slots=True
-    program: str
-    version: str
-    spec: Mapping[str, str]
-    lm: Mapping[str, Any]
-    artifact_digest: str
-    status: str
-    lineage: Mapping[str, Any]
-    registered_position: int
-    registered_at_us: int
-    last_evaluation: Mapping[str, Any] | None
 
 
 _VERSION_FIELDS = (
@@ -142,7 +132,7 @@ assert _VERSION_FIELDS == VersionState.__slots__, "VersionState changed: update 
 
 def _changed_version(old: VersionState, changes: dict[str, Any]) -> VersionState:
     """``replace(old, **changes)``, by slot stores (``_UnfrozenVersion``)."""
-    new = object.__new__(_UnfrozenVersion)
+    new: Any = object.__new__(_UnfrozenVersion)  # Any: its slots are VersionState's fields
     new.program = old.program
     new.version = old.version
     new.spec = old.spec
@@ -155,8 +145,8 @@ def _changed_version(old: VersionState, changes: dict[str, Any]) -> VersionState
     new.last_evaluation = old.last_evaluation
     for name, value in changes.items():
         setattr(new, name, value)  # names from the fold's handlers, never from event text
-    new.__class__ = VersionState  # type: ignore[assignment]
-    return new  # type: ignore[return-value]
+    new.__class__ = VersionState
+    return new  # type: ignore[no-any-return]
 
 
 class _DeploymentDraft:
