@@ -100,53 +100,8 @@ class _ProgramDraft:
     def freeze(self) -> ProgramState:
         versions = self.versions
         for version, changes in self.pending.items():
-            versions[version] = _changed_version(versions[version], changes)
+            versions[version] = replace(versions[version], **changes)
         return ProgramState(self.name, versions, self.aliases, self.stream_version)
-
-
-class _UnfrozenVersion:
-    """VersionState's slots without its frozen ``__setattr__`` (as eventlog/rows.py's
-    ``_Unfrozen``). A page of status changes and evaluations changes as many versions as it
-    has distinct ones, so the more versions a log has, the more a page builds: through
-    VersionState's ``__init__`` (ten ``object.__setattr__`` calls) 2.3 us each, most of the
-    fold's growth per event with the log; plain slot stores 0.4 us."""
-
-    __slots__ = VersionState.__slots__  # slots=True
-
-
-_VERSION_FIELDS = (
-    "program",
-    "version",
-    "spec",
-    "lm",
-    "artifact_digest",
-    "status",
-    "lineage",
-    "registered_position",
-    "registered_at_us",
-    "last_evaluation",
-)
-# the copy below names each field: a field added to VersionState must be added there too
-assert _VERSION_FIELDS == VersionState.__slots__, "VersionState changed: update _changed_version"
-
-
-def _changed_version(old: VersionState, changes: dict[str, Any]) -> VersionState:
-    """``replace(old, **changes)``, by slot stores (``_UnfrozenVersion``)."""
-    new: Any = object.__new__(_UnfrozenVersion)  # Any: its slots are VersionState's fields
-    new.program = old.program
-    new.version = old.version
-    new.spec = old.spec
-    new.lm = old.lm
-    new.artifact_digest = old.artifact_digest
-    new.status = old.status
-    new.lineage = old.lineage
-    new.registered_position = old.registered_position
-    new.registered_at_us = old.registered_at_us
-    new.last_evaluation = old.last_evaluation
-    for name, value in changes.items():
-        setattr(new, name, value)  # names from the fold's handlers, never from event text
-    new.__class__ = VersionState
-    return new  # type: ignore[no-any-return]
 
 
 class _DeploymentDraft:

@@ -6,7 +6,6 @@ is given is never mutated."""
 from __future__ import annotations
 
 import copy
-from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from dspyops.events import UnknownEventType, new_event
 from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import decode_state, encode_state
-from dspyops.state import EMPTY, State, VersionState
+from dspyops.state import EMPTY, State
 from tests.support.reference_fold import reference_fold
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -418,14 +417,3 @@ def test_positions_must_move_forward_and_unknown_types_are_refused() -> None:
     with pytest.raises(UnknownEventType):
         fold([unknown], state)
     assert fold([], state) is state
-
-
-def test_a_version_a_page_changed_is_a_frozen_version_state() -> None:
-    """The fold builds changed versions by slot stores on an unfrozen twin class and then
-    gives them VersionState's class: what it returns must still refuse to be changed."""
-    status = pb.VersionStatusChanged(program="a", version="1.0.0", status=pb.PRODUCTION)
-    state = fold(_stored([("program-a", status)]))  # SETUP registered it
-    version = state.programs["a"].versions["1.0.0"]
-    assert type(version) is VersionState and version.status == "production"
-    with pytest.raises(FrozenInstanceError):
-        version.status = "staging"  # type: ignore[misc]
