@@ -41,22 +41,22 @@ class Replica:
         self,
         source: LogSource,
         initial: State = EMPTY,
-        artifacts: dict[str, bytes] | None = None,
         readiness: Readiness | None = None,
         corpora: GatewayCorpora | None = None,
         log: EventStore | None = None,
     ) -> None:
-        """`initial`: a snapshot's state to start from (then, without `log`, `artifacts` must
-        hold its versions'); `readiness`: told how the tail goes (serving once caught up, and
-        while it can follow); `corpora`: the corpus documents by digest (a snapshot's, then
-        each new one the tail passes); `log`: where the artifact of a version that does not
-        serve is read when it is loaded (None: the bytes the tail passes are kept, for good)."""
+        """`initial`: a snapshot's state to start from (only with `log`, where its serving
+        versions' artifacts are read at `start`); `readiness`: told how the tail goes (serving
+        once caught up, and while it can follow); `corpora`: the corpus documents by digest (a
+        snapshot's, then each new one the tail passes); `log`: where the artifact of a version
+        that does not serve is read when it is loaded (None: the bytes the tail passes are kept,
+        for good)."""
         self.source = source
         self.log = log
         self.readiness = readiness or Readiness("the log")
         self.readiness.position = initial.position
         self.state: State = initial
-        self.artifacts: dict[str, bytes] = dict(artifacts or {})
+        self.artifacts: dict[str, bytes] = {}  # by digest
         self.corpora = corpora or GatewayCorpora()
         self.folded = 0  # events folded by this replica (not counting the snapshot)
         # why the tail last failed (a broken chain, a replaced log file, a lost optimizer) until
@@ -139,8 +139,8 @@ class Replica:
         found = self.artifacts.get(version.artifact_digest)
         if found is not None:
             return found
-        if self.log is None:  # left out at a restore because it failed its digest
-            raise ArtifactCorrupt(f"no artifact with digest {version.artifact_digest} passed verification")
+        if self.log is None:  # the tail keeps every artifact it passes: this one never came
+            raise ArtifactNotFound(f"no artifact with digest {version.artifact_digest} came from the source")
         return version_artifact_bytes(self.log, version)
 
     def _keep_serving(self, passed: dict[str, bytes]) -> None:

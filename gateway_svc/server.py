@@ -235,7 +235,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
                 FileLogSource(tail_store), check.checker, allow_broken=config.allow_broken_log
             )
             try:
-                if check.snapshot is not None:  # its versions' artifacts are read as they are loaded
+                if check.snapshot is not None:  # the replica reads its serving versions' artifacts
                     initial = check.snapshot
                     structlog.get_logger().info("restored_from_snapshot", position=initial.position)
                 corpus_documents = await asyncio.to_thread(restore_corpora, store, initial)
@@ -276,9 +276,9 @@ async def start(config: GatewayConfig) -> RunningGateway:
         else f"the optimizer at {config.optimizer}"
     )
     readiness = Readiness(described, health, [SERVICE], through_outage=bool(config.log) and server_log)
-    # a gateway on the log reads a version's artifact from it when it loads the version; one
-    # tailing an optimizer keeps the bytes it receives
-    replica = Replica(source, initial, {}, readiness, GatewayCorpora(corpus_documents), log=store)
+    # a gateway on the log keeps the serving versions' artifacts and reads any other from the
+    # log when it loads it; one tailing an optimizer keeps every artifact it receives
+    replica = Replica(source, initial, readiness, GatewayCorpora(corpus_documents), log=store)
     # history (as-of reads, rollback, answers to retried commands) starts from snapshots too
     history_snapshots = snapshots if config.log else None
     service = GatewayService(
