@@ -64,6 +64,13 @@ from dspyops.service_main import program_modules, request_endpoints, run_service
     help="serve versions whose user code changed since registration (recorded with each prediction)",
 )
 @click.option(
+    "--keep-idle-programs",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="programs that stopped serving kept loaded (the latest), so a route back does not wait for a load",
+)
+@click.option(
     "--evaluator-queue",
     type=click.IntRange(min=1),
     default=1000,
@@ -156,6 +163,7 @@ def main(**options: Any) -> None:
             create=options["create"],
             program_modules=program_modules(options["program_modules"]),
             allow_code_drift=options["allow_code_drift"],
+            keep_idle_programs=options["keep_idle_programs"],
             evaluator_queue=options["evaluator_queue"],
             evaluator_workers=options["evaluator_workers"],
             learning_interval=options["learning_interval"],

@@ -37,6 +37,8 @@ from dspyops.state import State, VersionState
 from dspyops.tracing import module_names
 from gateway_svc.prompt_cache import FormatOnce, format_once
 
+_Key = tuple[str, tuple[tuple[str, str], ...]]  # artifact digest, the lineage's corpus digests
+
 
 @dataclass(frozen=True)
 class LoadedProgram:
@@ -71,12 +73,19 @@ class ProgramCache:
         connections: Connections | None = None,
         programs: ProgramContext = NO_CONTEXT,
         allow_code_drift: bool = False,
+        keep_idle: int = 4,
     ) -> None:
+        """``keep_idle``: how many programs that stopped serving stay loaded (the most recent
+        ones), so a route back (a rollback, an A/B flip) does not wait for a load."""
         self.connections = connections or OFFLINE_ONLY
         self.programs = programs
         self.allow_code_drift = allow_code_drift
+        self.keep_idle = keep_idle
+        self.loads = 0  # programs loaded since start, again or not (the churn the keep avoids)
         # by artifact and the corpus digests its lineage recorded (a Retrieve stage's index)
-        self._loaded: dict[tuple[str, tuple[tuple[str, str], ...]], LoadedProgram] = {}
+        self._loaded: dict[_Key, LoadedProgram] = {}
+        # the loaded ones that serve nothing now, oldest first (in the order they stopped)
+        self._idle: dict[_Key, None] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -100,20 +109,28 @@ class ProgramCache:
                 data = artifact() if callable(artifact) else artifact
                 loaded = self._load(digest, data, what, corpora or {})
                 self._loaded[key] = loaded
+                self.loads += 1
         return loaded
 
     def __len__(self) -> int:
         return len(self._loaded)
 
     def retain(self, digests: Set[str]) -> int:
-        """Unload every program whose artifact is not in ``digests``; how many were dropped.
-        A request already running one keeps its reference; the next request that needs it
-        loads it again."""
+        """Unload the programs whose artifact is not in ``digests`` (those serving now) but the
+        ``keep_idle`` that stopped serving last; how many were dropped. A request already
+        running one keeps its reference; the next request that needs it loads it again."""
         with self._lock:
-            idle = [key for key in self._loaded if key[0] not in digests]
-            for key in idle:
+            idle = self._idle
+            for key in [key for key in idle if key[0] in digests or key not in self._loaded]:
+                del idle[key]  # serves again (or was loaded anew meanwhile)
+            for key in self._loaded:
+                if key[0] not in digests and key not in idle:
+                    idle[key] = None  # stopped serving now: the newest idle
+            dropped = list(idle)[: max(0, len(idle) - self.keep_idle)]
+            for key in dropped:
                 del self._loaded[key]
-        return len(idle)
+                del idle[key]
+        return len(dropped)
 
     def check_code(self, loaded: LoadedProgram, recorded: Mapping[str, str], what: str) -> str:
         """ "" when the code is the version's; the drift as JSON when ``--allow-code-drift``
@@ -160,7 +177,8 @@ def serving_digests(state: State) -> set[str]:
     """The artifacts of every version that can serve or judge now: each deployment's routes
     (primaries and shadows), experiment arms, canary baseline and candidate, and its
     evaluators' judge versions. Anything else a gateway loaded (an as-of replay, a version
-    routed before) is unloaded when the state moves on (gateway_svc.predict)."""
+    routed before) is unloaded when the state moves on (gateway_svc.predict), but the few
+    that stopped serving last (``ProgramCache.keep_idle``)."""
     return set(serving_versions(state))
 
 

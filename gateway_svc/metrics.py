@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from dspyops.eventlog import EventStore
@@ -87,7 +87,7 @@ class _TailCollector(Collector):
         self.records = records
         self.programs = programs
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         position = self.replica.state.position
         head = self.store.head() if self.store is not None else (self.replica.readiness.target or 0)
         head = max(head, position)
@@ -110,6 +110,13 @@ class _TailCollector(Collector):
         if self.programs is not None:
             yield GaugeMetricFamily(
                 "dspyops_gateway_loaded_programs",
-                "Versions' programs this gateway holds loaded (those that can serve or judge now).",
+                "Versions' programs this gateway holds loaded (those that can serve or judge now, and the "
+                "few that stopped serving last).",
                 value=len(self.programs),
+            )
+            yield CounterMetricFamily(
+                "dspyops_gateway_program_loads",
+                "Versions' programs loaded since start, again or not (a route back to an unloaded one "
+                "loads it).",
+                value=self.programs.loads,
             )

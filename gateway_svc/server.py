@@ -83,6 +83,7 @@ class GatewayConfig:
     create: bool = False  # create a missing log even where files of an earlier one exist
     program_modules: frozenset[str] = frozenset()  # modules user classes and ReAct tools may come from
     allow_code_drift: bool = False  # serve a version whose user code differs from its record
+    keep_idle_programs: int = 4  # programs that stopped serving kept loaded, the latest (a route back)
     drift_interval: float = 5.0  # seconds between drift checks of monitored deployments; 0: none
     capture_purge_interval: float = 600.0  # seconds between retention sweeps of captured data; 0: none
     evaluator_queue: int = 1000  # online evaluators' queued work; more is dropped and counted
@@ -300,6 +301,7 @@ async def start(config: GatewayConfig) -> RunningGateway:
         else None,
         tracer=telemetry.tracer(config.tracer_provider),
         trace_content=config.trace_content,
+        keep_idle_programs=config.keep_idle_programs,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(service, server)
     port = rpc.bind(server, config.host, config.port, config.security)

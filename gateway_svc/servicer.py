@@ -61,6 +61,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         learning_link: OptimizerLink | None = None,
         tracer: Tracer = NO_TRACER,
         trace_content: bool = False,
+        keep_idle_programs: int = 4,
     ) -> None:
         self.connections = connections or OFFLINE_ONLY
         self.replica = replica
@@ -71,7 +72,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServicer):
         self.predictions = Predictions(
             replica,
             records,
-            ProgramCache(self.connections, programs, allow_code_drift),
+            ProgramCache(self.connections, programs, allow_code_drift, keep_idle_programs),
             self.history,
             tracer,
             trace_content,

@@ -1,12 +1,15 @@
-"""A gateway holds loaded only the versions that can serve or judge now (issue 17): a version
-routed away from is unloaded as the log moves on, shadows and experiment arms stay loaded,
-and a version needed again is loaded again. Real optimizer and gateway, the count read from
-the gateway's /metrics (dspyops_gateway_loaded_programs)."""
+"""A gateway holds loaded only the versions that can serve or judge now (issue 17), and the few
+that stopped serving last (--keep-idle-programs): a version routed away from is unloaded as
+the log moves on once more than that many idle, shadows and experiment arms stay loaded, a
+version needed again is loaded again, and a route back to a kept one loads nothing. Real
+optimizer and gateways, the counts read from each gateway's /metrics
+(dspyops_gateway_loaded_programs, dspyops_gateway_program_loads_total)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
@@ -26,17 +29,27 @@ TEXT = {"text": ROWS[0]["text"]}
 @dataclass
 class Stack:
     opt: OptimizerClient
-    gw: GatewayClient
+    gw: GatewayClient  # keeps no idle program loaded
     metrics_port: int
+    kept: GatewayClient  # keeps the one that stopped serving last
+    kept_metrics_port: int
 
-    def loaded(self) -> float:
-        return value(scrape(self.metrics_port), "dspyops_gateway_loaded_programs")
+    def loaded(self, port: int | None = None) -> float:
+        return value(scrape(port or self.metrics_port), "dspyops_gateway_loaded_programs")
+
+    def loads(self, port: int) -> float:
+        return value(scrape(port), "dspyops_gateway_program_loads_total")
 
     def routes(self, primary: dict[str, float], shadows: dict[str, float] | None = None) -> None:
         routes = [pb.Route(version=v, weight=w, role=pb.PRIMARY) for v, w in primary.items()]
         routes += [pb.Route(version=v, weight=w, role=pb.SHADOW) for v, w in (shadows or {}).items()]
         position = self.opt.set_routes("web", routes, reason="test").log_position
-        assert wait_until(lambda: self.gw.get_deployment_state("web").log_position >= position)
+        for gw in (self.gw, self.kept):
+            assert wait_until(partial(_at, gw, position))
+
+
+def _at(gw: GatewayClient, position: int) -> bool:
+    return gw.list_deployment_states().log_position >= position
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("unloading")
     log = str(tmp / "log.db")
     optimizer = ServerThread(lambda: start_optimizer(OptimizerConfig(log=log, data_dir=tmp / "data")))
-    gateway = None
+    gateways: list[ServerThread] = []
     try:
         with OptimizerClient(optimizer.address) as opt:
             for k in (2, 4, 6):  # three versions, three artifacts
@@ -60,16 +73,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 assert events[-1].WhichOneof("kind") == "completed"
             opt.create_deployment("web", "tickets")
             opt.set_routes("web", {"1.0.0": 1.0}, reason="first")
-            gateway = ServerThread(
-                lambda: start_gateway(
-                    GatewayConfig(log=log, canary_interval=0, learning_interval=0, metrics_port=0)
+            for keep in (0, 1):
+                config = GatewayConfig(
+                    log=log, canary_interval=0, learning_interval=0, metrics_port=0, keep_idle_programs=keep
                 )
-            )
-            with GatewayClient(gateway.address) as gw:
-                assert wait_until(lambda: gw.list_deployment_states().log_position >= opt.read_log(0, 1).head)
-                yield Stack(opt, gw, gateway.running.metrics.port)  # type: ignore[union-attr]
+                gateways.append(ServerThread(partial(start_gateway, config)))
+            with GatewayClient(gateways[0].address) as gw, GatewayClient(gateways[1].address) as kept:
+                head = opt.read_log(0, 1).head
+                for client in (gw, kept):
+                    assert wait_until(partial(_at, client, head))
+                ports = [g.running.metrics.port for g in gateways]
+                yield Stack(opt, gw, ports[0], kept, ports[1])
     finally:
-        if gateway is not None:
+        for gateway in gateways:
             gateway.stop()
         optimizer.stop()
 
@@ -84,6 +100,29 @@ def test_a_version_routed_away_from_is_unloaded_and_loaded_again_when_needed(sta
     stack.routes({"1.0.0": 1.0})
     assert stack.gw.predict("web", TEXT).version == "1.0.0"  # loaded again, from the log's artifact
     assert stack.loaded() == 1
+
+
+def test_a_route_back_to_a_version_kept_idle_loads_nothing_and_older_idle_ones_are_unloaded(
+    stack: Stack,
+) -> None:
+    port = stack.kept_metrics_port
+    stack.routes({"1.0.0": 1.0})
+    assert stack.kept.predict("web", TEXT).version == "1.0.0"
+    stack.routes({"1.1.0": 1.0})
+    assert stack.kept.predict("web", TEXT).version == "1.1.0"
+    assert stack.loaded(port) == 2  # 1.0.0 stopped serving last: kept
+    loads = stack.loads(port)
+    stack.routes({"1.0.0": 1.0})  # a rollback
+    assert stack.kept.predict("web", TEXT).version == "1.0.0"
+    assert stack.loads(port) == loads  # served by the program it kept
+    stack.routes({"1.2.0": 1.0})
+    assert stack.kept.predict("web", TEXT).version == "1.2.0"
+    # 1.1.0 (idle since the rollback) was unloaded when 1.0.0 became the newer idle one
+    assert stack.loaded(port) == 2
+    assert stack.loads(port) == loads + 1
+    stack.routes({"1.1.0": 1.0})
+    assert stack.kept.predict("web", TEXT).version == "1.1.0"
+    assert stack.loads(port) == loads + 2  # loaded again
 
 
 def test_shadows_and_experiment_arms_stay_loaded(stack: Stack) -> None:
