@@ -40,6 +40,7 @@ from dspyops.state import (
     State,
     VersionState,
     replace,
+    shared,
 )
 
 
@@ -238,11 +239,13 @@ def _version_registered(b: _Builder, event: StoredEvent, msg: pb.VersionRegister
     program = b.program(msg.program)
     if program is None:
         program = b.programs[msg.program] = _ProgramDraft(ProgramState(name=msg.program))
+    # the latest version's spec and LM config objects when equal (state.shared)
+    latest = next(reversed(program.versions.values()), None)
     program.versions[msg.version] = VersionState(
-        msg.program,
+        program.name,
         msg.version,
-        _plain(msg.spec),
-        _plain(msg.lm),
+        shared(_plain(msg.spec), latest, "spec"),
+        shared(_plain(msg.lm), latest, "lm"),
         msg.artifact_digest,
         STATUS_NAMES.get(msg.status, "development"),
         _plain(msg.lineage),

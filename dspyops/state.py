@@ -28,6 +28,29 @@ def replace(obj: _T, /, **changes: Any) -> _T:
     return type(obj)(*[changes[n] if n in changes else getattr(obj, n) for n in names])
 
 
+def shared(value: Mapping[str, Any], previous: VersionState | None, name: str) -> Mapping[str, Any]:
+    """``previous``'s field ``name`` (its ``spec`` or ``lm``) when equal to ``value``, else
+    ``value``: a program's versions mostly share one spec and one LM config, so one object holds
+    each (~0.8 KB a registered version, bench/bench_registry.py). The state is never written,
+    so sharing is safe."""
+    if previous is None:
+        return value
+    found: Mapping[str, Any] = getattr(previous, name)
+    return found if _same(found, value) else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal with the same types throughout (``==`` alone takes True for 1 and 1.0, which
+    the state's JSON and hash tell apart)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 # The enums as the state names them, and back (for the messages built from the state).
 STATUS_VALUES: dict[str, pb.VersionStatus] = {
     "development": pb.DEVELOPMENT,

@@ -48,6 +48,7 @@ from dspyops.state import (
     RouteState,
     State,
     VersionState,
+    shared,
 )
 
 FORMAT = 1
@@ -87,9 +88,15 @@ def decode_state(data: bytes) -> State:
 
 
 def _program(raw: dict[str, Any]) -> ProgramState:
+    versions: dict[str, VersionState] = {}
+    latest: VersionState | None = None
+    for name, version in raw["versions"].items():  # sharing spec and LM objects as the fold does
+        version["spec"] = shared(version["spec"], latest, "spec")
+        version["lm"] = shared(version["lm"], latest, "lm")
+        latest = versions[name] = VersionState(**version)
     return ProgramState(
         name=raw["name"],
-        versions={v: VersionState(**version) for v, version in raw["versions"].items()},
+        versions=versions,
         aliases=dict(raw["aliases"]),
         stream_version=raw["stream_version"],
     )

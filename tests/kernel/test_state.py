@@ -14,7 +14,7 @@ from dspyops.events import new_event
 from dspyops.fold import fold, state_hash
 from dspyops.proto import events_pb2 as pb
 from dspyops.snapshots import decode_state, encode_state
-from dspyops.state import EMPTY
+from dspyops.state import EMPTY, VersionState, shared
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PROGRAMS = ["a", "b"]
@@ -194,6 +194,37 @@ def test_registry_and_routes_are_folded() -> None:
     assert web.stream_version == 2 and web.changed_position == 5
     assert state_hash(state) != state_hash(fold(events[:-1]))
     assert fold([]) == EMPTY
+
+
+def test_versions_with_an_equal_spec_and_lm_share_one_object_each_after_a_fold_and_a_snapshot() -> None:
+    """Memory per registered version (issue 17, goal 5): a program's versions mostly have one
+    spec and one LM config, and the state holds each once; a version that differs keeps its own."""
+    spec = pb.ProgramSpec(module="Predict", signature="text -> label")
+    lm = pb.LMConfig(model="offline/nearest-demo", max_tokens=512)
+    other_lm = pb.LMConfig(model="offline/nearest-demo", max_tokens=256)
+    events = stored(
+        [
+            pb.VersionRegistered(program="a", version="1.0.0", spec=spec, lm=lm, artifact_digest="d1"),
+            pb.VersionRegistered(program="a", version="1.1.0", spec=spec, lm=lm, artifact_digest="d2"),
+            pb.VersionRegistered(program="a", version="1.2.0", spec=spec, lm=other_lm, artifact_digest="d3"),
+        ]
+    )
+    for state in (fold(events), decode_state(encode_state(fold(events)))):
+        v1, v2, v3 = state.programs["a"].versions.values()
+        assert v1.spec is v2.spec is v3.spec and v1.lm is v2.lm
+        assert v3.lm is not v2.lm and v3.lm == {"model": "offline/nearest-demo", "max_tokens": 256}
+        assert v2.lm == {"model": "offline/nearest-demo", "max_tokens": 512}
+    assert state_hash(fold(events)) == state_hash(fold(events[:2] + events[2:]))
+
+
+def test_only_values_of_the_same_types_are_shared() -> None:
+    # 1.0 == True in Python, but the state's JSON (and its hash) tells them apart
+    previous = VersionState("a", "1.0.0", {"x": "y"}, {"n": 1.0, "l": [1, 2]}, "d", "development", {}, 1, 0)
+    assert shared({"n": 1.0, "l": [1, 2]}, previous, "lm") is previous.lm
+    assert shared({"n": True, "l": [1, 2]}, previous, "lm") == {"n": True, "l": [1, 2]}
+    assert shared({"n": True, "l": [1, 2]}, previous, "lm") is not previous.lm
+    assert shared({"n": 1.0, "l": [1, 2.0]}, previous, "lm") is not previous.lm
+    assert shared({"n": 1.0}, None, "lm") == {"n": 1.0}
 
 
 def test_corpora_are_folded_by_name_and_by_digest() -> None:
