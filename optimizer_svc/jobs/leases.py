@@ -123,17 +123,21 @@ class LeaseKeeper:
             self._self_fence(f"{type(exc).__name__}: {exc}")
             return []
         for handle in jobs.running():
-            if handle.fenced:
-                continue
             summary = state.jobs.get(handle.job_id)
             if summary is None:
                 continue
-            if summary.owner != jobs.owner or summary.fence != handle.fence:
-                if summary.stream_version > handle.stream_version:  # someone else wrote after us
-                    jobs.lose(
-                        handle,
-                        f"lease lost: the job is {summary.state}, owned by {summary.owner or 'nobody'}",
-                    )
+            # Under the handle's lock, which the job thread holds from an append until it has
+            # recorded the version: the refresh may already hold the job's newest append (the
+            # keeper wakes on every append), and this handle must be read as of the same point.
+            with handle._lock:
+                if handle.fenced or handle.done or summary.stream_version < handle.stream_version:
+                    continue  # ended, lost, or it appended since the refresh (which renewed its lease)
+                theirs = summary.owner != jobs.owner or summary.fence != handle.fence
+                written_after_us = summary.stream_version > handle.stream_version
+            if theirs:
+                if written_after_us:
+                    owner = summary.owner or "nobody"
+                    jobs.lose(handle, f"lease lost: the job is {summary.state}, owned by {owner}")
                 continue
             if summary.cancel_requested:
                 handle.cancel.cancel(summary.cancel_requested)

@@ -362,6 +362,8 @@ class JobManager:
         """JobLeaseRenewed, when the job appended nothing else for a while (the keeper). The
         replica renews for itself, as it claims: the system, whichever thread ticks."""
         with handle._lock, acting_as(SYSTEM):
+            if handle.done:  # its end is on the record (the keeper decided just before): no lease
+                return
             self._append_fenced(handle, [pb.JobLeaseRenewed(fence=handle.fence)])
 
     def lose(self, handle: JobHandle, reason: str) -> None:
