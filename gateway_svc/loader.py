@@ -121,8 +121,8 @@ class ProgramCache:
         running one keeps its reference; the next request that needs it loads it again."""
         with self._lock:
             idle = self._idle
-            for key in [key for key in idle if key[0] in digests or key not in self._loaded]:
-                del idle[key]  # serves again (or was loaded anew meanwhile)
+            for key in [key for key in idle if key[0] in digests]:
+                del idle[key]  # serves again
             for key in self._loaded:
                 if key[0] not in digests and key not in idle:
                     idle[key] = None  # stopped serving now: the newest idle
